@@ -1,0 +1,14 @@
+//! The pipewise domain model.
+//!
+//! This crate says *what* pipewise knows about a sales organisation — the entities
+//! (reps, accounts, opportunities and their history, activities, transcripts...),
+//! their fields, the closed vocabularies (stages, forecast categories, activity
+//! types) and how a raw text cell becomes a typed [`Value`]. It performs no I/O:
+//! the store turns the schema into tables, the importers turn files into rows, and
+//! later the feature engine reads the rows back as of a date.
+
+pub mod schema;
+pub mod value;
+
+pub use schema::{Entity, Field, FieldType, Vocabulary};
+pub use value::{ParseError, Value, parse_cell};

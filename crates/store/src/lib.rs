@@ -1,0 +1,92 @@
+//! The pipewise store.
+//!
+//! This is the only crate that speaks SQL. Everything above it talks to the
+//! [`Store`] and [`WriteTx`] traits, so a PostgreSQL backend for team servers can
+//! be added beside [`SqliteStore`] without touching importers or engines.
+//!
+//! Invariants kept here:
+//! - every write happens inside one [`WriteTx`]; dropping it without
+//!   [`WriteTx::commit`] leaves the database exactly as it was;
+//! - every change of an opportunity's tracked field (stage, amount, close date,
+//!   owner, forecast category) made through [`WriteTx::upsert`] is recorded in
+//!   `opportunity_history` with its timestamp;
+//! - an upsert that changes nothing writes nothing, so re-imports are idempotent.
+
+mod sqlite;
+mod stats;
+
+pub use sqlite::SqliteStore;
+pub use stats::{DataQuality, EntityStats, Finding, Pipeline, PipelineStage, RepSummary, Stats};
+
+use pipewise_core::{Entity, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("database {path} was written by a newer pipewise (schema version {found}, this build knows {known}); upgrade pipewise")]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error("migration to schema version {version} failed: {source}")]
+    Migration { version: i64, source: rusqlite::Error },
+    #[error("{0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{entity} has no column {column}")]
+    UnknownColumn { entity: &'static str, column: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What an upsert did to the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+/// One write of a row, with the instant its values were true of the world.
+pub struct RowWrite<'a> {
+    pub entity: Entity,
+    /// The columns given, in the order of `values`. Columns not given are left
+    /// as they are on update (and empty on insert).
+    pub columns: &'a [&'static str],
+    pub values: &'a [Value],
+    /// When the source says this row's values took effect (a snapshot or
+    /// history report's edit date). Changes of tracked fields are dated with
+    /// it; without it they are dated with the transaction's `as_of`.
+    pub effective_at: Option<&'a str>,
+}
+
+/// A backend: something that can open write transactions and answer queries.
+pub trait Store {
+    /// Starts an all-or-nothing write. `as_of` (UTC, `YYYY-MM-DDTHH:MM:SSZ`)
+    /// dates the changes whose source gives no time of its own.
+    fn begin(&mut self, as_of: &str) -> Result<Box<dyn WriteTx + '_>>;
+    /// Counts, date ranges, data-quality findings and a pipeline summary.
+    fn stats(&self) -> Result<Stats>;
+    /// A digest of every imported row (not of the audit log): equal digests
+    /// mean equal content.
+    fn content_digest(&self) -> Result<String>;
+}
+
+pub trait WriteTx {
+    /// Inserts the row, or updates the existing row with the same key when
+    /// any given column differs, or does nothing.
+    fn upsert(&mut self, row: RowWrite<'_>) -> Result<Outcome>;
+    /// Whether a row with this single-column key exists (`id`).
+    fn exists(&mut self, entity: Entity, id: &str) -> Result<bool>;
+    /// The id of the row whose `name` column equals `name`, if exactly one does.
+    fn id_by_name(&mut self, entity: Entity, name: &str) -> Result<Option<String>>;
+    /// Deletes the turns of a conversation from `seq` on (a transcript re-imported shorter).
+    fn truncate_turns(&mut self, conversation_id: &str, from_seq: i64) -> Result<u64>;
+    /// History rows written by upserts in this transaction so far.
+    fn history_written(&self) -> u64;
+    /// Appends to the import audit log.
+    fn log_import(&mut self, kind: &str, sources: &str, report_json: &str) -> Result<()>;
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = sqlite::MIGRATIONS.len() as i64;

@@ -1,0 +1,484 @@
+//! The embedded SQLite backend (one file, WAL mode, foreign keys on).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use pipewise_core::schema::HISTORY_FIELDS;
+use pipewise_core::{Entity, Value};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
+
+use crate::{Outcome, Result, RowWrite, Store, StoreError, WriteTx};
+
+/// Versioned migrations, applied in order; `PRAGMA user_version` records how
+/// many have been applied. Never edit a released migration: append a new one.
+pub(crate) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+pub struct SqliteStore {
+    pub(crate) conn: Connection,
+    path: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path_s = path.as_ref().display().to_string();
+        let conn = Connection::open(path.as_ref()).map_err(|source| StoreError::Open { path: path_s.clone(), source })?;
+        Self::setup(conn, path_s)
+    }
+
+    /// An in-memory database (tests, dry runs of tools).
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open { path: ":memory:".into(), source })?;
+        Self::setup(conn, ":memory:".into())
+    }
+
+    fn setup(conn: Connection, path: String) -> Result<Self> {
+        let open_err = |source| StoreError::Open { path: path.clone(), source };
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        // Not a database at all (or encrypted): say so before anything else.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(open_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -65536;",
+        )
+        .map_err(open_err)?;
+        let mut store = SqliteStore { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current = self.schema_version()?;
+        let known = MIGRATIONS.len() as i64;
+        if current > known {
+            return Err(StoreError::TooNew { path: self.path.clone(), found: current, known });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let version = i as i64 + 1;
+            let tx = self.conn.transaction().map_err(|source| StoreError::Migration { version, source })?;
+            tx.execute_batch(sql).map_err(|source| StoreError::Migration { version, source })?;
+            tx.pragma_update(None, "user_version", version).map_err(|source| StoreError::Migration { version, source })?;
+            tx.commit().map_err(|source| StoreError::Migration { version, source })?;
+        }
+        Ok(())
+    }
+
+    /// Column names of a table, as the database declares them (used by tests
+    /// that hold the schema and the migrations together).
+    pub fn table_columns(&self, table: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT name FROM pragma_table_xinfo(?1) WHERE hidden = 0 OR hidden = 2")?;
+        let cols = st.query_map([table], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(cols)
+    }
+}
+
+/// Binds a core [`Value`] as an SQL parameter without copying it.
+pub(crate) struct Sql<'a>(pub &'a Value);
+
+impl ToSql for Sql<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Int(i) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(*i)),
+            Value::Float(x) => ToSqlOutput::Owned(rusqlite::types::Value::Real(*x)),
+            Value::Bool(b) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(i64::from(*b))),
+        })
+    }
+}
+
+pub(crate) fn from_sql(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(x) => Value::Float(x),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+    }
+}
+
+/// The statements for one (entity, column set), built once per transaction.
+struct Statements {
+    insert: String,
+    /// `None` when every given column is part of the key.
+    update: Option<String>,
+    /// Positions (in the given columns) of the key columns.
+    key_pos: Vec<usize>,
+    /// (position in given columns, field name) of tracked history fields.
+    tracked: Vec<(usize, &'static str)>,
+    select_tracked: Option<String>,
+}
+
+fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statements> {
+    let table = entity.table();
+    for c in columns {
+        if entity.field(c).is_none() {
+            return Err(StoreError::UnknownColumn { entity: table, column: (*c).to_string() });
+        }
+    }
+    let mut key_pos = Vec::new();
+    for k in entity.key() {
+        match columns.iter().position(|c| c == k) {
+            Some(p) => key_pos.push(p),
+            None => return Err(StoreError::Invalid(format!("a write to {table} must include its key column {k}"))),
+        }
+    }
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let insert = format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+        columns.join(", "),
+        placeholders.join(", ")
+    );
+    let non_key: Vec<usize> = (0..columns.len()).filter(|i| !key_pos.contains(i)).collect();
+    let key_where: Vec<String> = key_pos.iter().map(|&p| format!("{} = ?{}", columns[p], p + 1)).collect();
+    let update = (!non_key.is_empty()).then(|| {
+        let sets: Vec<String> = non_key.iter().map(|&p| format!("{} = ?{}", columns[p], p + 1)).collect();
+        let lhs: Vec<&str> = non_key.iter().map(|&p| columns[p]).collect();
+        let rhs: Vec<String> = non_key.iter().map(|&p| format!("?{}", p + 1)).collect();
+        format!(
+            "UPDATE {table} SET {} WHERE {} AND ({}) IS NOT ({})",
+            sets.join(", "),
+            key_where.join(" AND "),
+            lhs.join(", "),
+            rhs.join(", ")
+        )
+    });
+    let tracked: Vec<(usize, &'static str)> = if entity == Entity::Opportunity {
+        columns.iter().enumerate().filter(|(_, c)| HISTORY_FIELDS.values.contains(c)).map(|(i, c)| (i, *c)).collect()
+    } else {
+        Vec::new()
+    };
+    let select_tracked = (!tracked.is_empty()).then(|| {
+        let cols: Vec<&str> = tracked.iter().map(|(_, c)| *c).collect();
+        format!("SELECT {} FROM opportunities WHERE id = ?1", cols.join(", "))
+    });
+    Ok(Statements { insert, update, key_pos, tracked, select_tracked })
+}
+
+pub(crate) struct SqliteTx<'a> {
+    conn: &'a Connection,
+    as_of: String,
+    history: u64,
+    done: bool,
+    statements: HashMap<(Entity, Vec<&'static str>), Statements>,
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+const INSERT_HISTORY: &str = "INSERT INTO opportunity_history (opportunity_id, field, changed_at, value, old_value)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (opportunity_id, field, changed_at) DO UPDATE SET value = excluded.value
+     WHERE value IS NOT excluded.value";
+
+fn write_history(
+    conn: &Connection,
+    counter: &mut u64,
+    opp: &str,
+    field: &str,
+    at: &str,
+    value: Option<&str>,
+    old: Option<&str>,
+) -> Result<()> {
+    let n = conn.prepare_cached(INSERT_HISTORY)?.execute(params![opp, field, at, value, old])?;
+    *counter += n as u64;
+    Ok(())
+}
+
+/// The value a tracked field held at `at` according to the recorded history.
+fn value_at(conn: &Connection, opp: &str, field: &str, at: &str) -> Result<Option<Option<String>>> {
+    Ok(conn
+            .prepare_cached(
+                "SELECT value FROM opportunity_history WHERE opportunity_id = ?1 AND field = ?2 AND changed_at <= ?3
+                 ORDER BY changed_at DESC LIMIT 1",
+            )?
+            .query_row(params![opp, field, at], |r| r.get::<_, Option<String>>(0))
+            .optional()?)
+}
+
+impl WriteTx for SqliteTx<'_> {
+    fn upsert(&mut self, row: RowWrite<'_>) -> Result<Outcome> {
+        let key = (row.entity, row.columns.to_vec());
+        if !self.statements.contains_key(&key) {
+            let st = build_statements(row.entity, row.columns)?;
+            self.statements.insert(key.clone(), st);
+        }
+        let st = &self.statements[&key];
+        let params: Vec<Sql<'_>> = row.values.iter().map(Sql).collect();
+        let params = rusqlite::params_from_iter(params.iter());
+        if self.conn.prepare_cached(&st.insert)?.execute(params.clone())? == 1 {
+            if let Some(at) = row.effective_at {
+                // A snapshot with a date: its tracked values were in effect from then on.
+                let id = row.values[st.key_pos[0]].to_text().unwrap_or_default();
+                for &(pos, field) in &st.tracked {
+                    if let Some(v) = row.values[pos].to_text() {
+                        write_history(self.conn, &mut self.history, &id, field, at, Some(&v), None)?;
+                    }
+                }
+            }
+            return Ok(Outcome::Inserted);
+        }
+        let Some(update) = st.update.as_deref() else { return Ok(Outcome::Unchanged) };
+        if st.tracked.is_empty() {
+            let n = self.conn.prepare_cached(update)?.execute(params)?;
+            return Ok(if n == 1 { Outcome::Updated } else { Outcome::Unchanged });
+        }
+
+        // An opportunity with tracked fields: record what changes, and when.
+        let tracked = &st.tracked;
+        let select = st.select_tracked.as_deref().unwrap_or_default();
+        let id = row.values[st.key_pos[0]].to_text().unwrap_or_default();
+        let at = row.effective_at.unwrap_or(&self.as_of).to_string();
+        if row.effective_at.is_some() {
+            let latest: Option<String> = self
+                .conn
+                .prepare_cached("SELECT max(changed_at) FROM opportunity_history WHERE opportunity_id = ?1")?
+                .query_row([&id], |r| r.get(0))?;
+            if latest.as_deref().is_some_and(|l| at.as_str() < l) {
+                // An older snapshot than what we know: it can only add history.
+                for &(pos, field) in tracked {
+                    let new = row.values[pos].to_text();
+                    let prev = value_at(self.conn, &id, field, &at)?;
+                    if prev.as_ref() != Some(&new) {
+                        write_history(self.conn, &mut self.history, &id, field, &at, new.as_deref(), prev.flatten().as_deref())?;
+                    }
+                }
+                return Ok(Outcome::Unchanged);
+            }
+        }
+        let old: Vec<Value> = self.conn.prepare_cached(select)?.query_row([&id], |r| {
+            (0..tracked.len()).map(|i| r.get_ref(i).map(from_sql)).collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let n = self.conn.prepare_cached(update)?.execute(params)?;
+        if n == 0 {
+            return Ok(Outcome::Unchanged);
+        }
+        for (i, &(pos, field)) in tracked.iter().enumerate() {
+            let new = &row.values[pos];
+            if !same(&old[i], new) {
+                write_history(self.conn, &mut self.history, &id, field, &at, new.to_text().as_deref(), old[i].to_text().as_deref())?;
+            }
+        }
+        Ok(Outcome::Updated)
+    }
+
+    fn exists(&mut self, entity: Entity, id: &str) -> Result<bool> {
+        let sql = format!("SELECT 1 FROM {} WHERE id = ?1", entity.table());
+        Ok(self.conn.prepare_cached(&sql)?.query_row([id], |_| Ok(())).optional()?.is_some())
+    }
+
+    fn id_by_name(&mut self, entity: Entity, name: &str) -> Result<Option<String>> {
+        let sql = format!("SELECT id FROM {} WHERE name = ?1 LIMIT 2", entity.table());
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let ids = st.query_map([name], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(if ids.len() == 1 { ids.into_iter().next() } else { None })
+    }
+
+    fn truncate_turns(&mut self, conversation_id: &str, from_seq: i64) -> Result<u64> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM conversation_turns WHERE conversation_id = ?1 AND seq >= ?2")?
+            .execute(params![conversation_id, from_seq])?;
+        Ok(n as u64)
+    }
+
+    fn history_written(&self) -> u64 {
+        self.history
+    }
+
+    fn log_import(&mut self, kind: &str, sources: &str, report_json: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO imports (started_at, kind, sources, report) VALUES (?1, ?2, ?3, ?4)",
+            params![self.as_of, kind, sources, report_json],
+        )?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            // Deferred foreign keys are checked here; name the first offenders.
+            let mut detail = Vec::new();
+            if let Ok(mut st) = self.conn.prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check LIMIT 5") {
+                if let Ok(rows) = st.query_map([], |r| {
+                    Ok(format!("{} row {:?} refers to a missing {}", r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?))
+                }) {
+                    detail.extend(rows.flatten());
+                }
+            }
+            return Err(StoreError::Invalid(if detail.is_empty() {
+                format!("commit failed: {e}")
+            } else {
+                format!("commit failed: {e}: {}", detail.join("; "))
+            }));
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+/// Equality of a stored and a given value (numbers compare numerically).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => (*x as f64) == *y,
+        (Value::Bool(x), Value::Int(y)) | (Value::Int(y), Value::Bool(x)) => i64::from(*x) == *y,
+        _ => a == b,
+    }
+}
+
+impl Store for SqliteStore {
+    fn begin(&mut self, as_of: &str) -> Result<Box<dyn WriteTx + '_>> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(Box::new(SqliteTx {
+            conn: &self.conn,
+            as_of: as_of.to_string(),
+            history: 0,
+            done: false,
+            statements: HashMap::new(),
+        }))
+    }
+
+    fn stats(&self) -> Result<crate::Stats> {
+        crate::stats::compute(&self.conn)
+    }
+
+    fn content_digest(&self) -> Result<String> {
+        // Two FNV-1a 64 streams with different offsets: a stable 128-bit digest.
+        let mut h = [0xcbf29ce484222325u64, 0x84222325cbf29ce4u64];
+        let mut feed = |bytes: &[u8]| {
+            for &b in bytes {
+                for x in h.iter_mut() {
+                    *x ^= u64::from(b);
+                    *x = x.wrapping_mul(0x100000001b3);
+                }
+            }
+        };
+        for e in Entity::ALL {
+            let cols: Vec<&str> = e.fields().iter().map(|f| f.name).collect();
+            let sql = format!("SELECT {} FROM {} ORDER BY {}", cols.join(", "), e.table(), e.key().join(", "));
+            let mut st = self.conn.prepare(&sql)?;
+            let mut rows = st.query([])?;
+            feed(e.table().as_bytes());
+            while let Some(r) = rows.next()? {
+                for i in 0..cols.len() {
+                    let v = from_sql(r.get_ref(i)?);
+                    feed(&[0xff]);
+                    feed(format!("{v:?}").as_bytes());
+                }
+                feed(&[0xfe]);
+            }
+        }
+        Ok(format!("{:016x}{:016x}", h[0], h[1]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(entity: Entity, columns: &'a [&'static str], values: &'a [Value]) -> RowWrite<'a> {
+        RowWrite { entity, columns, values, effective_at: None }
+    }
+    fn t(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn schema_matches_the_core_field_table() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        for e in Entity::ALL {
+            let cols = store.table_columns(e.table()).unwrap();
+            for f in e.fields() {
+                assert!(cols.iter().any(|c| c == f.name), "{}.{} missing from the migration", e.table(), f.name);
+            }
+            for c in &cols {
+                assert!(e.field(c).is_some() || c == "outcome", "{}.{c} is not in the core schema", e.table());
+            }
+        }
+        assert_eq!(store.schema_version().unwrap(), crate::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn upsert_inserts_updates_and_leaves_equal_rows_alone() {
+        let mut store = SqliteStore::open_in_memory().unwrap();
+        let cols = ["id", "name", "region"];
+        let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
+        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null])).unwrap(), Outcome::Inserted);
+        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null])).unwrap(), Outcome::Unchanged);
+        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), t("EU")])).unwrap(), Outcome::Updated);
+        tx.commit().unwrap();
+        let d1 = store.content_digest().unwrap();
+        {
+            let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
+            tx.upsert(row(Entity::Team, &cols, &[t("t2"), t("West"), Value::Null])).unwrap();
+            // dropped: rolled back
+        }
+        assert_eq!(store.content_digest().unwrap(), d1);
+    }
+
+    #[test]
+    fn changes_to_tracked_fields_are_recorded_with_their_time() {
+        let mut store = SqliteStore::open_in_memory().unwrap();
+        let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
+        tx.upsert(row(Entity::User, &["id", "name"], &[t("u1"), t("Ann")])).unwrap();
+        let cols = ["id", "owner_id", "stage", "amount"];
+        tx.upsert(row(Entity::Opportunity, &cols, &[t("o1"), t("u1"), t("prospecting"), Value::Float(100.0)])).unwrap();
+        tx.commit().unwrap();
+        let mut tx = store.begin("2025-02-01T00:00:00Z").unwrap();
+        let out = tx.upsert(row(Entity::Opportunity, &cols, &[t("o1"), t("u1"), t("proposal"), Value::Float(100.0)])).unwrap();
+        assert_eq!(out, Outcome::Updated);
+        assert_eq!(tx.history_written(), 1);
+        // A dated snapshot older than what is known only adds history.
+        let snap = RowWrite {
+            entity: Entity::Opportunity,
+            columns: &cols,
+            values: &[t("o1"), t("u1"), t("qualification"), Value::Float(100.0)],
+            effective_at: Some("2025-01-15T00:00:00Z"),
+        };
+        assert_eq!(tx.upsert(snap).unwrap(), Outcome::Unchanged);
+        tx.commit().unwrap();
+        let h: Vec<(String, String, Option<String>)> = store
+            .conn
+            .prepare("SELECT changed_at, value, old_value FROM opportunity_history WHERE field = 'stage' ORDER BY changed_at")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            h,
+            vec![
+                ("2025-01-15T00:00:00Z".into(), "qualification".into(), None),
+                ("2025-02-01T00:00:00Z".into(), "proposal".into(), Some("prospecting".into())),
+            ]
+        );
+        let stage: String = store.conn.query_row("SELECT stage FROM opportunities", [], |r| r.get(0)).unwrap();
+        assert_eq!(stage, "proposal");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.db");
+        let s = SqliteStore::open(&p).unwrap();
+        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        let e = SqliteStore::open(&p).err().unwrap();
+        assert!(e.to_string().contains("newer pipewise"), "{e}");
+    }
+}

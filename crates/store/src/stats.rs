@@ -1,0 +1,325 @@
+//! Counts, date ranges, data-quality findings and a pipeline summary.
+
+use std::collections::BTreeMap;
+
+use pipewise_core::Entity;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::Result;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub schema_version: i64,
+    /// Rows per entity table.
+    pub counts: BTreeMap<String, u64>,
+    pub entities: BTreeMap<String, EntityStats>,
+    pub data_quality: DataQuality,
+    pub pipeline: Pipeline,
+    pub imports: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityStats {
+    pub count: u64,
+    /// The column the date range is over.
+    pub time_field: Option<String>,
+    pub first: Option<String>,
+    pub last: Option<String>,
+    /// Share of rows with a value, per optional field.
+    pub filled: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataQuality {
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// `missing`, `orphan`, `duplicate` or `inconsistent`.
+    pub kind: String,
+    pub entity: String,
+    pub count: u64,
+    pub message: String,
+    /// A few ids (or values) to look at.
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    pub by_stage: Vec<PipelineStage>,
+    pub open: u64,
+    pub open_amount: f64,
+    pub won: u64,
+    pub lost: u64,
+    pub won_amount: f64,
+    /// Won / (won + lost); `None` with no closed deals.
+    pub win_rate: Option<f64>,
+    pub reps: Vec<RepSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineStage {
+    pub stage: String,
+    pub count: u64,
+    pub amount: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepSummary {
+    pub id: String,
+    pub name: String,
+    pub team: Option<String>,
+    pub open: u64,
+    pub won: u64,
+    pub lost: u64,
+    pub won_amount: f64,
+    pub win_rate: Option<f64>,
+}
+
+fn one<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Result<T> {
+    Ok(conn.query_row(sql, [], |r| r.get(0))?)
+}
+
+/// Runs `count_sql` (one number) and, when non-zero, `examples_sql` (one text column).
+fn finding(conn: &Connection, kind: &str, entity: &str, message: &str, count_sql: &str, examples_sql: &str) -> Result<Option<Finding>> {
+    let count: i64 = one(conn, count_sql)?;
+    if count == 0 {
+        return Ok(None);
+    }
+    let mut st = conn.prepare(&format!("{examples_sql} LIMIT 5"))?;
+    let examples = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(Finding { kind: kind.into(), entity: entity.into(), count: count as u64, message: message.into(), examples }))
+}
+
+/// Optional fields whose partial absence is worth a finding.
+const WATCHED: &[(&str, &[&str])] = &[
+    ("opportunities", &["account_id", "amount", "created_at", "close_date", "forecast_category"]),
+    ("leads", &["owner_id", "first_response_at", "source", "status"]),
+    ("accounts", &["industry", "employees", "annual_revenue"]),
+    ("users", &["team_id", "manager_id", "hire_date", "email"]),
+    ("activities", &["user_id", "outcome"]),
+    ("contacts", &["title", "account_id"]),
+];
+
+pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
+    let schema_version: i64 = one(conn, "PRAGMA user_version")?;
+    let mut counts = BTreeMap::new();
+    let mut entities = BTreeMap::new();
+    let mut findings = Vec::new();
+    for e in Entity::ALL {
+        let table = e.table();
+        let optional: Vec<&str> = e.fields().iter().filter(|f| !f.required).map(|f| f.name).collect();
+        let mut sel = vec!["count(*)".to_string()];
+        sel.extend(optional.iter().map(|c| format!("count({c})")));
+        if let Some(tf) = e.time_field() {
+            sel.push(format!("min({tf})"));
+            sel.push(format!("max({tf})"));
+        }
+        let sql = format!("SELECT {} FROM {table}", sel.join(", "));
+        let (count, filled_counts, first, last) = conn.query_row(&sql, [], |r| {
+            let n: i64 = r.get(0)?;
+            let filled: Vec<i64> = (0..optional.len()).map(|i| r.get(i + 1)).collect::<rusqlite::Result<_>>()?;
+            let (a, b) = if e.time_field().is_some() {
+                (r.get::<_, Option<String>>(optional.len() + 1)?, r.get::<_, Option<String>>(optional.len() + 2)?)
+            } else {
+                (None, None)
+            };
+            Ok((n as u64, filled, a, b))
+        })?;
+        let mut filled = BTreeMap::new();
+        for (c, n) in optional.iter().zip(&filled_counts) {
+            let share = if count == 0 { 0.0 } else { *n as f64 / count as f64 };
+            filled.insert((*c).to_string(), (share * 10_000.0).round() / 10_000.0);
+            let watched = WATCHED.iter().any(|(t, cols)| *t == table && cols.contains(c));
+            if watched && count > 0 && (*n as u64) < count && *n > 0 {
+                let missing = count - *n as u64;
+                let key = e.key()[0];
+                findings.push(Finding {
+                    kind: "missing".into(),
+                    entity: table.into(),
+                    count: missing,
+                    message: format!("{missing} of {count} {table} have no {c}"),
+                    examples: {
+                        let mut st = conn.prepare(&format!("SELECT {key} FROM {table} WHERE {c} IS NULL LIMIT 5"))?;
+                        st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?
+                    },
+                });
+            }
+        }
+        counts.insert(table.to_string(), count);
+        entities.insert(
+            table.to_string(),
+            EntityStats { count, time_field: e.time_field().map(str::to_string), first, last, filled },
+        );
+    }
+
+    let checks: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "orphan",
+            "opportunities",
+            "opportunities without an account",
+            "SELECT count(*) FROM opportunities WHERE account_id IS NULL",
+            "SELECT id FROM opportunities WHERE account_id IS NULL ORDER BY id",
+        ),
+        (
+            "missing",
+            "opportunities",
+            "open opportunities without an expected close date",
+            "SELECT count(*) FROM opportunities WHERE outcome = 'open' AND close_date IS NULL",
+            "SELECT id FROM opportunities WHERE outcome = 'open' AND close_date IS NULL ORDER BY id",
+        ),
+        (
+            "missing",
+            "opportunities",
+            "closed opportunities without a close date",
+            "SELECT count(*) FROM opportunities WHERE outcome <> 'open' AND closed_at IS NULL AND close_date IS NULL",
+            "SELECT id FROM opportunities WHERE outcome <> 'open' AND closed_at IS NULL AND close_date IS NULL ORDER BY id",
+        ),
+        (
+            "inconsistent",
+            "opportunities",
+            "opportunities that close before they were created",
+            "SELECT count(*) FROM opportunities WHERE coalesce(closed_at, close_date) < substr(created_at, 1, 10)",
+            "SELECT id FROM opportunities WHERE coalesce(closed_at, close_date) < substr(created_at, 1, 10) ORDER BY id",
+        ),
+        (
+            "orphan",
+            "contacts",
+            "contacts without an account",
+            "SELECT count(*) FROM contacts WHERE account_id IS NULL",
+            "SELECT id FROM contacts WHERE account_id IS NULL ORDER BY id",
+        ),
+        (
+            "orphan",
+            "activities",
+            "activities linked to no lead, opportunity, contact or account",
+            "SELECT count(*) FROM activities WHERE lead_id IS NULL AND opportunity_id IS NULL AND contact_id IS NULL AND account_id IS NULL",
+            "SELECT id FROM activities WHERE lead_id IS NULL AND opportunity_id IS NULL AND contact_id IS NULL AND account_id IS NULL ORDER BY id",
+        ),
+        (
+            "orphan",
+            "conversations",
+            "conversations linked to no opportunity or lead",
+            "SELECT count(*) FROM conversations WHERE opportunity_id IS NULL AND lead_id IS NULL",
+            "SELECT id FROM conversations WHERE opportunity_id IS NULL AND lead_id IS NULL ORDER BY id",
+        ),
+        (
+            "orphan",
+            "conversations",
+            "conversations without any transcript turn",
+            "SELECT count(*) FROM conversations c WHERE NOT EXISTS (SELECT 1 FROM conversation_turns t WHERE t.conversation_id = c.id)",
+            "SELECT id FROM conversations c WHERE NOT EXISTS (SELECT 1 FROM conversation_turns t WHERE t.conversation_id = c.id) ORDER BY id",
+        ),
+        (
+            "orphan",
+            "users",
+            "reps that own opportunities but are not on any team",
+            "SELECT count(*) FROM users u WHERE team_id IS NULL AND EXISTS (SELECT 1 FROM opportunities o WHERE o.owner_id = u.id)",
+            "SELECT id FROM users u WHERE team_id IS NULL AND EXISTS (SELECT 1 FROM opportunities o WHERE o.owner_id = u.id) ORDER BY id",
+        ),
+        (
+            "duplicate",
+            "accounts",
+            "accounts sharing a name under different ids",
+            "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) n FROM accounts GROUP BY lower(trim(name)) HAVING n > 1)",
+            "SELECT name FROM accounts GROUP BY lower(trim(name)) HAVING count(*) > 1 ORDER BY name",
+        ),
+        (
+            "duplicate",
+            "users",
+            "users sharing an email under different ids",
+            "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) n FROM users WHERE email IS NOT NULL GROUP BY lower(trim(email)) HAVING n > 1)",
+            "SELECT email FROM users WHERE email IS NOT NULL GROUP BY lower(trim(email)) HAVING count(*) > 1 ORDER BY email",
+        ),
+        (
+            "duplicate",
+            "contacts",
+            "contacts sharing an email under different ids",
+            "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) n FROM contacts WHERE email IS NOT NULL GROUP BY lower(trim(email)) HAVING n > 1)",
+            "SELECT email FROM contacts WHERE email IS NOT NULL GROUP BY lower(trim(email)) HAVING count(*) > 1 ORDER BY email",
+        ),
+        (
+            "duplicate",
+            "leads",
+            "leads sharing an email (the same person inquiring again)",
+            "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) n FROM leads WHERE email IS NOT NULL GROUP BY lower(trim(email)) HAVING n > 1)",
+            "SELECT email FROM leads WHERE email IS NOT NULL GROUP BY lower(trim(email)) HAVING count(*) > 1 ORDER BY email",
+        ),
+        (
+            "duplicate",
+            "opportunities",
+            "opportunities with the same name on the same account",
+            "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) n FROM opportunities WHERE name IS NOT NULL AND account_id IS NOT NULL GROUP BY account_id, lower(trim(name)) HAVING n > 1)",
+            "SELECT account_id || ': ' || name FROM opportunities WHERE name IS NOT NULL AND account_id IS NOT NULL GROUP BY account_id, lower(trim(name)) HAVING count(*) > 1 ORDER BY 1",
+        ),
+        (
+            "missing",
+            "leads",
+            "leads never answered (no first response, not converted or disqualified)",
+            "SELECT count(*) FROM leads WHERE first_response_at IS NULL AND converted_at IS NULL AND disqualified_at IS NULL",
+            "SELECT id FROM leads WHERE first_response_at IS NULL AND converted_at IS NULL AND disqualified_at IS NULL ORDER BY created_at",
+        ),
+    ];
+    for (kind, entity, message, count_sql, examples_sql) in checks {
+        if let Some(f) = finding(conn, kind, entity, message, count_sql, examples_sql)? {
+            findings.push(f);
+        }
+    }
+
+    let mut by_stage = Vec::new();
+    {
+        let mut st = conn.prepare("SELECT stage, count(*), coalesce(sum(amount), 0) FROM opportunities GROUP BY stage")?;
+        let rows = st.query_map([], |r| Ok(PipelineStage { stage: r.get(0)?, count: r.get::<_, i64>(1)? as u64, amount: r.get(2)? }))?;
+        for r in rows {
+            by_stage.push(r?);
+        }
+        let order = |s: &str| pipewise_core::schema::STAGES.values.iter().position(|v| *v == s).unwrap_or(usize::MAX);
+        by_stage.sort_by_key(|s| order(&s.stage));
+    }
+    let (open, open_amount, won, lost, won_amount) = conn.query_row(
+        "SELECT count(*) FILTER (WHERE outcome = 'open'), coalesce(sum(amount) FILTER (WHERE outcome = 'open'), 0),
+                count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost'),
+                coalesce(sum(amount) FILTER (WHERE outcome = 'won'), 0)
+         FROM opportunities",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64, r.get(4)?)),
+    )?;
+    let rate = |w: u64, l: u64| (w + l > 0).then(|| w as f64 / (w + l) as f64);
+    let mut reps = Vec::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT u.id, u.name, t.name,
+                    count(*) FILTER (WHERE o.outcome = 'open'), count(*) FILTER (WHERE o.outcome = 'won'),
+                    count(*) FILTER (WHERE o.outcome = 'lost'), coalesce(sum(o.amount) FILTER (WHERE o.outcome = 'won'), 0)
+             FROM opportunities o JOIN users u ON u.id = o.owner_id LEFT JOIN teams t ON t.id = u.team_id
+             GROUP BY u.id ORDER BY u.name",
+        )?;
+        let rows = st.query_map([], |r| {
+            let (w, l) = (r.get::<_, i64>(4)? as u64, r.get::<_, i64>(5)? as u64);
+            Ok(RepSummary {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                team: r.get(2)?,
+                open: r.get::<_, i64>(3)? as u64,
+                won: w,
+                lost: l,
+                won_amount: r.get(6)?,
+                win_rate: rate(w, l),
+            })
+        })?;
+        for r in rows {
+            reps.push(r?);
+        }
+    }
+    let imports: i64 = one(conn, "SELECT count(*) FROM imports")?;
+    Ok(Stats {
+        schema_version,
+        counts,
+        entities,
+        data_quality: DataQuality { findings },
+        pipeline: Pipeline { by_stage, open, open_amount, won, lost, won_amount, win_rate: rate(won, lost), reps },
+        imports: imports as u64,
+    })
+}
