@@ -95,10 +95,10 @@ fn finding(conn: &Connection, kind: &str, entity: &str, message: &str, count_sql
 
 /// Optional fields whose partial absence is worth a finding.
 const WATCHED: &[(&str, &[&str])] = &[
-    ("opportunities", &["account_id", "amount", "created_at", "close_date", "forecast_category"]),
+    ("opportunities", &["amount", "created_at", "forecast_category"]),
     ("leads", &["owner_id", "first_response_at", "source", "status"]),
     ("accounts", &["industry", "employees", "annual_revenue"]),
-    ("users", &["team_id", "manager_id", "hire_date", "email"]),
+    ("users", &["team_id", "hire_date", "email"]),
     ("activities", &["user_id", "outcome"]),
     ("contacts", &["title", "account_id"]),
 ];
@@ -218,6 +218,13 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
             "reps that own opportunities but are not on any team",
             "SELECT count(*) FROM users u WHERE team_id IS NULL AND EXISTS (SELECT 1 FROM opportunities o WHERE o.owner_id = u.id)",
             "SELECT id FROM users u WHERE team_id IS NULL AND EXISTS (SELECT 1 FROM opportunities o WHERE o.owner_id = u.id) ORDER BY id",
+        ),
+        (
+            "orphan",
+            "users",
+            "reps without a manager",
+            "SELECT count(*) FROM users WHERE coalesce(role, 'rep') IN ('rep', 'sdr') AND manager_id IS NULL",
+            "SELECT id FROM users WHERE coalesce(role, 'rep') IN ('rep', 'sdr') AND manager_id IS NULL ORDER BY id",
         ),
         (
             "duplicate",

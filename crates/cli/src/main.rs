@@ -1,0 +1,351 @@
+//! The `pipewise` binary: argument parsing and printing only. The work is done
+//! by the library crates (ingest, store, and later the engines).
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use pipewise_core::Entity;
+use pipewise_ingest::{ImportOptions, ImportReport, Mapping, Source, TranscriptLink};
+use pipewise_store::{SqliteStore, Store};
+
+#[derive(Parser)]
+#[command(name = "pipewise", version, about = "Open-source sales intelligence: import your CRM, see what is real.")]
+struct Cli {
+    /// Database file.
+    #[arg(long, global = true, env = "PIPEWISE_DB", default_value = "pipewise.db")]
+    db: PathBuf,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import data into the database (all or nothing).
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Counts, date ranges, data-quality findings and a pipeline summary.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The data model: every entity and field (`--markdown` for docs/data-format.md).
+    Schema {
+        #[arg(long)]
+        markdown: bool,
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+    },
+    /// Build a demo database and print what pipewise sees in it.
+    Demo {
+        /// Demo database file (recreated).
+        #[arg(long, default_value = "pipewise-demo.db")]
+        out: PathBuf,
+        /// Directory of the Maven CRM export to load.
+        #[arg(long, env = "PIPEWISE_MAVEN_DIR")]
+        maven: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct CommonImport {
+    /// Check everything and report what would change, without writing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the import report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Stop after listing this many errors.
+    #[arg(long, default_value_t = 100)]
+    max_errors: usize,
+    /// Date changes whose source gives no time with this instant (default: now).
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// A directory of canonical files (<entity>.csv or .jsonl), or of the files a mapping names.
+    Dir {
+        dir: PathBuf,
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonImport,
+    },
+    /// The Maven Analytics CRM export (accounts, products, sales_teams, sales_pipeline).
+    Maven {
+        dir: PathBuf,
+        #[command(flatten)]
+        common: CommonImport,
+    },
+    /// CSV files: canonical (`--entity`, or named <entity>.csv) or through a mapping file.
+    Csv {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, conflicts_with = "entity")]
+        mapping: Option<PathBuf>,
+        #[arg(long)]
+        entity: Option<String>,
+        #[command(flatten)]
+        common: CommonImport,
+    },
+    /// JSONL files in the canonical format (one object per line).
+    Jsonl {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        entity: Option<String>,
+        #[command(flatten)]
+        common: CommonImport,
+    },
+    /// WebVTT transcripts (Zoom, Teams), linked by flags or a sidecar JSON per file.
+    Vtt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        opportunity: Option<String>,
+        #[arg(long)]
+        lead: Option<String>,
+        /// The rep's user id.
+        #[arg(long)]
+        rep: Option<String>,
+        /// Conversation id (one file only; default: the file name).
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        started_at: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        common: CommonImport,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
+}
+
+fn now() -> String {
+    pipewise_core::value::format_instant(chrono::Utc::now())
+}
+
+fn entity_arg(name: &str) -> Result<Entity> {
+    Entity::from_table(name).with_context(|| {
+        let known: Vec<&str> = Entity::ALL.iter().map(|e| e.table()).collect();
+        format!("unknown entity {name:?}; expected one of {}", known.join(", "))
+    })
+}
+
+fn entity_of_file(path: &Path, given: Option<&str>) -> Result<Entity> {
+    if let Some(g) = given {
+        return entity_arg(g);
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    Entity::from_table(&stem).with_context(|| {
+        format!("{}: cannot tell the entity from the file name; pass --entity (e.g. --entity opportunities)", path.display())
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Import(cmd) => import(&cli.db, cmd),
+        Command::Stats { json } => {
+            let store = open(&cli.db)?;
+            let stats = store.stats()?;
+            if json {
+                let mut v = serde_json::to_value(&stats)?;
+                v["database"] = serde_json::Value::String(cli.db.display().to_string());
+                v["content_digest"] = serde_json::Value::String(store.content_digest()?);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", output::stats_text(&cli.db.display().to_string(), &stats));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { markdown, json } => {
+            if json {
+                let v: Vec<serde_json::Value> = Entity::ALL
+                    .iter()
+                    .map(|e| serde_json::json!({"entity": e.table(), "key": e.key(), "doc": e.doc(), "fields": e.fields()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if markdown {
+                print!("{}", pipewise_core::schema::markdown_reference());
+            } else {
+                for e in Entity::ALL {
+                    let f: Vec<&str> = e.fields().iter().map(|f| f.name).collect();
+                    println!("{:<22} {}", e.table(), f.join(", "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { out, maven, json } => demo(&out, maven, json),
+    }
+}
+
+fn open(db: &Path) -> Result<SqliteStore> {
+    Ok(SqliteStore::open(db)?)
+}
+
+fn import(db: &Path, cmd: ImportCmd) -> Result<ExitCode> {
+    let (kind, sources, common) = match cmd {
+        ImportCmd::Dir { dir, mapping, common } => {
+            let m = mapping.as_deref().map(Mapping::load).transpose()?;
+            let kind = if m.is_some() { "mapped" } else { "canonical" };
+            (kind, pipewise_ingest::sources_in_dir(&dir, m.as_ref())?, common)
+        }
+        ImportCmd::Maven { dir, common } => ("maven", pipewise_ingest::sources_in_dir(&dir, Some(&Mapping::maven()))?, common),
+        ImportCmd::Csv { files, mapping, entity, common } => {
+            let mut sources = Vec::new();
+            match mapping {
+                Some(mp) => {
+                    let m = Mapping::load(&mp)?;
+                    for f in &files {
+                        let idx = if m.files.len() == 1 {
+                            0
+                        } else {
+                            let name = f.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                            m.files.iter().position(|fm| fm.name.as_deref() == Some(name.as_str())).with_context(|| {
+                                format!("mapping {} has several file sections and none is named {name}", mp.display())
+                            })?
+                        };
+                        sources.push(Source::Csv { path: f.clone(), mapping: m.clone(), file: idx, canonical: false });
+                    }
+                }
+                None => {
+                    for f in &files {
+                        let e = entity_of_file(f, entity.as_deref())?;
+                        sources.push(Source::Csv { path: f.clone(), mapping: Mapping::canonical(e), file: 0, canonical: true });
+                    }
+                }
+            }
+            ("csv", sources, common)
+        }
+        ImportCmd::Jsonl { files, entity, common } => {
+            let mut sources = Vec::new();
+            for f in &files {
+                sources.push(Source::Jsonl { path: f.clone(), entity: entity_of_file(f, entity.as_deref())? });
+            }
+            ("jsonl", sources, common)
+        }
+        ImportCmd::Vtt { files, opportunity, lead, rep, id, started_at, title, common } => {
+            if id.is_some() && files.len() > 1 {
+                bail!("--id names one conversation; give one file, or leave --id out to use each file's name");
+            }
+            let mut sources = Vec::new();
+            for f in files {
+                let link = TranscriptLink {
+                    id: id.clone(),
+                    opportunity_id: opportunity.clone(),
+                    lead_id: lead.clone(),
+                    user_id: rep.clone(),
+                    started_at: started_at.clone(),
+                    title: title.clone(),
+                    ..Default::default()
+                }
+                .with_sidecar(&f)?;
+                sources.push(Source::Vtt { path: f, link });
+            }
+            ("vtt", sources, common)
+        }
+    };
+    let as_of = match &common.as_of {
+        None => now(),
+        Some(s) => match pipewise_core::value::parse_datetime(s, &[]) {
+            Some(t) => pipewise_core::value::format_instant(t),
+            None => bail!("--as-of {s:?}: expected a date or date-time such as 2025-06-30T18:00:00Z"),
+        },
+    };
+    let opts = ImportOptions { dry_run: common.dry_run, max_errors: common.max_errors, as_of, kind: kind.to_string() };
+    let mut store = open(db)?;
+    let progress = output::Bar::new(!common.json);
+    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, &progress)?;
+    finish_import(db, &report, common.json)
+}
+
+fn finish_import(db: &Path, report: &ImportReport, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", output::report_text(&db.display().to_string(), report));
+    }
+    if report.ok() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let files: std::collections::BTreeSet<&str> = report.errors.iter().map(|e| e.file.as_str()).collect();
+        eprintln!(
+            "error: import failed with {}{} error{} in {}; the database is unchanged",
+            report.errors.len(),
+            if report.errors_truncated { "+" } else { "" },
+            if report.errors.len() == 1 { "" } else { "s" },
+            files.into_iter().collect::<Vec<_>>().join(", ")
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Until the simulator lands, the demo loads the Maven CRM export into a fresh
+/// database and shows what pipewise makes of it.
+fn demo(out: &Path, maven: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    let dir = match maven {
+        Some(d) => d,
+        None => {
+            let candidates = ["../shared/data/maven-crm", "shared/data/maven-crm", "data/maven-crm"];
+            candidates.iter().map(PathBuf::from).find(|p| p.join("sales_pipeline.csv").is_file()).with_context(|| {
+                "the demo loads the Maven CRM export and did not find it in ../shared/data/maven-crm; pass --maven DIR".to_string()
+            })?
+        }
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", out.display()));
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("cannot replace {}", p.display()))?;
+        }
+    }
+    let mut store = open(out)?;
+    let sources = pipewise_ingest::sources_in_dir(&dir, Some(&Mapping::maven()))?;
+    let opts = ImportOptions { dry_run: false, max_errors: 100, as_of: now(), kind: "maven".into() };
+    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;
+    if !report.ok() {
+        return finish_import(out, &report, json);
+    }
+    let stats = store.stats()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"import": report, "stats": stats}))?);
+    } else {
+        println!("pipewise demo: the Maven CRM export ({}) loaded into {}\n", dir.display(), out.display());
+        print!("{}", output::report_text(&out.display().to_string(), &report));
+        println!();
+        print!("{}", output::stats_text(&out.display().to_string(), &stats));
+        println!();
+        print!("{}", output::pipeline_text(&stats));
+        println!("\nNext: `pipewise --db {} stats --json`, or import your own export with a mapping (see docs/data-format.md).", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,219 @@
+//! Human-readable output: tables, progress bars.
+
+use std::fmt::Write as _;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pipewise_ingest::ImportReport;
+use pipewise_store::Stats;
+
+/// A byte progress bar on stderr, shown only on a terminal and for files
+/// large enough to take a moment.
+pub struct Bar {
+    enabled: bool,
+    bar: std::cell::RefCell<Option<ProgressBar>>,
+}
+
+impl Bar {
+    pub fn new(enabled: bool) -> Self {
+        Bar { enabled, bar: std::cell::RefCell::new(None) }
+    }
+}
+
+impl pipewise_ingest::Progress for Bar {
+    fn begin(&self, label: &str, total_bytes: u64) {
+        if !self.enabled || total_bytes < 4 << 20 {
+            return;
+        }
+        let pb = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let name = std::path::Path::new(label).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        pb.set_message(name);
+        *self.bar.borrow_mut() = Some(pb);
+    }
+    fn advance_to(&self, bytes: u64) {
+        if let Some(pb) = self.bar.borrow().as_ref() {
+            pb.set_position(bytes);
+        }
+    }
+    fn end(&self) {
+        if let Some(pb) = self.bar.borrow_mut().take() {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn money(x: f64) -> String {
+    if x.abs() >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x.abs() >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("-".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+pub fn report_text(db: &str, r: &ImportReport) -> String {
+    let mut s = String::new();
+    let verb = if r.dry_run && r.ok() {
+        "Dry run (nothing written): would import"
+    } else if r.committed {
+        "Imported"
+    } else {
+        "Checked (nothing written)"
+    };
+    let _ = writeln!(s, "{verb} {} ({} source{}) into {db}", r.kind, r.sources.len(), if r.sources.len() == 1 { "" } else { "s" });
+    if !r.entities.is_empty() {
+        let _ = writeln!(s, "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}", "entity", "rows", "inserted", "updated", "unchanged", "skipped");
+        for (e, c) in &r.entities {
+            let _ = writeln!(
+                s,
+                "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                e,
+                thousands(c.rows),
+                thousands(c.inserted),
+                thousands(c.updated),
+                thousands(c.unchanged),
+                thousands(c.skipped)
+            );
+        }
+    }
+    if r.history_recorded > 0 {
+        let _ = writeln!(s, "  opportunity history entries written: {}", thousands(r.history_recorded));
+    }
+    for (e, n) in &r.created_from_references {
+        let _ = writeln!(s, "  created from references: {} {e}", thousands(*n));
+    }
+    if !r.cleaned.is_empty() {
+        let _ = writeln!(s, "  cleaned:");
+        for c in &r.cleaned {
+            let file = std::path::Path::new(&c.file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "    {file} column {:?}: {:?} -> {:?} in {} rows (aliases.{})",
+                c.column,
+                c.from,
+                c.to,
+                thousands(c.rows),
+                c.rule
+            );
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "  warning: {w}");
+    }
+    if !r.errors.is_empty() {
+        let _ = writeln!(s, "  errors:");
+        for e in &r.errors {
+            let _ = writeln!(s, "    {e}");
+        }
+        if r.errors_truncated {
+            let _ = writeln!(s, "    ... more errors not listed (raise --max-errors to see them)");
+        }
+    }
+    s
+}
+
+pub fn stats_text(db: &str, st: &Stats) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Database {db} (schema v{}, {} imports)", st.schema_version, st.imports);
+    let _ = writeln!(s, "  {:<22} {:>10}  {}", "entity", "rows", "date range");
+    for (name, e) in &st.entities {
+        if e.count == 0 {
+            continue;
+        }
+        let range = match (&e.first, &e.last, &e.time_field) {
+            (Some(a), Some(b), Some(f)) => format!("{f} {} .. {}", &a[..a.len().min(10)], &b[..b.len().min(10)]),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "  {:<22} {:>10}  {range}", name, thousands(e.count));
+    }
+    let empty: Vec<&str> = st.entities.iter().filter(|(_, e)| e.count == 0).map(|(n, _)| n.as_str()).collect();
+    if !empty.is_empty() {
+        let _ = writeln!(s, "  no data yet: {}", empty.join(", "));
+    }
+    let f = &st.data_quality.findings;
+    if f.is_empty() {
+        let _ = writeln!(s, "Data quality: no findings");
+    } else {
+        let _ = writeln!(s, "Data quality ({} findings):", f.len());
+        for x in f {
+            let _ = writeln!(s, "  [{}] {}: {} (e.g. {})", x.kind, x.entity, x.message_with_count(), x.examples.join(", "));
+        }
+    }
+    s
+}
+
+trait MessageWithCount {
+    fn message_with_count(&self) -> String;
+}
+impl MessageWithCount for pipewise_store::Finding {
+    fn message_with_count(&self) -> String {
+        if self.message.starts_with(|c: char| c.is_ascii_digit()) {
+            self.message.clone()
+        } else {
+            format!("{} {}", thousands(self.count), self.message)
+        }
+    }
+}
+
+pub fn pipeline_text(st: &Stats) -> String {
+    let p = &st.pipeline;
+    let mut s = String::new();
+    let _ = writeln!(s, "Pipeline");
+    for b in &p.by_stage {
+        let _ = writeln!(s, "  {:<14} {:>7} deals  {:>10}", b.stage, thousands(b.count), money(b.amount));
+    }
+    let _ = writeln!(
+        s,
+        "  open: {} deals; closed: {} won ({} booked), {} lost; win rate {}",
+        thousands(p.open),
+        thousands(p.won),
+        money(p.won_amount),
+        thousands(p.lost),
+        pct(p.win_rate)
+    );
+    let mut reps: Vec<_> = p.reps.iter().filter(|r| r.won + r.lost >= 10).collect();
+    reps.sort_by(|a, b| b.win_rate.partial_cmp(&a.win_rate).unwrap_or(std::cmp::Ordering::Equal));
+    if !reps.is_empty() {
+        let _ = writeln!(s, "\nWin rate by rep (reps with 10+ closed deals; best and worst five)");
+        let _ = writeln!(s, "  {:<24} {:<28} {:>6} {:>6} {:>6} {:>8} {:>10}", "rep", "team", "open", "won", "lost", "win rate", "booked");
+        let show: Vec<_> = if reps.len() > 10 { reps[..5].iter().chain(reps[reps.len() - 5..].iter()).collect() } else { reps.iter().collect() };
+        for (i, r) in show.iter().enumerate() {
+            if reps.len() > 10 && i == 5 {
+                let _ = writeln!(s, "  ...");
+            }
+            let _ = writeln!(
+                s,
+                "  {:<24} {:<28} {:>6} {:>6} {:>6} {:>8} {:>10}",
+                r.name,
+                r.team.as_deref().unwrap_or("-"),
+                r.open,
+                r.won,
+                r.lost,
+                pct(r.win_rate),
+                money(r.won_amount)
+            );
+        }
+    }
+    s
+}

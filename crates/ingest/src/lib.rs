@@ -1,0 +1,571 @@
+//! Importers: files in, validated rows out, all or nothing.
+//!
+//! Every import runs in one store transaction. Each file is streamed record by
+//! record through a [`Mapping`] (the canonical format is the identity mapping,
+//! the Maven CRM export and Salesforce/HubSpot reports are mapping files), so
+//! memory does not depend on file size. Problems are collected with file, line,
+//! column, value and what was expected — up to a limit — and any problem rolls
+//! the whole import back. `dry_run` runs the same path and rolls back at the
+//! end, so its report is exactly what a real run would do.
+
+pub mod mapping;
+pub mod report;
+mod table;
+pub mod vtt;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use csv::ByteRecord;
+use pipewise_core::{Entity, Value};
+use pipewise_store::{RowWrite, Store, StoreError};
+use serde::Deserialize;
+
+pub use mapping::Mapping;
+pub use report::{Cleaning, EntityCounts, ImportReport, RowError};
+use table::{Context, FilePlan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("mapping {path}: {message}")]
+    Mapping { path: String, message: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// One input of an import.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A CSV file read through one `[[file]]` section of a mapping.
+    Csv { path: PathBuf, mapping: Mapping, file: usize, canonical: bool },
+    /// A JSONL file of one entity in the canonical format (one object per line).
+    Jsonl { path: PathBuf, entity: Entity },
+    /// A WebVTT transcript and what it is linked to.
+    Vtt { path: PathBuf, link: TranscriptLink },
+}
+
+impl Source {
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Csv { path, .. } | Source::Jsonl { path, .. } | Source::Vtt { path, .. } => path,
+        }
+    }
+
+    /// A canonical CSV or JSONL file of `entity`, chosen by extension.
+    pub fn canonical(path: PathBuf, entity: Entity) -> Source {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson")) {
+            Source::Jsonl { path, entity }
+        } else {
+            Source::Csv { path, mapping: Mapping::canonical(entity), file: 0, canonical: true }
+        }
+    }
+}
+
+/// What a transcript belongs to. Given on the command line or in a sidecar
+/// JSON file next to the transcript (`call.vtt.json` or `call.json`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptLink {
+    /// Conversation id; defaults to the file name without extension.
+    pub id: Option<String>,
+    pub opportunity_id: Option<String>,
+    pub lead_id: Option<String>,
+    /// The rep on the call; defaults to the first speaker who is a known user.
+    pub user_id: Option<String>,
+    pub activity_id: Option<String>,
+    pub started_at: Option<String>,
+    pub title: Option<String>,
+    /// Speaker name -> `rep`, `customer` or `other`. Speakers not listed are
+    /// reps when a user has their name, customers otherwise.
+    #[serde(default)]
+    pub speakers: std::collections::BTreeMap<String, String>,
+}
+
+impl TranscriptLink {
+    /// Fills what is not set here from the sidecar next to `path`, if any.
+    pub fn with_sidecar(mut self, path: &Path) -> Result<TranscriptLink, IngestError> {
+        let candidates = [PathBuf::from(format!("{}.json", path.display())), path.with_extension("json")];
+        for c in candidates {
+            if c.is_file() {
+                let text = std::fs::read_to_string(&c).map_err(|e| IngestError::Io { path: c.display().to_string(), source: e })?;
+                let side: TranscriptLink = serde_json::from_str(&text)
+                    .map_err(|e| IngestError::Mapping { path: c.display().to_string(), message: e.to_string() })?;
+                self.id = self.id.or(side.id);
+                self.opportunity_id = self.opportunity_id.or(side.opportunity_id);
+                self.lead_id = self.lead_id.or(side.lead_id);
+                self.user_id = self.user_id.or(side.user_id);
+                self.activity_id = self.activity_id.or(side.activity_id);
+                self.started_at = self.started_at.or(side.started_at);
+                self.title = self.title.or(side.title);
+                for (k, v) in side.speakers {
+                    self.speakers.entry(k).or_insert(v);
+                }
+                break;
+            }
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub dry_run: bool,
+    /// Errors listed before the import stops looking (default 100).
+    pub max_errors: usize,
+    /// UTC instant that dates changes whose source gives no time.
+    pub as_of: String,
+    /// `canonical`, `maven`, `csv`, `jsonl`, `vtt`: recorded in the audit log.
+    pub kind: String,
+}
+
+/// Shows how far a long import has got. The CLI draws a progress bar.
+pub trait Progress {
+    fn begin(&self, _label: &str, _total_bytes: u64) {}
+    fn advance_to(&self, _bytes: u64) {}
+    fn end(&self) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// The files of a directory import: for a mapping, the files its `[[file]]`
+/// sections name; for the canonical format, `<entity>.csv` or `.jsonl` for
+/// every entity present, parents first.
+pub fn sources_in_dir(dir: &Path, mapping: Option<&Mapping>) -> Result<Vec<Source>, IngestError> {
+    if !dir.is_dir() {
+        return Err(IngestError::Usage(format!("{} is not a directory", dir.display())));
+    }
+    let mut out = Vec::new();
+    match mapping {
+        Some(m) => {
+            for (i, f) in m.files.iter().enumerate() {
+                let Some(name) = &f.name else {
+                    return Err(IngestError::Usage(format!(
+                        "mapping {}: file section #{} has no name, so it cannot be found in a directory",
+                        m.name,
+                        i + 1
+                    )));
+                };
+                let path = dir.join(name);
+                if !path.is_file() {
+                    return Err(IngestError::Usage(format!("{}: expected the file {name} of mapping {}", dir.display(), m.name)));
+                }
+                out.push(Source::Csv { path, mapping: m.clone(), file: i, canonical: false });
+            }
+        }
+        None => {
+            for e in Entity::ALL {
+                for ext in ["csv", "jsonl"] {
+                    let path = dir.join(format!("{}.{ext}", e.table()));
+                    if path.is_file() {
+                        out.push(Source::canonical(path, e));
+                    }
+                }
+            }
+            if out.is_empty() {
+                let names: Vec<String> = Entity::ALL.iter().map(|e| format!("{}.csv", e.table())).collect();
+                return Err(IngestError::Usage(format!(
+                    "{} holds no canonical file; expected some of: {}",
+                    dir.display(),
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs an import: every source in order, in one transaction. Returns the
+/// report; it is committed only when it has no errors and is not a dry run.
+pub fn run_import(
+    store: &mut dyn Store,
+    sources: &[Source],
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportReport, IngestError> {
+    let report = ImportReport {
+        kind: opts.kind.clone(),
+        sources: sources.iter().map(|s| s.path().display().to_string()).collect(),
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let tx = store.begin(&opts.as_of)?;
+    let mut ctx = Context::new(tx, report, opts.max_errors.max(1));
+    for source in sources {
+        if ctx.full() {
+            break;
+        }
+        match source {
+            Source::Csv { path, mapping, file, canonical } => import_csv(&mut ctx, path, mapping, *file, *canonical, progress)?,
+            Source::Jsonl { path, entity } => import_jsonl(&mut ctx, path, *entity, progress)?,
+            Source::Vtt { path, link } => import_vtt(&mut ctx, path, link)?,
+        }
+    }
+    ctx.report.history_recorded = ctx.tx.history_written();
+    let mut report = std::mem::take(&mut ctx.report);
+    if report.ok() && !opts.dry_run {
+        let json = serde_json::to_string(&report).unwrap_or_default();
+        ctx.tx.log_import(&opts.kind, &report.sources.join("\n"), &json)?;
+        match ctx.tx.commit() {
+            Ok(()) => report.committed = true,
+            Err(e) => {
+                report.errors.push(RowError {
+                    file: report.sources.join(", "),
+                    line: 0,
+                    column: None,
+                    column_name: None,
+                    value: None,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    // Otherwise the transaction is dropped here: rolled back.
+    Ok(report)
+}
+
+fn display_name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn import_csv(
+    ctx: &mut Context<'_>,
+    path: &Path,
+    mapping: &Mapping,
+    file_idx: usize,
+    canonical: bool,
+    progress: &dyn Progress,
+) -> Result<(), IngestError> {
+    let name = display_name(path);
+    let io = |e: std::io::Error| IngestError::Io { path: name.clone(), source: e };
+    let f = File::open(path).map_err(io)?;
+    let total = f.metadata().map_err(io)?.len();
+    let fm = &mapping.files[file_idx];
+    let delimiter = fm.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',');
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(BufReader::with_capacity(1 << 17, f));
+    let mut rec = ByteRecord::new();
+    let csv_err = |e: csv::Error, line: u64| RowError {
+        file: name.clone(),
+        line,
+        column: None,
+        column_name: None,
+        value: None,
+        message: format!("cannot read CSV: {e}"),
+    };
+    match rdr.read_byte_record(&mut rec) {
+        Ok(true) => {}
+        Ok(false) => {
+            ctx.error(RowError {
+                file: name.clone(),
+                line: 1,
+                column: None,
+                column_name: None,
+                value: None,
+                message: "the file is empty; expected a header line".into(),
+            });
+            return Ok(());
+        }
+        Err(e) => {
+            ctx.error(csv_err(e, 1));
+            return Ok(());
+        }
+    }
+    let mut header = Vec::with_capacity(rec.len());
+    for (i, h) in rec.iter().enumerate() {
+        let h = if i == 0 { h.strip_prefix(b"\xef\xbb\xbf").unwrap_or(h) } else { h };
+        match std::str::from_utf8(h) {
+            Ok(s) => header.push(s.trim().to_string()),
+            Err(_) => {
+                ctx.error(RowError {
+                    file: name.clone(),
+                    line: 1,
+                    column: Some(i + 1),
+                    column_name: None,
+                    value: Some(String::from_utf8_lossy(h).into_owned()),
+                    message: "invalid UTF-8 in the header; expected UTF-8 text".into(),
+                });
+                return Ok(());
+            }
+        }
+    }
+    let mut plan = match FilePlan::new(&name, header, fm, mapping, !canonical) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                ctx.error(e);
+            }
+            return Ok(());
+        }
+    };
+    progress.begin(&name, total);
+    let mut n: u64 = 0;
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = rec.position().map_or(0, |p| p.line());
+                plan.process(ctx, line, &rec)?;
+                if ctx.full() {
+                    break;
+                }
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                ctx.error(csv_err(e, line));
+                break;
+            }
+        }
+        n += 1;
+        if n % 8192 == 0 {
+            progress.advance_to(rdr.position().byte());
+        }
+    }
+    progress.end();
+    plan.finish(ctx)?;
+    Ok(())
+}
+
+fn import_jsonl(ctx: &mut Context<'_>, path: &Path, entity: Entity, progress: &dyn Progress) -> Result<(), IngestError> {
+    let name = display_name(path);
+    let io = |e: std::io::Error| IngestError::Io { path: name.clone(), source: e };
+    let f = File::open(path).map_err(io)?;
+    let total = f.metadata().map_err(io)?.len();
+    let (mapping, fm) = (Mapping::canonical(entity), Mapping::canonical(entity).files.remove(0));
+    let header: Vec<String> = entity.fields().iter().map(|f| f.name.to_string()).collect();
+    let mut plan = match FilePlan::new(&name, header.clone(), &fm, &mapping, false) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                ctx.error(e);
+            }
+            return Ok(());
+        }
+    };
+    progress.begin(&name, total);
+    let mut reader = BufReader::with_capacity(1 << 17, f);
+    let mut buf = Vec::new();
+    let mut line: u64 = 0;
+    let mut bytes: u64 = 0;
+    let mut rec = ByteRecord::new();
+    loop {
+        buf.clear();
+        let got = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if got == 0 {
+            break;
+        }
+        bytes += got as u64;
+        line += 1;
+        let err = |column: Option<usize>, column_name: Option<String>, value: Option<String>, message: String| RowError {
+            file: name.clone(),
+            line,
+            column,
+            column_name,
+            value,
+            message,
+        };
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t.trim(),
+            Err(e) => {
+                ctx.error(err(Some(e.valid_up_to() + 1), None, None, "invalid UTF-8; expected UTF-8 text".into()));
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
+            Ok(o) => o,
+            Err(e) => {
+                ctx.error(err(Some(e.column()), None, None, format!("expected one JSON object per line: {e}")));
+                continue;
+            }
+        };
+        rec.clear();
+        let mut ok = true;
+        for k in obj.keys() {
+            if !header.contains(k) {
+                ctx.error(err(None, Some(k.clone()), None, format!("not a field of {}", entity.table())));
+                ok = false;
+            }
+        }
+        for h in &header {
+            let cell = match obj.get(h) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Number(x)) => x.to_string(),
+                Some(serde_json::Value::Bool(b)) => b.to_string(),
+                Some(other) => {
+                    ctx.error(err(None, Some(h.clone()), Some(other.to_string()), "expected a string, number, boolean or null".into()));
+                    ok = false;
+                    String::new()
+                }
+            };
+            rec.push_field(cell.as_bytes());
+        }
+        if ok {
+            plan.process(ctx, line, &rec)?;
+        }
+        if ctx.full() {
+            break;
+        }
+        if line % 8192 == 0 {
+            progress.advance_to(bytes);
+        }
+    }
+    progress.end();
+    plan.finish(ctx)?;
+    Ok(())
+}
+
+fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Result<(), IngestError> {
+    let name = display_name(path);
+    let mut bytes = Vec::new();
+    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| IngestError::Io { path: name.clone(), source: e })?;
+    let err = |line: u64, column: Option<usize>, value: Option<String>, message: String| RowError {
+        file: name.clone(),
+        line,
+        column,
+        column_name: None,
+        value,
+        message,
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let upto = e.utf8_error().valid_up_to();
+            let b = e.as_bytes();
+            let line = 1 + b[..upto].iter().filter(|&&c| c == b'\n').count() as u64;
+            let col = upto - b[..upto].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1) + 1;
+            ctx.error(err(line, Some(col), None, "invalid UTF-8; expected UTF-8 text".into()));
+            return Ok(());
+        }
+    };
+    let turns = match vtt::parse(&text) {
+        Ok(t) => t,
+        Err(errors) => {
+            for e in errors {
+                ctx.error(err(e.line, Some(e.column), Some(e.value), e.message));
+            }
+            return Ok(());
+        }
+    };
+    if link.opportunity_id.is_none() && link.lead_id.is_none() {
+        ctx.error(err(
+            0,
+            None,
+            None,
+            "a transcript must be linked to an opportunity or a lead: pass --opportunity ID or --lead ID, or write a sidecar JSON".into(),
+        ));
+        return Ok(());
+    }
+    for (entity, id) in [
+        (Entity::Opportunity, &link.opportunity_id),
+        (Entity::Lead, &link.lead_id),
+        (Entity::User, &link.user_id),
+        (Entity::Activity, &link.activity_id),
+    ] {
+        if let Some(id) = id {
+            if !ctx.exists(entity, id)? {
+                ctx.error(err(0, None, Some(id.clone()), format!("no {} with this id in the database", entity.singular())));
+            }
+        }
+    }
+    let started_at = match &link.started_at {
+        None => Value::Null,
+        Some(s) => match pipewise_core::parse_cell(&pipewise_core::FieldType::DateTime, s, &[]) {
+            Ok(v) => v,
+            Err(e) => {
+                ctx.error(err(0, None, Some(s.clone()), format!("started_at: expected {}", e.expected)));
+                Value::Null
+            }
+        },
+    };
+    let mut roles = Vec::with_capacity(turns.len());
+    let mut rep_user = link.user_id.clone();
+    for t in &turns {
+        let role = match t.speaker.as_deref() {
+            None => "other".to_string(),
+            Some(sp) => match link.speakers.get(sp) {
+                Some(r) => match pipewise_core::schema::SPEAKER_ROLES.normalise(r) {
+                    Some(r) => r.to_string(),
+                    None => {
+                        ctx.error(err(0, None, Some(r.clone()), format!("speaker {sp}: expected rep, customer or other")));
+                        "other".into()
+                    }
+                },
+                None => match ctx.tx.id_by_name(Entity::User, sp)? {
+                    Some(uid) => {
+                        rep_user.get_or_insert(uid);
+                        "rep".into()
+                    }
+                    None => "customer".into(),
+                },
+            },
+        };
+        roles.push(role);
+    }
+    if !ctx.report.errors.is_empty() {
+        return Ok(());
+    }
+    let id = link.id.clone().unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+    let duration = turns.iter().map(|t| t.end_ms).max().unwrap_or(0) / 1000;
+    let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+    let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let cols: &[&'static str] =
+        &["id", "started_at", "duration_s", "title", "activity_id", "opportunity_id", "lead_id", "user_id", "source_file"];
+    let vals = [
+        Value::Text(id.clone()),
+        started_at,
+        Value::Int(duration),
+        opt(&link.title),
+        opt(&link.activity_id),
+        opt(&link.opportunity_id),
+        opt(&link.lead_id),
+        opt(&rep_user),
+        Value::Text(file_name),
+    ];
+    let o = ctx_upsert(ctx, Entity::Conversation, cols, &vals)?;
+    count(ctx, Entity::Conversation, o);
+    let tcols: &[&'static str] = &["conversation_id", "seq", "speaker", "speaker_role", "start_ms", "end_ms", "text"];
+    for (i, (t, role)) in turns.iter().zip(roles).enumerate() {
+        let vals = [
+            Value::Text(id.clone()),
+            Value::Int(i as i64),
+            opt(&t.speaker),
+            Value::Text(role),
+            Value::Int(t.start_ms),
+            Value::Int(t.end_ms),
+            Value::Text(t.text.clone()),
+        ];
+        let o = ctx_upsert(ctx, Entity::ConversationTurn, tcols, &vals)?;
+        count(ctx, Entity::ConversationTurn, o);
+    }
+    let removed = ctx.tx.truncate_turns(&id, turns.len() as i64)?;
+    if removed > 0 {
+        ctx.report.warnings.push(format!("{name}: removed {removed} turns no longer in the transcript"));
+    }
+    Ok(())
+}
+
+fn ctx_upsert(ctx: &mut Context<'_>, entity: Entity, columns: &[&'static str], values: &[Value]) -> Result<pipewise_store::Outcome, IngestError> {
+    Ok(ctx.tx.upsert(RowWrite { entity, columns, values, effective_at: None })?)
+}
+
+fn count(ctx: &mut Context<'_>, entity: Entity, o: pipewise_store::Outcome) {
+    let c = ctx.report.counts_mut(entity.table());
+    c.rows += 1;
+    match o {
+        pipewise_store::Outcome::Inserted => c.inserted += 1,
+        pipewise_store::Outcome::Updated => c.updated += 1,
+        pipewise_store::Outcome::Unchanged => c.unchanged += 1,
+    }
+}

@@ -1,0 +1,95 @@
+//! What an import did, or would do: counts, cleanings, warnings and errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub kind: String,
+    pub sources: Vec<String>,
+    pub dry_run: bool,
+    /// True when the changes are in the database.
+    pub committed: bool,
+    pub entities: BTreeMap<String, EntityCounts>,
+    /// Opportunity history entries written (from history files and from
+    /// changes of tracked fields).
+    pub history_recorded: u64,
+    /// Parents created from references (`create_missing` in a mapping).
+    pub created_from_references: BTreeMap<String, u64>,
+    pub cleaned: Vec<Cleaning>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<RowError>,
+    /// More errors were found than are listed.
+    pub errors_truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct EntityCounts {
+    pub rows: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rows without this entity (`optional` mappings).
+    pub skipped: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cleaning {
+    pub file: String,
+    pub column: String,
+    /// The alias table that applied.
+    pub rule: String,
+    pub from: String,
+    pub to: String,
+    pub rows: u64,
+}
+
+/// One precise problem in an input file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RowError {
+    pub file: String,
+    /// 1-based line of the record (0 when the problem is the file as a whole).
+    pub line: u64,
+    /// 1-based column number, when one column is at fault.
+    pub column: Option<usize>,
+    pub column_name: Option<String>,
+    pub value: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ":")?;
+        if let Some(n) = &self.column_name {
+            write!(f, " column {n:?}:")?;
+        }
+        if let Some(v) = &self.value {
+            write!(f, " value {v:?}:")?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
+impl ImportReport {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub fn counts_mut(&mut self, table: &str) -> &mut EntityCounts {
+        self.entities.entry(table.to_string()).or_default()
+    }
+
+    /// Total rows inserted or updated.
+    pub fn changed(&self) -> u64 {
+        self.entities.values().map(|c| c.inserted + c.updated).sum::<u64>() + self.history_recorded
+    }
+}

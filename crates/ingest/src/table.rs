@@ -1,0 +1,619 @@
+//! Reading one tabular file (CSV, or JSONL turned into records) through a file
+//! mapping into store rows: cleansing, value maps, parsing, validation,
+//! reference checks and duplicate detection, with every problem located by
+//! file, line and column.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
+
+use csv::ByteRecord;
+use pipewise_core::schema::HISTORY_FIELDS;
+use pipewise_core::{Entity, Field, FieldType, Value, parse_cell};
+use pipewise_store::{Outcome, RowWrite, WriteTx};
+
+use crate::mapping::{FieldSpec, FileMapping, Mapping};
+use crate::report::{Cleaning, ImportReport, RowError};
+
+/// Where a field's raw text comes from.
+enum Src {
+    Col(usize),
+    Const(String),
+    Template(Vec<Part>),
+}
+
+enum Part {
+    Lit(String),
+    Col(usize),
+}
+
+struct ColPlan {
+    field: &'static Field,
+    src: Src,
+    /// Header name (or a description of a constant) for error messages.
+    label: String,
+    values: HashMap<String, String>,
+    clean: Option<(String, HashMap<String, String>)>,
+    formats: Vec<String>,
+    null_if: Vec<String>,
+    scale: Option<f64>,
+    default: Option<String>,
+    lookup_name: bool,
+    create_missing: bool,
+}
+
+struct BlockPlan {
+    entity: Entity,
+    columns: Vec<&'static str>,
+    cols: Vec<ColPlan>,
+    optional: bool,
+    repeats: bool,
+    effective_at: Option<ColPlan>,
+    key_pos: Vec<usize>,
+    /// Fingerprint of each key seen in this file -> its line, to report duplicates.
+    seen: HashMap<u64, u64, BuildHasherDefault<DefaultHasher>>,
+    values: Vec<Value>,
+}
+
+/// A reference that was not found when its row was read; checked again once
+/// the whole file is in (a file may refer to rows further down itself).
+struct PendingRef {
+    parent: Entity,
+    id: String,
+    line: u64,
+    column: Option<usize>,
+    label: String,
+}
+
+/// Per-import caches and shared state.
+pub(crate) struct Context<'a> {
+    pub tx: Box<dyn WriteTx + 'a>,
+    pub report: ImportReport,
+    pub max_errors: usize,
+    known: HashSet<(Entity, String)>,
+    by_name: HashMap<(Entity, String), String>,
+    cleanings: HashMap<(String, String, String, String, String), u64>,
+}
+
+const CACHE_LIMIT: usize = 200_000;
+
+impl<'a> Context<'a> {
+    pub fn new(tx: Box<dyn WriteTx + 'a>, report: ImportReport, max_errors: usize) -> Self {
+        Context { tx, report, max_errors, known: HashSet::new(), by_name: HashMap::new(), cleanings: HashMap::new() }
+    }
+
+    pub fn error(&mut self, e: RowError) {
+        if self.report.errors.len() < self.max_errors {
+            self.report.errors.push(e);
+        } else {
+            self.report.errors_truncated = true;
+        }
+    }
+
+    pub fn full(&self) -> bool {
+        self.report.errors_truncated
+    }
+
+    pub fn exists(&mut self, entity: Entity, id: &str) -> Result<bool, pipewise_store::StoreError> {
+        if self.known.contains(&(entity, id.to_string())) {
+            return Ok(true);
+        }
+        let found = self.tx.exists(entity, id)?;
+        if found {
+            if self.known.len() > CACHE_LIMIT {
+                self.known.clear();
+            }
+            self.known.insert((entity, id.to_string()));
+        }
+        Ok(found)
+    }
+
+    pub fn flush_cleanings(&mut self) {
+        let mut v: Vec<Cleaning> = self
+            .cleanings
+            .drain()
+            .map(|((file, column, rule, from, to), rows)| Cleaning { file, column, rule, from, to, rows })
+            .collect();
+        v.sort_by(|a, b| (&a.file, &a.column, &a.from).cmp(&(&b.file, &b.column, &b.from)));
+        self.report.cleaned.extend(v);
+    }
+}
+
+fn plan_field(
+    field: &'static Field,
+    spec: &FieldSpec,
+    header: &[String],
+    mapping: &Mapping,
+    file: &str,
+) -> Result<ColPlan, RowError> {
+    let find = |name: &str| -> Result<usize, RowError> {
+        header.iter().position(|h| h == name).or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name))).ok_or_else(|| {
+            RowError {
+                file: file.into(),
+                line: 1,
+                column: None,
+                column_name: Some(name.into()),
+                value: None,
+                message: format!(
+                    "no such column in the header (needed for field {}); the columns are: {}",
+                    field.name,
+                    header.join(", ")
+                ),
+            }
+        })
+    };
+    let (src, label) = if let Some(c) = &spec.column {
+        (Src::Col(find(c)?), c.clone())
+    } else if let Some(k) = &spec.constant {
+        (Src::Const(k.clone()), format!("{} (constant)", field.name))
+    } else {
+        let t = spec.template.clone().unwrap_or_default();
+        let mut parts = Vec::new();
+        let mut rest = t.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else { break };
+            if open > 0 {
+                parts.push(Part::Lit(rest[..open].to_string()));
+            }
+            parts.push(Part::Col(find(&rest[open + 1..open + close])?));
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Lit(rest.to_string()));
+        }
+        (Src::Template(parts), format!("{} (template)", field.name))
+    };
+    let mut formats = spec.formats.clone();
+    formats.extend(mapping.date_formats.iter().cloned());
+    Ok(ColPlan {
+        field,
+        src,
+        label,
+        values: spec.values.iter().map(|(k, v)| (k.trim().to_lowercase(), v.clone())).collect(),
+        clean: spec.clean.as_ref().map(|name| {
+            let table = mapping.aliases.get(name).map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            (name.clone(), table)
+        }),
+        formats,
+        null_if: spec.null_if.clone(),
+        scale: spec.scale,
+        default: spec.default.clone(),
+        lookup_name: spec.lookup.as_deref() == Some("name"),
+        create_missing: spec.create_missing,
+    })
+}
+
+/// A compiled file mapping: built once from the header, applied to every record.
+pub(crate) struct FilePlan {
+    file: String,
+    blocks: Vec<BlockPlan>,
+    pending: Vec<PendingRef>,
+    width: usize,
+    header: Vec<String>,
+}
+
+impl FilePlan {
+    pub fn new(file: &str, header: Vec<String>, fm: &FileMapping, mapping: &Mapping, strict_columns: bool) -> Result<FilePlan, Vec<RowError>> {
+        let mut errors = Vec::new();
+        let mut blocks = Vec::new();
+        for em in &fm.entities {
+            let entity = Entity::from_table(&em.entity).expect("validated mapping");
+            let mut cols = Vec::new();
+            let mut columns = Vec::new();
+            for (name, source) in &em.fields {
+                let field = entity.field(name).expect("validated mapping");
+                let spec = source.spec();
+                // Canonical files may leave out optional columns: they are then not touched.
+                if !strict_columns && !field.required {
+                    if let Some(c) = &spec.column {
+                        if !header.iter().any(|h| h == c) {
+                            continue;
+                        }
+                    }
+                }
+                match plan_field(field, &spec, &header, mapping, file) {
+                    Ok(p) => {
+                        columns.push(field.name);
+                        cols.push(p);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            let effective_at = match &em.effective_at {
+                None => None,
+                Some(src) => {
+                    static AT: Field = Field { name: "effective_at", ty: FieldType::DateTime, required: true, doc: "" };
+                    match plan_field(&AT, &src.spec(), &header, mapping, file) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            errors.push(e);
+                            None
+                        }
+                    }
+                }
+            };
+            let key_pos = entity.key().iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
+            blocks.push(BlockPlan {
+                entity,
+                values: Vec::with_capacity(columns.len()),
+                columns,
+                cols,
+                optional: em.optional,
+                repeats: em.repeats,
+                effective_at,
+                key_pos,
+                seen: HashMap::default(),
+            });
+        }
+        if !strict_columns {
+            // Canonical format: a header that names no field is a typo worth stopping for.
+            let known: HashSet<&str> = blocks.iter().flat_map(|b| b.entity.fields().iter().map(|f| f.name)).collect();
+            for (i, h) in header.iter().enumerate() {
+                if !known.contains(h.as_str()) {
+                    let entity = blocks.first().map_or("", |b| b.entity.table());
+                    errors.push(RowError {
+                        file: file.into(),
+                        line: 1,
+                        column: Some(i + 1),
+                        column_name: Some(h.clone()),
+                        value: None,
+                        message: format!(
+                            "not a field of {entity}; expected one of: {}",
+                            blocks.first().map(|b| b.entity.fields().iter().map(|f| f.name).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(FilePlan { file: file.into(), blocks, pending: Vec::new(), width: header.len(), header })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Reads one record into every entity of the mapping.
+    pub fn process(&mut self, ctx: &mut Context<'_>, line: u64, rec: &ByteRecord) -> Result<(), pipewise_store::StoreError> {
+        if rec.len() != self.width {
+            let (column, name) = if rec.len() < self.width {
+                (Some(rec.len() + 1), self.header.get(rec.len()).cloned())
+            } else {
+                (Some(self.width + 1), None)
+            };
+            ctx.error(RowError {
+                file: self.file.clone(),
+                line,
+                column,
+                column_name: name,
+                value: None,
+                message: format!("expected {} fields, found {} (truncated or misquoted row?)", self.width, rec.len()),
+            });
+            return Ok(());
+        }
+        // Decode each used cell once; invalid UTF-8 is an error of that cell.
+        let mut cells: Vec<Option<&str>> = Vec::with_capacity(rec.len());
+        let mut bad_utf8 = false;
+        for (i, raw) in rec.iter().enumerate() {
+            match std::str::from_utf8(raw) {
+                Ok(s) => cells.push(Some(s)),
+                Err(e) => {
+                    bad_utf8 = true;
+                    cells.push(None);
+                    ctx.error(RowError {
+                        file: self.file.clone(),
+                        line,
+                        column: Some(i + 1),
+                        column_name: self.header.get(i).cloned(),
+                        value: Some(String::from_utf8_lossy(raw).into_owned()),
+                        message: format!(
+                            "invalid UTF-8 at byte {} of the cell; expected UTF-8 text (re-export the file as UTF-8)",
+                            e.valid_up_to()
+                        ),
+                    });
+                }
+            }
+        }
+        if bad_utf8 {
+            return Ok(());
+        }
+        let file = self.file.clone();
+        for b in 0..self.blocks.len() {
+            self.process_block(ctx, b, &file, line, &cells)?;
+        }
+        Ok(())
+    }
+
+    fn process_block(
+        &mut self,
+        ctx: &mut Context<'_>,
+        b: usize,
+        file: &str,
+        line: u64,
+        cells: &[Option<&str>],
+    ) -> Result<(), pipewise_store::StoreError> {
+        let block = &mut self.blocks[b];
+        block.values.clear();
+        let mut row_errors: Vec<RowError> = Vec::new();
+        let mut missing_required = false;
+        let mut refs: Vec<(usize, Entity)> = Vec::new();
+        for (ci, cp) in block.cols.iter().enumerate() {
+            let (value, missing) = read_cell(cp, cells, file, line, ctx, &mut row_errors);
+            if missing && cp.field.required {
+                missing_required = true;
+            }
+            if let (FieldType::Ref(parent), false) = (cp.field.ty, value.is_null()) {
+                refs.push((ci, parent));
+            }
+            block.values.push(value);
+        }
+        if missing_required && block.optional && row_errors.is_empty() {
+            ctx.report.counts_mut(block.entity.table()).skipped += 1;
+            return Ok(());
+        }
+        for (ci, cp) in block.cols.iter().enumerate() {
+            if cp.field.required && block.values[ci].is_null() && !row_errors.iter().any(|e| e.column_name.as_deref() == Some(&cp.label)) {
+                row_errors.push(RowError {
+                    file: file.into(),
+                    line,
+                    column: col_number(&cp.src),
+                    column_name: Some(cp.label.clone()),
+                    value: None,
+                    message: format!("{} {} is required; expected {}", block.entity.singular(), cp.field.name, cp.field.ty.expected()),
+                });
+            }
+        }
+        // History values must be valid for the field they record.
+        if block.entity == Entity::OpportunityHistory {
+            validate_history(block, file, line, &mut row_errors);
+        }
+        if cp_probability(block) {
+            // Percentages given as 0..100.
+            if let Some(i) = block.columns.iter().position(|c| *c == "probability") {
+                if let Value::Float(x) = block.values[i] {
+                    if x > 1.0 {
+                        block.values[i] = Value::Float(x / 100.0);
+                    }
+                }
+            }
+        }
+        let effective_at = match &block.effective_at {
+            None => None,
+            Some(cp) => {
+                let (v, _) = read_cell(cp, cells, file, line, ctx, &mut row_errors);
+                match v {
+                    Value::Text(s) => Some(s),
+                    _ => {
+                        if !row_errors.iter().any(|e| e.column_name.as_deref() == Some(&cp.label)) {
+                            row_errors.push(RowError {
+                                file: file.into(),
+                                line,
+                                column: col_number(&cp.src),
+                                column_name: Some(cp.label.clone()),
+                                value: None,
+                                message: "the time this row took effect is required; expected a date-time".into(),
+                            });
+                        }
+                        None
+                    }
+                }
+            }
+        };
+        if !row_errors.is_empty() {
+            for e in row_errors {
+                ctx.error(e);
+            }
+            return Ok(());
+        }
+        // References: resolve names, create missing parents, or check existence.
+        for (ci, parent) in refs {
+            let cp = &block.cols[ci];
+            let Value::Text(raw) = &block.values[ci] else { continue };
+            let raw = raw.clone();
+            let mut id = raw.clone();
+            if cp.lookup_name {
+                let key = (parent, raw.clone());
+                if let Some(found) = ctx.by_name.get(&key) {
+                    id = found.clone();
+                } else if let Some(found) = ctx.tx.id_by_name(parent, &raw)? {
+                    ctx.by_name.insert(key, found.clone());
+                    id = found;
+                }
+                block.values[ci] = Value::Text(id.clone());
+            }
+            if ctx.exists(parent, &id)? {
+                continue;
+            }
+            if cp.create_missing {
+                let cols: &[&'static str] = if parent.field("name").is_some() { &["id", "name"] } else { &["id"] };
+                let vals = [Value::Text(id.clone()), Value::Text(id.clone())];
+                ctx.tx.upsert(RowWrite { entity: parent, columns: cols, values: &vals[..cols.len()], effective_at: None })?;
+                *ctx.report.created_from_references.entry(parent.table().to_string()).or_default() += 1;
+                ctx.exists(parent, &id)?;
+                continue;
+            }
+            self.pending.push(PendingRef { parent, id, line, column: col_number(&cp.src), label: cp.label.clone() });
+        }
+        let block = &mut self.blocks[b];
+        if !block.repeats {
+            let mut h = BuildHasherDefault::<DefaultHasher>::default().build_hasher();
+            for &k in &block.key_pos {
+                if let Some(t) = block.values[k].to_text() {
+                    h.write(t.as_bytes());
+                }
+                h.write_u8(0xff);
+            }
+            let fp = h.finish();
+            if let Some(first) = block.seen.insert(fp, line) {
+                let key: Vec<String> = block.key_pos.iter().filter_map(|&k| block.values[k].to_text()).collect();
+                let k0 = &block.cols[block.key_pos[0]];
+                ctx.error(RowError {
+                    file: file.into(),
+                    line,
+                    column: col_number(&k0.src),
+                    column_name: Some(k0.label.clone()),
+                    value: Some(key.join(", ")),
+                    message: format!(
+                        "duplicate {} (first on line {first}); expected each {} once per file",
+                        block.entity.key().join(" + "),
+                        block.entity.singular()
+                    ),
+                });
+                return Ok(());
+            }
+        }
+        if ctx.report.errors.is_empty() {
+            let outcome = ctx.tx.upsert(RowWrite {
+                entity: block.entity,
+                columns: &block.columns,
+                values: &block.values,
+                effective_at: effective_at.as_deref(),
+            })?;
+            let c = ctx.report.counts_mut(block.entity.table());
+            c.rows += 1;
+            match outcome {
+                Outcome::Inserted => c.inserted += 1,
+                Outcome::Updated => c.updated += 1,
+                Outcome::Unchanged => c.unchanged += 1,
+            }
+        } else {
+            // Nothing will be committed; keep validating the rest of the file.
+            ctx.report.counts_mut(block.entity.table()).rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Checks the references that were not found while reading.
+    pub fn finish(&mut self, ctx: &mut Context<'_>) -> Result<(), pipewise_store::StoreError> {
+        for p in std::mem::take(&mut self.pending) {
+            if !ctx.exists(p.parent, &p.id)? {
+                ctx.error(RowError {
+                    file: self.file.clone(),
+                    line: p.line,
+                    column: p.column,
+                    column_name: Some(p.label),
+                    value: Some(p.id),
+                    message: format!(
+                        "no {} with this id in the database or in this import; expected {}",
+                        p.parent.singular(),
+                        FieldType::Ref(p.parent).expected()
+                    ),
+                });
+            }
+        }
+        ctx.flush_cleanings();
+        Ok(())
+    }
+}
+
+fn cp_probability(block: &BlockPlan) -> bool {
+    block.entity == Entity::Opportunity && block.columns.contains(&"probability")
+}
+
+fn col_number(src: &Src) -> Option<usize> {
+    match src {
+        Src::Col(i) => Some(i + 1),
+        _ => None,
+    }
+}
+
+/// Raw text -> cleansed -> mapped -> parsed value. Returns the value and
+/// whether the cell was empty.
+fn read_cell(
+    cp: &ColPlan,
+    cells: &[Option<&str>],
+    file: &str,
+    line: u64,
+    ctx: &mut Context<'_>,
+    errors: &mut Vec<RowError>,
+) -> (Value, bool) {
+    let raw: std::borrow::Cow<'_, str> = match &cp.src {
+        Src::Col(i) => cells[*i].unwrap_or("").into(),
+        Src::Const(k) => k.as_str().into(),
+        Src::Template(parts) => {
+            let mut s = String::new();
+            for p in parts {
+                match p {
+                    Part::Lit(l) => s.push_str(l),
+                    Part::Col(i) => s.push_str(cells[*i].unwrap_or("").trim()),
+                }
+            }
+            s.into()
+        }
+    };
+    let mut text: std::borrow::Cow<'_, str> = match raw {
+        std::borrow::Cow::Borrowed(b) => std::borrow::Cow::Borrowed(b.trim()),
+        std::borrow::Cow::Owned(o) => std::borrow::Cow::Owned(o.trim().to_string()),
+    };
+    if cp.null_if.iter().any(|n| n == text.as_ref()) {
+        text = "".into();
+    }
+    if text.is_empty() {
+        if let Some(d) = &cp.default {
+            text = d.clone().into();
+        }
+    }
+    if let Some((rule, table)) = &cp.clean {
+        if let Some(to) = table.get(text.as_ref()) {
+            let key = (file.to_string(), cp.label.clone(), rule.clone(), text.to_string(), to.clone());
+            *ctx.cleanings.entry(key).or_default() += 1;
+            text = to.clone().into();
+        }
+    }
+    if !cp.values.is_empty() {
+        if let Some(to) = cp.values.get(&text.to_lowercase()) {
+            text = to.clone().into();
+        }
+    }
+    if text.is_empty() {
+        return (Value::Null, true);
+    }
+    match parse_cell(&cp.field.ty, &text, &cp.formats) {
+        Ok(mut v) => {
+            if let (Some(k), Value::Float(x)) = (cp.scale, &v) {
+                v = Value::Float(x * k);
+            }
+            if let (Some(k), Value::Int(x)) = (cp.scale, &v) {
+                v = Value::Int((*x as f64 * k).round() as i64);
+            }
+            (v, false)
+        }
+        Err(e) => {
+            let mut expected = e.expected;
+            if !cp.values.is_empty() {
+                let mut keys: Vec<&str> = cp.values.keys().map(String::as_str).collect();
+                keys.sort_unstable();
+                expected = format!("{expected}, or a value the mapping translates ({})", keys.join(", "));
+            }
+            errors.push(RowError {
+                file: file.into(),
+                line,
+                column: col_number(&cp.src),
+                column_name: Some(cp.label.clone()),
+                value: Some(text.to_string()),
+                message: format!("expected {expected}"),
+            });
+            (Value::Null, false)
+        }
+    }
+}
+
+fn validate_history(block: &mut BlockPlan, file: &str, line: u64, errors: &mut Vec<RowError>) {
+    let pos = |name: &str| block.columns.iter().position(|c| *c == name);
+    let Some(fi) = pos("field") else { return };
+    let Some(field) = block.values[fi].as_str().and_then(|f| HISTORY_FIELDS.normalise(f)) else { return };
+    let Some(opp_field) = Entity::Opportunity.field(field) else { return };
+    for name in ["value", "old_value"] {
+        let Some(vi) = pos(name) else { continue };
+        let Value::Text(raw) = &block.values[vi] else { continue };
+        match parse_cell(&opp_field.ty, raw, &[]) {
+            Ok(v) => block.values[vi] = v.to_text().map_or(Value::Null, Value::Text),
+            Err(e) => errors.push(RowError {
+                file: file.into(),
+                line,
+                column: col_number(&block.cols[vi].src),
+                column_name: Some(block.cols[vi].label.clone()),
+                value: Some(raw.clone()),
+                message: format!("a {field} history value: expected {}", e.expected),
+            }),
+        }
+    }
+}
