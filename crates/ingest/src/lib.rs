@@ -208,6 +208,7 @@ pub fn run_import(
     }
     ctx.report.history_recorded = ctx.tx.history_written();
     let mut report = std::mem::take(&mut ctx.report);
+    report.errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     if report.ok() && !opts.dry_run {
         let json = serde_json::to_string(&report).unwrap_or_default();
         ctx.tx.log_import(&opts.kind, &report.sources.join("\n"), &json)?;

@@ -82,6 +82,10 @@ impl<'a> Context<'a> {
     }
 
     pub fn error(&mut self, e: RowError) {
+        // One cell read by several entities of a mapping is one problem.
+        if self.report.errors.iter().rev().take(16).any(|x| x.line == e.line && x.column == e.column && x.file == e.file && e.line > 0) {
+            return;
+        }
         if self.report.errors.len() < self.max_errors {
             self.report.errors.push(e);
         } else {
@@ -187,6 +191,9 @@ pub(crate) struct FilePlan {
     file: String,
     blocks: Vec<BlockPlan>,
     pending: Vec<PendingRef>,
+    /// Keys of rows of this file rejected for errors: references to them are
+    /// consequences, not new problems.
+    failed: HashSet<(Entity, String)>,
     width: usize,
     header: Vec<String>,
 }
@@ -265,7 +272,7 @@ impl FilePlan {
             }
         }
         if errors.is_empty() {
-            Ok(FilePlan { file: file.into(), blocks, pending: Vec::new(), width: header.len(), header })
+            Ok(FilePlan { file: file.into(), blocks, pending: Vec::new(), failed: HashSet::new(), width: header.len(), header })
         } else {
             Err(errors)
         }
@@ -398,6 +405,11 @@ impl FilePlan {
             }
         };
         if !row_errors.is_empty() {
+            if let [k] = block.key_pos[..] {
+                if let Some(key) = block.values[k].to_text() {
+                    self.failed.insert((block.entity, key));
+                }
+            }
             for e in row_errors {
                 ctx.error(e);
             }
@@ -460,23 +472,20 @@ impl FilePlan {
                 return Ok(());
             }
         }
-        if ctx.report.errors.is_empty() {
-            let outcome = ctx.tx.upsert(RowWrite {
-                entity: block.entity,
-                columns: &block.columns,
-                values: &block.values,
-                effective_at: effective_at.as_deref(),
-            })?;
-            let c = ctx.report.counts_mut(block.entity.table());
-            c.rows += 1;
-            match outcome {
-                Outcome::Inserted => c.inserted += 1,
-                Outcome::Updated => c.updated += 1,
-                Outcome::Unchanged => c.unchanged += 1,
-            }
-        } else {
-            // Nothing will be committed; keep validating the rest of the file.
-            ctx.report.counts_mut(block.entity.table()).rows += 1;
+        // Written even when earlier rows had errors (the import will then be
+        // rolled back), so that later rows referring to this one are checked right.
+        let outcome = ctx.tx.upsert(RowWrite {
+            entity: block.entity,
+            columns: &block.columns,
+            values: &block.values,
+            effective_at: effective_at.as_deref(),
+        })?;
+        let c = ctx.report.counts_mut(block.entity.table());
+        c.rows += 1;
+        match outcome {
+            Outcome::Inserted => c.inserted += 1,
+            Outcome::Updated => c.updated += 1,
+            Outcome::Unchanged => c.unchanged += 1,
         }
         Ok(())
     }
@@ -484,7 +493,7 @@ impl FilePlan {
     /// Checks the references that were not found while reading.
     pub fn finish(&mut self, ctx: &mut Context<'_>) -> Result<(), pipewise_store::StoreError> {
         for p in std::mem::take(&mut self.pending) {
-            if !ctx.exists(p.parent, &p.id)? {
+            if !self.failed.contains(&(p.parent, p.id.clone())) && !ctx.exists(p.parent, &p.id)? {
                 ctx.error(RowError {
                     file: self.file.clone(),
                     line: p.line,

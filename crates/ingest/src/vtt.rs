@@ -263,7 +263,7 @@ mod tests {
         }
 
         #[test]
-        fn parser_never_panics(s in "WEBVTT\n\n[0-9:.> \n<v-a-zA-Z]{0,200}") {
+        fn parser_never_panics(s in "WEBVTT\n\n[0-9:.> \n<>/a-zA-Z-]{0,200}") {
             let _ = parse(&s);
         }
     }

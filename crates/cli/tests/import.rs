@@ -1,0 +1,467 @@
+//! The real `pipewise` binary on real files: the Maven CRM export, broken
+//! copies of it, canonical files, Salesforce/HubSpot-shaped reports and
+//! WebVTT transcripts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn maven_dir() -> PathBuf {
+    root().join("../shared/data/maven-crm")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn pipewise(db: &Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("PIPEWISE_DB")
+        .output()
+        .expect("run pipewise");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json(out: &Out) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr))
+}
+
+fn stats(db: &Path) -> serde_json::Value {
+    let out = pipewise(db, &["stats", "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    json(&out)
+}
+
+fn digest(db: &Path) -> String {
+    stats(db)["content_digest"].as_str().unwrap().to_string()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A fresh database with the Maven export imported.
+fn maven_db(dir: &Path) -> PathBuf {
+    let db = dir.join("maven.db");
+    let out = pipewise(&db, &["import", "maven", p(&maven_dir())]);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    db
+}
+
+#[test]
+fn maven_export_imports_whole_and_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let out = pipewise(&db, &["import", "maven", p(&maven_dir()), "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    let r = json(&out);
+    assert_eq!(r["committed"], true);
+    assert_eq!(r["entities"]["opportunities"]["inserted"], 8800);
+    assert_eq!(r["entities"]["accounts"]["inserted"], 85);
+    assert_eq!(r["entities"]["products"]["inserted"], 7);
+    // Every cleansing rule is reported with how many rows it touched.
+    let cleaned = r["cleaned"].as_array().unwrap();
+    let gtx = cleaned.iter().find(|c| c["from"] == "GTXPro").expect("GTXPro alias reported");
+    assert_eq!(gtx["to"], "GTX Pro");
+    assert!(gtx["rows"].as_u64().unwrap() > 1000);
+    let sector = cleaned.iter().find(|c| c["from"] == "technolgy").expect("sector typo reported");
+    assert_eq!(sector["to"], "technology");
+
+    let s = stats(&db);
+    assert_eq!(s["counts"]["opportunities"], 8800);
+    assert_eq!(s["counts"]["accounts"], 85);
+    assert_eq!(s["counts"]["products"], 7);
+    assert_eq!(s["counts"]["users"], 35 + 6, "35 sales agents and their 6 managers");
+    let agents: std::collections::BTreeSet<String> = std::fs::read_to_string(maven_dir().join("sales_pipeline.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(s["pipeline"]["reps"].as_array().unwrap().len(), agents.len(), "every agent with deals has a summary");
+    assert_eq!(s["pipeline"]["won"], 4238);
+    assert_eq!(s["pipeline"]["lost"], 2473);
+    assert_eq!(s["pipeline"]["open"], 2089);
+    let stages: Vec<(String, u64)> = s["pipeline"]["by_stage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["stage"].as_str().unwrap().to_string(), b["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            ("prospecting".into(), 500),
+            ("qualification".into(), 1589),
+            ("closed_won".into(), 4238),
+            ("closed_lost".into(), 2473)
+        ]
+    );
+    // The quirks are data-quality findings, not silently dropped.
+    let findings = s["data_quality"]["findings"].as_array().unwrap();
+    let orphans = findings.iter().find(|f| f["message"] == "opportunities without an account").unwrap();
+    assert_eq!(orphans["count"], 1425);
+    let undated = findings.iter().find(|f| f["message"] == "open opportunities without an expected close date").unwrap();
+    assert_eq!(undated["count"], 2089);
+    // The stage history the export implies: engaged, then closed.
+    assert_eq!(s["counts"]["opportunity_history"], 8300 + 6711);
+    assert_eq!(s["entities"]["opportunity_history"]["first"], "2016-10-20T00:00:00Z");
+}
+
+#[test]
+fn reimport_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = maven_db(dir.path());
+    let before = digest(&db);
+    let out = pipewise(&db, &["import", "maven", p(&maven_dir()), "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    let r = json(&out);
+    for (entity, c) in r["entities"].as_object().unwrap() {
+        assert_eq!(c["inserted"], 0, "{entity}");
+        assert_eq!(c["updated"], 0, "{entity}");
+    }
+    assert_eq!(r["history_recorded"], 0);
+    assert_eq!(digest(&db), before);
+}
+
+#[test]
+fn dry_run_reports_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let empty = digest(&db);
+    let out = pipewise(&db, &["import", "maven", p(&maven_dir()), "--dry-run", "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    let r = json(&out);
+    assert_eq!(r["dry_run"], true);
+    assert_eq!(r["committed"], false);
+    assert_eq!(r["entities"]["opportunities"]["inserted"], 8800);
+    assert_eq!(digest(&db), empty);
+    assert_eq!(stats(&db)["counts"]["opportunities"], 0);
+    assert_eq!(stats(&db)["imports"], 0);
+}
+
+/// A copy of the Maven export with `sales_pipeline.csv` rewritten by `edit`.
+fn broken_copy(dir: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let out = dir.join("broken");
+    std::fs::create_dir_all(&out).unwrap();
+    for f in ["accounts.csv", "products.csv", "sales_teams.csv", "sales_pipeline.csv"] {
+        std::fs::copy(maven_dir().join(f), out.join(f)).unwrap();
+    }
+    let path = out.join("sales_pipeline.csv");
+    let mut bytes = std::fs::read(&path).unwrap();
+    edit(&mut bytes);
+    std::fs::write(&path, bytes).unwrap();
+    out
+}
+
+fn replace_line(bytes: &mut Vec<u8>, line: usize, new: &[u8]) {
+    let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    lines[line - 1] = new.to_vec();
+    *bytes = lines.join(&b'\n');
+}
+
+/// Imports a broken copy over a good database: it must fail with exactly
+/// these errors (each `file:line:column: ...` fragment) and change nothing.
+fn assert_rejected(edit: impl FnOnce(&mut Vec<u8>), expected: &[&[&str]]) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = maven_db(dir.path());
+    let before = digest(&db);
+    let broken = broken_copy(dir.path(), edit);
+    let out = pipewise(&db, &["import", "maven", p(&broken)]);
+    assert!(!out.ok, "a broken file must fail the import\n{}", out.stdout);
+    let last = out.stderr.trim_end().lines().last().unwrap_or("");
+    assert!(last.starts_with("error: import failed") && last.contains("database is unchanged"), "{}", out.stderr);
+    let errors: Vec<&str> = out.stdout.lines().filter(|l| l.contains("sales_pipeline.csv:")).collect();
+    assert_eq!(errors.len(), expected.len(), "errors: {errors:#?}");
+    for (e, wants) in errors.iter().zip(expected) {
+        for want in *wants {
+            assert!(e.contains(want), "expected {want:?} in {e:?}");
+        }
+    }
+    assert_eq!(digest(&db), before, "the database must be unchanged");
+    assert_eq!(stats(&db)["imports"], 1);
+}
+
+#[test]
+fn truncated_row_is_located() {
+    assert_rejected(
+        |b| {
+            // Cut the file in the middle of its last row.
+            let n = b.len();
+            b.truncate(n - 30);
+        },
+        &[&["sales_pipeline.csv:8801:", "expected 8 fields, found"]],
+    );
+}
+
+#[test]
+fn wrong_type_is_located() {
+    assert_rejected(
+        |b| replace_line(b, 2, b"1C1I7A6R,Moses Frase,GTX Plus Basic,Cancity,Won,2016-10-20,2017-03-01,ten"),
+        &[&["sales_pipeline.csv:2:8: column \"close_value\": value \"ten\": expected a number"]],
+    );
+}
+
+#[test]
+fn unknown_stage_is_located() {
+    assert_rejected(
+        |b| replace_line(b, 3, b"Z063OYW0,Darcel Schlecht,GTXPro,Isdom,Negotiating,2016-10-25,2017-03-11,4514"),
+        &[&["sales_pipeline.csv:3:5: column \"deal_stage\": value \"Negotiating\": expected a stage (prospecting"]],
+    );
+}
+
+#[test]
+fn bad_dates_are_located_and_all_listed() {
+    assert_rejected(
+        |b| {
+            replace_line(b, 4, b"EC4QE1BX,Darcel Schlecht,MG Special,Cancity,Won,2016-02-30,2017-03-07,50");
+            replace_line(b, 10, b"EC4QE1BY,Darcel Schlecht,MG Special,Cancity,Won,2016-10-25,07/03/2017,50");
+        },
+        &[
+            &["sales_pipeline.csv:4:6: column \"engage_date\": value \"2016-02-30\": expected a date-time"],
+            &["sales_pipeline.csv:10:7: column \"close_date\": value \"07/03/2017\": expected a date"],
+        ],
+    );
+}
+
+#[test]
+fn invalid_utf8_is_located() {
+    assert_rejected(
+        |b| replace_line(b, 5, b"MV1LWRNH,Moses Frase,GTX Basic,Code\xffhow,Won,2016-10-25,2017-03-09,588"),
+        &[&["sales_pipeline.csv:5:4: column \"account\"", "invalid UTF-8"]],
+    );
+}
+
+#[test]
+fn duplicate_ids_are_located() {
+    assert_rejected(
+        |b| b.extend_from_slice(b"1C1I7A6R,Moses Frase,GTX Plus Basic,Cancity,Won,2016-10-20,2017-03-01,1054\n"),
+        &[&["sales_pipeline.csv:8802:1: column \"opportunity_id\": value \"1C1I7A6R\": duplicate id (first on line 2)"]],
+    );
+}
+
+#[test]
+fn unknown_references_are_located() {
+    assert_rejected(
+        |b| {
+            b.extend_from_slice(b"NEW00001,Nobody Known,GTX Basic,Cancity,Won,2016-10-20,2017-03-01,1054\n");
+            b.extend_from_slice(b"NEW00002,Moses Frase,GTX Basic,Not A Company,Won,2016-10-20,2017-03-01,1054\n");
+        },
+        &[
+            &["sales_pipeline.csv:8802:2: column \"sales_agent\": value \"Nobody Known\": no user with this id"],
+            &["sales_pipeline.csv:8803:4: column \"account\": value \"Not A Company\": no account with this id"],
+        ],
+    );
+}
+
+#[test]
+fn max_errors_caps_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let broken = broken_copy(dir.path(), |b| {
+        for line in 2..40 {
+            replace_line(b, line, format!("ID{line},Moses Frase,GTX Basic,Cancity,Won,2016-10-20,2017-03-01,oops").as_bytes());
+        }
+    });
+    let out = pipewise(&db, &["import", "maven", p(&broken), "--max-errors", "5", "--json"]);
+    assert!(!out.ok);
+    let r = json(&out);
+    assert_eq!(r["errors"].as_array().unwrap().len(), 5);
+    assert_eq!(r["errors_truncated"], true);
+    assert_eq!(r["errors"][0]["line"], 2);
+    assert_eq!(r["errors"][0]["column"], 8);
+    assert_eq!(r["errors"][0]["value"], "oops");
+    assert_eq!(stats(&db)["counts"]["opportunities"], 0);
+}
+
+#[test]
+fn canonical_csv_and_jsonl_with_history_on_reimport() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let canon = fixtures().join("canonical");
+    let out = pipewise(&db, &["import", "dir", p(&canon), "--as-of", "2025-02-01T00:00:00Z", "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    let r = json(&out);
+    assert_eq!(r["entities"]["users"]["inserted"], 2, "a manager listed after her rep is fine");
+    assert_eq!(r["entities"]["activities"]["inserted"], 2);
+    // A newer export: o-1 moved to proposal with a bigger amount.
+    let newer = dir.path().join("opportunities.csv");
+    std::fs::write(
+        &newer,
+        "id,owner_id,amount,stage\no-1,u-ann,65000,Proposal\no-2,u-ann,12000,Proposal\n",
+    )
+    .unwrap();
+    let out = pipewise(&db, &["import", "csv", p(&newer), "--as-of", "2025-02-20T10:00:00Z", "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    let r = json(&out);
+    assert_eq!(r["entities"]["opportunities"]["updated"], 1);
+    assert_eq!(r["entities"]["opportunities"]["unchanged"], 1);
+    assert_eq!(r["history_recorded"], 2, "stage and amount changes are dated");
+    let s = stats(&db);
+    assert_eq!(s["entities"]["opportunity_history"]["first"], "2025-02-20T10:00:00Z");
+    // Columns not in the newer file were left alone.
+    assert_eq!(s["entities"]["opportunities"]["filled"]["close_date"], 1.0);
+    // The same file again changes nothing.
+    let d = digest(&db);
+    let out = pipewise(&db, &["import", "csv", p(&newer), "--as-of", "2025-03-01T00:00:00Z"]);
+    assert!(out.ok);
+    assert_eq!(digest(&db), d);
+}
+
+#[test]
+fn canonical_header_typos_and_jsonl_errors_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let f = dir.path().join("teams.csv");
+    std::fs::write(&f, "id,nmae\nt1,East\n").unwrap();
+    let out = pipewise(&db, &["import", "csv", p(&f)]);
+    assert!(!out.ok);
+    assert!(out.stdout.contains("teams.csv:1:2: column \"nmae\": not a field of teams"), "{}", out.stdout);
+    let j = dir.path().join("teams.jsonl");
+    std::fs::write(&j, "{\"id\": \"t1\", \"name\": \"East\"}\n{\"id\": \"t2\", \"name\": \n{\"id\": \"t3\"}\n").unwrap();
+    let out = pipewise(&db, &["import", "jsonl", p(&j)]);
+    assert!(!out.ok);
+    assert!(out.stdout.contains("teams.jsonl:2:"), "{}", out.stdout);
+    assert!(out.stdout.contains("teams.jsonl:3:2: column \"name\": team name is required"), "{}", out.stdout);
+    assert_eq!(stats(&db)["counts"]["teams"], 0);
+}
+
+#[test]
+fn salesforce_history_report_through_a_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sf.db");
+    let canon = fixtures().join("canonical");
+    assert!(pipewise(&db, &["import", "dir", p(&canon)]).ok);
+    let map = root().join("mappings/salesforce-opportunity-history.toml");
+    let csv = fixtures().join("salesforce-opportunity-history.csv");
+    let out = pipewise(&db, &["import", "csv", "--mapping", p(&map), p(&csv), "--json"]);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let r = json(&out);
+    assert_eq!(r["entities"]["opportunities"]["inserted"], 2);
+    assert_eq!(r["created_from_references"]["users"], 2, "owners known only by name are created");
+    assert!(r["created_from_references"].get("accounts").is_none(), "accounts are found by name");
+    // 2 deals: initial state (5 + 5 fields) + Acme: qualification; proposal (stage, amount,
+    // close date, category); won (stage, close date, category) + Globex: lost (3).
+    assert_eq!(r["history_recorded"], 10 + 1 + 4 + 3 + 3);
+    let s = stats(&db);
+    assert_eq!(s["entities"]["opportunity_history"]["first"], "2025-01-06T00:00:00Z");
+    assert_eq!(s["entities"]["opportunity_history"]["last"], "2025-07-15T00:00:00Z");
+    let acme = s["pipeline"]["reps"].as_array().unwrap().iter().find(|r| r["id"] == "Dana Rep").unwrap().clone();
+    assert_eq!(acme["won"], 1);
+    // Re-importing the report changes nothing.
+    let d = digest(&db);
+    let r2 = json(&pipewise(&db, &["import", "csv", "--mapping", p(&map), p(&csv), "--json"]));
+    assert_eq!(r2["history_recorded"], 0);
+    assert_eq!(digest(&db), d);
+}
+
+#[test]
+fn hubspot_export_through_a_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hs.db");
+    let map = root().join("mappings/hubspot-deals.toml");
+    let csv = fixtures().join("hubspot-deals.csv");
+    let out = pipewise(&db, &["import", "csv", "--mapping", p(&map), p(&csv), "--json"]);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let s = stats(&db);
+    let stages: Vec<&str> = s["pipeline"]["by_stage"].as_array().unwrap().iter().map(|b| b["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, vec!["discovery", "negotiation", "closed_lost"]);
+    assert_eq!(s["counts"]["accounts"], 3);
+    assert_eq!(s["entities"]["opportunities"]["first"], "2025-05-02T11:40:00Z");
+}
+
+#[test]
+fn vtt_transcripts_link_and_reimport() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.db");
+    let canon = fixtures().join("canonical");
+    assert!(pipewise(&db, &["import", "dir", p(&canon)]).ok);
+    let map = root().join("mappings/salesforce-opportunity-history.toml");
+    assert!(pipewise(&db, &["import", "csv", "--mapping", p(&map), p(&fixtures().join("salesforce-opportunity-history.csv"))]).ok);
+    // Linked by its sidecar JSON.
+    let vtt = fixtures().join("discovery-call.vtt");
+    let out = pipewise(&db, &["import", "vtt", p(&vtt), "--json"]);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let r = json(&out);
+    assert_eq!(r["entities"]["conversation_turns"]["inserted"], 4, "five cues, two by the same speaker in a row");
+    // Linked on the command line; not linked at all is an error.
+    let zoom = fixtures().join("zoom-call.vtt");
+    let out = pipewise(&db, &["import", "vtt", p(&zoom)]);
+    assert!(!out.ok);
+    assert!(out.stdout.contains("must be linked to an opportunity or a lead"), "{}", out.stdout);
+    let out = pipewise(&db, &["import", "vtt", p(&zoom), "--opportunity", "0061x00000XyzQ9", "--rep", "Lee Seller"]);
+    assert!(out.ok, "{}", out.stdout);
+    let out = pipewise(&db, &["import", "vtt", p(&zoom), "--opportunity", "no-such-deal"]);
+    assert!(!out.ok);
+    assert!(out.stdout.contains("no opportunity with this id"), "{}", out.stdout);
+    let d = digest(&db);
+    assert!(pipewise(&db, &["import", "vtt", p(&vtt)]).ok);
+    assert_eq!(digest(&db), d, "re-import changes nothing");
+    // A broken transcript names its lines.
+    let bad = dir.path().join("bad.vtt");
+    std::fs::write(&bad, "WEBVTT\n\n1\n00:00:01.000 --> 00:00:0x.000\n<v A>hi</v>\n").unwrap();
+    let out = pipewise(&db, &["import", "vtt", p(&bad), "--lead", "x"]);
+    assert!(!out.ok);
+    assert!(out.stdout.contains("bad.vtt:4:"), "{}", out.stdout);
+    assert_eq!(digest(&db), d);
+    assert_eq!(stats(&db)["counts"]["conversations"], 2);
+}
+
+#[test]
+fn db_from_environment_and_one_line_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .args(["import", "maven", p(&maven_dir()), "--dry-run"])
+        .env("PIPEWISE_DB", &db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(db.exists(), "PIPEWISE_DB chooses the database file");
+    let out = pipewise(&db, &["import", "maven", p(&dir.path().join("nowhere"))]);
+    assert!(!out.ok);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    let not_db = dir.path().join("notes.txt");
+    std::fs::write(&not_db, "this is not a database, just some text long enough to look like a header....").unwrap();
+    let out = pipewise(&not_db, &["stats"]);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("cannot open database"), "{}", out.stderr);
+}
+
+#[test]
+fn data_format_doc_lists_every_field() {
+    let doc = std::fs::read_to_string(root().join("docs/data-format.md")).unwrap();
+    let generated = pipewise(Path::new(":memory:"), &["schema", "--markdown"]).stdout;
+    assert!(doc.contains(&generated), "docs/data-format.md is out of date: paste `pipewise schema --markdown` into it");
+}
+
+#[test]
+fn demo_runs_on_the_maven_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_db = dir.path().join("demo.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .args(["demo", "--out", p(&out_db), "--maven", p(&maven_dir())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("win rate"), "{text}");
+    assert!(text.contains("Win rate by rep"), "{text}");
+}
