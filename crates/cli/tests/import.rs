@@ -252,7 +252,7 @@ fn invalid_utf8_is_located() {
 fn duplicate_ids_are_located() {
     assert_rejected(
         |b| b.extend_from_slice(b"1C1I7A6R,Moses Frase,GTX Plus Basic,Cancity,Won,2016-10-20,2017-03-01,1054\n"),
-        &[&["sales_pipeline.csv:8802:1: column \"opportunity_id\": value \"1C1I7A6R\": duplicate id (first on line 2)"]],
+        &[&["sales_pipeline.csv:8802:1: column \"opportunity_id\": value \"1C1I7A6R\": duplicate id: already imported earlier"]],
     );
 }
 

@@ -19,6 +19,9 @@ pub struct Vocabulary {
 impl Vocabulary {
     /// The canonical value for `raw`, if it is one of this vocabulary's values.
     pub fn normalise(&self, raw: &str) -> Option<&'static str> {
+        if let Some(v) = self.values.iter().copied().find(|v| *v == raw) {
+            return Some(v);
+        }
         let mut key = String::with_capacity(raw.len());
         for c in raw.trim().chars() {
             match c {

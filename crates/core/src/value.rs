@@ -72,6 +72,8 @@ pub fn parse_cell(ty: &FieldType, raw: &str, date_formats: &[String]) -> Result<
             _ => Err(err(ty)),
         },
         FieldType::Enum(v) => v.normalise(s).map(|c| Value::Text(c.to_string())).ok_or_else(|| err(ty)),
+        FieldType::Date if parse_iso_date(s).is_some() => Ok(Value::Text(s.to_string())),
+        FieldType::DateTime if is_canonical_instant(s) => Ok(Value::Text(s.to_string())),
         FieldType::Date => parse_date(s, date_formats)
             .map(|d| Value::Text(d.format("%Y-%m-%d").to_string()))
             .ok_or_else(|| err(ty)),
@@ -148,6 +150,18 @@ pub fn parse_number(s: &str) -> Option<f64> {
         x /= 100.0;
     }
     x.is_finite().then_some(x)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` with a valid date and time: already in stored form.
+fn is_canonical_instant(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+        return false;
+    }
+    let two = |i: usize| -> Option<u32> {
+        (b[i].is_ascii_digit() && b[i + 1].is_ascii_digit()).then(|| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0'))
+    };
+    parse_iso_date(&s[..10]).is_some() && two(11).is_some_and(|h| h < 24) && two(14).is_some_and(|m| m < 60) && two(17).is_some_and(|x| x < 60)
 }
 
 fn parse_iso_date(s: &str) -> Option<NaiveDate> {
@@ -256,6 +270,9 @@ mod tests {
             Ok(Value::Text("2017-03-01T08:00:00Z".into()))
         );
         assert_eq!(parse_cell(&FieldType::DateTime, "2017-03-01", &none), Ok(Value::Text("2017-03-01T00:00:00Z".into())));
+        assert_eq!(parse_cell(&FieldType::DateTime, "2017-03-01T23:59:59Z", &none), Ok(Value::Text("2017-03-01T23:59:59Z".into())));
+        assert!(parse_cell(&FieldType::DateTime, "2017-02-29T10:00:00Z", &none).is_err());
+        assert!(parse_cell(&FieldType::DateTime, "2017-03-01T24:00:00Z", &none).is_err());
         assert_eq!(
             parse_cell(&FieldType::DateTime, "2017-03-01 10:05", &none),
             Ok(Value::Text("2017-03-01T10:05:00Z".into()))

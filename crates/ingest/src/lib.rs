@@ -212,7 +212,10 @@ pub fn run_import(
     if report.ok() && !opts.dry_run {
         let json = serde_json::to_string(&report).unwrap_or_default();
         ctx.tx.log_import(&opts.kind, &report.sources.join("\n"), &json)?;
-        match ctx.tx.commit() {
+        let t = std::time::Instant::now();
+        let committed = ctx.tx.commit();
+        tracing::info!("commit (with any deferred index builds) took {:.2?}", t.elapsed());
+        match committed {
             Ok(()) => report.committed = true,
             Err(e) => {
                 report.errors.push(RowError {
@@ -309,6 +312,8 @@ fn import_csv(
     };
     progress.begin(&name, total);
     let mut n: u64 = 0;
+    let mut hinted = false;
+    let started = std::time::Instant::now();
     loop {
         match rdr.read_byte_record(&mut rec) {
             Ok(false) => break,
@@ -329,9 +334,18 @@ fn import_csv(
         if n % 8192 == 0 {
             progress.advance_to(rdr.position().byte());
         }
+        if !hinted && n == 1024 {
+            // A big file: let the store prepare a bulk load.
+            hinted = true;
+            let per_row = (rdr.position().byte() / n).max(1);
+            for e in plan.entities() {
+                ctx.tx.bulk_load(e, total / per_row)?;
+            }
+        }
     }
     progress.end();
     plan.finish(ctx)?;
+    tracing::info!("{name}: {n} records read and written in {:.2?}", started.elapsed());
     Ok(())
 }
 
@@ -558,7 +572,7 @@ fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Resu
 }
 
 fn ctx_upsert(ctx: &mut Context<'_>, entity: Entity, columns: &[&'static str], values: &[Value]) -> Result<pipewise_store::Outcome, IngestError> {
-    Ok(ctx.tx.upsert(RowWrite { entity, columns, values, effective_at: None })?)
+    Ok(ctx.tx.upsert(RowWrite { entity, columns, values, effective_at: None, check_repeat: false })?)
 }
 
 fn count(ctx: &mut Context<'_>, entity: Entity, o: pipewise_store::Outcome) {
@@ -567,6 +581,6 @@ fn count(ctx: &mut Context<'_>, entity: Entity, o: pipewise_store::Outcome) {
     match o {
         pipewise_store::Outcome::Inserted => c.inserted += 1,
         pipewise_store::Outcome::Updated => c.updated += 1,
-        pipewise_store::Outcome::Unchanged => c.unchanged += 1,
+        pipewise_store::Outcome::Unchanged | pipewise_store::Outcome::Repeated => c.unchanged += 1,
     }
 }

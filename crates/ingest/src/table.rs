@@ -4,7 +4,8 @@
 //! file, line and column.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use csv::ByteRecord;
 use pipewise_core::schema::HISTORY_FIELDS;
@@ -49,8 +50,6 @@ struct BlockPlan {
     repeats: bool,
     effective_at: Option<ColPlan>,
     key_pos: Vec<usize>,
-    /// Fingerprint of each key seen in this file -> its line, to report duplicates.
-    seen: HashMap<u64, u64, BuildHasherDefault<DefaultHasher>>,
     values: Vec<Value>,
 }
 
@@ -69,7 +68,7 @@ pub(crate) struct Context<'a> {
     pub tx: Box<dyn WriteTx + 'a>,
     pub report: ImportReport,
     pub max_errors: usize,
-    known: HashSet<(Entity, String)>,
+    known: FxHashMap<Entity, FxHashSet<String>>,
     by_name: HashMap<(Entity, String), String>,
     cleanings: HashMap<(String, String, String, String, String), u64>,
 }
@@ -78,7 +77,7 @@ const CACHE_LIMIT: usize = 200_000;
 
 impl<'a> Context<'a> {
     pub fn new(tx: Box<dyn WriteTx + 'a>, report: ImportReport, max_errors: usize) -> Self {
-        Context { tx, report, max_errors, known: HashSet::new(), by_name: HashMap::new(), cleanings: HashMap::new() }
+        Context { tx, report, max_errors, known: FxHashMap::default(), by_name: HashMap::new(), cleanings: HashMap::new() }
     }
 
     pub fn error(&mut self, e: RowError) {
@@ -98,15 +97,16 @@ impl<'a> Context<'a> {
     }
 
     pub fn exists(&mut self, entity: Entity, id: &str) -> Result<bool, pipewise_store::StoreError> {
-        if self.known.contains(&(entity, id.to_string())) {
+        if self.known.get(&entity).is_some_and(|k| k.contains(id)) {
             return Ok(true);
         }
         let found = self.tx.exists(entity, id)?;
         if found {
-            if self.known.len() > CACHE_LIMIT {
-                self.known.clear();
+            let k = self.known.entry(entity).or_default();
+            if k.len() > CACHE_LIMIT {
+                k.clear();
             }
-            self.known.insert((entity, id.to_string()));
+            k.insert(id.to_string());
         }
         Ok(found)
     }
@@ -248,7 +248,6 @@ impl FilePlan {
                 repeats: em.repeats,
                 effective_at,
                 key_pos,
-                seen: HashMap::default(),
             });
         }
         if !strict_columns {
@@ -322,22 +321,27 @@ impl FilePlan {
         if bad_utf8 {
             return Ok(());
         }
-        let file = self.file.clone();
-        for b in 0..self.blocks.len() {
-            self.process_block(ctx, b, &file, line, &cells)?;
+        let FilePlan { file, blocks, pending, failed, .. } = self;
+        for block in blocks.iter_mut() {
+            Self::process_block(ctx, block, pending, failed, file, line, &cells)?;
         }
         Ok(())
     }
 
+    /// The entities this file's rows become (for bulk-load hints).
+    pub fn entities(&self) -> Vec<Entity> {
+        self.blocks.iter().map(|b| b.entity).collect()
+    }
+
     fn process_block(
-        &mut self,
         ctx: &mut Context<'_>,
-        b: usize,
+        block: &mut BlockPlan,
+        pending: &mut Vec<PendingRef>,
+        failed: &mut HashSet<(Entity, String)>,
         file: &str,
         line: u64,
         cells: &[Option<&str>],
     ) -> Result<(), pipewise_store::StoreError> {
-        let block = &mut self.blocks[b];
         block.values.clear();
         let mut row_errors: Vec<RowError> = Vec::new();
         let mut missing_required = false;
@@ -407,7 +411,7 @@ impl FilePlan {
         if !row_errors.is_empty() {
             if let [k] = block.key_pos[..] {
                 if let Some(key) = block.values[k].to_text() {
-                    self.failed.insert((block.entity, key));
+                    failed.insert((block.entity, key));
                 }
             }
             for e in row_errors {
@@ -437,40 +441,12 @@ impl FilePlan {
             if cp.create_missing {
                 let cols: &[&'static str] = if parent.field("name").is_some() { &["id", "name"] } else { &["id"] };
                 let vals = [Value::Text(id.clone()), Value::Text(id.clone())];
-                ctx.tx.upsert(RowWrite { entity: parent, columns: cols, values: &vals[..cols.len()], effective_at: None })?;
+                ctx.tx.upsert(RowWrite { entity: parent, columns: cols, values: &vals[..cols.len()], effective_at: None, check_repeat: false })?;
                 *ctx.report.created_from_references.entry(parent.table().to_string()).or_default() += 1;
                 ctx.exists(parent, &id)?;
                 continue;
             }
-            self.pending.push(PendingRef { parent, id, line, column: col_number(&cp.src), label: cp.label.clone() });
-        }
-        let block = &mut self.blocks[b];
-        if !block.repeats {
-            let mut h = BuildHasherDefault::<DefaultHasher>::default().build_hasher();
-            for &k in &block.key_pos {
-                if let Some(t) = block.values[k].to_text() {
-                    h.write(t.as_bytes());
-                }
-                h.write_u8(0xff);
-            }
-            let fp = h.finish();
-            if let Some(first) = block.seen.insert(fp, line) {
-                let key: Vec<String> = block.key_pos.iter().filter_map(|&k| block.values[k].to_text()).collect();
-                let k0 = &block.cols[block.key_pos[0]];
-                ctx.error(RowError {
-                    file: file.into(),
-                    line,
-                    column: col_number(&k0.src),
-                    column_name: Some(k0.label.clone()),
-                    value: Some(key.join(", ")),
-                    message: format!(
-                        "duplicate {} (first on line {first}); expected each {} once per file",
-                        block.entity.key().join(" + "),
-                        block.entity.singular()
-                    ),
-                });
-                return Ok(());
-            }
+            pending.push(PendingRef { parent, id, line, column: col_number(&cp.src), label: cp.label.clone() });
         }
         // Written even when earlier rows had errors (the import will then be
         // rolled back), so that later rows referring to this one are checked right.
@@ -479,13 +455,31 @@ impl FilePlan {
             columns: &block.columns,
             values: &block.values,
             effective_at: effective_at.as_deref(),
+            check_repeat: !block.repeats,
         })?;
+        if outcome == Outcome::Repeated {
+            let key: Vec<String> = block.key_pos.iter().filter_map(|&k| block.values[k].to_text()).collect();
+            let k0 = &block.cols[block.key_pos[0]];
+            ctx.error(RowError {
+                file: file.into(),
+                line,
+                column: col_number(&k0.src),
+                column_name: Some(k0.label.clone()),
+                value: Some(key.join(", ")),
+                message: format!(
+                    "duplicate {}: already imported earlier in this import; expected each {} once",
+                    block.entity.key().join(" + "),
+                    block.entity.singular()
+                ),
+            });
+            return Ok(());
+        }
         let c = ctx.report.counts_mut(block.entity.table());
         c.rows += 1;
         match outcome {
             Outcome::Inserted => c.inserted += 1,
             Outcome::Updated => c.updated += 1,
-            Outcome::Unchanged => c.unchanged += 1,
+            Outcome::Unchanged | Outcome::Repeated => c.unchanged += 1,
         }
         Ok(())
     }

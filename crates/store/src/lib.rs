@@ -44,6 +44,9 @@ pub enum Outcome {
     Inserted,
     Updated,
     Unchanged,
+    /// The key was already written earlier in this transaction and the write
+    /// asked to be told (`check_repeat`): nothing was written.
+    Repeated,
 }
 
 /// One write of a row, with the instant its values were true of the world.
@@ -57,6 +60,10 @@ pub struct RowWrite<'a> {
     /// history report's edit date). Changes of tracked fields are dated with
     /// it; without it they are dated with the transaction's `as_of`.
     pub effective_at: Option<&'a str>,
+    /// Report a key already written in this transaction as
+    /// [`Outcome::Repeated`] instead of writing it again (duplicate ids in a
+    /// file). Costs no memory per row for tables keyed by `id`.
+    pub check_repeat: bool,
 }
 
 /// A backend: something that can open write transactions and answer queries.
@@ -81,6 +88,11 @@ pub trait WriteTx {
     fn id_by_name(&mut self, entity: Entity, name: &str) -> Result<Option<String>>;
     /// Deletes the turns of a conversation from `seq` on (a transcript re-imported shorter).
     fn truncate_turns(&mut self, conversation_id: &str, from_seq: i64) -> Result<u64>;
+    /// Announces that about `expected_rows` rows of `entity` are coming. A
+    /// backend may then prepare a bulk load (SQLite: drop the table's
+    /// secondary indexes and rebuild them at commit, all inside the
+    /// transaction). Returns whether it did.
+    fn bulk_load(&mut self, entity: Entity, expected_rows: u64) -> Result<bool>;
     /// History rows written by upserts in this transaction so far.
     fn history_written(&self) -> u64;
     /// Appends to the import audit log.

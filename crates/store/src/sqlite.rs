@@ -1,6 +1,5 @@
 //! The embedded SQLite backend (one file, WAL mode, foreign keys on).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use pipewise_core::schema::HISTORY_FIELDS;
@@ -43,7 +42,8 @@ impl SqliteStore {
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
              PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -65536;",
+             PRAGMA cache_size = -65536;
+             PRAGMA threads = 2;",
         )
         .map_err(open_err)?;
         let mut store = SqliteStore { conn, path };
@@ -118,6 +118,44 @@ struct Statements {
     /// (position in given columns, field name) of tracked history fields.
     tracked: Vec<(usize, &'static str)>,
     select_tracked: Option<String>,
+    /// `SELECT rowid ... WHERE key` for tables keyed by `id`.
+    select_rowid: Option<String>,
+}
+
+/// Which keys of one table were written in the current transaction, without
+/// keeping the keys: rows inserted by it have a rowid above the table's
+/// maximum at its start, and pre-existing rows it wrote are marked in a bitmap
+/// over rowids (one bit per row of the table, not per row of the file).
+/// Tables with composite keys keep a 64-bit fingerprint per key written.
+enum Written {
+    Rowid { max_before: i64, touched: Vec<u64> },
+    Keys(std::collections::HashSet<u64>),
+}
+
+impl Written {
+    /// Records a write of an existing row; returns whether it was already written.
+    fn mark_rowid(&mut self, rowid: i64) -> bool {
+        let Written::Rowid { max_before, touched } = self else { return false };
+        if rowid > *max_before {
+            return true;
+        }
+        let (w, b) = ((rowid.max(0) as u64 / 64) as usize, rowid.max(0) as u64 % 64);
+        if touched.len() <= w {
+            touched.resize(w + 1, 0);
+        }
+        let seen = touched[w] & (1 << b) != 0;
+        touched[w] |= 1 << b;
+        seen
+    }
+    fn mark_key(&mut self, values: &[Value], key_pos: &[usize]) -> bool {
+        let Written::Keys(set) = self else { return false };
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for &k in key_pos {
+            format!("{:?}", values[k]).hash(&mut h);
+        }
+        !set.insert(h.finish())
+    }
 }
 
 fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statements> {
@@ -163,7 +201,8 @@ fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statemen
         let cols: Vec<&str> = tracked.iter().map(|(_, c)| *c).collect();
         format!("SELECT {} FROM opportunities WHERE id = ?1", cols.join(", "))
     });
-    Ok(Statements { insert, update, key_pos, tracked, select_tracked })
+    let select_rowid = (entity.key().len() == 1).then(|| format!("SELECT rowid FROM {table} WHERE {} = ?1", entity.key()[0]));
+    Ok(Statements { insert, update, key_pos, tracked, select_tracked, select_rowid })
 }
 
 pub(crate) struct SqliteTx<'a> {
@@ -171,7 +210,11 @@ pub(crate) struct SqliteTx<'a> {
     as_of: String,
     history: u64,
     done: bool,
-    statements: HashMap<(Entity, Vec<&'static str>), Statements>,
+    /// Statements per (entity, column set); a handful per import, searched linearly.
+    statements: Vec<(Entity, Vec<&'static str>, Statements)>,
+    /// Secondary indexes dropped for a bulk load, recreated before commit.
+    deferred_indexes: Vec<(String, String)>,
+    written: Vec<(Entity, Written)>,
 }
 
 impl Drop for SqliteTx<'_> {
@@ -181,6 +224,9 @@ impl Drop for SqliteTx<'_> {
         }
     }
 }
+
+/// Below this many expected rows, indexes are maintained row by row.
+const BULK_MIN_ROWS: u64 = 100_000;
 
 const INSERT_HISTORY: &str = "INSERT INTO opportunity_history (opportunity_id, field, changed_at, value, old_value)
      VALUES (?1, ?2, ?3, ?4, ?5)
@@ -214,15 +260,32 @@ fn value_at(conn: &Connection, opp: &str, field: &str, at: &str) -> Result<Optio
 
 impl WriteTx for SqliteTx<'_> {
     fn upsert(&mut self, row: RowWrite<'_>) -> Result<Outcome> {
-        let key = (row.entity, row.columns.to_vec());
-        if !self.statements.contains_key(&key) {
-            let st = build_statements(row.entity, row.columns)?;
-            self.statements.insert(key.clone(), st);
-        }
-        let st = &self.statements[&key];
-        let params: Vec<Sql<'_>> = row.values.iter().map(Sql).collect();
-        let params = rusqlite::params_from_iter(params.iter());
-        if self.conn.prepare_cached(&st.insert)?.execute(params.clone())? == 1 {
+        let idx = match self.statements.iter().position(|(e, c, _)| *e == row.entity && c.as_slice() == row.columns) {
+            Some(i) => i,
+            None => {
+                let st = build_statements(row.entity, row.columns)?;
+                self.statements.push((row.entity, row.columns.to_vec(), st));
+                self.statements.len() - 1
+            }
+        };
+        let st = &self.statements[idx].2;
+        let params = || rusqlite::params_from_iter(row.values.iter().map(Sql));
+        let wi = match self.written.iter().position(|(e, _)| *e == row.entity) {
+            Some(i) => i,
+            None => {
+                let w = if row.entity.key().len() == 1 {
+                    let max_before: i64 =
+                        self.conn.query_row(&format!("SELECT coalesce(max(rowid), 0) FROM {}", row.entity.table()), [], |r| r.get(0))?;
+                    Written::Rowid { max_before, touched: Vec::new() }
+                } else {
+                    Written::Keys(Default::default())
+                };
+                self.written.push((row.entity, w));
+                self.written.len() - 1
+            }
+        };
+        if self.conn.prepare_cached(&st.insert)?.execute(params())? == 1 {
+            self.written[wi].1.mark_key(row.values, &st.key_pos);
             if let Some(at) = row.effective_at {
                 // A snapshot with a date: its tracked values were in effect from then on.
                 let id = row.values[st.key_pos[0]].to_text().unwrap_or_default();
@@ -234,9 +297,23 @@ impl WriteTx for SqliteTx<'_> {
             }
             return Ok(Outcome::Inserted);
         }
+        // The key exists: written earlier in this transaction?
+        let repeated = match &st.select_rowid {
+            Some(sql) => {
+                let rowid: i64 = self
+                    .conn
+                    .prepare_cached(sql)?
+                    .query_row(rusqlite::params_from_iter(st.key_pos.iter().map(|&k| Sql(&row.values[k]))), |r| r.get(0))?;
+                self.written[wi].1.mark_rowid(rowid)
+            }
+            None => self.written[wi].1.mark_key(row.values, &st.key_pos),
+        };
+        if repeated && row.check_repeat {
+            return Ok(Outcome::Repeated);
+        }
         let Some(update) = st.update.as_deref() else { return Ok(Outcome::Unchanged) };
         if st.tracked.is_empty() {
-            let n = self.conn.prepare_cached(update)?.execute(params)?;
+            let n = self.conn.prepare_cached(update)?.execute(params())?;
             return Ok(if n == 1 { Outcome::Updated } else { Outcome::Unchanged });
         }
 
@@ -265,7 +342,7 @@ impl WriteTx for SqliteTx<'_> {
         let old: Vec<Value> = self.conn.prepare_cached(select)?.query_row([&id], |r| {
             (0..tracked.len()).map(|i| r.get_ref(i).map(from_sql)).collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        let n = self.conn.prepare_cached(update)?.execute(params)?;
+        let n = self.conn.prepare_cached(update)?.execute(params())?;
         if n == 0 {
             return Ok(Outcome::Unchanged);
         }
@@ -298,6 +375,25 @@ impl WriteTx for SqliteTx<'_> {
         Ok(n as u64)
     }
 
+    fn bulk_load(&mut self, entity: Entity, expected_rows: u64) -> Result<bool> {
+        let table = entity.table();
+        if expected_rows < BULK_MIN_ROWS || self.deferred_indexes.iter().any(|(t, _)| t == table) {
+            return Ok(false);
+        }
+        let existing: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        if (expected_rows as i64) < existing {
+            return Ok(false);
+        }
+        let mut st = self.conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")?;
+        let indexes = st.query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(st);
+        for (name, sql) in indexes {
+            self.conn.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+            self.deferred_indexes.push((table.to_string(), sql));
+        }
+        Ok(true)
+    }
+
     fn history_written(&self) -> u64 {
         self.history
     }
@@ -311,6 +407,11 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
+        // Indexes dropped for a bulk load are rebuilt (sorted, so faster than
+        // row-by-row maintenance) inside the same transaction.
+        for (_, sql) in std::mem::take(&mut self.deferred_indexes) {
+            self.conn.execute_batch(&sql)?;
+        }
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             // Deferred foreign keys are checked here; name the first offenders.
             let mut detail = Vec::new();
@@ -349,7 +450,9 @@ impl Store for SqliteStore {
             as_of: as_of.to_string(),
             history: 0,
             done: false,
-            statements: HashMap::new(),
+            statements: Vec::new(),
+            deferred_indexes: Vec::new(),
+            written: Vec::new(),
         }))
     }
 
@@ -392,7 +495,7 @@ mod tests {
     use super::*;
 
     fn row<'a>(entity: Entity, columns: &'a [&'static str], values: &'a [Value]) -> RowWrite<'a> {
-        RowWrite { entity, columns, values, effective_at: None }
+        RowWrite { entity, columns, values, effective_at: None, check_repeat: true }
     }
     fn t(s: &str) -> Value {
         Value::Text(s.into())
@@ -419,8 +522,15 @@ mod tests {
         let cols = ["id", "name", "region"];
         let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
         assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null])).unwrap(), Outcome::Inserted);
+        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null])).unwrap(), Outcome::Repeated);
+        tx.commit().unwrap();
+        let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
         assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null])).unwrap(), Outcome::Unchanged);
-        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), t("EU")])).unwrap(), Outcome::Updated);
+        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), t("EU")])).unwrap(), Outcome::Repeated);
+        let vals = [t("t1"), t("East"), t("EU")];
+        let mut w = row(Entity::Team, &cols, &vals);
+        w.check_repeat = false;
+        assert_eq!(tx.upsert(w).unwrap(), Outcome::Updated);
         tx.commit().unwrap();
         let d1 = store.content_digest().unwrap();
         {
@@ -449,6 +559,7 @@ mod tests {
             columns: &cols,
             values: &[t("o1"), t("u1"), t("qualification"), Value::Float(100.0)],
             effective_at: Some("2025-01-15T00:00:00Z"),
+            check_repeat: false,
         };
         assert_eq!(tx.upsert(snap).unwrap(), Outcome::Unchanged);
         tx.commit().unwrap();
