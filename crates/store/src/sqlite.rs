@@ -37,12 +37,14 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
         // Not a database at all (or encrypted): say so before anything else.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(open_err)?;
+        // Memory stays bounded whatever the data size: a 16 MiB page cache, and
+        // sorts (index builds) that spill to temporary files, not to memory.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -65536;
+             PRAGMA temp_store = FILE;
+             PRAGMA cache_size = -16384;
              PRAGMA threads = 2;",
         )
         .map_err(open_err)?;
