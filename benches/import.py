@@ -19,8 +19,8 @@ the same run:
                   foreign keys and indexes, no validation): SQLite's own speed
                   on the work pipewise has to do.
 
-Peak memory (max RSS of each child process) is reported for pipewise at N/10
-and N rows to show it does not grow with the file. Median of --runs runs.
+Peak memory (max RSS of each child process) is reported for pipewise at N/10,
+N and 2N rows to show it does not grow with the file. Median of --runs runs.
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, time
 
@@ -69,7 +69,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     big = os.path.join(args.out, f"org-{args.rows}")
     small = os.path.join(args.out, f"org-{args.rows // 10}")
-    for d, n in ((big, args.rows), (small, args.rows // 10)):
+    double = os.path.join(args.out, f"org-{args.rows * 2}")
+    for d, n in ((big, args.rows), (small, args.rows // 10), (double, args.rows * 2)):
         if not os.path.exists(os.path.join(d, "opportunities.csv")):
             subprocess.run([sys.executable, os.path.join(ROOT, "benches", "gen_opportunities.py"), str(n), d], check=True)
     schema = open(os.path.join(ROOT, "crates/store/src/migrations/0001_initial.sql")).read()
@@ -111,7 +112,10 @@ COMMIT;
             rss.append(m)
         results[name] = {"seconds": statistics.median(times), "rows_per_s": args.rows / statistics.median(times), "max_rss_mib": max(rss), "runs": times}
     t_small, rss_small = pipewise_import(small)
+    t_double, rss_double = pipewise_import(double)
     results["pipewise"]["max_rss_mib_at_tenth"] = rss_small
+    results["pipewise"]["max_rss_mib_at_double"] = rss_double
+    results["pipewise"]["rows_per_s_at_double"] = 2 * args.rows / t_double
     fresh(db)
 
     print(f"\nImport of {args.rows:,} opportunities (10 columns, {os.path.getsize(os.path.join(big, 'opportunities.csv')) / 1e6:.0f} MB), median of {args.runs} runs")
@@ -121,7 +125,7 @@ COMMIT;
     pw_r = results["pipewise"]
     print(f"\npipewise / sqlite3 raw .import speed: {pw_r['rows_per_s'] / results['sqlite3 raw .import']['rows_per_s']:.2f}")
     print(f"pipewise / sqlite3 into the same schema: {pw_r['rows_per_s'] / results['sqlite3 .import + INSERT into pipewise schema']['rows_per_s']:.2f}")
-    print(f"pipewise peak RSS at {args.rows // 10:,} rows: {rss_small:.0f} MB; at {args.rows:,} rows: {pw_r['max_rss_mib']:.0f} MB")
+    print(f"pipewise peak RSS at {args.rows // 10:,} rows: {rss_small:.0f} MB; at {args.rows:,}: {pw_r['max_rss_mib']:.0f} MB; at {2 * args.rows:,}: {rss_double:.0f} MB ({2 * args.rows / t_double:,.0f} rows/s)")
     with open(os.path.join(args.out, "import-bench.json"), "w") as f:
         json.dump({"rows": args.rows, "results": results}, f, indent=2)
 

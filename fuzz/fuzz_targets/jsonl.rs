@@ -1,0 +1,9 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    common::import_bytes("users.jsonl", data, |path| pipewise_ingest::Source::canonical(path, pipewise_core::Entity::User));
+});
