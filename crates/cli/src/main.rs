@@ -42,17 +42,90 @@ enum Command {
         #[arg(long, conflicts_with = "markdown")]
         json: bool,
     },
-    /// Build a demo database and print what pipewise sees in it.
+    /// Simulate a whole sales organisation whose hidden truth is known.
+    Simulate(SimArgs),
+    /// Simulate a default org (40 reps, 24 months), import it into a fresh
+    /// database and print what pipewise sees in it.
     Demo {
         /// Demo database file (recreated).
         #[arg(long, default_value = "pipewise-demo.db")]
         out: PathBuf,
-        /// Directory of the Maven CRM export to load.
-        #[arg(long, env = "PIPEWISE_MAVEN_DIR")]
+        /// Where the simulated files go (recreated).
+        #[arg(long, default_value = "pipewise-demo-data")]
+        data: PathBuf,
+        /// Load the Maven CRM export from this directory instead of simulating.
+        #[arg(long)]
         maven: Option<PathBuf>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Clone)]
+struct SimArgs {
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 40)]
+    reps: usize,
+    #[arg(long, default_value_t = 24)]
+    months: u32,
+    /// Output directory (canonical import files, transcripts/, ground_truth.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// First simulated day.
+    #[arg(long, default_value = "2024-01-01")]
+    start: String,
+    /// Inbound leads per rep per month.
+    #[arg(long, default_value_t = 14.0)]
+    leads_per_rep_month: f64,
+    /// Share of stage calls recorded with a transcript (0..1).
+    #[arg(long, default_value_t = 0.35)]
+    transcript_share: f64,
+    /// How many recorded calls are also written as WebVTT files.
+    #[arg(long, default_value_t = 25)]
+    vtt_sample: usize,
+    /// Every rep enters the true stage (no optimism, no sandbagging).
+    #[arg(long)]
+    no_bias: bool,
+    /// No rep is better in one segment than another.
+    #[arg(long)]
+    no_affinity: bool,
+    /// Response time does not affect lead conversion.
+    #[arg(long)]
+    no_speed_effect: bool,
+    /// Follow-up touches do not affect lead conversion.
+    #[arg(long)]
+    no_touch_effect: bool,
+    #[arg(long)]
+    no_seasonality: bool,
+    #[arg(long)]
+    no_quarter_end: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+impl SimArgs {
+    fn config(&self) -> Result<pipewise_sim::Config> {
+        let start = pipewise_sim::time::parse_date(&self.start).with_context(|| format!("--start {:?}: expected a date such as 2024-01-01", self.start))?;
+        Ok(pipewise_sim::Config {
+            seed: self.seed,
+            reps: self.reps,
+            months: self.months,
+            start,
+            leads_per_rep_month: self.leads_per_rep_month,
+            transcript_share: self.transcript_share,
+            vtt_sample: self.vtt_sample,
+            bias: !self.no_bias,
+            affinity: !self.no_affinity,
+            speed_effect: !self.no_speed_effect,
+            touch_effect: !self.no_touch_effect,
+            seasonality: !self.no_seasonality,
+            quarter_end: !self.no_quarter_end,
+            ..pipewise_sim::Config::default()
+        })
+    }
 }
 
 #[derive(Args, Clone)]
@@ -205,7 +278,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { out, maven, json } => demo(&out, maven, json),
+        Command::Simulate(args) => {
+            let cfg = args.config()?;
+            let bar = output::FractionBar::new(!args.json, "simulating");
+            let summary = pipewise_sim::simulate(&cfg, &args.out, &mut |f| bar.set(f))?;
+            bar.finish();
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", output::sim_text(&summary));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { out, data, maven, seed, json } => match maven {
+            Some(dir) => demo_maven(&out, dir, json),
+            None => demo(&out, &data, seed, json),
+        },
     }
 }
 
@@ -310,25 +398,63 @@ fn finish_import(db: &Path, report: &ImportReport, json: bool) -> Result<ExitCod
     }
 }
 
-/// Until the simulator lands, the demo loads the Maven CRM export into a fresh
-/// database and shows what pipewise makes of it.
-fn demo(out: &Path, maven: Option<PathBuf>, json: bool) -> Result<ExitCode> {
-    let dir = match maven {
-        Some(d) => d,
-        None => {
-            let candidates = ["../shared/data/maven-crm", "shared/data/maven-crm", "data/maven-crm"];
-            candidates.iter().map(PathBuf::from).find(|p| p.join("sales_pipeline.csv").is_file()).with_context(|| {
-                "the demo loads the Maven CRM export and did not find it in ../shared/data/maven-crm; pass --maven DIR".to_string()
-            })?
-        }
-    };
+fn fresh_db(out: &Path) -> Result<SqliteStore> {
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", out.display()));
         if p.exists() {
             std::fs::remove_file(&p).with_context(|| format!("cannot replace {}", p.display()))?;
         }
     }
-    let mut store = open(out)?;
+    open(out)
+}
+
+/// The demo: a simulated org of 40 reps over 24 months, imported into a fresh
+/// database, summarised.
+fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let cfg = pipewise_sim::Config { seed, ..pipewise_sim::Config::default() };
+    if data.exists() {
+        std::fs::remove_dir_all(data).with_context(|| format!("cannot replace {}", data.display()))?;
+    }
+    let bar = output::FractionBar::new(!json, "simulating 40 reps over 24 months");
+    let summary = pipewise_sim::simulate(&cfg, data, &mut |f| bar.set(f))?;
+    bar.finish();
+    let simulated = started.elapsed();
+    let mut store = fresh_db(out)?;
+    let sources = pipewise_ingest::sources_in_dir(data, None)?;
+    let opts = ImportOptions { dry_run: false, max_errors: 100, as_of: now(), kind: "canonical".into() };
+    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;
+    if !report.ok() {
+        return finish_import(out, &report, json);
+    }
+    let stats = store.stats()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"simulation": summary, "import": report, "stats": stats}))?);
+    } else {
+        println!(
+            "pipewise demo: a simulated sales org (seed {seed}) in {}, imported into {} ({:.1}s)\n",
+            data.display(),
+            out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        print!("{}", output::org_text(&stats));
+        println!();
+        print!("{}", output::pipeline_text(&stats));
+        println!();
+        print!("{}", output::leads_text(&stats));
+        println!(
+            "\nSimulated in {:.1}s; the hidden truth (skills, biases, true win probabilities) is in {}.",
+            simulated.as_secs_f64(),
+            data.join("ground_truth.json").display()
+        );
+        println!("Next: `pipewise --db {} stats`, or import your own export (see docs/data-format.md).", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Maven CRM export into a fresh database, summarised.
+fn demo_maven(out: &Path, dir: PathBuf, json: bool) -> Result<ExitCode> {
+    let mut store = fresh_db(out)?;
     let sources = pipewise_ingest::sources_in_dir(&dir, Some(&Mapping::maven()))?;
     let opts = ImportOptions { dry_run: false, max_errors: 100, as_of: now(), kind: "maven".into() };
     let report = pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;

@@ -217,3 +217,92 @@ pub fn pipeline_text(st: &Stats) -> String {
     }
     s
 }
+
+/// A fraction-done progress bar on stderr (terminal only).
+pub struct FractionBar {
+    bar: Option<ProgressBar>,
+}
+
+impl FractionBar {
+    pub fn new(enabled: bool, label: &str) -> Self {
+        let bar = enabled.then(|| {
+            let pb = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
+            pb.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {percent}% eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            pb.set_message(label.to_string());
+            pb
+        });
+        FractionBar { bar }
+    }
+    pub fn set(&self, fraction: f64) {
+        if let Some(pb) = &self.bar {
+            pb.set_position((fraction * 1000.0) as u64);
+        }
+    }
+    pub fn finish(&self) {
+        if let Some(pb) = &self.bar {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+pub fn sim_text(s: &pipewise_sim::Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Simulated into {}", s.out.display());
+    for (name, n) in &s.rows {
+        let _ = writeln!(out, "  {:<22} {:>12}", name, thousands(*n));
+    }
+    let _ = writeln!(
+        out,
+        "  win rate {}; lead conversion {:.1}%; leads never answered {:.1}%; {} transcripts ({} as WebVTT)",
+        pct(s.win_rate),
+        s.lead_conversion_rate * 100.0,
+        s.leads_never_answered * 100.0,
+        thousands(s.transcripts),
+        s.vtt_files
+    );
+    let _ = writeln!(out, "  hidden truth: {}", s.out.join("ground_truth.json").display());
+    out
+}
+
+pub fn org_text(st: &Stats) -> String {
+    let mut s = String::new();
+    let roles: Vec<String> = st.org.users_by_role.iter().map(|(r, n)| format!("{n} {r}{}", if *n == 1 { "" } else { "s" })).collect();
+    let _ = writeln!(s, "Org: {} teams in {} regions ({}); {}", st.org.teams, st.org.regions.len(), st.org.regions.join(", "), roles.join(", "));
+    let _ = writeln!(
+        s,
+        "Data: {} accounts, {} contacts, {} leads, {} opportunities, {} history entries, {} activities, {} call transcripts",
+        thousands(st.counts["accounts"]),
+        thousands(st.counts["contacts"]),
+        thousands(st.counts["leads"]),
+        thousands(st.counts["opportunities"]),
+        thousands(st.counts["opportunity_history"]),
+        thousands(st.counts["activities"]),
+        thousands(st.counts["conversations"])
+    );
+    s
+}
+
+pub fn leads_text(st: &Stats) -> String {
+    let l = &st.leads;
+    let mut s = String::new();
+    if l.leads == 0 {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "Lead response: {} leads, {:.1}% answered, median first response {}; {:.1}% converted",
+        thousands(l.leads),
+        l.answered as f64 * 100.0 / l.leads as f64,
+        l.median_response_minutes.map_or("-".into(), |m| if m < 120.0 { format!("{m:.0} min") } else { format!("{:.1} h", m / 60.0) }),
+        l.converted as f64 * 100.0 / l.leads as f64
+    );
+    let _ = writeln!(s, "  {:<18} {:>8} {:>10}", "first response", "leads", "converted");
+    for b in &l.by_response_time {
+        let _ = writeln!(s, "  {:<18} {:>8} {:>10}", b.band, thousands(b.leads), pct(b.conversion_rate));
+    }
+    s
+}

@@ -16,7 +16,7 @@ mod sqlite;
 mod stats;
 
 pub use sqlite::SqliteStore;
-pub use stats::{DataQuality, EntityStats, Finding, Pipeline, PipelineStage, RepSummary, Stats};
+pub use stats::{DataQuality, EntityStats, Finding, LeadSummary, OrgSummary, Pipeline, PipelineStage, RepSummary, ResponseBand, Stats};
 
 use pipewise_core::{Entity, Value};
 

@@ -16,7 +16,35 @@ pub struct Stats {
     pub entities: BTreeMap<String, EntityStats>,
     pub data_quality: DataQuality,
     pub pipeline: Pipeline,
+    pub org: OrgSummary,
+    pub leads: LeadSummary,
     pub imports: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgSummary {
+    pub teams: u64,
+    pub regions: Vec<String>,
+    pub users_by_role: BTreeMap<String, u64>,
+}
+
+/// Speed to lead: how fast and how often inbound leads are answered, and
+/// how each response-time band converts.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeadSummary {
+    pub leads: u64,
+    pub answered: u64,
+    pub median_response_minutes: Option<f64>,
+    pub converted: u64,
+    pub by_response_time: Vec<ResponseBand>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseBand {
+    pub band: String,
+    pub leads: u64,
+    pub converted: u64,
+    pub conversion_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -321,12 +349,64 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         }
     }
     let imports: i64 = one(conn, "SELECT count(*) FROM imports")?;
+    let org = {
+        let teams: i64 = one(conn, "SELECT count(*) FROM teams")?;
+        let mut st = conn.prepare("SELECT DISTINCT region FROM teams WHERE region IS NOT NULL ORDER BY region")?;
+        let regions = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = conn.prepare("SELECT coalesce(role, 'rep'), count(*) FROM users GROUP BY 1 ORDER BY 1")?;
+        let users_by_role = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        OrgSummary { teams: teams as u64, regions, users_by_role }
+    };
+    let leads = {
+        let mut st = conn.prepare(
+            "SELECT (julianday(first_response_at) - julianday(created_at)) * 1440.0, converted_at IS NOT NULL FROM leads",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, Option<f64>>(0)?, r.get::<_, bool>(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let bands: [(&str, f64, f64); 4] =
+            [("under 5 minutes", 0.0, 5.0), ("5 to 60 minutes", 5.0, 60.0), ("1 to 24 hours", 60.0, 1440.0), ("over 24 hours", 1440.0, f64::MAX)];
+        let mut by = vec![(0u64, 0u64); bands.len() + 1];
+        let mut minutes = Vec::new();
+        for (m, conv) in &rows {
+            let i = match m {
+                Some(m) => {
+                    minutes.push(*m);
+                    bands.iter().position(|b| *m >= b.1 && *m < b.2).unwrap_or(bands.len() - 1)
+                }
+                None => bands.len(),
+            };
+            by[i].0 += 1;
+            by[i].1 += u64::from(*conv);
+        }
+        minutes.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let median = (!minutes.is_empty()).then(|| minutes[minutes.len() / 2]);
+        let names: Vec<&str> = bands.iter().map(|b| b.0).chain(["never answered"]).collect();
+        LeadSummary {
+            leads: rows.len() as u64,
+            answered: minutes.len() as u64,
+            median_response_minutes: median.map(|m| (m * 10.0).round() / 10.0),
+            converted: rows.iter().filter(|r| r.1).count() as u64,
+            by_response_time: names
+                .iter()
+                .zip(&by)
+                .map(|(n, (l, c))| ResponseBand {
+                    band: (*n).to_string(),
+                    leads: *l,
+                    converted: *c,
+                    conversion_rate: (*l > 0).then(|| *c as f64 / *l as f64),
+                })
+                .collect(),
+        }
+    };
     Ok(Stats {
         schema_version,
         counts,
         entities,
         data_quality: DataQuality { findings },
         pipeline: Pipeline { by_stage, open, open_amount, won, lost, won_amount, win_rate: rate(won, lost), reps },
+        org,
+        leads,
         imports: imports as u64,
     })
 }

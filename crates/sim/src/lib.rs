@@ -1,0 +1,268 @@
+//! The ground-truth simulator: whole sales organisations whose hidden truth is
+//! known.
+//!
+//! `simulate` draws an org (regions, teams, reps with latent skills and a
+//! forecast bias), a market (accounts in latent segments, contacts, products),
+//! and then, week by week, inbound leads and their handling, outbound
+//! prospecting, opportunities moving through stages with calls and activities,
+//! rep-entered stages and close dates, and customers' usage, renewals and
+//! expansions. It writes the canonical import files (`pipewise import dir`
+//! reads them), a sample of transcripts as WebVTT, and `ground_truth.json`
+//! with what no CRM records: every rep's skills and bias, every account's
+//! segment, every lead's conversion probability, and every open deal's true
+//! stage and win probability at each weekly snapshot.
+//!
+//! Deterministic: every entity draws from its own stream of a hand-written
+//! generator keyed by (seed, kind, index), so the same seed and options give
+//! byte-identical files. The causal model is written out in docs/simulator.md.
+
+pub mod model;
+mod output;
+pub mod process;
+pub mod rng;
+pub mod text;
+pub mod time;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::model::{PRODUCTS, REGIONS, SEGMENTS, SKILLS};
+use crate::time::DAY;
+
+pub(crate) const STREAM_ORG: u64 = 1;
+pub(crate) const STREAM_ACCOUNT: u64 = 2;
+pub(crate) const STREAM_LEAD_DAY: u64 = 3;
+pub(crate) const STREAM_LEAD: u64 = 4;
+pub(crate) const STREAM_OUTBOUND: u64 = 5;
+pub(crate) const STREAM_OPP: u64 = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("writing {0}: {1}")]
+    Csv(String, String),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl SimError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> SimError {
+        SimError::Io { path: path.display().to_string(), source }
+    }
+}
+
+impl From<std::io::Error> for SimError {
+    fn from(e: std::io::Error) -> Self {
+        SimError::Io { path: String::new(), source: e }
+    }
+}
+
+/// What to simulate. Every mechanism can be switched off to test that an
+/// engine (or a statistical test) notices.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub seed: u64,
+    pub reps: usize,
+    pub months: u32,
+    /// Midnight UTC of the first day.
+    #[serde(serialize_with = "ser_date")]
+    pub start: i64,
+    pub reps_per_team: usize,
+    pub accounts_per_rep: usize,
+    /// Inbound leads per active rep per month (before seasonality).
+    pub leads_per_rep_month: f64,
+    /// Outbound opportunities a typical rep creates per week.
+    pub outbound_per_rep_week: f64,
+    /// Share of stage calls that are recorded with a transcript.
+    pub transcript_share: f64,
+    /// How many recorded calls are also written as WebVTT files.
+    pub vtt_sample: usize,
+    /// Reps' forecast bias (optimistic / sandbagging). Off: every rep enters the true stage.
+    pub bias: bool,
+    /// Rep-segment affinity. Off: no rep is better in one segment than another.
+    pub affinity: bool,
+    /// Lead conversion falls with response time. Off: response time has no effect.
+    pub speed_effect: bool,
+    /// Lead conversion rises with follow-up touches. Off: touches have no effect.
+    pub touch_effect: bool,
+    /// Monthly seasonality of inbound demand.
+    pub seasonality: bool,
+    /// Negotiations pulled into the quarter's end.
+    pub quarter_end: bool,
+}
+
+fn ser_date<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&time::date(*t))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 42,
+            reps: 40,
+            months: 24,
+            start: time::days_from_civil(2024, 1, 1) * DAY,
+            reps_per_team: 8,
+            accounts_per_rep: 50,
+            leads_per_rep_month: 14.0,
+            outbound_per_rep_week: 0.6,
+            transcript_share: 0.35,
+            vtt_sample: 25,
+            bias: true,
+            affinity: true,
+            speed_effect: true,
+            touch_effect: true,
+            seasonality: true,
+            quarter_end: true,
+        }
+    }
+}
+
+impl Config {
+    /// Midnight after the last simulated day.
+    pub fn end(&self) -> i64 {
+        let (y, m, _) = time::civil_from_days(self.start / DAY);
+        let total = i64::from(m - 1) + i64::from(self.months);
+        time::days_from_civil(y + total / 12, (total % 12) as u32 + 1, 1) * DAY
+    }
+
+    pub fn validate(&self) -> Result<(), SimError> {
+        if self.reps == 0 {
+            return Err(SimError::Config("--reps must be at least 1".into()));
+        }
+        if self.months == 0 || self.months > 240 {
+            return Err(SimError::Config("--months must be between 1 and 240".into()));
+        }
+        if !(0.0..=1.0).contains(&self.transcript_share) {
+            return Err(SimError::Config("the transcript share must be between 0 and 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub out: PathBuf,
+    pub rows: Vec<(String, u64)>,
+    pub leads: u64,
+    pub lead_conversion_rate: f64,
+    pub leads_never_answered: f64,
+    pub opportunities: u64,
+    pub win_rate: Option<f64>,
+    pub transcripts: u64,
+    pub vtt_files: usize,
+    pub activities: u64,
+}
+
+/// Runs the simulation into `out` (created if needed).
+pub fn simulate(cfg: &Config, out: &Path, progress: &mut dyn FnMut(f64)) -> Result<Summary, SimError> {
+    cfg.validate()?;
+    let org = model::build(cfg);
+    let mut w = output::Out::create(out)?;
+    write_org(cfg, &org, &mut w)?;
+    let mut sim = process::Sim::new(cfg, &org, w);
+    sim.run(progress)?;
+    let tally = sim.tally;
+    let out_w = sim.out;
+    let vtt_files = out_w.vtt_written;
+    let head = ground_truth_head(cfg, &org);
+    let rows = out_w.finish(&head)?;
+    let closed = tally.won + tally.lost;
+    Ok(Summary {
+        out: out.to_path_buf(),
+        rows,
+        leads: tally.leads,
+        lead_conversion_rate: if tally.leads > 0 { tally.leads_converted as f64 / tally.leads as f64 } else { 0.0 },
+        leads_never_answered: if tally.leads > 0 { tally.leads_never_answered as f64 / tally.leads as f64 } else { 0.0 },
+        opportunities: tally.opportunities,
+        win_rate: (closed > 0).then(|| tally.won as f64 / closed as f64),
+        transcripts: tally.conversations,
+        vtt_files,
+        activities: tally.activities,
+    })
+}
+
+fn write_org(cfg: &Config, org: &model::Org, w: &mut output::Out) -> Result<(), SimError> {
+    for t in &org.teams {
+        w.teams.row([t.id.as_str(), &t.name, REGIONS[t.region].0])?;
+    }
+    let before = time::date(cfg.start - 3000 * DAY);
+    w.users.row(["u-vp", "Sales VP", "vp@pipewise-demo.example", "director", "", "", "", before.as_str()])?;
+    for t in &org.teams {
+        let email = format!("{}@pipewise-demo.example", t.manager_name.to_lowercase().replace(' ', "."));
+        w.users.row([t.manager_id.as_str(), &t.manager_name, &email, "manager", &org.vp_id, &t.id, REGIONS[t.region].0, &before])?;
+    }
+    for r in &org.reps {
+        let team = &org.teams[r.team];
+        w.users.row([r.id.as_str(), &r.name, &r.email, "rep", &r.manager_id, &team.id, REGIONS[r.region].0, &time::date(r.hired)])?;
+    }
+    for p in &PRODUCTS {
+        w.products.row([p.id, p.name, p.family, &format!("{:.0}", p.list_price)])?;
+    }
+    let created = time::instant(cfg.start - 400 * DAY);
+    for a in &org.accounts {
+        w.accounts.row([
+            a.id.as_str(),
+            &a.name,
+            a.industry,
+            &a.employees.to_string(),
+            &format!("{:.0}", a.revenue),
+            &time::civil_from_days(a.founded).0.to_string(),
+            a.country,
+            &org.reps[a.owner].id,
+            &created,
+        ])?;
+        for c in &a.contacts {
+            let email = format!("{}@{}.example", c.name.to_lowercase().replace(' ', "."), a.name.split(' ').next().unwrap_or("x").to_lowercase());
+            w.contacts.row([c.id.as_str(), &a.id, &c.name, &email, c.title, c.seniority, &created])?;
+        }
+    }
+    // Campaigns: a webinar series, content and an event each quarter.
+    let mut q = time::quarter_end(cfg.start - DAY) + DAY;
+    while q < cfg.end() {
+        let qe = time::quarter_end(q);
+        for (kind, channel, cost) in [("webinar", "webinar", 12_000.0), ("content", "content syndication", 8_000.0), ("event", "field event", 30_000.0)] {
+            let id = process::campaign_id(q, if kind == "content" { "content_download" } else { kind });
+            let (y, m, _) = time::civil_from_days(q / DAY);
+            w.campaigns.row([id.as_str(), &format!("{y} Q{} {channel}", (m - 1) / 3 + 1), channel, &time::date(q), &time::date(qe), &format!("{cost:.0}")])?;
+        }
+        q = qe + DAY;
+    }
+    Ok(())
+}
+
+fn ground_truth_head(cfg: &Config, org: &model::Org) -> serde_json::Value {
+    let reps: Vec<serde_json::Value> = org
+        .reps
+        .iter()
+        .map(|r| {
+            let skills: serde_json::Map<String, serde_json::Value> =
+                SKILLS.iter().zip(r.skills).map(|(k, v)| (k.to_string(), json!(process::round4(v)))).collect();
+            let affinity: serde_json::Map<String, serde_json::Value> =
+                SEGMENTS.iter().zip(&r.affinity).map(|(s, v)| (s.id.to_string(), json!(process::round4(*v)))).collect();
+            json!({"id": r.id, "name": r.name, "team_id": org.teams[r.team].id, "region": REGIONS[r.region].0,
+                   "hire_date": time::date(r.hired), "skills": skills, "forecast_bias": r.bias,
+                   "bias_strength": process::round4(r.bias_strength), "segment_affinity": affinity})
+        })
+        .collect();
+    let segments: Vec<serde_json::Value> = SEGMENTS
+        .iter()
+        .map(|s| json!({"id": s.id, "name": s.name, "industries": s.industries, "tech_maturity": s.tech_maturity, "growth": s.growth}))
+        .collect();
+    let accounts: Vec<serde_json::Value> = org.accounts.iter().map(|a| json!({"id": a.id, "segment": SEGMENTS[a.segment].id})).collect();
+    json!({
+        "generator": "pipewise-sim",
+        "format_version": 1,
+        "config": cfg,
+        "end": time::date(cfg.end()),
+        "skills": SKILLS,
+        "stages": process::STAGES,
+        "segments": segments,
+        "reps": reps,
+        "accounts": accounts,
+    })
+}

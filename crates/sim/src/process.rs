@@ -1,0 +1,915 @@
+//! The processes: inbound leads and their response, outbound prospecting,
+//! opportunities moving through stages with calls, activities, rep-entered
+//! stages and close dates, and customers' renewals, expansions and usage.
+//! See docs/simulator.md for the causal model these functions implement.
+
+use serde_json::json;
+
+use crate::model::{
+    Bias, CLOSING, FOLLOW_UP, OBJECTIONS, Org, PRODUCT_KNOWLEDGE, PRODUCTS, PROSPECTING, RESPONSE_SPEED, SEGMENTS,
+};
+use crate::output::{Out, push_json};
+use crate::rng::{Rng, sigmoid};
+use crate::text;
+use crate::time::{self, DAY, HOUR, MINUTE};
+use crate::{Config, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_OPP, STREAM_OUTBOUND, SimError};
+
+pub const STAGES: [&str; 5] = ["prospecting", "qualification", "discovery", "proposal", "negotiation"];
+/// Advance log-odds per stage at strength 0.
+pub const ALPHA: [f64; 5] = [0.5, 0.4, 0.45, 0.6, 0.75];
+/// Median days in each stage before the segment and size multipliers.
+const STAGE_DAYS: [f64; 5] = [12.0, 16.0, 22.0, 25.0, 18.0];
+const CLOSING_WEIGHT: f64 = 0.45;
+
+pub const SOURCES: [(&str, f64, f64); 7] = [
+    // (source, share, quality offset)
+    ("web_form", 0.33, 0.2),
+    ("chat", 0.10, 0.3),
+    ("webinar", 0.15, -0.3),
+    ("content_download", 0.20, -0.8),
+    ("referral", 0.08, 1.0),
+    ("partner", 0.07, 0.6),
+    ("event", 0.07, 0.0),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    NewBusiness,
+    Expansion,
+    Renewal,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::NewBusiness => "new_business",
+            Kind::Expansion => "expansion",
+            Kind::Renewal => "renewal",
+        }
+    }
+}
+
+pub struct OppSeed {
+    pub created: i64,
+    pub rep: usize,
+    pub account: usize,
+    pub lead: Option<(String, f64, &'static str, Option<String>)>,
+    pub kind: Kind,
+    pub product: Option<usize>,
+    pub bonus: f64,
+    pub amount: Option<f64>,
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct Tally {
+    pub leads: u64,
+    pub leads_converted: u64,
+    pub leads_never_answered: u64,
+    pub opportunities: u64,
+    pub won: u64,
+    pub lost: u64,
+    pub activities: u64,
+    pub conversations: u64,
+}
+
+pub struct Sim<'a> {
+    pub cfg: &'a Config,
+    pub org: &'a Org,
+    pub out: Out,
+    next_opp: u64,
+    next_act: u64,
+    next_conv: u64,
+    next_lead: u64,
+    next_usage: u64,
+    pub tally: Tally,
+    end: i64,
+}
+
+/// The speed-to-lead effect on conversion log-odds (0 at an instant reply).
+pub fn speed_effect(minutes: f64) -> f64 {
+    -0.42 * (1.0 + minutes / 5.0).ln()
+}
+
+/// The follow-up effect on conversion log-odds: rises to a plateau by 7-10 touches.
+pub fn touch_effect(n: u32) -> f64 {
+    1.7 * (1.0 - (-f64::from(n) / 2.8).exp())
+}
+
+fn season(month: u32) -> f64 {
+    [0.95, 1.0, 1.1, 1.0, 1.0, 0.95, 0.8, 0.7, 1.1, 1.15, 1.1, 0.85][(month - 1) as usize]
+}
+
+impl<'a> Sim<'a> {
+    pub fn new(cfg: &'a Config, org: &'a Org, out: Out) -> Self {
+        Sim { cfg, org, out, next_opp: 0, next_act: 0, next_conv: 0, next_lead: 0, next_usage: 0, tally: Tally::default(), end: cfg.end() }
+    }
+
+    /// Simulates every week of the window; `progress` gets the fraction done.
+    pub fn run(&mut self, progress: &mut dyn FnMut(f64)) -> Result<(), SimError> {
+        let start = self.cfg.start;
+        let weeks = ((self.end - start) / (7 * DAY)) as usize + 1;
+        for w in 0..weeks {
+            let week_start = start + w as i64 * 7 * DAY;
+            for d in 0..7 {
+                let day = week_start + d * DAY;
+                if day >= self.end {
+                    break;
+                }
+                for region in 0..self.org.region_reps.len() {
+                    self.leads_of_day(day, region)?;
+                }
+            }
+            for r in 0..self.org.reps.len() {
+                let rep = &self.org.reps[r];
+                if rep.hired > week_start {
+                    continue;
+                }
+                let mut rng = Rng::stream(self.cfg.seed, STREAM_OUTBOUND, (r as u64) << 20 | w as u64);
+                let rate = self.cfg.outbound_per_rep_week * (0.35 * rep.skill(PROSPECTING, week_start)).exp() * rep.ramp(week_start);
+                for _ in 0..rng.poisson(rate) {
+                    let created = week_start + rng.int(0, 4) * DAY + rng.int(8 * 3600, 18 * 3600);
+                    if created >= self.end {
+                        continue;
+                    }
+                    let accts = &self.org.region_accounts[rep.region];
+                    let account = if accts.is_empty() { rng.below(self.org.accounts.len()) } else { accts[rng.below(accts.len())] };
+                    self.opportunity(OppSeed {
+                        created,
+                        rep: r,
+                        account,
+                        lead: None,
+                        kind: Kind::NewBusiness,
+                        product: None,
+                        bonus: 0.15 * rep.skill(PROSPECTING, created),
+                        amount: None,
+                    })?;
+                }
+            }
+            progress((w + 1) as f64 / weeks as f64);
+        }
+        Ok(())
+    }
+
+    fn leads_of_day(&mut self, day: i64, region: usize) -> Result<(), SimError> {
+        let org = self.org;
+        let active: Vec<usize> = org.region_reps[region].iter().copied().filter(|&r| org.reps[r].hired <= day).collect();
+        if active.is_empty() || org.region_accounts[region].is_empty() {
+            return Ok(());
+        }
+        let mut rng = Rng::stream(self.cfg.seed, STREAM_LEAD_DAY, ((day / DAY) as u64) << 4 | region as u64);
+        let weekday = if time::weekday(day) < 5 { 1.22 } else { 0.45 };
+        let seasonal = if self.cfg.seasonality { season(time::month_of(day)) } else { 1.0 };
+        let rate = self.cfg.leads_per_rep_month * active.len() as f64 / 30.4 * weekday * seasonal;
+        for _ in 0..rng.poisson(rate) {
+            let idx = self.next_lead;
+            self.next_lead += 1;
+            let owner = active[rng.below(active.len())];
+            let account = org.region_accounts[region][rng.below(org.region_accounts[region].len())];
+            self.lead(idx, day, owner, account)?;
+        }
+        Ok(())
+    }
+
+    fn lead(&mut self, idx: u64, day: i64, r: usize, a: usize) -> Result<(), SimError> {
+        let cfg = self.cfg;
+        let org = self.org;
+        let rep = &org.reps[r];
+        let account = &org.accounts[a];
+        let seg = &SEGMENTS[account.segment];
+        let mut rng = Rng::stream(cfg.seed, STREAM_LEAD, idx);
+        let id = format!("l{:08}", idx + 1);
+        let created = if rng.chance(0.78) { day + rng.int(8 * HOUR, 18 * HOUR) } else { day + rng.int(0, DAY - 1) };
+        if created >= self.end {
+            return Ok(());
+        }
+        let src = rng.weighted(&SOURCES.iter().map(|s| s.1).collect::<Vec<_>>());
+        let (source, _, q_off) = SOURCES[src];
+        let contact = &account.contacts[rng.below(account.contacts.len())];
+        let product = rng.weighted(&seg.product_need);
+        let quality = q_off + 0.3 * seg.base + rng.gauss(0.0, 0.8);
+        let off_hours = !time::is_business_hours(created);
+        let speed = rep.skill(RESPONSE_SPEED, created);
+        let never = rng.chance(sigmoid(-1.6 - 0.8 * speed + if off_hours { 0.3 } else { 0.0 }));
+        let mut touches_at = Vec::new();
+        let mut response_minutes = None;
+        if !never {
+            let mut minutes = rng.lognormal(60.0 * (-1.1 * speed).exp(), 1.0).clamp(0.5, 7.0 * 1440.0);
+            if off_hours && rng.chance(0.8) {
+                let morning = time::next_business_morning(created) + rng.int(0, 90 * MINUTE);
+                minutes = minutes.min(120.0) + (morning - created) as f64 / 60.0;
+            }
+            response_minutes = Some(minutes);
+            let mut n = 1;
+            let keep_going = sigmoid(-0.2 + 0.9 * rep.skill(FOLLOW_UP, created));
+            while n < 10 && rng.chance(keep_going) {
+                n += 1;
+            }
+            let mut t = created + (minutes * 60.0) as i64;
+            for k in 0..n {
+                if k > 0 {
+                    t = time::next_business_morning(t + rng.int(1, 3) * DAY - 8 * HOUR) + rng.int(0, 9 * HOUR);
+                }
+                touches_at.push(t);
+            }
+        }
+        let n_touch = touches_at.len() as u32;
+        let speed_term = match response_minutes {
+            Some(m) if cfg.speed_effect => speed_effect(m),
+            Some(_) => speed_effect(60.0),
+            None => 0.0,
+        };
+        let touch_term = if never {
+            -2.6
+        } else if cfg.touch_effect {
+            touch_effect(n_touch)
+        } else {
+            touch_effect(2)
+        };
+        let p = sigmoid(-1.8 + quality + 0.25 * rep.skill(PROSPECTING, created) + speed_term + touch_term);
+        let converted = rng.chance(p);
+        let outcome_at = touches_at.last().copied().unwrap_or(created + rng.int(2, 20) * DAY) + rng.int(HOUR * 12, 3 * DAY);
+        let campaign = match source {
+            "webinar" | "content_download" | "event" => Some(campaign_id(created, source)),
+            _ => None,
+        };
+        // The row, as known at the end of the window.
+        let known = outcome_at <= self.end;
+        let status = if converted && known {
+            "converted"
+        } else if known && !converted {
+            if rng.chance(0.6) { "disqualified" } else { "nurturing" }
+        } else if touches_at.first().is_some_and(|t| *t <= self.end) {
+            "working"
+        } else {
+            "new"
+        };
+        let first_response = touches_at.first().filter(|t| **t <= self.end).map(|t| time::instant(*t)).unwrap_or_default();
+        let email = format!("{}@{}.example", contact.name.to_lowercase().replace(' ', "."), account.name.split(' ').next().unwrap_or("x").to_lowercase());
+        let inquiry = text::inquiry(&mut rng, account, &contact.name, contact.title, PRODUCTS[product].name);
+        self.out.leads.row([
+            id.as_str(),
+            &time::instant(created),
+            source,
+            campaign.as_deref().unwrap_or(""),
+            &account.name,
+            &contact.name,
+            &email,
+            contact.title,
+            &inquiry,
+            &rep.id,
+            &first_response,
+            status,
+            if status == "converted" { time::instant(outcome_at) } else { String::new() }.as_str(),
+            if status == "disqualified" { time::instant(outcome_at) } else { String::new() }.as_str(),
+            &account.id,
+            &contact.id,
+        ])?;
+        if let Some(c) = &campaign {
+            let tid = format!("ct{:08}", idx + 1);
+            let kind = if source == "event" || source == "webinar" { "attended" } else { "submitted" };
+            self.out.campaign_touches.row([tid.as_str(), c, &id, &time::instant(created), kind])?;
+        }
+        const CADENCE: [&str; 10] = ["call", "email", "email", "call", "sms", "email", "call", "email", "call", "email"];
+        for (k, &t) in touches_at.iter().enumerate() {
+            if t > self.end {
+                break;
+            }
+            let kind = CADENCE[k];
+            let last = k + 1 == touches_at.len();
+            let outcome = match kind {
+                "call" if converted && last => "connected",
+                "call" => ["connected", "voicemail", "no_answer"][rng.weighted(&[0.22, 0.45, 0.33])],
+                "email" if converted && last => "replied",
+                "email" => ["opened", "sent", "bounced"][rng.weighted(&[0.45, 0.52, 0.03])],
+                _ if converted && last => "replied",
+                _ => "delivered",
+            };
+            let duration = if kind == "call" && outcome == "connected" { rng.int(120, 900).to_string() } else { String::new() };
+            let aid = self.activity_id();
+            self.out.activities.row([
+                aid.as_str(),
+                kind,
+                "outbound",
+                &time::instant(t),
+                &duration,
+                outcome,
+                &format!("Re: your inquiry about {}", PRODUCTS[product].name),
+                "seq-inbound",
+                &(k + 1).to_string(),
+                &rep.id,
+                &id,
+                "",
+                &contact.id,
+                &account.id,
+            ])?;
+            self.tally.activities += 1;
+        }
+        self.tally.leads += 1;
+        self.tally.leads_never_answered += u64::from(never);
+        push_json(
+            &mut self.out.gt_leads,
+            &mut self.out.gt_leads_n,
+            &json!({"id": id, "true_conversion_probability": round4(p), "quality": round4(quality),
+                    "response_minutes": response_minutes.map(round4), "touches": n_touch, "converted": converted}),
+        )?;
+        if converted && known {
+            self.tally.leads_converted += 1;
+            self.opportunity(OppSeed {
+                created: outcome_at,
+                rep: r,
+                account: a,
+                lead: Some((id, quality, source, Some(contact.id.clone()))),
+                kind: Kind::NewBusiness,
+                product: Some(product),
+                bonus: 0.0,
+                amount: None,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn activity_id(&mut self) -> String {
+        self.next_act += 1;
+        format!("act{:09}", self.next_act)
+    }
+
+    /// The oracle: the probability, under the model, that a deal at stage `k`
+    /// with strength `s` is eventually won, given whether this stage's call is
+    /// done. Future call effects are integrated with the probit approximation.
+    fn oracle(&self, r: usize, t: i64, k: usize, s: f64, call_done: bool) -> f64 {
+        let rep = &self.org.reps[r];
+        let mut m = 0.0;
+        let mut v = 0.0;
+        let mut p = 1.0;
+        for j in k..5 {
+            if j >= 1 && !(j == k && call_done) {
+                let (cm, cv) = text::call_effect_moments(rep, t, j, s + m);
+                m += cm;
+                v += cv;
+            }
+            let bonus = if j == 4 { CLOSING_WEIGHT * rep.skill(CLOSING, t) } else { 0.0 };
+            p *= sigmoid((ALPHA[j] + s + m + bonus) / (1.0 + std::f64::consts::PI * v / 8.0).sqrt());
+        }
+        p
+    }
+
+    /// Simulates one opportunity from creation to its fate (even past the end
+    /// of the window, for the ground truth) and writes what is known by the end.
+    pub fn opportunity(&mut self, seed: OppSeed) -> Result<(), SimError> {
+        if seed.created >= self.end {
+            return Ok(());
+        }
+        let cfg = self.cfg;
+        let org = self.org;
+        let end = self.end;
+        let idx = self.next_opp;
+        self.next_opp += 1;
+        let id = format!("o{:08}", idx + 1);
+        let mut rng = Rng::stream(cfg.seed, STREAM_OPP, idx);
+        let rep = &org.reps[seed.rep];
+        let account = &org.accounts[seed.account];
+        let seg = &SEGMENTS[account.segment];
+        let product = seed.product.unwrap_or_else(|| rng.weighted(&seg.product_need));
+        let prod = &PRODUCTS[product];
+        let mut amount = seed.amount.unwrap_or_else(|| {
+            let base = prod.list_price * if prod.per_size { account.seats() } else { 1.0 };
+            (base * rng.uniform(0.85, 1.2) / 100.0).round() * 100.0
+        });
+        let need_mean = seg.product_need.iter().sum::<f64>() / 6.0;
+        let fit = 0.3 * (seg.product_need[product].max(0.05) / need_mean).ln();
+        let affinity = rep.affinity[account.segment];
+        let lead_q = seed.lead.as_ref().map_or(0.0, |l| 0.25 * l.1);
+        let kind_bonus = match seed.kind {
+            Kind::NewBusiness => 0.0,
+            Kind::Expansion => 0.4,
+            Kind::Renewal => 0.0,
+        };
+        let s0 = seg.base + affinity + fit + lead_q + kind_bonus + seed.bonus + rng.gauss(0.0, 0.7);
+        let k0 = match seed.kind {
+            Kind::NewBusiness if seed.lead.is_none() => 0,
+            Kind::Renewal => 3,
+            _ => 1,
+        };
+        let size_mult = [0.8, 1.0, 1.4][account.size];
+        let stage_len = |rng: &mut Rng, k: usize, s: f64| -> i64 {
+            let median = STAGE_DAYS[k] * seg.cycle * size_mult * (-0.15 * s).exp();
+            ((rng.lognormal(median, 0.5).clamp(1.0, 240.0)) * DAY as f64) as i64
+        };
+        let mut contacts: Vec<usize> = (0..account.contacts.len()).collect();
+        let rank = |s: &str| ["individual", "manager", "director", "vp", "c_level"].iter().position(|x| *x == s).unwrap_or(0);
+        contacts.sort_by_key(|&c| rank(account.contacts[c].seniority));
+
+        // Walk the stages.
+        let mut s = s0;
+        let mut t = seed.created;
+        let mut snaps: Vec<serde_json::Value> = Vec::new();
+        let mut entered_changes: Vec<(i64, usize, &'static str)> = Vec::new(); // (time, entered stage, forecast category)
+        let mut entered = k0;
+        let mut amount_changes: Vec<(i64, f64)> = vec![(seed.created, amount)];
+        let mut outcome: Option<(bool, i64, Option<&'static str>)> = None;
+        let mut last_unhandled: Option<usize> = None;
+        let recorded_share = cfg.transcript_share;
+        let mut next_snapshot = {
+            // Mondays at 00:00 from the first one after creation.
+            let d = time::day_start(seed.created) + DAY;
+            d + ((7 - time::weekday(d)) % 7) * DAY
+        };
+        for k in k0..5 {
+            // The rep enters a stage for the deal, per their bias.
+            let (off, cat_shift) = match rep.bias {
+                Bias::Optimistic if rng.chance(rep.bias_strength) => (1i64, 1i64),
+                Bias::Sandbagging if rng.chance(rep.bias_strength) => (-1, -1),
+                Bias::Accurate if rng.chance(0.05) => (if rng.chance(0.5) { 1 } else { -1 }, 0),
+                _ => (0, 0),
+            };
+            let target = (k as i64 + off).clamp(0, 4) as usize;
+            entered = entered.max(target);
+            let base_cat: i64 = match entered {
+                0 | 1 => 0,
+                2 => i64::from(rng.chance(0.4)),
+                3 => 1,
+                _ => 2,
+            };
+            let cat = ["pipeline", "best_case", "commit"][(base_cat + cat_shift).clamp(0, 2) as usize];
+            let at = if k == k0 { seed.created } else { t + rng.int(0, 2 * DAY) };
+            if entered_changes.last().is_none_or(|l| l.1 != entered || l.2 != cat) {
+                entered_changes.push((at, entered, cat));
+            }
+            if k == 3 && rng.chance(0.5) {
+                amount = (amount * rng.uniform(0.8, 1.25) / 100.0).round() * 100.0;
+                amount_changes.push((t + rng.int(0, DAY), amount));
+            }
+            if k == 4 && rng.chance(0.5) {
+                amount = (amount * rng.uniform(0.85, 0.98) / 100.0).round() * 100.0;
+                amount_changes.push((t + rng.int(0, 2 * DAY), amount));
+            }
+            let mut len = stage_len(&mut rng, k, s);
+            if cfg.quarter_end && k == 4 {
+                // Quarter-end pressure: deals near a quarter's end are pulled into it.
+                let qe = time::quarter_end(t);
+                if t + len > qe - 5 * DAY && t + len < qe + 25 * DAY && rng.chance(0.6) {
+                    len = (qe - rng.int(0, 3) * DAY + rng.int(9 * HOUR, 17 * HOUR) - t).max(DAY);
+                }
+            }
+            let call_at = if k >= 1 { Some(t + (len as f64 * rng.uniform(0.15, 0.55)) as i64) } else { None };
+            let decide_at = t + len;
+            // Weekly snapshots before the call use the pre-call strength.
+            let mut call_done = false;
+            let mut s_now = s;
+            let mut week = t;
+            while week < decide_at {
+                let week_end = (week + 7 * DAY).min(decide_at);
+                // Activities this week.
+                self.deal_week(&mut rng, &id, seed.rep, seed.account, &contacts, k, s_now, week, week_end)?;
+                week = week_end;
+                if let Some(ca) = call_at {
+                    if !call_done && ca <= week {
+                        call_done = true;
+                        let want_text = rng.chance(recorded_share) && ca <= end;
+                        let contact = &account.contacts[contacts[contacts.len() - 1 - rng.below(contacts.len().min(2))]];
+                        let (traits, turns) =
+                            text::call(&mut rng, rep, ca, k, s_now, account, &contact.name, prod.name, want_text);
+                        let effect = text::call_effect(&traits, rep.skill(PRODUCT_KNOWLEDGE, ca)) + rng.gauss(0.0, 0.25);
+                        s_now += effect;
+                        if let Some(o) = traits.objections.iter().find(|o| !o.1) {
+                            last_unhandled = Some(o.0);
+                        }
+                        if ca <= end {
+                            self.write_call(&id, seed.rep, seed.account, contact, k, ca, &traits, &turns)?;
+                        }
+                    }
+                }
+                while next_snapshot < week.min(decide_at) {
+                    if next_snapshot > end {
+                        break;
+                    }
+                    if next_snapshot >= seed.created {
+                        let done = call_at.is_some_and(|c| c <= next_snapshot);
+                        let s_snap = if done { s_now } else { s };
+                        let p = self.oracle(seed.rep, next_snapshot, k, s_snap, done);
+                        let entered_then = entered_changes.iter().rev().find(|c| c.0 <= next_snapshot).map_or(k0, |c| c.1);
+                        snaps.push(json!({"date": time::date(next_snapshot), "true_stage": STAGES[k],
+                                          "entered_stage": STAGES[entered_then], "true_win_probability": round4(p)}));
+                    }
+                    next_snapshot += 7 * DAY;
+                }
+            }
+            s = s_now;
+            let bonus = if k == 4 { CLOSING_WEIGHT * rep.skill(CLOSING, decide_at) } else { 0.0 };
+            let advance = rng.chance(sigmoid(ALPHA[k] + s + bonus));
+            t = decide_at;
+            if !advance {
+                let reason = match last_unhandled {
+                    Some(o) => loss_reason(o),
+                    None => ["No decision", "Went dark", "Budget cut"][rng.below(3)],
+                };
+                outcome = Some((false, t, Some(reason)));
+                break;
+            }
+            if k == 4 {
+                outcome = Some((true, t, None));
+            }
+        }
+        let (won, closed_at, loss) = outcome.unwrap_or((false, t, Some("No decision")));
+        let closed_in_window = closed_at <= end;
+
+        // Expected close dates: planned at creation, pushed whenever passed.
+        let factor = match rep.bias {
+            Bias::Optimistic => 0.7,
+            Bias::Sandbagging => 1.25,
+            Bias::Accurate => 1.0,
+        };
+        let planned: f64 = (k0..5).map(|k| STAGE_DAYS[k] * seg.cycle * size_mult).sum::<f64>() * factor;
+        let round_close = |rng: &mut Rng, t: i64| -> i64 {
+            match rng.weighted(&[0.4, 0.35, 0.25]) {
+                0 => time::day_start(t),
+                1 => time::month_end(t),
+                _ => time::quarter_end(t),
+            }
+        };
+        let mut close_changes: Vec<(i64, i64)> = Vec::new(); // (changed at, expected close)
+        let mut expected = round_close(&mut rng, seed.created + (planned * DAY as f64) as i64);
+        close_changes.push((seed.created, expected));
+        while expected + DAY < closed_at.min(end) {
+            let at = expected + DAY + rng.int(0, 5 * DAY);
+            if at >= closed_at.min(end) {
+                break;
+            }
+            let next = at + rng.int(14, 45) * DAY;
+            expected = round_close(&mut rng, next);
+            close_changes.push((at, expected));
+        }
+        if closed_in_window && time::day_start(closed_at) != expected {
+            close_changes.push((closed_at, time::day_start(closed_at)));
+        }
+
+        // Write what the CRM shows at the end of the window.
+        let stage_now = if closed_in_window {
+            if won { "closed_won" } else { "closed_lost" }
+        } else {
+            STAGES[entered_changes.iter().rev().find(|c| c.0 <= end).map_or(k0, |c| c.1)]
+        };
+        let cat_now = if closed_in_window {
+            if won { "closed" } else { "omitted" }
+        } else {
+            entered_changes.iter().rev().find(|c| c.0 <= end).map_or("pipeline", |c| c.2)
+        };
+        let amount_now = amount_changes.iter().rev().find(|c| c.0 <= end).map_or(amount, |c| c.1);
+        let close_now = close_changes.iter().rev().find(|c| c.0 <= end).map_or(expected, |c| c.1);
+        let (lead_id, lead_source) = match &seed.lead {
+            Some((l, _, src, _)) => (l.as_str(), *src),
+            None => ("", if seed.kind == Kind::NewBusiness { "outbound" } else { "existing_customer" }),
+        };
+        self.out.opportunities.row([
+            id.as_str(),
+            &format!("{} - {}", account.name, prod.name),
+            &account.id,
+            &rep.id,
+            lead_id,
+            &format!("{amount_now:.0}"),
+            stage_now,
+            cat_now,
+            &time::instant(seed.created),
+            &time::date(close_now),
+            &if closed_in_window { time::date(closed_at) } else { String::new() },
+            if closed_in_window { loss.unwrap_or("") } else { "" },
+            lead_source,
+            seed.kind.name(),
+        ])?;
+        self.out.opportunity_products.row([id.as_str(), prod.id, "1", &format!("{amount_now:.0}"), &format!("{amount_now:.0}")])?;
+        // History: every change known by the end, each with its time.
+        let h = &mut self.out.history;
+        let mut prev_stage: Option<&str> = None;
+        let mut prev_cat: Option<&str> = None;
+        for (at, st, cat) in &entered_changes {
+            if *at > end {
+                break;
+            }
+            if prev_stage != Some(STAGES[*st]) {
+                h.row([id.as_str(), "stage", &time::instant(*at), STAGES[*st], prev_stage.unwrap_or("")])?;
+                prev_stage = Some(STAGES[*st]);
+            }
+            if prev_cat != Some(*cat) {
+                h.row([id.as_str(), "forecast_category", &time::instant(*at + 1), cat, prev_cat.unwrap_or("")])?;
+                prev_cat = Some(cat);
+            }
+        }
+        if closed_in_window {
+            let at = time::instant(closed_at);
+            h.row([id.as_str(), "stage", &at, stage_now, prev_stage.unwrap_or("")])?;
+            h.row([id.as_str(), "forecast_category", &time::instant(closed_at + 1), cat_now, prev_cat.unwrap_or("")])?;
+        }
+        let mut prev_amount: Option<String> = None;
+        for (at, a) in &amount_changes {
+            if *at > end {
+                break;
+            }
+            let v = format!("{a:.0}");
+            if prev_amount.as_deref() != Some(v.as_str()) {
+                h.row([id.as_str(), "amount", &time::instant(*at + 2), &v, prev_amount.as_deref().unwrap_or("")])?;
+                prev_amount = Some(v);
+            }
+        }
+        let mut prev_close: Option<String> = None;
+        for (at, c) in &close_changes {
+            if *at > end {
+                break;
+            }
+            let v = time::date(*c);
+            if prev_close.as_deref() != Some(v.as_str()) {
+                h.row([id.as_str(), "close_date", &time::instant(*at + 3), &v, prev_close.as_deref().unwrap_or("")])?;
+                prev_close = Some(v);
+            }
+        }
+        h.row([id.as_str(), "owner_id", &time::instant(seed.created + 4), &rep.id, ""])?;
+
+        self.tally.opportunities += 1;
+        if closed_in_window {
+            if won {
+                self.tally.won += 1;
+            } else {
+                self.tally.lost += 1;
+            }
+        }
+        push_json(
+            &mut self.out.gt_opps,
+            &mut self.out.gt_opps_n,
+            &json!({"id": id, "won": won, "closed_in_window": closed_in_window, "closes_at": time::date(closed_at),
+                    "kind": seed.kind.name(), "strength_at_creation": round4(s0), "snapshots": snaps}),
+        )?;
+
+        // Customers: usage, renewals and expansions.
+        if won {
+            self.customer(&mut rng, seed.rep, seed.account, product, amount_now, closed_at, s)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deal_week(
+        &mut self,
+        rng: &mut Rng,
+        opp: &str,
+        r: usize,
+        a: usize,
+        contacts: &[usize],
+        k: usize,
+        s: f64,
+        from: i64,
+        to: i64,
+    ) -> Result<(), SimError> {
+        if from > self.end {
+            return Ok(());
+        }
+        let rep = &self.org.reps[r];
+        let account = &self.org.accounts[a];
+        let frac = (to - from) as f64 / (7 * DAY) as f64;
+        let lambda = (1.0 + 0.45 * rep.skill(FOLLOW_UP, from)).max(0.3) * [0.8, 1.0, 1.2, 1.3, 1.4][k] * frac;
+        let n = rng.poisson(lambda);
+        for _ in 0..n {
+            let at = from + rng.int(0, (to - from).max(1) - 1);
+            if at > self.end {
+                continue;
+            }
+            let kind = ["email", "call", "meeting"][rng.weighted(&[0.55, 0.35, 0.05 + 0.03 * k as f64])];
+            let outcome = match kind {
+                "email" => {
+                    if rng.chance(sigmoid(-1.2 + 0.7 * s)) {
+                        "replied"
+                    } else if rng.chance(0.5) {
+                        "opened"
+                    } else {
+                        "sent"
+                    }
+                }
+                "call" => {
+                    if rng.chance(sigmoid(-0.8 + 0.5 * s)) {
+                        "connected"
+                    } else if rng.chance(0.5) {
+                        "voicemail"
+                    } else {
+                        "no_answer"
+                    }
+                }
+                _ => {
+                    if rng.chance(0.88) {
+                        "held"
+                    } else {
+                        "no_show"
+                    }
+                }
+            };
+            // Later stages and stronger deals involve more, and more senior, people.
+            let pool = (1 + k + usize::from(s > 0.8)).min(contacts.len());
+            let contact = &account.contacts[contacts[contacts.len() - pool + rng.below(pool)]];
+            let direction = if kind == "email" && outcome == "replied" && rng.chance(0.3) { "inbound" } else { "outbound" };
+            let duration = match (kind, outcome) {
+                ("call", "connected") => rng.int(180, 1500).to_string(),
+                ("meeting", "held") => rng.int(1200, 3600).to_string(),
+                _ => String::new(),
+            };
+            let aid = self.activity_id();
+            self.out.activities.row([
+                aid.as_str(),
+                kind,
+                direction,
+                &time::instant(at),
+                &duration,
+                outcome,
+                "",
+                "",
+                "",
+                &rep.id,
+                "",
+                opp,
+                &contact.id,
+                &account.id,
+            ])?;
+            self.tally.activities += 1;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_call(
+        &mut self,
+        opp: &str,
+        r: usize,
+        a: usize,
+        contact: &crate::model::Contact,
+        k: usize,
+        at: i64,
+        traits: &text::CallTraits,
+        turns: &[text::Turn],
+    ) -> Result<(), SimError> {
+        let rep = &self.org.reps[r];
+        let account = &self.org.accounts[a];
+        let aid = self.activity_id();
+        self.out.activities.row([
+            aid.as_str(),
+            "meeting",
+            "outbound",
+            &time::instant(at),
+            &traits.duration_s.to_string(),
+            "held",
+            text::STAGE_CALLS[k],
+            "",
+            "",
+            &rep.id,
+            "",
+            opp,
+            &contact.id,
+            &account.id,
+        ])?;
+        self.tally.activities += 1;
+        if turns.is_empty() {
+            return Ok(());
+        }
+        self.next_conv += 1;
+        let cid = format!("call{:08}", self.next_conv);
+        let vtt_name = (self.out.vtt_written < self.cfg.vtt_sample).then(|| cid.clone());
+        self.out.conversations.row([
+            cid.as_str(),
+            &time::instant(at),
+            &traits.duration_s.to_string(),
+            &format!("{} - {}", text::STAGE_CALLS[k], account.name),
+            &aid,
+            opp,
+            "",
+            &rep.id,
+            &vtt_name.as_ref().map(|n| format!("{n}.vtt")).unwrap_or_default(),
+        ])?;
+        for (i, turn) in turns.iter().enumerate() {
+            let (speaker, role) = if turn.rep { (rep.name.as_str(), "rep") } else { (contact.name.as_str(), "customer") };
+            self.out.turns.row([
+                cid.as_str(),
+                &i.to_string(),
+                speaker,
+                role,
+                &turn.start_ms.to_string(),
+                &turn.end_ms.to_string(),
+                &turn.text,
+            ])?;
+        }
+        self.tally.conversations += 1;
+        if let Some(name) = vtt_name {
+            let vt: Vec<pipewise_core_vtt::Turn> = turns
+                .iter()
+                .map(|t| pipewise_core_vtt::Turn {
+                    speaker: Some(if t.rep { rep.name.clone() } else { contact.name.clone() }),
+                    start_ms: t.start_ms,
+                    end_ms: t.end_ms,
+                    text: t.text.clone(),
+                })
+                .collect();
+            let sidecar = json!({"id": cid, "opportunity_id": opp, "user_id": rep.id, "started_at": time::instant(at),
+                                 "title": format!("{} - {}", text::STAGE_CALLS[k], account.name),
+                                 "speakers": {rep.name.clone(): "rep", contact.name.clone(): "customer"}});
+            self.out.write_vtt(&name, &pipewise_core_vtt::render(&vt), &sidecar.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// A won deal makes a customer: monthly usage, a renewal at a year
+    /// (renewed or churned, driven by product health) and maybe an expansion.
+    #[allow(clippy::too_many_arguments)]
+    fn customer(&mut self, rng: &mut Rng, r: usize, a: usize, product: usize, amount: f64, since: i64, s: f64) -> Result<(), SimError> {
+        let account = &self.org.accounts[a];
+        let seg = &SEGMENTS[account.segment];
+        let mut health = 0.3 * s + rng.gauss(0.0, 0.5) + 0.3 * seg.base;
+        let seats = (account.seats() * 10.0).max(3.0);
+        let renew_at = since + 365 * DAY;
+        let mut t = since + 30 * DAY;
+        while t < renew_at.min(self.end) {
+            health = 0.85 * health + rng.gauss(0.0, 0.3);
+            self.next_usage += 1;
+            let q = (seats * sigmoid(0.8 + health)).round();
+            let uid = format!("ue{:09}", self.next_usage);
+            self.out.usage.row([uid.as_str(), &account.id, &time::instant(t), "active_users", PRODUCTS[product].id, &format!("{q:.0}")])?;
+            t += 30 * DAY;
+        }
+        let renewal_created = renew_at - 60 * DAY;
+        if renewal_created < self.end {
+            self.opportunity(OppSeed {
+                created: renewal_created,
+                rep: r,
+                account: a,
+                lead: None,
+                kind: Kind::Renewal,
+                product: Some(product),
+                bonus: 1.3 + 1.0 * health,
+                amount: Some((amount * rng.uniform(1.0, 1.08) / 100.0).round() * 100.0),
+            })?;
+        }
+        if rng.chance(0.4) {
+            let created = since + rng.int(60, 240) * DAY;
+            let mut need = seg.product_need;
+            need[product] = 0.0;
+            let next = rng.weighted(&need);
+            if created < self.end {
+                self.opportunity(OppSeed {
+                    created,
+                    rep: r,
+                    account: a,
+                    lead: None,
+                    kind: Kind::Expansion,
+                    product: Some(next),
+                    bonus: 0.3 * health,
+                    amount: None,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn loss_reason(objection: usize) -> &'static str {
+    match OBJECTIONS[objection] {
+        "price" => "Price",
+        "timing" => "Timing",
+        "competitor" => "Lost to competitor",
+        "authority" => "No decision maker",
+        "need" => "No need",
+        _ => "Stayed with status quo",
+    }
+}
+
+pub fn campaign_id(t: i64, source: &str) -> String {
+    let (y, m, _) = time::civil_from_days(t / DAY);
+    let q = (m - 1) / 3 + 1;
+    let kind = match source {
+        "webinar" => "webinar",
+        "event" => "event",
+        _ => "content",
+    };
+    format!("cmp-{y}q{q}-{kind}")
+}
+
+pub fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// The WebVTT writer lives in the ingest crate's parser module's mirror here,
+/// so the simulator does not depend on the importers.
+mod pipewise_core_vtt {
+    pub struct Turn {
+        pub speaker: Option<String>,
+        pub start_ms: i64,
+        pub end_ms: i64,
+        pub text: String,
+    }
+    pub fn render(turns: &[Turn]) -> String {
+        let mut s = String::from("WEBVTT\n\n");
+        for (i, t) in turns.iter().enumerate() {
+            s.push_str(&format!("{}\n{} --> {}\n", i + 1, ts(t.start_ms), ts(t.end_ms)));
+            match &t.speaker {
+                Some(sp) => s.push_str(&format!("<v {sp}>{}</v>\n\n", t.text)),
+                None => s.push_str(&format!("{}\n\n", t.text)),
+            }
+        }
+        s
+    }
+    fn ts(ms: i64) -> String {
+        format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+    }
+}
