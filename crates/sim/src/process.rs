@@ -451,7 +451,12 @@ impl<'a> Sim<'a> {
                     len = (qe - rng.int(0, 3) * DAY + rng.int(9 * HOUR, 17 * HOUR) - t).max(DAY);
                 }
             }
-            let call_at = if k >= 1 { Some(t + (len as f64 * rng.uniform(0.15, 0.55)) as i64) } else { None };
+            let call_at = if k >= 1 {
+                let raw = t + (len as f64 * rng.uniform(0.15, 0.55)) as i64;
+                Some(business_time(&mut rng, raw))
+            } else {
+                None
+            };
             let decide_at = t + len;
             // Weekly snapshots before the call use the pre-call strength.
             let mut call_done = false;
@@ -667,7 +672,8 @@ impl<'a> Sim<'a> {
         let lambda = (1.0 + 0.45 * rep.skill(FOLLOW_UP, from)).max(0.3) * [0.8, 1.0, 1.2, 1.3, 1.4][k] * frac;
         let n = rng.poisson(lambda);
         for _ in 0..n {
-            let at = from + rng.int(0, (to - from).max(1) - 1);
+            let raw = from + rng.int(0, (to - from).max(1) - 1);
+            let at = business_time(rng, raw);
             if at > self.end {
                 continue;
             }
@@ -767,11 +773,12 @@ impl<'a> Sim<'a> {
         }
         self.next_conv += 1;
         let cid = format!("call{:08}", self.next_conv);
+        let spoken_s = turns.last().map_or(0, |t| t.end_ms / 1000);
         let vtt_name = (self.out.vtt_written < self.cfg.vtt_sample).then(|| cid.clone());
         self.out.conversations.row([
             cid.as_str(),
             &time::instant(at),
-            &traits.duration_s.to_string(),
+            &spoken_s.to_string(),
             &format!("{} - {}", text::STAGE_CALLS[k], account.name),
             &aid,
             opp,
@@ -802,7 +809,7 @@ impl<'a> Sim<'a> {
                     text: t.text.clone(),
                 })
                 .collect();
-            let sidecar = json!({"id": cid, "opportunity_id": opp, "user_id": rep.id, "started_at": time::instant(at),
+            let sidecar = json!({"id": cid, "opportunity_id": opp, "user_id": rep.id, "activity_id": aid, "started_at": time::instant(at),
                                  "title": format!("{} - {}", text::STAGE_CALLS[k], account.name),
                                  "speakers": {rep.name.clone(): "rep", contact.name.clone(): "customer"}});
             self.out.write_vtt(&name, &pipewise_core_vtt::render(&vt), &sidecar.to_string())?;
@@ -883,6 +890,15 @@ pub fn campaign_id(t: i64, source: &str) -> String {
         _ => "content",
     };
     format!("cmp-{y}q{q}-{kind}")
+}
+
+/// A working-hours moment on the day of `t` (or the next weekday), 08:00-18:00.
+fn business_time(rng: &mut Rng, t: i64) -> i64 {
+    let mut d = time::day_start(t);
+    while time::weekday(d) >= 5 {
+        d += DAY;
+    }
+    d + rng.int(8 * HOUR, 18 * HOUR - 1)
 }
 
 pub fn round4(x: f64) -> f64 {

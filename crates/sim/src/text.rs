@@ -222,13 +222,22 @@ fn script(rng: &mut Rng, rep: &Rep, t: i64, s: f64, account: &Account, contact: 
     let cust_raw: f64 = raw.iter().filter(|r| !r.0).map(|r| r.1).sum();
     let rep_scale = tr.talk_ratio * speech_ms / (rep_raw * 1000.0).max(1.0);
     let cust_scale = (1.0 - tr.talk_ratio) * speech_ms / (cust_raw * 1000.0).max(1.0);
-    let mut out = Vec::with_capacity(raw.len());
+    let mut out: Vec<Turn> = Vec::with_capacity(raw.len());
     let mut clock = 0.0;
     for ((is_rep, secs, text), pause) in raw.into_iter().zip(pauses) {
         let len = secs * 1000.0 * if is_rep { rep_scale } else { cust_scale };
         let start = clock;
         clock += len;
-        out.push(Turn { rep: is_rep, start_ms: start.round() as i64, end_ms: clock.round() as i64, text });
+        let (start_ms, end_ms) = (start.round() as i64, clock.round() as i64);
+        match out.last_mut() {
+            // The same speaker again (after a steamroll, say) is one turn.
+            Some(last) if last.rep == is_rep => {
+                last.end_ms = end_ms;
+                last.text.push(' ');
+                last.text.push_str(&text);
+            }
+            _ => out.push(Turn { rep: is_rep, start_ms, end_ms, text }),
+        }
         clock += pause;
     }
     out
