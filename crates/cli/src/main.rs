@@ -13,10 +13,19 @@ use pipewise_ingest::{ImportOptions, ImportReport, Mapping, Source, TranscriptLi
 use pipewise_store::{SqliteStore, Store};
 
 #[derive(Parser)]
-#[command(name = "pipewise", version, about = "Open-source sales intelligence: import your CRM, see what is real.")]
+#[command(
+    name = "pipewise",
+    version,
+    about = "Open-source sales intelligence: import your CRM, see what is real."
+)]
 struct Cli {
     /// Database file.
-    #[arg(long, global = true, env = "PIPEWISE_DB", default_value = "pipewise.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "PIPEWISE_DB",
+        default_value = "pipewise.db"
+    )]
     db: PathBuf,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -108,7 +117,12 @@ struct SimArgs {
 
 impl SimArgs {
     fn config(&self) -> Result<pipewise_sim::Config> {
-        let start = pipewise_sim::time::parse_date(&self.start).with_context(|| format!("--start {:?}: expected a date such as 2024-01-01", self.start))?;
+        let start = pipewise_sim::time::parse_date(&self.start).with_context(|| {
+            format!(
+                "--start {:?}: expected a date such as 2024-01-01",
+                self.start
+            )
+        })?;
         Ok(pipewise_sim::Config {
             seed: self.seed,
             reps: self.reps,
@@ -210,7 +224,11 @@ fn main() -> ExitCode {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -221,7 +239,11 @@ fn main() -> ExitCode {
 }
 
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
 }
 
 fn now() -> String {
@@ -231,7 +253,10 @@ fn now() -> String {
 fn entity_arg(name: &str) -> Result<Entity> {
     Entity::from_table(name).with_context(|| {
         let known: Vec<&str> = Entity::ALL.iter().map(|e| e.table()).collect();
-        format!("unknown entity {name:?}; expected one of {}", known.join(", "))
+        format!(
+            "unknown entity {name:?}; expected one of {}",
+            known.join(", ")
+        )
     })
 }
 
@@ -239,7 +264,10 @@ fn entity_of_file(path: &Path, given: Option<&str>) -> Result<Entity> {
     if let Some(g) = given {
         return entity_arg(g);
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     Entity::from_table(&stem).with_context(|| {
         format!("{}: cannot tell the entity from the file name; pass --entity (e.g. --entity opportunities)", path.display())
     })
@@ -257,7 +285,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 v["content_digest"] = serde_json::Value::String(store.content_digest()?);
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print!("{}", output::stats_text(&cli.db.display().to_string(), &stats));
+                print!(
+                    "{}",
+                    output::stats_text(&cli.db.display().to_string(), &stats)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -290,7 +321,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { out, data, maven, seed, json } => match maven {
+        Command::Demo {
+            out,
+            data,
+            maven,
+            seed,
+            json,
+        } => match maven {
             Some(dir) => demo_maven(&out, dir, json),
             None => demo(&out, &data, seed, json),
         },
@@ -303,13 +340,30 @@ fn open(db: &Path) -> Result<SqliteStore> {
 
 fn import(db: &Path, cmd: ImportCmd) -> Result<ExitCode> {
     let (kind, sources, common) = match cmd {
-        ImportCmd::Dir { dir, mapping, common } => {
+        ImportCmd::Dir {
+            dir,
+            mapping,
+            common,
+        } => {
             let m = mapping.as_deref().map(Mapping::load).transpose()?;
             let kind = if m.is_some() { "mapped" } else { "canonical" };
-            (kind, pipewise_ingest::sources_in_dir(&dir, m.as_ref())?, common)
+            (
+                kind,
+                pipewise_ingest::sources_in_dir(&dir, m.as_ref())?,
+                common,
+            )
         }
-        ImportCmd::Maven { dir, common } => ("maven", pipewise_ingest::sources_in_dir(&dir, Some(&Mapping::maven()))?, common),
-        ImportCmd::Csv { files, mapping, entity, common } => {
+        ImportCmd::Maven { dir, common } => (
+            "maven",
+            pipewise_ingest::sources_in_dir(&dir, Some(&Mapping::maven()))?,
+            common,
+        ),
+        ImportCmd::Csv {
+            files,
+            mapping,
+            entity,
+            common,
+        } => {
             let mut sources = Vec::new();
             match mapping {
                 Some(mp) => {
@@ -318,33 +372,64 @@ fn import(db: &Path, cmd: ImportCmd) -> Result<ExitCode> {
                         let idx = if m.files.len() == 1 {
                             0
                         } else {
-                            let name = f.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                            let name = f
+                                .file_name()
+                                .map(|s| s.to_string_lossy().into_owned())
+                                .unwrap_or_default();
                             m.files.iter().position(|fm| fm.name.as_deref() == Some(name.as_str())).with_context(|| {
                                 format!("mapping {} has several file sections and none is named {name}", mp.display())
                             })?
                         };
-                        sources.push(Source::Csv { path: f.clone(), mapping: m.clone(), file: idx, canonical: false });
+                        sources.push(Source::Csv {
+                            path: f.clone(),
+                            mapping: m.clone(),
+                            file: idx,
+                            canonical: false,
+                        });
                     }
                 }
                 None => {
                     for f in &files {
                         let e = entity_of_file(f, entity.as_deref())?;
-                        sources.push(Source::Csv { path: f.clone(), mapping: Mapping::canonical(e), file: 0, canonical: true });
+                        sources.push(Source::Csv {
+                            path: f.clone(),
+                            mapping: Mapping::canonical(e),
+                            file: 0,
+                            canonical: true,
+                        });
                     }
                 }
             }
             ("csv", sources, common)
         }
-        ImportCmd::Jsonl { files, entity, common } => {
+        ImportCmd::Jsonl {
+            files,
+            entity,
+            common,
+        } => {
             let mut sources = Vec::new();
             for f in &files {
-                sources.push(Source::Jsonl { path: f.clone(), entity: entity_of_file(f, entity.as_deref())? });
+                sources.push(Source::Jsonl {
+                    path: f.clone(),
+                    entity: entity_of_file(f, entity.as_deref())?,
+                });
             }
             ("jsonl", sources, common)
         }
-        ImportCmd::Vtt { files, opportunity, lead, rep, id, started_at, title, common } => {
+        ImportCmd::Vtt {
+            files,
+            opportunity,
+            lead,
+            rep,
+            id,
+            started_at,
+            title,
+            common,
+        } => {
             if id.is_some() && files.len() > 1 {
-                bail!("--id names one conversation; give one file, or leave --id out to use each file's name");
+                bail!(
+                    "--id names one conversation; give one file, or leave --id out to use each file's name"
+                );
             }
             let mut sources = Vec::new();
             for f in files {
@@ -367,10 +452,17 @@ fn import(db: &Path, cmd: ImportCmd) -> Result<ExitCode> {
         None => now(),
         Some(s) => match pipewise_core::value::parse_datetime(s, &[]) {
             Some(t) => pipewise_core::value::format_instant(t),
-            None => bail!("--as-of {s:?}: expected a date or date-time such as 2025-06-30T18:00:00Z"),
+            None => {
+                bail!("--as-of {s:?}: expected a date or date-time such as 2025-06-30T18:00:00Z")
+            }
         },
     };
-    let opts = ImportOptions { dry_run: common.dry_run, max_errors: common.max_errors, as_of, kind: kind.to_string() };
+    let opts = ImportOptions {
+        dry_run: common.dry_run,
+        max_errors: common.max_errors,
+        as_of,
+        kind: kind.to_string(),
+    };
     let mut store = open(db)?;
     let progress = output::Bar::new(!common.json);
     let report = pipewise_ingest::run_import(&mut store, &sources, &opts, &progress)?;
@@ -386,7 +478,8 @@ fn finish_import(db: &Path, report: &ImportReport, json: bool) -> Result<ExitCod
     if report.ok() {
         Ok(ExitCode::SUCCESS)
     } else {
-        let files: std::collections::BTreeSet<&str> = report.errors.iter().map(|e| e.file.as_str()).collect();
+        let files: std::collections::BTreeSet<&str> =
+            report.errors.iter().map(|e| e.file.as_str()).collect();
         eprintln!(
             "error: import failed with {}{} error{} in {}; the database is unchanged",
             report.errors.len(),
@@ -412,9 +505,13 @@ fn fresh_db(out: &Path) -> Result<SqliteStore> {
 /// database, summarised.
 fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
-    let cfg = pipewise_sim::Config { seed, ..pipewise_sim::Config::default() };
+    let cfg = pipewise_sim::Config {
+        seed,
+        ..pipewise_sim::Config::default()
+    };
     if data.exists() {
-        std::fs::remove_dir_all(data).with_context(|| format!("cannot replace {}", data.display()))?;
+        std::fs::remove_dir_all(data)
+            .with_context(|| format!("cannot replace {}", data.display()))?;
     }
     let bar = output::FractionBar::new(!json, "simulating 40 reps over 24 months");
     let summary = pipewise_sim::simulate(&cfg, data, &mut |f| bar.set(f))?;
@@ -422,14 +519,25 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
     let simulated = started.elapsed();
     let mut store = fresh_db(out)?;
     let sources = pipewise_ingest::sources_in_dir(data, None)?;
-    let opts = ImportOptions { dry_run: false, max_errors: 100, as_of: now(), kind: "canonical".into() };
-    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;
+    let opts = ImportOptions {
+        dry_run: false,
+        max_errors: 100,
+        as_of: now(),
+        kind: "canonical".into(),
+    };
+    let report =
+        pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;
     if !report.ok() {
         return finish_import(out, &report, json);
     }
     let stats = store.stats()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"simulation": summary, "import": report, "stats": stats}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"simulation": summary, "import": report, "stats": stats})
+            )?
+        );
     } else {
         println!(
             "pipewise demo: a simulated sales org (seed {seed}) in {}, imported into {} ({:.1}s)\n",
@@ -447,7 +555,10 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
             simulated.as_secs_f64(),
             data.join("ground_truth.json").display()
         );
-        println!("Next: `pipewise --db {} stats`, or import your own export (see docs/data-format.md).", out.display());
+        println!(
+            "Next: `pipewise --db {} stats`, or import your own export (see docs/data-format.md).",
+            out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -456,22 +567,41 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
 fn demo_maven(out: &Path, dir: PathBuf, json: bool) -> Result<ExitCode> {
     let mut store = fresh_db(out)?;
     let sources = pipewise_ingest::sources_in_dir(&dir, Some(&Mapping::maven()))?;
-    let opts = ImportOptions { dry_run: false, max_errors: 100, as_of: now(), kind: "maven".into() };
-    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;
+    let opts = ImportOptions {
+        dry_run: false,
+        max_errors: 100,
+        as_of: now(),
+        kind: "maven".into(),
+    };
+    let report =
+        pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;
     if !report.ok() {
         return finish_import(out, &report, json);
     }
     let stats = store.stats()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"import": report, "stats": stats}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"import": report, "stats": stats}))?
+        );
     } else {
-        println!("pipewise demo: the Maven CRM export ({}) loaded into {}\n", dir.display(), out.display());
-        print!("{}", output::report_text(&out.display().to_string(), &report));
+        println!(
+            "pipewise demo: the Maven CRM export ({}) loaded into {}\n",
+            dir.display(),
+            out.display()
+        );
+        print!(
+            "{}",
+            output::report_text(&out.display().to_string(), &report)
+        );
         println!();
         print!("{}", output::stats_text(&out.display().to_string(), &stats));
         println!();
         print!("{}", output::pipeline_text(&stats));
-        println!("\nNext: `pipewise --db {} stats --json`, or import your own export with a mapping (see docs/data-format.md).", out.display());
+        println!(
+            "\nNext: `pipewise --db {} stats --json`, or import your own export with a mapping (see docs/data-format.md).",
+            out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,10 @@ pub struct Bar {
 
 impl Bar {
     pub fn new(enabled: bool) -> Self {
-        Bar { enabled, bar: std::cell::RefCell::new(None) }
+        Bar {
+            enabled,
+            bar: std::cell::RefCell::new(None),
+        }
     }
 }
 
@@ -26,11 +29,16 @@ impl pipewise_ingest::Progress for Bar {
         }
         let pb = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
         pb.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
-        let name = std::path::Path::new(label).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = std::path::Path::new(label)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         pb.set_message(name);
         *self.bar.borrow_mut() = Some(pb);
     }
@@ -81,9 +89,19 @@ pub fn report_text(db: &str, r: &ImportReport) -> String {
     } else {
         "Checked (nothing written)"
     };
-    let _ = writeln!(s, "{verb} {} ({} source{}) into {db}", r.kind, r.sources.len(), if r.sources.len() == 1 { "" } else { "s" });
+    let _ = writeln!(
+        s,
+        "{verb} {} ({} source{}) into {db}",
+        r.kind,
+        r.sources.len(),
+        if r.sources.len() == 1 { "" } else { "s" }
+    );
     if !r.entities.is_empty() {
-        let _ = writeln!(s, "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}", "entity", "rows", "inserted", "updated", "unchanged", "skipped");
+        let _ = writeln!(
+            s,
+            "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "entity", "rows", "inserted", "updated", "unchanged", "skipped"
+        );
         for (e, c) in &r.entities {
             let _ = writeln!(
                 s,
@@ -98,7 +116,11 @@ pub fn report_text(db: &str, r: &ImportReport) -> String {
         }
     }
     if r.history_recorded > 0 {
-        let _ = writeln!(s, "  opportunity history entries written: {}", thousands(r.history_recorded));
+        let _ = writeln!(
+            s,
+            "  opportunity history entries written: {}",
+            thousands(r.history_recorded)
+        );
     }
     for (e, n) in &r.created_from_references {
         let _ = writeln!(s, "  created from references: {} {e}", thousands(*n));
@@ -106,7 +128,10 @@ pub fn report_text(db: &str, r: &ImportReport) -> String {
     if !r.cleaned.is_empty() {
         let _ = writeln!(s, "  cleaned:");
         for c in &r.cleaned {
-            let file = std::path::Path::new(&c.file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let file = std::path::Path::new(&c.file)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
                 "    {file} column {:?}: {:?} -> {:?} in {} rows (aliases.{})",
@@ -127,7 +152,10 @@ pub fn report_text(db: &str, r: &ImportReport) -> String {
             let _ = writeln!(s, "    {e}");
         }
         if r.errors_truncated {
-            let _ = writeln!(s, "    ... more errors not listed (raise --max-errors to see them)");
+            let _ = writeln!(
+                s,
+                "    ... more errors not listed (raise --max-errors to see them)"
+            );
         }
     }
     s
@@ -135,19 +163,30 @@ pub fn report_text(db: &str, r: &ImportReport) -> String {
 
 pub fn stats_text(db: &str, st: &Stats) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "Database {db} (schema v{}, {} imports)", st.schema_version, st.imports);
+    let _ = writeln!(
+        s,
+        "Database {db} (schema v{}, {} imports)",
+        st.schema_version, st.imports
+    );
     let _ = writeln!(s, "  {:<22} {:>10}  {}", "entity", "rows", "date range");
     for (name, e) in &st.entities {
         if e.count == 0 {
             continue;
         }
         let range = match (&e.first, &e.last, &e.time_field) {
-            (Some(a), Some(b), Some(f)) => format!("{f} {} .. {}", &a[..a.len().min(10)], &b[..b.len().min(10)]),
+            (Some(a), Some(b), Some(f)) => {
+                format!("{f} {} .. {}", &a[..a.len().min(10)], &b[..b.len().min(10)])
+            }
             _ => String::new(),
         };
         let _ = writeln!(s, "  {:<22} {:>10}  {range}", name, thousands(e.count));
     }
-    let empty: Vec<&str> = st.entities.iter().filter(|(_, e)| e.count == 0).map(|(n, _)| n.as_str()).collect();
+    let empty: Vec<&str> = st
+        .entities
+        .iter()
+        .filter(|(_, e)| e.count == 0)
+        .map(|(n, _)| n.as_str())
+        .collect();
     if !empty.is_empty() {
         let _ = writeln!(s, "  no data yet: {}", empty.join(", "));
     }
@@ -157,7 +196,14 @@ pub fn stats_text(db: &str, st: &Stats) -> String {
     } else {
         let _ = writeln!(s, "Data quality ({} findings):", f.len());
         for x in f {
-            let _ = writeln!(s, "  [{}] {}: {} (e.g. {})", x.kind, x.entity, x.message_with_count(), x.examples.join(", "));
+            let _ = writeln!(
+                s,
+                "  [{}] {}: {} (e.g. {})",
+                x.kind,
+                x.entity,
+                x.message_with_count(),
+                x.examples.join(", ")
+            );
         }
     }
     s
@@ -181,7 +227,13 @@ pub fn pipeline_text(st: &Stats) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Pipeline");
     for b in &p.by_stage {
-        let _ = writeln!(s, "  {:<14} {:>7} deals  {:>10}", b.stage, thousands(b.count), money(b.amount));
+        let _ = writeln!(
+            s,
+            "  {:<14} {:>7} deals  {:>10}",
+            b.stage,
+            thousands(b.count),
+            money(b.amount)
+        );
     }
     let _ = writeln!(
         s,
@@ -193,11 +245,29 @@ pub fn pipeline_text(st: &Stats) -> String {
         pct(p.win_rate)
     );
     let mut reps: Vec<_> = p.reps.iter().filter(|r| r.won + r.lost >= 10).collect();
-    reps.sort_by(|a, b| b.win_rate.partial_cmp(&a.win_rate).unwrap_or(std::cmp::Ordering::Equal));
+    reps.sort_by(|a, b| {
+        b.win_rate
+            .partial_cmp(&a.win_rate)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     if !reps.is_empty() {
-        let _ = writeln!(s, "\nWin rate by rep (reps with 10+ closed deals; best and worst five)");
-        let _ = writeln!(s, "  {:<24} {:<28} {:>6} {:>6} {:>6} {:>8} {:>10}", "rep", "team", "open", "won", "lost", "win rate", "booked");
-        let show: Vec<_> = if reps.len() > 10 { reps[..5].iter().chain(reps[reps.len() - 5..].iter()).collect() } else { reps.iter().collect() };
+        let _ = writeln!(
+            s,
+            "\nWin rate by rep (reps with 10+ closed deals; best and worst five)"
+        );
+        let _ = writeln!(
+            s,
+            "  {:<24} {:<28} {:>6} {:>6} {:>6} {:>8} {:>10}",
+            "rep", "team", "open", "won", "lost", "win rate", "booked"
+        );
+        let show: Vec<_> = if reps.len() > 10 {
+            reps[..5]
+                .iter()
+                .chain(reps[reps.len() - 5..].iter())
+                .collect()
+        } else {
+            reps.iter().collect()
+        };
         for (i, r) in show.iter().enumerate() {
             if reps.len() > 10 && i == 5 {
                 let _ = writeln!(s, "  ...");
@@ -264,14 +334,30 @@ pub fn sim_text(s: &pipewise_sim::Summary) -> String {
         thousands(s.transcripts),
         s.vtt_files
     );
-    let _ = writeln!(out, "  hidden truth: {}", s.out.join("ground_truth.json").display());
+    let _ = writeln!(
+        out,
+        "  hidden truth: {}",
+        s.out.join("ground_truth.json").display()
+    );
     out
 }
 
 pub fn org_text(st: &Stats) -> String {
     let mut s = String::new();
-    let roles: Vec<String> = st.org.users_by_role.iter().map(|(r, n)| format!("{n} {r}{}", if *n == 1 { "" } else { "s" })).collect();
-    let _ = writeln!(s, "Org: {} teams in {} regions ({}); {}", st.org.teams, st.org.regions.len(), st.org.regions.join(", "), roles.join(", "));
+    let roles: Vec<String> = st
+        .org
+        .users_by_role
+        .iter()
+        .map(|(r, n)| format!("{n} {r}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    let _ = writeln!(
+        s,
+        "Org: {} teams in {} regions ({}); {}",
+        st.org.teams,
+        st.org.regions.len(),
+        st.org.regions.join(", "),
+        roles.join(", ")
+    );
     let _ = writeln!(
         s,
         "Data: {} accounts, {} contacts, {} leads, {} opportunities, {} history entries, {} activities, {} call transcripts",
@@ -297,12 +383,27 @@ pub fn leads_text(st: &Stats) -> String {
         "Lead response: {} leads, {:.1}% answered, median first response {}; {:.1}% converted",
         thousands(l.leads),
         l.answered as f64 * 100.0 / l.leads as f64,
-        l.median_response_minutes.map_or("-".into(), |m| if m < 120.0 { format!("{m:.0} min") } else { format!("{:.1} h", m / 60.0) }),
+        l.median_response_minutes
+            .map_or("-".into(), |m| if m < 120.0 {
+                format!("{m:.0} min")
+            } else {
+                format!("{:.1} h", m / 60.0)
+            }),
         l.converted as f64 * 100.0 / l.leads as f64
     );
-    let _ = writeln!(s, "  {:<18} {:>8} {:>10}", "first response", "leads", "converted");
+    let _ = writeln!(
+        s,
+        "  {:<18} {:>8} {:>10}",
+        "first response", "leads", "converted"
+    );
     for b in &l.by_response_time {
-        let _ = writeln!(s, "  {:<18} {:>8} {:>10}", b.band, thousands(b.leads), pct(b.conversion_rate));
+        let _ = writeln!(
+            s,
+            "  {:<18} {:>8} {:>10}",
+            b.band,
+            thousands(b.leads),
+            pct(b.conversion_rate)
+        );
     }
     s
 }

@@ -39,7 +39,8 @@ fn pipewise(db: &Path, args: &[&str]) -> Out {
 }
 
 fn json(out: &Out) -> serde_json::Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr))
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr))
 }
 
 fn stats(db: &Path) -> serde_json::Value {
@@ -77,24 +78,39 @@ fn maven_export_imports_whole_and_cleaned() {
     assert_eq!(r["entities"]["products"]["inserted"], 7);
     // Every cleansing rule is reported with how many rows it touched.
     let cleaned = r["cleaned"].as_array().unwrap();
-    let gtx = cleaned.iter().find(|c| c["from"] == "GTXPro").expect("GTXPro alias reported");
+    let gtx = cleaned
+        .iter()
+        .find(|c| c["from"] == "GTXPro")
+        .expect("GTXPro alias reported");
     assert_eq!(gtx["to"], "GTX Pro");
     assert!(gtx["rows"].as_u64().unwrap() > 1000);
-    let sector = cleaned.iter().find(|c| c["from"] == "technolgy").expect("sector typo reported");
+    let sector = cleaned
+        .iter()
+        .find(|c| c["from"] == "technolgy")
+        .expect("sector typo reported");
     assert_eq!(sector["to"], "technology");
 
     let s = stats(&db);
     assert_eq!(s["counts"]["opportunities"], 8800);
     assert_eq!(s["counts"]["accounts"], 85);
     assert_eq!(s["counts"]["products"], 7);
-    assert_eq!(s["counts"]["users"], 35 + 6, "35 sales agents and their 6 managers");
-    let agents: std::collections::BTreeSet<String> = std::fs::read_to_string(maven_dir().join("sales_pipeline.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().to_string())
-        .collect();
-    assert_eq!(s["pipeline"]["reps"].as_array().unwrap().len(), agents.len(), "every agent with deals has a summary");
+    assert_eq!(
+        s["counts"]["users"],
+        35 + 6,
+        "35 sales agents and their 6 managers"
+    );
+    let agents: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(maven_dir().join("sales_pipeline.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect();
+    assert_eq!(
+        s["pipeline"]["reps"].as_array().unwrap().len(),
+        agents.len(),
+        "every agent with deals has a summary"
+    );
     assert_eq!(s["pipeline"]["won"], 4238);
     assert_eq!(s["pipeline"]["lost"], 2473);
     assert_eq!(s["pipeline"]["open"], 2089);
@@ -102,7 +118,12 @@ fn maven_export_imports_whole_and_cleaned() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| (b["stage"].as_str().unwrap().to_string(), b["count"].as_u64().unwrap()))
+        .map(|b| {
+            (
+                b["stage"].as_str().unwrap().to_string(),
+                b["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         stages,
@@ -115,13 +136,22 @@ fn maven_export_imports_whole_and_cleaned() {
     );
     // The quirks are data-quality findings, not silently dropped.
     let findings = s["data_quality"]["findings"].as_array().unwrap();
-    let orphans = findings.iter().find(|f| f["message"] == "opportunities without an account").unwrap();
+    let orphans = findings
+        .iter()
+        .find(|f| f["message"] == "opportunities without an account")
+        .unwrap();
     assert_eq!(orphans["count"], 1425);
-    let undated = findings.iter().find(|f| f["message"] == "open opportunities without an expected close date").unwrap();
+    let undated = findings
+        .iter()
+        .find(|f| f["message"] == "open opportunities without an expected close date")
+        .unwrap();
     assert_eq!(undated["count"], 2089);
     // The stage history the export implies: engaged, then closed.
     assert_eq!(s["counts"]["opportunity_history"], 8300 + 6711);
-    assert_eq!(s["entities"]["opportunity_history"]["first"], "2016-10-20T00:00:00Z");
+    assert_eq!(
+        s["entities"]["opportunity_history"]["first"],
+        "2016-10-20T00:00:00Z"
+    );
 }
 
 #[test]
@@ -145,7 +175,10 @@ fn dry_run_reports_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("d.db");
     let empty = digest(&db);
-    let out = pipewise(&db, &["import", "maven", p(&maven_dir()), "--dry-run", "--json"]);
+    let out = pipewise(
+        &db,
+        &["import", "maven", p(&maven_dir()), "--dry-run", "--json"],
+    );
     assert!(out.ok, "{}", out.stderr);
     let r = json(&out);
     assert_eq!(r["dry_run"], true);
@@ -160,7 +193,12 @@ fn dry_run_reports_and_writes_nothing() {
 fn broken_copy(dir: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let out = dir.join("broken");
     std::fs::create_dir_all(&out).unwrap();
-    for f in ["accounts.csv", "products.csv", "sales_teams.csv", "sales_pipeline.csv"] {
+    for f in [
+        "accounts.csv",
+        "products.csv",
+        "sales_teams.csv",
+        "sales_pipeline.csv",
+    ] {
         std::fs::copy(maven_dir().join(f), out.join(f)).unwrap();
     }
     let path = out.join("sales_pipeline.csv");
@@ -184,10 +222,22 @@ fn assert_rejected(edit: impl FnOnce(&mut Vec<u8>), expected: &[&[&str]]) {
     let before = digest(&db);
     let broken = broken_copy(dir.path(), edit);
     let out = pipewise(&db, &["import", "maven", p(&broken)]);
-    assert!(!out.ok, "a broken file must fail the import\n{}", out.stdout);
+    assert!(
+        !out.ok,
+        "a broken file must fail the import\n{}",
+        out.stdout
+    );
     let last = out.stderr.trim_end().lines().last().unwrap_or("");
-    assert!(last.starts_with("error: import failed") && last.contains("database is unchanged"), "{}", out.stderr);
-    let errors: Vec<&str> = out.stdout.lines().filter(|l| l.contains("sales_pipeline.csv:")).collect();
+    assert!(
+        last.starts_with("error: import failed") && last.contains("database is unchanged"),
+        "{}",
+        out.stderr
+    );
+    let errors: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("sales_pipeline.csv:"))
+        .collect();
     assert_eq!(errors.len(), expected.len(), "errors: {errors:#?}");
     for (e, wants) in errors.iter().zip(expected) {
         for want in *wants {
@@ -213,7 +263,13 @@ fn truncated_row_is_located() {
 #[test]
 fn wrong_type_is_located() {
     assert_rejected(
-        |b| replace_line(b, 2, b"1C1I7A6R,Moses Frase,GTX Plus Basic,Cancity,Won,2016-10-20,2017-03-01,ten"),
+        |b| {
+            replace_line(
+                b,
+                2,
+                b"1C1I7A6R,Moses Frase,GTX Plus Basic,Cancity,Won,2016-10-20,2017-03-01,ten",
+            )
+        },
         &[&["sales_pipeline.csv:2:8: column \"close_value\": value \"ten\": expected a number"]],
     );
 }
@@ -221,8 +277,16 @@ fn wrong_type_is_located() {
 #[test]
 fn unknown_stage_is_located() {
     assert_rejected(
-        |b| replace_line(b, 3, b"Z063OYW0,Darcel Schlecht,GTXPro,Isdom,Negotiating,2016-10-25,2017-03-11,4514"),
-        &[&["sales_pipeline.csv:3:5: column \"deal_stage\": value \"Negotiating\": expected a stage (prospecting"]],
+        |b| {
+            replace_line(
+                b,
+                3,
+                b"Z063OYW0,Darcel Schlecht,GTXPro,Isdom,Negotiating,2016-10-25,2017-03-11,4514",
+            )
+        },
+        &[&[
+            "sales_pipeline.csv:3:5: column \"deal_stage\": value \"Negotiating\": expected a stage (prospecting",
+        ]],
     );
 }
 
@@ -230,12 +294,24 @@ fn unknown_stage_is_located() {
 fn bad_dates_are_located_and_all_listed() {
     assert_rejected(
         |b| {
-            replace_line(b, 4, b"EC4QE1BX,Darcel Schlecht,MG Special,Cancity,Won,2016-02-30,2017-03-07,50");
-            replace_line(b, 10, b"EC4QE1BY,Darcel Schlecht,MG Special,Cancity,Won,2016-10-25,07/03/2017,50");
+            replace_line(
+                b,
+                4,
+                b"EC4QE1BX,Darcel Schlecht,MG Special,Cancity,Won,2016-02-30,2017-03-07,50",
+            );
+            replace_line(
+                b,
+                10,
+                b"EC4QE1BY,Darcel Schlecht,MG Special,Cancity,Won,2016-10-25,07/03/2017,50",
+            );
         },
         &[
-            &["sales_pipeline.csv:4:6: column \"engage_date\": value \"2016-02-30\": expected a date-time"],
-            &["sales_pipeline.csv:10:7: column \"close_date\": value \"07/03/2017\": expected a date"],
+            &[
+                "sales_pipeline.csv:4:6: column \"engage_date\": value \"2016-02-30\": expected a date-time",
+            ],
+            &[
+                "sales_pipeline.csv:10:7: column \"close_date\": value \"07/03/2017\": expected a date",
+            ],
         ],
     );
 }
@@ -243,16 +319,31 @@ fn bad_dates_are_located_and_all_listed() {
 #[test]
 fn invalid_utf8_is_located() {
     assert_rejected(
-        |b| replace_line(b, 5, b"MV1LWRNH,Moses Frase,GTX Basic,Code\xffhow,Won,2016-10-25,2017-03-09,588"),
-        &[&["sales_pipeline.csv:5:4: column \"account\"", "invalid UTF-8"]],
+        |b| {
+            replace_line(
+                b,
+                5,
+                b"MV1LWRNH,Moses Frase,GTX Basic,Code\xffhow,Won,2016-10-25,2017-03-09,588",
+            )
+        },
+        &[&[
+            "sales_pipeline.csv:5:4: column \"account\"",
+            "invalid UTF-8",
+        ]],
     );
 }
 
 #[test]
 fn duplicate_ids_are_located() {
     assert_rejected(
-        |b| b.extend_from_slice(b"1C1I7A6R,Moses Frase,GTX Plus Basic,Cancity,Won,2016-10-20,2017-03-01,1054\n"),
-        &[&["sales_pipeline.csv:8802:1: column \"opportunity_id\": value \"1C1I7A6R\": duplicate id: already imported earlier"]],
+        |b| {
+            b.extend_from_slice(
+                b"1C1I7A6R,Moses Frase,GTX Plus Basic,Cancity,Won,2016-10-20,2017-03-01,1054\n",
+            )
+        },
+        &[&[
+            "sales_pipeline.csv:8802:1: column \"opportunity_id\": value \"1C1I7A6R\": duplicate id: already imported earlier",
+        ]],
     );
 }
 
@@ -260,12 +351,20 @@ fn duplicate_ids_are_located() {
 fn unknown_references_are_located() {
     assert_rejected(
         |b| {
-            b.extend_from_slice(b"NEW00001,Nobody Known,GTX Basic,Cancity,Won,2016-10-20,2017-03-01,1054\n");
-            b.extend_from_slice(b"NEW00002,Moses Frase,GTX Basic,Not A Company,Won,2016-10-20,2017-03-01,1054\n");
+            b.extend_from_slice(
+                b"NEW00001,Nobody Known,GTX Basic,Cancity,Won,2016-10-20,2017-03-01,1054\n",
+            );
+            b.extend_from_slice(
+                b"NEW00002,Moses Frase,GTX Basic,Not A Company,Won,2016-10-20,2017-03-01,1054\n",
+            );
         },
         &[
-            &["sales_pipeline.csv:8802:2: column \"sales_agent\": value \"Nobody Known\": no user with this id"],
-            &["sales_pipeline.csv:8803:4: column \"account\": value \"Not A Company\": no account with this id"],
+            &[
+                "sales_pipeline.csv:8802:2: column \"sales_agent\": value \"Nobody Known\": no user with this id",
+            ],
+            &[
+                "sales_pipeline.csv:8803:4: column \"account\": value \"Not A Company\": no account with this id",
+            ],
         ],
     );
 }
@@ -276,10 +375,18 @@ fn max_errors_caps_the_list() {
     let db = dir.path().join("x.db");
     let broken = broken_copy(dir.path(), |b| {
         for line in 2..40 {
-            replace_line(b, line, format!("ID{line},Moses Frase,GTX Basic,Cancity,Won,2016-10-20,2017-03-01,oops").as_bytes());
+            replace_line(
+                b,
+                line,
+                format!("ID{line},Moses Frase,GTX Basic,Cancity,Won,2016-10-20,2017-03-01,oops")
+                    .as_bytes(),
+            );
         }
     });
-    let out = pipewise(&db, &["import", "maven", p(&broken), "--max-errors", "5", "--json"]);
+    let out = pipewise(
+        &db,
+        &["import", "maven", p(&broken), "--max-errors", "5", "--json"],
+    );
     assert!(!out.ok);
     let r = json(&out);
     assert_eq!(r["errors"].as_array().unwrap().len(), 5);
@@ -295,10 +402,23 @@ fn canonical_csv_and_jsonl_with_history_on_reimport() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("c.db");
     let canon = fixtures().join("canonical");
-    let out = pipewise(&db, &["import", "dir", p(&canon), "--as-of", "2025-02-01T00:00:00Z", "--json"]);
+    let out = pipewise(
+        &db,
+        &[
+            "import",
+            "dir",
+            p(&canon),
+            "--as-of",
+            "2025-02-01T00:00:00Z",
+            "--json",
+        ],
+    );
     assert!(out.ok, "{}", out.stderr);
     let r = json(&out);
-    assert_eq!(r["entities"]["users"]["inserted"], 2, "a manager listed after her rep is fine");
+    assert_eq!(
+        r["entities"]["users"]["inserted"], 2,
+        "a manager listed after her rep is fine"
+    );
     assert_eq!(r["entities"]["activities"]["inserted"], 2);
     // A newer export: o-1 moved to proposal with a bigger amount.
     let newer = dir.path().join("opportunities.csv");
@@ -307,19 +427,44 @@ fn canonical_csv_and_jsonl_with_history_on_reimport() {
         "id,owner_id,amount,stage\no-1,u-ann,65000,Proposal\no-2,u-ann,12000,Proposal\n",
     )
     .unwrap();
-    let out = pipewise(&db, &["import", "csv", p(&newer), "--as-of", "2025-02-20T10:00:00Z", "--json"]);
+    let out = pipewise(
+        &db,
+        &[
+            "import",
+            "csv",
+            p(&newer),
+            "--as-of",
+            "2025-02-20T10:00:00Z",
+            "--json",
+        ],
+    );
     assert!(out.ok, "{}", out.stderr);
     let r = json(&out);
     assert_eq!(r["entities"]["opportunities"]["updated"], 1);
     assert_eq!(r["entities"]["opportunities"]["unchanged"], 1);
-    assert_eq!(r["history_recorded"], 2, "stage and amount changes are dated");
+    assert_eq!(
+        r["history_recorded"], 2,
+        "stage and amount changes are dated"
+    );
     let s = stats(&db);
-    assert_eq!(s["entities"]["opportunity_history"]["first"], "2025-02-20T10:00:00Z");
+    assert_eq!(
+        s["entities"]["opportunity_history"]["first"],
+        "2025-02-20T10:00:00Z"
+    );
     // Columns not in the newer file were left alone.
     assert_eq!(s["entities"]["opportunities"]["filled"]["close_date"], 1.0);
     // The same file again changes nothing.
     let d = digest(&db);
-    let out = pipewise(&db, &["import", "csv", p(&newer), "--as-of", "2025-03-01T00:00:00Z"]);
+    let out = pipewise(
+        &db,
+        &[
+            "import",
+            "csv",
+            p(&newer),
+            "--as-of",
+            "2025-03-01T00:00:00Z",
+        ],
+    );
     assert!(out.ok);
     assert_eq!(digest(&db), d);
 }
@@ -332,13 +477,27 @@ fn canonical_header_typos_and_jsonl_errors_are_located() {
     std::fs::write(&f, "id,nmae\nt1,East\n").unwrap();
     let out = pipewise(&db, &["import", "csv", p(&f)]);
     assert!(!out.ok);
-    assert!(out.stdout.contains("teams.csv:1:2: column \"nmae\": not a field of teams"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("teams.csv:1:2: column \"nmae\": not a field of teams"),
+        "{}",
+        out.stdout
+    );
     let j = dir.path().join("teams.jsonl");
-    std::fs::write(&j, "{\"id\": \"t1\", \"name\": \"East\"}\n{\"id\": \"t2\", \"name\": \n{\"id\": \"t3\"}\n").unwrap();
+    std::fs::write(
+        &j,
+        "{\"id\": \"t1\", \"name\": \"East\"}\n{\"id\": \"t2\", \"name\": \n{\"id\": \"t3\"}\n",
+    )
+    .unwrap();
     let out = pipewise(&db, &["import", "jsonl", p(&j)]);
     assert!(!out.ok);
     assert!(out.stdout.contains("teams.jsonl:2:"), "{}", out.stdout);
-    assert!(out.stdout.contains("teams.jsonl:3:2: column \"name\": team name is required"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("teams.jsonl:3:2: column \"name\": team name is required"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(stats(&db)["counts"]["teams"], 0);
 }
 
@@ -350,23 +509,47 @@ fn salesforce_history_report_through_a_mapping() {
     assert!(pipewise(&db, &["import", "dir", p(&canon)]).ok);
     let map = root().join("mappings/salesforce-opportunity-history.toml");
     let csv = fixtures().join("salesforce-opportunity-history.csv");
-    let out = pipewise(&db, &["import", "csv", "--mapping", p(&map), p(&csv), "--json"]);
+    let out = pipewise(
+        &db,
+        &["import", "csv", "--mapping", p(&map), p(&csv), "--json"],
+    );
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
     let r = json(&out);
     assert_eq!(r["entities"]["opportunities"]["inserted"], 2);
-    assert_eq!(r["created_from_references"]["users"], 2, "owners known only by name are created");
-    assert!(r["created_from_references"].get("accounts").is_none(), "accounts are found by name");
+    assert_eq!(
+        r["created_from_references"]["users"], 2,
+        "owners known only by name are created"
+    );
+    assert!(
+        r["created_from_references"].get("accounts").is_none(),
+        "accounts are found by name"
+    );
     // 2 deals: initial state (5 + 5 fields) + Acme: qualification; proposal (stage, amount,
     // close date, category); won (stage, close date, category) + Globex: lost (3).
     assert_eq!(r["history_recorded"], 10 + 1 + 4 + 3 + 3);
     let s = stats(&db);
-    assert_eq!(s["entities"]["opportunity_history"]["first"], "2025-01-06T00:00:00Z");
-    assert_eq!(s["entities"]["opportunity_history"]["last"], "2025-07-15T00:00:00Z");
-    let acme = s["pipeline"]["reps"].as_array().unwrap().iter().find(|r| r["id"] == "Dana Rep").unwrap().clone();
+    assert_eq!(
+        s["entities"]["opportunity_history"]["first"],
+        "2025-01-06T00:00:00Z"
+    );
+    assert_eq!(
+        s["entities"]["opportunity_history"]["last"],
+        "2025-07-15T00:00:00Z"
+    );
+    let acme = s["pipeline"]["reps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "Dana Rep")
+        .unwrap()
+        .clone();
     assert_eq!(acme["won"], 1);
     // Re-importing the report changes nothing.
     let d = digest(&db);
-    let r2 = json(&pipewise(&db, &["import", "csv", "--mapping", p(&map), p(&csv), "--json"]));
+    let r2 = json(&pipewise(
+        &db,
+        &["import", "csv", "--mapping", p(&map), p(&csv), "--json"],
+    ));
     assert_eq!(r2["history_recorded"], 0);
     assert_eq!(digest(&db), d);
 }
@@ -377,13 +560,24 @@ fn hubspot_export_through_a_mapping() {
     let db = dir.path().join("hs.db");
     let map = root().join("mappings/hubspot-deals.toml");
     let csv = fixtures().join("hubspot-deals.csv");
-    let out = pipewise(&db, &["import", "csv", "--mapping", p(&map), p(&csv), "--json"]);
+    let out = pipewise(
+        &db,
+        &["import", "csv", "--mapping", p(&map), p(&csv), "--json"],
+    );
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
     let s = stats(&db);
-    let stages: Vec<&str> = s["pipeline"]["by_stage"].as_array().unwrap().iter().map(|b| b["stage"].as_str().unwrap()).collect();
+    let stages: Vec<&str> = s["pipeline"]["by_stage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["stage"].as_str().unwrap())
+        .collect();
     assert_eq!(stages, vec!["discovery", "negotiation", "closed_lost"]);
     assert_eq!(s["counts"]["accounts"], 3);
-    assert_eq!(s["entities"]["opportunities"]["first"], "2025-05-02T11:40:00Z");
+    assert_eq!(
+        s["entities"]["opportunities"]["first"],
+        "2025-05-02T11:40:00Z"
+    );
 }
 
 #[test]
@@ -393,29 +587,71 @@ fn vtt_transcripts_link_and_reimport() {
     let canon = fixtures().join("canonical");
     assert!(pipewise(&db, &["import", "dir", p(&canon)]).ok);
     let map = root().join("mappings/salesforce-opportunity-history.toml");
-    assert!(pipewise(&db, &["import", "csv", "--mapping", p(&map), p(&fixtures().join("salesforce-opportunity-history.csv"))]).ok);
+    assert!(
+        pipewise(
+            &db,
+            &[
+                "import",
+                "csv",
+                "--mapping",
+                p(&map),
+                p(&fixtures().join("salesforce-opportunity-history.csv"))
+            ]
+        )
+        .ok
+    );
     // Linked by its sidecar JSON.
     let vtt = fixtures().join("discovery-call.vtt");
     let out = pipewise(&db, &["import", "vtt", p(&vtt), "--json"]);
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
     let r = json(&out);
-    assert_eq!(r["entities"]["conversation_turns"]["inserted"], 4, "five cues, two by the same speaker in a row");
+    assert_eq!(
+        r["entities"]["conversation_turns"]["inserted"], 4,
+        "five cues, two by the same speaker in a row"
+    );
     // Linked on the command line; not linked at all is an error.
     let zoom = fixtures().join("zoom-call.vtt");
     let out = pipewise(&db, &["import", "vtt", p(&zoom)]);
     assert!(!out.ok);
-    assert!(out.stdout.contains("must be linked to an opportunity or a lead"), "{}", out.stdout);
-    let out = pipewise(&db, &["import", "vtt", p(&zoom), "--opportunity", "0061x00000XyzQ9", "--rep", "Lee Seller"]);
+    assert!(
+        out.stdout
+            .contains("must be linked to an opportunity or a lead"),
+        "{}",
+        out.stdout
+    );
+    let out = pipewise(
+        &db,
+        &[
+            "import",
+            "vtt",
+            p(&zoom),
+            "--opportunity",
+            "0061x00000XyzQ9",
+            "--rep",
+            "Lee Seller",
+        ],
+    );
     assert!(out.ok, "{}", out.stdout);
-    let out = pipewise(&db, &["import", "vtt", p(&zoom), "--opportunity", "no-such-deal"]);
+    let out = pipewise(
+        &db,
+        &["import", "vtt", p(&zoom), "--opportunity", "no-such-deal"],
+    );
     assert!(!out.ok);
-    assert!(out.stdout.contains("no opportunity with this id"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("no opportunity with this id"),
+        "{}",
+        out.stdout
+    );
     let d = digest(&db);
     assert!(pipewise(&db, &["import", "vtt", p(&vtt)]).ok);
     assert_eq!(digest(&db), d, "re-import changes nothing");
     // A broken transcript names its lines.
     let bad = dir.path().join("bad.vtt");
-    std::fs::write(&bad, "WEBVTT\n\n1\n00:00:01.000 --> 00:00:0x.000\n<v A>hi</v>\n").unwrap();
+    std::fs::write(
+        &bad,
+        "WEBVTT\n\n1\n00:00:01.000 --> 00:00:0x.000\n<v A>hi</v>\n",
+    )
+    .unwrap();
     let out = pipewise(&db, &["import", "vtt", p(&bad), "--lead", "x"]);
     assert!(!out.ok);
     assert!(out.stdout.contains("bad.vtt:4:"), "{}", out.stdout);
@@ -439,17 +675,28 @@ fn db_from_environment_and_one_line_failures() {
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
     let not_db = dir.path().join("notes.txt");
-    std::fs::write(&not_db, "this is not a database, just some text long enough to look like a header....").unwrap();
+    std::fs::write(
+        &not_db,
+        "this is not a database, just some text long enough to look like a header....",
+    )
+    .unwrap();
     let out = pipewise(&not_db, &["stats"]);
     assert!(!out.ok);
-    assert!(out.stderr.contains("cannot open database"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot open database"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn data_format_doc_lists_every_field() {
     let doc = std::fs::read_to_string(root().join("docs/data-format.md")).unwrap();
     let generated = pipewise(Path::new(":memory:"), &["schema", "--markdown"]).stdout;
-    assert!(doc.contains(&generated), "docs/data-format.md is out of date: paste `pipewise schema --markdown` into it");
+    assert!(
+        doc.contains(&generated),
+        "docs/data-format.md is out of date: paste `pipewise schema --markdown` into it"
+    );
 }
 
 #[test]
@@ -460,7 +707,11 @@ fn demo_simulates_imports_and_summarises() {
         .args(["demo", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["import"]["errors"].as_array().unwrap().len(), 0);
     assert_eq!(v["stats"]["org"]["users_by_role"]["rep"], 40);
@@ -468,10 +719,23 @@ fn demo_simulates_imports_and_summarises() {
     assert!((0.15..=0.35).contains(&win), "win rate {win}");
     assert!(v["stats"]["counts"]["conversation_turns"].as_u64().unwrap() > 10_000);
     assert!(dir.path().join("pipewise-demo.db").exists());
-    assert!(dir.path().join("pipewise-demo-data/ground_truth.json").exists());
-    let text = Command::new(env!("CARGO_BIN_EXE_pipewise")).current_dir(dir.path()).arg("demo").output().unwrap();
+    assert!(
+        dir.path()
+            .join("pipewise-demo-data/ground_truth.json")
+            .exists()
+    );
+    let text = Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .current_dir(dir.path())
+        .arg("demo")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    for want in ["Org: 5 teams", "Win rate by rep", "Lead response", "under 5 minutes"] {
+    for want in [
+        "Org: 5 teams",
+        "Win rate by rep",
+        "Lead response",
+        "under 5 minutes",
+    ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
 }
@@ -484,7 +748,11 @@ fn demo_runs_on_the_maven_export() {
         .args(["demo", "--out", p(&out_db), "--maven", p(&maven_dir())])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("win rate"), "{text}");
     assert!(text.contains("Win rate by rep"), "{text}");

@@ -8,6 +8,7 @@
 //! later the feature engine reads the rows back as of a date.
 
 pub mod schema;
+pub mod transcript;
 pub mod value;
 
 pub use schema::{Entity, Field, FieldType, Vocabulary};

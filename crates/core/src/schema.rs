@@ -51,7 +51,15 @@ pub const FORECAST_CATEGORIES: Vocabulary = Vocabulary {
 };
 pub const ROLES: Vocabulary = Vocabulary {
     name: "role",
-    values: &["rep", "sdr", "manager", "director", "executive", "analyst", "admin"],
+    values: &[
+        "rep",
+        "sdr",
+        "manager",
+        "director",
+        "executive",
+        "analyst",
+        "admin",
+    ],
 };
 pub const SENIORITIES: Vocabulary = Vocabulary {
     name: "seniority",
@@ -65,23 +73,54 @@ pub const ACTIVITY_TYPES: Vocabulary = Vocabulary {
     name: "activity type",
     values: &["call", "email", "meeting", "sms", "social"],
 };
-pub const DIRECTIONS: Vocabulary = Vocabulary { name: "direction", values: &["inbound", "outbound"] };
+pub const DIRECTIONS: Vocabulary = Vocabulary {
+    name: "direction",
+    values: &["inbound", "outbound"],
+};
 pub const ACTIVITY_OUTCOMES: Vocabulary = Vocabulary {
     name: "activity outcome",
     values: &[
-        "connected", "no_answer", "voicemail", "sent", "delivered", "opened", "clicked", "replied",
-        "bounced", "held", "no_show", "cancelled", "completed",
+        "connected",
+        "no_answer",
+        "voicemail",
+        "sent",
+        "delivered",
+        "opened",
+        "clicked",
+        "replied",
+        "bounced",
+        "held",
+        "no_show",
+        "cancelled",
+        "completed",
     ],
 };
-pub const SPEAKER_ROLES: Vocabulary = Vocabulary { name: "speaker role", values: &["rep", "customer", "other"] };
+pub const SPEAKER_ROLES: Vocabulary = Vocabulary {
+    name: "speaker role",
+    values: &["rep", "customer", "other"],
+};
 pub const TOUCH_TYPES: Vocabulary = Vocabulary {
     name: "touch type",
-    values: &["sent", "opened", "clicked", "responded", "attended", "visited", "submitted"],
+    values: &[
+        "sent",
+        "opened",
+        "clicked",
+        "responded",
+        "attended",
+        "visited",
+        "submitted",
+    ],
 };
 /// The opportunity fields whose every change is kept in `opportunity_history`.
 pub const HISTORY_FIELDS: Vocabulary = Vocabulary {
     name: "tracked field",
-    values: &["stage", "amount", "close_date", "owner_id", "forecast_category"],
+    values: &[
+        "stage",
+        "amount",
+        "close_date",
+        "owner_id",
+        "forecast_category",
+    ],
 };
 
 /// What a field holds, and so how a text cell is parsed and validated.
@@ -126,7 +165,12 @@ pub struct Field {
 }
 
 const fn f(name: &'static str, ty: FieldType, required: bool, doc: &'static str) -> Field {
-    Field { name, ty, required, doc }
+    Field {
+        name,
+        ty,
+        required,
+        doc,
+    }
 }
 
 use FieldType::*;
@@ -195,7 +239,9 @@ impl Entity {
 
     pub fn from_table(name: &str) -> Option<Entity> {
         let n = name.trim().to_ascii_lowercase().replace(['-', ' '], "_");
-        Entity::ALL.into_iter().find(|e| e.table() == n || e.singular() == n)
+        Entity::ALL
+            .into_iter()
+            .find(|e| e.table() == n || e.singular() == n)
     }
 
     pub fn singular(self) -> &'static str {
@@ -234,8 +280,12 @@ impl Entity {
             Entity::OpportunityHistory => {
                 "One change of one tracked field (stage, amount, close_date, owner_id, forecast_category) of an opportunity: from `changed_at` on, the field held `value`."
             }
-            Entity::Activity => "A call, email, meeting, SMS or social touch, linked to what it was about.",
-            Entity::Conversation => "A recorded call or meeting with a transcript (see conversation_turns).",
+            Entity::Activity => {
+                "A call, email, meeting, SMS or social touch, linked to what it was about."
+            }
+            Entity::Conversation => {
+                "A recorded call or meeting with a transcript (see conversation_turns)."
+            }
             Entity::ConversationTurn => "One speaker turn of a conversation transcript.",
             Entity::CampaignTouch => "One marketing touch of a lead or contact by a campaign.",
             Entity::UsageEvent => "A product-usage event of an account (optional).",
@@ -254,188 +304,473 @@ impl Entity {
 
     pub fn fields(self) -> &'static [Field] {
         match self {
-            Entity::Team => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("name", Text, true, "Team name."),
-                f("region", Text, false, "Region or office the team belongs to."),
-            ]
-            },
-            Entity::User => const {
-                &[
-                f("id", Text, true, "Stable external id (e.g. CRM user id or email)."),
-                f("name", Text, true, "Full name."),
-                f("email", Text, false, "Work email."),
-                f("role", Enum(ROLES), false, "Role; `rep` when empty."),
-                f("manager_id", Ref(Entity::User), false, "The user's manager."),
-                f("team_id", Ref(Entity::Team), false, "The user's team."),
-                f("region", Text, false, "Region or office."),
-                f("hire_date", Date, false, "Date of hire (tenure, ramp)."),
-            ]
-            },
-            Entity::Product => const {
-                &[
-                f("id", Text, true, "Stable external id (SKU or product name)."),
-                f("name", Text, true, "Product name."),
-                f("family", Text, false, "Product family or series."),
-                f("list_price", Float, false, "List price per unit."),
-            ]
-            },
-            Entity::Account => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("name", Text, true, "Company name."),
-                f("industry", Text, false, "Industry or sector."),
-                f("employees", Int, false, "Number of employees."),
-                f("annual_revenue", Float, false, "Annual revenue, in the currency unit of the source."),
-                f("year_established", Int, false, "Year the company was founded."),
-                f("location", Text, false, "Headquarters location (country or city)."),
-                f("parent_id", Ref(Entity::Account), false, "Parent company."),
-                f("owner_id", Ref(Entity::User), false, "Account owner."),
-                f("created_at", DateTime, false, "When the account was created in the CRM."),
-            ]
-            },
-            Entity::Contact => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("account_id", Ref(Entity::Account), false, "Company the contact works for."),
-                f("name", Text, false, "Full name."),
-                f("email", Text, false, "Email address."),
-                f("title", Text, false, "Job title."),
-                f("seniority", Enum(SENIORITIES), false, "Seniority of the title."),
-                f("created_at", DateTime, false, "When the contact was created."),
-            ]
-            },
-            Entity::Campaign => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("name", Text, true, "Campaign name."),
-                f("channel", Text, false, "Channel (webinar, paid search, event...)."),
-                f("started_at", Date, false, "First day."),
-                f("ended_at", Date, false, "Last day."),
-                f("cost", Float, false, "Total cost."),
-            ]
-            },
-            Entity::Lead => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("created_at", DateTime, true, "When the lead arrived."),
-                f("source", Text, false, "Lead source or channel (web form, chat, referral...)."),
-                f("campaign_id", Ref(Entity::Campaign), false, "Campaign that produced the lead."),
-                f("company", Text, false, "Company named by the lead."),
-                f("contact_name", Text, false, "Name of the person."),
-                f("email", Text, false, "Email of the person."),
-                f("title", Text, false, "Job title of the person."),
-                f("inquiry", Text, false, "Free text of the inquiry."),
-                f("owner_id", Ref(Entity::User), false, "Rep the lead is assigned to."),
-                f("first_response_at", DateTime, false, "First response by a person (response time = this - created_at)."),
-                f("status", Enum(LEAD_STATUSES), false, "Lead status."),
-                f("converted_at", DateTime, false, "When the lead was converted."),
-                f("disqualified_at", DateTime, false, "When the lead was disqualified."),
-                f("account_id", Ref(Entity::Account), false, "Matched or converted account."),
-                f("contact_id", Ref(Entity::Contact), false, "Matched or converted contact."),
-            ]
-            },
-            Entity::Opportunity => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("name", Text, false, "Opportunity name."),
-                f("account_id", Ref(Entity::Account), false, "Account; empty for orphan deals."),
-                f("owner_id", Ref(Entity::User), true, "Owning rep."),
-                f("lead_id", Ref(Entity::Lead), false, "Lead the opportunity was converted from."),
-                f("amount", Float, false, "Deal amount (for closed-won deals, the booked value)."),
-                f("stage", Enum(STAGES), true, "Current stage."),
-                f("forecast_category", Enum(FORECAST_CATEGORIES), false, "Rep-entered forecast category."),
-                f("probability", Float, false, "CRM probability, 0..1 (a percentage above 1 is divided by 100)."),
-                f("created_at", DateTime, false, "When the opportunity was created or engaged."),
-                f("close_date", Date, false, "Expected close date (for closed deals, the close date)."),
-                f("closed_at", Date, false, "Actual close date of a closed deal."),
-                f("loss_reason", Text, false, "Why a lost deal was lost."),
-                f("lead_source", Text, false, "Original lead source."),
-                f("type", Text, false, "New business, expansion, renewal..."),
-            ]
-            },
-            Entity::OpportunityProduct => const {
-                &[
-                f("opportunity_id", Ref(Entity::Opportunity), true, "The opportunity."),
-                f("product_id", Ref(Entity::Product), true, "The product."),
-                f("quantity", Float, false, "Units."),
-                f("unit_price", Float, false, "Price per unit."),
-                f("amount", Float, false, "Line total."),
-            ]
-            },
-            Entity::OpportunityHistory => const {
-                &[
-                f("opportunity_id", Ref(Entity::Opportunity), true, "The opportunity."),
-                f("field", Enum(HISTORY_FIELDS), true, "Which field changed."),
-                f("changed_at", DateTime, true, "When it changed."),
-                f("value", Text, false, "The value from then on, in the field's own format (empty = cleared)."),
-                f("old_value", Text, false, "The value before, when the source knows it."),
-            ]
-            },
-            Entity::Activity => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("type", Enum(ACTIVITY_TYPES), true, "call, email, meeting, sms or social."),
-                f("direction", Enum(DIRECTIONS), false, "inbound or outbound."),
-                f("occurred_at", DateTime, true, "When it happened."),
-                f("duration_s", Int, false, "Duration in seconds (calls, meetings)."),
-                f("outcome", Enum(ACTIVITY_OUTCOMES), false, "connected, replied, bounced..."),
-                f("subject", Text, false, "Subject or title."),
-                f("template_id", Text, false, "Email or message template."),
-                f("sequence_id", Text, false, "Sales-engagement sequence (cadence)."),
-                f("sequence_step", Int, false, "Step number within the sequence."),
-                f("user_id", Ref(Entity::User), false, "Rep who performed it."),
-                f("lead_id", Ref(Entity::Lead), false, "Lead it was about."),
-                f("opportunity_id", Ref(Entity::Opportunity), false, "Opportunity it was about."),
-                f("contact_id", Ref(Entity::Contact), false, "Contact it involved."),
-                f("account_id", Ref(Entity::Account), false, "Account it involved."),
-            ]
-            },
-            Entity::Conversation => const {
-                &[
-                f("id", Text, true, "Stable external id (defaults to the transcript file name)."),
-                f("started_at", DateTime, false, "When the call or meeting started."),
-                f("duration_s", Int, false, "Length in seconds."),
-                f("title", Text, false, "Meeting title."),
-                f("activity_id", Ref(Entity::Activity), false, "The call or meeting activity."),
-                f("opportunity_id", Ref(Entity::Opportunity), false, "Opportunity discussed."),
-                f("lead_id", Ref(Entity::Lead), false, "Lead discussed."),
-                f("user_id", Ref(Entity::User), false, "Rep on the call."),
-                f("source_file", Text, false, "File the transcript came from."),
-            ]
-            },
-            Entity::ConversationTurn => const {
-                &[
-                f("conversation_id", Ref(Entity::Conversation), true, "The conversation."),
-                f("seq", Int, true, "Position of the turn, from 0."),
-                f("speaker", Text, false, "Speaker name as in the transcript."),
-                f("speaker_role", Enum(SPEAKER_ROLES), false, "rep, customer or other."),
-                f("start_ms", Int, true, "Start, milliseconds from the start of the call."),
-                f("end_ms", Int, true, "End, milliseconds from the start of the call."),
-                f("text", Text, false, "What was said."),
-            ]
-            },
-            Entity::CampaignTouch => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("campaign_id", Ref(Entity::Campaign), true, "The campaign."),
-                f("lead_id", Ref(Entity::Lead), false, "Lead touched."),
-                f("contact_id", Ref(Entity::Contact), false, "Contact touched."),
-                f("touched_at", DateTime, true, "When."),
-                f("type", Enum(TOUCH_TYPES), false, "sent, opened, clicked, responded..."),
-            ]
-            },
-            Entity::UsageEvent => const {
-                &[
-                f("id", Text, true, "Stable external id."),
-                f("account_id", Ref(Entity::Account), true, "Account."),
-                f("occurred_at", DateTime, true, "When."),
-                f("event", Text, true, "Event name (login, feature used, seats added...)."),
-                f("product_id", Ref(Entity::Product), false, "Product used."),
-                f("quantity", Float, false, "Count or amount."),
-            ]
-            },
+            Entity::Team => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f("name", Text, true, "Team name."),
+                        f(
+                            "region",
+                            Text,
+                            false,
+                            "Region or office the team belongs to.",
+                        ),
+                    ]
+                }
+            }
+            Entity::User => {
+                const {
+                    &[
+                        f(
+                            "id",
+                            Text,
+                            true,
+                            "Stable external id (e.g. CRM user id or email).",
+                        ),
+                        f("name", Text, true, "Full name."),
+                        f("email", Text, false, "Work email."),
+                        f("role", Enum(ROLES), false, "Role; `rep` when empty."),
+                        f(
+                            "manager_id",
+                            Ref(Entity::User),
+                            false,
+                            "The user's manager.",
+                        ),
+                        f("team_id", Ref(Entity::Team), false, "The user's team."),
+                        f("region", Text, false, "Region or office."),
+                        f("hire_date", Date, false, "Date of hire (tenure, ramp)."),
+                    ]
+                }
+            }
+            Entity::Product => {
+                const {
+                    &[
+                        f(
+                            "id",
+                            Text,
+                            true,
+                            "Stable external id (SKU or product name).",
+                        ),
+                        f("name", Text, true, "Product name."),
+                        f("family", Text, false, "Product family or series."),
+                        f("list_price", Float, false, "List price per unit."),
+                    ]
+                }
+            }
+            Entity::Account => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f("name", Text, true, "Company name."),
+                        f("industry", Text, false, "Industry or sector."),
+                        f("employees", Int, false, "Number of employees."),
+                        f(
+                            "annual_revenue",
+                            Float,
+                            false,
+                            "Annual revenue, in the currency unit of the source.",
+                        ),
+                        f(
+                            "year_established",
+                            Int,
+                            false,
+                            "Year the company was founded.",
+                        ),
+                        f(
+                            "location",
+                            Text,
+                            false,
+                            "Headquarters location (country or city).",
+                        ),
+                        f("parent_id", Ref(Entity::Account), false, "Parent company."),
+                        f("owner_id", Ref(Entity::User), false, "Account owner."),
+                        f(
+                            "created_at",
+                            DateTime,
+                            false,
+                            "When the account was created in the CRM.",
+                        ),
+                    ]
+                }
+            }
+            Entity::Contact => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f(
+                            "account_id",
+                            Ref(Entity::Account),
+                            false,
+                            "Company the contact works for.",
+                        ),
+                        f("name", Text, false, "Full name."),
+                        f("email", Text, false, "Email address."),
+                        f("title", Text, false, "Job title."),
+                        f(
+                            "seniority",
+                            Enum(SENIORITIES),
+                            false,
+                            "Seniority of the title.",
+                        ),
+                        f(
+                            "created_at",
+                            DateTime,
+                            false,
+                            "When the contact was created.",
+                        ),
+                    ]
+                }
+            }
+            Entity::Campaign => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f("name", Text, true, "Campaign name."),
+                        f(
+                            "channel",
+                            Text,
+                            false,
+                            "Channel (webinar, paid search, event...).",
+                        ),
+                        f("started_at", Date, false, "First day."),
+                        f("ended_at", Date, false, "Last day."),
+                        f("cost", Float, false, "Total cost."),
+                    ]
+                }
+            }
+            Entity::Lead => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f("created_at", DateTime, true, "When the lead arrived."),
+                        f(
+                            "source",
+                            Text,
+                            false,
+                            "Lead source or channel (web form, chat, referral...).",
+                        ),
+                        f(
+                            "campaign_id",
+                            Ref(Entity::Campaign),
+                            false,
+                            "Campaign that produced the lead.",
+                        ),
+                        f("company", Text, false, "Company named by the lead."),
+                        f("contact_name", Text, false, "Name of the person."),
+                        f("email", Text, false, "Email of the person."),
+                        f("title", Text, false, "Job title of the person."),
+                        f("inquiry", Text, false, "Free text of the inquiry."),
+                        f(
+                            "owner_id",
+                            Ref(Entity::User),
+                            false,
+                            "Rep the lead is assigned to.",
+                        ),
+                        f(
+                            "first_response_at",
+                            DateTime,
+                            false,
+                            "First response by a person (response time = this - created_at).",
+                        ),
+                        f("status", Enum(LEAD_STATUSES), false, "Lead status."),
+                        f(
+                            "converted_at",
+                            DateTime,
+                            false,
+                            "When the lead was converted.",
+                        ),
+                        f(
+                            "disqualified_at",
+                            DateTime,
+                            false,
+                            "When the lead was disqualified.",
+                        ),
+                        f(
+                            "account_id",
+                            Ref(Entity::Account),
+                            false,
+                            "Matched or converted account.",
+                        ),
+                        f(
+                            "contact_id",
+                            Ref(Entity::Contact),
+                            false,
+                            "Matched or converted contact.",
+                        ),
+                    ]
+                }
+            }
+            Entity::Opportunity => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f("name", Text, false, "Opportunity name."),
+                        f(
+                            "account_id",
+                            Ref(Entity::Account),
+                            false,
+                            "Account; empty for orphan deals.",
+                        ),
+                        f("owner_id", Ref(Entity::User), true, "Owning rep."),
+                        f(
+                            "lead_id",
+                            Ref(Entity::Lead),
+                            false,
+                            "Lead the opportunity was converted from.",
+                        ),
+                        f(
+                            "amount",
+                            Float,
+                            false,
+                            "Deal amount (for closed-won deals, the booked value).",
+                        ),
+                        f("stage", Enum(STAGES), true, "Current stage."),
+                        f(
+                            "forecast_category",
+                            Enum(FORECAST_CATEGORIES),
+                            false,
+                            "Rep-entered forecast category.",
+                        ),
+                        f(
+                            "probability",
+                            Float,
+                            false,
+                            "CRM probability, 0..1 (a percentage above 1 is divided by 100).",
+                        ),
+                        f(
+                            "created_at",
+                            DateTime,
+                            false,
+                            "When the opportunity was created or engaged.",
+                        ),
+                        f(
+                            "close_date",
+                            Date,
+                            false,
+                            "Expected close date (for closed deals, the close date).",
+                        ),
+                        f(
+                            "closed_at",
+                            Date,
+                            false,
+                            "Actual close date of a closed deal.",
+                        ),
+                        f("loss_reason", Text, false, "Why a lost deal was lost."),
+                        f("lead_source", Text, false, "Original lead source."),
+                        f("type", Text, false, "New business, expansion, renewal..."),
+                    ]
+                }
+            }
+            Entity::OpportunityProduct => {
+                const {
+                    &[
+                        f(
+                            "opportunity_id",
+                            Ref(Entity::Opportunity),
+                            true,
+                            "The opportunity.",
+                        ),
+                        f("product_id", Ref(Entity::Product), true, "The product."),
+                        f("quantity", Float, false, "Units."),
+                        f("unit_price", Float, false, "Price per unit."),
+                        f("amount", Float, false, "Line total."),
+                    ]
+                }
+            }
+            Entity::OpportunityHistory => {
+                const {
+                    &[
+                        f(
+                            "opportunity_id",
+                            Ref(Entity::Opportunity),
+                            true,
+                            "The opportunity.",
+                        ),
+                        f("field", Enum(HISTORY_FIELDS), true, "Which field changed."),
+                        f("changed_at", DateTime, true, "When it changed."),
+                        f(
+                            "value",
+                            Text,
+                            false,
+                            "The value from then on, in the field's own format (empty = cleared).",
+                        ),
+                        f(
+                            "old_value",
+                            Text,
+                            false,
+                            "The value before, when the source knows it.",
+                        ),
+                    ]
+                }
+            }
+            Entity::Activity => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f(
+                            "type",
+                            Enum(ACTIVITY_TYPES),
+                            true,
+                            "call, email, meeting, sms or social.",
+                        ),
+                        f("direction", Enum(DIRECTIONS), false, "inbound or outbound."),
+                        f("occurred_at", DateTime, true, "When it happened."),
+                        f(
+                            "duration_s",
+                            Int,
+                            false,
+                            "Duration in seconds (calls, meetings).",
+                        ),
+                        f(
+                            "outcome",
+                            Enum(ACTIVITY_OUTCOMES),
+                            false,
+                            "connected, replied, bounced...",
+                        ),
+                        f("subject", Text, false, "Subject or title."),
+                        f("template_id", Text, false, "Email or message template."),
+                        f(
+                            "sequence_id",
+                            Text,
+                            false,
+                            "Sales-engagement sequence (cadence).",
+                        ),
+                        f(
+                            "sequence_step",
+                            Int,
+                            false,
+                            "Step number within the sequence.",
+                        ),
+                        f("user_id", Ref(Entity::User), false, "Rep who performed it."),
+                        f("lead_id", Ref(Entity::Lead), false, "Lead it was about."),
+                        f(
+                            "opportunity_id",
+                            Ref(Entity::Opportunity),
+                            false,
+                            "Opportunity it was about.",
+                        ),
+                        f(
+                            "contact_id",
+                            Ref(Entity::Contact),
+                            false,
+                            "Contact it involved.",
+                        ),
+                        f(
+                            "account_id",
+                            Ref(Entity::Account),
+                            false,
+                            "Account it involved.",
+                        ),
+                    ]
+                }
+            }
+            Entity::Conversation => {
+                const {
+                    &[
+                        f(
+                            "id",
+                            Text,
+                            true,
+                            "Stable external id (defaults to the transcript file name).",
+                        ),
+                        f(
+                            "started_at",
+                            DateTime,
+                            false,
+                            "When the call or meeting started.",
+                        ),
+                        f("duration_s", Int, false, "Length in seconds."),
+                        f("title", Text, false, "Meeting title."),
+                        f(
+                            "activity_id",
+                            Ref(Entity::Activity),
+                            false,
+                            "The call or meeting activity.",
+                        ),
+                        f(
+                            "opportunity_id",
+                            Ref(Entity::Opportunity),
+                            false,
+                            "Opportunity discussed.",
+                        ),
+                        f("lead_id", Ref(Entity::Lead), false, "Lead discussed."),
+                        f("user_id", Ref(Entity::User), false, "Rep on the call."),
+                        f("source_file", Text, false, "File the transcript came from."),
+                    ]
+                }
+            }
+            Entity::ConversationTurn => {
+                const {
+                    &[
+                        f(
+                            "conversation_id",
+                            Ref(Entity::Conversation),
+                            true,
+                            "The conversation.",
+                        ),
+                        f("seq", Int, true, "Position of the turn, from 0."),
+                        f("speaker", Text, false, "Speaker name as in the transcript."),
+                        f(
+                            "speaker_role",
+                            Enum(SPEAKER_ROLES),
+                            false,
+                            "rep, customer or other.",
+                        ),
+                        f(
+                            "start_ms",
+                            Int,
+                            true,
+                            "Start, milliseconds from the start of the call.",
+                        ),
+                        f(
+                            "end_ms",
+                            Int,
+                            true,
+                            "End, milliseconds from the start of the call.",
+                        ),
+                        f("text", Text, false, "What was said."),
+                    ]
+                }
+            }
+            Entity::CampaignTouch => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f("campaign_id", Ref(Entity::Campaign), true, "The campaign."),
+                        f("lead_id", Ref(Entity::Lead), false, "Lead touched."),
+                        f(
+                            "contact_id",
+                            Ref(Entity::Contact),
+                            false,
+                            "Contact touched.",
+                        ),
+                        f("touched_at", DateTime, true, "When."),
+                        f(
+                            "type",
+                            Enum(TOUCH_TYPES),
+                            false,
+                            "sent, opened, clicked, responded...",
+                        ),
+                    ]
+                }
+            }
+            Entity::UsageEvent => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f("account_id", Ref(Entity::Account), true, "Account."),
+                        f("occurred_at", DateTime, true, "When."),
+                        f(
+                            "event",
+                            Text,
+                            true,
+                            "Event name (login, feature used, seats added...).",
+                        ),
+                        f("product_id", Ref(Entity::Product), false, "Product used."),
+                        f("quantity", Float, false, "Count or amount."),
+                    ]
+                }
+            }
         }
     }
 
@@ -446,7 +781,9 @@ impl Entity {
     /// The column timestamps of this entity are indexed and ranged on (stats, as-of queries).
     pub fn time_field(self) -> Option<&'static str> {
         match self {
-            Entity::Lead | Entity::Opportunity | Entity::Account | Entity::Contact => Some("created_at"),
+            Entity::Lead | Entity::Opportunity | Entity::Account | Entity::Contact => {
+                Some("created_at")
+            }
             Entity::OpportunityHistory => Some("changed_at"),
             Entity::Activity | Entity::UsageEvent => Some("occurred_at"),
             Entity::Conversation => Some("started_at"),
@@ -462,7 +799,13 @@ impl Entity {
 pub fn markdown_reference() -> String {
     let mut out = String::new();
     for e in Entity::ALL {
-        out.push_str(&format!("### `{}` ({}.csv / {}.jsonl)\n\n{}\n\n", e.table(), e.table(), e.table(), e.doc()));
+        out.push_str(&format!(
+            "### `{}` ({}.csv / {}.jsonl)\n\n{}\n\n",
+            e.table(),
+            e.table(),
+            e.table(),
+            e.doc()
+        ));
         out.push_str(&format!("Key: `{}`.\n\n", e.key().join("`, `")));
         out.push_str("| field | type | required | meaning |\n| --- | --- | --- | --- |\n");
         for fl in e.fields() {
@@ -494,7 +837,13 @@ mod tests {
             for fl in e.fields() {
                 if let Ref(parent) = fl.ty {
                     let j = Entity::ALL.iter().position(|x| *x == parent).unwrap();
-                    assert!(j <= i, "{}.{} refers to {} imported later", e.table(), fl.name, parent.table());
+                    assert!(
+                        j <= i,
+                        "{}.{} refers to {} imported later",
+                        e.table(),
+                        fl.name,
+                        parent.table()
+                    );
                 }
             }
         }
@@ -504,8 +853,14 @@ mod tests {
     fn keys_are_required_fields() {
         for e in Entity::ALL {
             for k in e.key() {
-                let fl = e.field(k).unwrap_or_else(|| panic!("{} key {k} is not a field", e.table()));
-                assert!(fl.required, "{}.{k} is a key and must be required", e.table());
+                let fl = e
+                    .field(k)
+                    .unwrap_or_else(|| panic!("{} key {k} is not a field", e.table()));
+                assert!(
+                    fl.required,
+                    "{}.{k} is a key and must be required",
+                    e.table()
+                );
             }
         }
     }
@@ -515,7 +870,10 @@ mod tests {
         assert_eq!(STAGES.normalise(" Closed Won "), Some("closed_won"));
         assert_eq!(STAGES.normalise("closed-lost"), Some("closed_lost"));
         assert_eq!(STAGES.normalise("Engaging"), None);
-        assert_eq!(Entity::from_table("Opportunities"), Some(Entity::Opportunity));
+        assert_eq!(
+            Entity::from_table("Opportunities"),
+            Some(Entity::Opportunity)
+        );
         assert_eq!(Entity::from_table("opportunity"), Some(Entity::Opportunity));
     }
 }

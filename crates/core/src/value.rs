@@ -49,7 +49,9 @@ pub struct ParseError {
 }
 
 fn err(ty: &FieldType) -> ParseError {
-    ParseError { expected: ty.expected() }
+    ParseError {
+        expected: ty.expected(),
+    }
 }
 
 /// Parses one cell. An empty (or all-blank) cell is `Null`; whether that is
@@ -71,13 +73,18 @@ pub fn parse_cell(ty: &FieldType, raw: &str, date_formats: &[String]) -> Result<
             "0" | "false" | "no" | "n" | "f" => Ok(Value::Bool(false)),
             _ => Err(err(ty)),
         },
-        FieldType::Enum(v) => v.normalise(s).map(|c| Value::Text(c.to_string())).ok_or_else(|| err(ty)),
+        FieldType::Enum(v) => v
+            .normalise(s)
+            .map(|c| Value::Text(c.to_string()))
+            .ok_or_else(|| err(ty)),
         FieldType::Date if parse_iso_date(s).is_some() => Ok(Value::Text(s.to_string())),
         FieldType::DateTime if is_canonical_instant(s) => Ok(Value::Text(s.to_string())),
         FieldType::Date => parse_date(s, date_formats)
             .map(|d| Value::Text(d.format("%Y-%m-%d").to_string()))
             .ok_or_else(|| err(ty)),
-        FieldType::DateTime => parse_datetime(s, date_formats).map(|t| Value::Text(format_instant(t))).ok_or_else(|| err(ty)),
+        FieldType::DateTime => parse_datetime(s, date_formats)
+            .map(|t| Value::Text(format_instant(t)))
+            .ok_or_else(|| err(ty)),
     }
 }
 
@@ -116,7 +123,10 @@ pub fn parse_number(s: &str) -> Option<f64> {
             t = rest.trim_start();
         }
     }
-    if t.len() > 4 && t.as_bytes()[..3].iter().all(u8::is_ascii_uppercase) && t.as_bytes()[3] == b' ' {
+    if t.len() > 4
+        && t.as_bytes()[..3].iter().all(u8::is_ascii_uppercase)
+        && t.as_bytes()[3] == b' '
+    {
         t = t[4..].trim_start();
     }
     let plain: String = if t.contains(',') {
@@ -139,7 +149,11 @@ pub fn parse_number(s: &str) -> Option<f64> {
     } else {
         t.to_string()
     };
-    if plain.is_empty() || !plain.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'+' || b == b'-') {
+    if plain.is_empty()
+        || !plain.bytes().all(|b| {
+            b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'+' || b == b'-'
+        })
+    {
         return None;
     }
     let mut x: f64 = plain.parse().ok()?;
@@ -159,9 +173,13 @@ fn is_canonical_instant(s: &str) -> bool {
         return false;
     }
     let two = |i: usize| -> Option<u32> {
-        (b[i].is_ascii_digit() && b[i + 1].is_ascii_digit()).then(|| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0'))
+        (b[i].is_ascii_digit() && b[i + 1].is_ascii_digit())
+            .then(|| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0'))
     };
-    parse_iso_date(&s[..10]).is_some() && two(11).is_some_and(|h| h < 24) && two(14).is_some_and(|m| m < 60) && two(17).is_some_and(|x| x < 60)
+    parse_iso_date(&s[..10]).is_some()
+        && two(11).is_some_and(|h| h < 24)
+        && two(14).is_some_and(|m| m < 60)
+        && two(17).is_some_and(|x| x < 60)
 }
 
 fn parse_iso_date(s: &str) -> Option<NaiveDate> {
@@ -202,7 +220,12 @@ fn parse_datetime_iso(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
         }
@@ -260,17 +283,29 @@ mod tests {
     #[test]
     fn dates_and_instants() {
         let none: Vec<String> = vec![];
-        assert_eq!(parse_cell(&FieldType::Date, "2017-03-01", &none), Ok(Value::Text("2017-03-01".into())));
+        assert_eq!(
+            parse_cell(&FieldType::Date, "2017-03-01", &none),
+            Ok(Value::Text("2017-03-01".into()))
+        );
         assert!(parse_cell(&FieldType::Date, "2017-02-30", &none).is_err());
         assert!(parse_cell(&FieldType::Date, "03/01/2017", &none).is_err());
         let us = vec!["%m/%d/%Y".to_string()];
-        assert_eq!(parse_cell(&FieldType::Date, "03/01/2017", &us), Ok(Value::Text("2017-03-01".into())));
+        assert_eq!(
+            parse_cell(&FieldType::Date, "03/01/2017", &us),
+            Ok(Value::Text("2017-03-01".into()))
+        );
         assert_eq!(
             parse_cell(&FieldType::DateTime, "2017-03-01T10:00:00+02:00", &none),
             Ok(Value::Text("2017-03-01T08:00:00Z".into()))
         );
-        assert_eq!(parse_cell(&FieldType::DateTime, "2017-03-01", &none), Ok(Value::Text("2017-03-01T00:00:00Z".into())));
-        assert_eq!(parse_cell(&FieldType::DateTime, "2017-03-01T23:59:59Z", &none), Ok(Value::Text("2017-03-01T23:59:59Z".into())));
+        assert_eq!(
+            parse_cell(&FieldType::DateTime, "2017-03-01", &none),
+            Ok(Value::Text("2017-03-01T00:00:00Z".into()))
+        );
+        assert_eq!(
+            parse_cell(&FieldType::DateTime, "2017-03-01T23:59:59Z", &none),
+            Ok(Value::Text("2017-03-01T23:59:59Z".into()))
+        );
         assert!(parse_cell(&FieldType::DateTime, "2017-02-29T10:00:00Z", &none).is_err());
         assert!(parse_cell(&FieldType::DateTime, "2017-03-01T24:00:00Z", &none).is_err());
         assert_eq!(
@@ -282,7 +317,10 @@ mod tests {
     #[test]
     fn enums_and_blanks() {
         let none: Vec<String> = vec![];
-        assert_eq!(parse_cell(&FieldType::Enum(STAGES), "Closed Won", &none), Ok(Value::Text("closed_won".into())));
+        assert_eq!(
+            parse_cell(&FieldType::Enum(STAGES), "Closed Won", &none),
+            Ok(Value::Text("closed_won".into()))
+        );
         let e = parse_cell(&FieldType::Enum(STAGES), "Engaging", &none).unwrap_err();
         assert!(e.expected.contains("prospecting"), "{e}");
         assert_eq!(parse_cell(&FieldType::Int, "   ", &none), Ok(Value::Null));

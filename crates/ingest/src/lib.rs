@@ -29,7 +29,10 @@ use table::{Context, FilePlan};
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("mapping {path}: {message}")]
     Mapping { path: String, message: String },
     #[error("{0}")]
@@ -42,7 +45,12 @@ pub enum IngestError {
 #[derive(Debug, Clone)]
 pub enum Source {
     /// A CSV file read through one `[[file]]` section of a mapping.
-    Csv { path: PathBuf, mapping: Mapping, file: usize, canonical: bool },
+    Csv {
+        path: PathBuf,
+        mapping: Mapping,
+        file: usize,
+        canonical: bool,
+    },
     /// A JSONL file of one entity in the canonical format (one object per line).
     Jsonl { path: PathBuf, entity: Entity },
     /// A WebVTT transcript and what it is linked to.
@@ -52,16 +60,26 @@ pub enum Source {
 impl Source {
     pub fn path(&self) -> &Path {
         match self {
-            Source::Csv { path, .. } | Source::Jsonl { path, .. } | Source::Vtt { path, .. } => path,
+            Source::Csv { path, .. } | Source::Jsonl { path, .. } | Source::Vtt { path, .. } => {
+                path
+            }
         }
     }
 
     /// A canonical CSV or JSONL file of `entity`, chosen by extension.
     pub fn canonical(path: PathBuf, entity: Entity) -> Source {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"))
+        {
             Source::Jsonl { path, entity }
         } else {
-            Source::Csv { path, mapping: Mapping::canonical(entity), file: 0, canonical: true }
+            Source::Csv {
+                path,
+                mapping: Mapping::canonical(entity),
+                file: 0,
+                canonical: true,
+            }
         }
     }
 }
@@ -89,12 +107,21 @@ pub struct TranscriptLink {
 impl TranscriptLink {
     /// Fills what is not set here from the sidecar next to `path`, if any.
     pub fn with_sidecar(mut self, path: &Path) -> Result<TranscriptLink, IngestError> {
-        let candidates = [PathBuf::from(format!("{}.json", path.display())), path.with_extension("json")];
+        let candidates = [
+            PathBuf::from(format!("{}.json", path.display())),
+            path.with_extension("json"),
+        ];
         for c in candidates {
             if c.is_file() {
-                let text = std::fs::read_to_string(&c).map_err(|e| IngestError::Io { path: c.display().to_string(), source: e })?;
-                let side: TranscriptLink = serde_json::from_str(&text)
-                    .map_err(|e| IngestError::Mapping { path: c.display().to_string(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(&c).map_err(|e| IngestError::Io {
+                    path: c.display().to_string(),
+                    source: e,
+                })?;
+                let side: TranscriptLink =
+                    serde_json::from_str(&text).map_err(|e| IngestError::Mapping {
+                        path: c.display().to_string(),
+                        message: e.to_string(),
+                    })?;
                 self.id = self.id.or(side.id);
                 self.opportunity_id = self.opportunity_id.or(side.opportunity_id);
                 self.lead_id = self.lead_id.or(side.lead_id);
@@ -138,7 +165,10 @@ impl Progress for NoProgress {}
 /// every entity present, parents first.
 pub fn sources_in_dir(dir: &Path, mapping: Option<&Mapping>) -> Result<Vec<Source>, IngestError> {
     if !dir.is_dir() {
-        return Err(IngestError::Usage(format!("{} is not a directory", dir.display())));
+        return Err(IngestError::Usage(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
     }
     let mut out = Vec::new();
     match mapping {
@@ -153,9 +183,18 @@ pub fn sources_in_dir(dir: &Path, mapping: Option<&Mapping>) -> Result<Vec<Sourc
                 };
                 let path = dir.join(name);
                 if !path.is_file() {
-                    return Err(IngestError::Usage(format!("{}: expected the file {name} of mapping {}", dir.display(), m.name)));
+                    return Err(IngestError::Usage(format!(
+                        "{}: expected the file {name} of mapping {}",
+                        dir.display(),
+                        m.name
+                    )));
                 }
-                out.push(Source::Csv { path, mapping: m.clone(), file: i, canonical: false });
+                out.push(Source::Csv {
+                    path,
+                    mapping: m.clone(),
+                    file: i,
+                    canonical: false,
+                });
             }
         }
         None => {
@@ -168,7 +207,10 @@ pub fn sources_in_dir(dir: &Path, mapping: Option<&Mapping>) -> Result<Vec<Sourc
                 }
             }
             if out.is_empty() {
-                let names: Vec<String> = Entity::ALL.iter().map(|e| format!("{}.csv", e.table())).collect();
+                let names: Vec<String> = Entity::ALL
+                    .iter()
+                    .map(|e| format!("{}.csv", e.table()))
+                    .collect();
                 return Err(IngestError::Usage(format!(
                     "{} holds no canonical file; expected some of: {}",
                     dir.display(),
@@ -190,7 +232,10 @@ pub fn run_import(
 ) -> Result<ImportReport, IngestError> {
     let report = ImportReport {
         kind: opts.kind.clone(),
-        sources: sources.iter().map(|s| s.path().display().to_string()).collect(),
+        sources: sources
+            .iter()
+            .map(|s| s.path().display().to_string())
+            .collect(),
         dry_run: opts.dry_run,
         ..Default::default()
     };
@@ -201,20 +246,31 @@ pub fn run_import(
             break;
         }
         match source {
-            Source::Csv { path, mapping, file, canonical } => import_csv(&mut ctx, path, mapping, *file, *canonical, progress)?,
+            Source::Csv {
+                path,
+                mapping,
+                file,
+                canonical,
+            } => import_csv(&mut ctx, path, mapping, *file, *canonical, progress)?,
             Source::Jsonl { path, entity } => import_jsonl(&mut ctx, path, *entity, progress)?,
             Source::Vtt { path, link } => import_vtt(&mut ctx, path, link)?,
         }
     }
     ctx.report.history_recorded = ctx.tx.history_written();
     let mut report = std::mem::take(&mut ctx.report);
-    report.errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    report
+        .errors
+        .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     if report.ok() && !opts.dry_run {
         let json = serde_json::to_string(&report).unwrap_or_default();
-        ctx.tx.log_import(&opts.kind, &report.sources.join("\n"), &json)?;
+        ctx.tx
+            .log_import(&opts.kind, &report.sources.join("\n"), &json)?;
         let t = std::time::Instant::now();
         let committed = ctx.tx.commit();
-        tracing::info!("commit (with any deferred index builds) took {:.2?}", t.elapsed());
+        tracing::info!(
+            "commit (with any deferred index builds) took {:.2?}",
+            t.elapsed()
+        );
         match committed {
             Ok(()) => report.committed = true,
             Err(e) => {
@@ -246,11 +302,18 @@ fn import_csv(
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
     let name = display_name(path);
-    let io = |e: std::io::Error| IngestError::Io { path: name.clone(), source: e };
+    let io = |e: std::io::Error| IngestError::Io {
+        path: name.clone(),
+        source: e,
+    };
     let f = File::open(path).map_err(io)?;
     let total = f.metadata().map_err(io)?.len();
     let fm = &mapping.files[file_idx];
-    let delimiter = fm.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',');
+    let delimiter = fm
+        .delimiter
+        .as_deref()
+        .and_then(|d| d.bytes().next())
+        .unwrap_or(b',');
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -285,7 +348,11 @@ fn import_csv(
     }
     let mut header = Vec::with_capacity(rec.len());
     for (i, h) in rec.iter().enumerate() {
-        let h = if i == 0 { h.strip_prefix(b"\xef\xbb\xbf").unwrap_or(h) } else { h };
+        let h = if i == 0 {
+            h.strip_prefix(b"\xef\xbb\xbf").unwrap_or(h)
+        } else {
+            h
+        };
         match std::str::from_utf8(h) {
             Ok(s) => header.push(s.trim().to_string()),
             Err(_) => {
@@ -304,9 +371,7 @@ fn import_csv(
     let mut plan = match FilePlan::new(&name, header, fm, mapping, !canonical) {
         Ok(p) => p,
         Err(errors) => {
-            for e in errors {
-                ctx.error(e);
-            }
+            errors.into_iter().for_each(|e| ctx.error(e));
             return Ok(());
         }
     };
@@ -345,23 +410,33 @@ fn import_csv(
     }
     progress.end();
     plan.finish(ctx)?;
-    tracing::info!("{name}: {n} records read and written in {:.2?}", started.elapsed());
+    tracing::info!(
+        "{name}: {n} records read and written in {:.2?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
-fn import_jsonl(ctx: &mut Context<'_>, path: &Path, entity: Entity, progress: &dyn Progress) -> Result<(), IngestError> {
+fn import_jsonl(
+    ctx: &mut Context<'_>,
+    path: &Path,
+    entity: Entity,
+    progress: &dyn Progress,
+) -> Result<(), IngestError> {
     let name = display_name(path);
-    let io = |e: std::io::Error| IngestError::Io { path: name.clone(), source: e };
+    let io = |e: std::io::Error| IngestError::Io {
+        path: name.clone(),
+        source: e,
+    };
     let f = File::open(path).map_err(io)?;
     let total = f.metadata().map_err(io)?.len();
-    let (mapping, fm) = (Mapping::canonical(entity), Mapping::canonical(entity).files.remove(0));
+    let mapping = Mapping::canonical(entity);
+    let fm = mapping.files[0].clone();
     let header: Vec<String> = entity.fields().iter().map(|f| f.name.to_string()).collect();
     let mut plan = match FilePlan::new(&name, header.clone(), &fm, &mapping, false) {
         Ok(p) => p,
         Err(errors) => {
-            for e in errors {
-                ctx.error(e);
-            }
+            errors.into_iter().for_each(|e| ctx.error(e));
             return Ok(());
         }
     };
@@ -379,7 +454,10 @@ fn import_jsonl(ctx: &mut Context<'_>, path: &Path, entity: Entity, progress: &d
         }
         bytes += got as u64;
         line += 1;
-        let err = |column: Option<usize>, column_name: Option<String>, value: Option<String>, message: String| RowError {
+        let err = |column: Option<usize>,
+                   column_name: Option<String>,
+                   value: Option<String>,
+                   message: String| RowError {
             file: name.clone(),
             line,
             column,
@@ -390,7 +468,12 @@ fn import_jsonl(ctx: &mut Context<'_>, path: &Path, entity: Entity, progress: &d
         let text = match std::str::from_utf8(&buf) {
             Ok(t) => t.trim(),
             Err(e) => {
-                ctx.error(err(Some(e.valid_up_to() + 1), None, None, "invalid UTF-8; expected UTF-8 text".into()));
+                ctx.error(err(
+                    Some(e.valid_up_to() + 1),
+                    None,
+                    None,
+                    "invalid UTF-8; expected UTF-8 text".into(),
+                ));
                 continue;
             }
         };
@@ -400,7 +483,12 @@ fn import_jsonl(ctx: &mut Context<'_>, path: &Path, entity: Entity, progress: &d
         let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
             Ok(o) => o,
             Err(e) => {
-                ctx.error(err(Some(e.column()), None, None, format!("expected one JSON object per line: {e}")));
+                ctx.error(err(
+                    Some(e.column()),
+                    None,
+                    None,
+                    format!("expected one JSON object per line: {e}"),
+                ));
                 continue;
             }
         };
@@ -408,7 +496,12 @@ fn import_jsonl(ctx: &mut Context<'_>, path: &Path, entity: Entity, progress: &d
         let mut ok = true;
         for k in obj.keys() {
             if !header.contains(k) {
-                ctx.error(err(None, Some(k.clone()), None, format!("not a field of {}", entity.table())));
+                ctx.error(err(
+                    None,
+                    Some(k.clone()),
+                    None,
+                    format!("not a field of {}", entity.table()),
+                ));
                 ok = false;
             }
         }
@@ -419,7 +512,12 @@ fn import_jsonl(ctx: &mut Context<'_>, path: &Path, entity: Entity, progress: &d
                 Some(serde_json::Value::Number(x)) => x.to_string(),
                 Some(serde_json::Value::Bool(b)) => b.to_string(),
                 Some(other) => {
-                    ctx.error(err(None, Some(h.clone()), Some(other.to_string()), "expected a string, number, boolean or null".into()));
+                    ctx.error(err(
+                        None,
+                        Some(h.clone()),
+                        Some(other.to_string()),
+                        "expected a string, number, boolean or null".into(),
+                    ));
                     ok = false;
                     String::new()
                 }
@@ -441,10 +539,19 @@ fn import_jsonl(ctx: &mut Context<'_>, path: &Path, entity: Entity, progress: &d
     Ok(())
 }
 
-fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Result<(), IngestError> {
+fn import_vtt(
+    ctx: &mut Context<'_>,
+    path: &Path,
+    link: &TranscriptLink,
+) -> Result<(), IngestError> {
     let name = display_name(path);
     let mut bytes = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| IngestError::Io { path: name.clone(), source: e })?;
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| IngestError::Io {
+            path: name.clone(),
+            source: e,
+        })?;
     let err = |line: u64, column: Option<usize>, value: Option<String>, message: String| RowError {
         file: name.clone(),
         line,
@@ -459,8 +566,18 @@ fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Resu
             let upto = e.utf8_error().valid_up_to();
             let b = e.as_bytes();
             let line = 1 + b[..upto].iter().filter(|&&c| c == b'\n').count() as u64;
-            let col = upto - b[..upto].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1) + 1;
-            ctx.error(err(line, Some(col), None, "invalid UTF-8; expected UTF-8 text".into()));
+            let col = upto
+                - b[..upto]
+                    .iter()
+                    .rposition(|&c| c == b'\n')
+                    .map_or(0, |p| p + 1)
+                + 1;
+            ctx.error(err(
+                line,
+                Some(col),
+                None,
+                "invalid UTF-8; expected UTF-8 text".into(),
+            ));
             return Ok(());
         }
     };
@@ -490,7 +607,12 @@ fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Resu
     ] {
         if let Some(id) = id {
             if !ctx.exists(entity, id)? {
-                ctx.error(err(0, None, Some(id.clone()), format!("no {} with this id in the database", entity.singular())));
+                ctx.error(err(
+                    0,
+                    None,
+                    Some(id.clone()),
+                    format!("no {} with this id in the database", entity.singular()),
+                ));
             }
         }
     }
@@ -499,7 +621,12 @@ fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Resu
         Some(s) => match pipewise_core::parse_cell(&pipewise_core::FieldType::DateTime, s, &[]) {
             Ok(v) => v,
             Err(e) => {
-                ctx.error(err(0, None, Some(s.clone()), format!("started_at: expected {}", e.expected)));
+                ctx.error(err(
+                    0,
+                    None,
+                    Some(s.clone()),
+                    format!("started_at: expected {}", e.expected),
+                ));
                 Value::Null
             }
         },
@@ -513,7 +640,12 @@ fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Resu
                 Some(r) => match pipewise_core::schema::SPEAKER_ROLES.normalise(r) {
                     Some(r) => r.to_string(),
                     None => {
-                        ctx.error(err(0, None, Some(r.clone()), format!("speaker {sp}: expected rep, customer or other")));
+                        ctx.error(err(
+                            0,
+                            None,
+                            Some(r.clone()),
+                            format!("speaker {sp}: expected rep, customer or other"),
+                        ));
                         "other".into()
                     }
                 },
@@ -531,12 +663,28 @@ fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Resu
     if !ctx.report.errors.is_empty() {
         return Ok(());
     }
-    let id = link.id.clone().unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+    let id = link.id.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let duration = turns.iter().map(|t| t.end_ms).max().unwrap_or(0) / 1000;
     let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
-    let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let cols: &[&'static str] =
-        &["id", "started_at", "duration_s", "title", "activity_id", "opportunity_id", "lead_id", "user_id", "source_file"];
+    let file_name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cols: &[&'static str] = &[
+        "id",
+        "started_at",
+        "duration_s",
+        "title",
+        "activity_id",
+        "opportunity_id",
+        "lead_id",
+        "user_id",
+        "source_file",
+    ];
     let vals = [
         Value::Text(id.clone()),
         started_at,
@@ -550,7 +698,15 @@ fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Resu
     ];
     let o = ctx_upsert(ctx, Entity::Conversation, cols, &vals)?;
     count(ctx, Entity::Conversation, o);
-    let tcols: &[&'static str] = &["conversation_id", "seq", "speaker", "speaker_role", "start_ms", "end_ms", "text"];
+    let tcols: &[&'static str] = &[
+        "conversation_id",
+        "seq",
+        "speaker",
+        "speaker_role",
+        "start_ms",
+        "end_ms",
+        "text",
+    ];
     for (i, (t, role)) in turns.iter().zip(roles).enumerate() {
         let vals = [
             Value::Text(id.clone()),
@@ -566,13 +722,26 @@ fn import_vtt(ctx: &mut Context<'_>, path: &Path, link: &TranscriptLink) -> Resu
     }
     let removed = ctx.tx.truncate_turns(&id, turns.len() as i64)?;
     if removed > 0 {
-        ctx.report.warnings.push(format!("{name}: removed {removed} turns no longer in the transcript"));
+        ctx.report.warnings.push(format!(
+            "{name}: removed {removed} turns no longer in the transcript"
+        ));
     }
     Ok(())
 }
 
-fn ctx_upsert(ctx: &mut Context<'_>, entity: Entity, columns: &[&'static str], values: &[Value]) -> Result<pipewise_store::Outcome, IngestError> {
-    Ok(ctx.tx.upsert(RowWrite { entity, columns, values, effective_at: None, check_repeat: false })?)
+fn ctx_upsert(
+    ctx: &mut Context<'_>,
+    entity: Entity,
+    columns: &[&'static str],
+    values: &[Value],
+) -> Result<pipewise_store::Outcome, IngestError> {
+    Ok(ctx.tx.upsert(RowWrite {
+        entity,
+        columns,
+        values,
+        effective_at: None,
+        check_repeat: false,
+    })?)
 }
 
 fn count(ctx: &mut Context<'_>, entity: Entity, o: pipewise_store::Outcome) {

@@ -114,7 +114,10 @@ pub struct FieldSpec {
 impl FieldSource {
     pub fn spec(&self) -> FieldSpec {
         match self {
-            FieldSource::Column(c) => FieldSpec { column: Some(c.clone()), ..Default::default() },
+            FieldSource::Column(c) => FieldSpec {
+                column: Some(c.clone()),
+                ..Default::default()
+            },
             FieldSource::Spec(s) => s.clone(),
         }
     }
@@ -122,26 +125,39 @@ impl FieldSource {
 
 impl Mapping {
     pub fn from_toml(text: &str, origin: &str) -> Result<Mapping, IngestError> {
-        let m: Mapping = toml::from_str(text).map_err(|e| IngestError::Mapping { path: origin.into(), message: e.to_string() })?;
+        let m: Mapping = toml::from_str(text).map_err(|e| IngestError::Mapping {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
         m.validate(origin)?;
         Ok(m)
     }
 
     pub fn load(path: &Path) -> Result<Mapping, IngestError> {
-        let text = std::fs::read_to_string(path).map_err(|e| IngestError::Io { path: path.display().to_string(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| IngestError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
     /// The Maven Analytics CRM mapping shipped with pipewise.
     pub fn maven() -> Mapping {
-        Self::from_toml(include_str!("../../../mappings/maven-crm.toml"), "mappings/maven-crm.toml")
-            .expect("the shipped Maven mapping is valid (tested)")
+        Self::from_toml(
+            include_str!("../../../mappings/maven-crm.toml"),
+            "mappings/maven-crm.toml",
+        )
+        .expect("the shipped Maven mapping is valid (tested)")
     }
 
     /// The identity mapping of the canonical format for one entity: every
     /// header that names a field is read into it.
     pub fn canonical(entity: Entity) -> Mapping {
-        let fields = entity.fields().iter().map(|f| (f.name.to_string(), FieldSource::Column(f.name.to_string()))).collect();
+        let fields = entity
+            .fields()
+            .iter()
+            .map(|f| (f.name.to_string(), FieldSource::Column(f.name.to_string())))
+            .collect();
         Mapping {
             name: format!("canonical {}", entity.table()),
             description: String::new(),
@@ -162,42 +178,74 @@ impl Mapping {
     }
 
     fn validate(&self, origin: &str) -> Result<(), IngestError> {
-        let bad = |message: String| Err(IngestError::Mapping { path: origin.into(), message });
+        let bad = |message: String| {
+            Err(IngestError::Mapping {
+                path: origin.into(),
+                message,
+            })
+        };
         if self.files.is_empty() {
             return bad("no [[file]] section: say which entities the file's rows become".into());
         }
         for (fi, file) in self.files.iter().enumerate() {
             if let Some(d) = &file.delimiter {
                 if d.len() != 1 {
-                    return bad(format!("file #{}: delimiter must be one ASCII character, got {d:?}", fi + 1));
+                    return bad(format!(
+                        "file #{}: delimiter must be one ASCII character, got {d:?}",
+                        fi + 1
+                    ));
                 }
             }
             for em in &file.entities {
                 let Some(entity) = Entity::from_table(&em.entity) else {
                     let known: Vec<&str> = Entity::ALL.iter().map(|e| e.table()).collect();
-                    return bad(format!("unknown entity {:?}; expected one of {}", em.entity, known.join(", ")));
+                    return bad(format!(
+                        "unknown entity {:?}; expected one of {}",
+                        em.entity,
+                        known.join(", ")
+                    ));
                 };
                 for (name, src) in &em.fields {
                     let Some(field) = entity.field(name) else {
                         let known: Vec<&str> = entity.fields().iter().map(|f| f.name).collect();
-                        return bad(format!("{} has no field {name:?}; its fields are {}", entity.table(), known.join(", ")));
+                        return bad(format!(
+                            "{} has no field {name:?}; its fields are {}",
+                            entity.table(),
+                            known.join(", ")
+                        ));
                     };
                     let s = src.spec();
-                    let n = usize::from(s.column.is_some()) + usize::from(s.constant.is_some()) + usize::from(s.template.is_some());
+                    let n = usize::from(s.column.is_some())
+                        + usize::from(s.constant.is_some())
+                        + usize::from(s.template.is_some());
                     if n != 1 {
-                        return bad(format!("{}.{name}: give exactly one of column, const or template", entity.table()));
+                        return bad(format!(
+                            "{}.{name}: give exactly one of column, const or template",
+                            entity.table()
+                        ));
                     }
                     if let Some(c) = &s.clean {
                         if !self.aliases.contains_key(c) {
-                            return bad(format!("{}.{name}: clean = {c:?} but there is no [aliases.{c}] table", entity.table()));
+                            return bad(format!(
+                                "{}.{name}: clean = {c:?} but there is no [aliases.{c}] table",
+                                entity.table()
+                            ));
                         }
                     }
-                    if (s.lookup.is_some() || s.create_missing) && !matches!(field.ty, pipewise_core::FieldType::Ref(_)) {
-                        return bad(format!("{}.{name}: lookup and create_missing apply to references only", entity.table()));
+                    if (s.lookup.is_some() || s.create_missing)
+                        && !matches!(field.ty, pipewise_core::FieldType::Ref(_))
+                    {
+                        return bad(format!(
+                            "{}.{name}: lookup and create_missing apply to references only",
+                            entity.table()
+                        ));
                     }
                     if let Some(l) = &s.lookup {
                         if l != "name" && l != "id" {
-                            return bad(format!("{}.{name}: lookup must be \"name\" or \"id\"", entity.table()));
+                            return bad(format!(
+                                "{}.{name}: lookup must be \"name\" or \"id\"",
+                                entity.table()
+                            ));
                         }
                     }
                 }
@@ -221,14 +269,20 @@ mod tests {
         let m = Mapping::maven();
         assert_eq!(m.files.len(), 4);
         for f in ["salesforce-opportunity-history.toml", "hubspot-deals.toml"] {
-            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings").join(f);
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../mappings")
+                .join(f);
             Mapping::load(&p).unwrap_or_else(|e| panic!("{f}: {e}"));
         }
     }
 
     #[test]
     fn mistakes_in_a_mapping_are_named() {
-        let e = Mapping::from_toml("[[file]]\n[[file.entity]]\nentity = \"deals\"\nfields = { id = \"x\" }\n", "m.toml").unwrap_err();
+        let e = Mapping::from_toml(
+            "[[file]]\n[[file.entity]]\nentity = \"deals\"\nfields = { id = \"x\" }\n",
+            "m.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("unknown entity \"deals\""), "{e}");
         let e = Mapping::from_toml(
             "[[file]]\n[[file.entity]]\nentity = \"opportunities\"\nfields = { id = \"x\", stag = \"y\" }\n",
@@ -236,7 +290,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("no field \"stag\""), "{e}");
-        let e = Mapping::from_toml("[[file]]\n[[file.entity]]\nentity = \"teams\"\nfields = { name = \"x\" }\n", "m.toml").unwrap_err();
+        let e = Mapping::from_toml(
+            "[[file]]\n[[file.entity]]\nentity = \"teams\"\nfields = { name = \"x\" }\n",
+            "m.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("key field id"), "{e}");
     }
 }

@@ -90,6 +90,10 @@ impl ImportReport {
 
     /// Total rows inserted or updated.
     pub fn changed(&self) -> u64 {
-        self.entities.values().map(|c| c.inserted + c.updated).sum::<u64>() + self.history_recorded
+        self.entities
+            .values()
+            .map(|c| c.inserted + c.updated)
+            .sum::<u64>()
+            + self.history_recorded
     }
 }

@@ -77,12 +77,26 @@ const CACHE_LIMIT: usize = 200_000;
 
 impl<'a> Context<'a> {
     pub fn new(tx: Box<dyn WriteTx + 'a>, report: ImportReport, max_errors: usize) -> Self {
-        Context { tx, report, max_errors, known: FxHashMap::default(), by_name: HashMap::new(), cleanings: HashMap::new() }
+        Context {
+            tx,
+            report,
+            max_errors,
+            known: FxHashMap::default(),
+            by_name: HashMap::new(),
+            cleanings: HashMap::new(),
+        }
     }
 
     pub fn error(&mut self, e: RowError) {
         // One cell read by several entities of a mapping is one problem.
-        if self.report.errors.iter().rev().take(16).any(|x| x.line == e.line && x.column == e.column && x.file == e.file && e.line > 0) {
+        if self
+            .report
+            .errors
+            .iter()
+            .rev()
+            .take(16)
+            .any(|x| x.line == e.line && x.column == e.column && x.file == e.file && e.line > 0)
+        {
             return;
         }
         if self.report.errors.len() < self.max_errors {
@@ -115,7 +129,14 @@ impl<'a> Context<'a> {
         let mut v: Vec<Cleaning> = self
             .cleanings
             .drain()
-            .map(|((file, column, rule, from, to), rows)| Cleaning { file, column, rule, from, to, rows })
+            .map(|((file, column, rule, from, to), rows)| Cleaning {
+                file,
+                column,
+                rule,
+                from,
+                to,
+                rows,
+            })
             .collect();
         v.sort_by(|a, b| (&a.file, &a.column, &a.from).cmp(&(&b.file, &b.column, &b.from)));
         self.report.cleaned.extend(v);
@@ -130,8 +151,11 @@ fn plan_field(
     file: &str,
 ) -> Result<ColPlan, RowError> {
     let find = |name: &str| -> Result<usize, RowError> {
-        header.iter().position(|h| h == name).or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name))).ok_or_else(|| {
-            RowError {
+        header
+            .iter()
+            .position(|h| h == name)
+            .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name)))
+            .ok_or_else(|| RowError {
                 file: file.into(),
                 line: 1,
                 column: None,
@@ -142,8 +166,7 @@ fn plan_field(
                     field.name,
                     header.join(", ")
                 ),
-            }
-        })
+            })
     };
     let (src, label) = if let Some(c) = &spec.column {
         (Src::Col(find(c)?), c.clone())
@@ -154,7 +177,9 @@ fn plan_field(
         let mut parts = Vec::new();
         let mut rest = t.as_str();
         while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}') else { break };
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
             if open > 0 {
                 parts.push(Part::Lit(rest[..open].to_string()));
             }
@@ -172,9 +197,17 @@ fn plan_field(
         field,
         src,
         label,
-        values: spec.values.iter().map(|(k, v)| (k.trim().to_lowercase(), v.clone())).collect(),
+        values: spec
+            .values
+            .iter()
+            .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
+            .collect(),
         clean: spec.clean.as_ref().map(|name| {
-            let table = mapping.aliases.get(name).map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+            let table = mapping
+                .aliases
+                .get(name)
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
             (name.clone(), table)
         }),
         formats,
@@ -199,7 +232,13 @@ pub(crate) struct FilePlan {
 }
 
 impl FilePlan {
-    pub fn new(file: &str, header: Vec<String>, fm: &FileMapping, mapping: &Mapping, strict_columns: bool) -> Result<FilePlan, Vec<RowError>> {
+    pub fn new(
+        file: &str,
+        header: Vec<String>,
+        fm: &FileMapping,
+        mapping: &Mapping,
+        strict_columns: bool,
+    ) -> Result<FilePlan, Vec<RowError>> {
         let mut errors = Vec::new();
         let mut blocks = Vec::new();
         for em in &fm.entities {
@@ -228,7 +267,12 @@ impl FilePlan {
             let effective_at = match &em.effective_at {
                 None => None,
                 Some(src) => {
-                    static AT: Field = Field { name: "effective_at", ty: FieldType::DateTime, required: true, doc: "" };
+                    static AT: Field = Field {
+                        name: "effective_at",
+                        ty: FieldType::DateTime,
+                        required: true,
+                        doc: "",
+                    };
                     match plan_field(&AT, &src.spec(), &header, mapping, file) {
                         Ok(p) => Some(p),
                         Err(e) => {
@@ -238,7 +282,11 @@ impl FilePlan {
                     }
                 }
             };
-            let key_pos = entity.key().iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
+            let key_pos = entity
+                .key()
+                .iter()
+                .filter_map(|k| columns.iter().position(|c| c == k))
+                .collect();
             blocks.push(BlockPlan {
                 entity,
                 values: Vec::with_capacity(columns.len()),
@@ -252,7 +300,10 @@ impl FilePlan {
         }
         if !strict_columns {
             // Canonical format: a header that names no field is a typo worth stopping for.
-            let known: HashSet<&str> = blocks.iter().flat_map(|b| b.entity.fields().iter().map(|f| f.name)).collect();
+            let known: HashSet<&str> = blocks
+                .iter()
+                .flat_map(|b| b.entity.fields().iter().map(|f| f.name))
+                .collect();
             for (i, h) in header.iter().enumerate() {
                 if !known.contains(h.as_str()) {
                     let entity = blocks.first().map_or("", |b| b.entity.table());
@@ -264,21 +315,42 @@ impl FilePlan {
                         value: None,
                         message: format!(
                             "not a field of {entity}; expected one of: {}",
-                            blocks.first().map(|b| b.entity.fields().iter().map(|f| f.name).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                            blocks
+                                .first()
+                                .map(|b| b
+                                    .entity
+                                    .fields()
+                                    .iter()
+                                    .map(|f| f.name)
+                                    .collect::<Vec<_>>()
+                                    .join(", "))
+                                .unwrap_or_default()
                         ),
                     });
                 }
             }
         }
         if errors.is_empty() {
-            Ok(FilePlan { file: file.into(), blocks, pending: Vec::new(), failed: HashSet::new(), width: header.len(), header })
+            Ok(FilePlan {
+                file: file.into(),
+                blocks,
+                pending: Vec::new(),
+                failed: HashSet::new(),
+                width: header.len(),
+                header,
+            })
         } else {
             Err(errors)
         }
     }
 
     /// Reads one record into every entity of the mapping.
-    pub fn process(&mut self, ctx: &mut Context<'_>, line: u64, rec: &ByteRecord) -> Result<(), pipewise_store::StoreError> {
+    pub fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        line: u64,
+        rec: &ByteRecord,
+    ) -> Result<(), pipewise_store::StoreError> {
         if rec.len() != self.width {
             let (column, name) = if rec.len() < self.width {
                 (Some(rec.len() + 1), self.header.get(rec.len()).cloned())
@@ -291,7 +363,11 @@ impl FilePlan {
                 column,
                 column_name: name,
                 value: None,
-                message: format!("expected {} fields, found {} (truncated or misquoted row?)", self.width, rec.len()),
+                message: format!(
+                    "expected {} fields, found {} (truncated or misquoted row?)",
+                    self.width,
+                    rec.len()
+                ),
             });
             return Ok(());
         }
@@ -321,7 +397,13 @@ impl FilePlan {
         if bad_utf8 {
             return Ok(());
         }
-        let FilePlan { file, blocks, pending, failed, .. } = self;
+        let FilePlan {
+            file,
+            blocks,
+            pending,
+            failed,
+            ..
+        } = self;
         for block in blocks.iter_mut() {
             Self::process_block(ctx, block, pending, failed, file, line, &cells)?;
         }
@@ -361,14 +443,24 @@ impl FilePlan {
             return Ok(());
         }
         for (ci, cp) in block.cols.iter().enumerate() {
-            if cp.field.required && block.values[ci].is_null() && !row_errors.iter().any(|e| e.column_name.as_deref() == Some(&cp.label)) {
+            if cp.field.required
+                && block.values[ci].is_null()
+                && !row_errors
+                    .iter()
+                    .any(|e| e.column_name.as_deref() == Some(&cp.label))
+            {
                 row_errors.push(RowError {
                     file: file.into(),
                     line,
                     column: col_number(&cp.src),
                     column_name: Some(cp.label.clone()),
                     value: None,
-                    message: format!("{} {} is required; expected {}", block.entity.singular(), cp.field.name, cp.field.ty.expected()),
+                    message: format!(
+                        "{} {} is required; expected {}",
+                        block.entity.singular(),
+                        cp.field.name,
+                        cp.field.ty.expected()
+                    ),
                 });
             }
         }
@@ -393,7 +485,10 @@ impl FilePlan {
                 match v {
                     Value::Text(s) => Some(s),
                     _ => {
-                        if !row_errors.iter().any(|e| e.column_name.as_deref() == Some(&cp.label)) {
+                        if !row_errors
+                            .iter()
+                            .any(|e| e.column_name.as_deref() == Some(&cp.label))
+                        {
                             row_errors.push(RowError {
                                 file: file.into(),
                                 line,
@@ -422,7 +517,9 @@ impl FilePlan {
         // References: resolve names, create missing parents, or check existence.
         for (ci, parent) in refs {
             let cp = &block.cols[ci];
-            let Value::Text(raw) = &block.values[ci] else { continue };
+            let Value::Text(raw) = &block.values[ci] else {
+                continue;
+            };
             let raw = raw.clone();
             let mut id = raw.clone();
             if cp.lookup_name {
@@ -439,14 +536,33 @@ impl FilePlan {
                 continue;
             }
             if cp.create_missing {
-                let cols: &[&'static str] = if parent.field("name").is_some() { &["id", "name"] } else { &["id"] };
+                let cols: &[&'static str] = if parent.field("name").is_some() {
+                    &["id", "name"]
+                } else {
+                    &["id"]
+                };
                 let vals = [Value::Text(id.clone()), Value::Text(id.clone())];
-                ctx.tx.upsert(RowWrite { entity: parent, columns: cols, values: &vals[..cols.len()], effective_at: None, check_repeat: false })?;
-                *ctx.report.created_from_references.entry(parent.table().to_string()).or_default() += 1;
+                ctx.tx.upsert(RowWrite {
+                    entity: parent,
+                    columns: cols,
+                    values: &vals[..cols.len()],
+                    effective_at: None,
+                    check_repeat: false,
+                })?;
+                *ctx.report
+                    .created_from_references
+                    .entry(parent.table().to_string())
+                    .or_default() += 1;
                 ctx.exists(parent, &id)?;
                 continue;
             }
-            pending.push(PendingRef { parent, id, line, column: col_number(&cp.src), label: cp.label.clone() });
+            pending.push(PendingRef {
+                parent,
+                id,
+                line,
+                column: col_number(&cp.src),
+                label: cp.label.clone(),
+            });
         }
         // Written even when earlier rows had errors (the import will then be
         // rolled back), so that later rows referring to this one are checked right.
@@ -458,7 +574,11 @@ impl FilePlan {
             check_repeat: !block.repeats,
         })?;
         if outcome == Outcome::Repeated {
-            let key: Vec<String> = block.key_pos.iter().filter_map(|&k| block.values[k].to_text()).collect();
+            let key: Vec<String> = block
+                .key_pos
+                .iter()
+                .filter_map(|&k| block.values[k].to_text())
+                .collect();
             let k0 = &block.cols[block.key_pos[0]];
             ctx.error(RowError {
                 file: file.into(),
@@ -556,7 +676,13 @@ fn read_cell(
     }
     if let Some((rule, table)) = &cp.clean {
         if let Some(to) = table.get(text.as_ref()) {
-            let key = (file.to_string(), cp.label.clone(), rule.clone(), text.to_string(), to.clone());
+            let key = (
+                file.to_string(),
+                cp.label.clone(),
+                rule.clone(),
+                text.to_string(),
+                to.clone(),
+            );
             *ctx.cleanings.entry(key).or_default() += 1;
             text = to.clone().into();
         }
@@ -584,7 +710,10 @@ fn read_cell(
             if !cp.values.is_empty() {
                 let mut keys: Vec<&str> = cp.values.keys().map(String::as_str).collect();
                 keys.sort_unstable();
-                expected = format!("{expected}, or a value the mapping translates ({})", keys.join(", "));
+                expected = format!(
+                    "{expected}, or a value the mapping translates ({})",
+                    keys.join(", ")
+                );
             }
             errors.push(RowError {
                 file: file.into(),
@@ -602,11 +731,20 @@ fn read_cell(
 fn validate_history(block: &mut BlockPlan, file: &str, line: u64, errors: &mut Vec<RowError>) {
     let pos = |name: &str| block.columns.iter().position(|c| *c == name);
     let Some(fi) = pos("field") else { return };
-    let Some(field) = block.values[fi].as_str().and_then(|f| HISTORY_FIELDS.normalise(f)) else { return };
-    let Some(opp_field) = Entity::Opportunity.field(field) else { return };
+    let Some(field) = block.values[fi]
+        .as_str()
+        .and_then(|f| HISTORY_FIELDS.normalise(f))
+    else {
+        return;
+    };
+    let Some(opp_field) = Entity::Opportunity.field(field) else {
+        return;
+    };
     for name in ["value", "old_value"] {
         let Some(vi) = pos(name) else { continue };
-        let Value::Text(raw) = &block.values[vi] else { continue };
+        let Value::Text(raw) = &block.values[vi] else {
+            continue;
+        };
         match parse_cell(&opp_field.ty, raw, &[]) {
             Ok(v) => block.values[vi] = v.to_text().map_or(Value::Null, Value::Text),
             Err(e) => errors.push(RowError {

@@ -4,15 +4,7 @@
 //! `Name: text` prefix (Zoom). Consecutive cues of the same speaker are one turn.
 //! Each cue's timing gives the turn's start and end in milliseconds.
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Turn {
-    pub speaker: Option<String>,
-    pub start_ms: i64,
-    pub end_ms: i64,
-    pub text: String,
-}
+pub use pipewise_core::transcript::{Turn, render_vtt as render};
 
 /// A problem at a line of a transcript (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +75,10 @@ pub fn parse(text: &str) -> Result<Vec<Turn>, Vec<VttError>> {
         let end = parse_ts(end_s);
         let (Some(start), Some(end)) = (start, end) else {
             let (col, value) = if start.is_none() {
-                (timing.find(|c: char| !c.is_whitespace()).unwrap_or(0) + 1, l.trim().to_string())
+                (
+                    timing.find(|c: char| !c.is_whitespace()).unwrap_or(0) + 1,
+                    l.trim().to_string(),
+                )
             } else {
                 (timing.find("-->").unwrap_or(0) + 4, end_s.to_string())
             };
@@ -100,7 +95,8 @@ pub fn parse(text: &str) -> Result<Vec<Turn>, Vec<VttError>> {
                 line: line_no,
                 column: timing.find("-->").unwrap_or(0) + 4,
                 value: end_s.to_string(),
-                message: "the cue ends before it starts; expected an end time after the start".into(),
+                message: "the cue ends before it starts; expected an end time after the start"
+                    .into(),
             });
             continue;
         }
@@ -119,10 +115,19 @@ pub fn parse(text: &str) -> Result<Vec<Turn>, Vec<VttError>> {
                     last.text.push_str(&text);
                 }
             }
-            _ => turns.push(Turn { speaker, start_ms: start, end_ms: end, text }),
+            _ => turns.push(Turn {
+                speaker,
+                start_ms: start,
+                end_ms: end,
+                text,
+            }),
         }
     }
-    if errors.is_empty() { Ok(turns) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(turns)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `hh:mm:ss.ttt` or `mm:ss.ttt` (also with a comma, as SRT writes it).
@@ -133,7 +138,16 @@ fn parse_ts(s: &str) -> Option<i64> {
         return None;
     }
     let parts: Vec<&str> = hms.split(':').collect();
-    let nums: Vec<i64> = parts.iter().map(|p| if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) { p.parse().ok() } else { None }).collect::<Option<_>>()?;
+    let nums: Vec<i64> = parts
+        .iter()
+        .map(|p| {
+            if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                p.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
     let (h, m, sec) = match nums.as_slice() {
         [m, s] => (0, *m, *s),
         [h, m, s] => (*h, *m, *s),
@@ -168,7 +182,11 @@ fn speaker_and_text(payload: &str) -> (Option<String>, String) {
     }
     out.push_str(rest);
     let mut text = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    text = text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ");
+    text = text
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", " ");
     if speaker.is_none() {
         // Zoom: "Jane Doe: text".
         if let Some((name, said)) = text.split_once(": ") {
@@ -183,23 +201,6 @@ fn speaker_and_text(payload: &str) -> (Option<String>, String) {
         }
     }
     (speaker, text)
-}
-
-/// Writes turns as WebVTT with voice tags (the simulator and tests use it).
-pub fn render(turns: &[Turn]) -> String {
-    let mut s = String::from("WEBVTT\n\n");
-    for (i, t) in turns.iter().enumerate() {
-        s.push_str(&format!("{}\n{} --> {}\n", i + 1, fmt_ts(t.start_ms), fmt_ts(t.end_ms)));
-        match &t.speaker {
-            Some(sp) => s.push_str(&format!("<v {sp}>{}</v>\n\n", t.text)),
-            None => s.push_str(&format!("{}\n\n", t.text)),
-        }
-    }
-    s
-}
-
-fn fmt_ts(ms: i64) -> String {
-    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
 }
 
 #[cfg(test)]
@@ -244,7 +245,11 @@ mod tests {
     }
 
     fn turn() -> impl Strategy<Value = (usize, i64, String)> {
-        (0usize..3, 0i64..100_000, "[a-zA-Z][a-zA-Z ,.?']{0,60}[a-z?.]")
+        (
+            0usize..3,
+            0i64..100_000,
+            "[a-zA-Z][a-zA-Z ,.?']{0,60}[a-z?.]",
+        )
     }
 
     proptest! {

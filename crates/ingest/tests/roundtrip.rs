@@ -10,14 +10,20 @@ use pipewise_store::{SqliteStore, Store};
 use proptest::prelude::*;
 
 fn opts() -> ImportOptions {
-    ImportOptions { dry_run: false, max_errors: 10, as_of: "2025-01-01T00:00:00Z".into(), kind: "test".into() }
+    ImportOptions {
+        dry_run: false,
+        max_errors: 10,
+        as_of: "2025-01-01T00:00:00Z".into(),
+        kind: "test".into(),
+    }
 }
 
 fn write_csv(path: &Path, rows: &[(String, String, Option<String>)]) {
     let mut w = csv::Writer::from_path(path).unwrap();
     w.write_record(["id", "name", "region"]).unwrap();
     for (id, name, region) in rows {
-        w.write_record([id.as_str(), name.as_str(), region.as_deref().unwrap_or("")]).unwrap();
+        w.write_record([id.as_str(), name.as_str(), region.as_deref().unwrap_or("")])
+            .unwrap();
     }
     w.flush().unwrap();
 }
@@ -34,7 +40,9 @@ fn write_jsonl(path: &Path, rows: &[(String, String, Option<String>)]) {
 fn cell() -> impl Strategy<Value = String> {
     // Printable text with the characters CSV quoting must handle; never blank
     // (blank is "no value") and without surrounding spaces (cells are trimmed).
-    "[a-zA-Zé漢,\"' \n;]{0,12}[a-zA-Z0-9é]".prop_map(|s| s.trim().to_string()).prop_filter("not blank", |s| !s.is_empty())
+    "[a-zA-Zé漢,\"' \n;]{0,12}[a-zA-Z0-9é]"
+        .prop_map(|s| s.trim().to_string())
+        .prop_filter("not blank", |s| !s.is_empty())
 }
 
 proptest! {

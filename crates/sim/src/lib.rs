@@ -41,7 +41,10 @@ pub(crate) const STREAM_OPP: u64 = 6;
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("writing {0}: {1}")]
     Csv(String, String),
     #[error("{0}")]
@@ -50,13 +53,19 @@ pub enum SimError {
 
 impl SimError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> SimError {
-        SimError::Io { path: path.display().to_string(), source }
+        SimError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }
 
 impl From<std::io::Error> for SimError {
     fn from(e: std::io::Error) -> Self {
-        SimError::Io { path: String::new(), source: e }
+        SimError::Io {
+            path: String::new(),
+            source: e,
+        }
     }
 }
 
@@ -134,10 +143,14 @@ impl Config {
             return Err(SimError::Config("--reps must be at least 1".into()));
         }
         if self.months == 0 || self.months > 240 {
-            return Err(SimError::Config("--months must be between 1 and 240".into()));
+            return Err(SimError::Config(
+                "--months must be between 1 and 240".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.transcript_share) {
-            return Err(SimError::Config("the transcript share must be between 0 and 1".into()));
+            return Err(SimError::Config(
+                "the transcript share must be between 0 and 1".into(),
+            ));
         }
         Ok(())
     }
@@ -159,7 +172,11 @@ pub struct Summary {
 }
 
 /// Runs the simulation into `out` (created if needed).
-pub fn simulate(cfg: &Config, out: &Path, progress: &mut dyn FnMut(f64)) -> Result<Summary, SimError> {
+pub fn simulate(
+    cfg: &Config,
+    out: &Path,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Summary, SimError> {
     cfg.validate()?;
     let org = model::build(cfg);
     let mut w = output::Out::create(out)?;
@@ -176,8 +193,16 @@ pub fn simulate(cfg: &Config, out: &Path, progress: &mut dyn FnMut(f64)) -> Resu
         out: out.to_path_buf(),
         rows,
         leads: tally.leads,
-        lead_conversion_rate: if tally.leads > 0 { tally.leads_converted as f64 / tally.leads as f64 } else { 0.0 },
-        leads_never_answered: if tally.leads > 0 { tally.leads_never_answered as f64 / tally.leads as f64 } else { 0.0 },
+        lead_conversion_rate: if tally.leads > 0 {
+            tally.leads_converted as f64 / tally.leads as f64
+        } else {
+            0.0
+        },
+        leads_never_answered: if tally.leads > 0 {
+            tally.leads_never_answered as f64 / tally.leads as f64
+        } else {
+            0.0
+        },
         opportunities: tally.opportunities,
         win_rate: (closed > 0).then(|| tally.won as f64 / closed as f64),
         transcripts: tally.conversations,
@@ -191,17 +216,48 @@ fn write_org(cfg: &Config, org: &model::Org, w: &mut output::Out) -> Result<(), 
         w.teams.row([t.id.as_str(), &t.name, REGIONS[t.region].0])?;
     }
     let before = time::date(cfg.start - 3000 * DAY);
-    w.users.row(["u-vp", "Sales VP", "vp@pipewise-demo.example", "director", "", "", "", before.as_str()])?;
+    w.users.row([
+        "u-vp",
+        "Sales VP",
+        "vp@pipewise-demo.example",
+        "director",
+        "",
+        "",
+        "",
+        before.as_str(),
+    ])?;
     for t in &org.teams {
-        let email = format!("{}@pipewise-demo.example", t.manager_name.to_lowercase().replace(' ', "."));
-        w.users.row([t.manager_id.as_str(), &t.manager_name, &email, "manager", &org.vp_id, &t.id, REGIONS[t.region].0, &before])?;
+        let email = format!(
+            "{}@pipewise-demo.example",
+            t.manager_name.to_lowercase().replace(' ', ".")
+        );
+        w.users.row([
+            t.manager_id.as_str(),
+            &t.manager_name,
+            &email,
+            "manager",
+            &org.vp_id,
+            &t.id,
+            REGIONS[t.region].0,
+            &before,
+        ])?;
     }
     for r in &org.reps {
         let team = &org.teams[r.team];
-        w.users.row([r.id.as_str(), &r.name, &r.email, "rep", &r.manager_id, &team.id, REGIONS[r.region].0, &time::date(r.hired)])?;
+        w.users.row([
+            r.id.as_str(),
+            &r.name,
+            &r.email,
+            "rep",
+            &r.manager_id,
+            &team.id,
+            REGIONS[r.region].0,
+            &time::date(r.hired),
+        ])?;
     }
     for p in &PRODUCTS {
-        w.products.row([p.id, p.name, p.family, &format!("{:.0}", p.list_price)])?;
+        w.products
+            .row([p.id, p.name, p.family, &format!("{:.0}", p.list_price)])?;
     }
     let created = time::instant(cfg.start - 400 * DAY);
     for a in &org.accounts {
@@ -217,18 +273,48 @@ fn write_org(cfg: &Config, org: &model::Org, w: &mut output::Out) -> Result<(), 
             &created,
         ])?;
         for c in &a.contacts {
-            let email = format!("{}@{}.example", c.name.to_lowercase().replace(' ', "."), a.name.split(' ').next().unwrap_or("x").to_lowercase());
-            w.contacts.row([c.id.as_str(), &a.id, &c.name, &email, c.title, c.seniority, &created])?;
+            let email = format!(
+                "{}@{}.example",
+                c.name.to_lowercase().replace(' ', "."),
+                a.name.split(' ').next().unwrap_or("x").to_lowercase()
+            );
+            w.contacts.row([
+                c.id.as_str(),
+                &a.id,
+                &c.name,
+                &email,
+                c.title,
+                c.seniority,
+                &created,
+            ])?;
         }
     }
     // Campaigns: a webinar series, content and an event each quarter.
     let mut q = time::quarter_end(cfg.start - DAY) + DAY;
     while q < cfg.end() {
         let qe = time::quarter_end(q);
-        for (kind, channel, cost) in [("webinar", "webinar", 12_000.0), ("content", "content syndication", 8_000.0), ("event", "field event", 30_000.0)] {
-            let id = process::campaign_id(q, if kind == "content" { "content_download" } else { kind });
+        for (kind, channel, cost) in [
+            ("webinar", "webinar", 12_000.0),
+            ("content", "content syndication", 8_000.0),
+            ("event", "field event", 30_000.0),
+        ] {
+            let id = process::campaign_id(
+                q,
+                if kind == "content" {
+                    "content_download"
+                } else {
+                    kind
+                },
+            );
             let (y, m, _) = time::civil_from_days(q / DAY);
-            w.campaigns.row([id.as_str(), &format!("{y} Q{} {channel}", (m - 1) / 3 + 1), channel, &time::date(q), &time::date(qe), &format!("{cost:.0}")])?;
+            w.campaigns.row([
+                id.as_str(),
+                &format!("{y} Q{} {channel}", (m - 1) / 3 + 1),
+                channel,
+                &time::date(q),
+                &time::date(qe),
+                &format!("{cost:.0}"),
+            ])?;
         }
         q = qe + DAY;
     }
@@ -253,7 +339,11 @@ fn ground_truth_head(cfg: &Config, org: &model::Org) -> serde_json::Value {
         .iter()
         .map(|s| json!({"id": s.id, "name": s.name, "industries": s.industries, "tech_maturity": s.tech_maturity, "growth": s.growth}))
         .collect();
-    let accounts: Vec<serde_json::Value> = org.accounts.iter().map(|a| json!({"id": a.id, "segment": SEGMENTS[a.segment].id})).collect();
+    let accounts: Vec<serde_json::Value> = org
+        .accounts
+        .iter()
+        .map(|a| json!({"id": a.id, "segment": SEGMENTS[a.segment].id}))
+        .collect();
     json!({
         "generator": "pipewise-sim",
         "format_version": 1,

@@ -8,8 +8,15 @@ use crate::rng::Rng;
 use crate::time::{DAY, days_from_civil};
 use crate::{Config, STREAM_ACCOUNT, STREAM_ORG};
 
-pub const SKILLS: [&str; 7] =
-    ["prospecting", "discovery", "objection_handling", "closing", "product_knowledge", "follow_up", "response_speed"];
+pub const SKILLS: [&str; 7] = [
+    "prospecting",
+    "discovery",
+    "objection_handling",
+    "closing",
+    "product_knowledge",
+    "follow_up",
+    "response_speed",
+];
 pub const PROSPECTING: usize = 0;
 pub const DISCOVERY: usize = 1;
 pub const OBJECTION_HANDLING: usize = 2;
@@ -21,7 +28,17 @@ pub const RESPONSE_SPEED: usize = 6;
 pub const REGIONS: [(&str, &[&str]); 4] = [
     ("North America East", &["United States", "Canada"]),
     ("North America West", &["United States", "Mexico"]),
-    ("EMEA", &["United Kingdom", "Germany", "France", "Netherlands", "Spain", "Sweden"]),
+    (
+        "EMEA",
+        &[
+            "United Kingdom",
+            "Germany",
+            "France",
+            "Netherlands",
+            "Spain",
+            "Sweden",
+        ],
+    ),
     ("APAC", &["Australia", "Japan", "Singapore", "India"]),
 ];
 
@@ -173,7 +190,14 @@ pub const SEGMENTS: [Segment; 6] = [
     },
 ];
 
-pub const OBJECTIONS: [&str; 6] = ["price", "timing", "competitor", "authority", "need", "status_quo"];
+pub const OBJECTIONS: [&str; 6] = [
+    "price",
+    "timing",
+    "competitor",
+    "authority",
+    "need",
+    "status_quo",
+];
 
 pub struct Product {
     pub id: &'static str,
@@ -186,12 +210,54 @@ pub struct Product {
 }
 
 pub const PRODUCTS: [Product; 6] = [
-    Product { id: "CORE", name: "Core Platform", family: "Platform", list_price: 24_000.0, per_size: true, subscription: true },
-    Product { id: "ANLY", name: "Analytics Add-on", family: "Platform", list_price: 9_000.0, per_size: true, subscription: true },
-    Product { id: "STRT", name: "Starter", family: "Essentials", list_price: 4_800.0, per_size: false, subscription: true },
-    Product { id: "SUIT", name: "Enterprise Suite", family: "Suite", list_price: 85_000.0, per_size: true, subscription: true },
-    Product { id: "CMPL", name: "Compliance Pack", family: "Suite", list_price: 15_000.0, per_size: false, subscription: true },
-    Product { id: "SUPP", name: "Premium Support", family: "Services", list_price: 6_000.0, per_size: false, subscription: true },
+    Product {
+        id: "CORE",
+        name: "Core Platform",
+        family: "Platform",
+        list_price: 24_000.0,
+        per_size: true,
+        subscription: true,
+    },
+    Product {
+        id: "ANLY",
+        name: "Analytics Add-on",
+        family: "Platform",
+        list_price: 9_000.0,
+        per_size: true,
+        subscription: true,
+    },
+    Product {
+        id: "STRT",
+        name: "Starter",
+        family: "Essentials",
+        list_price: 4_800.0,
+        per_size: false,
+        subscription: true,
+    },
+    Product {
+        id: "SUIT",
+        name: "Enterprise Suite",
+        family: "Suite",
+        list_price: 85_000.0,
+        per_size: true,
+        subscription: true,
+    },
+    Product {
+        id: "CMPL",
+        name: "Compliance Pack",
+        family: "Suite",
+        list_price: 15_000.0,
+        per_size: false,
+        subscription: true,
+    },
+    Product {
+        id: "SUPP",
+        name: "Premium Support",
+        family: "Services",
+        list_price: 6_000.0,
+        per_size: false,
+        subscription: true,
+    },
 ];
 
 pub struct Contact {
@@ -220,7 +286,8 @@ pub struct Account {
 impl Account {
     /// Seat multiplier of per-size products.
     pub fn seats(&self) -> f64 {
-        [0.5, 1.5, 4.0][self.size] * (self.employees as f64 / [80.0, 800.0, 8_000.0][self.size]).powf(0.3)
+        [0.5, 1.5, 4.0][self.size]
+            * (self.employees as f64 / [80.0, 800.0, 8_000.0][self.size]).powf(0.3)
     }
 }
 
@@ -236,23 +303,70 @@ pub struct Org {
 }
 
 const FIRST: [&str; 48] = [
-    "Ava", "Ben", "Chloe", "Daniel", "Elena", "Farid", "Grace", "Hugo", "Isla", "Jonas", "Kira", "Liam", "Maya", "Noah", "Olivia",
-    "Pavel", "Quinn", "Rosa", "Samir", "Tara", "Umar", "Vera", "Wei", "Ximena", "Yusuf", "Zoe", "Aiden", "Bianca", "Carlos", "Dana",
-    "Emeka", "Fiona", "Gustav", "Hana", "Ivan", "Julia", "Kenji", "Lena", "Marco", "Nadia", "Oscar", "Priya", "Rafael", "Sofia",
-    "Tomas", "Uma", "Victor", "Wendy",
+    "Ava", "Ben", "Chloe", "Daniel", "Elena", "Farid", "Grace", "Hugo", "Isla", "Jonas", "Kira",
+    "Liam", "Maya", "Noah", "Olivia", "Pavel", "Quinn", "Rosa", "Samir", "Tara", "Umar", "Vera",
+    "Wei", "Ximena", "Yusuf", "Zoe", "Aiden", "Bianca", "Carlos", "Dana", "Emeka", "Fiona",
+    "Gustav", "Hana", "Ivan", "Julia", "Kenji", "Lena", "Marco", "Nadia", "Oscar", "Priya",
+    "Rafael", "Sofia", "Tomas", "Uma", "Victor", "Wendy",
 ];
 const LAST: [&str; 40] = [
-    "Anders", "Brooks", "Castillo", "Dubois", "Eriksen", "Fischer", "Garcia", "Hughes", "Ito", "Jensen", "Kowalski", "Laurent",
-    "Moreno", "Nakamura", "Okafor", "Petrov", "Quinlan", "Rossi", "Schmidt", "Tanaka", "Usman", "Varga", "Walsh", "Xu", "Yilmaz",
-    "Zimmer", "Abbott", "Bauer", "Chen", "Diaz", "Evans", "Ferreira", "Gupta", "Haddad", "Iyer", "Jovanovic", "Kim", "Lopez",
-    "Murphy", "Novak",
+    "Anders",
+    "Brooks",
+    "Castillo",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Laurent",
+    "Moreno",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quinlan",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Usman",
+    "Varga",
+    "Walsh",
+    "Xu",
+    "Yilmaz",
+    "Zimmer",
+    "Abbott",
+    "Bauer",
+    "Chen",
+    "Diaz",
+    "Evans",
+    "Ferreira",
+    "Gupta",
+    "Haddad",
+    "Iyer",
+    "Jovanovic",
+    "Kim",
+    "Lopez",
+    "Murphy",
+    "Novak",
 ];
 const SYLL: [&str; 24] = [
-    "nor", "vex", "tal", "qui", "bra", "zen", "lum", "cor", "ax", "ter", "ion", "mer", "sol", "var", "dyn", "kin", "ora", "pex",
-    "ris", "tek", "vo", "len", "gra", "pha",
+    "nor", "vex", "tal", "qui", "bra", "zen", "lum", "cor", "ax", "ter", "ion", "mer", "sol",
+    "var", "dyn", "kin", "ora", "pex", "ris", "tek", "vo", "len", "gra", "pha",
 ];
 const SUFFIX: [&str; 12] = [
-    "Systems", "Group", "Labs", "Holdings", "Industries", "Partners", "Health", "Logistics", "Works", "Solutions", "Networks",
+    "Systems",
+    "Group",
+    "Labs",
+    "Holdings",
+    "Industries",
+    "Partners",
+    "Health",
+    "Logistics",
+    "Works",
+    "Solutions",
+    "Networks",
     "Co",
 ];
 const TITLES: [(&str, &str); 12] = [
@@ -334,8 +448,19 @@ pub fn build(cfg: &Config) -> Org {
         } else {
             (Bias::Accurate, 0.0)
         };
-        let affinity = (0..SEGMENTS.len()).map(|_| if cfg.affinity { rng.gauss(0.0, 0.35) } else { 0.0 }).collect();
-        let email = format!("{}@pipewise-demo.example", name.to_lowercase().replace(' ', "."));
+        let affinity = (0..SEGMENTS.len())
+            .map(|_| {
+                if cfg.affinity {
+                    rng.gauss(0.0, 0.35)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let email = format!(
+            "{}@pipewise-demo.example",
+            name.to_lowercase().replace(' ', ".")
+        );
         reps.push(Rep {
             id: format!("r{:05}", i + 1),
             name,
@@ -386,12 +511,22 @@ pub fn build(cfg: &Config) -> Org {
             }
         };
         let region_list = &region_reps[region];
-        let owner = if region_list.is_empty() { i % reps.len().max(1) } else { region_list[i / n_regions % region_list.len()] };
+        let owner = if region_list.is_empty() {
+            i % reps.len().max(1)
+        } else {
+            region_list[i / n_regions % region_list.len()]
+        };
         let n_contacts = rng.int(2, 3 + size as i64 * 2) as usize;
         let contacts = (0..n_contacts)
             .map(|c| {
-                let (title, seniority) = TITLES[rng.weighted(&[3.0, 2.0, 2.0, 2.0, 2.0, 1.5, 1.2, 1.0, 0.7, 0.5, 0.3, 0.3])];
-                Contact { id: format!("c{:06}-{}", i + 1, c + 1), name: person_name(&mut rng), title, seniority }
+                let (title, seniority) = TITLES
+                    [rng.weighted(&[3.0, 2.0, 2.0, 2.0, 2.0, 1.5, 1.2, 1.0, 0.7, 0.5, 0.3, 0.3])];
+                Contact {
+                    id: format!("c{:06}-{}", i + 1, c + 1),
+                    name: person_name(&mut rng),
+                    title,
+                    seniority,
+                }
             })
             .collect();
         accounts.push(Account {
@@ -410,7 +545,14 @@ pub fn build(cfg: &Config) -> Org {
         });
         region_accounts[region].push(i);
     }
-    Org { teams, reps, vp_id, accounts, region_reps, region_accounts }
+    Org {
+        teams,
+        reps,
+        vp_id,
+        accounts,
+        region_reps,
+        region_accounts,
+    }
 }
 
 fn capitalise(s: &str) -> String {

@@ -21,9 +21,14 @@ impl Csv {
         let f = File::create(&path).map_err(|e| SimError::io(&path, e))?;
         let mut w = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 16, f));
         for c in columns {
-            debug_assert!(entity.field(c).is_some(), "{} has no field {c}", entity.table());
+            debug_assert!(
+                entity.field(c).is_some(),
+                "{} has no field {c}",
+                entity.table()
+            );
         }
-        w.write_record(columns).map_err(|e| SimError::Csv(path.display().to_string(), e.to_string()))?;
+        w.write_record(columns)
+            .map_err(|e| SimError::Csv(path.display().to_string(), e.to_string()))?;
         Ok(Csv { w, rows: 0 })
     }
 
@@ -33,12 +38,19 @@ impl Csv {
         T: AsRef<[u8]>,
     {
         self.rows += 1;
-        self.w.write_record(fields).map_err(|e| SimError::Csv(String::new(), e.to_string()))
+        self.w
+            .write_record(fields)
+            .map_err(|e| SimError::Csv(String::new(), e.to_string()))
     }
 
     fn finish(self) -> Result<(), SimError> {
-        let mut inner = self.w.into_inner().map_err(|e| SimError::Csv(String::new(), e.to_string()))?;
-        inner.flush().map_err(|e| SimError::Csv(String::new(), e.to_string()))
+        let mut inner = self
+            .w
+            .into_inner()
+            .map_err(|e| SimError::Csv(String::new(), e.to_string()))?;
+        inner
+            .flush()
+            .map_err(|e| SimError::Csv(String::new(), e.to_string()))
     }
 }
 
@@ -72,54 +84,195 @@ impl Out {
         std::fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
         let part = |name: &str| -> Result<BufWriter<File>, SimError> {
             let p = dir.join(name);
-            Ok(BufWriter::with_capacity(1 << 16, File::create(&p).map_err(|e| SimError::io(&p, e))?))
+            Ok(BufWriter::with_capacity(
+                1 << 16,
+                File::create(&p).map_err(|e| SimError::io(&p, e))?,
+            ))
         };
         Ok(Out {
             dir: dir.to_path_buf(),
             teams: Csv::create(dir, Entity::Team, &["id", "name", "region"])?,
-            users: Csv::create(dir, Entity::User, &["id", "name", "email", "role", "manager_id", "team_id", "region", "hire_date"])?,
-            products: Csv::create(dir, Entity::Product, &["id", "name", "family", "list_price"])?,
+            users: Csv::create(
+                dir,
+                Entity::User,
+                &[
+                    "id",
+                    "name",
+                    "email",
+                    "role",
+                    "manager_id",
+                    "team_id",
+                    "region",
+                    "hire_date",
+                ],
+            )?,
+            products: Csv::create(
+                dir,
+                Entity::Product,
+                &["id", "name", "family", "list_price"],
+            )?,
             accounts: Csv::create(
                 dir,
                 Entity::Account,
-                &["id", "name", "industry", "employees", "annual_revenue", "year_established", "location", "owner_id", "created_at"],
+                &[
+                    "id",
+                    "name",
+                    "industry",
+                    "employees",
+                    "annual_revenue",
+                    "year_established",
+                    "location",
+                    "owner_id",
+                    "created_at",
+                ],
             )?,
-            contacts: Csv::create(dir, Entity::Contact, &["id", "account_id", "name", "email", "title", "seniority", "created_at"])?,
-            campaigns: Csv::create(dir, Entity::Campaign, &["id", "name", "channel", "started_at", "ended_at", "cost"])?,
+            contacts: Csv::create(
+                dir,
+                Entity::Contact,
+                &[
+                    "id",
+                    "account_id",
+                    "name",
+                    "email",
+                    "title",
+                    "seniority",
+                    "created_at",
+                ],
+            )?,
+            campaigns: Csv::create(
+                dir,
+                Entity::Campaign,
+                &["id", "name", "channel", "started_at", "ended_at", "cost"],
+            )?,
             leads: Csv::create(
                 dir,
                 Entity::Lead,
                 &[
-                    "id", "created_at", "source", "campaign_id", "company", "contact_name", "email", "title", "inquiry", "owner_id",
-                    "first_response_at", "status", "converted_at", "disqualified_at", "account_id", "contact_id",
+                    "id",
+                    "created_at",
+                    "source",
+                    "campaign_id",
+                    "company",
+                    "contact_name",
+                    "email",
+                    "title",
+                    "inquiry",
+                    "owner_id",
+                    "first_response_at",
+                    "status",
+                    "converted_at",
+                    "disqualified_at",
+                    "account_id",
+                    "contact_id",
                 ],
             )?,
-            campaign_touches: Csv::create(dir, Entity::CampaignTouch, &["id", "campaign_id", "lead_id", "touched_at", "type"])?,
+            campaign_touches: Csv::create(
+                dir,
+                Entity::CampaignTouch,
+                &["id", "campaign_id", "lead_id", "touched_at", "type"],
+            )?,
             opportunities: Csv::create(
                 dir,
                 Entity::Opportunity,
                 &[
-                    "id", "name", "account_id", "owner_id", "lead_id", "amount", "stage", "forecast_category", "created_at", "close_date",
-                    "closed_at", "loss_reason", "lead_source", "type",
+                    "id",
+                    "name",
+                    "account_id",
+                    "owner_id",
+                    "lead_id",
+                    "amount",
+                    "stage",
+                    "forecast_category",
+                    "created_at",
+                    "close_date",
+                    "closed_at",
+                    "loss_reason",
+                    "lead_source",
+                    "type",
                 ],
             )?,
-            opportunity_products: Csv::create(dir, Entity::OpportunityProduct, &["opportunity_id", "product_id", "quantity", "unit_price", "amount"])?,
-            history: Csv::create(dir, Entity::OpportunityHistory, &["opportunity_id", "field", "changed_at", "value", "old_value"])?,
+            opportunity_products: Csv::create(
+                dir,
+                Entity::OpportunityProduct,
+                &[
+                    "opportunity_id",
+                    "product_id",
+                    "quantity",
+                    "unit_price",
+                    "amount",
+                ],
+            )?,
+            history: Csv::create(
+                dir,
+                Entity::OpportunityHistory,
+                &[
+                    "opportunity_id",
+                    "field",
+                    "changed_at",
+                    "value",
+                    "old_value",
+                ],
+            )?,
             activities: Csv::create(
                 dir,
                 Entity::Activity,
                 &[
-                    "id", "type", "direction", "occurred_at", "duration_s", "outcome", "subject", "sequence_id", "sequence_step", "user_id",
-                    "lead_id", "opportunity_id", "contact_id", "account_id",
+                    "id",
+                    "type",
+                    "direction",
+                    "occurred_at",
+                    "duration_s",
+                    "outcome",
+                    "subject",
+                    "sequence_id",
+                    "sequence_step",
+                    "user_id",
+                    "lead_id",
+                    "opportunity_id",
+                    "contact_id",
+                    "account_id",
                 ],
             )?,
             conversations: Csv::create(
                 dir,
                 Entity::Conversation,
-                &["id", "started_at", "duration_s", "title", "activity_id", "opportunity_id", "lead_id", "user_id", "source_file"],
+                &[
+                    "id",
+                    "started_at",
+                    "duration_s",
+                    "title",
+                    "activity_id",
+                    "opportunity_id",
+                    "lead_id",
+                    "user_id",
+                    "source_file",
+                ],
             )?,
-            turns: Csv::create(dir, Entity::ConversationTurn, &["conversation_id", "seq", "speaker", "speaker_role", "start_ms", "end_ms", "text"])?,
-            usage: Csv::create(dir, Entity::UsageEvent, &["id", "account_id", "occurred_at", "event", "product_id", "quantity"])?,
+            turns: Csv::create(
+                dir,
+                Entity::ConversationTurn,
+                &[
+                    "conversation_id",
+                    "seq",
+                    "speaker",
+                    "speaker_role",
+                    "start_ms",
+                    "end_ms",
+                    "text",
+                ],
+            )?,
+            usage: Csv::create(
+                dir,
+                Entity::UsageEvent,
+                &[
+                    "id",
+                    "account_id",
+                    "occurred_at",
+                    "event",
+                    "product_id",
+                    "quantity",
+                ],
+            )?,
             gt_leads: part(".ground_truth_leads.part")?,
             gt_opps: part(".ground_truth_opportunities.part")?,
             gt_leads_n: 0,
@@ -184,12 +337,25 @@ impl Out {
         }
         drop(parts);
         let gt_path = dir.join("ground_truth.json");
-        let mut gt = BufWriter::with_capacity(1 << 16, File::create(&gt_path).map_err(|e| io(&gt_path, e))?);
+        let mut gt = BufWriter::with_capacity(
+            1 << 16,
+            File::create(&gt_path).map_err(|e| io(&gt_path, e))?,
+        );
         // The head object without its closing brace, then the streamed arrays.
-        let head_text = serde_json::to_string_pretty(head).map_err(|e| SimError::Csv("ground_truth.json".into(), e.to_string()))?;
-        let head_text = head_text.trim_end().strip_suffix('}').unwrap_or(&head_text).trim_end().to_string();
-        gt.write_all(head_text.as_bytes()).map_err(|e| io(&gt_path, e))?;
-        for (key, part) in [("leads", ".ground_truth_leads.part"), ("opportunities", ".ground_truth_opportunities.part")] {
+        let head_text = serde_json::to_string_pretty(head)
+            .map_err(|e| SimError::Csv("ground_truth.json".into(), e.to_string()))?;
+        let head_text = head_text
+            .trim_end()
+            .strip_suffix('}')
+            .unwrap_or(&head_text)
+            .trim_end()
+            .to_string();
+        gt.write_all(head_text.as_bytes())
+            .map_err(|e| io(&gt_path, e))?;
+        for (key, part) in [
+            ("leads", ".ground_truth_leads.part"),
+            ("opportunities", ".ground_truth_opportunities.part"),
+        ] {
             write!(gt, ",\n  \"{key}\": [\n").map_err(|e| io(&gt_path, e))?;
             let p = dir.join(part);
             let mut f = File::open(&p).map_err(|e| io(&p, e))?;
@@ -204,11 +370,18 @@ impl Out {
 }
 
 /// Appends one JSON value to a streamed array part.
-pub fn push_json(w: &mut BufWriter<File>, n: &mut u64, v: &serde_json::Value) -> Result<(), SimError> {
+pub fn push_json(
+    w: &mut BufWriter<File>,
+    n: &mut u64,
+    v: &serde_json::Value,
+) -> Result<(), SimError> {
     if *n > 0 {
-        w.write_all(b",\n").map_err(|e| SimError::Csv("ground truth".into(), e.to_string()))?;
+        w.write_all(b",\n")
+            .map_err(|e| SimError::Csv("ground truth".into(), e.to_string()))?;
     }
-    w.write_all(b"    ").and_then(|_| serde_json::to_writer(&mut *w, v).map_err(std::io::Error::other)).map_err(|e| SimError::Csv("ground truth".into(), e.to_string()))?;
+    w.write_all(b"    ")
+        .and_then(|_| serde_json::to_writer(&mut *w, v).map_err(std::io::Error::other))
+        .map_err(|e| SimError::Csv("ground truth".into(), e.to_string()))?;
     *n += 1;
     Ok(())
 }

@@ -6,7 +6,8 @@
 use serde_json::json;
 
 use crate::model::{
-    Bias, CLOSING, FOLLOW_UP, OBJECTIONS, Org, PRODUCT_KNOWLEDGE, PRODUCTS, PROSPECTING, RESPONSE_SPEED, SEGMENTS,
+    Bias, CLOSING, FOLLOW_UP, OBJECTIONS, Org, PRODUCT_KNOWLEDGE, PRODUCTS, PROSPECTING,
+    RESPONSE_SPEED, SEGMENTS,
 };
 use crate::output::{Out, push_json};
 use crate::rng::{Rng, sigmoid};
@@ -14,7 +15,13 @@ use crate::text;
 use crate::time::{self, DAY, HOUR, MINUTE};
 use crate::{Config, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_OPP, STREAM_OUTBOUND, SimError};
 
-pub const STAGES: [&str; 5] = ["prospecting", "qualification", "discovery", "proposal", "negotiation"];
+pub const STAGES: [&str; 5] = [
+    "prospecting",
+    "qualification",
+    "discovery",
+    "proposal",
+    "negotiation",
+];
 /// Advance log-odds per stage at strength 0.
 pub const ALPHA: [f64; 5] = [0.5, 0.4, 0.45, 0.6, 0.75];
 /// Median days in each stage before the segment and size multipliers.
@@ -96,12 +103,25 @@ pub fn touch_effect(n: u32) -> f64 {
 }
 
 fn season(month: u32) -> f64 {
-    [0.95, 1.0, 1.1, 1.0, 1.0, 0.95, 0.8, 0.7, 1.1, 1.15, 1.1, 0.85][(month - 1) as usize]
+    [
+        0.95, 1.0, 1.1, 1.0, 1.0, 0.95, 0.8, 0.7, 1.1, 1.15, 1.1, 0.85,
+    ][(month - 1) as usize]
 }
 
 impl<'a> Sim<'a> {
     pub fn new(cfg: &'a Config, org: &'a Org, out: Out) -> Self {
-        Sim { cfg, org, out, next_opp: 0, next_act: 0, next_conv: 0, next_lead: 0, next_usage: 0, tally: Tally::default(), end: cfg.end() }
+        Sim {
+            cfg,
+            org,
+            out,
+            next_opp: 0,
+            next_act: 0,
+            next_conv: 0,
+            next_lead: 0,
+            next_usage: 0,
+            tally: Tally::default(),
+            end: cfg.end(),
+        }
     }
 
     /// Simulates every week of the window; `progress` gets the fraction done.
@@ -124,15 +144,22 @@ impl<'a> Sim<'a> {
                 if rep.hired > week_start {
                     continue;
                 }
-                let mut rng = Rng::stream(self.cfg.seed, STREAM_OUTBOUND, (r as u64) << 20 | w as u64);
-                let rate = self.cfg.outbound_per_rep_week * (0.35 * rep.skill(PROSPECTING, week_start)).exp() * rep.ramp(week_start);
+                let mut rng =
+                    Rng::stream(self.cfg.seed, STREAM_OUTBOUND, (r as u64) << 20 | w as u64);
+                let rate = self.cfg.outbound_per_rep_week
+                    * (0.35 * rep.skill(PROSPECTING, week_start)).exp()
+                    * rep.ramp(week_start);
                 for _ in 0..rng.poisson(rate) {
                     let created = week_start + rng.int(0, 4) * DAY + rng.int(8 * 3600, 18 * 3600);
                     if created >= self.end {
                         continue;
                     }
                     let accts = &self.org.region_accounts[rep.region];
-                    let account = if accts.is_empty() { rng.below(self.org.accounts.len()) } else { accts[rng.below(accts.len())] };
+                    let account = if accts.is_empty() {
+                        rng.below(self.org.accounts.len())
+                    } else {
+                        accts[rng.below(accts.len())]
+                    };
                     self.opportunity(OppSeed {
                         created,
                         rep: r,
@@ -152,13 +179,25 @@ impl<'a> Sim<'a> {
 
     fn leads_of_day(&mut self, day: i64, region: usize) -> Result<(), SimError> {
         let org = self.org;
-        let active: Vec<usize> = org.region_reps[region].iter().copied().filter(|&r| org.reps[r].hired <= day).collect();
+        let active: Vec<usize> = org.region_reps[region]
+            .iter()
+            .copied()
+            .filter(|&r| org.reps[r].hired <= day)
+            .collect();
         if active.is_empty() || org.region_accounts[region].is_empty() {
             return Ok(());
         }
-        let mut rng = Rng::stream(self.cfg.seed, STREAM_LEAD_DAY, ((day / DAY) as u64) << 4 | region as u64);
+        let mut rng = Rng::stream(
+            self.cfg.seed,
+            STREAM_LEAD_DAY,
+            ((day / DAY) as u64) << 4 | region as u64,
+        );
         let weekday = if time::weekday(day) < 5 { 1.22 } else { 0.45 };
-        let seasonal = if self.cfg.seasonality { season(time::month_of(day)) } else { 1.0 };
+        let seasonal = if self.cfg.seasonality {
+            season(time::month_of(day))
+        } else {
+            1.0
+        };
         let rate = self.cfg.leads_per_rep_month * active.len() as f64 / 30.4 * weekday * seasonal;
         for _ in 0..rng.poisson(rate) {
             let idx = self.next_lead;
@@ -178,7 +217,11 @@ impl<'a> Sim<'a> {
         let seg = &SEGMENTS[account.segment];
         let mut rng = Rng::stream(cfg.seed, STREAM_LEAD, idx);
         let id = format!("l{:08}", idx + 1);
-        let created = if rng.chance(0.78) { day + rng.int(8 * HOUR, 18 * HOUR) } else { day + rng.int(0, DAY - 1) };
+        let created = if rng.chance(0.78) {
+            day + rng.int(8 * HOUR, 18 * HOUR)
+        } else {
+            day + rng.int(0, DAY - 1)
+        };
         if created >= self.end {
             return Ok(());
         }
@@ -189,11 +232,15 @@ impl<'a> Sim<'a> {
         let quality = q_off + 0.3 * seg.base + rng.gauss(0.0, 0.8);
         let off_hours = !time::is_business_hours(created);
         let speed = rep.skill(RESPONSE_SPEED, created);
-        let never = rng.chance(sigmoid(-1.6 - 0.8 * speed + if off_hours { 0.3 } else { 0.0 }));
+        let never = rng.chance(sigmoid(
+            -1.6 - 0.8 * speed + if off_hours { 0.3 } else { 0.0 },
+        ));
         let mut touches_at = Vec::new();
         let mut response_minutes = None;
         if !never {
-            let mut minutes = rng.lognormal(60.0 * (-1.1 * speed).exp(), 1.0).clamp(0.5, 7.0 * 1440.0);
+            let mut minutes = rng
+                .lognormal(60.0 * (-1.1 * speed).exp(), 1.0)
+                .clamp(0.5, 7.0 * 1440.0);
             if off_hours && rng.chance(0.8) {
                 let morning = time::next_business_morning(created) + rng.int(0, 90 * MINUTE);
                 minutes = minutes.min(120.0) + (morning - created) as f64 / 60.0;
@@ -207,7 +254,8 @@ impl<'a> Sim<'a> {
             let mut t = created + (minutes * 60.0) as i64;
             for k in 0..n {
                 if k > 0 {
-                    t = time::next_business_morning(t + rng.int(1, 3) * DAY - 8 * HOUR) + rng.int(0, 9 * HOUR);
+                    t = time::next_business_morning(t + rng.int(1, 3) * DAY - 8 * HOUR)
+                        + rng.int(0, 9 * HOUR);
                 }
                 touches_at.push(t);
             }
@@ -225,9 +273,15 @@ impl<'a> Sim<'a> {
         } else {
             touch_effect(2)
         };
-        let p = sigmoid(-1.8 + quality + 0.25 * rep.skill(PROSPECTING, created) + speed_term + touch_term);
+        let p = sigmoid(
+            -1.8 + quality + 0.25 * rep.skill(PROSPECTING, created) + speed_term + touch_term,
+        );
         let converted = rng.chance(p);
-        let outcome_at = touches_at.last().copied().unwrap_or(created + rng.int(2, 20) * DAY) + rng.int(HOUR * 12, 3 * DAY);
+        let outcome_at = touches_at
+            .last()
+            .copied()
+            .unwrap_or(created + rng.int(2, 20) * DAY)
+            + rng.int(HOUR * 12, 3 * DAY);
         let campaign = match source {
             "webinar" | "content_download" | "event" => Some(campaign_id(created, source)),
             _ => None,
@@ -237,15 +291,33 @@ impl<'a> Sim<'a> {
         let status = if converted && known {
             "converted"
         } else if known && !converted {
-            if rng.chance(0.6) { "disqualified" } else { "nurturing" }
+            if rng.chance(0.6) {
+                "disqualified"
+            } else {
+                "nurturing"
+            }
         } else if touches_at.first().is_some_and(|t| *t <= self.end) {
             "working"
         } else {
             "new"
         };
-        let first_response = touches_at.first().filter(|t| **t <= self.end).map(|t| time::instant(*t)).unwrap_or_default();
-        let email = format!("{}@{}.example", contact.name.to_lowercase().replace(' ', "."), account.name.split(' ').next().unwrap_or("x").to_lowercase());
-        let inquiry = text::inquiry(&mut rng, account, &contact.name, contact.title, PRODUCTS[product].name);
+        let first_response = touches_at
+            .first()
+            .filter(|t| **t <= self.end)
+            .map(|t| time::instant(*t))
+            .unwrap_or_default();
+        let email = format!(
+            "{}@{}.example",
+            contact.name.to_lowercase().replace(' ', "."),
+            account.name.split(' ').next().unwrap_or("x").to_lowercase()
+        );
+        let inquiry = text::inquiry(
+            &mut rng,
+            account,
+            &contact.name,
+            contact.title,
+            PRODUCTS[product].name,
+        );
         self.out.leads.row([
             id.as_str(),
             &time::instant(created),
@@ -259,17 +331,35 @@ impl<'a> Sim<'a> {
             &rep.id,
             &first_response,
             status,
-            if status == "converted" { time::instant(outcome_at) } else { String::new() }.as_str(),
-            if status == "disqualified" { time::instant(outcome_at) } else { String::new() }.as_str(),
+            if status == "converted" {
+                time::instant(outcome_at)
+            } else {
+                String::new()
+            }
+            .as_str(),
+            if status == "disqualified" {
+                time::instant(outcome_at)
+            } else {
+                String::new()
+            }
+            .as_str(),
             &account.id,
             &contact.id,
         ])?;
         if let Some(c) = &campaign {
             let tid = format!("ct{:08}", idx + 1);
-            let kind = if source == "event" || source == "webinar" { "attended" } else { "submitted" };
-            self.out.campaign_touches.row([tid.as_str(), c, &id, &time::instant(created), kind])?;
+            let kind = if source == "event" || source == "webinar" {
+                "attended"
+            } else {
+                "submitted"
+            };
+            self.out
+                .campaign_touches
+                .row([tid.as_str(), c, &id, &time::instant(created), kind])?;
         }
-        const CADENCE: [&str; 10] = ["call", "email", "email", "call", "sms", "email", "call", "email", "call", "email"];
+        const CADENCE: [&str; 10] = [
+            "call", "email", "email", "call", "sms", "email", "call", "email", "call", "email",
+        ];
         for (k, &t) in touches_at.iter().enumerate() {
             if t > self.end {
                 break;
@@ -278,13 +368,19 @@ impl<'a> Sim<'a> {
             let last = k + 1 == touches_at.len();
             let outcome = match kind {
                 "call" if converted && last => "connected",
-                "call" => ["connected", "voicemail", "no_answer"][rng.weighted(&[0.22, 0.45, 0.33])],
+                "call" => {
+                    ["connected", "voicemail", "no_answer"][rng.weighted(&[0.22, 0.45, 0.33])]
+                }
                 "email" if converted && last => "replied",
                 "email" => ["opened", "sent", "bounced"][rng.weighted(&[0.45, 0.52, 0.03])],
                 _ if converted && last => "replied",
                 _ => "delivered",
             };
-            let duration = if kind == "call" && outcome == "connected" { rng.int(120, 900).to_string() } else { String::new() };
+            let duration = if kind == "call" && outcome == "connected" {
+                rng.int(120, 900).to_string()
+            } else {
+                String::new()
+            };
             let aid = self.activity_id();
             self.out.activities.row([
                 aid.as_str(),
@@ -347,8 +443,13 @@ impl<'a> Sim<'a> {
                 m += cm;
                 v += cv;
             }
-            let bonus = if j == 4 { CLOSING_WEIGHT * rep.skill(CLOSING, t) } else { 0.0 };
-            p *= sigmoid((ALPHA[j] + s + m + bonus) / (1.0 + std::f64::consts::PI * v / 8.0).sqrt());
+            let bonus = if j == 4 {
+                CLOSING_WEIGHT * rep.skill(CLOSING, t)
+            } else {
+                0.0
+            };
+            p *=
+                sigmoid((ALPHA[j] + s + m + bonus) / (1.0 + std::f64::consts::PI * v / 8.0).sqrt());
         }
         p
     }
@@ -369,7 +470,9 @@ impl<'a> Sim<'a> {
         let rep = &org.reps[seed.rep];
         let account = &org.accounts[seed.account];
         let seg = &SEGMENTS[account.segment];
-        let product = seed.product.unwrap_or_else(|| rng.weighted(&seg.product_need));
+        let product = seed
+            .product
+            .unwrap_or_else(|| rng.weighted(&seg.product_need));
         let prod = &PRODUCTS[product];
         let mut amount = seed.amount.unwrap_or_else(|| {
             let base = prod.list_price * if prod.per_size { account.seats() } else { 1.0 };
@@ -396,7 +499,12 @@ impl<'a> Sim<'a> {
             ((rng.lognormal(median, 0.5).clamp(1.0, 240.0)) * DAY as f64) as i64
         };
         let mut contacts: Vec<usize> = (0..account.contacts.len()).collect();
-        let rank = |s: &str| ["individual", "manager", "director", "vp", "c_level"].iter().position(|x| *x == s).unwrap_or(0);
+        let rank = |s: &str| {
+            ["individual", "manager", "director", "vp", "c_level"]
+                .iter()
+                .position(|x| *x == s)
+                .unwrap_or(0)
+        };
         contacts.sort_by_key(|&c| rank(account.contacts[c].seniority));
 
         // Walk the stages.
@@ -430,9 +538,17 @@ impl<'a> Sim<'a> {
                 3 => 1,
                 _ => 2,
             };
-            let cat = ["pipeline", "best_case", "commit"][(base_cat + cat_shift).clamp(0, 2) as usize];
-            let at = if k == k0 { seed.created } else { t + rng.int(0, 2 * DAY) };
-            if entered_changes.last().is_none_or(|l| l.1 != entered || l.2 != cat) {
+            let cat =
+                ["pipeline", "best_case", "commit"][(base_cat + cat_shift).clamp(0, 2) as usize];
+            let at = if k == k0 {
+                seed.created
+            } else {
+                t + rng.int(0, 2 * DAY)
+            };
+            if entered_changes
+                .last()
+                .is_none_or(|l| l.1 != entered || l.2 != cat)
+            {
                 entered_changes.push((at, entered, cat));
             }
             if k == 3 && rng.chance(0.5) {
@@ -465,22 +581,52 @@ impl<'a> Sim<'a> {
             while week < decide_at {
                 let week_end = (week + 7 * DAY).min(decide_at);
                 // Activities this week.
-                self.deal_week(&mut rng, &id, seed.rep, seed.account, &contacts, k, s_now, week, week_end)?;
+                self.deal_week(
+                    &mut rng,
+                    &id,
+                    seed.rep,
+                    seed.account,
+                    &contacts,
+                    k,
+                    s_now,
+                    week,
+                    week_end,
+                )?;
                 week = week_end;
                 if let Some(ca) = call_at {
                     if !call_done && ca <= week {
                         call_done = true;
                         let want_text = rng.chance(recorded_share) && ca <= end;
-                        let contact = &account.contacts[contacts[contacts.len() - 1 - rng.below(contacts.len().min(2))]];
-                        let (traits, turns) =
-                            text::call(&mut rng, rep, ca, k, s_now, account, &contact.name, prod.name, want_text);
-                        let effect = text::call_effect(&traits, rep.skill(PRODUCT_KNOWLEDGE, ca)) + rng.gauss(0.0, 0.25);
+                        let contact = &account.contacts
+                            [contacts[contacts.len() - 1 - rng.below(contacts.len().min(2))]];
+                        let (traits, turns) = text::call(
+                            &mut rng,
+                            rep,
+                            ca,
+                            k,
+                            s_now,
+                            account,
+                            &contact.name,
+                            prod.name,
+                            want_text,
+                        );
+                        let effect = text::call_effect(&traits, rep.skill(PRODUCT_KNOWLEDGE, ca))
+                            + rng.gauss(0.0, 0.25);
                         s_now += effect;
                         if let Some(o) = traits.objections.iter().find(|o| !o.1) {
                             last_unhandled = Some(o.0);
                         }
                         if ca <= end {
-                            self.write_call(&id, seed.rep, seed.account, contact, k, ca, &traits, &turns)?;
+                            self.write_call(
+                                &id,
+                                seed.rep,
+                                seed.account,
+                                contact,
+                                k,
+                                ca,
+                                &traits,
+                                &turns,
+                            )?;
                         }
                     }
                 }
@@ -492,7 +638,11 @@ impl<'a> Sim<'a> {
                         let done = call_at.is_some_and(|c| c <= next_snapshot);
                         let s_snap = if done { s_now } else { s };
                         let p = self.oracle(seed.rep, next_snapshot, k, s_snap, done);
-                        let entered_then = entered_changes.iter().rev().find(|c| c.0 <= next_snapshot).map_or(k0, |c| c.1);
+                        let entered_then = entered_changes
+                            .iter()
+                            .rev()
+                            .find(|c| c.0 <= next_snapshot)
+                            .map_or(k0, |c| c.1);
                         snaps.push(json!({"date": time::date(next_snapshot), "true_stage": STAGES[k],
                                           "entered_stage": STAGES[entered_then], "true_win_probability": round4(p)}));
                     }
@@ -500,7 +650,11 @@ impl<'a> Sim<'a> {
                 }
             }
             s = s_now;
-            let bonus = if k == 4 { CLOSING_WEIGHT * rep.skill(CLOSING, decide_at) } else { 0.0 };
+            let bonus = if k == 4 {
+                CLOSING_WEIGHT * rep.skill(CLOSING, decide_at)
+            } else {
+                0.0
+            };
             let advance = rng.chance(sigmoid(ALPHA[k] + s + bonus));
             t = decide_at;
             if !advance {
@@ -524,7 +678,10 @@ impl<'a> Sim<'a> {
             Bias::Sandbagging => 1.25,
             Bias::Accurate => 1.0,
         };
-        let planned: f64 = (k0..5).map(|k| STAGE_DAYS[k] * seg.cycle * size_mult).sum::<f64>() * factor;
+        let planned: f64 = (k0..5)
+            .map(|k| STAGE_DAYS[k] * seg.cycle * size_mult)
+            .sum::<f64>()
+            * factor;
         let round_close = |rng: &mut Rng, t: i64| -> i64 {
             match rng.weighted(&[0.4, 0.35, 0.25]) {
                 0 => time::day_start(t),
@@ -552,18 +709,41 @@ impl<'a> Sim<'a> {
         let stage_now = if closed_in_window {
             if won { "closed_won" } else { "closed_lost" }
         } else {
-            STAGES[entered_changes.iter().rev().find(|c| c.0 <= end).map_or(k0, |c| c.1)]
+            STAGES[entered_changes
+                .iter()
+                .rev()
+                .find(|c| c.0 <= end)
+                .map_or(k0, |c| c.1)]
         };
         let cat_now = if closed_in_window {
             if won { "closed" } else { "omitted" }
         } else {
-            entered_changes.iter().rev().find(|c| c.0 <= end).map_or("pipeline", |c| c.2)
+            entered_changes
+                .iter()
+                .rev()
+                .find(|c| c.0 <= end)
+                .map_or("pipeline", |c| c.2)
         };
-        let amount_now = amount_changes.iter().rev().find(|c| c.0 <= end).map_or(amount, |c| c.1);
-        let close_now = close_changes.iter().rev().find(|c| c.0 <= end).map_or(expected, |c| c.1);
+        let amount_now = amount_changes
+            .iter()
+            .rev()
+            .find(|c| c.0 <= end)
+            .map_or(amount, |c| c.1);
+        let close_now = close_changes
+            .iter()
+            .rev()
+            .find(|c| c.0 <= end)
+            .map_or(expected, |c| c.1);
         let (lead_id, lead_source) = match &seed.lead {
             Some((l, _, src, _)) => (l.as_str(), *src),
-            None => ("", if seed.kind == Kind::NewBusiness { "outbound" } else { "existing_customer" }),
+            None => (
+                "",
+                if seed.kind == Kind::NewBusiness {
+                    "outbound"
+                } else {
+                    "existing_customer"
+                },
+            ),
         };
         self.out.opportunities.row([
             id.as_str(),
@@ -576,12 +756,26 @@ impl<'a> Sim<'a> {
             cat_now,
             &time::instant(seed.created),
             &time::date(close_now),
-            &if closed_in_window { time::date(closed_at) } else { String::new() },
-            if closed_in_window { loss.unwrap_or("") } else { "" },
+            &if closed_in_window {
+                time::date(closed_at)
+            } else {
+                String::new()
+            },
+            if closed_in_window {
+                loss.unwrap_or("")
+            } else {
+                ""
+            },
             lead_source,
             seed.kind.name(),
         ])?;
-        self.out.opportunity_products.row([id.as_str(), prod.id, "1", &format!("{amount_now:.0}"), &format!("{amount_now:.0}")])?;
+        self.out.opportunity_products.row([
+            id.as_str(),
+            prod.id,
+            "1",
+            &format!("{amount_now:.0}"),
+            &format!("{amount_now:.0}"),
+        ])?;
         // History: every change known by the end, each with its time.
         let h = &mut self.out.history;
         let mut prev_stage: Option<&str> = None;
@@ -591,18 +785,42 @@ impl<'a> Sim<'a> {
                 break;
             }
             if prev_stage != Some(STAGES[*st]) {
-                h.row([id.as_str(), "stage", &time::instant(*at), STAGES[*st], prev_stage.unwrap_or("")])?;
+                h.row([
+                    id.as_str(),
+                    "stage",
+                    &time::instant(*at),
+                    STAGES[*st],
+                    prev_stage.unwrap_or(""),
+                ])?;
                 prev_stage = Some(STAGES[*st]);
             }
             if prev_cat != Some(*cat) {
-                h.row([id.as_str(), "forecast_category", &time::instant(*at + 1), cat, prev_cat.unwrap_or("")])?;
+                h.row([
+                    id.as_str(),
+                    "forecast_category",
+                    &time::instant(*at + 1),
+                    cat,
+                    prev_cat.unwrap_or(""),
+                ])?;
                 prev_cat = Some(cat);
             }
         }
         if closed_in_window {
             let at = time::instant(closed_at);
-            h.row([id.as_str(), "stage", &at, stage_now, prev_stage.unwrap_or("")])?;
-            h.row([id.as_str(), "forecast_category", &time::instant(closed_at + 1), cat_now, prev_cat.unwrap_or("")])?;
+            h.row([
+                id.as_str(),
+                "stage",
+                &at,
+                stage_now,
+                prev_stage.unwrap_or(""),
+            ])?;
+            h.row([
+                id.as_str(),
+                "forecast_category",
+                &time::instant(closed_at + 1),
+                cat_now,
+                prev_cat.unwrap_or(""),
+            ])?;
         }
         let mut prev_amount: Option<String> = None;
         for (at, a) in &amount_changes {
@@ -611,7 +829,13 @@ impl<'a> Sim<'a> {
             }
             let v = format!("{a:.0}");
             if prev_amount.as_deref() != Some(v.as_str()) {
-                h.row([id.as_str(), "amount", &time::instant(*at + 2), &v, prev_amount.as_deref().unwrap_or("")])?;
+                h.row([
+                    id.as_str(),
+                    "amount",
+                    &time::instant(*at + 2),
+                    &v,
+                    prev_amount.as_deref().unwrap_or(""),
+                ])?;
                 prev_amount = Some(v);
             }
         }
@@ -622,11 +846,23 @@ impl<'a> Sim<'a> {
             }
             let v = time::date(*c);
             if prev_close.as_deref() != Some(v.as_str()) {
-                h.row([id.as_str(), "close_date", &time::instant(*at + 3), &v, prev_close.as_deref().unwrap_or("")])?;
+                h.row([
+                    id.as_str(),
+                    "close_date",
+                    &time::instant(*at + 3),
+                    &v,
+                    prev_close.as_deref().unwrap_or(""),
+                ])?;
                 prev_close = Some(v);
             }
         }
-        h.row([id.as_str(), "owner_id", &time::instant(seed.created + 4), &rep.id, ""])?;
+        h.row([
+            id.as_str(),
+            "owner_id",
+            &time::instant(seed.created + 4),
+            &rep.id,
+            "",
+        ])?;
 
         self.tally.opportunities += 1;
         if closed_in_window {
@@ -645,7 +881,15 @@ impl<'a> Sim<'a> {
 
         // Customers: usage, renewals and expansions.
         if won {
-            self.customer(&mut rng, seed.rep, seed.account, product, amount_now, closed_at, s)?;
+            self.customer(
+                &mut rng,
+                seed.rep,
+                seed.account,
+                product,
+                amount_now,
+                closed_at,
+                s,
+            )?;
         }
         Ok(())
     }
@@ -669,7 +913,9 @@ impl<'a> Sim<'a> {
         let rep = &self.org.reps[r];
         let account = &self.org.accounts[a];
         let frac = (to - from) as f64 / (7 * DAY) as f64;
-        let lambda = (1.0 + 0.45 * rep.skill(FOLLOW_UP, from)).max(0.3) * [0.8, 1.0, 1.2, 1.3, 1.4][k] * frac;
+        let lambda = (1.0 + 0.45 * rep.skill(FOLLOW_UP, from)).max(0.3)
+            * [0.8, 1.0, 1.2, 1.3, 1.4][k]
+            * frac;
         let n = rng.poisson(lambda);
         for _ in 0..n {
             let raw = from + rng.int(0, (to - from).max(1) - 1);
@@ -677,7 +923,8 @@ impl<'a> Sim<'a> {
             if at > self.end {
                 continue;
             }
-            let kind = ["email", "call", "meeting"][rng.weighted(&[0.55, 0.35, 0.05 + 0.03 * k as f64])];
+            let kind =
+                ["email", "call", "meeting"][rng.weighted(&[0.55, 0.35, 0.05 + 0.03 * k as f64])];
             let outcome = match kind {
                 "email" => {
                     if rng.chance(sigmoid(-1.2 + 0.7 * s)) {
@@ -708,7 +955,11 @@ impl<'a> Sim<'a> {
             // Later stages and stronger deals involve more, and more senior, people.
             let pool = (1 + k + usize::from(s > 0.8)).min(contacts.len());
             let contact = &account.contacts[contacts[contacts.len() - pool + rng.below(pool)]];
-            let direction = if kind == "email" && outcome == "replied" && rng.chance(0.3) { "inbound" } else { "outbound" };
+            let direction = if kind == "email" && outcome == "replied" && rng.chance(0.3) {
+                "inbound"
+            } else {
+                "outbound"
+            };
             let duration = match (kind, outcome) {
                 ("call", "connected") => rng.int(180, 1500).to_string(),
                 ("meeting", "held") => rng.int(1200, 3600).to_string(),
@@ -784,10 +1035,17 @@ impl<'a> Sim<'a> {
             opp,
             "",
             &rep.id,
-            &vtt_name.as_ref().map(|n| format!("{n}.vtt")).unwrap_or_default(),
+            &vtt_name
+                .as_ref()
+                .map(|n| format!("{n}.vtt"))
+                .unwrap_or_default(),
         ])?;
         for (i, turn) in turns.iter().enumerate() {
-            let (speaker, role) = if turn.rep { (rep.name.as_str(), "rep") } else { (contact.name.as_str(), "customer") };
+            let (speaker, role) = if turn.rep {
+                (rep.name.as_str(), "rep")
+            } else {
+                (contact.name.as_str(), "customer")
+            };
             self.out.turns.row([
                 cid.as_str(),
                 &i.to_string(),
@@ -800,10 +1058,14 @@ impl<'a> Sim<'a> {
         }
         self.tally.conversations += 1;
         if let Some(name) = vtt_name {
-            let vt: Vec<pipewise_core_vtt::Turn> = turns
+            let vt: Vec<pipewise_core::transcript::Turn> = turns
                 .iter()
-                .map(|t| pipewise_core_vtt::Turn {
-                    speaker: Some(if t.rep { rep.name.clone() } else { contact.name.clone() }),
+                .map(|t| pipewise_core::transcript::Turn {
+                    speaker: Some(if t.rep {
+                        rep.name.clone()
+                    } else {
+                        contact.name.clone()
+                    }),
                     start_ms: t.start_ms,
                     end_ms: t.end_ms,
                     text: t.text.clone(),
@@ -812,7 +1074,11 @@ impl<'a> Sim<'a> {
             let sidecar = json!({"id": cid, "opportunity_id": opp, "user_id": rep.id, "activity_id": aid, "started_at": time::instant(at),
                                  "title": format!("{} - {}", text::STAGE_CALLS[k], account.name),
                                  "speakers": {rep.name.clone(): "rep", contact.name.clone(): "customer"}});
-            self.out.write_vtt(&name, &pipewise_core_vtt::render(&vt), &sidecar.to_string())?;
+            self.out.write_vtt(
+                &name,
+                &pipewise_core::transcript::render_vtt(&vt),
+                &sidecar.to_string(),
+            )?;
         }
         Ok(())
     }
@@ -820,7 +1086,16 @@ impl<'a> Sim<'a> {
     /// A won deal makes a customer: monthly usage, a renewal at a year
     /// (renewed or churned, driven by product health) and maybe an expansion.
     #[allow(clippy::too_many_arguments)]
-    fn customer(&mut self, rng: &mut Rng, r: usize, a: usize, product: usize, amount: f64, since: i64, s: f64) -> Result<(), SimError> {
+    fn customer(
+        &mut self,
+        rng: &mut Rng,
+        r: usize,
+        a: usize,
+        product: usize,
+        amount: f64,
+        since: i64,
+        s: f64,
+    ) -> Result<(), SimError> {
         let account = &self.org.accounts[a];
         let seg = &SEGMENTS[account.segment];
         let mut health = 0.3 * s + rng.gauss(0.0, 0.5) + 0.3 * seg.base;
@@ -832,7 +1107,14 @@ impl<'a> Sim<'a> {
             self.next_usage += 1;
             let q = (seats * sigmoid(0.8 + health)).round();
             let uid = format!("ue{:09}", self.next_usage);
-            self.out.usage.row([uid.as_str(), &account.id, &time::instant(t), "active_users", PRODUCTS[product].id, &format!("{q:.0}")])?;
+            self.out.usage.row([
+                uid.as_str(),
+                &account.id,
+                &time::instant(t),
+                "active_users",
+                PRODUCTS[product].id,
+                &format!("{q:.0}"),
+            ])?;
             t += 30 * DAY;
         }
         let renewal_created = renew_at - 60 * DAY;
@@ -903,29 +1185,4 @@ fn business_time(rng: &mut Rng, t: i64) -> i64 {
 
 pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
-}
-
-/// The WebVTT writer lives in the ingest crate's parser module's mirror here,
-/// so the simulator does not depend on the importers.
-mod pipewise_core_vtt {
-    pub struct Turn {
-        pub speaker: Option<String>,
-        pub start_ms: i64,
-        pub end_ms: i64,
-        pub text: String,
-    }
-    pub fn render(turns: &[Turn]) -> String {
-        let mut s = String::from("WEBVTT\n\n");
-        for (i, t) in turns.iter().enumerate() {
-            s.push_str(&format!("{}\n{} --> {}\n", i + 1, ts(t.start_ms), ts(t.end_ms)));
-            match &t.speaker {
-                Some(sp) => s.push_str(&format!("<v {sp}>{}</v>\n\n", t.text)),
-                None => s.push_str(&format!("{}\n\n", t.text)),
-            }
-        }
-        s
-    }
-    fn ts(ms: i64) -> String {
-        format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
-    }
 }

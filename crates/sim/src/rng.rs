@@ -18,19 +18,31 @@ fn splitmix(x: &mut u64) -> u64 {
 impl Rng {
     pub fn new(seed: u64) -> Rng {
         let mut x = seed;
-        Rng { s: [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)] }
+        Rng {
+            s: [
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x),
+            ],
+        }
     }
 
     /// An independent stream for one entity: the same (seed, stream, index)
     /// always gives the same draws, whatever was generated before.
     pub fn stream(seed: u64, stream: u64, index: u64) -> Rng {
-        let mut x = seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03);
+        let mut x = seed
+            ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03);
         let _ = splitmix(&mut x);
         Rng::new(splitmix(&mut x))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        let r = self.s[0].wrapping_add(self.s[3]).rotate_left(23).wrapping_add(self.s[0]);
+        let r = self.s[0]
+            .wrapping_add(self.s[3])
+            .rotate_left(23)
+            .wrapping_add(self.s[0]);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
         self.s[3] ^= self.s[1];
@@ -59,7 +71,11 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next_u64() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
     }
 
     pub fn chance(&mut self, p: f64) -> bool {
@@ -135,8 +151,14 @@ mod tests {
     fn streams_are_reproducible_and_distinct() {
         let a: Vec<u64> = (0..4).map(|_| Rng::stream(7, 1, 2).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(Rng::stream(7, 1, 2).next_u64(), Rng::stream(7, 1, 3).next_u64());
-        assert_ne!(Rng::stream(7, 1, 2).next_u64(), Rng::stream(8, 1, 2).next_u64());
+        assert_ne!(
+            Rng::stream(7, 1, 2).next_u64(),
+            Rng::stream(7, 1, 3).next_u64()
+        );
+        assert_ne!(
+            Rng::stream(7, 1, 2).next_u64(),
+            Rng::stream(8, 1, 2).next_u64()
+        );
     }
 
     #[test]
@@ -146,7 +168,10 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
         let p: f64 = (0..n).map(|_| f64::from(r.poisson(3.5))).sum::<f64>() / n as f64;
         assert!((p - 3.5).abs() < 0.03, "{p}");
         let e: f64 = (0..n).map(|_| r.exponential(2.0)).sum::<f64>() / n as f64;

@@ -4,7 +4,9 @@
 //! and the deal's strength, and the words are chosen to carry exactly those
 //! traits, so an analytics engine can measure them back.
 
-use crate::model::{Account, DISCOVERY, OBJECTIONS, OBJECTION_HANDLING, CLOSING, PRODUCT_KNOWLEDGE, Rep, SEGMENTS};
+use crate::model::{
+    Account, CLOSING, DISCOVERY, OBJECTION_HANDLING, OBJECTIONS, PRODUCT_KNOWLEDGE, Rep, SEGMENTS,
+};
 use crate::rng::{Rng, sigmoid};
 
 pub const PAINS: [&str; 8] = [
@@ -20,13 +22,32 @@ pub const PAINS: [&str; 8] = [
 
 const COMPETITORS: [&str; 4] = ["Acmetrics", "Brightfunnel", "Clearpath", "Dealwise"];
 
-pub fn inquiry(rng: &mut Rng, account: &Account, contact_name: &str, title: &str, product: &str) -> String {
+pub fn inquiry(
+    rng: &mut Rng,
+    account: &Account,
+    contact_name: &str,
+    title: &str,
+    product: &str,
+) -> String {
     let pain = rng.pick(&PAINS);
     match rng.below(4) {
-        0 => format!("Hi, I'm {contact_name}, {title} at {}. We're looking at {product} because {pain}. Can someone walk us through pricing?", account.name),
-        1 => format!("{} here ({title}). {} Interested in {product}; what would it take to get started?", account.name, capitalise_first(pain)),
-        2 => format!("Hello - we are {} employees at {} and {pain}. Does {product} integrate with our systems? Please get in touch.", account.employees, account.name),
-        _ => format!("Requesting a demo of {product} for {}. Main problem: {pain}. - {contact_name}", account.name),
+        0 => format!(
+            "Hi, I'm {contact_name}, {title} at {}. We're looking at {product} because {pain}. Can someone walk us through pricing?",
+            account.name
+        ),
+        1 => format!(
+            "{} here ({title}). {} Interested in {product}; what would it take to get started?",
+            account.name,
+            capitalise_first(pain)
+        ),
+        2 => format!(
+            "Hello - we are {} employees at {} and {pain}. Does {product} integrate with our systems? Please get in touch.",
+            account.employees, account.name
+        ),
+        _ => format!(
+            "Requesting a demo of {product} for {}. Main problem: {pain}. - {contact_name}",
+            account.name
+        ),
     }
 }
 
@@ -67,7 +88,8 @@ fn call_score(tr: &CallTraits, product_knowledge: f64) -> f64 {
     let handled = tr.objections.iter().filter(|o| o.1).count() as f64;
     let unhandled = tr.objections.len() as f64 - handled;
     let q_per_hour = f64::from(tr.rep_questions) * 3600.0 / tr.duration_s.max(60) as f64;
-    0.40 * handled - 0.45 * unhandled + 0.5 * f64::from(u8::from(tr.next_steps)) - 1.5 * (tr.talk_ratio - 0.6)
+    0.40 * handled - 0.45 * unhandled + 0.5 * f64::from(u8::from(tr.next_steps))
+        - 1.5 * (tr.talk_ratio - 0.6)
         + 0.06 * (q_per_hour - 11.0)
         + 0.15 * product_knowledge
         - 0.15
@@ -99,17 +121,28 @@ pub fn call_effect_moments(rep: &Rep, t: i64, stage: usize, s: f64) -> (f64, f64
     let n = expected_objections(stage, s);
     let ph = p_handled(rep, t);
     let pn = p_next_steps(rep, t, s);
-    let mean = n * (0.40 * ph - 0.45 * (1.0 - ph)) + 0.5 * pn - 1.5 * (expected_talk_ratio(rep, t) - 0.6)
+    let mean = n * (0.40 * ph - 0.45 * (1.0 - ph)) + 0.5 * pn
+        - 1.5 * (expected_talk_ratio(rep, t) - 0.6)
         + 0.06 * (expected_question_rate(rep, t) - 11.0)
         + 0.15 * rep.skill(PRODUCT_KNOWLEDGE, t)
         - 0.15;
     let per_obj = ph * 0.40f64.powi(2) + (1.0 - ph) * 0.45f64.powi(2);
-    let var = n * per_obj + 0.25 * pn * (1.0 - pn) + (1.5 * 0.05f64).powi(2) + 0.06f64.powi(2) * 2.25;
+    let var =
+        n * per_obj + 0.25 * pn * (1.0 - pn) + (1.5 * 0.05f64).powi(2) + 0.06f64.powi(2) * 2.25;
     // Plus the call's own noise (sd 0.25, added by the caller after weighting).
-    (CALL_WEIGHT * mean, CALL_WEIGHT * CALL_WEIGHT * var + 0.25f64.powi(2))
+    (
+        CALL_WEIGHT * mean,
+        CALL_WEIGHT * CALL_WEIGHT * var + 0.25f64.powi(2),
+    )
 }
 
-pub const STAGE_CALLS: [&str; 5] = ["", "Qualification call", "Discovery call", "Demo and proposal review", "Negotiation call"];
+pub const STAGE_CALLS: [&str; 5] = [
+    "",
+    "Qualification call",
+    "Discovery call",
+    "Demo and proposal review",
+    "Negotiation call",
+];
 
 /// Draws a call and writes its transcript.
 #[allow(clippy::too_many_arguments)]
@@ -131,9 +164,17 @@ pub fn call(
     let seg = &SEGMENTS[account.segment];
     let n_obj = rng.poisson(expected_objections(stage, strength));
     let ph = p_handled(rep, t);
-    let objections: Vec<(usize, bool)> = (0..n_obj).map(|_| (rng.weighted(&seg.objections), rng.chance(ph))).collect();
+    let objections: Vec<(usize, bool)> = (0..n_obj)
+        .map(|_| (rng.weighted(&seg.objections), rng.chance(ph)))
+        .collect();
     let next_steps = rng.chance(p_next_steps(rep, t, strength));
-    let traits = CallTraits { duration_s, talk_ratio, rep_questions, objections, next_steps };
+    let traits = CallTraits {
+        duration_s,
+        talk_ratio,
+        rep_questions,
+        objections,
+        next_steps,
+    };
     if !want_text {
         return (traits, Vec::new());
     }
@@ -150,11 +191,22 @@ enum Beat {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn script(rng: &mut Rng, rep: &Rep, t: i64, s: f64, account: &Account, contact: &str, product: &str, tr: &CallTraits) -> Vec<Turn> {
+fn script(
+    rng: &mut Rng,
+    rep: &Rep,
+    t: i64,
+    s: f64,
+    account: &Account,
+    contact: &str,
+    product: &str,
+    tr: &CallTraits,
+) -> Vec<Turn> {
     let open_share = sigmoid(0.3 + 0.6 * rep.skill(DISCOVERY, t));
     let n_pitch = (3 + rng.below(3)) as u32;
     // The order of the middle of the call: questions and pitches, objections among them.
-    let mut middle: Vec<Beat> = (0..tr.rep_questions).map(|_| Beat::Question(rng.chance(open_share))).collect();
+    let mut middle: Vec<Beat> = (0..tr.rep_questions)
+        .map(|_| Beat::Question(rng.chance(open_share)))
+        .collect();
     middle.extend((0..n_pitch).map(|_| Beat::Pitch));
     for i in (1..middle.len()).rev() {
         let j = rng.below(i + 1);
@@ -177,12 +229,24 @@ fn script(rng: &mut Rng, rep: &Rep, t: i64, s: f64, account: &Account, contact: 
         match beat {
             Beat::Greeting => {
                 raw.push((true, rng.uniform(8.0, 15.0), format!("Hi {contact}, thanks for making the time today. I'd like to understand where {} is and see if {product} fits.", account.name)));
-                raw.push((false, rng.uniform(5.0, 12.0), format!("Sure, happy to. {}", mood(rng, positive))));
+                raw.push((
+                    false,
+                    rng.uniform(5.0, 12.0),
+                    format!("Sure, happy to. {}", mood(rng, positive)),
+                ));
             }
             Beat::Question(open) => {
-                let q = if open { rng.pick(&OPEN_Q).replace("{product}", product) } else { rng.pick(&CLOSED_Q).replace("{product}", product) };
+                let q = if open {
+                    rng.pick(&OPEN_Q).replace("{product}", product)
+                } else {
+                    rng.pick(&CLOSED_Q).replace("{product}", product)
+                };
                 raw.push((true, rng.uniform(5.0, 12.0), q));
-                let ans = format!("{} {}", rng.pick(&ANSWERS).replace("{pain}", rng.pick(&PAINS)), mood(rng, positive));
+                let ans = format!(
+                    "{} {}",
+                    rng.pick(&ANSWERS).replace("{pain}", rng.pick(&PAINS)),
+                    mood(rng, positive)
+                );
                 raw.push((false, rng.uniform(15.0, 60.0), ans));
             }
             Beat::Pitch => {
@@ -197,20 +261,44 @@ fn script(rng: &mut Rng, rep: &Rep, t: i64, s: f64, account: &Account, contact: 
                 let obj = OBJECTION_LINES[kind].replace("{competitor}", rng.pick(&COMPETITORS));
                 raw.push((false, rng.uniform(8.0, 20.0), obj));
                 if handled {
-                    raw.push((true, rng.uniform(10.0, 25.0), format!("{} {}", rng.pick(&ACKNOWLEDGE), HANDLE_LINES[kind])));
-                    raw.push((false, rng.uniform(8.0, 20.0), "That's fair, and it helps to hear it that way.".into()));
+                    raw.push((
+                        true,
+                        rng.uniform(10.0, 25.0),
+                        format!("{} {}", rng.pick(&ACKNOWLEDGE), HANDLE_LINES[kind]),
+                    ));
+                    raw.push((
+                        false,
+                        rng.uniform(8.0, 20.0),
+                        "That's fair, and it helps to hear it that way.".into(),
+                    ));
                 } else {
-                    raw.push((true, rng.uniform(15.0, 40.0), rng.pick(&STEAMROLL).to_string()));
+                    raw.push((
+                        true,
+                        rng.uniform(15.0, 40.0),
+                        rng.pick(&STEAMROLL).to_string(),
+                    ));
                 }
             }
             Beat::Close(agreed) => {
                 if agreed {
                     let day = rng.pick(&["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]);
                     raw.push((true, rng.uniform(8.0, 15.0), format!("Let's book a follow-up on {day} at 10 with your {}; I'll send the invite and a summary today.", rng.pick(&["CFO", "IT lead", "VP Operations", "team"]))));
-                    raw.push((false, rng.uniform(4.0, 8.0), format!("Sounds good, {day} works. I'll make sure they join.")));
+                    raw.push((
+                        false,
+                        rng.uniform(4.0, 8.0),
+                        format!("Sounds good, {day} works. I'll make sure they join."),
+                    ));
                 } else {
-                    raw.push((true, rng.uniform(6.0, 12.0), "Great talking to you. Let me know if you have any questions.".into()));
-                    raw.push((false, rng.uniform(4.0, 8.0), "Thanks, we'll think about it and get back to you.".into()));
+                    raw.push((
+                        true,
+                        rng.uniform(6.0, 12.0),
+                        "Great talking to you. Let me know if you have any questions.".into(),
+                    ));
+                    raw.push((
+                        false,
+                        rng.uniform(4.0, 8.0),
+                        "Thanks, we'll think about it and get back to you.".into(),
+                    ));
                 }
             }
         }
@@ -236,7 +324,12 @@ fn script(rng: &mut Rng, rep: &Rep, t: i64, s: f64, account: &Account, contact: 
                 last.text.push(' ');
                 last.text.push_str(&text);
             }
-            _ => out.push(Turn { rep: is_rep, start_ms, end_ms, text }),
+            _ => out.push(Turn {
+                rep: is_rep,
+                start_ms,
+                end_ms,
+                text,
+            }),
         }
         clock += pause;
     }
@@ -244,7 +337,11 @@ fn script(rng: &mut Rng, rep: &Rep, t: i64, s: f64, account: &Account, contact: 
 }
 
 fn mood(rng: &mut Rng, positive: f64) -> &'static str {
-    if rng.chance(positive) { rng.pick(&POSITIVE) } else { rng.pick(&NEGATIVE) }
+    if rng.chance(positive) {
+        rng.pick(&POSITIVE)
+    } else {
+        rng.pick(&NEGATIVE)
+    }
 }
 
 const OPEN_Q: [&str; 10] = [
@@ -283,7 +380,12 @@ const PITCH: [&str; 6] = [
     "On security, {product} is certified, encrypts everything at rest, and you control who sees what down to the individual deal.",
     "Pricing for {product} depends on seats and modules, and most customers see payback within the first two quarters because of the time saved.",
 ];
-const FILLERS: [&str; 4] = ["Um, so, basically,", "You know, like,", "So, um,", "Basically, you know,"];
+const FILLERS: [&str; 4] = [
+    "Um, so, basically,",
+    "You know, like,",
+    "So, um,",
+    "Basically, you know,",
+];
 const ACKS: [&str; 5] = ["Okay.", "Right.", "Makes sense.", "I see.", "Mm-hm."];
 const POSITIVE: [&str; 5] = [
     "That would be great.",
@@ -307,7 +409,12 @@ const OBJECTION_LINES: [&str; 6] = [
     "I'm not sure we really need this right now.",
     "Our current spreadsheets work well enough, to be honest.",
 ];
-const ACKNOWLEDGE: [&str; 4] = ["I hear you, that's a fair concern.", "That makes sense, thanks for being direct.", "Understood, and that's important.", "Good point, let me make sure I understand."];
+const ACKNOWLEDGE: [&str; 4] = [
+    "I hear you, that's a fair concern.",
+    "That makes sense, thanks for being direct.",
+    "Understood, and that's important.",
+    "Good point, let me make sure I understand.",
+];
 const HANDLE_LINES: [&str; 6] = [
     "Can I ask what budget you had in mind? Most teams your size recover the cost within two quarters from the hours saved, and we can phase the rollout.",
     "What would need to be true to start this quarter? We could begin with a small pilot so nothing waits for next year.",

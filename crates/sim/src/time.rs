@@ -37,7 +37,12 @@ pub fn date(t: i64) -> String {
 pub fn instant(t: i64) -> String {
     let (y, m, d) = civil_from_days(t.div_euclid(DAY));
     let s = t.rem_euclid(DAY);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 /// 0 = Monday .. 6 = Sunday.
@@ -58,7 +63,11 @@ pub fn day_start(t: i64) -> i64 {
 pub fn quarter_end(t: i64) -> i64 {
     let (y, m, _) = civil_from_days(t.div_euclid(DAY));
     let q_last = ((m - 1) / 3) * 3 + 3;
-    let (ny, nm) = if q_last == 12 { (y + 1, 1) } else { (y, q_last + 1) };
+    let (ny, nm) = if q_last == 12 {
+        (y + 1, 1)
+    } else {
+        (y, q_last + 1)
+    };
     (days_from_civil(ny, nm, 1) - 1) * DAY
 }
 
@@ -114,11 +123,17 @@ mod tests {
         assert_eq!(instant(t + 3 * HOUR + 5), "2024-02-29T03:00:05Z");
         assert_eq!(weekday(parse_date("2024-01-01").unwrap()), 0);
         assert_eq!(date(quarter_end(t)), "2024-03-31");
-        assert_eq!(date(quarter_end(parse_date("2024-11-02").unwrap())), "2024-12-31");
+        assert_eq!(
+            date(quarter_end(parse_date("2024-11-02").unwrap())),
+            "2024-12-31"
+        );
         assert_eq!(date(month_end(t)), "2024-02-29");
         assert!(parse_date("2023-02-29").is_none());
         let fri_night = parse_date("2024-01-05").unwrap() + 20 * HOUR;
-        assert_eq!(instant(next_business_morning(fri_night)), "2024-01-08T08:00:00Z");
+        assert_eq!(
+            instant(next_business_morning(fri_night)),
+            "2024-01-08T08:00:00Z"
+        );
         for d in -1000..3000 {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, dd), d);

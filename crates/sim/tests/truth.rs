@@ -19,12 +19,25 @@ fn run(cfg: Config) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("org");
     simulate(&cfg, &path, &mut |_| {}).unwrap();
-    let truth: Value = serde_json::from_reader(std::fs::File::open(path.join("ground_truth.json")).unwrap()).unwrap();
-    Run { _dir: dir, path, truth }
+    let truth: Value =
+        serde_json::from_reader(std::fs::File::open(path.join("ground_truth.json")).unwrap())
+            .unwrap();
+    Run {
+        _dir: dir,
+        path,
+        truth,
+    }
 }
 
 fn base() -> Config {
-    Config { seed: 7, reps: 60, months: 18, transcript_share: 0.1, vtt_sample: 3, ..Config::default() }
+    Config {
+        seed: 7,
+        reps: 60,
+        months: 18,
+        transcript_share: 0.1,
+        vtt_sample: 3,
+        ..Config::default()
+    }
 }
 
 fn default_run() -> &'static Run {
@@ -35,7 +48,15 @@ fn default_run() -> &'static Run {
 fn rows(path: &Path, file: &str) -> Vec<HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path.join(file)).unwrap();
     let headers: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
-    r.records().map(|rec| headers.iter().cloned().zip(rec.unwrap().iter().map(str::to_string)).collect()).collect()
+    r.records()
+        .map(|rec| {
+            headers
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
 }
 
 fn rate(xs: &[bool]) -> f64 {
@@ -61,30 +82,55 @@ fn win_rates(run: &Run) -> HashMap<String, (u32, u32)> {
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_org() {
-    let small = Config { seed: 11, reps: 8, months: 4, ..Config::default() };
+    let small = Config {
+        seed: 11,
+        reps: 8,
+        months: 4,
+        ..Config::default()
+    };
     let a = run(small.clone());
     let b = run(small.clone());
     let c = run(Config { seed: 12, ..small });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.path).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
     assert!(files.len() >= 16, "{files:?}");
     for f in &files {
         let name = f.file_name().unwrap();
-        assert_eq!(std::fs::read(f).unwrap(), std::fs::read(b.path.join(name)).unwrap(), "{name:?} differs between two runs");
+        assert_eq!(
+            std::fs::read(f).unwrap(),
+            std::fs::read(b.path.join(name)).unwrap(),
+            "{name:?} differs between two runs"
+        );
     }
-    assert_ne!(std::fs::read(a.path.join("opportunities.csv")).unwrap(), std::fs::read(c.path.join("opportunities.csv")).unwrap());
+    assert_ne!(
+        std::fs::read(a.path.join("opportunities.csv")).unwrap(),
+        std::fs::read(c.path.join("opportunities.csv")).unwrap()
+    );
 }
 
 #[test]
 fn marginals_are_realistic() {
     let r = default_run();
     let opps = rows(&r.path, "opportunities.csv");
-    let closed: Vec<bool> = opps.iter().filter(|o| o["stage"].starts_with("closed")).map(|o| o["stage"] == "closed_won").collect();
+    let closed: Vec<bool> = opps
+        .iter()
+        .filter(|o| o["stage"].starts_with("closed"))
+        .map(|o| o["stage"] == "closed_won")
+        .collect();
     let win = rate(&closed);
     eprintln!("win rate {win:.3}");
     assert!((0.15..=0.35).contains(&win), "win rate {win}");
     let leads = rows(&r.path, "leads.csv");
-    let conv = rate(&leads.iter().map(|l| l["status"] == "converted").collect::<Vec<_>>());
+    let conv = rate(
+        &leads
+            .iter()
+            .map(|l| l["status"] == "converted")
+            .collect::<Vec<_>>(),
+    );
     assert!((0.04..0.3).contains(&conv), "lead conversion {conv}");
     let mut cycles: Vec<f64> = opps
         .iter()
@@ -97,14 +143,22 @@ fn marginals_are_realistic() {
         .collect();
     cycles.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = cycles[cycles.len() / 2];
-    assert!((14.0..=120.0).contains(&median), "median cycle {median} days");
+    assert!(
+        (14.0..=120.0).contains(&median),
+        "median cycle {median} days"
+    );
     // A few reps far better than most.
-    let mut rates: Vec<f64> =
-        win_rates(r).values().filter(|(w, l)| w + l >= 20).map(|(w, l)| f64::from(*w) / f64::from(w + l)).collect();
+    let mut rates: Vec<f64> = win_rates(r)
+        .values()
+        .filter(|(w, l)| w + l >= 20)
+        .map(|(w, l)| f64::from(*w) / f64::from(w + l))
+        .collect();
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let med = rates[rates.len() / 2];
     let top = rates[rates.len() - 1 - rates.len() / 10];
-    eprintln!("lead conversion {conv:.3}; median cycle {median:.1} days; rep win rates: median {med:.3}, top decile {top:.3}");
+    eprintln!(
+        "lead conversion {conv:.3}; median cycle {median:.1} days; rep win rates: median {med:.3}, top decile {top:.3}"
+    );
     assert!(top > med * 1.6, "top-decile rep {top} vs median {med}");
 }
 
@@ -118,7 +172,12 @@ fn reps_with_more_closing_skill_win_more() {
         .iter()
         .filter_map(|rep| {
             let (w, l) = wr.get(rep["id"].as_str().unwrap())?;
-            (w + l >= 20).then(|| (rep["skills"]["closing"].as_f64().unwrap(), f64::from(*w) / f64::from(w + l)))
+            (w + l >= 20).then(|| {
+                (
+                    rep["skills"]["closing"].as_f64().unwrap(),
+                    f64::from(*w) / f64::from(w + l),
+                )
+            })
         })
         .collect();
     reps.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
@@ -126,7 +185,10 @@ fn reps_with_more_closing_skill_win_more() {
     let low: f64 = reps[..third].iter().map(|r| r.1).sum::<f64>() / third as f64;
     let high: f64 = reps[reps.len() - third..].iter().map(|r| r.1).sum::<f64>() / third as f64;
     eprintln!("closing skill: top third win {high:.3}, bottom third {low:.3}");
-    assert!(high - low > 0.06, "win rate of the most skilled third {high:.3} vs least {low:.3}");
+    assert!(
+        high - low > 0.06,
+        "win rate of the most skilled third {high:.3} vs least {low:.3}"
+    );
 }
 
 /// Conversion of leads first answered within 5 minutes vs after a day.
@@ -134,7 +196,9 @@ fn speed_ratio(run: &Run) -> (f64, f64) {
     let mut fast = Vec::new();
     let mut slow = Vec::new();
     for l in run.truth["leads"].as_array().unwrap() {
-        let Some(m) = l["response_minutes"].as_f64() else { continue };
+        let Some(m) = l["response_minutes"].as_f64() else {
+            continue;
+        };
         let c = l["converted"].as_bool().unwrap();
         if m < 5.0 {
             fast.push(c);
@@ -142,7 +206,12 @@ fn speed_ratio(run: &Run) -> (f64, f64) {
             slow.push(c);
         }
     }
-    assert!(fast.len() > 100 && slow.len() > 100, "{} fast, {} slow", fast.len(), slow.len());
+    assert!(
+        fast.len() > 100 && slow.len() > 100,
+        "{} fast, {} slow",
+        fast.len(),
+        slow.len()
+    );
     (rate(&fast), rate(&slow))
 }
 
@@ -150,11 +219,20 @@ fn speed_ratio(run: &Run) -> (f64, f64) {
 fn slower_first_response_lowers_conversion() {
     let (fast, slow) = speed_ratio(default_run());
     eprintln!("conversion answered < 5 min {fast:.3}, > 1 day {slow:.3}");
-    assert!(fast > 2.5 * slow, "within 5 min {fast:.3} vs after a day {slow:.3}");
-    let off = run(Config { speed_effect: false, ..base() });
+    assert!(
+        fast > 2.5 * slow,
+        "within 5 min {fast:.3} vs after a day {slow:.3}"
+    );
+    let off = run(Config {
+        speed_effect: false,
+        ..base()
+    });
     let (fast, slow) = speed_ratio(&off);
     eprintln!("speed effect off: < 5 min {fast:.3}, > 1 day {slow:.3}");
-    assert!(fast < 1.8 * slow, "with the mechanism off: {fast:.3} vs {slow:.3}");
+    assert!(
+        fast < 1.8 * slow,
+        "with the mechanism off: {fast:.3} vs {slow:.3}"
+    );
 }
 
 /// Conversion by number of follow-up touches: 1-2, 4-6, 8-10.
@@ -178,28 +256,53 @@ fn more_touches_raise_conversion_up_to_a_plateau() {
     let [few, some, many] = touch_curve(default_run());
     eprintln!("conversion by touches: 1-2 {few:.3}, 4-6 {some:.3}, 8-10 {many:.3}");
     assert!(some > few + 0.05, "1-2 touches {few:.3}, 4-6 {some:.3}");
-    assert!(many - some < some - few, "plateau: 4-6 {some:.3}, 8-10 {many:.3}");
-    let [few, some, _] = touch_curve(&run(Config { touch_effect: false, ..base() }));
-    assert!(some < few + 0.04, "with the mechanism off: 1-2 {few:.3}, 4-6 {some:.3}");
+    assert!(
+        many - some < some - few,
+        "plateau: 4-6 {some:.3}, 8-10 {many:.3}"
+    );
+    let [few, some, _] = touch_curve(&run(Config {
+        touch_effect: false,
+        ..base()
+    }));
+    assert!(
+        some < few + 0.04,
+        "with the mechanism off: 1-2 {few:.3}, 4-6 {some:.3}"
+    );
 }
 
 fn stage_gap_by_bias(run: &Run) -> HashMap<String, f64> {
-    let stages = ["prospecting", "qualification", "discovery", "proposal", "negotiation"];
+    let stages = [
+        "prospecting",
+        "qualification",
+        "discovery",
+        "proposal",
+        "negotiation",
+    ];
     let idx = |s: &str| stages.iter().position(|x| *x == s).unwrap() as f64;
     let bias: HashMap<String, String> = run.truth["reps"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["id"].as_str().unwrap().to_string(), r["forecast_bias"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["forecast_bias"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    let owner: HashMap<String, String> =
-        rows(&run.path, "opportunities.csv").into_iter().map(|o| (o["id"].clone(), o["owner_id"].clone())).collect();
+    let owner: HashMap<String, String> = rows(&run.path, "opportunities.csv")
+        .into_iter()
+        .map(|o| (o["id"].clone(), o["owner_id"].clone()))
+        .collect();
     let mut sums: HashMap<String, (f64, f64)> = HashMap::new();
     for o in run.truth["opportunities"].as_array().unwrap() {
-        let Some(rep) = owner.get(o["id"].as_str().unwrap()) else { continue };
+        let Some(rep) = owner.get(o["id"].as_str().unwrap()) else {
+            continue;
+        };
         let e = sums.entry(bias[rep].clone()).or_default();
         for s in o["snapshots"].as_array().unwrap() {
-            e.0 += idx(s["entered_stage"].as_str().unwrap()) - idx(s["true_stage"].as_str().unwrap());
+            e.0 +=
+                idx(s["entered_stage"].as_str().unwrap()) - idx(s["true_stage"].as_str().unwrap());
             e.1 += 1.0;
         }
     }
@@ -213,8 +316,14 @@ fn optimists_enter_stages_ahead_of_the_truth_and_sandbaggers_behind() {
     assert!(g["optimistic"] > 0.3, "{g:?}");
     assert!(g["sandbagging"] < -0.3, "{g:?}");
     assert!(g["accurate"].abs() < 0.1, "{g:?}");
-    let off = stage_gap_by_bias(&run(Config { bias: false, ..base() }));
-    assert!(off.values().all(|v| v.abs() < 0.1), "with bias off: {off:?}");
+    let off = stage_gap_by_bias(&run(Config {
+        bias: false,
+        ..base()
+    }));
+    assert!(
+        off.values().all(|v| v.abs() < 0.1),
+        "with bias off: {off:?}"
+    );
 }
 
 #[test]
@@ -236,12 +345,20 @@ fn true_win_probabilities_are_calibrated_and_informative() {
         let p: f64 = chunk.iter().map(|x| x.0).sum::<f64>() / chunk.len() as f64;
         let y = rate(&chunk.iter().map(|x| x.1).collect::<Vec<_>>());
         eprintln!("oracle decile {d}: predicted {p:.3}, observed {y:.3}");
-        assert!((p - y).abs() < 0.06, "decile {d}: predicted {p:.3}, observed {y:.3}");
+        assert!(
+            (p - y).abs() < 0.06,
+            "decile {d}: predicted {p:.3}, observed {y:.3}"
+        );
     }
     // AUC by ranks.
     let pos = pairs.iter().filter(|x| x.1).count() as f64;
     let neg = n as f64 - pos;
-    let rank_sum: f64 = pairs.iter().enumerate().filter(|(_, x)| x.1).map(|(i, _)| i as f64 + 1.0).sum();
+    let rank_sum: f64 = pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.1)
+        .map(|(i, _)| i as f64 + 1.0)
+        .sum();
     let auc = (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg);
     eprintln!("oracle AUC {auc:.3} over {n} snapshots");
     assert!(auc > 0.75, "oracle AUC {auc:.3}");
@@ -258,7 +375,9 @@ fn output_imports_cleanly() {
         as_of: "2030-01-01T00:00:00Z".into(),
         kind: "canonical".into(),
     };
-    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, &pipewise_ingest::NoProgress).unwrap();
+    let report =
+        pipewise_ingest::run_import(&mut store, &sources, &opts, &pipewise_ingest::NoProgress)
+            .unwrap();
     assert!(report.ok(), "{:#?}", &report.errors);
     let opps = rows(&r.path, "opportunities.csv").len() as u64;
     assert_eq!(report.entities["opportunities"].inserted, opps);
@@ -267,10 +386,21 @@ fn output_imports_cleanly() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "vtt"))
-        .map(|p| pipewise_ingest::Source::Vtt { link: pipewise_ingest::TranscriptLink::default().with_sidecar(&p).unwrap(), path: p })
+        .map(|p| pipewise_ingest::Source::Vtt {
+            link: pipewise_ingest::TranscriptLink::default()
+                .with_sidecar(&p)
+                .unwrap(),
+            path: p,
+        })
         .collect();
     assert_eq!(vtts.len(), 3);
-    let report = pipewise_ingest::run_import(&mut store, &vtts, &opts, &pipewise_ingest::NoProgress).unwrap();
+    let report =
+        pipewise_ingest::run_import(&mut store, &vtts, &opts, &pipewise_ingest::NoProgress)
+            .unwrap();
     assert!(report.ok(), "{:#?}", &report.errors);
-    assert_eq!(report.entities["conversation_turns"].inserted + report.entities["conversation_turns"].updated, 0);
+    assert_eq!(
+        report.entities["conversation_turns"].inserted
+            + report.entities["conversation_turns"].updated,
+        0
+    );
 }

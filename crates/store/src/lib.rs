@@ -16,22 +16,40 @@ mod sqlite;
 mod stats;
 
 pub use sqlite::SqliteStore;
-pub use stats::{DataQuality, EntityStats, Finding, LeadSummary, OrgSummary, Pipeline, PipelineStage, RepSummary, ResponseBand, Stats};
+pub use stats::{
+    DataQuality, EntityStats, Finding, LeadSummary, OrgSummary, Pipeline, PipelineStage,
+    RepSummary, ResponseBand, Stats,
+};
 
 use pipewise_core::{Entity, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open database {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
-    #[error("database {path} was written by a newer pipewise (schema version {found}, this build knows {known}); upgrade pipewise")]
-    TooNew { path: String, found: i64, known: i64 },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} was written by a newer pipewise (schema version {found}, this build knows {known}); upgrade pipewise"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("migration to schema version {version} failed: {source}")]
-    Migration { version: i64, source: rusqlite::Error },
+    Migration {
+        version: i64,
+        source: rusqlite::Error,
+    },
     #[error("{0}")]
     Sql(#[from] rusqlite::Error),
     #[error("{entity} has no column {column}")]
-    UnknownColumn { entity: &'static str, column: String },
+    UnknownColumn {
+        entity: &'static str,
+        column: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }

@@ -22,21 +22,34 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path_s = path.as_ref().display().to_string();
-        let conn = Connection::open(path.as_ref()).map_err(|source| StoreError::Open { path: path_s.clone(), source })?;
+        let conn = Connection::open(path.as_ref()).map_err(|source| StoreError::Open {
+            path: path_s.clone(),
+            source,
+        })?;
         Self::setup(conn, path_s)
     }
 
     /// An in-memory database (tests, dry runs of tools).
     pub fn open_in_memory() -> Result<Self> {
-        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open { path: ":memory:".into(), source })?;
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: ":memory:".into(),
+            source,
+        })?;
         Self::setup(conn, ":memory:".into())
     }
 
     fn setup(conn: Connection, path: String) -> Result<Self> {
-        let open_err = |source| StoreError::Open { path: path.clone(), source };
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
         // Not a database at all (or encrypted): say so before anything else.
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(open_err)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(open_err)?;
         // Memory stays bounded whatever the data size: a 16 MiB page cache, and
         // sorts (index builds) that spill to temporary files, not to memory.
         conn.execute_batch(
@@ -58,21 +71,33 @@ impl SqliteStore {
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     fn migrate(&mut self) -> Result<()> {
         let current = self.schema_version()?;
         let known = MIGRATIONS.len() as i64;
         if current > known {
-            return Err(StoreError::TooNew { path: self.path.clone(), found: current, known });
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: current,
+                known,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             let version = i as i64 + 1;
-            let tx = self.conn.transaction().map_err(|source| StoreError::Migration { version, source })?;
-            tx.execute_batch(sql).map_err(|source| StoreError::Migration { version, source })?;
-            tx.pragma_update(None, "user_version", version).map_err(|source| StoreError::Migration { version, source })?;
-            tx.commit().map_err(|source| StoreError::Migration { version, source })?;
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|source| StoreError::Migration { version, source })?;
+            tx.execute_batch(sql)
+                .map_err(|source| StoreError::Migration { version, source })?;
+            tx.pragma_update(None, "user_version", version)
+                .map_err(|source| StoreError::Migration { version, source })?;
+            tx.commit()
+                .map_err(|source| StoreError::Migration { version, source })?;
         }
         Ok(())
     }
@@ -80,8 +105,12 @@ impl SqliteStore {
     /// Column names of a table, as the database declares them (used by tests
     /// that hold the schema and the migrations together).
     pub fn table_columns(&self, table: &str) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare("SELECT name FROM pragma_table_xinfo(?1) WHERE hidden = 0 OR hidden = 2")?;
-        let cols = st.query_map([table], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        let mut st = self
+            .conn
+            .prepare("SELECT name FROM pragma_table_xinfo(?1) WHERE hidden = 0 OR hidden = 2")?;
+        let cols = st
+            .query_map([table], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(cols)
     }
 }
@@ -106,7 +135,9 @@ pub(crate) fn from_sql(v: ValueRef<'_>) -> Value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Int(i),
         ValueRef::Real(x) => Value::Float(x),
-        ValueRef::Text(t) | ValueRef::Blob(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            Value::Text(String::from_utf8_lossy(t).into_owned())
+        }
     }
 }
 
@@ -137,11 +168,20 @@ enum Written {
 impl Written {
     /// Records a write of an existing row; returns whether it was already written.
     fn mark_rowid(&mut self, rowid: i64) -> bool {
-        let Written::Rowid { max_before, touched } = self else { return false };
+        let Written::Rowid {
+            max_before,
+            touched,
+        } = self
+        else {
+            return false;
+        };
         if rowid > *max_before {
             return true;
         }
-        let (w, b) = ((rowid.max(0) as u64 / 64) as usize, rowid.max(0) as u64 % 64);
+        let (w, b) = (
+            (rowid.max(0) as u64 / 64) as usize,
+            rowid.max(0) as u64 % 64,
+        );
         if touched.len() <= w {
             touched.resize(w + 1, 0);
         }
@@ -150,7 +190,9 @@ impl Written {
         seen
     }
     fn mark_key(&mut self, values: &[Value], key_pos: &[usize]) -> bool {
-        let Written::Keys(set) = self else { return false };
+        let Written::Keys(set) = self else {
+            return false;
+        };
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for &k in key_pos {
@@ -164,14 +206,21 @@ fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statemen
     let table = entity.table();
     for c in columns {
         if entity.field(c).is_none() {
-            return Err(StoreError::UnknownColumn { entity: table, column: (*c).to_string() });
+            return Err(StoreError::UnknownColumn {
+                entity: table,
+                column: (*c).to_string(),
+            });
         }
     }
     let mut key_pos = Vec::new();
     for k in entity.key() {
         match columns.iter().position(|c| c == k) {
             Some(p) => key_pos.push(p),
-            None => return Err(StoreError::Invalid(format!("a write to {table} must include its key column {k}"))),
+            None => {
+                return Err(StoreError::Invalid(format!(
+                    "a write to {table} must include its key column {k}"
+                )));
+            }
         }
     }
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
@@ -180,10 +229,18 @@ fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statemen
         columns.join(", "),
         placeholders.join(", ")
     );
-    let non_key: Vec<usize> = (0..columns.len()).filter(|i| !key_pos.contains(i)).collect();
-    let key_where: Vec<String> = key_pos.iter().map(|&p| format!("{} = ?{}", columns[p], p + 1)).collect();
+    let non_key: Vec<usize> = (0..columns.len())
+        .filter(|i| !key_pos.contains(i))
+        .collect();
+    let key_where: Vec<String> = key_pos
+        .iter()
+        .map(|&p| format!("{} = ?{}", columns[p], p + 1))
+        .collect();
     let update = (!non_key.is_empty()).then(|| {
-        let sets: Vec<String> = non_key.iter().map(|&p| format!("{} = ?{}", columns[p], p + 1)).collect();
+        let sets: Vec<String> = non_key
+            .iter()
+            .map(|&p| format!("{} = ?{}", columns[p], p + 1))
+            .collect();
         let lhs: Vec<&str> = non_key.iter().map(|&p| columns[p]).collect();
         let rhs: Vec<String> = non_key.iter().map(|&p| format!("?{}", p + 1)).collect();
         format!(
@@ -195,16 +252,32 @@ fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statemen
         )
     });
     let tracked: Vec<(usize, &'static str)> = if entity == Entity::Opportunity {
-        columns.iter().enumerate().filter(|(_, c)| HISTORY_FIELDS.values.contains(c)).map(|(i, c)| (i, *c)).collect()
+        columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| HISTORY_FIELDS.values.contains(c))
+            .map(|(i, c)| (i, *c))
+            .collect()
     } else {
         Vec::new()
     };
     let select_tracked = (!tracked.is_empty()).then(|| {
         let cols: Vec<&str> = tracked.iter().map(|(_, c)| *c).collect();
-        format!("SELECT {} FROM opportunities WHERE id = ?1", cols.join(", "))
+        format!(
+            "SELECT {} FROM opportunities WHERE id = ?1",
+            cols.join(", ")
+        )
     });
-    let select_rowid = (entity.key().len() == 1).then(|| format!("SELECT rowid FROM {table} WHERE {} = ?1", entity.key()[0]));
-    Ok(Statements { insert, update, key_pos, tracked, select_tracked, select_rowid })
+    let select_rowid = (entity.key().len() == 1)
+        .then(|| format!("SELECT rowid FROM {table} WHERE {} = ?1", entity.key()[0]));
+    Ok(Statements {
+        insert,
+        update,
+        key_pos,
+        tracked,
+        select_tracked,
+        select_rowid,
+    })
 }
 
 pub(crate) struct SqliteTx<'a> {
@@ -230,7 +303,8 @@ impl Drop for SqliteTx<'_> {
 /// Below this many expected rows, indexes are maintained row by row.
 const BULK_MIN_ROWS: u64 = 100_000;
 
-const INSERT_HISTORY: &str = "INSERT INTO opportunity_history (opportunity_id, field, changed_at, value, old_value)
+const INSERT_HISTORY: &str =
+    "INSERT INTO opportunity_history (opportunity_id, field, changed_at, value, old_value)
      VALUES (?1, ?2, ?3, ?4, ?5)
      ON CONFLICT (opportunity_id, field, changed_at) DO UPDATE SET value = excluded.value
      WHERE value IS NOT excluded.value";
@@ -244,7 +318,9 @@ fn write_history(
     value: Option<&str>,
     old: Option<&str>,
 ) -> Result<()> {
-    let n = conn.prepare_cached(INSERT_HISTORY)?.execute(params![opp, field, at, value, old])?;
+    let n = conn
+        .prepare_cached(INSERT_HISTORY)?
+        .execute(params![opp, field, at, value, old])?;
     *counter += n as u64;
     Ok(())
 }
@@ -262,7 +338,11 @@ fn value_at(conn: &Connection, opp: &str, field: &str, at: &str) -> Result<Optio
 
 impl WriteTx for SqliteTx<'_> {
     fn upsert(&mut self, row: RowWrite<'_>) -> Result<Outcome> {
-        let idx = match self.statements.iter().position(|(e, c, _)| *e == row.entity && c.as_slice() == row.columns) {
+        let idx = match self
+            .statements
+            .iter()
+            .position(|(e, c, _)| *e == row.entity && c.as_slice() == row.columns)
+        {
             Some(i) => i,
             None => {
                 let st = build_statements(row.entity, row.columns)?;
@@ -276,9 +356,15 @@ impl WriteTx for SqliteTx<'_> {
             Some(i) => i,
             None => {
                 let w = if row.entity.key().len() == 1 {
-                    let max_before: i64 =
-                        self.conn.query_row(&format!("SELECT coalesce(max(rowid), 0) FROM {}", row.entity.table()), [], |r| r.get(0))?;
-                    Written::Rowid { max_before, touched: Vec::new() }
+                    let max_before: i64 = self.conn.query_row(
+                        &format!("SELECT coalesce(max(rowid), 0) FROM {}", row.entity.table()),
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    Written::Rowid {
+                        max_before,
+                        touched: Vec::new(),
+                    }
                 } else {
                     Written::Keys(Default::default())
                 };
@@ -293,7 +379,15 @@ impl WriteTx for SqliteTx<'_> {
                 let id = row.values[st.key_pos[0]].to_text().unwrap_or_default();
                 for &(pos, field) in &st.tracked {
                     if let Some(v) = row.values[pos].to_text() {
-                        write_history(self.conn, &mut self.history, &id, field, at, Some(&v), None)?;
+                        write_history(
+                            self.conn,
+                            &mut self.history,
+                            &id,
+                            field,
+                            at,
+                            Some(&v),
+                            None,
+                        )?;
                     }
                 }
             }
@@ -302,10 +396,10 @@ impl WriteTx for SqliteTx<'_> {
         // The key exists: written earlier in this transaction?
         let repeated = match &st.select_rowid {
             Some(sql) => {
-                let rowid: i64 = self
-                    .conn
-                    .prepare_cached(sql)?
-                    .query_row(rusqlite::params_from_iter(st.key_pos.iter().map(|&k| Sql(&row.values[k]))), |r| r.get(0))?;
+                let rowid: i64 = self.conn.prepare_cached(sql)?.query_row(
+                    rusqlite::params_from_iter(st.key_pos.iter().map(|&k| Sql(&row.values[k]))),
+                    |r| r.get(0),
+                )?;
                 self.written[wi].1.mark_rowid(rowid)
             }
             None => self.written[wi].1.mark_key(row.values, &st.key_pos),
@@ -313,10 +407,16 @@ impl WriteTx for SqliteTx<'_> {
         if repeated && row.check_repeat {
             return Ok(Outcome::Repeated);
         }
-        let Some(update) = st.update.as_deref() else { return Ok(Outcome::Unchanged) };
+        let Some(update) = st.update.as_deref() else {
+            return Ok(Outcome::Unchanged);
+        };
         if st.tracked.is_empty() {
             let n = self.conn.prepare_cached(update)?.execute(params())?;
-            return Ok(if n == 1 { Outcome::Updated } else { Outcome::Unchanged });
+            return Ok(if n == 1 {
+                Outcome::Updated
+            } else {
+                Outcome::Unchanged
+            });
         }
 
         // An opportunity with tracked fields: record what changes, and when.
@@ -327,7 +427,9 @@ impl WriteTx for SqliteTx<'_> {
         if row.effective_at.is_some() {
             let latest: Option<String> = self
                 .conn
-                .prepare_cached("SELECT max(changed_at) FROM opportunity_history WHERE opportunity_id = ?1")?
+                .prepare_cached(
+                    "SELECT max(changed_at) FROM opportunity_history WHERE opportunity_id = ?1",
+                )?
                 .query_row([&id], |r| r.get(0))?;
             if latest.as_deref().is_some_and(|l| at.as_str() < l) {
                 // An older snapshot than what we know: it can only add history.
@@ -335,14 +437,24 @@ impl WriteTx for SqliteTx<'_> {
                     let new = row.values[pos].to_text();
                     let prev = value_at(self.conn, &id, field, &at)?;
                     if prev.as_ref() != Some(&new) {
-                        write_history(self.conn, &mut self.history, &id, field, &at, new.as_deref(), prev.flatten().as_deref())?;
+                        write_history(
+                            self.conn,
+                            &mut self.history,
+                            &id,
+                            field,
+                            &at,
+                            new.as_deref(),
+                            prev.flatten().as_deref(),
+                        )?;
                     }
                 }
                 return Ok(Outcome::Unchanged);
             }
         }
         let old: Vec<Value> = self.conn.prepare_cached(select)?.query_row([&id], |r| {
-            (0..tracked.len()).map(|i| r.get_ref(i).map(from_sql)).collect::<rusqlite::Result<Vec<_>>>()
+            (0..tracked.len())
+                .map(|i| r.get_ref(i).map(from_sql))
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         let n = self.conn.prepare_cached(update)?.execute(params())?;
         if n == 0 {
@@ -351,7 +463,15 @@ impl WriteTx for SqliteTx<'_> {
         for (i, &(pos, field)) in tracked.iter().enumerate() {
             let new = &row.values[pos];
             if !same(&old[i], new) {
-                write_history(self.conn, &mut self.history, &id, field, &at, new.to_text().as_deref(), old[i].to_text().as_deref())?;
+                write_history(
+                    self.conn,
+                    &mut self.history,
+                    &id,
+                    field,
+                    &at,
+                    new.to_text().as_deref(),
+                    old[i].to_text().as_deref(),
+                )?;
             }
         }
         Ok(Outcome::Updated)
@@ -359,20 +479,33 @@ impl WriteTx for SqliteTx<'_> {
 
     fn exists(&mut self, entity: Entity, id: &str) -> Result<bool> {
         let sql = format!("SELECT 1 FROM {} WHERE id = ?1", entity.table());
-        Ok(self.conn.prepare_cached(&sql)?.query_row([id], |_| Ok(())).optional()?.is_some())
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     fn id_by_name(&mut self, entity: Entity, name: &str) -> Result<Option<String>> {
         let sql = format!("SELECT id FROM {} WHERE name = ?1 LIMIT 2", entity.table());
         let mut st = self.conn.prepare_cached(&sql)?;
-        let ids = st.query_map([name], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(if ids.len() == 1 { ids.into_iter().next() } else { None })
+        let ids = st
+            .query_map([name], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(if ids.len() == 1 {
+            ids.into_iter().next()
+        } else {
+            None
+        })
     }
 
     fn truncate_turns(&mut self, conversation_id: &str, from_seq: i64) -> Result<u64> {
         let n = self
             .conn
-            .prepare_cached("DELETE FROM conversation_turns WHERE conversation_id = ?1 AND seq >= ?2")?
+            .prepare_cached(
+                "DELETE FROM conversation_turns WHERE conversation_id = ?1 AND seq >= ?2",
+            )?
             .execute(params![conversation_id, from_seq])?;
         Ok(n as u64)
     }
@@ -382,12 +515,18 @@ impl WriteTx for SqliteTx<'_> {
         if expected_rows < BULK_MIN_ROWS || self.deferred_indexes.iter().any(|(t, _)| t == table) {
             return Ok(false);
         }
-        let existing: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        let existing: i64 =
+            self.conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
         if (expected_rows as i64) < existing {
             return Ok(false);
         }
         let mut st = self.conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")?;
-        let indexes = st.query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let indexes = st
+            .query_map([table], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(st);
         for (name, sql) in indexes {
             self.conn.execute_batch(&format!("DROP INDEX \"{name}\""))?;
@@ -417,9 +556,17 @@ impl WriteTx for SqliteTx<'_> {
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             // Deferred foreign keys are checked here; name the first offenders.
             let mut detail = Vec::new();
-            if let Ok(mut st) = self.conn.prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check LIMIT 5") {
+            if let Ok(mut st) = self
+                .conn
+                .prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check LIMIT 5")
+            {
                 if let Ok(rows) = st.query_map([], |r| {
-                    Ok(format!("{} row {:?} refers to a missing {}", r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?))
+                    Ok(format!(
+                        "{} row {:?} refers to a missing {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, String>(2)?
+                    ))
                 }) {
                     detail.extend(rows.flatten());
                 }
@@ -475,7 +622,12 @@ impl Store for SqliteStore {
         };
         for e in Entity::ALL {
             let cols: Vec<&str> = e.fields().iter().map(|f| f.name).collect();
-            let sql = format!("SELECT {} FROM {} ORDER BY {}", cols.join(", "), e.table(), e.key().join(", "));
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {}",
+                cols.join(", "),
+                e.table(),
+                e.key().join(", ")
+            );
             let mut st = self.conn.prepare(&sql)?;
             let mut rows = st.query([])?;
             feed(e.table().as_bytes());
@@ -497,7 +649,13 @@ mod tests {
     use super::*;
 
     fn row<'a>(entity: Entity, columns: &'a [&'static str], values: &'a [Value]) -> RowWrite<'a> {
-        RowWrite { entity, columns, values, effective_at: None, check_repeat: true }
+        RowWrite {
+            entity,
+            columns,
+            values,
+            effective_at: None,
+            check_repeat: true,
+        }
     }
     fn t(s: &str) -> Value {
         Value::Text(s.into())
@@ -509,10 +667,19 @@ mod tests {
         for e in Entity::ALL {
             let cols = store.table_columns(e.table()).unwrap();
             for f in e.fields() {
-                assert!(cols.iter().any(|c| c == f.name), "{}.{} missing from the migration", e.table(), f.name);
+                assert!(
+                    cols.iter().any(|c| c == f.name),
+                    "{}.{} missing from the migration",
+                    e.table(),
+                    f.name
+                );
             }
             for c in &cols {
-                assert!(e.field(c).is_some() || c == "outcome", "{}.{c} is not in the core schema", e.table());
+                assert!(
+                    e.field(c).is_some() || c == "outcome",
+                    "{}.{c} is not in the core schema",
+                    e.table()
+                );
             }
         }
         assert_eq!(store.schema_version().unwrap(), crate::SCHEMA_VERSION);
@@ -523,12 +690,28 @@ mod tests {
         let mut store = SqliteStore::open_in_memory().unwrap();
         let cols = ["id", "name", "region"];
         let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
-        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null])).unwrap(), Outcome::Inserted);
-        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null])).unwrap(), Outcome::Repeated);
+        assert_eq!(
+            tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null]))
+                .unwrap(),
+            Outcome::Inserted
+        );
+        assert_eq!(
+            tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null]))
+                .unwrap(),
+            Outcome::Repeated
+        );
         tx.commit().unwrap();
         let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
-        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null])).unwrap(), Outcome::Unchanged);
-        assert_eq!(tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), t("EU")])).unwrap(), Outcome::Repeated);
+        assert_eq!(
+            tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), Value::Null]))
+                .unwrap(),
+            Outcome::Unchanged
+        );
+        assert_eq!(
+            tx.upsert(row(Entity::Team, &cols, &[t("t1"), t("East"), t("EU")]))
+                .unwrap(),
+            Outcome::Repeated
+        );
         let vals = [t("t1"), t("East"), t("EU")];
         let mut w = row(Entity::Team, &cols, &vals);
         w.check_repeat = false;
@@ -537,7 +720,8 @@ mod tests {
         let d1 = store.content_digest().unwrap();
         {
             let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
-            tx.upsert(row(Entity::Team, &cols, &[t("t2"), t("West"), Value::Null])).unwrap();
+            tx.upsert(row(Entity::Team, &cols, &[t("t2"), t("West"), Value::Null]))
+                .unwrap();
             // dropped: rolled back
         }
         assert_eq!(store.content_digest().unwrap(), d1);
@@ -547,12 +731,24 @@ mod tests {
     fn changes_to_tracked_fields_are_recorded_with_their_time() {
         let mut store = SqliteStore::open_in_memory().unwrap();
         let mut tx = store.begin("2025-01-01T00:00:00Z").unwrap();
-        tx.upsert(row(Entity::User, &["id", "name"], &[t("u1"), t("Ann")])).unwrap();
+        tx.upsert(row(Entity::User, &["id", "name"], &[t("u1"), t("Ann")]))
+            .unwrap();
         let cols = ["id", "owner_id", "stage", "amount"];
-        tx.upsert(row(Entity::Opportunity, &cols, &[t("o1"), t("u1"), t("prospecting"), Value::Float(100.0)])).unwrap();
+        tx.upsert(row(
+            Entity::Opportunity,
+            &cols,
+            &[t("o1"), t("u1"), t("prospecting"), Value::Float(100.0)],
+        ))
+        .unwrap();
         tx.commit().unwrap();
         let mut tx = store.begin("2025-02-01T00:00:00Z").unwrap();
-        let out = tx.upsert(row(Entity::Opportunity, &cols, &[t("o1"), t("u1"), t("proposal"), Value::Float(100.0)])).unwrap();
+        let out = tx
+            .upsert(row(
+                Entity::Opportunity,
+                &cols,
+                &[t("o1"), t("u1"), t("proposal"), Value::Float(100.0)],
+            ))
+            .unwrap();
         assert_eq!(out, Outcome::Updated);
         assert_eq!(tx.history_written(), 1);
         // A dated snapshot older than what is known only adds history.
@@ -577,10 +773,17 @@ mod tests {
             h,
             vec![
                 ("2025-01-15T00:00:00Z".into(), "qualification".into(), None),
-                ("2025-02-01T00:00:00Z".into(), "proposal".into(), Some("prospecting".into())),
+                (
+                    "2025-02-01T00:00:00Z".into(),
+                    "proposal".into(),
+                    Some("prospecting".into())
+                ),
             ]
         );
-        let stage: String = store.conn.query_row("SELECT stage FROM opportunities", [], |r| r.get(0)).unwrap();
+        let stage: String = store
+            .conn
+            .query_row("SELECT stage FROM opportunities", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(stage, "proposal");
     }
 

@@ -111,20 +111,41 @@ fn one<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Result<T> {
 }
 
 /// Runs `count_sql` (one number) and, when non-zero, `examples_sql` (one text column).
-fn finding(conn: &Connection, kind: &str, entity: &str, message: &str, count_sql: &str, examples_sql: &str) -> Result<Option<Finding>> {
+fn finding(
+    conn: &Connection,
+    kind: &str,
+    entity: &str,
+    message: &str,
+    count_sql: &str,
+    examples_sql: &str,
+) -> Result<Option<Finding>> {
     let count: i64 = one(conn, count_sql)?;
     if count == 0 {
         return Ok(None);
     }
     let mut st = conn.prepare(&format!("{examples_sql} LIMIT 5"))?;
-    let examples = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Some(Finding { kind: kind.into(), entity: entity.into(), count: count as u64, message: message.into(), examples }))
+    let examples = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(Finding {
+        kind: kind.into(),
+        entity: entity.into(),
+        count: count as u64,
+        message: message.into(),
+        examples,
+    }))
 }
 
 /// Optional fields whose partial absence is worth a finding.
 const WATCHED: &[(&str, &[&str])] = &[
-    ("opportunities", &["amount", "created_at", "forecast_category"]),
-    ("leads", &["owner_id", "first_response_at", "source", "status"]),
+    (
+        "opportunities",
+        &["amount", "created_at", "forecast_category"],
+    ),
+    (
+        "leads",
+        &["owner_id", "first_response_at", "source", "status"],
+    ),
     ("accounts", &["industry", "employees", "annual_revenue"]),
     ("users", &["team_id", "hire_date", "email"]),
     ("activities", &["user_id", "outcome"]),
@@ -138,7 +159,12 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
     let mut findings = Vec::new();
     for e in Entity::ALL {
         let table = e.table();
-        let optional: Vec<&str> = e.fields().iter().filter(|f| !f.required).map(|f| f.name).collect();
+        let optional: Vec<&str> = e
+            .fields()
+            .iter()
+            .filter(|f| !f.required)
+            .map(|f| f.name)
+            .collect();
         let mut sel = vec!["count(*)".to_string()];
         sel.extend(optional.iter().map(|c| format!("count({c})")));
         if let Some(tf) = e.time_field() {
@@ -148,9 +174,14 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         let sql = format!("SELECT {} FROM {table}", sel.join(", "));
         let (count, filled_counts, first, last) = conn.query_row(&sql, [], |r| {
             let n: i64 = r.get(0)?;
-            let filled: Vec<i64> = (0..optional.len()).map(|i| r.get(i + 1)).collect::<rusqlite::Result<_>>()?;
+            let filled: Vec<i64> = (0..optional.len())
+                .map(|i| r.get(i + 1))
+                .collect::<rusqlite::Result<_>>()?;
             let (a, b) = if e.time_field().is_some() {
-                (r.get::<_, Option<String>>(optional.len() + 1)?, r.get::<_, Option<String>>(optional.len() + 2)?)
+                (
+                    r.get::<_, Option<String>>(optional.len() + 1)?,
+                    r.get::<_, Option<String>>(optional.len() + 2)?,
+                )
             } else {
                 (None, None)
             };
@@ -158,9 +189,15 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         })?;
         let mut filled = BTreeMap::new();
         for (c, n) in optional.iter().zip(&filled_counts) {
-            let share = if count == 0 { 0.0 } else { *n as f64 / count as f64 };
+            let share = if count == 0 {
+                0.0
+            } else {
+                *n as f64 / count as f64
+            };
             filled.insert((*c).to_string(), (share * 10_000.0).round() / 10_000.0);
-            let watched = WATCHED.iter().any(|(t, cols)| *t == table && cols.contains(c));
+            let watched = WATCHED
+                .iter()
+                .any(|(t, cols)| *t == table && cols.contains(c));
             if watched && count > 0 && (*n as u64) < count && *n > 0 {
                 let missing = count - *n as u64;
                 let key = e.key()[0];
@@ -170,8 +207,11 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
                     count: missing,
                     message: format!("{missing} of {count} {table} have no {c}"),
                     examples: {
-                        let mut st = conn.prepare(&format!("SELECT {key} FROM {table} WHERE {c} IS NULL LIMIT 5"))?;
-                        st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?
+                        let mut st = conn.prepare(&format!(
+                            "SELECT {key} FROM {table} WHERE {c} IS NULL LIMIT 5"
+                        ))?;
+                        st.query_map([], |r| r.get::<_, String>(0))?
+                            .collect::<rusqlite::Result<Vec<_>>>()?
                     },
                 });
             }
@@ -179,7 +219,13 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         counts.insert(table.to_string(), count);
         entities.insert(
             table.to_string(),
-            EntityStats { count, time_field: e.time_field().map(str::to_string), first, last, filled },
+            EntityStats {
+                count,
+                time_field: e.time_field().map(str::to_string),
+                first,
+                last,
+                filled,
+            },
         );
     }
 
@@ -305,12 +351,26 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
 
     let mut by_stage = Vec::new();
     {
-        let mut st = conn.prepare("SELECT stage, count(*), coalesce(sum(amount), 0) FROM opportunities GROUP BY stage")?;
-        let rows = st.query_map([], |r| Ok(PipelineStage { stage: r.get(0)?, count: r.get::<_, i64>(1)? as u64, amount: r.get(2)? }))?;
+        let mut st = conn.prepare(
+            "SELECT stage, count(*), coalesce(sum(amount), 0) FROM opportunities GROUP BY stage",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(PipelineStage {
+                stage: r.get(0)?,
+                count: r.get::<_, i64>(1)? as u64,
+                amount: r.get(2)?,
+            })
+        })?;
         for r in rows {
             by_stage.push(r?);
         }
-        let order = |s: &str| pipewise_core::schema::STAGES.values.iter().position(|v| *v == s).unwrap_or(usize::MAX);
+        let order = |s: &str| {
+            pipewise_core::schema::STAGES
+                .values
+                .iter()
+                .position(|v| *v == s)
+                .unwrap_or(usize::MAX)
+        };
         by_stage.sort_by_key(|s| order(&s.stage));
     }
     let (open, open_amount, won, lost, won_amount) = conn.query_row(
@@ -351,28 +411,50 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
     let imports: i64 = one(conn, "SELECT count(*) FROM imports")?;
     let org = {
         let teams: i64 = one(conn, "SELECT count(*) FROM teams")?;
-        let mut st = conn.prepare("SELECT DISTINCT region FROM teams WHERE region IS NOT NULL ORDER BY region")?;
-        let regions = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut st = conn.prepare("SELECT coalesce(role, 'rep'), count(*) FROM users GROUP BY 1 ORDER BY 1")?;
+        let mut st = conn.prepare(
+            "SELECT DISTINCT region FROM teams WHERE region IS NOT NULL ORDER BY region",
+        )?;
+        let regions = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = conn
+            .prepare("SELECT coalesce(role, 'rep'), count(*) FROM users GROUP BY 1 ORDER BY 1")?;
         let users_by_role = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
             .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
-        OrgSummary { teams: teams as u64, regions, users_by_role }
+        OrgSummary {
+            teams: teams as u64,
+            regions,
+            users_by_role,
+        }
     };
     let leads = {
         let mut st = conn.prepare(
             "SELECT (julianday(first_response_at) - julianday(created_at)) * 1440.0, converted_at IS NOT NULL FROM leads",
         )?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, Option<f64>>(0)?, r.get::<_, bool>(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        let bands: [(&str, f64, f64); 4] =
-            [("under 5 minutes", 0.0, 5.0), ("5 to 60 minutes", 5.0, 60.0), ("1 to 24 hours", 60.0, 1440.0), ("over 24 hours", 1440.0, f64::MAX)];
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, Option<f64>>(0)?, r.get::<_, bool>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let bands: [(&str, f64, f64); 4] = [
+            ("under 5 minutes", 0.0, 5.0),
+            ("5 to 60 minutes", 5.0, 60.0),
+            ("1 to 24 hours", 60.0, 1440.0),
+            ("over 24 hours", 1440.0, f64::MAX),
+        ];
         let mut by = vec![(0u64, 0u64); bands.len() + 1];
         let mut minutes = Vec::new();
         for (m, conv) in &rows {
             let i = match m {
                 Some(m) => {
                     minutes.push(*m);
-                    bands.iter().position(|b| *m >= b.1 && *m < b.2).unwrap_or(bands.len() - 1)
+                    bands
+                        .iter()
+                        .position(|b| *m >= b.1 && *m < b.2)
+                        .unwrap_or(bands.len() - 1)
                 }
                 None => bands.len(),
             };
@@ -381,7 +463,11 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         }
         minutes.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
         let median = (!minutes.is_empty()).then(|| minutes[minutes.len() / 2]);
-        let names: Vec<&str> = bands.iter().map(|b| b.0).chain(["never answered"]).collect();
+        let names: Vec<&str> = bands
+            .iter()
+            .map(|b| b.0)
+            .chain(["never answered"])
+            .collect();
         LeadSummary {
             leads: rows.len() as u64,
             answered: minutes.len() as u64,
@@ -404,7 +490,16 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         counts,
         entities,
         data_quality: DataQuality { findings },
-        pipeline: Pipeline { by_stage, open, open_amount, won, lost, won_amount, win_rate: rate(won, lost), reps },
+        pipeline: Pipeline {
+            by_stage,
+            open,
+            open_amount,
+            won,
+            lost,
+            won_amount,
+            win_rate: rate(won, lost),
+            reps,
+        },
         org,
         leads,
         imports: imports as u64,
