@@ -2,6 +2,7 @@
 //! by the library crates (ingest, store, and later the engines).
 
 mod output;
+mod predict_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +54,33 @@ enum Command {
     },
     /// Simulate a whole sales organisation whose hidden truth is known.
     Simulate(SimArgs),
+    /// Train the win and slip models from the database's history; register them.
+    Train(TrainCmd),
+    /// Score the open deals with the active models (database and CSV).
+    Score(ScoreCmd),
+    /// Why a deal has the probability it has, factor by factor.
+    Explain {
+        opportunity_id: String,
+        /// Explain as of this date (default: the latest date in the data).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Which model: win or slip.
+        #[arg(long, default_value = "win")]
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The model registry: every version, its window and metrics.
+    Models {
+        /// Print the model card of KIND (active version) or KIND:VERSION.
+        #[arg(long)]
+        card: Option<String>,
+        /// Make KIND:VERSION the active version.
+        #[arg(long)]
+        activate: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Simulate a default org (40 reps, 24 months), import it into a fresh
     /// database and print what pipewise sees in it.
     Demo {
@@ -70,6 +98,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Clone)]
+struct TrainCmd {
+    /// The simulator's ground_truth.json: adds the oracle to the metrics table.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// perpetual's complexity budget (higher: more trees).
+    #[arg(long, default_value_t = 0.5)]
+    budget: f32,
+    /// Snapshots stop this many days before the data ends, so that most deals
+    /// open then have an outcome.
+    #[arg(long, default_value_t = 120)]
+    horizon_days: i64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Clone)]
+struct ScoreCmd {
+    /// Score the deals open at this date (default: the latest date in the data).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// CSV for CRM write-back.
+    #[arg(long, default_value = "scores.csv")]
+    out: PathBuf,
+    /// Factors kept per deal and model.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -309,6 +368,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Train(args) => {
+            let mut store = open(&cli.db)?;
+            let results = predict_cmd::train(
+                &mut store,
+                &predict_cmd::TrainArgs {
+                    truth: args.truth.clone(),
+                    budget: args.budget,
+                    horizon_days: args.horizon_days,
+                },
+                args.json,
+            )?;
+            if args.json {
+                let v: Vec<serde_json::Value> = results
+                    .iter()
+                    .map(|(t, v)| serde_json::json!({"version": v, "report": t.report}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", predict_cmd::train_text(&results, &cli.db));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Score(args) => predict_cmd::score_cmd(&cli.db, &args),
+        Command::Explain {
+            opportunity_id,
+            as_of,
+            model,
+            json,
+        } => predict_cmd::explain_cmd(&cli.db, &opportunity_id, as_of.as_deref(), &model, json),
+        Command::Models {
+            card,
+            activate,
+            json,
+        } => predict_cmd::models_cmd(&cli.db, card.as_deref(), activate.as_deref(), json),
         Command::Simulate(args) => {
             let cfg = args.config()?;
             let bar = output::FractionBar::new(!args.json, "simulating");

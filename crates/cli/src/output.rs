@@ -66,7 +66,7 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-fn money(x: f64) -> String {
+pub fn money(x: f64) -> String {
     if x.abs() >= 1e6 {
         format!("{:.2}M", x / 1e6)
     } else if x.abs() >= 1e3 {

@@ -8,8 +8,10 @@
 //! later the feature engine reads the rows back as of a date.
 
 pub mod schema;
+pub mod table;
 pub mod transcript;
 pub mod value;
 
 pub use schema::{Entity, Field, FieldType, Vocabulary};
+pub use table::{Column, Table};
 pub use value::{ParseError, Value, parse_cell};

@@ -12,9 +12,13 @@
 //!   `opportunity_history` with its timestamp;
 //! - an upsert that changes nothing writes nothing, so re-imports are idempotent.
 
+pub mod read;
+mod registry;
 mod sqlite;
 mod stats;
 
+pub use read::CrmData;
+pub use registry::{ModelRecord, NewModel, ScoreRecord};
 pub use sqlite::SqliteStore;
 pub use stats::{
     DataQuality, EntityStats, Finding, LeadSummary, OrgSummary, Pipeline, PipelineStage,

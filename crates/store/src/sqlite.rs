@@ -11,7 +11,10 @@ use crate::{Outcome, Result, RowWrite, Store, StoreError, WriteTx};
 
 /// Versioned migrations, applied in order; `PRAGMA user_version` records how
 /// many have been applied. Never edit a released migration: append a new one.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_models.sql"),
+];
 
 pub struct SqliteStore {
     pub(crate) conn: Connection,

@@ -1,0 +1,650 @@
+//! `pipewise train`, `score`, `explain` and `models`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use pipewise_engines::predict::{self, ModelReport, Target, TrainOptions, Trained};
+use pipewise_engines::truth::Truth;
+use pipewise_features::{Data, format_date};
+use pipewise_models::Classifier;
+use pipewise_store::{NewModel, SqliteStore};
+
+use crate::output::FractionBar;
+
+/// Loads the CRM and indexes it for as-of reads.
+pub fn load(store: &SqliteStore) -> Result<Data> {
+    let crm = store.load_crm()?;
+    if crm.opportunities.is_empty() {
+        bail!("the database has no opportunities: import some first (pipewise import ...)");
+    }
+    Ok(Data::new(&crm))
+}
+
+pub fn parse_as_of(s: Option<&str>, data: &Data) -> Result<i64> {
+    match s {
+        None => Ok(data.end),
+        Some(s) => pipewise_store::read::instant(s)
+            .with_context(|| format!("--as-of {s:?}: expected a date such as 2025-06-30")),
+    }
+}
+
+/// A markdown model card.
+pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Model card: {} model, version {version}\n", r.kind);
+    let _ = writeln!(
+        s,
+        "**Purpose.** {} A probability for every open opportunity, refreshed when scored, used to rank deals for inspection, to weight the forecast and to explain risk.\n",
+        r.question
+    );
+    let _ = writeln!(
+        s,
+        "**Algorithm.** {}, probabilities calibrated by isotonic regression on the calibration window. Created {created_at}.\n",
+        r.algorithm
+    );
+    let _ = writeln!(
+        s,
+        "**Data.** Weekly (Monday) snapshots of every open opportunity, features computed as of each snapshot from what was known then. Training {} to {} ({} snapshots with a known outcome, {} positive); calibration {} to {} ({} rows); test {} to {} ({} rows, {} positive). Outcomes used in training were known before the test window began. {:.0}% of the test window's open-deal snapshots had an outcome by the end of the data; the rest (deals still open) are not in the test figures.\n",
+        r.train.from,
+        r.train.to,
+        r.train.rows,
+        r.train.positives,
+        r.calibration.from,
+        r.calibration.to,
+        r.calibration.rows,
+        r.test.from,
+        r.test.to,
+        r.test.rows,
+        r.test.positives,
+        r.test_label_coverage * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "**Features.** {} used: {}.",
+        r.features.len(),
+        r.features.join(", ")
+    );
+    if !r.dropped.is_empty() {
+        let d: Vec<String> = r
+            .dropped
+            .iter()
+            .map(|d| format!("{} ({})", d.feature, d.reason))
+            .collect();
+        let _ = writeln!(s, "Dropped: {}.", d.join("; "));
+    }
+    let _ = writeln!(s, "\n**Metrics on the test window.**\n");
+    s.push_str(&metrics_table(r, true));
+    let _ = writeln!(
+        s,
+        "\n**Top drivers (share of total gain).** {}\n",
+        r.importance
+            .iter()
+            .take(8)
+            .map(|i| format!("{} {:.0}%", i.feature, i.importance * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "**Limits.** Learnt from this organisation's own history: it reflects how deals were won here, including any bias in who got which deals. Account attributes and products are read as they are now (the data model keeps no history for them). Deals unlike those in the training window (new segments, new products, a changed sales process) are scored with less certainty than the figures suggest. Retrain when the process changes and at least monthly.\n"
+    );
+    let _ = writeln!(
+        s,
+        "**Intended use.** Decision support for managers and RevOps: which deals to inspect, coach or re-forecast, with the factors shown. Not for judging or paying individual reps, and never a substitute for talking to the customer."
+    );
+    s
+}
+
+fn fmt(x: f64, digits: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.digits$}")
+    } else {
+        "-".into()
+    }
+}
+
+pub fn metrics_table(r: &ModelReport, markdown: bool) -> String {
+    let mut s = String::new();
+    if markdown {
+        s.push_str("| predictor | ROC-AUC | PR-AUC | log loss | Brier | ECE | lift top 10% |\n|---|---|---|---|---|---|---|\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "  {:<52} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6}",
+            "predictor", "ROC-AUC", "PR-AUC", "log loss", "Brier", "ECE", "lift"
+        );
+    }
+    for row in &r.results {
+        let m = &row.metrics;
+        let cells = [
+            fmt(m.roc_auc, 3),
+            fmt(m.pr_auc, 3),
+            fmt(m.log_loss, 3),
+            fmt(m.brier, 3),
+            fmt(m.ece, 3),
+            fmt(m.lift_top_decile, 2),
+        ];
+        if markdown {
+            let _ = writeln!(s, "| {} | {} |", row.name, cells.join(" | "));
+        } else {
+            let _ = writeln!(
+                s,
+                "  {:<52} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6}",
+                row.name, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+            );
+        }
+    }
+    s
+}
+
+pub struct TrainArgs {
+    pub truth: Option<PathBuf>,
+    pub budget: f32,
+    pub horizon_days: i64,
+}
+
+/// Trains the win and slip models and registers them as the active versions.
+pub fn train(
+    store: &mut SqliteStore,
+    args: &TrainArgs,
+    quiet: bool,
+) -> Result<Vec<(Trained, i64)>> {
+    let started = std::time::Instant::now();
+    let truth = match &args.truth {
+        Some(p) => Some(Truth::load(p)?),
+        None => None,
+    };
+    let data = load(store)?;
+    let opts = TrainOptions {
+        horizon_days: args.horizon_days,
+        fit: pipewise_models::FitOptions {
+            budget: args.budget,
+            ..Default::default()
+        },
+        ..TrainOptions::default()
+    };
+    let dates = predict::snapshot_dates(&data, &opts);
+    let bar = FractionBar::new(!quiet, "features for weekly snapshots");
+    let snap = predict::snapshots(&data, &dates, &mut |k, n| bar.set(k as f64 / n as f64));
+    bar.finish();
+    let created_at = pipewise_core::value::format_instant(chrono::Utc::now());
+    let mut out = Vec::new();
+    for target in [Target::Win, Target::Slip] {
+        let bar = FractionBar::new(!quiet, &format!("training the {} model", target.name()));
+        bar.set(0.05);
+        let trained = predict::train(&data, &snap, &dates, target, &opts, truth.as_ref())
+            .with_context(|| format!("{} model", target.name()))?;
+        bar.finish();
+        let r = &trained.report;
+        let version = store
+            .models()?
+            .iter()
+            .filter(|m| m.kind == r.kind)
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let card = card(r, version, &created_at);
+        let rec = store.register_model(&NewModel {
+            kind: r.kind,
+            created_at: &created_at,
+            algorithm: r.algorithm,
+            train_from: Some(&r.train.from),
+            train_to: Some(&r.train.to),
+            test_from: Some(&r.test.from),
+            test_to: Some(&r.test.to),
+            features_json: &serde_json::to_string(&r.features)?,
+            metrics_json: &serde_json::to_string(r)?,
+            card: &card,
+            artifact_json: &trained.model.to_json(),
+        })?;
+        out.push((trained, rec.version));
+    }
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "trained");
+    Ok(out)
+}
+
+pub fn train_text(results: &[(Trained, i64)], db: &Path) -> String {
+    let mut s = String::new();
+    for (t, version) in results {
+        let r = &t.report;
+        let _ = writeln!(
+            s,
+            "{} model v{version} ({}): {}",
+            r.kind, r.algorithm, r.question
+        );
+        let _ = writeln!(
+            s,
+            "  trained on {} to {} ({} rows), calibrated on {} to {} ({} rows), tested on {} to {} ({} rows, {:.0}% positive; {:.0}% of open-deal snapshots had an outcome)",
+            r.train.from,
+            r.train.to,
+            r.train.rows,
+            r.calibration.from,
+            r.calibration.to,
+            r.calibration.rows,
+            r.test.from,
+            r.test.to,
+            r.test.rows,
+            100.0 * r.test.positives as f64 / r.test.rows.max(1) as f64,
+            r.test_label_coverage * 100.0
+        );
+        s.push_str(&metrics_table(r, false));
+        let _ = writeln!(
+            s,
+            "  {} features used, {} dropped{}",
+            r.features.len(),
+            r.dropped.len(),
+            if r.dropped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ": {}",
+                    r.dropped
+                        .iter()
+                        .map(|d| format!("{} ({})", d.feature, d.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  top drivers: {}\n",
+            r.importance
+                .iter()
+                .take(6)
+                .map(|i| format!("{} {:.0}%", i.feature, i.importance * 100.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Registered as the active versions in {}. Next: `pipewise score`, `pipewise explain OPPORTUNITY_ID`, `pipewise models`.",
+        db.display()
+    );
+    s
+}
+
+/// The active model of a kind.
+pub fn active(store: &SqliteStore, kind: &str) -> Result<Option<(Classifier, i64, i64)>> {
+    let Some(rec) = store.model(kind, None)? else {
+        return Ok(None);
+    };
+    let model = Classifier::from_json(rec.artifact.as_deref().unwrap_or_default())
+        .with_context(|| format!("{kind} model v{} cannot be read", rec.version))?;
+    Ok(Some((model, rec.id, rec.version)))
+}
+
+pub fn require_active(store: &SqliteStore, kind: &str) -> Result<(Classifier, i64, i64)> {
+    active(store, kind)?
+        .with_context(|| format!("no {kind} model in the database yet: run `pipewise train` first"))
+}
+
+fn factor_list(f: &[predict::Factor], up: bool) -> String {
+    f.iter()
+        .filter(|x| (x.contribution > 0.0) == up)
+        .map(|x| x.text.clone())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn score_cmd(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
+    let mut store = crate::open(db)?;
+    let (win, win_id, win_v) = require_active(&store, "win")?;
+    let slip = active(&store, "slip")?;
+    let data = load(&store)?;
+    let as_of = parse_as_of(args.as_of.as_deref(), &data)?;
+    let scored = predict::score(
+        &data,
+        as_of,
+        &win,
+        slip.as_ref().map(|s| &s.0),
+        args.top.max(1) * 2,
+    )?;
+    let as_of_s = pipewise_core::value::format_instant(
+        chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
+    );
+    // Database.
+    let rows: Vec<(String, f64, String)> = scored
+        .iter()
+        .map(|s| {
+            (
+                s.opportunity_id.clone(),
+                s.win_probability,
+                serde_json::to_string(&s.factors).unwrap_or_default(),
+            )
+        })
+        .collect();
+    store.save_scores(win_id, &as_of_s, &rows)?;
+    if let Some((_, slip_id, _)) = &slip {
+        let rows: Vec<(String, f64, String)> = scored
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.opportunity_id.clone(),
+                    s.slip_probability?,
+                    serde_json::to_string(&s.slip_factors).unwrap_or_default(),
+                ))
+            })
+            .collect();
+        store.save_scores(*slip_id, &as_of_s, &rows)?;
+    }
+    // CSV for write-back.
+    let mut w = csv::Writer::from_path(&args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    w.write_record([
+        "opportunity_id",
+        "name",
+        "owner",
+        "stage",
+        "amount",
+        "close_date",
+        "win_probability",
+        "slip_probability",
+        "expected_amount",
+        "raising_win",
+        "lowering_win",
+        "slip_reasons",
+        "as_of",
+        "win_model_version",
+    ])?;
+    for s in &scored {
+        let i = data
+            .index_of(&s.opportunity_id)
+            .expect("scored deals exist");
+        let o = &data.opps[i];
+        let amount: f64 = o
+            .amount
+            .at(as_of)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(f64::NAN);
+        let top = args.top;
+        let up: Vec<_> = s
+            .factors
+            .iter()
+            .filter(|f| f.contribution > 0.0)
+            .take(top)
+            .cloned()
+            .collect();
+        let down: Vec<_> = s
+            .factors
+            .iter()
+            .filter(|f| f.contribution < 0.0)
+            .take(top)
+            .cloned()
+            .collect();
+        let slip_up: Vec<_> = s
+            .slip_factors
+            .iter()
+            .filter(|f| f.contribution > 0.0)
+            .take(top)
+            .cloned()
+            .collect();
+        w.write_record([
+            s.opportunity_id.clone(),
+            o.name.clone().unwrap_or_default(),
+            data.owner_name(o, as_of),
+            o.stage.at(as_of).unwrap_or("").to_string(),
+            if amount.is_finite() {
+                format!("{amount:.2}")
+            } else {
+                String::new()
+            },
+            o.close_date.at(as_of).unwrap_or("").to_string(),
+            format!("{:.4}", s.win_probability),
+            s.slip_probability
+                .map(|p| format!("{p:.4}"))
+                .unwrap_or_default(),
+            if amount.is_finite() {
+                format!("{:.2}", amount * s.win_probability)
+            } else {
+                String::new()
+            },
+            factor_list(&up, true),
+            factor_list(&down, false),
+            factor_list(&slip_up, true),
+            format_date(as_of),
+            win_v.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "as_of": format_date(as_of), "win_model_version": win_v,
+                "slip_model_version": slip.as_ref().map(|s| s.2),
+                "csv": args.out.display().to_string(), "deals": scored,
+            }))?
+        );
+    } else {
+        println!(
+            "Scored {} open deals as of {} with win model v{win_v}{}; wrote {} and the database.\n",
+            scored.len(),
+            format_date(as_of),
+            slip.as_ref()
+                .map(|s| format!(" and slip model v{}", s.2))
+                .unwrap_or_default(),
+            args.out.display()
+        );
+        print!("{}", riskiest_text(&data, &scored, as_of, 10));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The open deals with the most amount at risk: amount × (1 − win probability), largest first.
+pub fn riskiest_text(data: &Data, scored: &[predict::Scored], as_of: i64, n: usize) -> String {
+    let mut rows: Vec<(&predict::Scored, f64)> = scored
+        .iter()
+        .map(|s| {
+            let o = &data.opps[data.index_of(&s.opportunity_id).expect("exists")];
+            let amount: f64 = o
+                .amount
+                .at(as_of)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0.0);
+            (s, amount)
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (b.1 * (1.0 - b.0.win_probability)).total_cmp(&(a.1 * (1.0 - a.0.win_probability)))
+    });
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Riskiest open deals (most amount at risk), as of {}",
+        format_date(as_of)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<11} {:<22} {:<13} {:>9} {:>5} {:>5}  why",
+        "deal", "owner", "stage", "amount", "win", "slip"
+    );
+    for (sc, amount) in rows.iter().take(n) {
+        let o = &data.opps[data.index_of(&sc.opportunity_id).expect("exists")];
+        let mut owner = data.owner_name(o, as_of);
+        owner.truncate(22);
+        let down: Vec<&str> = sc
+            .factors
+            .iter()
+            .filter(|f| f.contribution < 0.0)
+            .take(2)
+            .map(|f| f.text.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {:<11} {:<22} {:<13} {:>9} {:>4.0}% {:>5}  {}",
+            sc.opportunity_id,
+            owner,
+            o.stage.at(as_of).unwrap_or(""),
+            crate::output::money(*amount),
+            sc.win_probability * 100.0,
+            sc.slip_probability
+                .map(|p| format!("{:.0}%", p * 100.0))
+                .unwrap_or_default(),
+            down.join("; ")
+        );
+    }
+    s
+}
+
+pub fn explain_cmd(
+    db: &Path,
+    id: &str,
+    as_of: Option<&str>,
+    kind: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    if kind != "win" && kind != "slip" {
+        bail!("--model {kind:?}: expected win or slip");
+    }
+    let store = crate::open(db)?;
+    let (model, _, version) = require_active(&store, kind)?;
+    let data = load(&store)?;
+    let t = parse_as_of(as_of, &data)?;
+    let e = predict::explain(&data, id, t, &model)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"model": kind, "version": version, "explanation": e})
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let o = &data.opps[data.index_of(id).expect("explained")];
+    println!(
+        "{id} {} — owner {}, stage {}, as of {}{}",
+        o.name.as_deref().unwrap_or(""),
+        data.owner_name(o, t),
+        o.stage.at(t).unwrap_or("?"),
+        e.as_of,
+        if e.open {
+            ""
+        } else {
+            " (not open on that date)"
+        }
+    );
+    println!(
+        "{} probability: {:.0}% ({kind} model v{version})\n",
+        if kind == "win" { "Win" } else { "Slip" },
+        e.probability * 100.0
+    );
+    let show = |up: bool| {
+        let list: Vec<&predict::Factor> = e
+            .factors
+            .iter()
+            .filter(|f| (f.contribution > 0.0) == up)
+            .take(5)
+            .collect();
+        println!(
+            "{}",
+            if up {
+                "Pushing it up:"
+            } else {
+                "Pushing it down:"
+            }
+        );
+        if list.is_empty() {
+            println!("  (nothing)");
+        }
+        for f in list {
+            println!("  {:+.2}  {}  [{}]", f.contribution, f.text, f.family);
+        }
+    };
+    show(true);
+    show(false);
+    println!(
+        "\n(contributions in log-odds, before calibration; `--json` lists every feature and factor)"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn models_cmd(
+    db: &Path,
+    card_of: Option<&str>,
+    activate: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut store = crate::open(db)?;
+    let parse = |s: &str| -> Result<(String, Option<i64>)> {
+        match s.split_once(':') {
+            Some((k, v)) => Ok((
+                k.to_string(),
+                Some(
+                    v.parse()
+                        .with_context(|| format!("{s:?}: expected KIND:VERSION, e.g. win:2"))?,
+                ),
+            )),
+            None => Ok((s.to_string(), None)),
+        }
+    };
+    if let Some(a) = activate {
+        let (kind, version) = parse(a)?;
+        let version = version
+            .with_context(|| format!("--activate {a:?}: expected KIND:VERSION, e.g. win:2"))?;
+        store.activate_model(&kind, version)?;
+        println!("{kind} model v{version} is now active.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(c) = card_of {
+        let (kind, version) = parse(c)?;
+        let m = store.model(&kind, version)?.with_context(|| {
+            format!(
+                "no {kind} model{} in {}",
+                version.map(|v| format!(" v{v}")).unwrap_or_default(),
+                db.display()
+            )
+        })?;
+        print!("{}", m.card);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let models = store.models()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&models)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if models.is_empty() {
+        println!("No models yet: run `pipewise train`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "  {:<5} {:>3}  {:<6} {:<20} {:<23} {:<23} {:>7} {:>6}",
+        "kind", "ver", "active", "created", "trained on", "tested on", "ROC-AUC", "ECE"
+    );
+    for m in &models {
+        let first = &m.metrics["results"][0]["metrics"];
+        println!(
+            "  {:<5} {:>3}  {:<6} {:<20} {:<23} {:<23} {:>7} {:>6}",
+            m.kind,
+            m.version,
+            if m.active { "yes" } else { "" },
+            m.created_at,
+            format!(
+                "{} – {}",
+                m.train_from.as_deref().unwrap_or("?"),
+                m.train_to.as_deref().unwrap_or("?")
+            ),
+            format!(
+                "{} – {}",
+                m.test_from.as_deref().unwrap_or("?"),
+                m.test_to.as_deref().unwrap_or("?")
+            ),
+            first["roc_auc"]
+                .as_f64()
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_default(),
+            first["ece"]
+                .as_f64()
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_default(),
+        );
+    }
+    println!(
+        "\n`pipewise models --card win` prints a model card; `--activate win:1` switches versions."
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,590 @@
+//! Win and slip models: weekly snapshots of open deals, time-split training,
+//! calibration, evaluation against the naive rules (and the simulator's truth),
+//! scoring and explanations.
+
+use std::collections::HashMap;
+
+use pipewise_core::{Column, Table};
+use pipewise_features::registry::{self, OPPORTUNITY_FEATURES};
+use pipewise_features::{DAY, Data, features_for, format_date, mondays};
+use pipewise_models::selection::{self, Dropped};
+use pipewise_models::{Algorithm, Classifier, FitOptions, Metrics};
+use pipewise_store::read::Instant;
+use serde::Serialize;
+
+use crate::truth::Truth;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The deal is eventually won.
+    Win,
+    /// The deal is not closed by the expected close date as of the snapshot.
+    Slip,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Win => "win",
+            Target::Slip => "slip",
+        }
+    }
+    pub fn question(self) -> &'static str {
+        match self {
+            Target::Win => "Will this open deal be won?",
+            Target::Slip => {
+                "Will this open deal miss its expected close date (close later, or not at all)?"
+            }
+        }
+    }
+}
+
+/// The label of deal `o` at snapshot `t`, and when it became known.
+pub fn label(data: &Data, o: usize, t: Instant, target: Target) -> Option<(f64, Instant)> {
+    let opp = &data.opps[o];
+    match target {
+        Target::Win => Some((f64::from(u8::from(opp.won?)), opp.closed?)),
+        Target::Slip => {
+            let deadline = data.close_date_at(opp, t)? + DAY;
+            match opp.closed {
+                Some(c) if c <= deadline => Some((0.0, c)),
+                _ if deadline <= data.end => Some((1.0, deadline)),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Every deal open at every snapshot date, with its features as of that date.
+pub struct Snapshots {
+    pub date: Vec<Instant>,
+    pub opp: Vec<usize>,
+    pub table: Table,
+}
+
+pub fn snapshots(
+    data: &Data,
+    dates: &[Instant],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Snapshots {
+    let mut s = Snapshots {
+        date: Vec::new(),
+        opp: Vec::new(),
+        table: Table::default(),
+    };
+    for (k, &t) in dates.iter().enumerate() {
+        let rows = data.open_at(t);
+        s.table.extend(features_for(data, &rows, t));
+        s.date.extend(std::iter::repeat_n(t, rows.len()));
+        s.opp.extend(rows);
+        progress(k + 1, dates.len());
+    }
+    s
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TrainOptions {
+    /// Snapshots end this many days before the data does, so that most deals
+    /// open then have closed by the end (their outcome is known).
+    pub horizon_days: i64,
+    /// The first snapshot is this many days after the first deal (rep history).
+    pub warmup_days: i64,
+    /// Share of snapshot dates in the test window (the latest).
+    pub test_share: f64,
+    /// Share of the remaining dates (before the embargo) used for calibration.
+    pub calibration_share: f64,
+    pub fit: FitOptions,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            horizon_days: 120,
+            warmup_days: 56,
+            test_share: 0.25,
+            calibration_share: 0.2,
+            fit: FitOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    pub from: String,
+    pub to: String,
+    pub snapshots: usize,
+    pub rows: usize,
+    pub positives: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultRow {
+    pub name: String,
+    /// `model`, `baseline` or `oracle`.
+    pub kind: &'static str,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Importance {
+    pub feature: String,
+    pub family: &'static str,
+    pub importance: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub kind: &'static str,
+    pub question: &'static str,
+    pub algorithm: &'static str,
+    pub train: Window,
+    pub calibration: Window,
+    pub test: Window,
+    /// Share of the test window's open-deal snapshots whose outcome was known
+    /// at the end of the data (the rest could not be scored against an outcome).
+    pub test_label_coverage: f64,
+    pub features: Vec<String>,
+    pub dropped: Vec<Dropped>,
+    pub results: Vec<ResultRow>,
+    pub importance: Vec<Importance>,
+    /// Share of test rows with an oracle probability (simulated data only).
+    pub oracle_coverage: Option<f64>,
+}
+
+impl ModelReport {
+    pub fn result(&self, name: &str) -> Option<&Metrics> {
+        self.results
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| &r.metrics)
+    }
+}
+
+pub struct Trained {
+    pub target: Target,
+    pub report: ModelReport,
+    pub model: Classifier,
+}
+
+/// CRM default probability per entered stage (Salesforce-style defaults).
+pub const STAGE_WEIGHTS: [f64; 5] = [0.10, 0.20, 0.40, 0.60, 0.80];
+/// The rep's forecast category read as a probability.
+pub const CATEGORY_WEIGHTS: [f64; 3] = [0.15, 0.50, 0.85];
+
+fn numeric<'a>(t: &'a Table, name: &str) -> &'a [f64] {
+    match t.column(name) {
+        Some(Column::Numeric(v)) => v,
+        _ => panic!("feature {name} missing"),
+    }
+}
+
+/// Historical rate of the label per value of an ordinal feature (training rows).
+fn rate_by(values: &[f64], y: &[f64]) -> HashMap<i64, f64> {
+    let mut acc: HashMap<i64, (f64, f64)> = HashMap::new();
+    for (v, y) in values.iter().zip(y) {
+        let k = if v.is_finite() { *v as i64 } else { -1 };
+        let e = acc.entry(k).or_default();
+        e.0 += y;
+        e.1 += 1.0;
+    }
+    acc.into_iter().map(|(k, (s, n))| (k, s / n)).collect()
+}
+
+fn apply_rate(values: &[f64], rates: &HashMap<i64, f64>, fallback: f64) -> Vec<f64> {
+    values
+        .iter()
+        .map(|v| {
+            let k = if v.is_finite() { *v as i64 } else { -1 };
+            *rates.get(&k).unwrap_or(&fallback)
+        })
+        .collect()
+}
+
+fn window(dates: &[Instant], rows: &[usize], y: &[f64]) -> Window {
+    Window {
+        from: dates.first().map(|&d| format_date(d)).unwrap_or_default(),
+        to: dates.last().map(|&d| format_date(d)).unwrap_or_default(),
+        snapshots: dates.len(),
+        rows: rows.len(),
+        positives: rows.iter().filter(|&&r| y[r] > 0.5).count(),
+    }
+}
+
+/// The snapshot dates a training run uses.
+pub fn snapshot_dates(data: &Data, opts: &TrainOptions) -> Vec<Instant> {
+    mondays(
+        data.start + opts.warmup_days * DAY,
+        data.end - opts.horizon_days * DAY,
+    )
+}
+
+/// Trains, calibrates and evaluates the model for `target`.
+pub fn train(
+    data: &Data,
+    snap: &Snapshots,
+    dates: &[Instant],
+    target: Target,
+    opts: &TrainOptions,
+    truth: Option<&Truth>,
+) -> anyhow::Result<Trained> {
+    anyhow::ensure!(
+        dates.len() >= 8,
+        "only {} weekly snapshots between the warm-up and the horizon: need at least 8 (about {} weeks of history)",
+        dates.len(),
+        8 + (opts.warmup_days + opts.horizon_days) / 7
+    );
+    // The test window is the last `test_share` of the dates. Training and
+    // calibration snapshots end `horizon_days` before it starts and use only
+    // outcomes known when it starts: a model trained on the day the test
+    // window opens could have been trained on exactly these rows, and no deal
+    // is in both (deals still open then are left out of training).
+    let n_test = ((dates.len() as f64) * opts.test_share).round().max(1.0) as usize;
+    let test_dates = &dates[dates.len() - n_test..];
+    let test_start = test_dates[0];
+    let fit_dates: Vec<Instant> = dates
+        .iter()
+        .copied()
+        .filter(|&d| d <= test_start - opts.horizon_days * DAY)
+        .collect();
+    anyhow::ensure!(
+        fit_dates.len() >= 6,
+        "only {} weekly snapshots before the test window's embargo: need more history",
+        fit_dates.len()
+    );
+    let n_cal = ((fit_dates.len() as f64) * opts.calibration_share)
+        .round()
+        .max(2.0) as usize;
+    let (train_dates, cal_dates) = fit_dates.split_at(fit_dates.len() - n_cal);
+    let fit_end = *fit_dates.last().expect("checked");
+    let mut labels = vec![f64::NAN; snap.opp.len()];
+    let (mut tr, mut ca, mut te) = (Vec::new(), Vec::new(), Vec::new());
+    let mut test_open = 0usize;
+    for r in 0..snap.opp.len() {
+        let t = snap.date[r];
+        if t > fit_end && t < test_start {
+            continue;
+        }
+        let l = label(data, snap.opp[r], t, target);
+        if t >= test_start {
+            test_open += 1;
+        }
+        let Some((y, known)) = l else { continue };
+        labels[r] = y;
+        if t < cal_dates[0] {
+            if known <= test_start {
+                tr.push(r);
+            }
+        } else if t <= fit_end {
+            if known <= test_start {
+                ca.push(r);
+            }
+        } else if known <= data.end {
+            te.push(r);
+        }
+    }
+    let pick = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&r| labels[r]).collect() };
+    let (y_tr, y_ca, y_te) = (pick(&tr), pick(&ca), pick(&te));
+    for (name, y) in [("training", &y_tr), ("calibration", &y_ca), ("test", &y_te)] {
+        let pos = y.iter().filter(|&&v| v > 0.5).count();
+        anyhow::ensure!(
+            pos > 0 && pos < y.len(),
+            "the {name} window has {} snapshots with a known outcome, {pos} of them positive: not enough to train a {} model",
+            y.len(),
+            target.name()
+        );
+    }
+    let t_tr = snap.table.take(&tr);
+    // Feature selection on the training rows.
+    let mut dropped = selection::screen(&t_tr);
+    let keep = |t: &Table, dropped: &[Dropped]| -> Table {
+        let mut out = Table::default();
+        for (n, c) in t.names.iter().zip(&t.columns) {
+            if !dropped.iter().any(|d| &d.feature == n) {
+                out.push(n.clone(), c.clone());
+            }
+        }
+        out
+    };
+    let mut x_tr = keep(&t_tr, &dropped);
+    let groups: Vec<usize> = tr.iter().map(|&r| snap.opp[r]).collect();
+    let mut gbm = Classifier::fit_grouped(Algorithm::Gbm, &x_tr, &y_tr, Some(&groups), &opts.fit)?;
+    let unused = selection::unused(&gbm.names, &gbm.importance());
+    if !unused.is_empty() && unused.len() < gbm.names.len() {
+        dropped.extend(unused);
+        x_tr = keep(&t_tr, &dropped);
+        gbm = Classifier::fit_grouped(Algorithm::Gbm, &x_tr, &y_tr, Some(&groups), &opts.fit)?;
+    }
+    let x_ca = keep(&snap.table.take(&ca), &dropped);
+    let x_te = keep(&snap.table.take(&te), &dropped);
+    gbm.calibrate(&x_ca, &y_ca)?;
+    let mut logit = Classifier::fit(Algorithm::Logistic, &x_tr, &y_tr, &opts.fit)?;
+    logit.calibrate(&x_ca, &y_ca)?;
+
+    let mut results = vec![
+        ResultRow {
+            name: "pipewise (gradient-boosted trees, calibrated)".into(),
+            kind: "model",
+            metrics: Metrics::of(&gbm.predict(&x_te)?, &y_te),
+        },
+        ResultRow {
+            name: "logistic regression (calibrated)".into(),
+            kind: "model",
+            metrics: Metrics::of(&logit.predict(&x_te)?, &y_te),
+        },
+    ];
+    let full_te = snap.table.take(&te);
+    let stage_te = numeric(&full_te, "stage");
+    let stage_tr = numeric(&t_tr, "stage");
+    let cat_te = numeric(&full_te, "forecast_category");
+    let cat_tr = numeric(&t_tr, "forecast_category");
+    let base_rate = y_tr.iter().sum::<f64>() / y_tr.len() as f64;
+    if target == Target::Win {
+        let p: Vec<f64> = stage_te
+            .iter()
+            .map(|s| {
+                if s.is_finite() {
+                    STAGE_WEIGHTS[(*s as usize).min(4)]
+                } else {
+                    0.1
+                }
+            })
+            .collect();
+        results.push(ResultRow {
+            name: "stage-weighted (CRM default probability per stage)".into(),
+            kind: "baseline",
+            metrics: Metrics::of(&p, &y_te),
+        });
+        let p: Vec<f64> = cat_te
+            .iter()
+            .map(|c| {
+                if c.is_finite() {
+                    CATEGORY_WEIGHTS[(*c as usize).min(2)]
+                } else {
+                    0.15
+                }
+            })
+            .collect();
+        results.push(ResultRow {
+            name: "rep's forecast category".into(),
+            kind: "baseline",
+            metrics: Metrics::of(&p, &y_te),
+        });
+    }
+    let p = apply_rate(stage_te, &rate_by(stage_tr, &y_tr), base_rate);
+    results.push(ResultRow {
+        name: "historical rate per stage".into(),
+        kind: "baseline",
+        metrics: Metrics::of(&p, &y_te),
+    });
+    if target == Target::Slip {
+        let p = apply_rate(cat_te, &rate_by(cat_tr, &y_tr), base_rate);
+        results.push(ResultRow {
+            name: "historical rate per forecast category".into(),
+            kind: "baseline",
+            metrics: Metrics::of(&p, &y_te),
+        });
+    }
+    let mut oracle_coverage = None;
+    if let (Some(truth), Target::Win) = (truth, target) {
+        let mut p = Vec::new();
+        let mut y = Vec::new();
+        let mut model_p = Vec::new();
+        let gbm_p = gbm.predict(&x_te)?;
+        for (k, &r) in te.iter().enumerate() {
+            let id = &data.opps[snap.opp[r]].id;
+            if let Some(tp) = truth.win_probability(id, &format_date(snap.date[r])) {
+                p.push(tp);
+                y.push(labels[r]);
+                model_p.push(gbm_p[k]);
+            }
+        }
+        oracle_coverage = Some(p.len() as f64 / te.len().max(1) as f64);
+        if !p.is_empty() {
+            results.push(ResultRow {
+                name: "oracle (simulator's true win probability)".into(),
+                kind: "oracle",
+                metrics: Metrics::of(&p, &y),
+            });
+        }
+    }
+    let imp = gbm.importance();
+    let mut importance: Vec<Importance> = gbm
+        .names
+        .iter()
+        .zip(&imp)
+        .map(|(n, &v)| Importance {
+            feature: n.clone(),
+            family: registry::def(n).map_or("", |d| d.family.name()),
+            importance: v,
+        })
+        .collect();
+    importance.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+    let report = ModelReport {
+        kind: target.name(),
+        question: target.question(),
+        algorithm: Algorithm::Gbm.name(),
+        train: window(train_dates, &tr, &labels),
+        calibration: window(cal_dates, &ca, &labels),
+        test: window(test_dates, &te, &labels),
+        test_label_coverage: te.len() as f64 / test_open.max(1) as f64,
+        features: gbm.names.clone(),
+        dropped,
+        results,
+        importance,
+        oracle_coverage,
+    };
+    Ok(Trained {
+        target,
+        report,
+        model: gbm,
+    })
+}
+
+/// One reason a score is what it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Factor {
+    pub feature: String,
+    pub family: &'static str,
+    pub text: String,
+    /// Log-odds contribution (positive: raises the probability).
+    pub contribution: f64,
+}
+
+/// The factors of each row, strongest first.
+pub fn factors(model: &Classifier, table: &Table) -> anyhow::Result<Vec<Vec<Factor>>> {
+    let contrib = model.contributions(table)?;
+    let cols: Vec<&Column> = model
+        .names
+        .iter()
+        .map(|n| table.column(n).expect("model columns present"))
+        .collect();
+    Ok(contrib
+        .into_iter()
+        .enumerate()
+        .map(|(row, c)| {
+            let mut f: Vec<Factor> = c
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.abs() > 1e-9)
+                .map(|(j, &v)| {
+                    let name = &model.names[j];
+                    let def = registry::def(name);
+                    let text = match (def, cols[j]) {
+                        (Some(d), Column::Numeric(x)) => registry::phrase(d, Some(x[row]), None),
+                        (Some(d), Column::Categorical(x)) => {
+                            registry::phrase(d, None, x[row].as_deref())
+                        }
+                        (None, col) => format!(
+                            "{name} = {}",
+                            col.display(row).unwrap_or_else(|| "missing".into())
+                        ),
+                    };
+                    Factor {
+                        feature: name.clone(),
+                        family: def.map_or("", |d| d.family.name()),
+                        text,
+                        contribution: v,
+                    }
+                })
+                .collect();
+            f.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+            f
+        })
+        .collect())
+}
+
+/// A scored open deal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    pub opportunity_id: String,
+    pub win_probability: f64,
+    pub slip_probability: Option<f64>,
+    /// Strongest factors of the win probability (up and down).
+    pub factors: Vec<Factor>,
+    pub slip_factors: Vec<Factor>,
+}
+
+/// Scores the deals open at `as_of` with the win (and slip) model.
+pub fn score(
+    data: &Data,
+    as_of: Instant,
+    win: &Classifier,
+    slip: Option<&Classifier>,
+    top: usize,
+) -> anyhow::Result<Vec<Scored>> {
+    let rows = data.open_at(as_of);
+    let table = features_for(data, &rows, as_of);
+    let p = win.predict(&table)?;
+    let f = factors(win, &table)?;
+    let (sp, sf) = match slip {
+        Some(m) => (Some(m.predict(&table)?), Some(factors(m, &table)?)),
+        None => (None, None),
+    };
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| Scored {
+            opportunity_id: data.opps[i].id.clone(),
+            win_probability: p[k],
+            slip_probability: sp.as_ref().map(|s| s[k]),
+            factors: f[k].iter().take(top).cloned().collect(),
+            slip_factors: sf
+                .as_ref()
+                .map(|s| s[k].iter().take(top).cloned().collect())
+                .unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// One deal's full explanation as of a date.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub opportunity_id: String,
+    pub as_of: String,
+    pub open: bool,
+    pub probability: f64,
+    /// Every factor, strongest first.
+    pub factors: Vec<Factor>,
+    /// The feature values, with their descriptions.
+    pub features: Vec<(String, String, String)>,
+}
+
+pub fn explain(
+    data: &Data,
+    id: &str,
+    as_of: Instant,
+    model: &Classifier,
+) -> anyhow::Result<Explanation> {
+    let i = data
+        .index_of(id)
+        .ok_or_else(|| anyhow::anyhow!("no opportunity with id {id}"))?;
+    let o = &data.opps[i];
+    anyhow::ensure!(
+        o.created <= as_of,
+        "opportunity {id} did not exist yet on {}",
+        format_date(as_of)
+    );
+    let table = features_for(data, &[i], as_of);
+    let probability = model.predict(&table)?[0];
+    let factors = factors(model, &table)?.remove(0);
+    let features = OPPORTUNITY_FEATURES
+        .iter()
+        .zip(&table.columns)
+        .map(|(d, c)| {
+            let v = match c {
+                Column::Numeric(x) => registry::phrase(d, Some(x[0]), None),
+                Column::Categorical(x) => registry::phrase(d, None, x[0].as_deref()),
+            };
+            (d.name.to_string(), v, d.description.to_string())
+        })
+        .collect();
+    Ok(Explanation {
+        opportunity_id: id.to_string(),
+        as_of: format_date(as_of),
+        open: data.is_open(o, as_of),
+        probability,
+        factors,
+        features,
+    })
+}

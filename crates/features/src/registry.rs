@@ -1,0 +1,604 @@
+//! The feature registry: every feature's stable name, family, kind, plain-language
+//! description and the phrase an explanation uses for a value of it.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Activity,
+    Communication,
+    Opportunity,
+    Rep,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Activity => "activity",
+            Family::Communication => "communication",
+            Family::Opportunity => "opportunity",
+            Family::Rep => "rep",
+        }
+    }
+}
+
+/// How a value is shown in an explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Count,
+    Days,
+    Share,
+    Money,
+    Seconds,
+    PerHour,
+    PerMinute,
+    Score,
+    /// An ordinal code of a stage (0 prospecting ... 4 negotiation).
+    Stage,
+    /// An ordinal code of a forecast category (0 pipeline, 1 best case, 2 commit).
+    ForecastCategory,
+    YesNo,
+    Category,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FeatureDef {
+    pub name: &'static str,
+    pub family: Family,
+    pub unit: Unit,
+    pub description: &'static str,
+    /// Used in explanations: `{v}` is replaced by the formatted value.
+    pub phrase: &'static str,
+    /// Said instead when the value is missing.
+    pub missing: &'static str,
+}
+
+impl FeatureDef {
+    pub fn is_categorical(&self) -> bool {
+        self.unit == Unit::Category
+    }
+}
+
+const fn f(
+    name: &'static str,
+    family: Family,
+    unit: Unit,
+    description: &'static str,
+    phrase: &'static str,
+    missing: &'static str,
+) -> FeatureDef {
+    FeatureDef {
+        name,
+        family,
+        unit,
+        description,
+        phrase,
+        missing,
+    }
+}
+
+use Family::*;
+use Unit::*;
+
+/// Every opportunity feature, in the order of the feature table's columns.
+pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
+    // Activity.
+    f(
+        "touches_7d",
+        Activity,
+        Count,
+        "Calls, emails and meetings on the deal in the last 7 days.",
+        "{v} touches in the last 7 days",
+        "",
+    ),
+    f(
+        "touches_30d",
+        Activity,
+        Count,
+        "Calls, emails and meetings on the deal in the last 30 days.",
+        "{v} touches in the last 30 days",
+        "",
+    ),
+    f(
+        "calls_30d",
+        Activity,
+        Count,
+        "Calls in the last 30 days.",
+        "{v} calls in the last 30 days",
+        "",
+    ),
+    f(
+        "emails_30d",
+        Activity,
+        Count,
+        "Emails in the last 30 days.",
+        "{v} emails in the last 30 days",
+        "",
+    ),
+    f(
+        "meetings_30d",
+        Activity,
+        Count,
+        "Meetings in the last 30 days.",
+        "{v} meetings in the last 30 days",
+        "",
+    ),
+    f(
+        "responses_30d",
+        Activity,
+        Count,
+        "Customer responses in the last 30 days: replies, connected calls, held meetings, inbound touches.",
+        "{v} customer responses in the last 30 days",
+        "",
+    ),
+    f(
+        "reply_rate",
+        Activity,
+        Share,
+        "Share of the emails on the deal that were replies or got one, to date.",
+        "email reply rate {v}",
+        "no emails sent yet",
+    ),
+    f(
+        "connect_rate",
+        Activity,
+        Share,
+        "Share of the calls on the deal that connected (or came from the customer), to date.",
+        "call connect rate {v}",
+        "no calls made yet",
+    ),
+    f(
+        "days_since_touch",
+        Activity,
+        Days,
+        "Days since the last touch of any kind.",
+        "last touch {v} ago",
+        "never touched",
+    ),
+    f(
+        "days_since_response",
+        Activity,
+        Days,
+        "Days since the customer last responded.",
+        "last customer response {v} ago",
+        "no customer response yet",
+    ),
+    f(
+        "contacts_engaged",
+        Activity,
+        Count,
+        "Distinct contacts touched on the deal, to date.",
+        "{v} contacts engaged",
+        "",
+    ),
+    f(
+        "senior_contacts_engaged",
+        Activity,
+        Count,
+        "Distinct director, VP or C-level contacts touched, to date.",
+        "{v} senior contacts engaged",
+        "",
+    ),
+    f(
+        "days_in_stage",
+        Activity,
+        Days,
+        "Days in the current (entered) stage.",
+        "{v} in the current stage",
+        "",
+    ),
+    f(
+        "stage_velocity",
+        Activity,
+        Score,
+        "Stages advanced per 30 days since creation.",
+        "{v} stages advanced per month",
+        "",
+    ),
+    f(
+        "emails_sent",
+        Activity,
+        Count,
+        "Emails on the deal either way, to date.",
+        "{v} emails exchanged",
+        "",
+    ),
+    f(
+        "email_replies",
+        Activity,
+        Count,
+        "Customer replies to those emails, to date.",
+        "{v} email replies",
+        "",
+    ),
+    f(
+        "calls_made",
+        Activity,
+        Count,
+        "Calls on the deal either way, to date.",
+        "{v} calls",
+        "",
+    ),
+    f(
+        "calls_connected",
+        Activity,
+        Count,
+        "Calls that connected, to date.",
+        "{v} calls connected",
+        "",
+    ),
+    // Communication (recorded calls).
+    f(
+        "recorded_calls",
+        Communication,
+        Count,
+        "Recorded calls with a transcript, to date.",
+        "{v} recorded calls",
+        "",
+    ),
+    f(
+        "talk_ratio",
+        Communication,
+        Share,
+        "Rep's share of talk time, mean over recorded calls.",
+        "rep talk ratio {v}",
+        "no recorded call",
+    ),
+    f(
+        "question_rate",
+        Communication,
+        PerHour,
+        "Questions the rep asks per hour, mean over recorded calls.",
+        "rep asks {v} questions per hour",
+        "no recorded call",
+    ),
+    f(
+        "longest_monologue",
+        Communication,
+        Seconds,
+        "Rep's longest monologue, longest over recorded calls.",
+        "longest rep monologue {v}",
+        "no recorded call",
+    ),
+    f(
+        "objections",
+        Communication,
+        Count,
+        "Objections the customer raised on recorded calls.",
+        "{v} objections raised",
+        "no recorded call",
+    ),
+    f(
+        "objections_unhandled",
+        Communication,
+        Count,
+        "Objections brushed aside rather than acknowledged or explored.",
+        "{v} objections left unhandled",
+        "no recorded call",
+    ),
+    f(
+        "next_steps_agreed",
+        Communication,
+        Count,
+        "Recorded calls that ended with a concrete next step agreed.",
+        "next steps agreed on {v} calls",
+        "no recorded call",
+    ),
+    f(
+        "last_call_next_step",
+        Communication,
+        YesNo,
+        "Whether the latest recorded call ended with a next step agreed.",
+        "latest call: next step agreed {v}",
+        "no recorded call",
+    ),
+    f(
+        "sentiment",
+        Communication,
+        Score,
+        "Customer sentiment on recorded calls (-1 to 1), mean.",
+        "customer sentiment {v}",
+        "no recorded call",
+    ),
+    f(
+        "filler_rate",
+        Communication,
+        PerMinute,
+        "Rep filler words per minute of speech, mean.",
+        "rep says {v} filler words per minute",
+        "no recorded call",
+    ),
+    // Opportunity.
+    f(
+        "stage",
+        Opportunity,
+        Stage,
+        "Entered stage as of the date (0 prospecting ... 4 negotiation).",
+        "entered stage {v}",
+        "",
+    ),
+    f(
+        "forecast_category",
+        Opportunity,
+        ForecastCategory,
+        "Rep's forecast category (0 pipeline, 1 best case, 2 commit).",
+        "forecast category {v}",
+        "no forecast category",
+    ),
+    f(
+        "amount",
+        Opportunity,
+        Money,
+        "Deal amount as of the date.",
+        "amount {v}",
+        "no amount",
+    ),
+    f(
+        "amount_change",
+        Opportunity,
+        Share,
+        "Change of the amount since it was first entered.",
+        "amount changed by {v} since entry",
+        "no amount",
+    ),
+    f(
+        "amount_edits",
+        Opportunity,
+        Count,
+        "Times the amount was changed.",
+        "amount changed {v} times",
+        "",
+    ),
+    f(
+        "close_pushes",
+        Opportunity,
+        Count,
+        "Times the expected close date was moved later.",
+        "close date pushed {v} times",
+        "",
+    ),
+    f(
+        "days_to_close",
+        Opportunity,
+        Days,
+        "Days until the expected close date (negative: overdue).",
+        "expected close in {v}",
+        "no close date",
+    ),
+    f(
+        "age",
+        Opportunity,
+        Days,
+        "Days since the deal was created.",
+        "deal is {v} old",
+        "",
+    ),
+    f(
+        "product_count",
+        Opportunity,
+        Count,
+        "Products on the deal.",
+        "{v} products",
+        "",
+    ),
+    f(
+        "product",
+        Opportunity,
+        Category,
+        "Main product on the deal.",
+        "product {v}",
+        "no product",
+    ),
+    f(
+        "industry",
+        Opportunity,
+        Category,
+        "Account industry.",
+        "industry {v}",
+        "no industry",
+    ),
+    f(
+        "employees",
+        Opportunity,
+        Count,
+        "Account employees.",
+        "account of {v} employees",
+        "account size unknown",
+    ),
+    f(
+        "annual_revenue",
+        Opportunity,
+        Money,
+        "Account annual revenue.",
+        "account revenue {v}",
+        "account revenue unknown",
+    ),
+    f(
+        "lead_source",
+        Opportunity,
+        Category,
+        "Where the deal came from.",
+        "source {v}",
+        "no source",
+    ),
+    f(
+        "deal_type",
+        Opportunity,
+        Category,
+        "New business, expansion or renewal.",
+        "deal type {v}",
+        "no deal type",
+    ),
+    f(
+        "account_prior_wins",
+        Opportunity,
+        Count,
+        "Deals won with the account before the date.",
+        "{v} earlier wins with the account",
+        "",
+    ),
+    f(
+        "industry_win_rate",
+        Opportunity,
+        Share,
+        "Win rate of deals in the account's industry closed in the previous 365 days.",
+        "deals in this industry win {v}",
+        "industry unknown",
+    ),
+    f(
+        "product_industry_win_rate",
+        Opportunity,
+        Share,
+        "Win rate of this product in this industry, previous 365 days (shrunk toward the industry's).",
+        "this product wins {v} in this industry",
+        "product or industry unknown",
+    ),
+    // Rep.
+    f(
+        "rep_tenure",
+        Rep,
+        Days,
+        "Days since the owner was hired.",
+        "rep tenure {v}",
+        "rep hire date unknown",
+    ),
+    f(
+        "rep_win_rate",
+        Rep,
+        Share,
+        "Owner's win rate over deals closed in the previous 365 days (shrunk toward the org's).",
+        "rep's trailing win rate {v}",
+        "rep has no closed deals",
+    ),
+    f(
+        "rep_closed_deals",
+        Rep,
+        Count,
+        "Deals the owner closed in the previous 365 days.",
+        "rep closed {v} deals last year",
+        "",
+    ),
+    f(
+        "rep_cycle_days",
+        Rep,
+        Days,
+        "Owner's median days from creation to win, previous 365 days.",
+        "rep's median cycle {v}",
+        "rep has no recent wins",
+    ),
+    f(
+        "rep_percentile",
+        Rep,
+        Share,
+        "Owner's trailing win rate as a percentile among peers.",
+        "rep at the {v} percentile of peers",
+        "rep not ranked",
+    ),
+    f(
+        "rep_open_deals",
+        Rep,
+        Count,
+        "Open deals the owner holds on the date.",
+        "rep holds {v} open deals",
+        "",
+    ),
+    f(
+        "rep_stage_win_rate",
+        Rep,
+        Share,
+        "Owner's win rate, previous 365 days, of deals that reached this deal's entered stage (shrunk toward the org's).",
+        "rep's deals at this stage win {v}",
+        "rep has no closed deals",
+    ),
+    f(
+        "rep_stage_lift",
+        Rep,
+        Share,
+        "Owner's win rate from this stage minus the org's: negative when the rep's deals at this stage win less (optimistic staging).",
+        "rep's deals at this stage win {v} vs the org",
+        "rep has no closed deals",
+    ),
+    f(
+        "rep_industry_win_rate",
+        Rep,
+        Share,
+        "Owner's win rate in the account's industry, previous 365 days (shrunk toward the rep's overall).",
+        "rep wins {v} in this industry",
+        "rep has no closed deals",
+    ),
+];
+
+pub fn def(name: &str) -> Option<&'static FeatureDef> {
+    OPPORTUNITY_FEATURES.iter().find(|d| d.name == name)
+}
+
+const STAGE_NAMES: [&str; 5] = [
+    "prospecting",
+    "qualification",
+    "discovery",
+    "proposal",
+    "negotiation",
+];
+
+/// A value in the feature's unit, for people.
+pub fn format_value(unit: Unit, v: f64) -> String {
+    match unit {
+        Count => format!("{}", v.round() as i64),
+        Days => {
+            let d = v.round() as i64;
+            if d.abs() == 1 {
+                format!("{d} day")
+            } else {
+                format!("{d} days")
+            }
+        }
+        Share => format!("{:.0}%", v * 100.0),
+        Money => {
+            let a = v.abs();
+            if a >= 1e6 {
+                format!("{:.1}M", v / 1e6)
+            } else if a >= 1e3 {
+                format!("{:.1}k", v / 1e3)
+            } else {
+                format!("{v:.0}")
+            }
+        }
+        Seconds => {
+            if v >= 90.0 {
+                format!("{:.1} min", v / 60.0)
+            } else {
+                format!("{v:.0} s")
+            }
+        }
+        PerHour | PerMinute | Score => format!("{v:.1}"),
+        Stage => STAGE_NAMES
+            .get(v.round().max(0.0) as usize)
+            .copied()
+            .unwrap_or("?")
+            .to_string(),
+        ForecastCategory => ["pipeline", "best case", "commit"]
+            .get(v.round().max(0.0) as usize)
+            .copied()
+            .unwrap_or("?")
+            .to_string(),
+        YesNo => if v >= 0.5 { "yes" } else { "no" }.into(),
+        Category => format!("{v}"),
+    }
+}
+
+/// The plain-language phrase for a feature's value (`None`/NaN: missing).
+pub fn phrase(def: &FeatureDef, numeric: Option<f64>, category: Option<&str>) -> String {
+    let value = match (def.unit, numeric, category) {
+        (Category, _, Some(c)) => Some(c.replace('_', " ")),
+        (Category, _, None) => None,
+        (u, Some(v), _) if v.is_finite() => Some(format_value(u, v)),
+        _ => None,
+    };
+    match value {
+        Some(v) => def.phrase.replace("{v}", &v),
+        None if !def.missing.is_empty() => def.missing.to_string(),
+        None => def.phrase.replace("{v}", "unknown"),
+    }
+}

@@ -1,0 +1,344 @@
+//! Reading the CRM back for the feature engine.
+//!
+//! [`SqliteStore::load_crm`] returns every row the engines need as plain typed
+//! records, with instants as Unix seconds (UTC). Nothing here decides what was
+//! known when: the feature engine applies the as-of rules to these records
+//! (opportunity fields through their history, events by their timestamps).
+
+use pipewise_core::value::parse_datetime;
+use rusqlite::Row;
+
+use crate::{Result, SqliteStore};
+
+/// An instant in Unix seconds (UTC).
+pub type Instant = i64;
+
+/// Parses a stored instant or date (`YYYY-MM-DDTHH:MM:SSZ`, `YYYY-MM-DD`: midnight UTC).
+pub fn instant(s: &str) -> Option<Instant> {
+    parse_datetime(s, &[]).map(|t| t.timestamp())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub role: Option<String>,
+    pub manager_id: Option<String>,
+    pub team_id: Option<String>,
+    pub region: Option<String>,
+    pub hire_date: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub industry: Option<String>,
+    pub employees: Option<f64>,
+    pub annual_revenue: Option<f64>,
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Contact {
+    pub id: String,
+    pub account_id: Option<String>,
+    pub title: Option<String>,
+    pub seniority: Option<String>,
+}
+
+/// An opportunity as it is now; its past is in [`History`].
+#[derive(Debug, Clone, Default)]
+pub struct Opportunity {
+    pub id: String,
+    pub name: Option<String>,
+    pub account_id: Option<String>,
+    pub owner_id: String,
+    pub lead_id: Option<String>,
+    pub amount: Option<f64>,
+    pub stage: String,
+    pub forecast_category: Option<String>,
+    pub created_at: Option<Instant>,
+    pub close_date: Option<Instant>,
+    pub closed_at: Option<Instant>,
+    pub loss_reason: Option<String>,
+    pub lead_source: Option<String>,
+    pub kind: Option<String>,
+    /// Product ids on the deal.
+    pub products: Vec<String>,
+}
+
+/// One change of a tracked opportunity field.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub opportunity_id: String,
+    pub field: String,
+    pub changed_at: Instant,
+    pub value: Option<String>,
+    pub old_value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub id: String,
+    pub kind: String,
+    pub direction: Option<String>,
+    pub occurred_at: Instant,
+    pub duration_s: Option<i64>,
+    pub outcome: Option<String>,
+    pub user_id: Option<String>,
+    pub lead_id: Option<String>,
+    pub opportunity_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub speaker_role: Option<String>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Conversation {
+    pub id: String,
+    pub started_at: Option<Instant>,
+    pub duration_s: Option<i64>,
+    pub opportunity_id: Option<String>,
+    pub lead_id: Option<String>,
+    pub user_id: Option<String>,
+    pub turns: Vec<Turn>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Lead {
+    pub id: String,
+    pub created_at: Instant,
+    pub source: Option<String>,
+    pub campaign_id: Option<String>,
+    pub title: Option<String>,
+    pub inquiry: Option<String>,
+    pub owner_id: Option<String>,
+    pub first_response_at: Option<Instant>,
+    pub status: Option<String>,
+    pub converted_at: Option<Instant>,
+    pub disqualified_at: Option<Instant>,
+    pub account_id: Option<String>,
+}
+
+/// Everything the engines read, as stored.
+#[derive(Debug, Clone, Default)]
+pub struct CrmData {
+    pub users: Vec<User>,
+    pub accounts: Vec<Account>,
+    pub contacts: Vec<Contact>,
+    /// Sorted by id.
+    pub opportunities: Vec<Opportunity>,
+    /// Sorted by (opportunity, field, time).
+    pub history: Vec<History>,
+    /// Sorted by time.
+    pub activities: Vec<Activity>,
+    /// Sorted by start; turns in order.
+    pub conversations: Vec<Conversation>,
+    pub leads: Vec<Lead>,
+}
+
+fn opt_s(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
+    r.get::<_, Option<String>>(i)
+}
+fn opt_t(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Instant>> {
+    Ok(r.get::<_, Option<String>>(i)?.as_deref().and_then(instant))
+}
+
+impl SqliteStore {
+    /// Loads the CRM for the feature engine.
+    pub fn load_crm(&self) -> Result<CrmData> {
+        let c = &self.conn;
+        let mut data = CrmData::default();
+        let mut st = c.prepare(
+            "SELECT id, name, role, manager_id, team_id, region, hire_date FROM users ORDER BY id",
+        )?;
+        data.users = st
+            .query_map([], |r| {
+                Ok(User {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    role: opt_s(r, 2)?,
+                    manager_id: opt_s(r, 3)?,
+                    team_id: opt_s(r, 4)?,
+                    region: opt_s(r, 5)?,
+                    hire_date: opt_t(r, 6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare(
+            "SELECT id, name, industry, employees, annual_revenue, location FROM accounts ORDER BY id",
+        )?;
+        data.accounts = st
+            .query_map([], |r| {
+                Ok(Account {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    industry: opt_s(r, 2)?,
+                    employees: r.get(3)?,
+                    annual_revenue: r.get(4)?,
+                    location: opt_s(r, 5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st =
+            c.prepare("SELECT id, account_id, title, seniority FROM contacts ORDER BY id")?;
+        data.contacts = st
+            .query_map([], |r| {
+                Ok(Contact {
+                    id: r.get(0)?,
+                    account_id: opt_s(r, 1)?,
+                    title: opt_s(r, 2)?,
+                    seniority: opt_s(r, 3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare(
+            "SELECT id, name, account_id, owner_id, lead_id, amount, stage, forecast_category,
+                    created_at, close_date, closed_at, loss_reason, lead_source, type
+             FROM opportunities ORDER BY id",
+        )?;
+        data.opportunities = st
+            .query_map([], |r| {
+                Ok(Opportunity {
+                    id: r.get(0)?,
+                    name: opt_s(r, 1)?,
+                    account_id: opt_s(r, 2)?,
+                    owner_id: r.get(3)?,
+                    lead_id: opt_s(r, 4)?,
+                    amount: r.get(5)?,
+                    stage: r.get(6)?,
+                    forecast_category: opt_s(r, 7)?,
+                    created_at: opt_t(r, 8)?,
+                    close_date: opt_t(r, 9)?,
+                    closed_at: opt_t(r, 10)?,
+                    loss_reason: opt_s(r, 11)?,
+                    lead_source: opt_s(r, 12)?,
+                    kind: opt_s(r, 13)?,
+                    products: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare(
+            "SELECT opportunity_id, product_id FROM opportunity_products ORDER BY opportunity_id, product_id",
+        )?;
+        let mut rows = st.query([])?;
+        let mut at = 0;
+        while let Some(r) = rows.next()? {
+            let (o, p): (String, String) = (r.get(0)?, r.get(1)?);
+            while at < data.opportunities.len() && data.opportunities[at].id < o {
+                at += 1;
+            }
+            if at < data.opportunities.len() && data.opportunities[at].id == o {
+                data.opportunities[at].products.push(p);
+            }
+        }
+        let mut st = c.prepare(
+            "SELECT opportunity_id, field, changed_at, value, old_value FROM opportunity_history
+             ORDER BY opportunity_id, field, changed_at",
+        )?;
+        data.history = st
+            .query_map([], |r| {
+                Ok(History {
+                    opportunity_id: r.get(0)?,
+                    field: r.get(1)?,
+                    changed_at: opt_t(r, 2)?.unwrap_or(i64::MIN),
+                    value: opt_s(r, 3)?,
+                    old_value: opt_s(r, 4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare(
+            "SELECT id, type, direction, occurred_at, duration_s, outcome, user_id, lead_id,
+                    opportunity_id, contact_id, account_id
+             FROM activities ORDER BY occurred_at, id",
+        )?;
+        data.activities = st
+            .query_map([], |r| {
+                Ok(Activity {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    direction: opt_s(r, 2)?,
+                    occurred_at: opt_t(r, 3)?.unwrap_or(i64::MIN),
+                    duration_s: r.get(4)?,
+                    outcome: opt_s(r, 5)?,
+                    user_id: opt_s(r, 6)?,
+                    lead_id: opt_s(r, 7)?,
+                    opportunity_id: opt_s(r, 8)?,
+                    contact_id: opt_s(r, 9)?,
+                    account_id: opt_s(r, 10)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare(
+            "SELECT id, started_at, duration_s, opportunity_id, lead_id, user_id
+             FROM conversations ORDER BY id",
+        )?;
+        data.conversations = st
+            .query_map([], |r| {
+                Ok(Conversation {
+                    id: r.get(0)?,
+                    started_at: opt_t(r, 1)?,
+                    duration_s: r.get(2)?,
+                    opportunity_id: opt_s(r, 3)?,
+                    lead_id: opt_s(r, 4)?,
+                    user_id: opt_s(r, 5)?,
+                    turns: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare(
+            "SELECT conversation_id, speaker_role, start_ms, end_ms, text FROM conversation_turns
+             ORDER BY conversation_id, seq",
+        )?;
+        let mut rows = st.query([])?;
+        let mut at = 0;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            while at < data.conversations.len() && data.conversations[at].id < id {
+                at += 1;
+            }
+            if at < data.conversations.len() && data.conversations[at].id == id {
+                data.conversations[at].turns.push(Turn {
+                    speaker_role: opt_s(r, 1)?,
+                    start_ms: r.get(2)?,
+                    end_ms: r.get(3)?,
+                    text: opt_s(r, 4)?.unwrap_or_default(),
+                });
+            }
+        }
+        data.conversations
+            .sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        let mut st = c.prepare(
+            "SELECT id, created_at, source, campaign_id, title, inquiry, owner_id, first_response_at,
+                    status, converted_at, disqualified_at, account_id
+             FROM leads ORDER BY created_at, id",
+        )?;
+        data.leads = st
+            .query_map([], |r| {
+                Ok(Lead {
+                    id: r.get(0)?,
+                    created_at: opt_t(r, 1)?.unwrap_or(i64::MIN),
+                    source: opt_s(r, 2)?,
+                    campaign_id: opt_s(r, 3)?,
+                    title: opt_s(r, 4)?,
+                    inquiry: opt_s(r, 5)?,
+                    owner_id: opt_s(r, 6)?,
+                    first_response_at: opt_t(r, 7)?,
+                    status: opt_s(r, 8)?,
+                    converted_at: opt_t(r, 9)?,
+                    disqualified_at: opt_t(r, 10)?,
+                    account_id: opt_s(r, 11)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(data)
+    }
+}

@@ -1,0 +1,211 @@
+//! The model registry and the scores: versioned models per kind, one active.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::{Result, SqliteStore, StoreError};
+
+/// A model to register. The store assigns its version.
+pub struct NewModel<'a> {
+    pub kind: &'a str,
+    pub created_at: &'a str,
+    pub algorithm: &'a str,
+    pub train_from: Option<&'a str>,
+    pub train_to: Option<&'a str>,
+    pub test_from: Option<&'a str>,
+    pub test_to: Option<&'a str>,
+    pub features_json: &'a str,
+    pub metrics_json: &'a str,
+    pub card: &'a str,
+    pub artifact_json: &'a str,
+}
+
+/// A registered model (the artifact only when asked for).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelRecord {
+    pub id: i64,
+    pub kind: String,
+    pub version: i64,
+    pub created_at: String,
+    pub algorithm: String,
+    pub train_from: Option<String>,
+    pub train_to: Option<String>,
+    pub test_from: Option<String>,
+    pub test_to: Option<String>,
+    pub active: bool,
+    pub features: serde_json::Value,
+    pub metrics: serde_json::Value,
+    pub card: String,
+    #[serde(skip)]
+    pub artifact: Option<String>,
+}
+
+/// One stored score.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreRecord {
+    pub model_kind: String,
+    pub model_version: i64,
+    pub entity_id: String,
+    pub as_of: String,
+    pub probability: f64,
+    pub factors: serde_json::Value,
+}
+
+const COLUMNS: &str = "id, kind, version, created_at, algorithm, train_from, train_to, test_from, test_to, active, features, metrics, card";
+
+fn record(r: &rusqlite::Row<'_>, with_artifact: bool) -> rusqlite::Result<ModelRecord> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let s: String = r.get(i)?;
+        Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+    };
+    Ok(ModelRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        version: r.get(2)?,
+        created_at: r.get(3)?,
+        algorithm: r.get(4)?,
+        train_from: r.get(5)?,
+        train_to: r.get(6)?,
+        test_from: r.get(7)?,
+        test_to: r.get(8)?,
+        active: r.get::<_, i64>(9)? != 0,
+        features: json(10)?,
+        metrics: json(11)?,
+        card: r.get(12)?,
+        artifact: if with_artifact { r.get(13)? } else { None },
+    })
+}
+
+impl SqliteStore {
+    /// Registers a model as the next version of its kind and makes it the active one.
+    pub fn register_model(&mut self, m: &NewModel<'_>) -> Result<ModelRecord> {
+        let tx = self.conn.transaction()?;
+        let version: i64 = tx.query_row(
+            "SELECT coalesce(max(version), 0) + 1 FROM models WHERE kind = ?1",
+            [m.kind],
+            |r| r.get(0),
+        )?;
+        tx.execute("UPDATE models SET active = 0 WHERE kind = ?1", [m.kind])?;
+        tx.execute(
+            "INSERT INTO models (kind, version, created_at, algorithm, train_from, train_to, test_from,
+                                 test_to, features, metrics, card, artifact, active)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
+            params![
+                m.kind,
+                version,
+                m.created_at,
+                m.algorithm,
+                m.train_from,
+                m.train_to,
+                m.test_from,
+                m.test_to,
+                m.features_json,
+                m.metrics_json,
+                m.card,
+                m.artifact_json
+            ],
+        )?;
+        tx.commit()?;
+        self.model(m.kind, Some(version))?
+            .ok_or_else(|| StoreError::Invalid("registered model vanished".into()))
+    }
+
+    /// Every registered model, newest first per kind (without artifacts).
+    pub fn models(&self) -> Result<Vec<ModelRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM models ORDER BY kind, version DESC"
+        ))?;
+        let rows = st
+            .query_map([], |r| record(r, false))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// A model of a kind with its artifact: the given version, or the active one.
+    pub fn model(&self, kind: &str, version: Option<i64>) -> Result<Option<ModelRecord>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, artifact FROM models WHERE kind = ?1 AND {}",
+            if version.is_some() {
+                "version = ?2"
+            } else {
+                "active = 1 AND ?2 IS NULL"
+            }
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, params![kind, version], |r| record(r, true))
+            .optional()?)
+    }
+
+    /// Makes a version the active one of its kind.
+    pub fn activate_model(&mut self, kind: &str, version: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE models SET active = (version = ?2) WHERE kind = ?1",
+            params![kind, version],
+        )?;
+        let exists: i64 = tx.query_row(
+            "SELECT count(*) FROM models WHERE kind = ?1 AND version = ?2",
+            params![kind, version],
+            |r| r.get(0),
+        )?;
+        if n == 0 || exists == 0 {
+            return Err(StoreError::Invalid(format!(
+                "no {kind} model version {version}"
+            )));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores the scores a model gave as of a date (replacing that model's scores of that date).
+    pub fn save_scores(
+        &mut self,
+        model_id: i64,
+        as_of: &str,
+        rows: &[(String, f64, String)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM scores WHERE model_id = ?1 AND as_of = ?2",
+            params![model_id, as_of],
+        )?;
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO scores (model_id, entity_id, as_of, probability, factors) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (id, p, factors) in rows {
+                st.execute(params![model_id, id, as_of, p, factors])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The latest stored scores of an entity, one per model kind.
+    pub fn latest_scores(&self, entity_id: &str) -> Result<Vec<ScoreRecord>> {
+        let mut st = self.conn.prepare(
+            "SELECT m.kind, m.version, s.entity_id, s.as_of, s.probability, s.factors
+             FROM scores s JOIN models m ON m.id = s.model_id
+             WHERE s.entity_id = ?1 ORDER BY m.kind, s.as_of DESC, m.version DESC",
+        )?;
+        let mut out: Vec<ScoreRecord> = Vec::new();
+        for r in st.query_map([entity_id], |r| {
+            let f: String = r.get(5)?;
+            Ok(ScoreRecord {
+                model_kind: r.get(0)?,
+                model_version: r.get(1)?,
+                entity_id: r.get(2)?,
+                as_of: r.get(3)?,
+                probability: r.get(4)?,
+                factors: serde_json::from_str(&f).unwrap_or(serde_json::Value::Null),
+            })
+        })? {
+            let r = r?;
+            if out.last().is_none_or(|l| l.model_kind != r.model_kind) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}
