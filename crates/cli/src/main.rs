@@ -105,8 +105,8 @@ struct TrainCmd {
     /// The simulator's ground_truth.json: adds the oracle to the metrics table.
     #[arg(long)]
     truth: Option<PathBuf>,
-    /// perpetual's complexity budget (higher: more trees).
-    #[arg(long, default_value_t = 0.5)]
+    /// perpetual's complexity budget (higher: a faster learning rate and more complex trees).
+    #[arg(long, default_value_t = 1.0)]
     budget: f32,
     /// Snapshots stop this many days before the data ends, so that most deals
     /// open then have an outcome.
@@ -624,11 +624,29 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         return finish_import(out, &report, json);
     }
     let stats = store.stats()?;
+    // Train the win and slip models (with the oracle for comparison) and score the open deals.
+    let trained = predict_cmd::train(
+        &mut store,
+        &predict_cmd::TrainArgs {
+            truth: Some(data.join("ground_truth.json")),
+            budget: pipewise_models::FitOptions::default().budget,
+            horizon_days: 120,
+        },
+        json,
+    )?;
+    let crm = predict_cmd::load(&store)?;
+    let win = &trained[0].0.model;
+    let slip = trained.get(1).map(|t| &t.0.model);
+    let scored = pipewise_engines::predict::score(&crm, crm.end, win, slip, 4)?;
     if json {
+        let reports: Vec<_> = trained
+            .iter()
+            .map(|(t, v)| serde_json::json!({"version": v, "report": t.report}))
+            .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"simulation": summary, "import": report, "stats": stats})
+                &serde_json::json!({"simulation": summary, "import": report, "stats": stats, "models": reports, "scores": scored})
             )?
         );
     } else {
@@ -643,13 +661,24 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         print!("{}", output::pipeline_text(&stats));
         println!();
         print!("{}", output::leads_text(&stats));
+        println!();
+        for (t, _) in &trained {
+            let r = &t.report;
+            println!(
+                "{} model on the test window {} to {} ({} snapshots of open deals):",
+                r.kind, r.test.from, r.test.to, r.test.rows
+            );
+            print!("{}", predict_cmd::metrics_table(r, false));
+            println!();
+        }
+        print!("{}", predict_cmd::riskiest_text(&crm, &scored, crm.end, 10));
         println!(
             "\nSimulated in {:.1}s; the hidden truth (skills, biases, true win probabilities) is in {}.",
             simulated.as_secs_f64(),
             data.join("ground_truth.json").display()
         );
         println!(
-            "Next: `pipewise --db {} stats`, or import your own export (see docs/data-format.md).",
+            "Next: `pipewise --db {} explain DEAL_ID`, `models`, `score`, or import your own export (see docs/data-format.md).",
             out.display()
         );
     }

@@ -78,7 +78,7 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
     s.push_str(&metrics_table(r, true));
     let _ = writeln!(
         s,
-        "\n**Top drivers (share of total gain).** {}\n",
+        "\n**Top drivers (share of mean absolute contribution on the test window).** {}\n",
         r.importance
             .iter()
             .take(8)

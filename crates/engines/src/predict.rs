@@ -308,16 +308,21 @@ pub fn train(
     };
     let mut x_tr = keep(&t_tr, &dropped);
     let groups: Vec<usize> = tr.iter().map(|&r| snap.opp[r]).collect();
-    let mut gbm = Classifier::fit_grouped(Algorithm::Gbm, &x_tr, &y_tr, Some(&groups), &opts.fit)?;
+    let gbm = Classifier::fit_grouped(Algorithm::Gbm, &x_tr, &y_tr, Some(&groups), &opts.fit)?;
+    // Features the trees never split on carry no signal here: reported as
+    // dropped and left out of the logistic baseline (their tree contribution
+    // is zero, so the trees need no refit).
     let unused = selection::unused(&gbm.names, &gbm.importance());
-    if !unused.is_empty() && unused.len() < gbm.names.len() {
+    if unused.len() < gbm.names.len() {
         dropped.extend(unused);
         x_tr = keep(&t_tr, &dropped);
-        gbm = Classifier::fit_grouped(Algorithm::Gbm, &x_tr, &y_tr, Some(&groups), &opts.fit)?;
     }
     let x_ca = keep(&snap.table.take(&ca), &dropped);
     let x_te = keep(&snap.table.take(&te), &dropped);
-    gbm.calibrate(&x_ca, &y_ca)?;
+    let mut gbm = gbm;
+    let all_ca = snap.table.take(&ca);
+    let all_te = snap.table.take(&te);
+    gbm.calibrate(&all_ca, &y_ca)?;
     let mut logit = Classifier::fit(Algorithm::Logistic, &x_tr, &y_tr, &opts.fit)?;
     logit.calibrate(&x_ca, &y_ca)?;
 
@@ -325,7 +330,7 @@ pub fn train(
         ResultRow {
             name: "pipewise (gradient-boosted trees, calibrated)".into(),
             kind: "model",
-            metrics: Metrics::of(&gbm.predict(&x_te)?, &y_te),
+            metrics: Metrics::of(&gbm.predict(&all_te)?, &y_te),
         },
         ResultRow {
             name: "logistic regression (calibrated)".into(),
@@ -390,7 +395,7 @@ pub fn train(
         let mut p = Vec::new();
         let mut y = Vec::new();
         let mut model_p = Vec::new();
-        let gbm_p = gbm.predict(&x_te)?;
+        let gbm_p = gbm.predict(&all_te)?;
         for (k, &r) in te.iter().enumerate() {
             let id = &data.opps[snap.opp[r]].id;
             if let Some(tp) = truth.win_probability(id, &format_date(snap.date[r])) {
@@ -408,7 +413,19 @@ pub fn train(
             });
         }
     }
-    let imp = gbm.importance();
+    // Global importance: mean |contribution| over the test rows (what moves
+    // scores in practice; split gain overstates many-level categories).
+    let contrib = gbm.contributions(&all_te)?;
+    let mut imp = vec![0.0; gbm.names.len()];
+    for row in &contrib {
+        for (v, c) in imp.iter_mut().zip(row) {
+            *v += c.abs();
+        }
+    }
+    let total: f64 = imp.iter().sum();
+    if total > 0.0 {
+        imp.iter_mut().for_each(|v| *v /= total);
+    }
     let mut importance: Vec<Importance> = gbm
         .names
         .iter()
@@ -419,6 +436,7 @@ pub fn train(
             importance: v,
         })
         .collect();
+    importance.retain(|i| i.importance > 0.0);
     importance.sort_by(|a, b| b.importance.total_cmp(&a.importance));
     let report = ModelReport {
         kind: target.name(),
@@ -428,7 +446,7 @@ pub fn train(
         calibration: window(cal_dates, &ca, &labels),
         test: window(test_dates, &te, &labels),
         test_label_coverage: te.len() as f64 / test_open.max(1) as f64,
-        features: gbm.names.clone(),
+        features: x_tr.names.clone(),
         dropped,
         results,
         importance,
@@ -463,7 +481,7 @@ pub fn factors(model: &Classifier, table: &Table) -> anyhow::Result<Vec<Vec<Fact
         .into_iter()
         .enumerate()
         .map(|(row, c)| {
-            let mut f: Vec<Factor> = c
+            let f: Vec<Factor> = c
                 .iter()
                 .enumerate()
                 .filter(|(_, v)| v.abs() > 1e-9)
@@ -488,8 +506,19 @@ pub fn factors(model: &Classifier, table: &Table) -> anyhow::Result<Vec<Vec<Fact
                     }
                 })
                 .collect();
-            f.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
-            f
+            // One line per phrase: missing transcript features all say "no recorded call".
+            let mut merged: Vec<Factor> = Vec::with_capacity(f.len());
+            for x in f {
+                match merged.iter_mut().find(|m| m.text == x.text) {
+                    Some(m) => {
+                        m.contribution += x.contribution;
+                        m.feature = format!("{}+{}", m.feature, x.feature);
+                    }
+                    None => merged.push(x),
+                }
+            }
+            merged.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+            merged
         })
         .collect())
 }

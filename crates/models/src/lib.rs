@@ -77,7 +77,7 @@ pub struct FitOptions {
 impl Default for FitOptions {
     fn default() -> Self {
         FitOptions {
-            budget: 0.5,
+            budget: 1.0,
             seed: 42,
             l2: 1.0,
             threads: None,
@@ -256,8 +256,11 @@ impl Classifier {
             .collect())
     }
 
-    /// Per row, each input column's contribution to the log-odds (exact tree
-    /// SHAP for trees; coefficient × standardised value for the logistic model).
+    /// Per row, each input column's contribution to the log-odds: for trees
+    /// the path contributions (each split's change of the node mean, summed per
+    /// feature, averaged over bags; they add up to the log-odds exactly and
+    /// cost one pass down each tree); for the logistic model coefficient ×
+    /// standardised value.
     pub fn contributions(&self, table: &Table) -> Result<Vec<Vec<f64>>, ModelError> {
         Ok(match &self.inner {
             Inner::Logistic(l) => l.contributions(table)?,
@@ -267,7 +270,7 @@ impl Classifier {
                 let m = Matrix::new(&x, table.rows(), cols);
                 let mut out = vec![vec![0.0; cols]; table.rows()];
                 for b in boosters {
-                    let flat = b.predict_contributions(&m, ContributionsMethod::Shapley, true);
+                    let flat = b.predict_contributions(&m, ContributionsMethod::Average, true);
                     for (row, c) in out.iter_mut().zip(flat.chunks(cols + 1)) {
                         for (o, v) in row.iter_mut().zip(c) {
                             *o += v / boosters.len() as f64;

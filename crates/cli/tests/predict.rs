@@ -1,0 +1,157 @@
+//! The predictive commands end to end on the demo org: `demo --json` trains the
+//! win and slip models; then `models`, `explain`, `score` and their errors.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn pipewise(dir: &Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("PIPEWISE_DB")
+        .output()
+        .expect("run pipewise");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn result<'a>(report: &'a serde_json::Value, prefix: &str) -> &'a serde_json::Value {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} row in {report}"))
+}
+
+#[test]
+fn train_score_explain_and_registry_on_the_demo_org() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = pipewise(d, &["demo", "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["import"]["errors"].as_array().unwrap().len(), 0);
+    assert_eq!(v["stats"]["org"]["users_by_role"]["rep"], 40);
+    let rate = v["stats"]["pipeline"]["win_rate"].as_f64().unwrap();
+    assert!((0.15..=0.35).contains(&rate), "win rate {rate}");
+
+    // The win model: honest figures on the later test window.
+    let win = &v["models"][0]["report"];
+    assert_eq!(win["kind"], "win");
+    assert!(win["test"]["from"].as_str().unwrap() > win["calibration"]["to"].as_str().unwrap());
+    assert!(win["test"]["rows"].as_u64().unwrap() > 2000);
+    let auc = |r: &serde_json::Value| r["metrics"]["roc_auc"].as_f64().unwrap();
+    let ece = |r: &serde_json::Value| r["metrics"]["ece"].as_f64().unwrap();
+    let model = result(win, "pipewise");
+    let stage = result(win, "stage-weighted");
+    let oracle = result(win, "oracle");
+    let logistic = result(win, "logistic");
+    assert!(
+        auc(model) > auc(stage) + 0.04,
+        "model {} vs stage-weighted {}",
+        auc(model),
+        auc(stage)
+    );
+    assert!(auc(model) > auc(logistic) - 0.02);
+    assert!(
+        auc(oracle) > auc(model),
+        "the oracle knows more than the CRM"
+    );
+    assert!(ece(model) < 0.06, "ECE {}", ece(model));
+    assert!(win["oracle_coverage"].as_f64().unwrap() > 0.99);
+    let slip = &v["models"][1]["report"];
+    assert_eq!(slip["kind"], "slip");
+    assert!(auc(result(slip, "pipewise")) > auc(result(slip, "historical rate per stage")) + 0.05);
+    // Every open deal is scored, with factors in words.
+    let scores = v["scores"].as_array().unwrap();
+    assert!(scores.len() > 100);
+    let first = &scores[0];
+    let p = first["win_probability"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    assert!(!first["factors"][0]["text"].as_str().unwrap().is_empty());
+
+    // The registry.
+    let models = pipewise(d, &["--db", "pipewise-demo.db", "models", "--json"]);
+    assert!(models.ok, "{}", models.stderr);
+    let m: serde_json::Value = serde_json::from_str(&models.stdout).unwrap();
+    let kinds: Vec<&str> = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["slip", "win"]);
+    assert!(m[1]["active"].as_bool().unwrap());
+    let card = pipewise(d, &["--db", "pipewise-demo.db", "models", "--card", "win"]);
+    for want in [
+        "# Model card: win model, version 1",
+        "**Purpose.**",
+        "**Limits.**",
+        "**Intended use.**",
+        "| stage-weighted",
+    ] {
+        assert!(
+            card.stdout.contains(want),
+            "{want:?} missing from {}",
+            card.stdout
+        );
+    }
+
+    // Explain the riskiest deal.
+    let id = first["opportunity_id"].as_str().unwrap();
+    let e = pipewise(d, &["--db", "pipewise-demo.db", "explain", id, "--json"]);
+    assert!(e.ok, "{}", e.stderr);
+    let e: serde_json::Value = serde_json::from_str(&e.stdout).unwrap();
+    assert!((e["explanation"]["probability"].as_f64().unwrap() - p).abs() < 1e-9);
+    assert_eq!(
+        e["explanation"]["features"].as_array().unwrap().len(),
+        pipewise_features::OPPORTUNITY_FEATURES.len()
+    );
+    let text = pipewise(d, &["--db", "pipewise-demo.db", "explain", id]);
+    assert!(text.stdout.contains("Pushing it up:") && text.stdout.contains("Pushing it down:"));
+
+    // Score to CSV and database; activating a version that does not exist fails.
+    let s = pipewise(
+        d,
+        &["--db", "pipewise-demo.db", "score", "--out", "scores.csv"],
+    );
+    assert!(s.ok, "{}", s.stderr);
+    let csv = std::fs::read_to_string(d.join("scores.csv")).unwrap();
+    assert_eq!(csv.lines().count(), scores.len() + 1);
+    assert!(csv.starts_with(
+        "opportunity_id,name,owner,stage,amount,close_date,win_probability,slip_probability"
+    ));
+    let act = pipewise(
+        d,
+        &["--db", "pipewise-demo.db", "models", "--activate", "win:7"],
+    );
+    assert!(
+        !act.ok && act.stderr.contains("no win model version 7"),
+        "{}",
+        act.stderr
+    );
+
+    // Errors: unknown deal, no model yet.
+    let e = pipewise(d, &["--db", "pipewise-demo.db", "explain", "nope"]);
+    assert!(
+        !e.ok && e.stderr.contains("no opportunity with id nope"),
+        "{}",
+        e.stderr
+    );
+    let empty = pipewise(d, &["--db", "empty.db", "score"]);
+    assert!(
+        !empty.ok && empty.stderr.contains("pipewise train"),
+        "{}",
+        empty.stderr
+    );
+}
