@@ -30,6 +30,25 @@ pub fn parse_as_of(s: Option<&str>, data: &Data) -> Result<i64> {
     }
 }
 
+/// "feature 12%, ..." for the `n` strongest drivers.
+fn drivers(r: &ModelReport, n: usize) -> String {
+    r.importance
+        .iter()
+        .take(n)
+        .map(|i| format!("{} {:.0}%", i.feature, i.importance * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "feature (reason); ..." for the dropped features.
+fn dropped(r: &ModelReport) -> String {
+    r.dropped
+        .iter()
+        .map(|d| format!("{} ({})", d.feature, d.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A markdown model card.
 pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
     let mut s = String::new();
@@ -67,24 +86,14 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         r.features.join(", ")
     );
     if !r.dropped.is_empty() {
-        let d: Vec<String> = r
-            .dropped
-            .iter()
-            .map(|d| format!("{} ({})", d.feature, d.reason))
-            .collect();
-        let _ = writeln!(s, "Dropped: {}.", d.join("; "));
+        let _ = writeln!(s, "Dropped: {}.", dropped(r));
     }
     let _ = writeln!(s, "\n**Metrics on the test window.**\n");
     s.push_str(&metrics_table(r, true));
     let _ = writeln!(
         s,
         "\n**Top drivers (share of mean absolute contribution on the test window).** {}\n",
-        r.importance
-            .iter()
-            .take(8)
-            .map(|i| format!("{} {:.0}%", i.feature, i.importance * 100.0))
-            .collect::<Vec<_>>()
-            .join(", ")
+        drivers(r, 8)
     );
     let _ = writeln!(
         s,
@@ -239,26 +248,10 @@ pub fn train_text(results: &[(Trained, i64)], db: &Path) -> String {
             if r.dropped.is_empty() {
                 String::new()
             } else {
-                format!(
-                    ": {}",
-                    r.dropped
-                        .iter()
-                        .map(|d| format!("{} ({})", d.feature, d.reason))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
+                format!(": {}", dropped(r))
             }
         );
-        let _ = writeln!(
-            s,
-            "  top drivers: {}\n",
-            r.importance
-                .iter()
-                .take(6)
-                .map(|i| format!("{} {:.0}%", i.feature, i.importance * 100.0))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let _ = writeln!(s, "  top drivers: {}\n", drivers(r, 6));
     }
     let _ = writeln!(
         s,

@@ -88,6 +88,13 @@ pub fn parse_cell(ty: &FieldType, raw: &str, date_formats: &[String]) -> Result<
     }
 }
 
+/// The UTC day (`YYYY-MM-DD`) of an instant in Unix seconds.
+pub fn format_day(epoch_seconds: i64) -> String {
+    DateTime::from_timestamp(epoch_seconds, 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
 pub fn format_instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -224,11 +224,7 @@ impl Data {
                 stage,
                 forecast_category: track(hist, "forecast_category", o.forecast_category.clone()),
                 amount: track(hist, "amount", o.amount.map(|a| a.to_string())),
-                close_date: track(
-                    hist,
-                    "close_date",
-                    o.close_date.map(|d| chrono_free_date(d)),
-                ),
+                close_date: track(hist, "close_date", o.close_date.map(format_date)),
                 account: o
                     .account_id
                     .as_deref()
@@ -393,6 +389,11 @@ impl Data {
             .collect()
     }
 
+    /// The amount as of `t`.
+    pub fn amount_at(&self, o: &Opp, t: Instant) -> Option<f64> {
+        o.amount.at(t).and_then(|a| a.parse().ok())
+    }
+
     /// The owner's name (or id) as of `t`.
     pub fn owner_name(&self, o: &Opp, t: Instant) -> String {
         let id = o.owner.at(t).unwrap_or("");
@@ -512,23 +513,7 @@ impl Trailing {
 }
 
 /// `YYYY-MM-DD` of an instant (UTC).
-fn chrono_free_date(t: Instant) -> String {
-    // Civil-from-days (Howard Hinnant), avoiding a date library here.
-    let z = t.div_euclid(DAY) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-pub fn format_date(t: Instant) -> String {
-    chrono_free_date(t)
-}
+pub use pipewise_core::value::format_day as format_date;
 
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
@@ -554,7 +539,8 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
     let n = rows.len();
     let mut numeric: Vec<Vec<f64>> = vec![Vec::with_capacity(n); defs.len()];
     let mut categorical: Vec<Vec<Option<String>>> = vec![Vec::new(); defs.len()];
-    let org_rate = data.org_rate(t);
+    let trail = Trailing::new(data, t);
+    let org_rate = trail.org;
     // Reps' trailing win rates as of t, for the peer percentile; open books.
     let mut rep_rates: Vec<f64> = Vec::new();
     let mut rep_cache: HashMap<usize, (f64, f64, f64)> = HashMap::new();
@@ -569,7 +555,6 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
         rep_cache.insert(u, s);
     }
     rep_rates.sort_by(f64::total_cmp);
-    let trail = Trailing::new(data, t);
     let mut open_books: HashMap<&str, f64> = HashMap::new();
     for o in &data.opps {
         if data.is_open(o, t) {
@@ -695,7 +680,7 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
                 .and_then(category_index)
                 .unwrap_or(f64::NAN),
         );
-        let amount = num(o.amount.at(t));
+        let amount = data.amount_at(o, t).unwrap_or(f64::NAN);
         v.push(amount);
         let amounts = o.amount.known(t);
         let first_amount = amounts
