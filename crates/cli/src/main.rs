@@ -1,6 +1,7 @@
 //! The `pipewise` binary: argument parsing and printing only. The work is done
 //! by the library crates (ingest, store, and later the engines).
 
+mod model_cmd;
 mod output;
 mod predict_cmd;
 
@@ -81,6 +82,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fit and apply a model on any CSV with an outcome column (lead exports).
+    #[command(subcommand)]
+    Model(model_cmd::ModelCmd),
     /// Simulate a default org (40 reps, 24 months), import it into a fresh
     /// database and print what pipewise sees in it.
     Demo {
@@ -118,17 +122,33 @@ struct TrainCmd {
 
 #[derive(Args, Clone)]
 struct ScoreCmd {
+    /// What to score: the open deals (win and slip models) or the open leads.
+    #[arg(value_enum, default_value = "deals")]
+    what: ScoreWhat,
     /// Score the deals open at this date (default: the latest date in the data).
     #[arg(long)]
     as_of: Option<String>,
-    /// CSV for CRM write-back.
-    #[arg(long, default_value = "scores.csv")]
-    out: PathBuf,
+    /// CSV for CRM write-back (default: scores.csv, or lead-scores.csv for leads).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Leads: score with this model file (from `pipewise model fit`) instead
+    /// of fitting one on the database's leads.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Leads: perpetual's complexity budget when fitting.
+    #[arg(long, default_value_t = 1.0)]
+    budget: f32,
     /// Factors kept per deal and model.
     #[arg(long, default_value_t = 3)]
     top: usize,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum ScoreWhat {
+    Deals,
+    Leads,
 }
 
 #[derive(Args, Clone)]
@@ -390,7 +410,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Score(args) if args.what == ScoreWhat::Leads => {
+            model_cmd::score_leads(&cli.db, &args)
+        }
         Command::Score(args) => predict_cmd::score_cmd(&cli.db, &args),
+        Command::Model(cmd) => model_cmd::run(cmd),
         Command::Explain {
             opportunity_id,
             as_of,

@@ -285,6 +285,7 @@ fn factor_list(f: &[predict::Factor], up: bool) -> String {
 }
 
 pub fn score_cmd(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
+    let out = args.out.clone().unwrap_or_else(|| "scores.csv".into());
     let mut store = crate::open(db)?;
     let (win, win_id, win_v) = require_active(&store, "win")?;
     let slip = active(&store, "slip")?;
@@ -326,8 +327,8 @@ pub fn score_cmd(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
         store.save_scores(*slip_id, &as_of_s, &rows)?;
     }
     // CSV for write-back.
-    let mut w = csv::Writer::from_path(&args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let mut w =
+        csv::Writer::from_path(&out).with_context(|| format!("cannot write {}", out.display()))?;
     w.write_record([
         "opportunity_id",
         "name",
@@ -410,7 +411,7 @@ pub fn score_cmd(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "as_of": format_date(as_of), "win_model_version": win_v,
                 "slip_model_version": slip.as_ref().map(|s| s.2),
-                "csv": args.out.display().to_string(), "deals": scored,
+                "csv": out.display().to_string(), "deals": scored,
             }))?
         );
     } else {
@@ -421,7 +422,7 @@ pub fn score_cmd(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
             slip.as_ref()
                 .map(|s| format!(" and slip model v{}", s.2))
                 .unwrap_or_default(),
-            args.out.display()
+            out.display()
         );
         print!("{}", riskiest_text(&data, &scored, as_of, 10));
     }

@@ -131,6 +131,33 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     assert!(csv.starts_with(
         "opportunity_id,name,owner,stage,amount,close_date,win_probability,slip_probability"
     ));
+    // Leads: the tabular engine on the database's leads, validated in time order.
+    let l = pipewise(d, &["--db", "pipewise-demo.db", "score", "leads", "--json"]);
+    assert!(l.ok, "{}", l.stderr);
+    let l: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
+    assert_eq!(l["model_version"], 1);
+    let scored = l["scored"].as_u64().unwrap() as usize;
+    assert!(scored > 50, "{scored} open leads");
+    let auc = l["report"]["validation"]["metrics"]["roc_auc"]
+        .as_f64()
+        .unwrap();
+    assert!(auc > 0.6, "lead AUC {auc}");
+    assert!(
+        l["report"]["validation"]["scheme"]
+            .as_str()
+            .unwrap()
+            .starts_with("time-ordered")
+    );
+    let lead_csv = std::fs::read_to_string(d.join("lead-scores.csv")).unwrap();
+    assert_eq!(lead_csv.lines().count(), scored + 1);
+    assert!(lead_csv.starts_with("lead_id,source,owner,created_at,probability,top_factors"));
+    let card = pipewise(d, &["--db", "pipewise-demo.db", "models", "--card", "lead"]);
+    assert!(
+        card.stdout.contains("Lead conversion model"),
+        "{}",
+        card.stdout
+    );
+
     let act = pipewise(
         d,
         &["--db", "pipewise-demo.db", "models", "--activate", "win:7"],

@@ -13,5 +13,5 @@ pub mod transcript;
 pub mod value;
 
 pub use schema::{Entity, Field, FieldType, Vocabulary};
-pub use table::{Column, Table};
+pub use table::{CellError, Column, Table, TextTable};
 pub use value::{ParseError, Value, parse_cell};

@@ -86,3 +86,80 @@ impl Table {
         }
     }
 }
+
+/// A delimited text file as read, before any typing: header names and rows of
+/// cells, each row with its 1-based line number (for error messages).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextTable {
+    /// The file's name as shown in messages.
+    pub file: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub lines: Vec<u64>,
+}
+
+impl TextTable {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.headers.iter().position(|h| h == name)
+    }
+
+    /// An error about one cell (`row` is an index into `rows`).
+    pub fn cell_error(&self, row: usize, column: usize, message: impl Into<String>) -> CellError {
+        CellError {
+            file: self.file.clone(),
+            line: self.lines.get(row).copied().unwrap_or(0),
+            column: Some(column + 1),
+            column_name: self.headers.get(column).cloned(),
+            value: self.rows.get(row).and_then(|r| r.get(column)).cloned(),
+            message: message.into(),
+        }
+    }
+
+    /// An error about a whole column or the file.
+    pub fn file_error(&self, message: impl Into<String>) -> CellError {
+        CellError {
+            file: self.file.clone(),
+            line: 0,
+            column: None,
+            column_name: None,
+            value: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// One precise problem in a text table: file, line, column, value and what
+/// was expected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CellError {
+    pub file: String,
+    /// 1-based line (0: the file as a whole).
+    pub line: u64,
+    /// 1-based column number.
+    pub column: Option<usize>,
+    pub column_name: Option<String>,
+    pub value: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for CellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ":")?;
+        if let Some(n) = &self.column_name {
+            write!(f, " column {n:?}:")?;
+        }
+        if let Some(v) = &self.value {
+            write!(f, " value {v:?}:")?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
+impl std::error::Error for CellError {}

@@ -2,7 +2,9 @@
 //!
 //! - [`predict`]: win and slip models from weekly snapshots, evaluated on a later
 //!   time window against the naive rules, scoring and explanations;
+//! - [`leads`]: lead scoring on the database's leads with the tabular engine;
 //! - [`truth`]: the simulator's hidden truth, for evaluation only.
 
+pub mod leads;
 pub mod predict;
 pub mod truth;

@@ -39,6 +39,8 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Row(RowError),
 }
 
 /// One input of an import.
@@ -752,4 +754,89 @@ fn count(ctx: &mut Context<'_>, entity: Entity, o: pipewise_store::Outcome) {
         pipewise_store::Outcome::Updated => c.updated += 1,
         pipewise_store::Outcome::Unchanged | pipewise_store::Outcome::Repeated => c.unchanged += 1,
     }
+}
+
+/// Reads a whole CSV (comma, semicolon or tab separated, as the header line
+/// shows) as text, for the tabular model: no typing, no mapping. Header names
+/// are trimmed (and a byte-order mark dropped); every row must have as many
+/// cells as the header.
+pub fn read_text_table(path: &Path) -> Result<pipewise_core::TextTable, IngestError> {
+    let name = display_name(path);
+    let bytes = std::fs::read(path).map_err(|e| IngestError::Io {
+        path: name.clone(),
+        source: e,
+    })?;
+    let bytes = bytes
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(&bytes);
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let delimiter = [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|d| first.iter().filter(|b| *b == d).count())
+        .unwrap_or(b',');
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(bytes);
+    let mut table = pipewise_core::TextTable {
+        file: name.clone(),
+        ..Default::default()
+    };
+    let err = |line: u64, message: String| {
+        IngestError::Row(RowError {
+            file: name.clone(),
+            line,
+            column: None,
+            column_name: None,
+            value: None,
+            message,
+        })
+    };
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(err(line, format!("cannot read CSV: {e}"))),
+        }
+        let line = rec.position().map_or(line, |p| p.line());
+        if table.headers.is_empty() {
+            table.headers = rec.iter().map(|h| h.trim().to_string()).collect();
+            if let Some(dup) = table
+                .headers
+                .iter()
+                .enumerate()
+                .find(|(i, h)| table.headers[..*i].contains(h))
+            {
+                return Err(err(
+                    line,
+                    format!("column {:?} appears twice in the header", dup.1),
+                ));
+            }
+            continue;
+        }
+        if rec.len() == 1 && rec[0].trim().is_empty() {
+            continue;
+        }
+        if rec.len() != table.headers.len() {
+            return Err(err(
+                line,
+                format!(
+                    "{} cells, but the header has {} columns",
+                    rec.len(),
+                    table.headers.len()
+                ),
+            ));
+        }
+        table
+            .rows
+            .push(rec.iter().map(|c| c.trim().to_string()).collect());
+        table.lines.push(line);
+    }
+    if table.headers.is_empty() {
+        return Err(err(0, "the file is empty; expected a header line".into()));
+    }
+    Ok(table)
 }

@@ -1,7 +1,6 @@
 //! What an import did, or would do: counts, cleanings, warnings and errors.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Serialize;
 
@@ -46,38 +45,8 @@ pub struct Cleaning {
     pub rows: u64,
 }
 
-/// One precise problem in an input file.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RowError {
-    pub file: String,
-    /// 1-based line of the record (0 when the problem is the file as a whole).
-    pub line: u64,
-    /// 1-based column number, when one column is at fault.
-    pub column: Option<usize>,
-    pub column_name: Option<String>,
-    pub value: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if self.line > 0 {
-            write!(f, ":{}", self.line)?;
-            if let Some(c) = self.column {
-                write!(f, ":{c}")?;
-            }
-        }
-        write!(f, ":")?;
-        if let Some(n) = &self.column_name {
-            write!(f, " column {n:?}:")?;
-        }
-        if let Some(v) = &self.value {
-            write!(f, " value {v:?}:")?;
-        }
-        write!(f, " {}", self.message)
-    }
-}
+/// One precise problem in an input file (file, line, column, value, message).
+pub use pipewise_core::CellError as RowError;
 
 impl ImportReport {
     pub fn ok(&self) -> bool {
