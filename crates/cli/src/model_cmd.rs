@@ -217,7 +217,9 @@ fn predict(
     let model = TabularModel::from_json(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", model_path.display()))?;
     let t = pipewise_ingest::read_text_table(data)?;
+    let started = std::time::Instant::now();
     let (preds, notes) = model.predict(&t, top, allow_missing_columns)?;
+    let predict_seconds = started.elapsed().as_secs_f64();
     let mut w =
         csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
     let mut header = t.headers.clone();
@@ -246,6 +248,7 @@ fn predict(
         let v = serde_json::json!({
             "rows": preds.len(),
             "out": out.display().to_string(),
+            "predict_seconds": predict_seconds,
             "unseen_categories": notes.unseen_categories,
             "missing_columns": notes.missing_columns,
             "metrics": metrics,

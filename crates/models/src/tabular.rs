@@ -518,6 +518,9 @@ pub struct FitReport {
     pub validation: Validation,
     pub drivers: Vec<Driver>,
     pub features: usize,
+    /// Wall time of the final fit (benchmarks).
+    #[serde(default)]
+    pub final_fit_seconds: f64,
 }
 
 /// A fitted tabular model, saved as one JSON file.
@@ -704,7 +707,9 @@ impl TabularModel {
             oof_y.extend(yte);
         }
         progress(&format!("final model: fitting on all {n} rows"));
+        let started = std::time::Instant::now();
         let classifier = Classifier::fit(Algorithm::Gbm, &table, &y, &opts.fit)?;
+        let final_fit_seconds = started.elapsed().as_secs_f64();
         let mut share = vec![0.0; schema.columns.len()];
         for (f, imp) in classifier.importance().into_iter().enumerate() {
             share[source[f]] += imp;
@@ -731,6 +736,7 @@ impl TabularModel {
             },
             drivers,
             features: table.names.len(),
+            final_fit_seconds,
         };
         Ok(TabularModel {
             format: FORMAT.to_string(),
