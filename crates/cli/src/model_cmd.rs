@@ -249,6 +249,7 @@ fn predict(
             "rows": preds.len(),
             "out": out.display().to_string(),
             "predict_seconds": predict_seconds,
+            "model_seconds": notes.model_seconds,
             "unseen_categories": notes.unseen_categories,
             "missing_columns": notes.missing_columns,
             "metrics": metrics,

@@ -13,6 +13,7 @@
 
 pub mod calibration;
 pub mod encode;
+pub mod hist;
 pub mod logistic;
 pub mod metrics;
 pub mod selection;
@@ -47,6 +48,8 @@ pub enum Algorithm {
     Gbm,
     /// L2-penalised logistic regression.
     Logistic,
+    /// Histogram gradient-boosted trees ([`hist`]).
+    Hist,
 }
 
 impl Algorithm {
@@ -54,6 +57,7 @@ impl Algorithm {
         match self {
             Algorithm::Gbm => "gradient-boosted trees (perpetual)",
             Algorithm::Logistic => "logistic regression (L2)",
+            Algorithm::Hist => "histogram gradient-boosted trees",
         }
     }
 }
@@ -99,6 +103,10 @@ enum Inner {
         boosters: Vec<PerpetualBooster>,
     },
     Logistic(Logistic),
+    Hist {
+        encoder: Encoder,
+        model: hist::HistGbm,
+    },
 }
 
 /// A fitted binary classifier.
@@ -153,6 +161,16 @@ impl Classifier {
         check_target(y)?;
         let inner = match algorithm {
             Algorithm::Logistic => Inner::Logistic(Logistic::fit(table, y, opts.l2)?),
+            Algorithm::Hist => {
+                let encoder = Encoder::fit(table);
+                let x = encoder.matrix(table)?;
+                let mut params = hist::HistParams::default();
+                if let Some(t) = opts.threads {
+                    params.threads = t;
+                }
+                let model = hist::HistGbm::fit(&x, table.rows(), encoder.names.len(), y, params);
+                Inner::Hist { encoder, model }
+            }
             Algorithm::Gbm => {
                 let encoder = Encoder::fit(table);
                 let x = encoder.matrix(table)?;
@@ -232,6 +250,7 @@ impl Classifier {
     pub fn logits(&self, table: &Table) -> Result<Vec<f64>, ModelError> {
         Ok(match &self.inner {
             Inner::Logistic(l) => l.logits(table)?,
+            Inner::Hist { encoder, model } => model.logits(&encoder.matrix(table)?, table.rows()),
             Inner::Gbm { encoder, boosters } => {
                 let x = encoder.matrix(table)?;
                 let m = Matrix::new(&x, table.rows(), encoder.names.len());
@@ -274,6 +293,9 @@ impl Classifier {
     pub fn contributions(&self, table: &Table) -> Result<Vec<Vec<f64>>, ModelError> {
         Ok(match &self.inner {
             Inner::Logistic(l) => l.contributions(table)?,
+            Inner::Hist { encoder, model } => {
+                model.contributions(&encoder.matrix(table)?, table.rows())
+            }
             Inner::Gbm { encoder, boosters } => {
                 let x = encoder.matrix(table)?;
                 let cols = encoder.names.len();
@@ -296,6 +318,7 @@ impl Classifier {
     pub fn importance(&self) -> Vec<f64> {
         let raw: Vec<f64> = match &self.inner {
             Inner::Logistic(l) => l.importance(),
+            Inner::Hist { model, .. } => model.gain().to_vec(),
             Inner::Gbm { encoder, boosters } => {
                 let mut imp = vec![0.0; encoder.names.len()];
                 for b in boosters {
@@ -320,6 +343,7 @@ impl Classifier {
     pub fn size(&self) -> usize {
         match &self.inner {
             Inner::Logistic(l) => l.coef.len(),
+            Inner::Hist { model, .. } => model.trees(),
             Inner::Gbm { boosters, .. } => boosters
                 .iter()
                 .map(|b| b.get_prediction_trees().len())

@@ -173,6 +173,8 @@ pub struct ReadNotes {
     pub unseen_categories: Vec<(String, usize)>,
     /// Columns the model uses that the file lacks (read as all missing).
     pub missing_columns: Vec<String>,
+    /// Time in the classifier alone (benchmarks), in seconds.
+    pub model_seconds: f64,
 }
 
 impl Schema {
@@ -463,7 +465,9 @@ impl Schema {
     }
 }
 
-/// Options of [`TabularModel::fit`].
+/// Options of [`TabularModel::fit`]. The learner is the histogram GBM
+/// ([`crate::hist`]): as accurate as perpetual on the benchmark sets and
+/// orders of magnitude faster on large files (docs/benchmarks.md).
 #[derive(Debug, Clone)]
 pub struct TabularOptions {
     pub folds: usize,
@@ -471,6 +475,7 @@ pub struct TabularOptions {
     /// the next block) instead of stratified random folds.
     pub time_column: Option<String>,
     pub ignore: Vec<String>,
+    pub algorithm: Algorithm,
     pub fit: FitOptions,
 }
 
@@ -480,10 +485,10 @@ impl Default for TabularOptions {
             folds: 5,
             time_column: None,
             ignore: Vec::new(),
+            algorithm: Algorithm::Hist,
             fit: FitOptions {
                 bags: 0,
-                // Category codes split as ordered numbers: as accurate here and many
-                // times faster (see docs/benchmarks.md).
+                // (perpetual only) category codes split as ordered numbers.
                 native_categorical: false,
                 ..FitOptions::default()
             },
@@ -700,7 +705,7 @@ impl TabularModel {
             ));
             let ytr: Vec<f64> = train.iter().map(|&i| y[i]).collect();
             let yte: Vec<f64> = test.iter().map(|&i| y[i]).collect();
-            let m = Classifier::fit(Algorithm::Gbm, &table.take(train), &ytr, &opts.fit)?;
+            let m = Classifier::fit(opts.algorithm, &table.take(train), &ytr, &opts.fit)?;
             let p = m.predict(&table.take(test))?;
             fold_auc.push(roc_auc(&p, &yte));
             oof_p.extend(p);
@@ -708,7 +713,7 @@ impl TabularModel {
         }
         progress(&format!("final model: fitting on all {n} rows"));
         let started = std::time::Instant::now();
-        let classifier = Classifier::fit(Algorithm::Gbm, &table, &y, &opts.fit)?;
+        let classifier = Classifier::fit(opts.algorithm, &table, &y, &opts.fit)?;
         let final_fit_seconds = started.elapsed().as_secs_f64();
         let mut share = vec![0.0; schema.columns.len()];
         for (f, imp) in classifier.importance().into_iter().enumerate() {
@@ -755,8 +760,10 @@ impl TabularModel {
         allow_missing_columns: bool,
     ) -> Result<(Vec<Prediction>, ReadNotes), TabularError> {
         let rows: Vec<usize> = (0..t.rows.len()).collect();
-        let (table, _, notes) = self.schema.table(t, &rows, allow_missing_columns)?;
+        let (table, _, mut notes) = self.schema.table(t, &rows, allow_missing_columns)?;
+        let started = std::time::Instant::now();
         let p = self.classifier.predict(&table)?;
+        notes.model_seconds = started.elapsed().as_secs_f64();
         let contrib = if top > 0 {
             self.classifier.contributions(&table)?
         } else {
