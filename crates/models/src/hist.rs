@@ -58,25 +58,6 @@ struct Tree {
     nodes: Vec<Node>,
 }
 
-impl Tree {
-    fn leaf_of(&self, x: &[f64], n: usize, r: usize) -> usize {
-        let mut i = 0;
-        loop {
-            let nd = &self.nodes[i];
-            if nd.feature == u32::MAX {
-                return i;
-            }
-            let v = x[nd.feature as usize * n + r];
-            let left = if v.is_nan() {
-                nd.default_left
-            } else {
-                v <= nd.threshold
-            };
-            i = if left { nd.left } else { nd.right } as usize;
-        }
-    }
-}
-
 /// A fitted model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistGbm {
@@ -409,25 +390,80 @@ impl HistGbm {
 
     /// Log-odds for the column-major matrix `x` of `n` rows.
     pub fn logits(&self, x: &[f64], n: usize) -> Vec<f64> {
-        let threads = self.params.threads.max(1).min(n.max(1));
-        let chunk = n.div_ceil(threads.max(1)).max(1);
-        let mut out = vec![self.base; n];
-        std::thread::scope(|s| {
-            for (c, part) in out.chunks_mut(chunk).enumerate() {
-                s.spawn(move || {
-                    // Blocks of rows tree by tree: the block's cells of a
-                    // column share cache lines.
-                    for (b, block) in part.chunks_mut(256).enumerate() {
-                        let first = c * chunk + b * 256;
-                        for t in &self.trees {
-                            for (i, o) in block.iter_mut().enumerate() {
-                                *o += t.nodes[t.leaf_of(x, n, first + i)].value;
+        // A compact copy of the trees for scoring: 16 bytes a node, the
+        // right child always next to the left one.
+        #[derive(Clone, Copy)]
+        struct P {
+            /// Threshold, or the value of a leaf.
+            t: f64,
+            /// Feature, or u32::MAX for a leaf.
+            f: u32,
+            /// Left child, with the top bit set when missing goes left.
+            l: u32,
+        }
+        const DEFAULT_LEFT: u32 = 1 << 31;
+        let trees: Vec<Vec<P>> = self
+            .trees
+            .iter()
+            .map(|t| {
+                t.nodes
+                    .iter()
+                    .map(|nd| {
+                        if nd.feature == u32::MAX {
+                            P {
+                                t: nd.value,
+                                f: u32::MAX,
+                                l: 0,
+                            }
+                        } else {
+                            debug_assert_eq!(nd.right, nd.left + 1);
+                            P {
+                                t: nd.threshold,
+                                f: nd.feature,
+                                l: nd.left | if nd.default_left { DEFAULT_LEFT } else { 0 },
                             }
                         }
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut out = vec![self.base; n];
+        let score = |first: usize, block: &mut [f64]| {
+            for t in &trees {
+                for (i, o) in block.iter_mut().enumerate() {
+                    let r = first + i;
+                    let mut k = 0usize;
+                    loop {
+                        let nd = t[k];
+                        if nd.f == u32::MAX {
+                            *o += nd.t;
+                            break;
+                        }
+                        let v = x[nd.f as usize * n + r];
+                        let left = if v.is_nan() {
+                            nd.l & DEFAULT_LEFT != 0
+                        } else {
+                            v <= nd.t
+                        };
+                        k = (nd.l & !DEFAULT_LEFT) as usize + usize::from(!left);
                     }
-                });
+                }
             }
-        });
+        };
+        // Blocks of rows tree by tree: a block's cells of a column share cache lines.
+        use rayon::prelude::*;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.params.threads.max(1))
+            .build();
+        let run = |out: &mut [f64]| {
+            out.par_chunks_mut(512)
+                .enumerate()
+                .for_each(|(b, block)| score(b * 512, block))
+        };
+        match pool {
+            Ok(pool) => pool.install(|| run(&mut out)),
+            Err(_) => run(&mut out),
+        }
         out
     }
 
