@@ -109,7 +109,11 @@ struct TrainCmd {
     /// The simulator's ground_truth.json: adds the oracle to the metrics table.
     #[arg(long)]
     truth: Option<PathBuf>,
-    /// perpetual's complexity budget (higher: a faster learning rate and more complex trees).
+    /// The tree learner: hist (histogram GBM) or perpetual.
+    #[arg(long, value_enum, default_value = "hist")]
+    learner: Learner,
+    /// perpetual only: its complexity budget (higher: a faster learning rate
+    /// and more complex trees).
     #[arg(long, default_value_t = 1.0)]
     budget: f32,
     /// Snapshots stop this many days before the data ends, so that most deals
@@ -135,14 +139,17 @@ struct ScoreCmd {
     /// of fitting one on the database's leads.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Leads: perpetual's complexity budget when fitting.
-    #[arg(long, default_value_t = 1.0)]
-    budget: f32,
     /// Factors kept per deal and model.
     #[arg(long, default_value_t = 3)]
     top: usize,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum Learner {
+    Hist,
+    Perpetual,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -394,6 +401,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &mut store,
                 &predict_cmd::TrainArgs {
                     truth: args.truth.clone(),
+                    learner: args.learner,
                     budget: args.budget,
                     horizon_days: args.horizon_days,
                 },
@@ -653,6 +661,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         &mut store,
         &predict_cmd::TrainArgs {
             truth: Some(data.join("ground_truth.json")),
+            learner: Learner::Hist,
             budget: pipewise_models::FitOptions::default().budget,
             horizon_days: 120,
         },

@@ -32,9 +32,6 @@ pub enum ModelCmd {
         time_column: Option<String>,
         #[arg(long, default_value_t = 5)]
         folds: usize,
-        /// perpetual's complexity budget.
-        #[arg(long, default_value_t = 1.0)]
-        budget: f32,
         #[arg(long, default_value = "lead-model.json")]
         out: PathBuf,
         #[arg(long)]
@@ -70,18 +67,16 @@ pub fn run(cmd: ModelCmd) -> Result<ExitCode> {
             ignore,
             time_column,
             folds,
-            budget,
             out,
             json,
         } => {
             let t = pipewise_ingest::read_text_table(&data)?;
-            let mut opts = TabularOptions {
+            let opts = TabularOptions {
                 folds,
                 time_column,
                 ignore,
                 ..TabularOptions::default()
             };
-            opts.fit.budget = budget;
             let progress = |m: &str| {
                 if !json {
                     eprintln!("  {m}");
@@ -304,7 +299,7 @@ pub fn score_leads(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
             (m, format!("the model file {}", p.display()))
         }
         None => (
-            leads::fit_leads(&table, args.budget, &progress)?,
+            leads::fit_leads(&table, &progress)?,
             format!("the database's leads older than {} days", leads::STALE_DAYS),
         ),
     };

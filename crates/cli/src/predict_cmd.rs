@@ -150,6 +150,7 @@ pub fn metrics_table(r: &ModelReport, markdown: bool) -> String {
 
 pub struct TrainArgs {
     pub truth: Option<PathBuf>,
+    pub learner: crate::Learner,
     pub budget: f32,
     pub horizon_days: i64,
 }
@@ -166,13 +167,18 @@ pub fn train(
         None => None,
     };
     let data = load(store)?;
+    let defaults = TrainOptions::default();
     let opts = TrainOptions {
         horizon_days: args.horizon_days,
+        algorithm: match args.learner {
+            crate::Learner::Hist => pipewise_models::Algorithm::Hist,
+            crate::Learner::Perpetual => pipewise_models::Algorithm::Gbm,
+        },
         fit: pipewise_models::FitOptions {
             budget: args.budget,
-            ..Default::default()
+            ..defaults.fit
         },
-        ..TrainOptions::default()
+        ..defaults
     };
     let dates = predict::snapshot_dates(&data, &opts);
     let bar = FractionBar::new(!quiet, "features for weekly snapshots");

@@ -122,17 +122,12 @@ pub fn lead_table(data: &CrmData) -> LeadRows {
 }
 
 /// Fits the lead model on the closed leads (time-ordered validation).
-pub fn fit_leads(
-    table: &TextTable,
-    budget: f32,
-    progress: &dyn Fn(&str),
-) -> Result<TabularModel, TabularError> {
-    let mut opts = TabularOptions {
+pub fn fit_leads(table: &TextTable, progress: &dyn Fn(&str)) -> Result<TabularModel, TabularError> {
+    let opts = TabularOptions {
         time_column: Some("created_at".into()),
         ignore: vec!["lead_id".into(), "status".into()],
         ..TabularOptions::default()
     };
-    opts.fit.budget = budget;
     TabularModel::fit(
         table,
         Target {

@@ -94,6 +94,8 @@ pub struct TrainOptions {
     pub test_share: f64,
     /// Share of the remaining dates (before the embargo) used for calibration.
     pub calibration_share: f64,
+    /// The tree learner: [`Algorithm::Hist`] or [`Algorithm::Gbm`] (perpetual).
+    pub algorithm: Algorithm,
     pub fit: FitOptions,
 }
 
@@ -104,7 +106,19 @@ impl Default for TrainOptions {
             warmup_days: 56,
             test_share: 0.25,
             calibration_share: 0.2,
-            fit: FitOptions::default(),
+            algorithm: Algorithm::Hist,
+            fit: FitOptions {
+                // Each bag holds one snapshot per deal (about 2,000 rows):
+                // smaller trees, more of them, a slower rate than the defaults.
+                hist: pipewise_models::hist::HistParams {
+                    num_leaves: 15,
+                    min_data_in_leaf: 40,
+                    learning_rate: 0.05,
+                    iterations: 200,
+                    ..Default::default()
+                },
+                ..FitOptions::default()
+            },
         }
     }
 }
@@ -308,7 +322,7 @@ pub fn train(
     };
     let mut x_tr = keep(&t_tr, &dropped);
     let groups: Vec<usize> = tr.iter().map(|&r| snap.opp[r]).collect();
-    let gbm = Classifier::fit_grouped(Algorithm::Gbm, &x_tr, &y_tr, Some(&groups), &opts.fit)?;
+    let gbm = Classifier::fit_grouped(opts.algorithm, &x_tr, &y_tr, Some(&groups), &opts.fit)?;
     // Features the trees never split on carry no signal here: reported as
     // dropped and left out of the logistic baseline (their tree contribution
     // is zero, so the trees need no refit).
@@ -441,7 +455,7 @@ pub fn train(
     let report = ModelReport {
         kind: target.name(),
         question: target.question(),
-        algorithm: Algorithm::Gbm.name(),
+        algorithm: opts.algorithm.name(),
         train: window(train_dates, &tr, &labels),
         calibration: window(cal_dates, &ca, &labels),
         test: window(test_dates, &te, &labels),

@@ -81,6 +81,8 @@ pub struct FitOptions {
     /// support); otherwise their codes (levels by training frequency) are
     /// split as ordered numbers, which is several times faster.
     pub native_categorical: bool,
+    /// The histogram learner's settings ([`Algorithm::Hist`]).
+    pub hist: hist::HistParams,
 }
 
 impl Default for FitOptions {
@@ -92,6 +94,7 @@ impl Default for FitOptions {
             threads: None,
             bags: 8,
             native_categorical: true,
+            hist: hist::HistParams::default(),
         }
     }
 }
@@ -105,7 +108,7 @@ enum Inner {
     Logistic(Logistic),
     Hist {
         encoder: Encoder,
-        model: hist::HistGbm,
+        models: Vec<hist::HistGbm>,
     },
 }
 
@@ -137,6 +140,56 @@ fn check_target(y: &[f64]) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// Fits `fit_one(x, y, rows, seed)` on all rows, or with `groups` on
+/// [`FitOptions::bags`] samples of one row per group.
+fn bagged<T>(
+    x: &[f64],
+    n: usize,
+    cols: usize,
+    y: &[f64],
+    groups: Option<&[usize]>,
+    opts: &FitOptions,
+    fit_one: impl Fn(&[f64], &[f64], usize, u64) -> Result<T, ModelError>,
+) -> Result<Vec<T>, ModelError> {
+    let Some(g) = groups.filter(|_| opts.bags > 0) else {
+        return Ok(vec![fit_one(x, y, n, opts.seed)?]);
+    };
+    let mut members: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (r, &k) in g.iter().enumerate() {
+        members.entry(k).or_default().push(r);
+    }
+    let mut state = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::new();
+    for b in 0..opts.bags {
+        let rows: Vec<usize> = members
+            .values()
+            .map(|m| {
+                // xorshift64*: a cheap, seeded pick per group.
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+                m[(r >> 33) as usize % m.len()]
+            })
+            .collect();
+        let yb: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
+        if check_target(&yb).is_err() {
+            continue;
+        }
+        let mut xb = Vec::with_capacity(rows.len() * cols);
+        for j in 0..cols {
+            xb.extend(rows.iter().map(|&r| x[j * n + r]));
+        }
+        out.push(fit_one(&xb, &yb, rows.len(), opts.seed + b as u64)?);
+    }
+    if out.is_empty() {
+        return Err(ModelError::Data(
+            "every sample of one row per group has a single outcome".into(),
+        ));
+    }
+    Ok(out)
+}
+
 impl Classifier {
     /// Fits on all rows as independent. See [`Classifier::fit_grouped`].
     pub fn fit(
@@ -164,77 +217,48 @@ impl Classifier {
             Algorithm::Hist => {
                 let encoder = Encoder::fit(table);
                 let x = encoder.matrix(table)?;
-                let mut params = hist::HistParams::default();
+                let mut params = opts.hist;
                 if let Some(t) = opts.threads {
                     params.threads = t;
                 }
-                let model = hist::HistGbm::fit(&x, table.rows(), encoder.names.len(), y, params);
-                Inner::Hist { encoder, model }
+                let cols = encoder.names.len();
+                let models = bagged(&x, table.rows(), cols, y, groups, opts, |x, y, rows, _| {
+                    Ok(hist::HistGbm::fit(x, rows, cols, y, params))
+                })?;
+                Inner::Hist { encoder, models }
             }
             Algorithm::Gbm => {
                 let encoder = Encoder::fit(table);
                 let x = encoder.matrix(table)?;
                 let cols = encoder.names.len();
-                let n = table.rows();
                 let cats: HashSet<usize> = if opts.native_categorical {
                     encoder.categorical_indices().into_iter().collect()
                 } else {
                     HashSet::new()
                 };
-                let fit_one = |x: &[f64], y: &[f64], rows: usize, seed: u64| {
-                    let mut booster = PerpetualBooster::default()
-                        .set_objective(Objective::LogLoss)
-                        .set_budget(opts.budget)
-                        .set_seed(seed)
-                        .set_num_threads(opts.threads)
-                        .set_categorical_features((!cats.is_empty()).then(|| cats.clone()));
-                    // Raw log-odds of the real class balance: calibration follows.
-                    booster.cfg.auto_class_weights = false;
-                    let m = Matrix::new(x, rows, cols);
-                    booster
-                        .fit(&m, y, None, None)
-                        .map_err(|e| ModelError::Fit(e.to_string()))?;
-                    Ok::<_, ModelError>(booster)
-                };
-                let mut boosters = Vec::new();
-                match groups {
-                    Some(g) if opts.bags > 0 => {
-                        let mut members: std::collections::BTreeMap<usize, Vec<usize>> =
-                            Default::default();
-                        for (r, &k) in g.iter().enumerate() {
-                            members.entry(k).or_default().push(r);
-                        }
-                        let mut state = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                        for b in 0..opts.bags {
-                            let rows: Vec<usize> = members
-                                .values()
-                                .map(|m| {
-                                    // xorshift64*: a cheap, seeded pick per group.
-                                    state ^= state >> 12;
-                                    state ^= state << 25;
-                                    state ^= state >> 27;
-                                    let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-                                    m[(r >> 33) as usize % m.len()]
-                                })
-                                .collect();
-                            let yb: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
-                            if check_target(&yb).is_err() {
-                                continue;
-                            }
-                            let mut xb = Vec::with_capacity(rows.len() * cols);
-                            for j in 0..cols {
-                                xb.extend(rows.iter().map(|&r| x[j * n + r]));
-                            }
-                            boosters.push(fit_one(&xb, &yb, rows.len(), opts.seed + b as u64)?);
-                        }
-                        if boosters.is_empty() {
-                            return Err(ModelError::Data(
-                                "every sample of one row per group has a single outcome".into(),
-                            ));
-                        }
-                    }
-                    _ => boosters.push(fit_one(&x, y, n, opts.seed)?),
-                }
+                let boosters = bagged(
+                    &x,
+                    table.rows(),
+                    cols,
+                    y,
+                    groups,
+                    opts,
+                    |x, y, rows, seed| {
+                        let mut booster = PerpetualBooster::default()
+                            .set_objective(Objective::LogLoss)
+                            .set_budget(opts.budget)
+                            .set_seed(seed)
+                            .set_num_threads(opts.threads)
+                            .set_categorical_features((!cats.is_empty()).then(|| cats.clone()));
+                        // Raw log-odds of the real class balance: calibration follows.
+                        booster.cfg.auto_class_weights = false;
+                        let m = Matrix::new(x, rows, cols);
+                        booster
+                            .fit(&m, y, None, None)
+                            .map_err(|e| ModelError::Fit(e.to_string()))?;
+                        Ok(booster)
+                    },
+                )?;
                 Inner::Gbm { encoder, boosters }
             }
         };
@@ -250,7 +274,16 @@ impl Classifier {
     pub fn logits(&self, table: &Table) -> Result<Vec<f64>, ModelError> {
         Ok(match &self.inner {
             Inner::Logistic(l) => l.logits(table)?,
-            Inner::Hist { encoder, model } => model.logits(&encoder.matrix(table)?, table.rows()),
+            Inner::Hist { encoder, models } => {
+                let x = encoder.matrix(table)?;
+                let mut z = vec![0.0; table.rows()];
+                for m in models {
+                    for (zi, v) in z.iter_mut().zip(m.logits(&x, table.rows())) {
+                        *zi += v / models.len() as f64;
+                    }
+                }
+                z
+            }
             Inner::Gbm { encoder, boosters } => {
                 let x = encoder.matrix(table)?;
                 let m = Matrix::new(&x, table.rows(), encoder.names.len());
@@ -293,8 +326,17 @@ impl Classifier {
     pub fn contributions(&self, table: &Table) -> Result<Vec<Vec<f64>>, ModelError> {
         Ok(match &self.inner {
             Inner::Logistic(l) => l.contributions(table)?,
-            Inner::Hist { encoder, model } => {
-                model.contributions(&encoder.matrix(table)?, table.rows())
+            Inner::Hist { encoder, models } => {
+                let x = encoder.matrix(table)?;
+                let mut out = vec![vec![0.0; encoder.names.len()]; table.rows()];
+                for m in models {
+                    for (o, c) in out.iter_mut().zip(m.contributions(&x, table.rows())) {
+                        for (a, b) in o.iter_mut().zip(c) {
+                            *a += b / models.len() as f64;
+                        }
+                    }
+                }
+                out
             }
             Inner::Gbm { encoder, boosters } => {
                 let x = encoder.matrix(table)?;
@@ -318,7 +360,15 @@ impl Classifier {
     pub fn importance(&self) -> Vec<f64> {
         let raw: Vec<f64> = match &self.inner {
             Inner::Logistic(l) => l.importance(),
-            Inner::Hist { model, .. } => model.gain().to_vec(),
+            Inner::Hist { models, .. } => {
+                let mut g = vec![0.0; models[0].features];
+                for m in models {
+                    for (a, b) in g.iter_mut().zip(m.gain()) {
+                        *a += b;
+                    }
+                }
+                g
+            }
             Inner::Gbm { encoder, boosters } => {
                 let mut imp = vec![0.0; encoder.names.len()];
                 for b in boosters {
@@ -343,7 +393,7 @@ impl Classifier {
     pub fn size(&self) -> usize {
         match &self.inner {
             Inner::Logistic(l) => l.coef.len(),
-            Inner::Hist { model, .. } => model.trees(),
+            Inner::Hist { models, .. } => models.iter().map(|m| m.trees()).sum(),
             Inner::Gbm { boosters, .. } => boosters
                 .iter()
                 .map(|b| b.get_prediction_trees().len())
