@@ -30,6 +30,8 @@ pub enum Unit {
     Count,
     Days,
     Share,
+    /// A difference of two rates, in percentage points.
+    ShareDiff,
     Money,
     Seconds,
     PerHour,
@@ -515,9 +517,9 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
     f(
         "rep_stage_lift",
         Rep,
-        Share,
+        ShareDiff,
         "Owner's win rate from this stage minus the org's: negative when the rep's deals at this stage win less (optimistic staging).",
-        "rep's deals at this stage win {v} vs the org",
+        "rep's win rate from this stage is {v} the org's",
         "rep has no closed deals",
     ),
     f(
@@ -555,6 +557,14 @@ pub fn format_value(unit: Unit, v: f64) -> String {
             }
         }
         Share => format!("{:.0}%", v * 100.0),
+        ShareDiff => {
+            let p = (v * 100.0).round() as i64;
+            match p {
+                0 => "level with".to_string(),
+                p if p > 0 => format!("{p} points above"),
+                p => format!("{} points below", -p),
+            }
+        }
         Money => {
             let a = v.abs();
             if a >= 1e6 {
