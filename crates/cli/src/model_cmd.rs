@@ -281,7 +281,7 @@ pub fn score_leads(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
     use pipewise_engines::leads;
     let mut store = crate::open(db)?;
     let data = store.load_crm()?;
-    let leads::LeadRows { table, open } = leads::lead_table(&data);
+    let leads::LeadRows { table, open, as_of } = leads::lead_table(&data);
     if table.rows.is_empty() {
         anyhow::bail!("the database has no leads: import some first (pipewise import ...)");
     }
@@ -304,22 +304,8 @@ pub fn score_leads(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
         ),
     };
     let r = &model.report;
-    let latest = data
-        .leads
-        .iter()
-        .flat_map(|l| {
-            [
-                Some(l.created_at),
-                l.first_response_at,
-                l.converted_at,
-                l.disqualified_at,
-            ]
-        })
-        .flatten()
-        .max()
-        .unwrap_or_default();
     let as_of = pipewise_core::value::format_instant(
-        chrono::DateTime::from_timestamp(latest, 0).unwrap_or_default(),
+        chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
     );
     let created_at = crate::now();
     let card = format!(

@@ -52,6 +52,8 @@ pub const STALE_DAYS: i64 = 90;
 pub struct LeadRows {
     pub table: TextTable,
     pub open: Vec<usize>,
+    /// The latest instant in the leads (epoch seconds): when they are scored.
+    pub as_of: i64,
 }
 
 /// Every lead as a row of [`LEAD_COLUMNS`].
@@ -118,7 +120,11 @@ pub fn lead_table(data: &CrmData) -> LeadRows {
         ]);
         t.lines.push(i as u64 + 2);
     }
-    LeadRows { table: t, open }
+    LeadRows {
+        table: t,
+        open,
+        as_of: latest,
+    }
 }
 
 /// Fits the lead model on the closed leads (time-ordered validation).

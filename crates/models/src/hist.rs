@@ -49,8 +49,6 @@ struct Node {
     /// The node's output had it been a leaf (for contributions); the leaf's
     /// output for leaves. Includes the learning rate.
     value: f64,
-    /// Training rows that reached it.
-    count: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,7 +278,6 @@ impl HistGbm {
                 left: 0,
                 right: 0,
                 value: leaf_value(gs, hs),
-                count: n as u32,
             }];
             let mut leaves = vec![Leaf {
                 node: 0,
@@ -341,7 +338,7 @@ impl HistGbm {
                     parent.left = li_node as u32;
                     parent.right = li_node as u32 + 1;
                 }
-                for (gg, hh, cnt) in [(s.left_g, s.left_h, lrows.len()), (rg, rh, rrows.len())] {
+                for (gg, hh) in [(s.left_g, s.left_h), (rg, rh)] {
                     nodes.push(Node {
                         feature: u32::MAX,
                         threshold: 0.0,
@@ -349,7 +346,6 @@ impl HistGbm {
                         left: 0,
                         right: 0,
                         value: leaf_value(gg, hh),
-                        count: cnt as u32,
                     });
                 }
                 let lbest = find_split(&lhist, s.left_g, s.left_h, lrows.len() as u32);

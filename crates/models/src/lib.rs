@@ -140,6 +140,15 @@ fn check_target(y: &[f64]) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// xorshift64*: the seeded generator of bagging and fold assignment (31
+/// random bits per call; `state` must be non-zero).
+pub(crate) fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33
+}
+
 /// Fits `fit_one(x, y, rows, seed)` on all rows, or with `groups` on
 /// [`FitOptions::bags`] samples of one row per group.
 fn bagged<T>(
@@ -164,12 +173,8 @@ fn bagged<T>(
         let rows: Vec<usize> = members
             .values()
             .map(|m| {
-                // xorshift64*: a cheap, seeded pick per group.
-                state ^= state >> 12;
-                state ^= state << 25;
-                state ^= state >> 27;
-                let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-                m[(r >> 33) as usize % m.len()]
+                // A cheap, seeded pick per group.
+                m[next_random(&mut state) as usize % m.len()]
             })
             .collect();
         let yb: Vec<f64> = rows.iter().map(|&r| y[r]).collect();

@@ -672,10 +672,7 @@ impl TabularModel {
                 for class in [0.0, 1.0] {
                     let mut idx: Vec<usize> = (0..n).filter(|&i| y[i] == class).collect();
                     for i in (1..idx.len()).rev() {
-                        state ^= state >> 12;
-                        state ^= state << 25;
-                        state ^= state >> 27;
-                        let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33;
+                        let r = crate::next_random(&mut state);
                         idx.swap(i, r as usize % (i + 1));
                     }
                     for (pos, i) in idx.into_iter().enumerate() {
