@@ -4,6 +4,7 @@
 mod model_cmd;
 mod output;
 mod predict_cmd;
+mod stage_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,6 +83,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reps: stage bias (entered stages against the evidence).
+    #[command(subcommand)]
+    Reps(stage_cmd::RepsCmd),
+    /// The open pipeline: deals ahead of or behind their evidence, deals at risk.
+    #[command(subcommand)]
+    Pipeline(stage_cmd::PipelineCmd),
     /// Fit and apply a model on any CSV with an outcome column (lead exports).
     #[command(subcommand)]
     Model(model_cmd::ModelCmd),
@@ -423,6 +430,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Score(args) => predict_cmd::score_cmd(&cli.db, &args),
         Command::Model(cmd) => model_cmd::run(cmd),
+        Command::Reps(cmd) => stage_cmd::reps(&cli.db, cmd),
+        Command::Pipeline(cmd) => stage_cmd::pipeline(&cli.db, cmd),
         Command::Explain {
             opportunity_id,
             as_of,
@@ -667,10 +676,17 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         },
         json,
     )?;
-    let crm = predict_cmd::load(&store)?;
+    let run = stage_cmd::run_stage(predict_cmd::load(&store)?, json)?;
+    let crm = &run.data;
     let win = &trained[0].0.model;
     let slip = trained.get(1).map(|t| &t.0.model);
-    let scored = pipewise_engines::predict::score(&crm, crm.end, win, slip, 4)?;
+    let scored = pipewise_engines::predict::score(crm, crm.end, win, slip, 4)?;
+    // Entered stage vs evidence: the open deals and each rep's bias, checked
+    // against the simulator's truth.
+    let truth = pipewise_engines::truth::Truth::load(&data.join("ground_truth.json"))?;
+    let stage = pipewise_engines::stage::inspect(crm, &run.cf, crm.end, &run.opts, 3)?;
+    let bias = pipewise_engines::stage::rep_bias(crm, &run.snap, &run.cf, &run.opts);
+    let validation = pipewise_engines::stage::validate(crm, &run.snap, &bias, &truth, &run.opts)?;
     if json {
         let reports: Vec<_> = trained
             .iter()
@@ -679,7 +695,8 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"simulation": summary, "import": report, "stats": stats, "models": reports, "scores": scored})
+                &serde_json::json!({"simulation": summary, "import": report, "stats": stats, "models": reports, "scores": scored,
+                    "stage": {"deals": stage_cmd::inspect_rows(&stage, &scored), "rep_bias": bias, "validation": validation}})
             )?
         );
     } else {
@@ -704,14 +721,24 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
             print!("{}", predict_cmd::metrics_table(r, false));
             println!();
         }
-        print!("{}", predict_cmd::riskiest_text(&crm, &scored, crm.end, 10));
+        print!("{}", predict_cmd::riskiest_text(crm, &scored, crm.end, 10));
+        println!(
+            "\nStage discrepancies: the entered stage against the stage the deal's evidence supports."
+        );
+        print!(
+            "{}",
+            stage_cmd::discrepancy_text(&stage_cmd::inspect_rows(&stage, &scored), 5)
+        );
+        println!();
+        print!("{}", stage_cmd::bias_text(&run, &bias, 10));
+        print!("{}", stage_cmd::validation_text(&validation));
         println!(
             "\nSimulated in {:.1}s; the hidden truth (skills, biases, true win probabilities) is in {}.",
             simulated.as_secs_f64(),
             data.join("ground_truth.json").display()
         );
         println!(
-            "Next: `pipewise --db {} explain DEAL_ID`, `models`, `score`, or import your own export (see docs/data-format.md).",
+            "Next: `pipewise --db {} explain DEAL_ID`, `pipeline inspect`, `reps bias`, `models`, `score`, or import your own export (see docs/data-format.md).",
             out.display()
         );
     }

@@ -80,6 +80,56 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     assert!((0.0..=1.0).contains(&p));
     assert!(!first["factors"][0]["text"].as_str().unwrap().is_empty());
 
+    // Entered stage vs evidence, against the simulator's truth.
+    let st = &v["stage"];
+    let val = &st["validation"];
+    let acc = |name: &str| {
+        val["stage_accuracy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"].as_str().unwrap().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {val}"))["accuracy"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(val["test_snapshots"].as_u64().unwrap() > 2000);
+    assert!(
+        acc("evidence stage") > acc("most common stage for the deal's age") + 0.2,
+        "{val}"
+    );
+    for r in val["reps"].as_array().unwrap() {
+        assert!(r["true_reps"].as_u64().unwrap() >= 5, "{r}");
+        let p = r["precision_at_k"].as_f64().unwrap();
+        assert!(p >= 0.8, "{} reps found with precision@k {p}", r["bias"]);
+        assert!(r["flagged_precision"].as_f64().unwrap() >= 0.8, "{r}");
+        assert!(r["flagged_recall"].as_f64().unwrap() >= 0.8, "{r}");
+    }
+    assert!(val["ahead"]["precision"].as_f64().unwrap() > 0.6, "{val}");
+    let deals = st["deals"].as_array().unwrap();
+    assert_eq!(
+        deals.len(),
+        scores.len(),
+        "every open deal has a stage view"
+    );
+    let ahead: Vec<&serde_json::Value> = deals
+        .iter()
+        .filter(|d| d["flag"] == "ahead_of_evidence")
+        .collect();
+    assert!(ahead.len() > 10);
+    for d in &ahead {
+        let dist: Vec<f64> = d["distribution"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!((dist.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(!d["reasons"].as_array().unwrap().is_empty(), "{d}");
+        assert!(d["reasons"][0]["contribution"].as_f64().unwrap() < 0.0);
+    }
+    assert_eq!(st["rep_bias"].as_array().unwrap().len(), 40);
+
     // The registry.
     let models = pipewise(d, &["--db", "pipewise-demo.db", "models", "--json"]);
     assert!(models.ok, "{}", models.stderr);

@@ -2,9 +2,12 @@
 //!
 //! - [`predict`]: win and slip models from weekly snapshots, evaluated on a later
 //!   time window against the naive rules, scoring and explanations;
+//! - [`stage`]: the stage each open deal's evidence supports against the entered
+//!   stage, flagged deals and each rep's bias;
 //! - [`leads`]: lead scoring on the database's leads with the tabular engine;
 //! - [`truth`]: the simulator's hidden truth, for evaluation only.
 
 pub mod leads;
 pub mod predict;
+pub mod stage;
 pub mod truth;

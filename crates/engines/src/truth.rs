@@ -9,7 +9,15 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 struct File {
     generator: String,
+    #[serde(default)]
+    reps: Vec<Rep>,
     opportunities: Vec<Opp>,
+}
+
+#[derive(Deserialize)]
+struct Rep {
+    id: String,
+    forecast_bias: String,
 }
 
 #[derive(Deserialize)]
@@ -23,11 +31,16 @@ struct Opp {
 struct Snap {
     date: String,
     true_win_probability: f64,
+    #[serde(default)]
+    true_stage: Option<String>,
 }
 
 /// The true win probability of each opportunity at each weekly snapshot.
 pub struct Truth {
     win: HashMap<(String, String), f64>,
+    stage: HashMap<(String, String), usize>,
+    /// Rep id to `accurate`, `optimistic` or `sandbagging`.
+    pub rep_bias: HashMap<String, String>,
 }
 
 impl Truth {
@@ -44,17 +57,41 @@ impl Truth {
             f.generator
         );
         let mut win = HashMap::new();
+        let mut stage = HashMap::new();
         for o in f.opportunities {
             for s in o.snapshots {
+                if let Some(k) = s
+                    .true_stage
+                    .as_deref()
+                    .and_then(pipewise_features::stage_index)
+                {
+                    stage.insert((o.id.clone(), s.date.clone()), k);
+                }
                 win.insert((o.id.clone(), s.date), s.true_win_probability);
             }
         }
-        Ok(Truth { win })
+        let rep_bias = f
+            .reps
+            .into_iter()
+            .map(|r| (r.id, r.forecast_bias))
+            .collect();
+        Ok(Truth {
+            win,
+            stage,
+            rep_bias,
+        })
     }
 
     /// The true win probability of `opportunity` on `date` (`YYYY-MM-DD`, a Monday).
     pub fn win_probability(&self, opportunity: &str, date: &str) -> Option<f64> {
         self.win
+            .get(&(opportunity.to_string(), date.to_string()))
+            .copied()
+    }
+
+    /// The deal's true stage (0 prospecting ... 4 negotiation) on `date` (a Monday).
+    pub fn stage(&self, opportunity: &str, date: &str) -> Option<usize> {
+        self.stage
             .get(&(opportunity.to_string(), date.to_string()))
             .copied()
     }

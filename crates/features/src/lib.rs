@@ -103,6 +103,14 @@ pub struct Opp {
     calls: Vec<(Instant, CallMetrics)>,
 }
 
+/// Who a rep is, for roll-ups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepInfo {
+    pub name: String,
+    pub team: Option<String>,
+    pub region: Option<String>,
+}
+
 /// A closed deal credited to a rep.
 #[derive(Debug, Clone, Copy)]
 struct Closed {
@@ -121,6 +129,8 @@ pub struct Data {
     pub opps: Vec<Opp>,
     user_index: HashMap<String, usize>,
     user_names: Vec<String>,
+    user_teams: Vec<Option<String>>,
+    user_regions: Vec<Option<String>>,
     hire: Vec<Option<Instant>>,
     /// Per user, deals they owned when the deal closed, by close time.
     closed_by_rep: Vec<Vec<Closed>>,
@@ -352,6 +362,8 @@ impl Data {
             opps,
             hire: crm.users.iter().map(|u| u.hire_date).collect(),
             user_names: crm.users.iter().map(|u| u.name.clone()).collect(),
+            user_teams: crm.users.iter().map(|u| u.team_id.clone()).collect(),
+            user_regions: crm.users.iter().map(|u| u.region.clone()).collect(),
             user_index,
             closed_by_rep,
             closed_all,
@@ -400,6 +412,23 @@ impl Data {
         self.user_index
             .get(id)
             .map_or_else(|| id.to_string(), |&u| self.user_names[u].clone())
+    }
+
+    /// A user's name, team id and region (the id itself as the name of an
+    /// owner missing from the users).
+    pub fn rep_info(&self, id: &str) -> RepInfo {
+        match self.user_index.get(id) {
+            Some(&u) => RepInfo {
+                name: self.user_names[u].clone(),
+                team: self.user_teams[u].clone(),
+                region: self.user_regions[u].clone(),
+            },
+            None => RepInfo {
+                name: id.to_string(),
+                team: None,
+                region: None,
+            },
+        }
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
