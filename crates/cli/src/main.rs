@@ -1,6 +1,7 @@
 //! The `pipewise` binary: argument parsing and printing only. The work is done
 //! by the library crates (ingest, store, and later the engines).
 
+mod forecast_cmd;
 mod model_cmd;
 mod output;
 mod predict_cmd;
@@ -83,6 +84,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bookings forecast of a month or quarter with its range, by rep, team or region.
+    Forecast(forecast_cmd::ForecastArgs),
+    /// Backtests: forecasts made at past dates with what was known then.
+    #[command(subcommand)]
+    Backtest(forecast_cmd::BacktestCmd),
     /// Reps: stage bias (entered stages against the evidence).
     #[command(subcommand)]
     Reps(stage_cmd::RepsCmd),
@@ -430,6 +436,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Score(args) => predict_cmd::score_cmd(&cli.db, &args),
         Command::Model(cmd) => model_cmd::run(cmd),
+        Command::Forecast(args) => forecast_cmd::forecast_cmd(&cli.db, args),
+        Command::Backtest(cmd) => forecast_cmd::backtest_cmd(&cli.db, cmd),
         Command::Reps(cmd) => stage_cmd::reps(&cli.db, cmd),
         Command::Pipeline(cmd) => stage_cmd::pipeline(&cli.db, cmd),
         Command::Explain {

@@ -7,6 +7,7 @@
 //! - [`leads`]: lead scoring on the database's leads with the tabular engine;
 //! - [`truth`]: the simulator's hidden truth, for evaluation only.
 
+pub mod forecast;
 pub mod leads;
 pub mod predict;
 pub mod stage;

@@ -1,0 +1,337 @@
+//! `pipewise forecast` and `pipewise backtest forecast`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+use pipewise_engines::forecast::{
+    self, Backtest, DealChange, Forecast, ForecastOptions, GroupForecast, Period, PeriodKind,
+    RollUp,
+};
+use pipewise_engines::predict;
+use pipewise_features::{DAY, Data};
+
+use crate::output::{FractionBar, money};
+use crate::predict_cmd::{load, parse_as_of};
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Rep,
+    Team,
+    Region,
+    Company,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Quarter,
+    Month,
+}
+
+#[derive(Args)]
+pub struct ForecastArgs {
+    /// The period: a quarter (2025-Q3) or a month (2025-07). Default: the
+    /// quarter holding the date a week after the as-of date.
+    #[arg(long)]
+    period: Option<String>,
+    /// Roll-up.
+    #[arg(long, value_enum, default_value = "company")]
+    by: By,
+    /// Forecast as of this date (default: the latest date in the data).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Monte Carlo draws.
+    #[arg(long, default_value_t = 10_000)]
+    draws: usize,
+    /// Deals listed in "what moved the number".
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum BacktestCmd {
+    /// Forecast every past period at each of its Mondays with what was known
+    /// then, and score against what closed (pipewise and the baselines).
+    Forecast {
+        #[arg(long, value_enum, default_value = "quarter")]
+        period: Kind,
+        /// Monte Carlo draws per forecast.
+        #[arg(long, default_value_t = 2_000)]
+        draws: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn snapshots(data: &Data, opts: &ForecastOptions, quiet: bool) -> predict::Snapshots {
+    let dates = forecast::snapshot_dates(data, opts);
+    let bar = FractionBar::new(!quiet, "features for weekly snapshots");
+    let s = predict::snapshots(data, &dates, &mut |k, n| bar.set(k as f64 / n as f64));
+    bar.finish();
+    s
+}
+
+/// The forecast and what moved it over the last week.
+pub fn run_forecast(
+    data: &Data,
+    snap: &predict::Snapshots,
+    period: Option<&str>,
+    by: By,
+    as_of: i64,
+    draws: usize,
+) -> Result<(Forecast, Vec<DealChange>)> {
+    let period = match period {
+        Some(p) => Period::parse(p)?,
+        None => Period::containing(as_of + 7 * DAY, PeriodKind::Quarter),
+    };
+    let opts = ForecastOptions {
+        draws: draws.max(100),
+        ..ForecastOptions::default()
+    };
+    let models = forecast::fit_models(data, snap, as_of, &opts)?;
+    let by = match by {
+        By::Rep => RollUp::Rep,
+        By::Team => RollUp::Team,
+        By::Region => RollUp::Region,
+        By::Company => RollUp::Company,
+    };
+    let f = forecast::forecast(data, &models, None, &period, as_of, by, &opts)?;
+    let moved = forecast::changes(data, &models, &period, as_of - 7 * DAY, as_of)?;
+    Ok((f, moved))
+}
+
+pub fn forecast_cmd(db: &Path, args: ForecastArgs) -> Result<ExitCode> {
+    let store = crate::open(db)?;
+    let data = load(&store)?;
+    let as_of = parse_as_of(args.as_of.as_deref(), &data)?;
+    let opts = ForecastOptions::default();
+    let snap = snapshots(&data, &opts, args.json);
+    let bar = FractionBar::new(!args.json, "fitting win and close-timing models");
+    bar.set(0.1);
+    let (f, moved) = run_forecast(
+        &data,
+        &snap,
+        args.period.as_deref(),
+        args.by,
+        as_of,
+        args.draws,
+    )?;
+    bar.finish();
+    if args.json {
+        let v = serde_json::json!({"forecast": f, "moved": moved});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", forecast_text(&f, &moved, args.top));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn row(s: &mut String, g: &GroupForecast, width: usize) {
+    let _ = writeln!(
+        s,
+        "  {:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
+        g.group,
+        money(g.won_to_date),
+        money(g.open_expected),
+        money(g.new_expected),
+        money(g.p10),
+        money(g.p50),
+        money(g.p90),
+        money(g.commit),
+        money(g.stage_weighted),
+        money(g.run_rate),
+        w = width
+    );
+}
+
+pub fn forecast_text(f: &Forecast, moved: &[DealChange], top: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Forecast of {} bookings as of {} ({} Monte Carlo draws; models fitted on what was known then)\n",
+        f.period.label,
+        f.as_of,
+        crate::output::thousands(f.draws as u64)
+    );
+    let width = f
+        .groups
+        .iter()
+        .map(|g| g.group.chars().count())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let _ = writeln!(
+        s,
+        "  {:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
+        "",
+        "won",
+        "open",
+        "not yet",
+        "P10",
+        "P50",
+        "P90",
+        "commit",
+        "stage-wtd",
+        "run-rate",
+        w = width
+    );
+    let _ = writeln!(
+        s,
+        "  {:<w$} {:>9} {:>9} {:>9}",
+        "",
+        "to date",
+        "pipeline",
+        "created",
+        w = width
+    );
+    row(&mut s, &f.total, width);
+    if f.groups.len() > 1 {
+        let _ = writeln!(s);
+        for g in &f.groups {
+            row(&mut s, g, width);
+        }
+    }
+    let n = &f.new_pipeline;
+    let hist: Vec<String> = n
+        .history
+        .iter()
+        .map(|(p, v)| format!("{p} {}", money(*v)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\n  open pipeline: {} deals, each P(won inside {}) × amount, drawn independently;\n  not yet created: {} ± {} ({}; past periods at the same point: {}).\n  Baselines: commit = won + open deals in the commit category closing in the period;\n  stage-weighted = won + CRM stage probability × amount for deals closing in the period;\n  run-rate = won + the last 91 days' bookings per day × days left.",
+        f.total.open_deals,
+        f.period.label,
+        money(n.mean),
+        money(n.sd),
+        n.method,
+        if hist.is_empty() {
+            "none".into()
+        } else {
+            hist.join(", ")
+        }
+    );
+    if !moved.is_empty() {
+        let total: f64 = moved.iter().map(|m| m.delta).sum();
+        let _ = writeln!(
+            s,
+            "\nWhat moved the expected bookings over the last week ({}{} in {} deals), biggest first:",
+            if total >= 0.0 { "+" } else { "-" },
+            money(total.abs()),
+            moved.len()
+        );
+        for m in moved.iter().take(top) {
+            let _ = writeln!(
+                s,
+                "  {:<11} {:<20} {:>9}  {}",
+                m.opportunity_id,
+                m.rep,
+                format!(
+                    "{}{}",
+                    if m.delta >= 0.0 { "+" } else { "-" },
+                    money(m.delta.abs())
+                ),
+                m.reason
+            );
+        }
+    }
+    s
+}
+
+pub fn backtest_cmd(db: &Path, cmd: BacktestCmd) -> Result<ExitCode> {
+    let BacktestCmd::Forecast {
+        period,
+        draws,
+        json,
+    } = cmd;
+    let started = std::time::Instant::now();
+    let store = crate::open(db)?;
+    let data = load(&store)?;
+    let opts = ForecastOptions {
+        draws: draws.max(100),
+        ..ForecastOptions::default()
+    };
+    let snap = snapshots(&data, &opts, json);
+    let bar = FractionBar::new(!json, "backtesting");
+    let kind = match period {
+        Kind::Quarter => PeriodKind::Quarter,
+        Kind::Month => PeriodKind::Month,
+    };
+    let b = forecast::backtest(&data, &snap, kind, &opts, &mut |k, n| {
+        bar.set(k as f64 / n.max(1) as f64)
+    })?;
+    bar.finish();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&b)?);
+    } else {
+        print!("{}", backtest_text(&b));
+        println!("({:.1}s)", started.elapsed().as_secs_f64());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn backtest_text(b: &Backtest) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Forecast backtest: {} forecasts ({} periods: {}), each made on a Monday with models\nfitted at the period's start on what was known then, against what closed.\n",
+        b.points.len(),
+        b.periods.len(),
+        b.periods.join(", ")
+    );
+    for (title, scores) in [
+        ("all forecasts", &b.scores),
+        ("first half of the period", &b.scores_early),
+        ("second half of the period", &b.scores_late),
+    ] {
+        let _ = writeln!(s, "  {title}:");
+        let _ = writeln!(
+            s,
+            "    {:<56} {:>6} {:>6} {:>7}",
+            "", "WAPE", "MAPE", "bias"
+        );
+        for m in scores {
+            let _ = writeln!(
+                s,
+                "    {:<56} {:>5.1}% {:>5.1}% {:>+6.1}%",
+                m.method,
+                m.wape * 100.0,
+                m.mape * 100.0,
+                m.bias * 100.0
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n  The actual fell inside pipewise's P10-P90 range in {:.0}% of forecasts (an honest 80% range: about 80%).",
+        b.coverage_p10_p90 * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "\n  {:<9} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "period", "actual", "P10", "P50", "P90", "commit"
+    );
+    let mut last = String::new();
+    for p in &b.points {
+        if p.period != last && p.weeks_left <= 13 {
+            // The first forecast of each period.
+            last = p.period.clone();
+            let _ = writeln!(
+                s,
+                "  {:<9} {:>8} {:>9} {:>9} {:>9} {:>9}   (as of {})",
+                p.period,
+                money(p.actual),
+                money(p.p10),
+                money(p.p50),
+                money(p.p90),
+                money(p.commit),
+                p.as_of
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,1070 @@
+//! The bookings forecast of a period (month or quarter) as a distribution,
+//! rolled up by rep, team, region or company; the baselines a sales leader
+//! would otherwise use; and a weekly backtest.
+//!
+//! Bookings in a period = already won in it + the open pipeline's wins that
+//! close in it + wins from deals not yet created. The open pipeline part is,
+//! per deal, P(win) × P(closes by the period's end | won) × amount, from a
+//! calibrated win model and a close-timing model fitted on won deals; deals
+//! are drawn independently (Monte Carlo). The part from deals not yet
+//! created comes from an exponential-smoothing model (augurs' AutoETS) of the
+//! same quantity in past periods, at the same offset into the period.
+
+use std::collections::{BTreeMap, HashMap};
+
+use augurs_core::{Fit as _, Predict as _};
+use chrono::{Datelike, NaiveDate};
+use pipewise_core::{Column, Table};
+use pipewise_features::{DAY, Data, features_for, format_date};
+use pipewise_models::{Algorithm, Classifier, FitOptions};
+use pipewise_store::read::Instant;
+use serde::Serialize;
+
+use crate::predict::{self, STAGE_WEIGHTS, Snapshots};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodKind {
+    Month,
+    Quarter,
+}
+
+/// A calendar month or quarter, `[start, end)` in UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub label: String,
+    pub kind: PeriodKind,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+fn midnight(y: i32, m: u32) -> Instant {
+    NaiveDate::from_ymd_opt(y, m, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(0, |d| d.and_utc().timestamp())
+}
+
+impl Period {
+    /// The period of `kind` holding the instant `t`.
+    pub fn containing(t: Instant, kind: PeriodKind) -> Period {
+        let d = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+        let (y, m) = (d.year(), d.month());
+        match kind {
+            PeriodKind::Month => Period::month(y, m),
+            PeriodKind::Quarter => Period::quarter(y, (m - 1) / 3 + 1),
+        }
+    }
+    fn month(y: i32, m: u32) -> Period {
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        Period {
+            label: format!("{y}-{m:02}"),
+            kind: PeriodKind::Month,
+            start: midnight(y, m),
+            end: midnight(ny, nm),
+        }
+    }
+    fn quarter(y: i32, q: u32) -> Period {
+        let m = (q - 1) * 3 + 1;
+        let (ny, nm) = if q == 4 { (y + 1, 1) } else { (y, m + 3) };
+        Period {
+            label: format!("{y}-Q{q}"),
+            kind: PeriodKind::Quarter,
+            start: midnight(y, m),
+            end: midnight(ny, nm),
+        }
+    }
+    /// `2025-Q3` or `2025-07`.
+    pub fn parse(s: &str) -> anyhow::Result<Period> {
+        let bad = || {
+            anyhow::anyhow!(
+                "period {s:?}: expected a quarter such as 2025-Q3 or a month such as 2025-07"
+            )
+        };
+        let (y, rest) = s.trim().split_once('-').ok_or_else(bad)?;
+        let y: i32 = y.parse().map_err(|_| bad())?;
+        if let Some(q) = rest.strip_prefix(['Q', 'q']) {
+            let q: u32 = q.parse().map_err(|_| bad())?;
+            anyhow::ensure!((1..=4).contains(&q), bad());
+            Ok(Period::quarter(y, q))
+        } else {
+            let m: u32 = rest.parse().map_err(|_| bad())?;
+            anyhow::ensure!((1..=12).contains(&m), bad());
+            Ok(Period::month(y, m))
+        }
+    }
+    /// The period `n` before (negative: after) this one.
+    pub fn back(&self, n: i32) -> Period {
+        let d = chrono::DateTime::from_timestamp(self.start, 0).unwrap_or_default();
+        let step = match self.kind {
+            PeriodKind::Month => 1,
+            PeriodKind::Quarter => 3,
+        };
+        let idx = d.year() * 12 + d.month0() as i32 - n * step;
+        let (y, m0) = (idx.div_euclid(12), idx.rem_euclid(12) as u32);
+        Period::containing(midnight(y, m0 + 1), self.kind)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollUp {
+    Rep,
+    Team,
+    Region,
+    Company,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ForecastOptions {
+    pub draws: usize,
+    pub seed: u64,
+    /// Training snapshots end this many days before the cutoff, so that most
+    /// deals open then have an outcome by the cutoff.
+    pub horizon_days: i64,
+    pub warmup_days: i64,
+    /// Share of the training dates (the latest) used to calibrate the win model.
+    pub calibration_share: f64,
+    pub fit: FitOptions,
+}
+
+impl Default for ForecastOptions {
+    fn default() -> Self {
+        let fit = predict::TrainOptions::default().fit;
+        ForecastOptions {
+            draws: 10_000,
+            seed: 7,
+            horizon_days: 120,
+            warmup_days: 56,
+            calibration_share: 0.2,
+            fit: FitOptions { bags: 4, ..fit },
+        }
+    }
+}
+
+/// The models fitted with what was known at a cutoff.
+pub struct Models {
+    pub cutoff: Instant,
+    /// P(the deal is eventually won), calibrated.
+    pub win: Classifier,
+    /// Close timing: P(won before a horizon's end), from the deal's features,
+    /// the horizon's length, how far past the expected close date it ends and
+    /// whether it ends on a quarter's end.
+    pub timing: Classifier,
+}
+
+/// Horizons (days after a snapshot) the timing model learns: the ends of the
+/// current and next months and quarters, and two quarters out.
+fn horizons(t: Instant) -> Vec<Instant> {
+    let m = Period::containing(t, PeriodKind::Month);
+    let q = Period::containing(t, PeriodKind::Quarter);
+    let mut v = vec![m.end, m.back(-1).end, q.end, q.back(-1).end, q.back(-2).end];
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn numeric_col<'a>(t: &'a Table, name: &str) -> Option<&'a [f64]> {
+    match t.column(name) {
+        Some(Column::Numeric(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// The timing model's rows: the snapshot features plus the horizon.
+fn timing_table(t: &Table, at: &[Instant], until: &[Instant]) -> Table {
+    let mut out = t.clone();
+    let h: Vec<f64> = at
+        .iter()
+        .zip(until)
+        .map(|(a, u)| (u - a) as f64 / DAY as f64)
+        .collect();
+    let to_close = numeric_col(t, "days_to_close").map(<[f64]>::to_vec);
+    let rel: Vec<f64> = match &to_close {
+        Some(c) => h.iter().zip(c).map(|(h, c)| h - c).collect(),
+        None => vec![f64::NAN; h.len()],
+    };
+    let qe: Vec<f64> = until
+        .iter()
+        .map(|&u| {
+            f64::from(u8::from(
+                Period::containing(u - 1, PeriodKind::Quarter).end == u,
+            ))
+        })
+        .collect();
+    out.push("horizon_days", Column::Numeric(h));
+    out.push("horizon_past_expected_close", Column::Numeric(rel));
+    out.push("horizon_is_quarter_end", Column::Numeric(qe));
+    out
+}
+
+/// Fits the win model (calibrated) and the close-timing model with only what
+/// was known at `cutoff`: snapshots at least `horizon_days` before it, of
+/// deals closed by it.
+pub fn fit_models(
+    data: &Data,
+    snap: &Snapshots,
+    cutoff: Instant,
+    opts: &ForecastOptions,
+) -> anyhow::Result<Models> {
+    let last = cutoff - opts.horizon_days * DAY;
+    let rows: Vec<usize> = (0..snap.opp.len())
+        .filter(|&r| {
+            let o = &data.opps[snap.opp[r]];
+            snap.date[r] <= last && o.closed.is_some_and(|c| c <= cutoff) && o.won.is_some()
+        })
+        .collect();
+    let mut dates: Vec<Instant> = rows.iter().map(|&r| snap.date[r]).collect();
+    dates.sort();
+    dates.dedup();
+    anyhow::ensure!(
+        dates.len() >= 6,
+        "only {} weekly snapshots with known outcomes before {}: need more history to forecast",
+        dates.len(),
+        format_date(cutoff)
+    );
+    let n_cal = ((dates.len() as f64 * opts.calibration_share).round() as usize).max(2);
+    let cal_from = dates[dates.len() - n_cal];
+    let (tr, ca): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| snap.date[r] < cal_from);
+    let won = |r: &usize| f64::from(u8::from(data.opps[snap.opp[*r]].won == Some(true)));
+    let y_tr: Vec<f64> = tr.iter().map(won).collect();
+    let y_ca: Vec<f64> = ca.iter().map(won).collect();
+    let groups: Vec<usize> = tr.iter().map(|&r| snap.opp[r]).collect();
+    let mut win = Classifier::fit_grouped(
+        Algorithm::Hist,
+        &snap.table.take(&tr),
+        &y_tr,
+        Some(&groups),
+        &opts.fit,
+    )?;
+    win.calibrate(&snap.table.take(&ca), &y_ca)?;
+    // Won-by: every snapshot before the cutoff at each horizon that ends by
+    // the cutoff, so that every label is known then (no deal still open at
+    // the cutoff is left out or guessed).
+    let mut idx = Vec::new();
+    let mut at = Vec::new();
+    let mut until = Vec::new();
+    let mut y = Vec::new();
+    let mut g = Vec::new();
+    for r in 0..snap.opp.len() {
+        if snap.date[r] >= cutoff {
+            continue;
+        }
+        let o = &data.opps[snap.opp[r]];
+        let won_at = if o.won == Some(true) { o.closed } else { None };
+        for (k, h) in horizons(snap.date[r]).into_iter().enumerate() {
+            if h > cutoff {
+                break;
+            }
+            idx.push(r);
+            at.push(snap.date[r]);
+            until.push(h);
+            y.push(f64::from(u8::from(won_at.is_some_and(|c| c < h))));
+            g.push(snap.opp[r] * 8 + k);
+        }
+    }
+    anyhow::ensure!(
+        y.iter().any(|&v| v > 0.5),
+        "no deal won before {} to learn close timing from",
+        format_date(cutoff)
+    );
+    let x = timing_table(&snap.table.take(&idx), &at, &until);
+    let timing = Classifier::fit_grouped(Algorithm::Hist, &x, &y, Some(&g), &opts.fit)?;
+    Ok(Models {
+        cutoff,
+        win,
+        timing,
+    })
+}
+
+/// One open deal's part in the forecast.
+#[derive(Debug, Clone, Serialize)]
+pub struct DealForecast {
+    pub opportunity_id: String,
+    pub rep_id: String,
+    pub amount: f64,
+    pub win_probability: f64,
+    /// P(won inside the period) / P(win): the chance that a win lands in the period.
+    pub in_period_probability: f64,
+    /// P(won inside the period) × amount.
+    pub expected: f64,
+    pub stage: Option<usize>,
+    pub forecast_category: Option<String>,
+    pub expected_close: Option<String>,
+}
+
+/// Bookings from deals not yet created.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewPipeline {
+    pub mean: f64,
+    pub sd: f64,
+    /// The past periods' values the model was fitted on, oldest first.
+    pub history: Vec<(String, f64)>,
+    pub method: String,
+}
+
+/// A forecast's distribution for one roll-up group.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupForecast {
+    pub group: String,
+    pub won_to_date: f64,
+    pub open_expected: f64,
+    pub new_expected: f64,
+    pub mean: f64,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub commit: f64,
+    pub stage_weighted: f64,
+    pub run_rate: f64,
+    pub open_deals: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Forecast {
+    pub period: Period,
+    pub as_of: String,
+    pub models_cutoff: String,
+    pub draws: usize,
+    pub by: RollUp,
+    pub total: GroupForecast,
+    pub groups: Vec<GroupForecast>,
+    pub new_pipeline: NewPipeline,
+    pub deals: Vec<DealForecast>,
+}
+
+fn won_between(data: &Data, from: Instant, to: Instant) -> Vec<usize> {
+    (0..data.opps.len())
+        .filter(|&i| {
+            let o = &data.opps[i];
+            o.won == Some(true) && o.closed.is_some_and(|c| c >= from && c < to)
+        })
+        .collect()
+}
+
+fn booked(data: &Data, o: usize) -> f64 {
+    let opp = &data.opps[o];
+    opp.closed
+        .and_then(|c| data.amount_at(opp, c))
+        .unwrap_or(0.0)
+}
+
+/// Bookings won in each past period from deals created after the same offset
+/// into it as `as_of` is into `period`, for every past period that ended by
+/// `as_of` and began after the data did; then smoothed one step ahead.
+pub fn new_pipeline(data: &Data, period: &Period, as_of: Instant) -> NewPipeline {
+    let offset = as_of - period.start;
+    let mut history = Vec::new();
+    for n in 1..=40 {
+        let p = period.back(n);
+        if p.end > as_of {
+            continue;
+        }
+        if p.start < data.start {
+            break;
+        }
+        let created_after = p.start + offset;
+        let v: f64 = won_between(data, p.start, p.end)
+            .into_iter()
+            .filter(|&o| data.opps[o].created > created_after)
+            .map(|o| booked(data, o))
+            .sum();
+        history.push((p.label.clone(), v));
+    }
+    history.reverse();
+    let y: Vec<f64> = history.iter().map(|h| h.1).collect();
+    let (mean, sd, method) = smooth(&y);
+    NewPipeline {
+        mean: mean.max(0.0),
+        sd,
+        history,
+        method,
+    }
+}
+
+/// One-step-ahead mean and standard deviation of a short series.
+fn smooth(y: &[f64]) -> (f64, f64, String) {
+    let plain = |y: &[f64]| {
+        let n = y.len().max(1) as f64;
+        let m = y.iter().sum::<f64>() / n;
+        let sd = if y.len() > 1 {
+            (y.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            m * 0.5
+        };
+        (m, sd)
+    };
+    if y.is_empty() {
+        return (0.0, 0.0, "no past period to learn from".into());
+    }
+    if y.len() >= 7 {
+        let fitted = augurs_ets::AutoETS::non_seasonal()
+            .fit(y)
+            .ok()
+            .and_then(|m| m.predict(1, 0.8).ok());
+        if let Some(f) = fitted {
+            let mean = f.point[0];
+            let sd = f.intervals.as_ref().map_or(f64::NAN, |i| {
+                (i.upper[0] - i.lower[0]) / (2.0 * 1.281_551_565_5)
+            });
+            if mean.is_finite() && sd.is_finite() {
+                return (
+                    mean,
+                    sd,
+                    format!(
+                        "exponential smoothing (AutoETS) on {} past periods",
+                        y.len()
+                    ),
+                );
+            }
+        }
+    }
+    if y.len() >= 3 {
+        // Too short for AutoETS (it needs 7): simple exponential smoothing
+        // with the rate that best predicted each period from the ones before.
+        let run = |alpha: f64| {
+            let mut level = y[0];
+            let mut sse = 0.0;
+            for &v in &y[1..] {
+                sse += (v - level).powi(2);
+                level = alpha * v + (1.0 - alpha) * level;
+            }
+            (level, (sse / (y.len() - 1) as f64).sqrt())
+        };
+        let best = (1..=9)
+            .map(|k| k as f64 / 10.0)
+            .min_by(|&a, &b| run(a).1.total_cmp(&run(b).1))
+            .unwrap_or(0.5);
+        let (level, rmse) = run(best);
+        return (
+            level,
+            rmse,
+            format!(
+                "simple exponential smoothing (rate {best:.1}) on {} past periods",
+                y.len()
+            ),
+        );
+    }
+    let (m, sd) = plain(y);
+    (m, sd, format!("mean of {} past periods", y.len()))
+}
+
+/// A fast seeded generator for the draws (xoshiro-style splitmix).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn gauss(&mut self) -> f64 {
+        let u = self.uniform().max(1e-300);
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// Draws of each group's total: `groups` deals with probability `p` and
+/// amount `a` in group `g[i]`, independently; plus a normal `extra` draw
+/// (floored at zero) split by `share`. Returns per group its sorted draws,
+/// and last the sorted draws of the total over groups.
+pub fn simulate(
+    p: &[f64],
+    a: &[f64],
+    g: &[usize],
+    groups: usize,
+    extra: (f64, f64),
+    share: &[f64],
+    draws: usize,
+    seed: u64,
+) -> Vec<Vec<f64>> {
+    use rayon::prelude::*;
+    let thresholds: Vec<u64> = p
+        .iter()
+        .map(|&p| (p.clamp(0.0, 1.0) * u64::MAX as f64) as u64)
+        .collect();
+    let chunk = 256;
+    let chunks = draws.div_ceil(chunk);
+    let mut out: Vec<Vec<f64>> = (0..chunks)
+        .into_par_iter()
+        .map(|c| {
+            let n = chunk.min(draws - c * chunk);
+            let mut rng = Rng(seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let w = groups + 1;
+            let mut sums = vec![0.0; n * w];
+            for d in 0..n {
+                let s = &mut sums[d * w..(d + 1) * w];
+                for ((&t, &amt), &gi) in thresholds.iter().zip(a).zip(g) {
+                    if rng.next() < t {
+                        s[gi] += amt;
+                    }
+                }
+                if extra.0 > 0.0 || extra.1 > 0.0 {
+                    let e = (extra.0 + extra.1 * rng.gauss()).max(0.0);
+                    for (x, sh) in s.iter_mut().zip(share) {
+                        *x += e * sh;
+                    }
+                }
+                s[groups] = s[..groups].iter().sum();
+            }
+            sums
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .enumerate()
+        .fold(
+            vec![Vec::with_capacity(draws); groups + 1],
+            |mut acc, (_, sums)| {
+                for row in sums.chunks(groups + 1) {
+                    for (k, v) in row.iter().enumerate() {
+                        acc[k].push(*v);
+                    }
+                }
+                acc
+            },
+        );
+    for v in &mut out {
+        v.sort_by(f64::total_cmp);
+    }
+    out
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn group_key(data: &Data, rep_id: &str, by: RollUp) -> String {
+    match by {
+        RollUp::Company => "company".into(),
+        RollUp::Rep => data.rep_info(rep_id).name,
+        RollUp::Team => data
+            .rep_info(rep_id)
+            .team
+            .unwrap_or_else(|| "(no team)".into()),
+        RollUp::Region => data
+            .rep_info(rep_id)
+            .region
+            .unwrap_or_else(|| "(no region)".into()),
+    }
+}
+
+/// Features of the deals open at `as_of` (the snapshot rows when `as_of` is a
+/// snapshot date, else computed).
+pub fn open_features(data: &Data, snap: Option<&Snapshots>, as_of: Instant) -> (Vec<usize>, Table) {
+    if let Some(s) = snap {
+        let rows: Vec<usize> = (0..s.opp.len()).filter(|&r| s.date[r] == as_of).collect();
+        if !rows.is_empty() {
+            return (
+                rows.iter().map(|&r| s.opp[r]).collect(),
+                s.table.take(&rows),
+            );
+        }
+    }
+    let rows = data.open_at(as_of);
+    let t = features_for(data, &rows, as_of);
+    (rows, t)
+}
+
+/// Per open deal: P(win), and P(won inside the period) from the timing
+/// model (the difference of P(won before the end) and P(won before the start)).
+pub fn deal_probabilities(
+    models: &Models,
+    table: &Table,
+    as_of: Instant,
+    period: &Period,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let n = table.rows();
+    let win = models.win.predict(table)?;
+    if period.end <= as_of {
+        return Ok((win, vec![0.0; n]));
+    }
+    let by = |until: Instant| -> anyhow::Result<Vec<f64>> {
+        if until <= as_of {
+            return Ok(vec![0.0; n]);
+        }
+        let x = timing_table(table, &vec![as_of; n], &vec![until; n]);
+        Ok(models.timing.predict(&x)?)
+    };
+    let to_end = by(period.end)?;
+    let to_start = by(period.start)?;
+    let won_in = to_end
+        .iter()
+        .zip(&to_start)
+        .map(|(e, s)| (e - s).clamp(0.0, 1.0))
+        .collect();
+    Ok((win, won_in))
+}
+
+/// The forecast of `period` as of `as_of`.
+#[allow(clippy::too_many_arguments)]
+pub fn forecast(
+    data: &Data,
+    models: &Models,
+    snap: Option<&Snapshots>,
+    period: &Period,
+    as_of: Instant,
+    by: RollUp,
+    opts: &ForecastOptions,
+) -> anyhow::Result<Forecast> {
+    let (opps, table) = open_features(data, snap, as_of);
+    let (win, won_in) = deal_probabilities(models, &table, as_of, period)?;
+    let stage = numeric_col(&table, "stage").map(<[f64]>::to_vec);
+    let mut deals = Vec::with_capacity(opps.len());
+    for (k, &o) in opps.iter().enumerate() {
+        let opp = &data.opps[o];
+        let amount = data.amount_at(opp, as_of).unwrap_or(0.0);
+        deals.push(DealForecast {
+            opportunity_id: opp.id.clone(),
+            rep_id: opp.owner.at(as_of).unwrap_or("").to_string(),
+            amount,
+            win_probability: win[k],
+            in_period_probability: if win[k] > 0.0 {
+                (won_in[k] / win[k]).min(1.0)
+            } else {
+                0.0
+            },
+            expected: won_in[k] * amount,
+            stage: stage
+                .as_ref()
+                .and_then(|s| s[k].is_finite().then_some(s[k] as usize)),
+            forecast_category: opp.forecast_category.at(as_of).map(str::to_string),
+            expected_close: data.close_date_at(opp, as_of).map(format_date),
+        });
+    }
+    // Groups.
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut key = |rep: &str| -> usize {
+        let k = group_key(data, rep, by);
+        let n = names.len();
+        *names.entry(k).or_insert(n)
+    };
+    let deal_group: Vec<usize> = deals.iter().map(|d| key(&d.rep_id)).collect();
+    let won = won_between(data, period.start, (as_of + 1).min(period.end));
+    let won_group: Vec<(usize, f64)> = won
+        .iter()
+        .map(|&o| {
+            let opp = &data.opps[o];
+            let rep = opp.owner.at(opp.closed.unwrap_or(as_of)).unwrap_or("");
+            (key(rep), booked(data, o))
+        })
+        .collect();
+    // Who books new-pipeline wins: each group's share of the created-and-won
+    // bookings in the last four periods.
+    let mut share_raw: HashMap<usize, f64> = HashMap::new();
+    for n in 1..=4 {
+        let p = period.back(n);
+        if p.end > as_of {
+            continue;
+        }
+        for o in won_between(data, p.start, p.end) {
+            let opp = &data.opps[o];
+            if opp.created >= p.start {
+                let rep = opp.owner.at(opp.closed.unwrap_or(as_of)).unwrap_or("");
+                *share_raw.entry(key(rep)).or_default() += booked(data, o);
+            }
+        }
+    }
+    // Run-rate: each group's bookings per day over the last 91 days.
+    let mut trailing: HashMap<usize, f64> = HashMap::new();
+    for o in won_between(data, as_of - 91 * DAY, as_of + 1) {
+        let opp = &data.opps[o];
+        let rep = opp.owner.at(opp.closed.unwrap_or(as_of)).unwrap_or("");
+        *trailing.entry(key(rep)).or_default() += booked(data, o) / 91.0;
+    }
+    let groups = names.len().max(1);
+    let total_share: f64 = share_raw.values().sum();
+    let share: Vec<f64> = (0..groups)
+        .map(|g| {
+            if total_share > 0.0 {
+                share_raw.get(&g).copied().unwrap_or(0.0) / total_share
+            } else {
+                1.0 / groups as f64
+            }
+        })
+        .collect();
+    let newp = new_pipeline(data, period, as_of);
+    let p = won_in;
+    let a: Vec<f64> = deals.iter().map(|d| d.amount).collect();
+    // The company total is the sum of the groups' draws, draw by draw.
+    let mut draws = simulate(
+        &p,
+        &a,
+        &deal_group,
+        groups,
+        (newp.mean, newp.sd),
+        &share,
+        opts.draws,
+        opts.seed,
+    );
+    let total_draws = draws.pop().unwrap_or_default();
+    // Baselines.
+    let in_period = |d: &DealForecast| {
+        d.expected_close
+            .as_deref()
+            .and_then(pipewise_store::read::instant)
+            .is_some_and(|c| c >= period.start && c < period.end)
+    };
+    let remaining_days = ((period.end - as_of.max(period.start)) as f64 / DAY as f64).max(0.0);
+    let mut out_groups: Vec<GroupForecast> = Vec::new();
+    let build = |gi: Option<usize>, name: String, sorted: &[f64]| {
+        let sel = |k: usize| gi.is_none_or(|g| deal_group[k] == g);
+        let won_to_date: f64 = won_group
+            .iter()
+            .filter(|(g, _)| gi.is_none_or(|x| x == *g))
+            .map(|x| x.1)
+            .sum();
+        let mut open_expected = 0.0;
+        let mut commit = won_to_date;
+        let mut stage_weighted = won_to_date;
+        let mut open_deals = 0;
+        for (k, d) in deals.iter().enumerate() {
+            if !sel(k) {
+                continue;
+            }
+            open_deals += 1;
+            open_expected += p[k] * d.amount;
+            if in_period(d) {
+                if d.forecast_category.as_deref() == Some("commit") {
+                    commit += d.amount;
+                }
+                if let Some(s) = d.stage {
+                    stage_weighted += STAGE_WEIGHTS[s.min(4)] * d.amount;
+                }
+            }
+        }
+        let new_expected = newp.mean * gi.map_or(1.0, |g| share[g]);
+        GroupForecast {
+            group: name,
+            won_to_date,
+            open_expected,
+            new_expected,
+            mean: sorted.iter().sum::<f64>() / sorted.len().max(1) as f64 + won_to_date,
+            p10: quantile(sorted, 0.1) + won_to_date,
+            p50: quantile(sorted, 0.5) + won_to_date,
+            p90: quantile(sorted, 0.9) + won_to_date,
+            commit,
+            stage_weighted,
+            run_rate: won_to_date
+                + remaining_days
+                    * match gi {
+                        Some(g) => trailing.get(&g).copied().unwrap_or(0.0),
+                        None => trailing.values().sum(),
+                    },
+            open_deals,
+        }
+    };
+    for (name, &gi) in &names {
+        if gi < draws.len() {
+            out_groups.push(build(Some(gi), name.clone(), &draws[gi]));
+        }
+    }
+    out_groups.sort_by(|a, b| b.p50.total_cmp(&a.p50));
+    let total = build(None, "company".into(), &total_draws);
+    Ok(Forecast {
+        period: period.clone(),
+        as_of: format_date(as_of),
+        models_cutoff: format_date(models.cutoff),
+        draws: opts.draws,
+        by,
+        total,
+        groups: out_groups,
+        new_pipeline: newp,
+        deals,
+    })
+}
+
+/// The weekly snapshot dates the forecast trains on and backtests over.
+pub fn snapshot_dates(data: &Data, opts: &ForecastOptions) -> Vec<Instant> {
+    pipewise_features::mondays(data.start + opts.warmup_days * DAY, data.end)
+}
+
+/// Bookings won in the period (the actual).
+pub fn actual(data: &Data, period: &Period) -> f64 {
+    won_between(data, period.start, period.end)
+        .into_iter()
+        .map(|o| booked(data, o))
+        .sum()
+}
+
+/// Why one deal moved the forecast between two dates.
+#[derive(Debug, Clone, Serialize)]
+pub struct DealChange {
+    pub opportunity_id: String,
+    pub rep: String,
+    /// Change of the deal's expected contribution to the period.
+    pub delta: f64,
+    pub before: f64,
+    pub after: f64,
+    pub reason: String,
+}
+
+/// How the forecast moved from `before` to `after` (both as-of dates), deal
+/// by deal, biggest moves first.
+pub fn changes(
+    data: &Data,
+    models: &Models,
+    period: &Period,
+    before: Instant,
+    after: Instant,
+) -> anyhow::Result<Vec<DealChange>> {
+    let side =
+        |t: Instant| -> anyhow::Result<HashMap<usize, (f64, f64, f64, f64, Option<Instant>)>> {
+            let (opps, table) = open_features(data, None, t);
+            let (win, won_in) = deal_probabilities(models, &table, t, period)?;
+            Ok(opps
+                .iter()
+                .enumerate()
+                .map(|(k, &o)| {
+                    let opp = &data.opps[o];
+                    let a = data.amount_at(opp, t).unwrap_or(0.0);
+                    (
+                        o,
+                        (
+                            won_in[k] * a,
+                            win[k],
+                            won_in[k],
+                            a,
+                            data.close_date_at(opp, t),
+                        ),
+                    )
+                })
+                .collect())
+        };
+    let b = side(before)?;
+    let a = side(after)?;
+    let mut out = Vec::new();
+    let mut keys: Vec<usize> = b.keys().chain(a.keys()).copied().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let pct = |x: f64| format!("{:.0}%", x * 100.0);
+    for o in keys {
+        let opp = &data.opps[o];
+        let closed_between = opp.closed.is_some_and(|c| c > before && c <= after);
+        let (x0, reason0) = match b.get(&o) {
+            Some(v) => (v.0, None),
+            None => (0.0, Some("new deal")),
+        };
+        let (x1, reason) = match a.get(&o) {
+            Some(v) => {
+                let reason = match (reason0, b.get(&o)) {
+                    (Some(r), _) => r.to_string(),
+                    (None, Some(p)) => {
+                        let mut parts = Vec::new();
+                        if (v.1 - p.1).abs() >= 0.02 {
+                            parts.push(format!("win probability {} → {}", pct(p.1), pct(v.1)));
+                        }
+                        if (v.2 - p.2).abs() >= 0.02 {
+                            parts.push(format!(
+                                "chance of a win in {} {} → {}",
+                                period.label,
+                                pct(p.2),
+                                pct(v.2)
+                            ));
+                        }
+                        if (v.3 - p.3).abs() > 0.5 {
+                            parts.push(format!("amount {:.0} → {:.0}", p.3, v.3));
+                        }
+                        if v.4 != p.4 {
+                            parts.push(format!(
+                                "expected close {} → {}",
+                                p.4.map(format_date).unwrap_or_default(),
+                                v.4.map(format_date).unwrap_or_default()
+                            ));
+                        }
+                        parts.join("; ")
+                    }
+                    _ => String::new(),
+                };
+                (v.0, reason)
+            }
+            None if closed_between && opp.won == Some(true) => {
+                let c = opp.closed.unwrap_or(after);
+                if c >= period.start && c < period.end {
+                    (booked(data, o), "won in the period".to_string())
+                } else {
+                    (0.0, "won outside the period".to_string())
+                }
+            }
+            None if closed_between => (0.0, "lost".to_string()),
+            None => (0.0, "no longer open".to_string()),
+        };
+        let delta = x1 - x0;
+        if delta.abs() < 1.0 {
+            continue;
+        }
+        out.push(DealChange {
+            opportunity_id: opp.id.clone(),
+            rep: data.owner_name(opp, after),
+            delta,
+            before: x0,
+            after: x1,
+            reason,
+        });
+    }
+    out.sort_by(|a, b| b.delta.abs().total_cmp(&a.delta.abs()));
+    Ok(out)
+}
+
+/// One backtest forecast: a period as forecast on one as-of date.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestPoint {
+    pub period: String,
+    pub as_of: String,
+    /// Whole weeks left in the period at the as-of date.
+    pub weeks_left: i64,
+    pub actual: f64,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub commit: f64,
+    pub stage_weighted: f64,
+    pub run_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodScore {
+    pub method: String,
+    /// Σ|forecast − actual| / Σ actual.
+    pub wape: f64,
+    /// Mean of |forecast − actual| / actual.
+    pub mape: f64,
+    /// Σ(forecast − actual) / Σ actual (positive: over-forecast).
+    pub bias: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Backtest {
+    pub kind: PeriodKind,
+    pub periods: Vec<String>,
+    pub points: Vec<BacktestPoint>,
+    pub scores: Vec<MethodScore>,
+    /// Share of forecasts whose actual fell inside P10-P90.
+    pub coverage_p10_p90: f64,
+    /// The same split by the first and second half of the period.
+    pub scores_early: Vec<MethodScore>,
+    pub scores_late: Vec<MethodScore>,
+}
+
+fn score(points: &[&BacktestPoint]) -> Vec<MethodScore> {
+    let methods: [(&str, fn(&BacktestPoint) -> f64); 4] = [
+        ("pipewise (P50)", |p| p.p50),
+        ("reps' commit (won + commit category)", |p| p.commit),
+        (
+            "stage-weighted pipeline (won + CRM stage probability)",
+            |p| p.stage_weighted,
+        ),
+        ("run-rate (won + last 91 days' daily bookings)", |p| {
+            p.run_rate
+        }),
+    ];
+    let total: f64 = points.iter().map(|p| p.actual).sum();
+    methods
+        .iter()
+        .map(|(name, f)| {
+            let abs: f64 = points.iter().map(|p| (f(p) - p.actual).abs()).sum();
+            let signed: f64 = points.iter().map(|p| f(p) - p.actual).sum();
+            let mape = points
+                .iter()
+                .filter(|p| p.actual > 0.0)
+                .map(|p| (f(p) - p.actual).abs() / p.actual)
+                .sum::<f64>()
+                / points.iter().filter(|p| p.actual > 0.0).count().max(1) as f64;
+            MethodScore {
+                method: name.to_string(),
+                wape: abs / total.max(1e-9),
+                mape,
+                bias: signed / total.max(1e-9),
+            }
+        })
+        .collect()
+}
+
+/// Forecasts every complete period of `kind` at each of its Mondays, with
+/// models refitted at each period's start on what was known then, and scores
+/// the forecasts against what closed.
+pub fn backtest(
+    data: &Data,
+    snap: &Snapshots,
+    kind: PeriodKind,
+    opts: &ForecastOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<Backtest> {
+    let mut periods = Vec::new();
+    let mut p = Period::containing(data.end, kind);
+    while p.start >= data.start {
+        // Complete: the data runs to the period's last day.
+        if p.end - DAY <= data.end {
+            periods.push(p.clone());
+        }
+        p = p.back(1);
+    }
+    periods.reverse();
+    let mut points = Vec::new();
+    let mut used = Vec::new();
+    for (i, p) in periods.iter().enumerate() {
+        progress(i, periods.len());
+        let Ok(models) = fit_models(data, snap, p.start, opts) else {
+            continue; // not enough history before this period
+        };
+        used.push(p.label.clone());
+        let actual = actual(data, p);
+        for as_of in pipewise_features::mondays(p.start, p.end - 1) {
+            let f = forecast(data, &models, Some(snap), p, as_of, RollUp::Company, opts)?;
+            points.push(BacktestPoint {
+                period: p.label.clone(),
+                as_of: format_date(as_of),
+                weeks_left: (p.end - as_of) / (7 * DAY),
+                actual,
+                p10: f.total.p10,
+                p50: f.total.p50,
+                p90: f.total.p90,
+                commit: f.total.commit,
+                stage_weighted: f.total.stage_weighted,
+                run_rate: f.total.run_rate,
+            });
+        }
+    }
+    progress(periods.len(), periods.len());
+    anyhow::ensure!(
+        !points.is_empty(),
+        "no complete {} with enough history before it to backtest",
+        match kind {
+            PeriodKind::Month => "month",
+            PeriodKind::Quarter => "quarter",
+        }
+    );
+    let all: Vec<&BacktestPoint> = points.iter().collect();
+    let half = |p: &BacktestPoint, early: bool| {
+        let len = match kind {
+            PeriodKind::Month => 4,
+            PeriodKind::Quarter => 13,
+        };
+        (p.weeks_left * 2 > len) == early
+    };
+    let early: Vec<&BacktestPoint> = points.iter().filter(|p| half(p, true)).collect();
+    let late: Vec<&BacktestPoint> = points.iter().filter(|p| half(p, false)).collect();
+    let coverage = points
+        .iter()
+        .filter(|p| p.actual >= p.p10 && p.actual <= p.p90)
+        .count() as f64
+        / points.len() as f64;
+    Ok(Backtest {
+        kind,
+        periods: used,
+        scores: score(&all),
+        scores_early: score(&early),
+        scores_late: score(&late),
+        coverage_p10_p90: coverage,
+        points,
+    })
+}
