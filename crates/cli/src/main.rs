@@ -695,6 +695,19 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
     let stage = pipewise_engines::stage::inspect(crm, &run.cf, crm.end, &run.opts, 3)?;
     let bias = pipewise_engines::stage::rep_bias(crm, &run.snap, &run.cf, &run.opts);
     let validation = pipewise_engines::stage::validate(crm, &run.snap, &bias, &truth, &run.opts)?;
+    // The next quarter's bookings with their range (the stage run's weekly
+    // snapshots are the forecast's training rows too).
+    let bar = output::FractionBar::new(!json, "forecasting the next quarter");
+    bar.set(0.1);
+    let (fc, moved) = forecast_cmd::run_forecast(
+        crm,
+        &run.snap,
+        None,
+        forecast_cmd::By::Company,
+        crm.end,
+        10_000,
+    )?;
+    bar.finish();
     if json {
         let reports: Vec<_> = trained
             .iter()
@@ -704,7 +717,8 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({"simulation": summary, "import": report, "stats": stats, "models": reports, "scores": scored,
-                    "stage": {"deals": stage_cmd::inspect_rows(&stage, &scored), "rep_bias": bias, "validation": validation}})
+                    "stage": {"deals": stage_cmd::inspect_rows(&stage, &scored), "rep_bias": bias, "validation": validation},
+                    "forecast": {"forecast": fc, "moved": moved}})
             )?
         );
     } else {
@@ -740,13 +754,15 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         println!();
         print!("{}", stage_cmd::bias_text(&run, &bias, 10));
         print!("{}", stage_cmd::validation_text(&validation));
+        println!();
+        print!("{}", forecast_cmd::forecast_text(&fc, &moved, 5));
         println!(
             "\nSimulated in {:.1}s; the hidden truth (skills, biases, true win probabilities) is in {}.",
             simulated.as_secs_f64(),
             data.join("ground_truth.json").display()
         );
         println!(
-            "Next: `pipewise --db {} explain DEAL_ID`, `pipeline inspect`, `reps bias`, `models`, `score`, or import your own export (see docs/data-format.md).",
+            "Next: `pipewise --db {} explain DEAL_ID`, `forecast`, `backtest forecast`, `pipeline inspect`, `reps bias`, `models`, `score`, or import your own export (see docs/data-format.md).",
             out.display()
         );
     }

@@ -130,6 +130,110 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     }
     assert_eq!(st["rep_bias"].as_array().unwrap().len(), 40);
 
+    // The forecast of the next quarter, with its range.
+    let fc = &v["forecast"]["forecast"];
+    assert_eq!(fc["period"]["label"], "2026-Q1");
+    let t = &fc["total"];
+    let q = |k: &str| t[k].as_f64().unwrap();
+    assert!(
+        q("p10") > 0.0 && q("p10") < q("p50") && q("p50") < q("p90"),
+        "{t}"
+    );
+    assert!(q("open_expected") > 0.0 && q("new_expected") > 0.0);
+    assert_eq!(t["open_deals"].as_u64().unwrap() as usize, scores.len());
+    assert!(!v["forecast"]["moved"].as_array().unwrap().is_empty());
+
+    // A past quarter by rep: the reps' parts add up to the company's.
+    let f = pipewise(
+        d,
+        &[
+            "--db",
+            "pipewise-demo.db",
+            "forecast",
+            "--period",
+            "2025-Q4",
+            "--as-of",
+            "2025-11-03",
+            "--by",
+            "rep",
+            "--draws",
+            "2000",
+            "--json",
+        ],
+    );
+    assert!(f.ok, "{}", f.stderr);
+    let f: serde_json::Value = serde_json::from_str(&f.stdout).unwrap();
+    let groups = f["forecast"]["groups"].as_array().unwrap();
+    assert!(
+        groups.len() > 30 && groups.len() <= 40,
+        "{} reps",
+        groups.len()
+    );
+    for k in ["won_to_date", "open_expected", "commit"] {
+        let sum: f64 = groups.iter().map(|g| g[k].as_f64().unwrap()).sum();
+        let total = f["forecast"]["total"][k].as_f64().unwrap();
+        assert!(
+            (sum - total).abs() < 1e-6 * total.max(1.0),
+            "{k}: {sum} vs {total}"
+        );
+    }
+    let bad = pipewise(
+        d,
+        &[
+            "--db",
+            "pipewise-demo.db",
+            "forecast",
+            "--period",
+            "2025-Q5",
+        ],
+    );
+    assert!(
+        !bad.ok && bad.stderr.contains("expected a quarter such as 2025-Q3"),
+        "{}",
+        bad.stderr
+    );
+
+    // The weekly backtest: pipewise beats every baseline's WAPE, and its
+    // P10-P90 range holds the actual about as often as it should.
+    let b = pipewise(
+        d,
+        &[
+            "--db",
+            "pipewise-demo.db",
+            "backtest",
+            "forecast",
+            "--draws",
+            "1000",
+            "--json",
+        ],
+    );
+    assert!(b.ok, "{}", b.stderr);
+    let b: serde_json::Value = serde_json::from_str(&b.stdout).unwrap();
+    assert!(
+        b["periods"].as_array().unwrap().len() >= 4,
+        "{}",
+        b["periods"]
+    );
+    assert!(b["points"].as_array().unwrap().len() >= 50);
+    let scores_bt = b["scores"].as_array().unwrap();
+    let wape = |i: usize| scores_bt[i]["wape"].as_f64().unwrap();
+    assert!(
+        scores_bt[0]["method"]
+            .as_str()
+            .unwrap()
+            .starts_with("pipewise")
+    );
+    for i in 1..scores_bt.len() {
+        assert!(
+            wape(0) < wape(i),
+            "pipewise {} vs {}",
+            wape(0),
+            scores_bt[i]
+        );
+    }
+    let cov = b["coverage_p10_p90"].as_f64().unwrap();
+    assert!((0.6..=0.95).contains(&cov), "P10-P90 coverage {cov}");
+
     // The registry.
     let models = pipewise(d, &["--db", "pipewise-demo.db", "models", "--json"]);
     assert!(models.ok, "{}", models.stderr);

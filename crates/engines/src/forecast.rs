@@ -1068,3 +1068,82 @@ pub fn backtest(
         points,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_and_step() {
+        let q = Period::parse("2025-Q3").unwrap();
+        assert_eq!(format_date(q.start), "2025-07-01");
+        assert_eq!(format_date(q.end), "2025-10-01");
+        assert_eq!(q.back(3).label, "2024-Q4");
+        assert_eq!(q.back(-2).label, "2026-Q1");
+        let m = Period::parse("2025-12").unwrap();
+        assert_eq!(format_date(m.end), "2026-01-01");
+        assert_eq!(m.back(12).label, "2024-12");
+        assert_eq!(
+            Period::containing(m.start + 5 * DAY, PeriodKind::Quarter).label,
+            "2025-Q4"
+        );
+        for bad in ["2025", "2025-Q5", "2025-13", "Q3-2025", "2025-Qx"] {
+            let e = Period::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("expected a quarter such as 2025-Q3"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn draws_match_the_expected_sum_and_groups_add_up() {
+        let n = 2_000;
+        let p: Vec<f64> = (0..n).map(|i| (i % 10) as f64 / 10.0).collect();
+        let a: Vec<f64> = (0..n).map(|i| 1_000.0 + (i % 7) as f64 * 100.0).collect();
+        let g: Vec<usize> = (0..n).map(|i| i % 3).collect();
+        let out = simulate(&p, &a, &g, 3, (500.0, 100.0), &[0.2, 0.3, 0.5], 4_000, 1);
+        assert_eq!(out.len(), 4);
+        let expected: f64 = p.iter().zip(&a).map(|(p, a)| p * a).sum::<f64>() + 500.0;
+        let var: f64 = p
+            .iter()
+            .zip(&a)
+            .map(|(p, a)| p * (1.0 - p) * a * a)
+            .sum::<f64>()
+            + 1e4;
+        let mean = out[3].iter().sum::<f64>() / 4_000.0;
+        // Within four standard errors of the mean.
+        assert!(
+            (mean - expected).abs() < 4.0 * (var / 4_000.0).sqrt(),
+            "{mean} vs {expected}"
+        );
+        // P10 and P90 of a near-normal sum: mean ± 1.28 sd.
+        let sd = var.sqrt();
+        assert!((quantile(&out[3], 0.9) - (expected + 1.2816 * sd)).abs() < 0.1 * sd);
+        assert!((quantile(&out[3], 0.1) - (expected - 1.2816 * sd)).abs() < 0.1 * sd);
+        // Sorted, and the groups' means add up to the total's.
+        assert!(out[0].windows(2).all(|w| w[0] <= w[1]));
+        let group_means: f64 = out[..3]
+            .iter()
+            .map(|v| v.iter().sum::<f64>() / 4_000.0)
+            .sum();
+        assert!((group_means - mean).abs() < 1e-6 * mean);
+        // Same seed, same draws.
+        let again = simulate(&p, &a, &g, 3, (500.0, 100.0), &[0.2, 0.3, 0.5], 4_000, 1);
+        assert_eq!(out, again);
+    }
+
+    #[test]
+    fn short_series_are_smoothed() {
+        let (m, sd, method) = smooth(&[100.0, 200.0, 300.0, 400.0]);
+        assert!(
+            method.starts_with("simple exponential smoothing"),
+            "{method}"
+        );
+        assert!(m > 300.0 && m <= 400.0 && sd > 0.0);
+        let (m, _, method) = smooth(&[10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0]);
+        assert!(method.contains("AutoETS"), "{method}");
+        assert!(m > 16.0 && m < 19.0, "{m}");
+        assert_eq!(smooth(&[]).0, 0.0);
+    }
+}
