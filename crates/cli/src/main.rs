@@ -89,6 +89,9 @@ enum Command {
     /// Backtests: forecasts made at past dates with what was known then.
     #[command(subcommand)]
     Backtest(forecast_cmd::BacktestCmd),
+    /// Benchmarks of the engines' hot paths (docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(forecast_cmd::BenchCmd),
     /// Reps: stage bias (entered stages against the evidence).
     #[command(subcommand)]
     Reps(stage_cmd::RepsCmd),
@@ -438,6 +441,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Forecast(args) => forecast_cmd::forecast_cmd(&cli.db, args),
         Command::Backtest(cmd) => forecast_cmd::backtest_cmd(&cli.db, cmd),
+        Command::Bench(cmd) => forecast_cmd::bench_cmd(cmd),
         Command::Reps(cmd) => stage_cmd::reps(&cli.db, cmd),
         Command::Pipeline(cmd) => stage_cmd::pipeline(&cli.db, cmd),
         Command::Explain {

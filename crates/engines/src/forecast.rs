@@ -472,6 +472,7 @@ impl Rng {
 /// amount `a` in group `g[i]`, independently; plus a normal `extra` draw
 /// (floored at zero) split by `share`. Returns per group its sorted draws,
 /// and last the sorted draws of the total over groups.
+#[allow(clippy::too_many_arguments)]
 pub fn simulate(
     p: &[f64],
     a: &[f64],
@@ -533,7 +534,8 @@ pub fn simulate(
     out
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+/// The `q` quantile of sorted values (linear between ranks).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -796,6 +798,9 @@ pub fn actual(data: &Data, period: &Period) -> f64 {
         .sum()
 }
 
+/// Per open deal: (expected, win, won in period, amount, expected close).
+type Side = HashMap<usize, (f64, f64, f64, f64, Option<Instant>)>;
+
 /// Why one deal moved the forecast between two dates.
 #[derive(Debug, Clone, Serialize)]
 pub struct DealChange {
@@ -817,29 +822,28 @@ pub fn changes(
     before: Instant,
     after: Instant,
 ) -> anyhow::Result<Vec<DealChange>> {
-    let side =
-        |t: Instant| -> anyhow::Result<HashMap<usize, (f64, f64, f64, f64, Option<Instant>)>> {
-            let (opps, table) = open_features(data, None, t);
-            let (win, won_in) = deal_probabilities(models, &table, t, period)?;
-            Ok(opps
-                .iter()
-                .enumerate()
-                .map(|(k, &o)| {
-                    let opp = &data.opps[o];
-                    let a = data.amount_at(opp, t).unwrap_or(0.0);
+    let side = |t: Instant| -> anyhow::Result<Side> {
+        let (opps, table) = open_features(data, None, t);
+        let (win, won_in) = deal_probabilities(models, &table, t, period)?;
+        Ok(opps
+            .iter()
+            .enumerate()
+            .map(|(k, &o)| {
+                let opp = &data.opps[o];
+                let a = data.amount_at(opp, t).unwrap_or(0.0);
+                (
+                    o,
                     (
-                        o,
-                        (
-                            won_in[k] * a,
-                            win[k],
-                            won_in[k],
-                            a,
-                            data.close_date_at(opp, t),
-                        ),
-                    )
-                })
-                .collect())
-        };
+                        won_in[k] * a,
+                        win[k],
+                        won_in[k],
+                        a,
+                        data.close_date_at(opp, t),
+                    ),
+                )
+            })
+            .collect())
+    };
     let b = side(before)?;
     let a = side(after)?;
     let mut out = Vec::new();
@@ -956,7 +960,8 @@ pub struct Backtest {
 }
 
 fn score(points: &[&BacktestPoint]) -> Vec<MethodScore> {
-    let methods: [(&str, fn(&BacktestPoint) -> f64); 4] = [
+    type Method = (&'static str, fn(&BacktestPoint) -> f64);
+    let methods: [Method; 4] = [
         ("pipewise (P50)", |p| p.p50),
         ("reps' commit (won + commit category)", |p| p.commit),
         (
