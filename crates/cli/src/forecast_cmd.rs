@@ -68,11 +68,7 @@ pub enum BacktestCmd {
 }
 
 fn snapshots(data: &Data, opts: &ForecastOptions, quiet: bool) -> predict::Snapshots {
-    let dates = forecast::snapshot_dates(data, opts);
-    let bar = FractionBar::new(!quiet, "features for weekly snapshots");
-    let s = predict::snapshots(data, &dates, &mut |k, n| bar.set(k as f64 / n as f64));
-    bar.finish();
-    s
+    crate::predict_cmd::snapshots(data, &forecast::snapshot_dates(data, opts), quiet)
 }
 
 /// The forecast and what moved it over the last week.

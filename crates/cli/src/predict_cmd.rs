@@ -155,6 +155,14 @@ pub struct TrainArgs {
     pub horizon_days: i64,
 }
 
+/// The features of every deal open at each date, with a progress bar.
+pub fn snapshots(data: &Data, dates: &[i64], quiet: bool) -> predict::Snapshots {
+    let bar = FractionBar::new(!quiet, "features for weekly snapshots");
+    let snap = predict::snapshots(data, dates, &mut |k, n| bar.set(k as f64 / n as f64));
+    bar.finish();
+    snap
+}
+
 /// Trains the win and slip models and registers them as the active versions.
 pub fn train(
     store: &mut SqliteStore,
@@ -181,9 +189,7 @@ pub fn train(
         ..defaults
     };
     let dates = predict::snapshot_dates(&data, &opts);
-    let bar = FractionBar::new(!quiet, "features for weekly snapshots");
-    let snap = predict::snapshots(&data, &dates, &mut |k, n| bar.set(k as f64 / n as f64));
-    bar.finish();
+    let snap = snapshots(&data, &dates, quiet);
     let created_at = pipewise_core::value::format_instant(chrono::Utc::now());
     let mut out = Vec::new();
     for target in [Target::Win, Target::Slip] {

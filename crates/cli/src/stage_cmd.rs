@@ -65,9 +65,7 @@ pub fn run_stage(data: Data, quiet: bool) -> Result<StageRun> {
         "only {} weekly snapshots after the warm-up: the data covers too little time to learn what each stage looks like",
         dates.len()
     );
-    let bar = FractionBar::new(!quiet, "features for weekly snapshots");
-    let snap = predict::snapshots(&data, &dates, &mut |k, n| bar.set(k as f64 / n as f64));
-    bar.finish();
+    let snap = crate::predict_cmd::snapshots(&data, &dates, quiet);
     let bar = FractionBar::new(!quiet, "evidence-stage models (cross-fitted by deal)");
     let cf = stage::cross_fit(&data, &snap, &opts, &mut |k, n| {
         bar.set(k as f64 / n as f64)

@@ -344,6 +344,19 @@ pub struct CrossFit {
     pub folds: usize,
 }
 
+/// The owner (user id) of each snapshot row's deal on the snapshot's date.
+fn snapshot_owners(data: &Data, snap: &Snapshots) -> Vec<String> {
+    (0..snap.opp.len())
+        .map(|r| {
+            data.opps[snap.opp[r]]
+                .owner
+                .at(snap.date[r])
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
 /// The fold of a deal (by its index: stable across runs).
 pub fn fold_of(opp: usize, folds: usize) -> usize {
     (opp.wrapping_mul(0x9E37_79B9) >> 7) % folds.max(1)
@@ -356,15 +369,7 @@ pub fn cross_fit(
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<CrossFit> {
     let entered = entered_stages(&snap.table);
-    let rep: Vec<String> = (0..snap.opp.len())
-        .map(|r| {
-            data.opps[snap.opp[r]]
-                .owner
-                .at(snap.date[r])
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect();
+    let rep = snapshot_owners(data, snap);
     let x = evidence_columns(&snap.table);
     let mut dist = vec![[0.0; STAGES]; snap.opp.len()];
     let mut models = Vec::new();
@@ -749,17 +754,8 @@ pub fn validate(
     );
     let x = evidence_columns(&snap.table);
     let e_tr: Vec<usize> = train.iter().map(|&r| entered[r].unwrap_or(0)).collect();
-    let reps: Vec<String> = train
-        .iter()
-        .map(|&r| {
-            data.opps[snap.opp[r]]
-                .owner
-                .at(snap.date[r])
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect();
-    let rep_refs: Vec<&str> = reps.iter().map(String::as_str).collect();
+    let owners = snapshot_owners(data, snap);
+    let rep_refs: Vec<&str> = train.iter().map(|&r| owners[r].as_str()).collect();
     let deals: Vec<usize> = train.iter().map(|&r| snap.opp[r]).collect();
     let m = EvidenceModel::fit(&x.take(&train), &e_tr, &rep_refs, &deals, opts)?;
     let dist = m.predict(&x.take(&test))?;
