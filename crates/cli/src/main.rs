@@ -1,6 +1,7 @@
 //! The `pipewise` binary: argument parsing and printing only. The work is done
 //! by the library crates (ingest, store, and later the engines).
 
+mod coach_cmd;
 mod forecast_cmd;
 mod model_cmd;
 mod output;
@@ -98,6 +99,12 @@ enum Command {
     /// The open pipeline: deals ahead of or behind their evidence, deals at risk.
     #[command(subcommand)]
     Pipeline(stage_cmd::PipelineCmd),
+    /// Coaching: each rep's metrics against peers and top performers, skill
+    /// gaps ranked by what closing them is worth, and a coaching plan.
+    Coach(coach_cmd::CoachArgs),
+    /// Recorded calls: conversation analytics.
+    #[command(subcommand)]
+    Calls(coach_cmd::CallsCmd),
     /// Fit and apply a model on any CSV with an outcome column (lead exports).
     #[command(subcommand)]
     Model(model_cmd::ModelCmd),
@@ -444,6 +451,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(cmd) => forecast_cmd::bench_cmd(cmd),
         Command::Reps(cmd) => stage_cmd::reps(&cli.db, cmd),
         Command::Pipeline(cmd) => stage_cmd::pipeline(&cli.db, cmd),
+        Command::Coach(a) => coach_cmd::coach(&cli.db, a),
+        Command::Calls(cmd) => coach_cmd::calls(&cli.db, cmd),
         Command::Explain {
             opportunity_id,
             as_of,

@@ -67,14 +67,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 pub fn money(x: f64) -> String {
-    let x = x + 0.0; // no "-0"
-    if x.abs() >= 1e6 {
-        format!("{:.2}M", x / 1e6)
-    } else if x.abs() >= 1e3 {
-        format!("{:.1}k", x / 1e3)
-    } else {
-        format!("{x:.0}")
-    }
+    pipewise_core::value::format_money(x)
 }
 
 fn pct(x: Option<f64>) -> String {

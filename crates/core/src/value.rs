@@ -355,3 +355,15 @@ mod tests {
         }
     }
 }
+
+/// An amount for people: `1.25M`, `45.2k`, `800`.
+pub fn format_money(x: f64) -> String {
+    let x = x + 0.0; // no "-0"
+    if x.abs() >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x.abs() >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}

@@ -7,6 +7,8 @@
 //! - [`leads`]: lead scoring on the database's leads with the tabular engine;
 //! - [`truth`]: the simulator's hidden truth, for evaluation only.
 
+pub mod coach;
+pub mod coach_plan;
 pub mod forecast;
 pub mod leads;
 pub mod predict;

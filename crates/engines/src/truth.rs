@@ -18,6 +18,8 @@ struct File {
 struct Rep {
     id: String,
     forecast_bias: String,
+    #[serde(default)]
+    skills: HashMap<String, f64>,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +43,8 @@ pub struct Truth {
     stage: HashMap<(String, String), usize>,
     /// Rep id to `accurate`, `optimistic` or `sandbagging`.
     pub rep_bias: HashMap<String, String>,
+    /// Rep id to latent skill (by name, on a z-scale) as drawn by the simulator.
+    pub rep_skills: HashMap<String, HashMap<String, f64>>,
 }
 
 impl Truth {
@@ -70,6 +74,11 @@ impl Truth {
                 win.insert((o.id.clone(), s.date), s.true_win_probability);
             }
         }
+        let rep_skills = f
+            .reps
+            .iter()
+            .map(|r| (r.id.clone(), r.skills.clone()))
+            .collect();
         let rep_bias = f
             .reps
             .into_iter()
@@ -79,6 +88,7 @@ impl Truth {
             win,
             stage,
             rep_bias,
+            rep_skills,
         })
     }
 

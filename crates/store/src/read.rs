@@ -128,10 +128,18 @@ pub struct Lead {
     pub account_id: Option<String>,
 }
 
+#[derive(Debug, Clone)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub region: Option<String>,
+}
+
 /// Everything the engines read, as stored.
 #[derive(Debug, Clone, Default)]
 pub struct CrmData {
     pub users: Vec<User>,
+    pub teams: Vec<Team>,
     pub accounts: Vec<Account>,
     pub contacts: Vec<Contact>,
     /// Sorted by id.
@@ -170,6 +178,16 @@ impl SqliteStore {
                     team_id: opt_s(r, 4)?,
                     region: opt_s(r, 5)?,
                     hire_date: opt_t(r, 6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare("SELECT id, name, region FROM teams ORDER BY id")?;
+        data.teams = st
+            .query_map([], |r| {
+                Ok(Team {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    region: opt_s(r, 2)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

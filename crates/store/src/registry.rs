@@ -209,3 +209,78 @@ impl SqliteStore {
         Ok(out)
     }
 }
+
+/// A manager's decision about a coaching recommendation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CoachingDecision {
+    pub id: i64,
+    /// The recommendation's stable id (`rep:skill` or `alert:opportunity`).
+    pub recommendation: String,
+    pub rep_id: String,
+    /// `accepted`, `edited` or `dismissed`.
+    pub action: String,
+    pub reason: Option<String>,
+    pub edited_text: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: String,
+}
+
+impl SqliteStore {
+    /// Records a decision (kept with every earlier one: the latest counts).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_coaching_decision(
+        &mut self,
+        recommendation: &str,
+        rep_id: &str,
+        action: &str,
+        reason: Option<&str>,
+        edited_text: Option<&str>,
+        decided_by: Option<&str>,
+        decided_at: &str,
+    ) -> Result<CoachingDecision> {
+        if !matches!(action, "accepted" | "edited" | "dismissed") {
+            return Err(StoreError::Invalid(format!(
+                "decision {action:?}: expected accepted, edited or dismissed"
+            )));
+        }
+        self.conn.execute(
+            "INSERT INTO coaching_decisions (recommendation, rep_id, action, reason, edited_text, decided_by, decided_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![recommendation, rep_id, action, reason, edited_text, decided_by, decided_at],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        Ok(CoachingDecision {
+            id,
+            recommendation: recommendation.into(),
+            rep_id: rep_id.into(),
+            action: action.into(),
+            reason: reason.map(Into::into),
+            edited_text: edited_text.map(Into::into),
+            decided_by: decided_by.map(Into::into),
+            decided_at: decided_at.into(),
+        })
+    }
+
+    /// Every decision, oldest first.
+    pub fn coaching_decisions(&self) -> Result<Vec<CoachingDecision>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, recommendation, rep_id, action, reason, edited_text, decided_by, decided_at
+             FROM coaching_decisions ORDER BY id",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(CoachingDecision {
+                    id: r.get(0)?,
+                    recommendation: r.get(1)?,
+                    rep_id: r.get(2)?,
+                    action: r.get(3)?,
+                    reason: r.get(4)?,
+                    edited_text: r.get(5)?,
+                    decided_by: r.get(6)?,
+                    decided_at: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

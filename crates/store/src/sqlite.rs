@@ -14,6 +14,7 @@ use crate::{Outcome, Result, RowWrite, Store, StoreError, WriteTx};
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_models.sql"),
+    include_str!("migrations/0003_coaching.sql"),
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,1253 @@
+//! `pipewise calls analyze` and `pipewise coach`: conversation analytics, rep
+//! skill profiles, gaps against top performers, coaching plans and the
+//! manager's decisions about them.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use pipewise_engines::coach::{
+    self, CoachOptions, Impact, METRICS, MetricFamily, Profiles, Skill, Validation, format_metric,
+};
+use pipewise_engines::coach_plan::{self, Catalogue, Plan, PlanInputs, SlipRisk};
+use pipewise_engines::predict;
+use pipewise_engines::truth::Truth;
+use pipewise_features::conversation::{CallAnalysis, Trackers, benchmarks};
+use pipewise_features::{Data, format_date};
+use pipewise_store::SqliteStore;
+use pipewise_store::read::CrmData;
+
+use crate::predict_cmd::{active, parse_as_of};
+
+#[derive(Subcommand)]
+pub enum CallsCmd {
+    /// Conversation analytics: talk ratio, monologues, questions, patience,
+    /// objections and their handling, next steps, fillers, sentiment and
+    /// keyword trackers, for one call, one rep's calls, or every rep.
+    Analyze {
+        /// One call (its id).
+        #[arg(long, conflicts_with = "rep")]
+        call: Option<String>,
+        /// One rep's calls (name or user id).
+        #[arg(long)]
+        rep: Option<String>,
+        /// Keyword trackers (TOML; default: the built-in competitors, products, pricing, security).
+        #[arg(long)]
+        trackers: Option<PathBuf>,
+        /// Calls listed for a rep.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Md,
+    Html,
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CoachArgs {
+    #[command(subcommand)]
+    pub decide: Option<CoachSub>,
+    /// One rep's profile and plan (name or user id).
+    #[arg(long, conflicts_with = "team")]
+    pub rep: Option<String>,
+    /// Every rep of a team (team name or id): headline gaps and plans.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// The profile window ends here (default: the latest date in the data).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Days of history in the profile window.
+    #[arg(long, default_value_t = 730)]
+    pub window_days: i64,
+    /// Training modules and role-play briefs (TOML; default: the built-in catalogue).
+    #[arg(long)]
+    pub catalogue: Option<PathBuf>,
+    /// Keyword trackers (TOML).
+    #[arg(long)]
+    pub trackers: Option<PathBuf>,
+    /// The simulator's ground_truth.json: adds how well the estimated skills
+    /// and the top-ranked gaps match the latent skills.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Order of the gaps: by size against the top performers, or by estimated worth.
+    #[arg(long, value_enum, default_value_t = RankArg::Gap)]
+    pub rank: RankArg,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum CoachSub {
+    /// Records a manager's decision about a recommendation (a priority's id
+    /// such as `r00012:discovery`, or an alert's `alert:OPPORTUNITY`).
+    Decide {
+        /// The recommendation id shown in the plan.
+        recommendation: String,
+        #[arg(long, value_enum)]
+        action: Action,
+        /// Why (required to dismiss or edit).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The edited recommendation (with --action edit).
+        #[arg(long)]
+        text: Option<String>,
+        /// Who decided.
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Every recorded decision.
+    Decisions {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RankArg {
+    Gap,
+    Worth,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Action {
+    Accept,
+    Edit,
+    Dismiss,
+}
+
+fn load_trackers(path: Option<&Path>) -> Result<Trackers> {
+    match path {
+        None => Ok(Trackers::default_set()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            Ok(Trackers::parse(&text, &p.display().to_string())?)
+        }
+    }
+}
+
+fn load_catalogue(path: Option<&Path>) -> Result<Catalogue> {
+    match path {
+        None => Ok(Catalogue::default_set()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            Catalogue::parse(&text, &p.display().to_string())
+        }
+    }
+}
+
+fn load_crm(store: &SqliteStore) -> Result<CrmData> {
+    let crm = store.load_crm()?;
+    if crm.opportunities.is_empty() && crm.conversations.is_empty() {
+        bail!(
+            "the database has no opportunities or calls: import some first (pipewise import ...)"
+        );
+    }
+    Ok(crm)
+}
+
+/// Finds a rep by name or id (an error lists close names).
+fn find_user<'a>(crm: &'a CrmData, who: &str) -> Result<&'a pipewise_store::read::User> {
+    if let Some(u) = crm
+        .users
+        .iter()
+        .find(|u| u.id == who || u.name.eq_ignore_ascii_case(who))
+    {
+        return Ok(u);
+    }
+    let lower = who.to_lowercase();
+    let close: Vec<&str> = crm
+        .users
+        .iter()
+        .filter(|u| u.name.to_lowercase().contains(&lower))
+        .map(|u| u.name.as_str())
+        .take(5)
+        .collect();
+    if close.is_empty() {
+        bail!("no user named or with id {who:?}")
+    }
+    bail!(
+        "no user named or with id {who:?}; did you mean {}?",
+        close.join(", ")
+    )
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+pub fn calls(db: &Path, cmd: CallsCmd) -> Result<ExitCode> {
+    let CallsCmd::Analyze {
+        call,
+        rep,
+        trackers,
+        top,
+        json,
+    } = cmd;
+    let trackers = load_trackers(trackers.as_deref())?;
+    let store = crate::open(db)?;
+    let crm = load_crm(&store)?;
+    anyhow::ensure!(
+        !crm.conversations.is_empty(),
+        "the database has no call transcripts: import some (conversations and conversation_turns, or WebVTT files)"
+    );
+    if let Some(id) = call {
+        let i = crm
+            .conversations
+            .iter()
+            .position(|c| c.id == id)
+            .with_context(|| format!("no call with id {id:?}"))?;
+        let c = &crm.conversations[i];
+        let a = pipewise_features::conversation::analyse_call(&c.turns, &trackers)
+            .with_context(|| format!("call {id}: no speaking time from both the rep and the customer (speaker roles missing?)"))?;
+        if json {
+            let v = serde_json::json!({"call": c.id, "started_at": c.started_at.map(format_date), "rep": c.user_id, "opportunity": c.opportunity_id, "analysis": a, "open_question_share": a.open_question_share(), "benchmarks": bench_json()});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            print!("{}", call_text(c, &a));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let analysed = coach::analyse_calls(&crm, &trackers);
+    let user = rep.as_deref().map(|r| find_user(&crm, r)).transpose()?;
+    let mut by_rep: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, c) in crm.conversations.iter().enumerate() {
+        if analysed[i].is_some()
+            && let Some(u) = c.user_id.as_deref()
+        {
+            by_rep.entry(u).or_default().push(i);
+        }
+    }
+    if let Some(u) = user {
+        let mut list = by_rep.remove(u.id.as_str()).unwrap_or_default();
+        list.sort_by(|&a, &b| {
+            crm.conversations[b]
+                .started_at
+                .cmp(&crm.conversations[a].started_at)
+        });
+        let summary = summarise(&list, &analysed);
+        if json {
+            let calls: Vec<serde_json::Value> = list
+                .iter()
+                .map(|&i| serde_json::json!({"call": crm.conversations[i].id, "started_at": crm.conversations[i].started_at.map(format_date), "analysis": analysed[i]}))
+                .collect();
+            let v = serde_json::json!({"rep": u.name, "rep_id": u.id, "summary": summary, "benchmarks": bench_json(), "calls": calls});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            let mut s = format!("Calls of {} ({} recorded)\n\n", u.name, list.len());
+            s += &summary_text(&summary);
+            let _ = writeln!(
+                s,
+                "\n{:<12} {:<10} {:>6} {:>6} {:>8} {:>7} {:>5} {:>7}",
+                "call", "date", "talk", "mono", "q/hour", "obj h/n", "next", "fillers"
+            );
+            for &i in list.iter().take(top) {
+                let a = analysed[i].as_ref().expect("analysed");
+                let c = &crm.conversations[i];
+                let _ = writeln!(
+                    s,
+                    "{:<12} {:<10} {:>6} {:>5.0}s {:>8.1} {:>7} {:>5} {:>7}",
+                    c.id,
+                    c.started_at.map(format_date).unwrap_or_default(),
+                    pct(a.talk_ratio),
+                    a.longest_monologue_s,
+                    a.question_rate,
+                    format!("{}/{}", a.handled(), a.objections.len()),
+                    if a.next_steps_agreed() { "yes" } else { "no" },
+                    a.fillers
+                );
+            }
+            if list.len() > top {
+                let _ = writeln!(
+                    s,
+                    "... {} more (--top N, or --json for all)",
+                    list.len() - top
+                );
+            }
+            print!("{s}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Every rep.
+    let names: HashMap<&str, &str> = crm
+        .users
+        .iter()
+        .map(|u| (u.id.as_str(), u.name.as_str()))
+        .collect();
+    let mut rows: Vec<(String, Summary)> = by_rep
+        .iter()
+        .map(|(u, list)| {
+            (
+                names.get(u).map_or(u.to_string(), |n| n.to_string()),
+                summarise(list, &analysed),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    if json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(n, s)| serde_json::json!({"rep": n, "summary": s}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"reps": v, "benchmarks": bench_json()})
+            )?
+        );
+    } else {
+        let mut s = format!(
+            "Recorded calls by rep ({} analysed). Benchmarks: top performers talk {:.0}% of a discovery call, average reps {:.0}-{:.0}%; longest monologue about {:.0} s.\n\n",
+            analysed.iter().flatten().count(),
+            benchmarks::TOP_TALK_RATIO * 100.0,
+            benchmarks::AVERAGE_TALK_RATIO.0 * 100.0,
+            benchmarks::AVERAGE_TALK_RATIO.1 * 100.0,
+            benchmarks::TOP_LONGEST_MONOLOGUE_S
+        );
+        let _ = writeln!(
+            s,
+            "{:<22} {:>5} {:>6} {:>6} {:>7} {:>6} {:>8} {:>6} {:>8}",
+            "rep", "calls", "talk", "mono", "q/hour", "open q", "handled", "next", "fill/min"
+        );
+        for (n, m) in &rows {
+            let _ = writeln!(
+                s,
+                "{:<22} {:>5} {:>6} {:>5.0}s {:>7.1} {:>6} {:>8} {:>6} {:>8.2}",
+                n,
+                m.calls,
+                pct(m.talk_ratio),
+                m.longest_monologue_s,
+                m.question_rate,
+                m.open_question_share.map_or("-".into(), pct),
+                m.objections_handled.map_or("-".into(), pct),
+                pct(m.next_steps_rate),
+                m.filler_rate
+            );
+        }
+        print!("{s}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_json() -> serde_json::Value {
+    serde_json::json!({
+        "top_performer_talk_ratio": benchmarks::TOP_TALK_RATIO,
+        "average_talk_ratio": [benchmarks::AVERAGE_TALK_RATIO.0, benchmarks::AVERAGE_TALK_RATIO.1],
+        "top_performer_longest_monologue_s": benchmarks::TOP_LONGEST_MONOLOGUE_S,
+    })
+}
+
+#[derive(serde::Serialize, Default)]
+struct Summary {
+    calls: usize,
+    talk_ratio: f64,
+    longest_monologue_s: f64,
+    question_rate: f64,
+    open_question_share: Option<f64>,
+    switches_per_minute: f64,
+    patience_s: Option<f64>,
+    objections: usize,
+    objections_by_kind: Vec<(String, usize, usize)>,
+    objections_handled: Option<f64>,
+    next_steps_rate: f64,
+    filler_rate: f64,
+    sentiment_customer: f64,
+    sentiment_rep: f64,
+    trackers: Vec<(String, u32)>,
+}
+
+fn summarise(list: &[usize], analysed: &[Option<CallAnalysis>]) -> Summary {
+    let cs: Vec<&CallAnalysis> = list.iter().filter_map(|&i| analysed[i].as_ref()).collect();
+    let n = cs.len().max(1) as f64;
+    let avg = |f: &dyn Fn(&CallAnalysis) -> f64| cs.iter().map(|c| f(c)).sum::<f64>() / n;
+    let (open, all) = cs.iter().fold((0, 0), |a, c| {
+        (
+            a.0 + c.questions_open,
+            a.1 + c.questions_open + c.questions_closed,
+        )
+    });
+    let pauses: Vec<f64> = cs.iter().filter_map(|c| c.patience_s).collect();
+    let objections: usize = cs.iter().map(|c| c.objections.len()).sum();
+    let handled: u32 = cs.iter().map(|c| c.handled()).sum();
+    let mut kinds: Vec<(String, usize, usize)> =
+        pipewise_features::conversation::ObjectionKind::ALL
+            .iter()
+            .map(|k| {
+                let met = cs
+                    .iter()
+                    .flat_map(|c| &c.objections)
+                    .filter(|o| o.kind == *k)
+                    .count();
+                let h = cs
+                    .iter()
+                    .flat_map(|c| &c.objections)
+                    .filter(|o| o.kind == *k && o.handled)
+                    .count();
+                (k.name().to_string(), met, h)
+            })
+            .filter(|x| x.1 > 0)
+            .collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut trackers: HashMap<String, u32> = HashMap::new();
+    for c in &cs {
+        for t in &c.trackers {
+            *trackers.entry(t.tracker.clone()).or_default() += t.rep + t.customer;
+        }
+    }
+    let mut trackers: Vec<(String, u32)> = trackers.into_iter().collect();
+    trackers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Summary {
+        calls: cs.len(),
+        talk_ratio: avg(&|c| c.talk_ratio),
+        longest_monologue_s: avg(&|c| c.longest_monologue_s),
+        question_rate: avg(&|c| c.question_rate),
+        open_question_share: (all > 0).then(|| f64::from(open) / f64::from(all)),
+        switches_per_minute: avg(&|c| c.switches_per_minute),
+        patience_s: (!pauses.is_empty()).then(|| pauses.iter().sum::<f64>() / pauses.len() as f64),
+        objections,
+        objections_by_kind: kinds,
+        objections_handled: (objections > 0).then(|| f64::from(handled) / objections as f64),
+        next_steps_rate: avg(&|c| f64::from(u8::from(c.next_steps_agreed()))),
+        filler_rate: avg(&|c| c.filler_rate),
+        sentiment_customer: avg(&|c| c.sentiment_customer),
+        sentiment_rep: avg(&|c| c.sentiment_rep),
+        trackers,
+    }
+}
+
+fn summary_text(m: &Summary) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Talk ratio          {}   (top performers ~{:.0}%, average reps {:.0}-{:.0}%)",
+        pct(m.talk_ratio),
+        benchmarks::TOP_TALK_RATIO * 100.0,
+        benchmarks::AVERAGE_TALK_RATIO.0 * 100.0,
+        benchmarks::AVERAGE_TALK_RATIO.1 * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "Longest monologue   {:.0} s (top performers ~{:.0} s)",
+        m.longest_monologue_s,
+        benchmarks::TOP_LONGEST_MONOLOGUE_S
+    );
+    let _ = writeln!(
+        s,
+        "Questions           {:.1} per hour, {} open",
+        m.question_rate,
+        m.open_question_share.map_or("-".into(), pct)
+    );
+    let _ = writeln!(
+        s,
+        "Interactivity       {:.2} speaker switches per minute",
+        m.switches_per_minute
+    );
+    let _ = writeln!(
+        s,
+        "Patience            {}",
+        m.patience_s
+            .map_or("- (no pauses in the timestamps)".into(), |p| format!(
+                "{p:.2} s before answering"
+            ))
+    );
+    let kinds = m
+        .objections_by_kind
+        .iter()
+        .map(|(k, n, h)| format!("{k} {h}/{n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        s,
+        "Objections          {} raised, {} handled ({kinds})",
+        m.objections,
+        m.objections_handled.map_or("-".into(), pct)
+    );
+    let _ = writeln!(s, "Next steps agreed   {} of calls", pct(m.next_steps_rate));
+    let _ = writeln!(s, "Filler words        {:.2} per minute", m.filler_rate);
+    let _ = writeln!(
+        s,
+        "Sentiment           customer {:+.2}, rep {:+.2} (lexicon)",
+        m.sentiment_customer, m.sentiment_rep
+    );
+    if !m.trackers.is_empty() {
+        let t = m
+            .trackers
+            .iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(s, "Trackers            {t}");
+    }
+    s
+}
+
+fn call_text(c: &pipewise_store::read::Conversation, a: &CallAnalysis) -> String {
+    let mut s = format!(
+        "Call {} ({}, {:.0} min){}\n\n",
+        c.id,
+        c.started_at
+            .map(format_date)
+            .unwrap_or_else(|| "no date".into()),
+        a.duration_s / 60.0,
+        c.opportunity_id
+            .as_deref()
+            .map(|o| format!(", deal {o}"))
+            .unwrap_or_default()
+    );
+    let summary = summarise(&[0], std::slice::from_ref(&Some(a.clone())));
+    s += &summary_text(&summary);
+    let t0 = c.turns.first().map_or(0, |t| t.start_ms);
+    let at = |i: usize| {
+        let ms = c.turns[i].start_ms - t0;
+        format!("{}:{:02}", ms / 60_000, ms / 1000 % 60)
+    };
+    let short = |i: usize| {
+        let t = &c.turns[i].text;
+        if t.chars().count() > 110 {
+            format!("{}...", t.chars().take(110).collect::<String>())
+        } else {
+            t.clone()
+        }
+    };
+    let _ = writeln!(
+        s,
+        "\nLongest monologue at {}: {}",
+        at(a.longest_monologue_turn),
+        short(a.longest_monologue_turn)
+    );
+    for o in &a.objections {
+        let verdict = if o.handled {
+            let mut how = Vec::new();
+            if o.acknowledged {
+                how.push("acknowledged")
+            }
+            if o.asked {
+                how.push("asked")
+            }
+            if o.value {
+                how.push("answered with value")
+            }
+            format!("handled ({})", how.join(", "))
+        } else {
+            "steamrolled".into()
+        };
+        let _ = writeln!(
+            s,
+            "Objection ({}) at {}: {}\n  -> {verdict}{}",
+            o.kind.name(),
+            at(o.turn),
+            short(o.turn),
+            o.reply_turn
+                .map(|j| format!(": {}", short(j)))
+                .unwrap_or_default()
+        );
+    }
+    match &a.next_step {
+        Some(n) => {
+            let _ = writeln!(
+                s,
+                "Next step at {} ({}{}{}): {}",
+                at(n.turn),
+                if n.agreed { "agreed" } else { "not confirmed" },
+                if n.with_date { ", with a date" } else { "" },
+                if n.with_owner { ", with an owner" } else { "" },
+                short(n.turn)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "No next step with a date or an owner was proposed.");
+        }
+    }
+    s
+}
+
+/// Everything the coach computes for one database.
+pub struct CoachRun {
+    pub crm: CrmData,
+    pub calls: Vec<Option<CallAnalysis>>,
+    pub profiles: Profiles,
+    pub impact: Impact,
+    pub slip: Vec<SlipRisk>,
+}
+
+pub fn run_coach(
+    store: &SqliteStore,
+    opts: &CoachOptions,
+    trackers: &Trackers,
+) -> Result<CoachRun> {
+    let crm = load_crm(store)?;
+    let data = Data::new(&crm);
+    let calls = coach::analyse_calls(&crm, trackers);
+    let profiles = coach::profiles(&crm, &data, &calls, opts);
+    anyhow::ensure!(
+        !profiles.reps.is_empty(),
+        "the database has no users with the role rep"
+    );
+    let impact = Impact::fit(&crm, &data, &calls, &profiles);
+    let slip = slip_risks(store, &data, profiles.as_of)?;
+    Ok(CoachRun {
+        crm,
+        calls,
+        profiles,
+        impact,
+        slip,
+    })
+}
+
+/// Open deals scored by the active slip model (none without one).
+fn slip_risks(store: &SqliteStore, data: &Data, as_of: i64) -> Result<Vec<SlipRisk>> {
+    let (Some(win), Some(slip)) = (active(store, "win")?, active(store, "slip")?) else {
+        return Ok(Vec::new());
+    };
+    let scored = predict::score(data, as_of, &win.0, Some(&slip.0), 3)?;
+    Ok(scored
+        .into_iter()
+        .filter_map(|s| {
+            let i = data.index_of(&s.opportunity_id)?;
+            let o = &data.opps[i];
+            Some(SlipRisk {
+                opportunity: s.opportunity_id.clone(),
+                name: o.name.clone(),
+                owner: o.owner.at(as_of)?.to_string(),
+                amount: data.amount_at(o, as_of),
+                probability: s.slip_probability?,
+                reasons: s
+                    .slip_factors
+                    .iter()
+                    .filter(|f| f.contribution > 0.0)
+                    .map(|f| f.text.clone())
+                    .collect(),
+            })
+        })
+        .collect())
+}
+
+fn latest_decisions(store: &SqliteStore) -> Result<HashMap<String, (String, Option<String>)>> {
+    Ok(store
+        .coaching_decisions()?
+        .into_iter()
+        .map(|d| (d.recommendation, (d.action, d.reason)))
+        .collect())
+}
+
+pub fn plans_for(
+    run: &CoachRun,
+    reps: &[usize],
+    catalogue: &Catalogue,
+    opts: &CoachOptions,
+    decisions: &HashMap<String, (String, Option<String>)>,
+) -> Vec<Plan> {
+    let inputs = PlanInputs {
+        crm: &run.crm,
+        calls: &run.calls,
+        catalogue,
+        impact: &run.impact,
+        slip: &run.slip,
+        alert_slip: opts.alert_slip,
+        max_priorities: opts.max_priorities,
+        decisions,
+    };
+    reps.iter()
+        .map(|&i| coach_plan::plan(&run.profiles, i, &inputs))
+        .collect()
+}
+
+pub fn coach(db: &Path, a: CoachArgs) -> Result<ExitCode> {
+    if let Some(sub) = a.decide {
+        return decide(db, sub);
+    }
+    let trackers = load_trackers(a.trackers.as_deref())?;
+    let catalogue = load_catalogue(a.catalogue.as_deref())?;
+    let truth = a.truth.as_deref().map(Truth::load).transpose()?;
+    anyhow::ensure!(a.window_days >= 28, "--window-days must be at least 28");
+    let store = crate::open(db)?;
+    let mut opts = CoachOptions {
+        window_days: a.window_days,
+        ..CoachOptions::default()
+    };
+    if a.as_of.is_some() {
+        let crm = store.load_crm()?;
+        opts.as_of = Some(parse_as_of(a.as_of.as_deref(), &Data::new(&crm))?);
+    }
+    let mut run = run_coach(&store, &opts, &trackers)?;
+    run.impact.rank = match a.rank {
+        RankArg::Gap => coach::Rank::Gap,
+        RankArg::Worth => coach::Rank::Worth,
+    };
+    let decisions = latest_decisions(&store)?;
+    let p = &run.profiles;
+    let (title, reps): (String, Vec<usize>) = if let Some(r) = &a.rep {
+        let u = find_user(&run.crm, r)?;
+        let i = p
+            .reps
+            .iter()
+            .position(|x| x.id == u.id)
+            .with_context(|| format!("{} is not a rep (role {:?})", u.name, u.role))?;
+        (format!("Coaching plan: {}", u.name), vec![i])
+    } else if let Some(t) = &a.team {
+        let team = run
+            .crm
+            .teams
+            .iter()
+            .find(|x| x.id == *t || x.name.eq_ignore_ascii_case(t))
+            .map(|x| x.id.clone())
+            .or_else(|| {
+                p.reps
+                    .iter()
+                    .any(|r| r.team.as_deref() == Some(t))
+                    .then(|| t.clone())
+            })
+            .with_context(|| {
+                let names: Vec<&str> = run.crm.teams.iter().map(|x| x.name.as_str()).collect();
+                format!(
+                    "no team named or with id {t:?} (teams: {})",
+                    names.join(", ")
+                )
+            })?;
+        let name = run
+            .crm
+            .teams
+            .iter()
+            .find(|x| x.id == team)
+            .map_or(team.clone(), |x| x.name.clone());
+        (
+            format!("Coaching: team {name}"),
+            (0..p.reps.len())
+                .filter(|&i| p.reps[i].team.as_deref() == Some(team.as_str()))
+                .collect(),
+        )
+    } else {
+        ("Coaching: every rep".into(), (0..p.reps.len()).collect())
+    };
+    let plans = plans_for(&run, &reps, &catalogue, &opts, &decisions);
+    let validation = truth
+        .as_ref()
+        .map(|t| coach::validate(p, &run.impact, &t.rep_skills));
+    if a.json {
+        let profiles: Vec<&coach::RepProfile> = reps.iter().map(|&i| &p.reps[i]).collect();
+        let v = serde_json::json!({
+            "as_of": format_date(p.as_of),
+            "window_start": format_date(p.window_start),
+            "metrics": METRICS,
+            "skills": Skill::ALL,
+            "top_reference": p.top_reference,
+            "top_skill": p.top_skill,
+            "profiles": profiles,
+            "plans": plans,
+            "impact_models": {"deals": run.impact.deals_used, "leads": run.impact.leads_used},
+            "validation": validation,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let doc = report(&title, &run, &reps, &plans, validation.as_ref());
+    print!(
+        "{}",
+        match a.format {
+            Format::Text => doc.text(),
+            Format::Md => doc.markdown(),
+            Format::Html => doc.html(&title),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decide(db: &Path, sub: CoachSub) -> Result<ExitCode> {
+    let mut store = crate::open(db)?;
+    match sub {
+        CoachSub::Decisions { json } => {
+            let all = store.coaching_decisions()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("No coaching decisions recorded yet.");
+            } else {
+                for d in all {
+                    println!(
+                        "{}  {:<28} {:<9} {}{}{}",
+                        d.decided_at,
+                        d.recommendation,
+                        d.action,
+                        d.reason.unwrap_or_default(),
+                        d.edited_text
+                            .map(|t| format!(" -> {t}"))
+                            .unwrap_or_default(),
+                        d.decided_by.map(|b| format!(" ({b})")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        CoachSub::Decide {
+            recommendation,
+            action,
+            reason,
+            text,
+            by,
+        } => {
+            let (rep_id, _) = recommendation
+                .split_once(':')
+                .with_context(|| format!("recommendation {recommendation:?}: expected REP:SKILL (such as r00012:discovery) or alert:OPPORTUNITY"))?;
+            let crm = store.load_crm()?;
+            let rep_id = if rep_id == "alert" {
+                let opp = &recommendation["alert:".len()..];
+                crm.opportunities
+                    .iter()
+                    .find(|o| o.id == opp)
+                    .with_context(|| format!("no opportunity {opp:?}"))?
+                    .owner_id
+                    .clone()
+            } else {
+                let skill = &recommendation[rep_id.len() + 1..];
+                anyhow::ensure!(
+                    Skill::parse(skill).is_some(),
+                    "unknown skill {skill:?} (expected one of {})",
+                    Skill::ALL.map(Skill::name).join(", ")
+                );
+                find_user(&crm, rep_id)?.id.clone()
+            };
+            let action = match action {
+                Action::Accept => "accepted",
+                Action::Edit => "edited",
+                Action::Dismiss => "dismissed",
+            };
+            anyhow::ensure!(
+                action == "accepted" || reason.as_deref().is_some_and(|r| !r.trim().is_empty()),
+                "--reason is required to {} a recommendation",
+                if action == "edited" {
+                    "edit"
+                } else {
+                    "dismiss"
+                }
+            );
+            anyhow::ensure!(
+                action != "edited" || text.is_some(),
+                "--text is required with --action edit: the recommendation as edited"
+            );
+            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let d = store.record_coaching_decision(
+                &recommendation,
+                &rep_id,
+                action,
+                reason.as_deref(),
+                text.as_deref(),
+                by.as_deref(),
+                &now,
+            )?;
+            println!(
+                "Recorded: {} {} ({})",
+                d.recommendation, d.action, d.decided_at
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A report as blocks, rendered as text, Markdown or HTML.
+pub struct Doc {
+    blocks: Vec<Block>,
+}
+
+enum Block {
+    H1(String),
+    H2(String),
+    H3(String),
+    P(String),
+    List(Vec<String>),
+    Quote(String),
+    Table(Vec<String>, Vec<Vec<String>>),
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Doc {
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for b in &self.blocks {
+            match b {
+                Block::H1(t) => s += &format!("{t}\n{}\n\n", "=".repeat(t.chars().count())),
+                Block::H2(t) => s += &format!("{t}\n{}\n", "-".repeat(t.chars().count())),
+                Block::H3(t) => s += &format!("\n{t}\n"),
+                Block::P(t) => s += &format!("{t}\n\n"),
+                Block::List(items) => {
+                    for i in items {
+                        s += &format!("  - {i}\n");
+                    }
+                    s += "\n";
+                }
+                Block::Quote(t) => s += &format!("    > {t}\n"),
+                Block::Table(h, rows) => {
+                    let w: Vec<usize> = (0..h.len())
+                        .map(|j| {
+                            rows.iter()
+                                .map(|r| r[j].chars().count())
+                                .chain([h[j].chars().count()])
+                                .max()
+                                .unwrap_or(0)
+                        })
+                        .collect();
+                    let line = |r: &[String]| {
+                        r.iter()
+                            .zip(&w)
+                            .map(|(c, w)| format!("{c:<w$}"))
+                            .collect::<Vec<_>>()
+                            .join("  ")
+                            .trim_end()
+                            .to_string()
+                            + "\n"
+                    };
+                    s += &line(h);
+                    for r in rows {
+                        s += &line(r);
+                    }
+                    s += "\n";
+                }
+            }
+        }
+        s
+    }
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let cell = |c: &str| c.replace('|', "\\|");
+        for b in &self.blocks {
+            match b {
+                Block::H1(t) => s += &format!("# {t}\n\n"),
+                Block::H2(t) => s += &format!("## {t}\n\n"),
+                Block::H3(t) => s += &format!("### {t}\n\n"),
+                Block::P(t) => s += &format!("{t}\n\n"),
+                Block::List(items) => {
+                    for i in items {
+                        s += &format!("- {i}\n");
+                    }
+                    s += "\n";
+                }
+                Block::Quote(t) => s += &format!("> {t}\n\n"),
+                Block::Table(h, rows) => {
+                    s += &format!(
+                        "| {} |\n|{}|\n",
+                        h.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "),
+                        h.iter().map(|_| " --- ").collect::<Vec<_>>().join("|")
+                    );
+                    for r in rows {
+                        s += &format!(
+                            "| {} |\n",
+                            r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+                        );
+                    }
+                    s += "\n";
+                }
+            }
+        }
+        s
+    }
+    pub fn html(&self, title: &str) -> String {
+        let mut s = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;line-height:1.45;color:#222}}table{{border-collapse:collapse;margin:0.5rem 0 1rem}}td,th{{border:1px solid #ccc;padding:0.25rem 0.5rem;text-align:left}}blockquote{{border-left:3px solid #999;margin:0.3rem 0 0.3rem 1rem;padding-left:0.6rem;color:#444}}h2{{border-bottom:1px solid #ddd;margin-top:2rem}}</style></head><body>\n",
+            esc(title)
+        );
+        for b in &self.blocks {
+            match b {
+                Block::H1(t) => s += &format!("<h1>{}</h1>\n", esc(t)),
+                Block::H2(t) => s += &format!("<h2>{}</h2>\n", esc(t)),
+                Block::H3(t) => s += &format!("<h3>{}</h3>\n", esc(t)),
+                Block::P(t) => s += &format!("<p>{}</p>\n", esc(t)),
+                Block::List(items) => {
+                    s += &format!(
+                        "<ul>{}</ul>\n",
+                        items
+                            .iter()
+                            .map(|i| format!("<li>{}</li>", esc(i)))
+                            .collect::<String>()
+                    )
+                }
+                Block::Quote(t) => s += &format!("<blockquote>{}</blockquote>\n", esc(t)),
+                Block::Table(h, rows) => {
+                    s += &format!(
+                        "<table><tr>{}</tr>",
+                        h.iter()
+                            .map(|c| format!("<th>{}</th>", esc(c)))
+                            .collect::<String>()
+                    );
+                    for r in rows {
+                        s += &format!(
+                            "<tr>{}</tr>",
+                            r.iter()
+                                .map(|c| format!("<td>{}</td>", esc(c)))
+                                .collect::<String>()
+                        );
+                    }
+                    s += "</table>\n";
+                }
+            }
+        }
+        s + "</body></html>\n"
+    }
+}
+
+fn decision_note(d: &Option<(String, Option<String>)>) -> String {
+    match d {
+        Some((a, Some(r))) => format!(" [manager: {a}: {r}]"),
+        Some((a, None)) => format!(" [manager: {a}]"),
+        None => String::new(),
+    }
+}
+
+/// The coaching report of some reps.
+pub fn report(
+    title: &str,
+    run: &CoachRun,
+    reps: &[usize],
+    plans: &[Plan],
+    validation: Option<&Validation>,
+) -> Doc {
+    let p = &run.profiles;
+    let mut b = vec![Block::H1(title.to_string())];
+    b.push(Block::P(format!(
+        "Window {} to {}. Top performers are the best quarter of reps by won bookings per week and win rate; gaps are priced by outcome models fitted on {} closed deals with recorded calls and {} leads.",
+        format_date(p.window_start),
+        format_date(p.as_of),
+        run.impact.deals_used,
+        run.impact.leads_used
+    )));
+    if reps.len() > 1 {
+        let rows: Vec<Vec<String>> = plans
+            .iter()
+            .zip(reps)
+            .map(|(pl, &i)| {
+                let r = &p.reps[i];
+                let first = pl.priorities.first();
+                vec![
+                    r.name.clone(),
+                    if r.top_performer {
+                        "top".into()
+                    } else {
+                        String::new()
+                    },
+                    r.values[coach::metric_index("win_rate").expect("known")]
+                        .map_or("-".into(), pct),
+                    first.map_or("-".into(), |g| g.skill.label().to_string()),
+                    first.map_or("-".into(), |g| {
+                        pipewise_core::value::format_money(g.gap.bookings_per_quarter)
+                    }),
+                    pl.weakest.map_or("-".into(), |s| s.label().to_string()),
+                    pl.alerts.len().to_string(),
+                ]
+            })
+            .collect();
+        b.push(Block::H2("Team overview".into()));
+        b.push(Block::Table(
+            [
+                "rep",
+                "",
+                "win rate",
+                "first priority",
+                "worth a quarter",
+                "weakest skill",
+                "deal alerts",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        ));
+    }
+    for (pl, &i) in plans.iter().zip(reps) {
+        let r = &p.reps[i];
+        b.push(Block::H2(format!(
+            "{}{}",
+            r.name,
+            r.team_name
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        )));
+        b.push(Block::P(format!(
+            "Peer group: {}.{} Weakest skill: {}.",
+            r.peer_group,
+            if r.top_performer {
+                " A top performer."
+            } else {
+                ""
+            },
+            pl.weakest.map_or("-", |s| s.label())
+        )));
+        let fams = [
+            (MetricFamily::Activity, "activity"),
+            (MetricFamily::Communication, "communication"),
+            (MetricFamily::Outcome, "outcome"),
+        ];
+        let rows: Vec<Vec<String>> = METRICS
+            .iter()
+            .enumerate()
+            .filter_map(|(j, d)| {
+                let v = r.values[j]?;
+                Some(vec![
+                    fams.iter()
+                        .find(|f| f.0 == d.family)
+                        .map_or("", |f| f.1)
+                        .to_string(),
+                    d.label.to_string(),
+                    format_metric(d, v),
+                    r.percentiles[j].map_or("-".into(), |x| format!("{x:.0}")),
+                    p.top_reference[j].map_or("-".into(), |t| format_metric(d, t)),
+                ])
+            })
+            .collect();
+        b.push(Block::Table(
+            ["", "metric", "value", "peer percentile", "top performers"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        ));
+        if pl.priorities.is_empty() {
+            b.push(Block::P(
+                "No gap against the top performers worth coaching.".into(),
+            ));
+        }
+        for (k, pr) in pl.priorities.iter().enumerate() {
+            b.push(Block::H3(format!(
+                "Priority {}: {} [{}]{}",
+                k + 1,
+                pr.skill.label(),
+                pr.id,
+                decision_note(&pr.decision)
+            )));
+            b.push(Block::P(pr.headline.clone()));
+            let mut items: Vec<String> = pr
+                .modules
+                .iter()
+                .map(|m| {
+                    format!(
+                        "Training: {} ({} min) - {}",
+                        m.name, m.minutes, m.description
+                    )
+                })
+                .collect();
+            if let Some(c) = &pr.peer_coach {
+                items.push(format!(
+                    "Peer coach: {}{}{}",
+                    c.name,
+                    c.team
+                        .as_deref()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default(),
+                    if c.same_team { ", same team" } else { "" }
+                ));
+            }
+            if let Some(rp) = &pr.roleplay {
+                let rec = rp
+                    .record
+                    .iter()
+                    .take(3)
+                    .map(|o| {
+                        format!(
+                            "{} met {}x, steamrolled {}x, on lost deals {}x",
+                            o.kind.name().replace('_', " "),
+                            o.met,
+                            o.steamrolled,
+                            o.on_lost_deals
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                items.push(format!(
+                    "Role-play ({} objection): {} Your record: {rec}.",
+                    rp.objection.name().replace('_', " "),
+                    rp.brief
+                ));
+            }
+            b.push(Block::List(items));
+            if let Some(rp) = &pr.roleplay {
+                for q in &rp.excerpts {
+                    b.push(Block::Quote(format!(
+                        "{} {} at {}, {}: \"{}\"",
+                        q.call,
+                        q.date.as_deref().unwrap_or(""),
+                        q.at,
+                        q.note,
+                        q.text
+                    )));
+                }
+            }
+            if !pr.quotes.is_empty() {
+                b.push(Block::P("From your calls:".into()));
+                for q in &pr.quotes {
+                    b.push(Block::Quote(format!(
+                        "{} {} at {} ({}): \"{}\"",
+                        q.call,
+                        q.date.as_deref().unwrap_or(""),
+                        q.at,
+                        q.note,
+                        q.text
+                    )));
+                }
+            }
+        }
+        if !pl.alerts.is_empty() {
+            b.push(Block::H3(
+                "For the manager: deals at risk of slipping".into(),
+            ));
+            let items = pl
+                .alerts
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {} ({}), slip risk {}: {}{} [{}]",
+                        a.opportunity,
+                        a.name.as_deref().unwrap_or(""),
+                        a.amount
+                            .map_or("-".into(), pipewise_core::value::format_money),
+                        pct(a.slip_probability),
+                        a.talking_points.join(" "),
+                        decision_note(&a.decision),
+                        a.id
+                    )
+                })
+                .collect();
+            b.push(Block::List(items));
+        } else if run.slip.is_empty() {
+            b.push(Block::P(
+                "No slip model is trained, so no deal alerts (run `pipewise train`).".into(),
+            ));
+        }
+    }
+    if let Some(v) = validation {
+        b.push(Block::H2("Against the simulator's latent skills".into()));
+        b.push(Block::P(validation_sentence(v)));
+    }
+    Doc { blocks: b }
+}
+
+pub fn validation_sentence(v: &Validation) -> String {
+    let sp = v
+        .spearman
+        .iter()
+        .map(|(s, r)| format!("{} {r:.2}", s.label()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{} reps. Spearman correlation of the estimated and latent skill: {sp}. The top-ranked gap (ranked by size, the default) is the latent weakest skill for {:.0}% of reps (among the top two: {:.0}%); ranked by estimated worth (--rank worth): {:.0}% ({:.0}%). The lowest estimated skill is the latent weakest for {:.0}%.",
+        v.reps,
+        v.top1_by_gap * 100.0,
+        v.top2_by_gap * 100.0,
+        v.top1_by_worth * 100.0,
+        v.top2_by_worth * 100.0,
+        v.weakest_match * 100.0
+    )
+}
