@@ -1251,3 +1251,88 @@ pub fn validation_sentence(v: &Validation) -> String {
         v.weakest_match * 100.0
     )
 }
+
+/// One team's coaching headline.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TeamHeadline {
+    pub team: String,
+    pub reps: usize,
+    /// The most common first priority and how many reps have it.
+    pub focus: Option<(Skill, usize)>,
+    /// Estimated worth if every rep closed their first gap, a quarter.
+    pub worth_per_quarter: f64,
+    /// The rep whose first gap is worth most, and that gap.
+    pub biggest: Option<(String, Skill, f64)>,
+    pub alerts: usize,
+}
+
+pub fn team_headlines(run: &CoachRun, plans: &[Plan]) -> Vec<TeamHeadline> {
+    let mut teams: Vec<String> = plans
+        .iter()
+        .map(|p| p.team.clone().unwrap_or_else(|| "(no team)".into()))
+        .collect();
+    teams.sort();
+    teams.dedup();
+    let _ = run;
+    teams
+        .into_iter()
+        .map(|t| {
+            let ps: Vec<&Plan> = plans
+                .iter()
+                .filter(|p| p.team.as_deref().unwrap_or("(no team)") == t)
+                .collect();
+            let mut counts: HashMap<Skill, usize> = HashMap::new();
+            for p in &ps {
+                if let Some(pr) = p.priorities.first() {
+                    *counts.entry(pr.skill).or_default() += 1;
+                }
+            }
+            let focus = counts
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
+            let firsts = ps.iter().filter_map(|p| Some((p, p.priorities.first()?)));
+            let biggest = firsts
+                .clone()
+                .max_by(|a, b| {
+                    a.1.gap
+                        .bookings_per_quarter
+                        .total_cmp(&b.1.gap.bookings_per_quarter)
+                })
+                .map(|(p, pr)| (p.rep.clone(), pr.skill, pr.gap.bookings_per_quarter));
+            TeamHeadline {
+                reps: ps.len(),
+                focus,
+                worth_per_quarter: firsts.map(|(_, pr)| pr.gap.bookings_per_quarter).sum(),
+                biggest,
+                alerts: ps.iter().map(|p| p.alerts.len()).sum(),
+                team: t,
+            }
+        })
+        .collect()
+}
+
+pub fn headlines_text(h: &[TeamHeadline]) -> String {
+    let mut s = String::from(
+        "Coaching headlines by team (each rep's first priority; `pipewise coach --team NAME` for the plans):\n",
+    );
+    for t in h {
+        let focus = t.focus.map_or("-".to_string(), |(k, n)| {
+            format!("{} for {n} of {} reps", k.label(), t.reps)
+        });
+        let biggest = t.biggest.as_ref().map_or(String::new(), |(r, k, w)| {
+            format!(
+                "; biggest: {r}, {} ({} a quarter)",
+                k.label(),
+                pipewise_core::value::format_money(*w)
+            )
+        });
+        let _ = writeln!(
+            s,
+            "  {:<24} focus: {focus}; worth about {} a quarter if each rep closes their first gap{biggest}; {} deal alerts",
+            t.team,
+            pipewise_core::value::format_money(t.worth_per_quarter),
+            t.alerts
+        );
+    }
+    s
+}

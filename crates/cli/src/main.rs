@@ -721,6 +721,24 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         10_000,
     )?;
     bar.finish();
+    // Coaching: every rep's plan, a headline per team, checked against the latent skills.
+    let coach_opts = pipewise_engines::coach::CoachOptions::default();
+    let coaching = coach_cmd::run_coach(
+        &store,
+        &coach_opts,
+        &pipewise_features::conversation::Trackers::default_set(),
+    )?;
+    let all: Vec<usize> = (0..coaching.profiles.reps.len()).collect();
+    let plans = coach_cmd::plans_for(
+        &coaching,
+        &all,
+        &pipewise_engines::coach_plan::Catalogue::default_set(),
+        &coach_opts,
+        &std::collections::HashMap::new(),
+    );
+    let headlines = coach_cmd::team_headlines(&coaching, &plans);
+    let coach_validation =
+        pipewise_engines::coach::validate(&coaching.profiles, &coaching.impact, &truth.rep_skills);
     if json {
         let reports: Vec<_> = trained
             .iter()
@@ -731,7 +749,8 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
             serde_json::to_string_pretty(
                 &serde_json::json!({"simulation": summary, "import": report, "stats": stats, "models": reports, "scores": scored,
                     "stage": {"deals": stage_cmd::inspect_rows(&stage, &scored), "rep_bias": bias, "validation": validation},
-                    "forecast": {"forecast": fc, "moved": moved}})
+                    "forecast": {"forecast": fc, "moved": moved},
+                    "coaching": {"teams": headlines, "validation": coach_validation}})
             )?
         );
     } else {
@@ -769,13 +788,19 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         print!("{}", stage_cmd::validation_text(&validation));
         println!();
         print!("{}", forecast_cmd::forecast_text(&fc, &moved, 5));
+        println!();
+        print!("{}", coach_cmd::headlines_text(&headlines));
+        println!(
+            "  Against the latent skills: {}",
+            coach_cmd::validation_sentence(&coach_validation)
+        );
         println!(
             "\nSimulated in {:.1}s; the hidden truth (skills, biases, true win probabilities) is in {}.",
             simulated.as_secs_f64(),
             data.join("ground_truth.json").display()
         );
         println!(
-            "Next: `pipewise --db {} explain DEAL_ID`, `forecast`, `backtest forecast`, `pipeline inspect`, `reps bias`, `models`, `score`, or import your own export (see docs/data-format.md).",
+            "Next: `pipewise --db {} explain DEAL_ID`, `forecast`, `backtest forecast`, `pipeline inspect`, `reps bias`, `coach --rep NAME`, `calls analyze`, `models`, `score`, or import your own export (see docs/data-format.md).",
             out.display()
         );
     }
