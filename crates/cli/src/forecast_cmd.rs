@@ -346,15 +346,34 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Conversation analytics on synthetic transcripts of realistic length
+    /// (speech at 150 words a minute, turns of 5-60 s): every measure and
+    /// the default keyword trackers.
+    Calls {
+        #[arg(long, default_value_t = 100_000)]
+        calls: usize,
+        /// Minutes per call.
+        #[arg(long, default_value_t = 30)]
+        minutes: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn bench_cmd(cmd: BenchCmd) -> Result<ExitCode> {
-    let BenchCmd::Forecast {
-        deals,
-        reps,
-        draws,
-        json,
-    } = cmd;
+    let (deals, reps, draws, json) = match cmd {
+        BenchCmd::Forecast {
+            deals,
+            reps,
+            draws,
+            json,
+        } => (deals, reps, draws, json),
+        BenchCmd::Calls {
+            calls,
+            minutes,
+            json,
+        } => return crate::coach_cmd::bench_calls(calls, minutes, json),
+    };
     anyhow::ensure!(
         deals > 0 && reps > 0 && draws > 0,
         "deals, reps and draws must be positive"
