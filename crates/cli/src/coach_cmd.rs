@@ -1401,7 +1401,10 @@ pub fn bench_calls(n: usize, minutes: u32, json: bool) -> Result<ExitCode> {
     let mut spent = std::time::Duration::ZERO;
     let mut from = 0;
     while from < n {
-        let calls: Vec<Vec<Turn>> = (from..(from + chunk).min(n)).into_par_iter().map(make).collect();
+        let calls: Vec<Vec<Turn>> = (from..(from + chunk).min(n))
+            .into_par_iter()
+            .map(make)
+            .collect();
         bytes += calls.iter().flatten().map(|t| t.text.len()).sum::<usize>();
         let t0 = std::time::Instant::now();
         let out: Vec<Option<CallAnalysis>> = calls
@@ -1410,7 +1413,11 @@ pub fn bench_calls(n: usize, minutes: u32, json: bool) -> Result<ExitCode> {
             .collect();
         spent += t0.elapsed();
         analysed += out.iter().flatten().count();
-        objections += out.iter().flatten().map(|a| a.objections.len()).sum::<usize>();
+        objections += out
+            .iter()
+            .flatten()
+            .map(|a| a.objections.len())
+            .sum::<usize>();
         from += chunk;
     }
     let secs = spent.as_secs_f64();
