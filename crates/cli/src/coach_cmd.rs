@@ -1266,14 +1266,13 @@ pub struct TeamHeadline {
     pub alerts: usize,
 }
 
-pub fn team_headlines(run: &CoachRun, plans: &[Plan]) -> Vec<TeamHeadline> {
+pub fn team_headlines(plans: &[Plan]) -> Vec<TeamHeadline> {
     let mut teams: Vec<String> = plans
         .iter()
         .map(|p| p.team.clone().unwrap_or_else(|| "(no team)".into()))
         .collect();
     teams.sort();
     teams.dedup();
-    let _ = run;
     teams
         .into_iter()
         .map(|t| {

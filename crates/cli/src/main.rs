@@ -736,7 +736,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         &coach_opts,
         &std::collections::HashMap::new(),
     );
-    let headlines = coach_cmd::team_headlines(&coaching, &plans);
+    let headlines = coach_cmd::team_headlines(&plans);
     let coach_validation =
         pipewise_engines::coach::validate(&coaching.profiles, &coaching.impact, &truth.rep_skills);
     if json {

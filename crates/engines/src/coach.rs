@@ -327,7 +327,6 @@ fn mi(key: &str) -> usize {
 /// Formats a metric's value for people.
 pub fn format_metric(d: &MetricDef, v: f64) -> String {
     match d.unit {
-        "pct" if d.key == "customer_sentiment" => format!("{v:+.2}"),
         "pct" => format!("{:.0}%", v * 100.0),
         "money" => pipewise_core::value::format_money(v),
         u => {
@@ -537,6 +536,44 @@ pub fn spearman_fn(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
+/// Writes the communication metrics of `cs` (a rep's or a deal's calls) into
+/// `v`, indexed like [`METRICS`].
+fn call_metrics(cs: &[&CallAnalysis], v: &mut [Option<f64>]) {
+    v[mi("talk_ratio")] = mean(cs.iter().map(|c| c.talk_ratio));
+    v[mi("longest_monologue_s")] = mean(cs.iter().map(|c| c.longest_monologue_s));
+    v[mi("question_rate")] = mean(cs.iter().map(|c| c.question_rate));
+    let (open, all) = cs.iter().fold((0u32, 0u32), |a, c| {
+        (
+            a.0 + c.questions_open,
+            a.1 + c.questions_open + c.questions_closed,
+        )
+    });
+    v[mi("open_question_share")] = (all > 0).then(|| f64::from(open) / f64::from(all));
+    v[mi("interactivity")] = mean(cs.iter().map(|c| c.switches_per_minute));
+    v[mi("patience_s")] = mean(cs.iter().filter_map(|c| c.patience_s));
+    let (h, n) = cs.iter().fold((0u32, 0usize), |a, c| {
+        (a.0 + c.handled(), a.1 + c.objections.len())
+    });
+    v[mi("objections_handled")] = (n > 0).then(|| f64::from(h) / n as f64);
+    v[mi("next_steps_rate")] = mean(
+        cs.iter()
+            .map(|c| f64::from(u8::from(c.next_steps_agreed()))),
+    );
+    v[mi("filler_rate")] = mean(cs.iter().map(|c| c.filler_rate));
+    v[mi("customer_sentiment")] = mean(cs.iter().map(|c| c.sentiment_customer));
+}
+
+/// Activities logged against each lead.
+fn lead_touches(crm: &CrmData) -> HashMap<&str, f64> {
+    let mut touches: HashMap<&str, f64> = HashMap::new();
+    for a in &crm.activities {
+        if let Some(l) = a.lead_id.as_deref() {
+            *touches.entry(l).or_default() += 1.0;
+        }
+    }
+    touches
+}
+
 /// Per-rep tallies over the window.
 #[derive(Default, Clone)]
 struct Tally {
@@ -598,12 +635,7 @@ pub fn profiles(
         }
     }
     // Touches on a lead in its first 30 days, by its owner.
-    let mut touches: HashMap<&str, f64> = HashMap::new();
-    for a in &crm.activities {
-        if let Some(l) = a.lead_id.as_deref() {
-            *touches.entry(l).or_default() += 1.0;
-        }
-    }
+    let touches = lead_touches(crm);
     for l in &crm.leads {
         let Some(&k) = l.owner_id.as_deref().and_then(|u| slot.get(u)) else {
             continue;
@@ -756,28 +788,7 @@ pub fn profiles(
             .collect();
         v[mi("recorded_calls")] = Some(cs.len() as f64);
         if cs.len() >= opts.min_calls {
-            v[mi("talk_ratio")] = mean(cs.iter().map(|c| c.talk_ratio));
-            v[mi("longest_monologue_s")] = mean(cs.iter().map(|c| c.longest_monologue_s));
-            v[mi("question_rate")] = mean(cs.iter().map(|c| c.question_rate));
-            let (open, all) = cs.iter().fold((0u32, 0u32), |a, c| {
-                (
-                    a.0 + c.questions_open,
-                    a.1 + c.questions_open + c.questions_closed,
-                )
-            });
-            v[mi("open_question_share")] = (all > 0).then(|| f64::from(open) / f64::from(all));
-            v[mi("interactivity")] = mean(cs.iter().map(|c| c.switches_per_minute));
-            v[mi("patience_s")] = mean(cs.iter().filter_map(|c| c.patience_s));
-            let (h, n) = cs.iter().fold((0u32, 0usize), |a, c| {
-                (a.0 + c.handled(), a.1 + c.objections.len())
-            });
-            v[mi("objections_handled")] = (n > 0).then(|| f64::from(h) / n as f64);
-            v[mi("next_steps_rate")] = mean(
-                cs.iter()
-                    .map(|c| f64::from(u8::from(c.next_steps_agreed()))),
-            );
-            v[mi("filler_rate")] = mean(cs.iter().map(|c| c.filler_rate));
-            v[mi("customer_sentiment")] = mean(cs.iter().map(|c| c.sentiment_customer));
+            call_metrics(&cs, &mut v);
         }
         if tk.closed > 0.0 {
             // Shrunk towards the org's rate by 5 deals, so a 1-of-1 rep is not "100%".
@@ -961,11 +972,6 @@ fn finish(
     }
 }
 
-/// How a table column is built for the outcome models.
-fn num(v: Vec<f64>) -> Column {
-    Column::Numeric(v)
-}
-
 /// The outcome models that price a gap: what moving a rep's metrics to the
 /// top-performer level is worth.
 ///
@@ -1122,37 +1128,14 @@ impl Impact {
                 continue;
             }
             let row = y.len();
-            let (h, n) = cs.iter().fold((0u32, 0usize), |a, c| {
-                (a.0 + c.handled(), a.1 + c.objections.len())
-            });
-            let (open, all) = cs.iter().fold((0u32, 0u32), |a, c| {
-                (
-                    a.0 + c.questions_open,
-                    a.1 + c.questions_open + c.questions_closed,
-                )
-            });
-            let vals = [
-                mean(cs.iter().map(|c| c.talk_ratio)).unwrap_or(f64::NAN),
-                mean(cs.iter().map(|c| c.longest_monologue_s)).unwrap_or(f64::NAN),
-                mean(cs.iter().map(|c| c.question_rate)).unwrap_or(f64::NAN),
-                if all > 0 {
-                    f64::from(open) / f64::from(all)
-                } else {
-                    f64::NAN
-                },
-                if n > 0 {
-                    f64::from(h) / n as f64
-                } else {
-                    f64::NAN
-                },
-                mean(
-                    cs.iter()
-                        .map(|c| f64::from(u8::from(c.next_steps_agreed()))),
-                )
-                .unwrap_or(f64::NAN),
-                mean(cs.iter().map(|c| c.filler_rate)).unwrap_or(f64::NAN),
-                amount.map_or(f64::NAN, |a| (1.0 + a.max(0.0)).ln()),
-            ];
+            let mut m = vec![None; METRICS.len()];
+            call_metrics(&cs, &mut m);
+            let vals = DEAL_COLUMNS
+                .iter()
+                .map(|(name, _)| match metric_index(name) {
+                    Some(j) => m[j].unwrap_or(f64::NAN),
+                    None => amount.map_or(f64::NAN, |a| (1.0 + a.max(0.0)).ln()),
+                });
             for (c, v) in cols.iter_mut().zip(vals) {
                 c.push(v);
             }
@@ -1173,7 +1156,7 @@ impl Impact {
         }
         let mut deal_table = Table::default();
         for ((name, _), c) in DEAL_COLUMNS.iter().zip(cols) {
-            deal_table.push(*name, num(c));
+            deal_table.push(*name, Column::Numeric(c));
         }
         let train_y: Vec<f64> = train.iter().map(|&i| y[i]).collect();
         let deal_model = (train.len() >= 50
@@ -1182,12 +1165,7 @@ impl Impact {
         .then(|| Logistic::fit(&deal_table.take(&train), &train_y, 1.0).ok())
         .flatten();
         // Leads: mature ones (30 days old) in the window.
-        let mut touches: HashMap<&str, f64> = HashMap::new();
-        for a in &crm.activities {
-            if let Some(l) = a.lead_id.as_deref() {
-                *touches.entry(l).or_default() += 1.0;
-            }
-        }
+        let touches = lead_touches(crm);
         let mut lcols: Vec<Vec<f64>> = vec![Vec::new(); LEAD_COLUMNS.len()];
         let mut ly = Vec::new();
         let mut lead_rows = vec![Vec::new(); n_reps];
@@ -1212,7 +1190,7 @@ impl Impact {
         }
         let mut lead_table = Table::default();
         for ((name, _), c) in LEAD_COLUMNS.iter().zip(lcols) {
-            lead_table.push(*name, num(c));
+            lead_table.push(*name, Column::Numeric(c));
         }
         let lead_model =
             (ly.len() >= 50 && ly.iter().any(|&v| v > 0.0) && ly.iter().any(|&v| v == 0.0))
