@@ -378,45 +378,135 @@ fn import_csv(
         }
     };
     progress.begin(&name, total);
-    let mut n: u64 = 0;
-    let mut hinted = false;
     let started = std::time::Instant::now();
-    loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = rec.position().map_or(0, |p| p.line());
-                plan.process(ctx, line, &rec)?;
-                if ctx.full() {
-                    break;
-                }
-            }
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                ctx.error(csv_err(e, line));
-                break;
-            }
-        }
-        n += 1;
-        if n % 8192 == 0 {
-            progress.advance_to(rdr.position().byte());
-        }
-        if !hinted && n == 1024 {
-            // A big file: let the store prepare a bulk load.
-            hinted = true;
-            let per_row = (rdr.position().byte() / n).max(1);
-            for e in plan.entities() {
-                ctx.tx.bulk_load(e, total / per_row)?;
-            }
-        }
-    }
+    let n = pipe_records(ctx, &mut plan, rdr, rec, total, &name, progress)?;
     progress.end();
-    plan.finish(ctx)?;
     tracing::info!(
         "{name}: {n} records read and written in {:.2?}",
         started.elapsed()
     );
     Ok(())
+}
+
+/// Records per message from the reader thread.
+const BATCH: usize = 1024;
+
+enum Batch {
+    Rows {
+        rows: Vec<table::ParsedRow>,
+        /// Bytes of the file read so far.
+        at: u64,
+    },
+    Unreadable(RowError),
+}
+
+/// Streams a CSV's records through the plan on two threads: this one checks
+/// references and writes (the store is single-threaded), a reader thread
+/// parses the CSV, decodes and validates every cell meanwhile. A bounded
+/// channel of batches keeps memory flat. Returns the records read.
+fn pipe_records<R: Read + Send>(
+    ctx: &mut Context<'_>,
+    plan: &mut FilePlan,
+    mut rdr: csv::Reader<R>,
+    mut rec: ByteRecord,
+    total: u64,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<u64, IngestError> {
+    let csv_err = |e: csv::Error, line: u64| RowError {
+        file: name.to_string(),
+        line,
+        column: None,
+        column_name: None,
+        value: None,
+        message: format!("cannot read CSV: {e}"),
+    };
+    let (send, receive) = std::sync::mpsc::sync_channel::<Batch>(4);
+    // Written batches go back to the reader, which frees them: memory is
+    // then freed by the thread that allocated it (much cheaper with the
+    // system allocator than freeing across threads) and batches are reused.
+    let (give_back, returned) = std::sync::mpsc::channel::<Vec<table::ParsedRow>>();
+    let FilePlan { parser, writer } = plan;
+    let parser: &table::RowParser = parser;
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut cleanings = table::Cleanings::default();
+            let mut rows = Vec::with_capacity(BATCH);
+            loop {
+                match rdr.read_byte_record(&mut rec) {
+                    Ok(true) => {
+                        let line = rec.position().map_or(0, |p| p.line());
+                        rows.push(parser.parse(line, &rec, &mut cleanings));
+                        if rows.len() < BATCH {
+                            continue;
+                        }
+                    }
+                    Ok(false) => break,
+                    Err(e) => {
+                        let line = e.position().map_or(0, |p| p.line());
+                        let at = rdr.position().byte();
+                        let _ = send.send(Batch::Rows { rows, at });
+                        let _ = send.send(Batch::Unreadable(csv_err(e, line)));
+                        return cleanings;
+                    }
+                }
+                let spare = match returned.try_recv() {
+                    Ok(mut used) => {
+                        used.clear();
+                        used
+                    }
+                    Err(_) => Vec::with_capacity(BATCH),
+                };
+                let full = std::mem::replace(&mut rows, spare);
+                let at = rdr.position().byte();
+                if send.send(Batch::Rows { rows: full, at }).is_err() {
+                    // The writer stopped (too many errors, or a store error).
+                    return cleanings;
+                }
+            }
+            let at = rdr.position().byte();
+            let _ = send.send(Batch::Rows { rows, at });
+            cleanings
+        });
+        let mut n: u64 = 0;
+        let mut hinted = false;
+        let written = (|| -> Result<(), IngestError> {
+            for batch in receive.iter() {
+                let (mut rows, at) = match batch {
+                    Batch::Rows { rows, at } => (rows, at),
+                    Batch::Unreadable(e) => {
+                        ctx.error(e);
+                        break;
+                    }
+                };
+                let count = rows.len() as u64;
+                if !hinted && count > 0 {
+                    // A big file: let the store prepare a bulk load.
+                    hinted = true;
+                    let per_row = (at / count).max(1);
+                    for e in parser.entities() {
+                        ctx.tx.bulk_load(e, total / per_row)?;
+                    }
+                }
+                for row in rows.iter_mut() {
+                    writer.apply(parser, ctx, row)?;
+                    if ctx.full() {
+                        return Ok(());
+                    }
+                }
+                n += count;
+                progress.advance_to(at);
+                let _ = give_back.send(rows);
+            }
+            Ok(())
+        })();
+        // Stops the reader if the writer stopped early.
+        drop(receive);
+        let cleanings = reader.join().expect("the CSV reader thread panicked");
+        written?;
+        writer.finish(parser, ctx, cleanings)?;
+        Ok(n)
+    })
 }
 
 fn import_jsonl(
@@ -537,7 +627,7 @@ fn import_jsonl(
         }
     }
     progress.end();
-    plan.finish(ctx)?;
+    plan.finish(ctx, Default::default())?;
     Ok(())
 }
 

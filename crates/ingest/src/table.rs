@@ -50,7 +50,6 @@ struct BlockPlan {
     repeats: bool,
     effective_at: Option<ColPlan>,
     key_pos: Vec<usize>,
-    values: Vec<Value>,
 }
 
 /// A reference that was not found when its row was read; checked again once
@@ -70,7 +69,6 @@ pub(crate) struct Context<'a> {
     pub max_errors: usize,
     known: FxHashMap<Entity, FxHashSet<String>>,
     by_name: HashMap<(Entity, String), String>,
-    cleanings: HashMap<(String, String, String, String, String), u64>,
 }
 
 const CACHE_LIMIT: usize = 200_000;
@@ -83,7 +81,6 @@ impl<'a> Context<'a> {
             max_errors,
             known: FxHashMap::default(),
             by_name: HashMap::new(),
-            cleanings: HashMap::new(),
         }
     }
 
@@ -123,23 +120,6 @@ impl<'a> Context<'a> {
             k.insert(id.to_string());
         }
         Ok(found)
-    }
-
-    pub fn flush_cleanings(&mut self) {
-        let mut v: Vec<Cleaning> = self
-            .cleanings
-            .drain()
-            .map(|((file, column, rule, from, to), rows)| Cleaning {
-                file,
-                column,
-                rule,
-                from,
-                to,
-                rows,
-            })
-            .collect();
-        v.sort_by(|a, b| (&a.file, &a.column, &a.from).cmp(&(&b.file, &b.column, &b.from)));
-        self.report.cleaned.extend(v);
     }
 }
 
@@ -219,16 +199,71 @@ fn plan_field(
     })
 }
 
-/// A compiled file mapping: built once from the header, applied to every record.
-pub(crate) struct FilePlan {
+/// The half of a compiled file mapping that turns a record into values:
+/// cleansing, value maps, parsing and the checks that need nothing but the row.
+/// It never touches the database, so it runs on the reader thread of a CSV
+/// import while [`FilePlan`] checks references and writes on the other.
+pub(crate) struct RowParser {
     file: String,
     blocks: Vec<BlockPlan>,
+    width: usize,
+    header: Vec<String>,
+}
+
+/// A compiled file mapping: built once from the header, applied to every record.
+pub(crate) struct FilePlan {
+    pub parser: RowParser,
+    pub writer: PlanWriter,
+}
+
+/// The half of a file plan that checks references and writes, on the thread
+/// that owns the store transaction.
+pub(crate) struct PlanWriter {
     pending: Vec<PendingRef>,
     /// Keys of rows of this file rejected for errors: references to them are
     /// consequences, not new problems.
     failed: HashSet<(Entity, String)>,
-    width: usize,
-    header: Vec<String>,
+    /// Cleansed cells of the records parsed on this thread.
+    cleanings: Cleanings,
+}
+
+/// How many cells each cleansing rule changed: per (entity block, column),
+/// per original text.
+#[derive(Default)]
+pub(crate) struct Cleanings(FxHashMap<(usize, usize), FxHashMap<String, u64>>);
+
+impl Cleanings {
+    pub fn merge(&mut self, other: Cleanings) {
+        for (k, m) in other.0 {
+            let into = self.0.entry(k).or_default();
+            for (from, n) in m {
+                *into.entry(from).or_default() += n;
+            }
+        }
+    }
+}
+
+/// One record read into every entity of the mapping, not yet checked against
+/// the database.
+pub(crate) struct ParsedRow {
+    line: u64,
+    /// Problems of the record as a whole (wrong number of fields, invalid
+    /// UTF-8): nothing of it was read.
+    errors: Vec<RowError>,
+    blocks: Vec<ParsedBlock>,
+}
+
+enum ParsedBlock {
+    /// An optional entity the record does not have.
+    Skipped,
+    Invalid {
+        key: Option<String>,
+        errors: Vec<RowError>,
+    },
+    Ready {
+        values: Vec<Value>,
+        effective_at: Option<String>,
+    },
 }
 
 impl FilePlan {
@@ -289,7 +324,6 @@ impl FilePlan {
                 .collect();
             blocks.push(BlockPlan {
                 entity,
-                values: Vec::with_capacity(columns.len()),
                 columns,
                 cols,
                 optional: em.optional,
@@ -332,12 +366,17 @@ impl FilePlan {
         }
         if errors.is_empty() {
             Ok(FilePlan {
-                file: file.into(),
-                blocks,
-                pending: Vec::new(),
-                failed: HashSet::new(),
-                width: header.len(),
-                header,
+                parser: RowParser {
+                    file: file.into(),
+                    blocks,
+                    width: header.len(),
+                    header,
+                },
+                writer: PlanWriter {
+                    pending: Vec::new(),
+                    failed: HashSet::new(),
+                    cleanings: Cleanings::default(),
+                },
             })
         } else {
             Err(errors)
@@ -345,194 +384,91 @@ impl FilePlan {
     }
 
     /// Reads one record into every entity of the mapping.
+    /// Reads one record and writes it (the single-threaded path: JSONL).
     pub fn process(
         &mut self,
         ctx: &mut Context<'_>,
         line: u64,
         rec: &ByteRecord,
     ) -> Result<(), pipewise_store::StoreError> {
-        if rec.len() != self.width {
-            let (column, name) = if rec.len() < self.width {
-                (Some(rec.len() + 1), self.header.get(rec.len()).cloned())
-            } else {
-                (Some(self.width + 1), None)
-            };
-            ctx.error(RowError {
-                file: self.file.clone(),
-                line,
-                column,
-                column_name: name,
-                value: None,
-                message: format!(
-                    "expected {} fields, found {} (truncated or misquoted row?)",
-                    self.width,
-                    rec.len()
-                ),
-            });
-            return Ok(());
+        let mut row = self.parser.parse(line, rec, &mut self.writer.cleanings);
+        self.writer.apply(&self.parser, ctx, &mut row)
+    }
+
+    /// See [`PlanWriter::finish`].
+    pub fn finish(
+        &mut self,
+        ctx: &mut Context<'_>,
+        cleanings: Cleanings,
+    ) -> Result<(), pipewise_store::StoreError> {
+        self.writer.finish(&self.parser, ctx, cleanings)
+    }
+}
+
+impl PlanWriter {
+    /// Checks a parsed record's references and writes it; reports its problems.
+    pub fn apply(
+        &mut self,
+        parser: &RowParser,
+        ctx: &mut Context<'_>,
+        row: &mut ParsedRow,
+    ) -> Result<(), pipewise_store::StoreError> {
+        for e in row.errors.drain(..) {
+            ctx.error(e);
         }
-        // Decode each used cell once; invalid UTF-8 is an error of that cell.
-        let mut cells: Vec<Option<&str>> = Vec::with_capacity(rec.len());
-        let mut bad_utf8 = false;
-        for (i, raw) in rec.iter().enumerate() {
-            match std::str::from_utf8(raw) {
-                Ok(s) => cells.push(Some(s)),
-                Err(e) => {
-                    bad_utf8 = true;
-                    cells.push(None);
-                    ctx.error(RowError {
-                        file: self.file.clone(),
-                        line,
-                        column: Some(i + 1),
-                        column_name: self.header.get(i).cloned(),
-                        value: Some(String::from_utf8_lossy(raw).into_owned()),
-                        message: format!(
-                            "invalid UTF-8 at byte {} of the cell; expected UTF-8 text (re-export the file as UTF-8)",
-                            e.valid_up_to()
-                        ),
-                    });
+        for (bi, parsed) in row.blocks.iter_mut().enumerate() {
+            let entity = parser.blocks[bi].entity;
+            match parsed {
+                ParsedBlock::Skipped => ctx.report.counts_mut(entity.table()).skipped += 1,
+                ParsedBlock::Invalid { key, errors } => {
+                    if let Some(key) = key.take() {
+                        self.failed.insert((entity, key));
+                    }
+                    for e in errors.drain(..) {
+                        ctx.error(e);
+                    }
                 }
+                ParsedBlock::Ready {
+                    values,
+                    effective_at,
+                } => self.write(parser, ctx, bi, values, effective_at.as_deref(), row.line)?,
             }
-        }
-        if bad_utf8 {
-            return Ok(());
-        }
-        let FilePlan {
-            file,
-            blocks,
-            pending,
-            failed,
-            ..
-        } = self;
-        for block in blocks.iter_mut() {
-            Self::process_block(ctx, block, pending, failed, file, line, &cells)?;
         }
         Ok(())
     }
 
-    /// The entities this file's rows become (for bulk-load hints).
-    pub fn entities(&self) -> Vec<Entity> {
-        self.blocks.iter().map(|b| b.entity).collect()
-    }
-
-    fn process_block(
+    fn write(
+        &mut self,
+        parser: &RowParser,
         ctx: &mut Context<'_>,
-        block: &mut BlockPlan,
-        pending: &mut Vec<PendingRef>,
-        failed: &mut HashSet<(Entity, String)>,
-        file: &str,
+        bi: usize,
+        values: &mut [Value],
+        effective_at: Option<&str>,
         line: u64,
-        cells: &[Option<&str>],
     ) -> Result<(), pipewise_store::StoreError> {
-        block.values.clear();
-        let mut row_errors: Vec<RowError> = Vec::new();
-        let mut missing_required = false;
-        let mut refs: Vec<(usize, Entity)> = Vec::new();
-        for (ci, cp) in block.cols.iter().enumerate() {
-            let (value, missing) = read_cell(cp, cells, file, line, ctx, &mut row_errors);
-            if missing && cp.field.required {
-                missing_required = true;
-            }
-            if let (FieldType::Ref(parent), false) = (cp.field.ty, value.is_null()) {
-                refs.push((ci, parent));
-            }
-            block.values.push(value);
-        }
-        if missing_required && block.optional && row_errors.is_empty() {
-            ctx.report.counts_mut(block.entity.table()).skipped += 1;
-            return Ok(());
-        }
-        for (ci, cp) in block.cols.iter().enumerate() {
-            if cp.field.required
-                && block.values[ci].is_null()
-                && !row_errors
-                    .iter()
-                    .any(|e| e.column_name.as_deref() == Some(&cp.label))
-            {
-                row_errors.push(RowError {
-                    file: file.into(),
-                    line,
-                    column: col_number(&cp.src),
-                    column_name: Some(cp.label.clone()),
-                    value: None,
-                    message: format!(
-                        "{} {} is required; expected {}",
-                        block.entity.singular(),
-                        cp.field.name,
-                        cp.field.ty.expected()
-                    ),
-                });
-            }
-        }
-        // History values must be valid for the field they record.
-        if block.entity == Entity::OpportunityHistory {
-            validate_history(block, file, line, &mut row_errors);
-        }
-        if cp_probability(block) {
-            // Percentages given as 0..100.
-            if let Some(i) = block.columns.iter().position(|c| *c == "probability") {
-                if let Value::Float(x) = block.values[i] {
-                    if x > 1.0 {
-                        block.values[i] = Value::Float(x / 100.0);
-                    }
-                }
-            }
-        }
-        let effective_at = match &block.effective_at {
-            None => None,
-            Some(cp) => {
-                let (v, _) = read_cell(cp, cells, file, line, ctx, &mut row_errors);
-                match v {
-                    Value::Text(s) => Some(s),
-                    _ => {
-                        if !row_errors
-                            .iter()
-                            .any(|e| e.column_name.as_deref() == Some(&cp.label))
-                        {
-                            row_errors.push(RowError {
-                                file: file.into(),
-                                line,
-                                column: col_number(&cp.src),
-                                column_name: Some(cp.label.clone()),
-                                value: None,
-                                message: "the time this row took effect is required; expected a date-time".into(),
-                            });
-                        }
-                        None
-                    }
-                }
-            }
-        };
-        if !row_errors.is_empty() {
-            if let [k] = block.key_pos[..] {
-                if let Some(key) = block.values[k].to_text() {
-                    failed.insert((block.entity, key));
-                }
-            }
-            for e in row_errors {
-                ctx.error(e);
-            }
-            return Ok(());
-        }
+        let block = &parser.blocks[bi];
+        let file = parser.file.as_str();
         // References: resolve names, create missing parents, or check existence.
-        for (ci, parent) in refs {
-            let cp = &block.cols[ci];
-            let Value::Text(raw) = &block.values[ci] else {
+        for (ci, cp) in block.cols.iter().enumerate() {
+            let FieldType::Ref(parent) = cp.field.ty else {
                 continue;
             };
-            let raw = raw.clone();
-            let mut id = raw.clone();
+            let Value::Text(raw) = &values[ci] else {
+                continue;
+            };
             if cp.lookup_name {
                 let key = (parent, raw.clone());
                 if let Some(found) = ctx.by_name.get(&key) {
-                    id = found.clone();
-                } else if let Some(found) = ctx.tx.id_by_name(parent, &raw)? {
+                    values[ci] = Value::Text(found.clone());
+                } else if let Some(found) = ctx.tx.id_by_name(parent, raw)? {
                     ctx.by_name.insert(key, found.clone());
-                    id = found;
+                    values[ci] = Value::Text(found);
                 }
-                block.values[ci] = Value::Text(id.clone());
             }
-            if ctx.exists(parent, &id)? {
+            let Value::Text(id) = &values[ci] else {
+                continue;
+            };
+            if ctx.exists(parent, id)? {
                 continue;
             }
             if cp.create_missing {
@@ -553,12 +489,12 @@ impl FilePlan {
                     .created_from_references
                     .entry(parent.table().to_string())
                     .or_default() += 1;
-                ctx.exists(parent, &id)?;
+                ctx.exists(parent, id)?;
                 continue;
             }
-            pending.push(PendingRef {
+            self.pending.push(PendingRef {
                 parent,
-                id,
+                id: id.clone(),
                 line,
                 column: col_number(&cp.src),
                 label: cp.label.clone(),
@@ -569,15 +505,15 @@ impl FilePlan {
         let outcome = ctx.tx.upsert(RowWrite {
             entity: block.entity,
             columns: &block.columns,
-            values: &block.values,
-            effective_at: effective_at.as_deref(),
+            values,
+            effective_at,
             check_repeat: !block.repeats,
         })?;
         if outcome == Outcome::Repeated {
             let key: Vec<String> = block
                 .key_pos
                 .iter()
-                .filter_map(|&k| block.values[k].to_text())
+                .filter_map(|&k| values[k].to_text())
                 .collect();
             let k0 = &block.cols[block.key_pos[0]];
             ctx.error(RowError {
@@ -604,12 +540,20 @@ impl FilePlan {
         Ok(())
     }
 
-    /// Checks the references that were not found while reading.
-    pub fn finish(&mut self, ctx: &mut Context<'_>) -> Result<(), pipewise_store::StoreError> {
+    /// Checks the references that were not found while reading, and reports
+    /// what the cleansing rules changed (`cleanings`: those counted on the
+    /// reader thread, added to this thread's).
+    pub fn finish(
+        &mut self,
+        parser: &RowParser,
+        ctx: &mut Context<'_>,
+        cleanings: Cleanings,
+    ) -> Result<(), pipewise_store::StoreError> {
+        let file = parser.file.clone();
         for p in std::mem::take(&mut self.pending) {
             if !self.failed.contains(&(p.parent, p.id.clone())) && !ctx.exists(p.parent, &p.id)? {
                 ctx.error(RowError {
-                    file: self.file.clone(),
+                    file: file.clone(),
                     line: p.line,
                     column: p.column,
                     column_name: Some(p.label),
@@ -622,8 +566,199 @@ impl FilePlan {
                 });
             }
         }
-        ctx.flush_cleanings();
+        self.cleanings.merge(cleanings);
+        let mut v: Vec<Cleaning> = Vec::new();
+        for ((bi, ci), counts) in std::mem::take(&mut self.cleanings.0) {
+            let cp = &parser.blocks[bi].cols[ci];
+            let Some((rule, table)) = &cp.clean else {
+                continue;
+            };
+            for (from, rows) in counts {
+                v.push(Cleaning {
+                    file: file.clone(),
+                    column: cp.label.clone(),
+                    rule: rule.clone(),
+                    to: table.get(&from).cloned().unwrap_or_default(),
+                    from,
+                    rows,
+                });
+            }
+        }
+        v.sort_by(|a, b| (&a.column, &a.from).cmp(&(&b.column, &b.from)));
+        ctx.report.cleaned.extend(v);
         Ok(())
+    }
+}
+
+impl RowParser {
+    /// The entities this file's rows become (for bulk-load hints).
+    pub fn entities(&self) -> Vec<Entity> {
+        self.blocks.iter().map(|b| b.entity).collect()
+    }
+
+    /// Reads one record into every entity of the mapping: everything that
+    /// can be checked without the database.
+    pub fn parse(&self, line: u64, rec: &ByteRecord, cleanings: &mut Cleanings) -> ParsedRow {
+        let mut row = ParsedRow {
+            line,
+            errors: Vec::new(),
+            blocks: Vec::new(),
+        };
+        if rec.len() != self.width {
+            let (column, name) = if rec.len() < self.width {
+                (Some(rec.len() + 1), self.header.get(rec.len()).cloned())
+            } else {
+                (Some(self.width + 1), None)
+            };
+            row.errors.push(RowError {
+                file: self.file.clone(),
+                line,
+                column,
+                column_name: name,
+                value: None,
+                message: format!(
+                    "expected {} fields, found {} (truncated or misquoted row?)",
+                    self.width,
+                    rec.len()
+                ),
+            });
+            return row;
+        }
+        // Decode each used cell once; invalid UTF-8 is an error of that cell.
+        let mut cells: Vec<Option<&str>> = Vec::with_capacity(rec.len());
+        for (i, raw) in rec.iter().enumerate() {
+            match std::str::from_utf8(raw) {
+                Ok(s) => cells.push(Some(s)),
+                Err(e) => {
+                    cells.push(None);
+                    row.errors.push(RowError {
+                        file: self.file.clone(),
+                        line,
+                        column: Some(i + 1),
+                        column_name: self.header.get(i).cloned(),
+                        value: Some(String::from_utf8_lossy(raw).into_owned()),
+                        message: format!(
+                            "invalid UTF-8 at byte {} of the cell; expected UTF-8 text (re-export the file as UTF-8)",
+                            e.valid_up_to()
+                        ),
+                    });
+                }
+            }
+        }
+        if !row.errors.is_empty() {
+            return row;
+        }
+        row.blocks = (0..self.blocks.len())
+            .map(|bi| self.parse_block(bi, line, &cells, cleanings))
+            .collect();
+        row
+    }
+
+    fn parse_block(
+        &self,
+        bi: usize,
+        line: u64,
+        cells: &[Option<&str>],
+        cleanings: &mut Cleanings,
+    ) -> ParsedBlock {
+        let block = &self.blocks[bi];
+        let file = self.file.as_str();
+        let mut values = Vec::with_capacity(block.cols.len());
+        let mut row_errors: Vec<RowError> = Vec::new();
+        let mut missing_required = false;
+        for (ci, cp) in block.cols.iter().enumerate() {
+            let (value, missing) =
+                read_cell(cp, cells, file, line, (cleanings, bi, ci), &mut row_errors);
+            if missing && cp.field.required {
+                missing_required = true;
+            }
+            values.push(value);
+        }
+        if missing_required && block.optional && row_errors.is_empty() {
+            return ParsedBlock::Skipped;
+        }
+        for (ci, cp) in block.cols.iter().enumerate() {
+            if cp.field.required
+                && values[ci].is_null()
+                && !row_errors
+                    .iter()
+                    .any(|e| e.column_name.as_deref() == Some(&cp.label))
+            {
+                row_errors.push(RowError {
+                    file: file.into(),
+                    line,
+                    column: col_number(&cp.src),
+                    column_name: Some(cp.label.clone()),
+                    value: None,
+                    message: format!(
+                        "{} {} is required; expected {}",
+                        block.entity.singular(),
+                        cp.field.name,
+                        cp.field.ty.expected()
+                    ),
+                });
+            }
+        }
+        // History values must be valid for the field they record.
+        if block.entity == Entity::OpportunityHistory {
+            validate_history(block, &mut values, file, line, &mut row_errors);
+        }
+        if cp_probability(block) {
+            // Percentages given as 0..100.
+            if let Some(i) = block.columns.iter().position(|c| *c == "probability") {
+                if let Value::Float(x) = values[i] {
+                    if x > 1.0 {
+                        values[i] = Value::Float(x / 100.0);
+                    }
+                }
+            }
+        }
+        let effective_at = match &block.effective_at {
+            None => None,
+            Some(cp) => {
+                let (v, _) = read_cell(
+                    cp,
+                    cells,
+                    file,
+                    line,
+                    (cleanings, bi, usize::MAX),
+                    &mut row_errors,
+                );
+                match v {
+                    Value::Text(s) => Some(s),
+                    _ => {
+                        if !row_errors
+                            .iter()
+                            .any(|e| e.column_name.as_deref() == Some(&cp.label))
+                        {
+                            row_errors.push(RowError {
+                                file: file.into(),
+                                line,
+                                column: col_number(&cp.src),
+                                column_name: Some(cp.label.clone()),
+                                value: None,
+                                message: "the time this row took effect is required; expected a date-time".into(),
+                            });
+                        }
+                        None
+                    }
+                }
+            }
+        };
+        if !row_errors.is_empty() {
+            let key = match block.key_pos[..] {
+                [k] => values[k].to_text(),
+                _ => None,
+            };
+            return ParsedBlock::Invalid {
+                key,
+                errors: row_errors,
+            };
+        }
+        ParsedBlock::Ready {
+            values,
+            effective_at,
+        }
     }
 }
 
@@ -645,7 +780,7 @@ fn read_cell(
     cells: &[Option<&str>],
     file: &str,
     line: u64,
-    ctx: &mut Context<'_>,
+    (cleanings, block, column): (&mut Cleanings, usize, usize),
     errors: &mut Vec<RowError>,
 ) -> (Value, bool) {
     let raw: std::borrow::Cow<'_, str> = match &cp.src {
@@ -674,16 +809,15 @@ fn read_cell(
             text = d.clone().into();
         }
     }
-    if let Some((rule, table)) = &cp.clean {
+    if let Some((_, table)) = &cp.clean {
         if let Some(to) = table.get(text.as_ref()) {
-            let key = (
-                file.to_string(),
-                cp.label.clone(),
-                rule.clone(),
-                text.to_string(),
-                to.clone(),
-            );
-            *ctx.cleanings.entry(key).or_default() += 1;
+            let counts = cleanings.0.entry((block, column)).or_default();
+            match counts.get_mut(text.as_ref()) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(text.to_string(), 1);
+                }
+            }
             text = to.clone().into();
         }
     }
@@ -728,10 +862,16 @@ fn read_cell(
     }
 }
 
-fn validate_history(block: &mut BlockPlan, file: &str, line: u64, errors: &mut Vec<RowError>) {
+fn validate_history(
+    block: &BlockPlan,
+    values: &mut [Value],
+    file: &str,
+    line: u64,
+    errors: &mut Vec<RowError>,
+) {
     let pos = |name: &str| block.columns.iter().position(|c| *c == name);
     let Some(fi) = pos("field") else { return };
-    let Some(field) = block.values[fi]
+    let Some(field) = values[fi]
         .as_str()
         .and_then(|f| HISTORY_FIELDS.normalise(f))
     else {
@@ -742,11 +882,11 @@ fn validate_history(block: &mut BlockPlan, file: &str, line: u64, errors: &mut V
     };
     for name in ["value", "old_value"] {
         let Some(vi) = pos(name) else { continue };
-        let Value::Text(raw) = &block.values[vi] else {
+        let Value::Text(raw) = &values[vi] else {
             continue;
         };
         match parse_cell(&opp_field.ty, raw, &[]) {
-            Ok(v) => block.values[vi] = v.to_text().map_or(Value::Null, Value::Text),
+            Ok(v) => values[vi] = v.to_text().map_or(Value::Null, Value::Text),
             Err(e) => errors.push(RowError {
                 file: file.into(),
                 line,

@@ -102,7 +102,10 @@ pub trait Store {
 
 pub trait WriteTx {
     /// Inserts the row, or updates the existing row with the same key when
-    /// any given column differs, or does nothing.
+    /// any given column differs, or does nothing. References to other rows
+    /// are not checked here: the caller checks them with [`WriteTx::exists`]
+    /// (the importer does for every reference, and reports the file, line and
+    /// column of a missing one), and `stats` lists any orphan as a finding.
     fn upsert(&mut self, row: RowWrite<'_>) -> Result<Outcome>;
     /// Whether a row with this single-column key exists (`id`).
     fn exists(&mut self, entity: Entity, id: &str) -> Result<bool>;
