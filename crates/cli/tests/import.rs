@@ -397,6 +397,83 @@ fn max_errors_caps_the_list() {
     assert_eq!(stats(&db)["counts"]["opportunities"], 0);
 }
 
+/// A file big enough for the store's bulk-load path (secondary indexes
+/// rebuilt at commit, rollback journal instead of the WAL) with one bad
+/// reference in its last row and one duplicate id in the middle.
+#[test]
+fn a_bulk_load_is_checked_atomic_and_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bulk.db");
+    let users = dir.path().join("users.csv");
+    let accounts = dir.path().join("accounts.csv");
+    std::fs::write(&users, "id,name\nu1,Ann\nu2,Bo\n").unwrap();
+    std::fs::write(&accounts, "id,name\na1,Acme\na2,Globex\n").unwrap();
+    let out = pipewise(&db, &["import", "csv", p(&users), p(&accounts)]);
+    assert!(out.ok, "{}", out.stderr);
+    let before = digest(&db);
+
+    const ROWS: usize = 120_000;
+    let opps = dir.path().join("opportunities.csv");
+    let write = |bad: bool| {
+        let mut text = String::from(
+            "id,name,account_id,owner_id,amount,stage,forecast_category,created_at,close_date,lead_source\n",
+        );
+        for i in 0..ROWS {
+            let account = if bad && i == ROWS - 1 {
+                "a-missing"
+            } else if i % 2 == 0 {
+                "a1"
+            } else {
+                "a2"
+            };
+            let id = if bad && i == ROWS / 2 { 7 } else { i };
+            text.push_str(&format!(
+                "opp{id:08},Deal number {i},{account},u{},{}.00,qualification,pipeline,2024-01-{:02}T09:00:00Z,2024-06-30,web\n",
+                1 + i % 2,
+                1000 + i % 5000,
+                1 + i % 28
+            ));
+        }
+        std::fs::write(&opps, text).unwrap();
+    };
+    write(true);
+    assert!(std::fs::metadata(&opps).unwrap().len() > 8 << 20);
+    let out = pipewise(&db, &["import", "csv", p(&opps)]);
+    assert!(!out.ok);
+    let line_dup = ROWS / 2 + 2;
+    let line_bad = ROWS + 1;
+    for expected in [
+        format!(
+            "opportunities.csv:{line_dup}:1: column \"id\": value \"opp00000007\": duplicate id"
+        ),
+        format!(
+            "opportunities.csv:{line_bad}:3: column \"account_id\": value \"a-missing\": no account with this id"
+        ),
+    ] {
+        assert!(out.stdout.contains(&expected), "{expected}\n{}", out.stdout);
+    }
+    assert_eq!(digest(&db), before, "a failed bulk load changes nothing");
+    assert!(
+        !dir.path().join("bulk.db-journal").exists(),
+        "no journal left behind"
+    );
+
+    write(false);
+    let out = pipewise(&db, &["import", "csv", p(&opps), "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(json(&out)["entities"]["opportunities"]["inserted"], ROWS);
+    let s = stats(&db);
+    assert_eq!(s["counts"]["opportunities"], ROWS, "{s}");
+    let loaded = digest(&db);
+    // The second time nothing changes.
+    let out = pipewise(&db, &["import", "csv", p(&opps), "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    let r = json(&out);
+    assert_eq!(r["entities"]["opportunities"]["unchanged"], ROWS);
+    assert_eq!(r["entities"]["opportunities"]["inserted"], 0);
+    assert_eq!(digest(&db), loaded);
+}
+
 #[test]
 fn canonical_csv_and_jsonl_with_history_on_reimport() {
     let dir = tempfile::tempdir().unwrap();

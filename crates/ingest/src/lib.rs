@@ -241,7 +241,12 @@ pub fn run_import(
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let tx = store.begin(&opts.as_of)?;
+    let input_bytes = sources
+        .iter()
+        .filter_map(|s| std::fs::metadata(s.path()).ok())
+        .map(|m| m.len())
+        .sum();
+    let tx = store.begin(&opts.as_of, input_bytes)?;
     let mut ctx = Context::new(tx, report, opts.max_errors.max(1));
     for source in sources {
         if ctx.full() {

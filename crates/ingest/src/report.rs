@@ -54,7 +54,12 @@ impl ImportReport {
     }
 
     pub fn counts_mut(&mut self, table: &str) -> &mut EntityCounts {
-        self.entities.entry(table.to_string()).or_default()
+        // Called for every row: no allocation once the table has its entry.
+        if !self.entities.contains_key(table) {
+            self.entities
+                .insert(table.to_string(), EntityCounts::default());
+        }
+        self.entities.get_mut(table).expect("inserted above")
     }
 
     /// Total rows inserted or updated.

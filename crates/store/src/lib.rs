@@ -92,7 +92,9 @@ pub struct RowWrite<'a> {
 pub trait Store {
     /// Starts an all-or-nothing write. `as_of` (UTC, `YYYY-MM-DDTHH:MM:SSZ`)
     /// dates the changes whose source gives no time of its own.
-    fn begin(&mut self, as_of: &str) -> Result<Box<dyn WriteTx + '_>>;
+    /// `input_bytes` is about how much input the write will bring (0 when
+    /// unknown): a backend may choose a bulk-load strategy for a large one.
+    fn begin(&mut self, as_of: &str, input_bytes: u64) -> Result<Box<dyn WriteTx + '_>>;
     /// Counts, date ranges, data-quality findings and a pipeline summary.
     fn stats(&self) -> Result<Stats>;
     /// A digest of every imported row (not of the audit log): equal digests
