@@ -10,7 +10,7 @@ the same run:
   pipewise        `pipewise import csv opportunities.csv` into a database that
                   already holds the reps and accounts: parsing, validation of
                   every cell and reference, duplicate-id check, upsert on the
-                  id, foreign keys, secondary indexes, one transaction (WAL).
+                  id, secondary indexes, one atomic transaction.
   sqlite3 raw     `sqlite3 fresh.db ".import --csv opportunities.csv t"`: the
                   shell's raw import into a new table of TEXT columns with no
                   key, index, constraint or validation.
