@@ -110,32 +110,47 @@ impl Encoder {
     /// Column-major matrix: numbers as they are, categories as codes. A level
     /// not seen in training becomes "other" when the column has one, else missing.
     pub fn matrix(&self, table: &Table) -> Result<Vec<f64>, EncodeError> {
+        let mut out = Vec::with_capacity(table.rows() * self.codes.len());
+        for c in self.column_values(table)? {
+            out.extend(c.iter().map(|x| if x.is_finite() { *x } else { f64::NAN }));
+        }
+        Ok(out)
+    }
+
+    /// The same values one column at a time, without copying numeric columns
+    /// (their non-finite values, which mean missing, are left as they are).
+    pub fn column_values<'a>(
+        &self,
+        table: &'a Table,
+    ) -> Result<Vec<std::borrow::Cow<'a, [f64]>>, EncodeError> {
+        use std::borrow::Cow;
         let cols = self.columns(table)?;
-        let n = table.rows();
-        let mut out = Vec::with_capacity(n * cols.len());
-        for (c, code) in cols.iter().zip(&self.codes) {
-            match (c, code) {
-                (Column::Numeric(v), _) => {
-                    out.extend(v.iter().map(|x| if x.is_finite() { *x } else { f64::NAN }))
-                }
+        Ok(cols
+            .iter()
+            .zip(&self.codes)
+            .map(|(c, code)| match (c, code) {
+                (Column::Numeric(v), _) => Cow::Borrowed(v.as_slice()),
                 (Column::Categorical(v), ColumnCode::Categorical { levels, has_other }) => {
                     let map: std::collections::HashMap<&str, usize> = levels
                         .iter()
                         .enumerate()
                         .map(|(i, l)| (l.as_str(), i))
                         .collect();
-                    out.extend(v.iter().map(|s| match s {
-                        None => f64::NAN,
-                        Some(s) => match map.get(s.as_str()) {
-                            Some(&i) => i as f64,
-                            None if *has_other => levels.len() as f64,
-                            None => f64::NAN,
-                        },
-                    }));
+                    Cow::Owned(
+                        v.iter()
+                            .map(|s| match s {
+                                None => f64::NAN,
+                                Some(s) => match map.get(s.as_str()) {
+                                    Some(&i) => i as f64,
+                                    None if *has_other => levels.len() as f64,
+                                    None => f64::NAN,
+                                },
+                            })
+                            .collect(),
+                    )
                 }
                 _ => unreachable!("kinds checked"),
-            }
-        }
-        Ok(out)
+            })
+            .collect())
     }
 }

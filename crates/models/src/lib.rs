@@ -280,10 +280,11 @@ impl Classifier {
         Ok(match &self.inner {
             Inner::Logistic(l) => l.logits(table)?,
             Inner::Hist { encoder, models } => {
-                let x = encoder.matrix(table)?;
+                let values = encoder.column_values(table)?;
+                let cols: Vec<&[f64]> = values.iter().map(|c| c.as_ref()).collect();
                 let mut z = vec![0.0; table.rows()];
                 for m in models {
-                    for (zi, v) in z.iter_mut().zip(m.logits(&x, table.rows())) {
+                    for (zi, v) in z.iter_mut().zip(m.logits_of_columns(&cols, table.rows())) {
                         *zi += v / models.len() as f64;
                     }
                 }
