@@ -119,6 +119,13 @@ struct Leaf {
     best: Option<Split>,
 }
 
+/// Rows per piece of work when gradients are computed, a leaf's rows
+/// split or its gradients gathered in parallel; fixed, so the pieces (and
+/// any sums over them) do not depend on the number of threads.
+const CHUNK: usize = 16_384;
+/// From this many rows on, those steps are split into pieces.
+const PAR_ROWS: usize = 65_536;
+
 /// Rows walked down a tree together when scoring.
 const LANES: usize = 8;
 const DEFAULT_LEFT: u32 = 1 << 31;
@@ -240,21 +247,39 @@ impl HistGbm {
         let build_hist = |rows: &[u32], gh: &[[f64; 2]]| -> Vec<Bin> {
             // The leaf's gradients gathered once, in row order, for every column.
             // (single precision halves the memory traffic; sums stay in f64).
-            let ordered: Vec<[f32; 2]> = rows
-                .iter()
-                .map(|&r| {
-                    let [g, h] = gh[r as usize];
-                    [g as f32, h as f32]
-                })
-                .collect();
+            let gather = |rows: &[u32]| -> Vec<[f32; 2]> {
+                rows.iter()
+                    .map(|&r| {
+                        let [g, h] = gh[r as usize];
+                        [g as f32, h as f32]
+                    })
+                    .collect()
+            };
+            let ordered: Vec<[f32; 2]> = if rows.len() >= PAR_ROWS {
+                use rayon::prelude::*;
+                rows.par_chunks(CHUNK).flat_map_iter(gather).collect()
+            } else {
+                gather(rows)
+            };
+            // The root's rows are all rows in order: no indirection.
+            let all = rows.len() == n;
             let parts = per_feature(p, par(rows.len()), |j| {
                 let mut hist = vec![Bin::default(); nbins[j]];
                 let b = &bins[j];
-                for (&r, &[gr, hr]) in rows.iter().zip(&ordered) {
-                    let e = &mut hist[b[r as usize] as usize];
+                let mut add = |bin: u8, [gr, hr]: [f32; 2]| {
+                    let e = &mut hist[bin as usize];
                     e.g += f64::from(gr);
                     e.h += f64::from(hr);
                     e.n += 1;
+                };
+                if all {
+                    for (&bin, &gh) in b.iter().zip(&ordered) {
+                        add(bin, gh);
+                    }
+                } else {
+                    for (&r, &gh) in rows.iter().zip(&ordered) {
+                        add(b[r as usize], gh);
+                    }
                 }
                 hist
             });
@@ -314,13 +339,29 @@ impl HistGbm {
         };
 
         for _ in 0..params.iterations {
+            // Gradients in fixed chunks, their sums added in chunk order: the
+            // same model whatever the number of threads.
+            let sums: Vec<(f64, f64)> = {
+                use rayon::prelude::*;
+                gh.par_chunks_mut(CHUNK)
+                    .zip(score.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+                    .map(|(gh, (score, y))| {
+                        let (mut gs, mut hs) = (0.0, 0.0);
+                        for ((o, &s), &yr) in gh.iter_mut().zip(score).zip(y) {
+                            let pr = 1.0 / (1.0 + (-s).exp());
+                            let (gr, hr) = (pr - yr, (pr * (1.0 - pr)).max(1e-16));
+                            *o = [gr, hr];
+                            gs += gr;
+                            hs += hr;
+                        }
+                        (gs, hs)
+                    })
+                    .collect()
+            };
             let (mut gs, mut hs) = (0.0, 0.0);
-            for r in 0..n {
-                let pr = 1.0 / (1.0 + (-score[r]).exp());
-                let (gr, hr) = (pr - y[r], (pr * (1.0 - pr)).max(1e-16));
-                gh[r] = [gr, hr];
-                gs += gr;
-                hs += hr;
+            for (g, h) in sums {
+                gs += g;
+                hs += h;
             }
             let rows: Vec<u32> = (0..n as u32).collect();
             let hist = build_hist(&rows, &gh);
@@ -354,12 +395,32 @@ impl HistGbm {
                 let s = leaf.best.expect("chosen");
                 gain_total[s.feature] += s.gain;
                 let b = &bins[s.feature];
-                let (mut lrows, mut rrows) = (Vec::new(), Vec::new());
-                for &r in &leaf.rows {
-                    let v = b[r as usize];
-                    let left = if v == 0 { s.default_left } else { v <= s.bin };
-                    if left { lrows.push(r) } else { rrows.push(r) }
-                }
+                let split = |rows: &[u32]| -> (Vec<u32>, Vec<u32>) {
+                    let (mut l, mut r) = (Vec::new(), Vec::new());
+                    for &row in rows {
+                        let v = b[row as usize];
+                        let left = if v == 0 { s.default_left } else { v <= s.bin };
+                        if left { l.push(row) } else { r.push(row) }
+                    }
+                    (l, r)
+                };
+                let (lrows, rrows) = if leaf.rows.len() >= PAR_ROWS {
+                    // In chunks on the pool, joined in order: the same
+                    // children as one pass.
+                    use rayon::prelude::*;
+                    let parts: Vec<(Vec<u32>, Vec<u32>)> =
+                        leaf.rows.par_chunks(CHUNK).map(split).collect();
+                    let nl: usize = parts.iter().map(|p| p.0.len()).sum();
+                    let mut l = Vec::with_capacity(nl);
+                    let mut r = Vec::with_capacity(leaf.rows.len() - nl);
+                    for (pl, pr) in parts {
+                        l.extend(pl);
+                        r.extend(pr);
+                    }
+                    (l, r)
+                } else {
+                    split(&leaf.rows)
+                };
                 let (rg, rh) = (leaf.g - s.left_g, leaf.h - s.left_h);
                 // The smaller child's histogram is built; the other is the difference.
                 let small_left = lrows.len() <= rrows.len();
@@ -590,6 +651,30 @@ mod tests {
             y[r] = f64::from(rnd() < 1.0 / (1.0 + (-z).exp()));
         }
         (x, y)
+    }
+
+    #[test]
+    fn big_leaves_split_in_pieces_give_the_same_model_as_one_thread() {
+        // Enough rows for the chunked gradients, gathers and partitions.
+        let n = 3 * PAR_ROWS / 2;
+        let (x, y) = data(n);
+        let fit = |threads| {
+            HistGbm::fit(
+                &x,
+                n,
+                3,
+                &y,
+                HistParams {
+                    threads,
+                    iterations: 5,
+                    ..HistParams::default()
+                },
+            )
+        };
+        let (one, two) = (fit(1), fit(2));
+        assert_eq!(one.trees, two.trees);
+        assert_eq!(one.gain, two.gain);
+        assert!(crate::metrics::roc_auc(&two.logits(&x, n), &y) > 0.85);
     }
 
     #[test]
