@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tree-model speed: pipewise's gradient-boosted trees (perpetual) vs LightGBM
+"""Tree-model speed: pipewise's gradient-boosted trees (models::hist) vs LightGBM
 with default settings, on the same generated matrix, in one run.
 
     pip install lightgbm pandas scikit-learn
@@ -11,8 +11,8 @@ four of them, written as CSV. pipewise: `model fit --folds 2` (the reported
 time is the final fit alone, from the JSON report) and `model predict --top 0`
 (the classifier's scoring of the prepared columns alone). LightGBM: `LGBMClassifier().fit` and
 `predict_proba` on the same matrix. The issue's target is 1,000,000 rows;
-pass `--rows 1000000` to run it (LightGBM takes seconds there; see
-docs/benchmarks.md for why pipewise is not run at that size by default).
+pass `--rows 1000000` to run it (about a minute per learner, most of it
+writing and reading the CSV).
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 
