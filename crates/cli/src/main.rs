@@ -755,7 +755,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "pipewise demo: a simulated sales org (seed {seed}) in {}, imported into {} ({:.1}s)\n",
+            "pipewise demo: a simulated sales org (seed {seed}) in {}, imported into {}, models trained and everything below computed in {:.1}s\n",
             data.display(),
             out.display(),
             started.elapsed().as_secs_f64()
