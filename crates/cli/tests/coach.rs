@@ -2,21 +2,9 @@
 //! against the latent skills the simulator drew for every rep.
 
 use std::path::Path;
-use std::process::Command;
 
-fn pipewise(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("PIPEWISE_DB")
-        .output()
-        .expect("run pipewise");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::pipewise;
 
 fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let (ok, out, err) = pipewise(dir, args);

@@ -3,24 +3,13 @@
 //! skipped), predictions in input order, and the errors for bad files.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn pipeline() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/maven-crm/sales_pipeline.csv")
 }
 
-fn pipewise(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run pipewise");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::pipewise;
 
 #[test]
 fn fit_and_predict_on_the_maven_deals() {

@@ -2,21 +2,9 @@
 //! the true stage: a sound engine flags (almost) nobody there.
 
 use std::path::Path;
-use std::process::Command;
 
-fn pipewise(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("PIPEWISE_DB")
-        .output()
-        .expect("run pipewise");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::pipewise;
 
 #[test]
 fn an_unbiased_org_has_almost_no_biased_reps() {

@@ -327,14 +327,6 @@ fn import_csv(
         .delimiter(delimiter)
         .from_reader(BufReader::with_capacity(1 << 17, f));
     let mut rec = ByteRecord::new();
-    let csv_err = |e: csv::Error, line: u64| RowError {
-        file: name.clone(),
-        line,
-        column: None,
-        column_name: None,
-        value: None,
-        message: format!("cannot read CSV: {e}"),
-    };
     match rdr.read_byte_record(&mut rec) {
         Ok(true) => {}
         Ok(false) => {
@@ -349,7 +341,7 @@ fn import_csv(
             return Ok(());
         }
         Err(e) => {
-            ctx.error(csv_err(e, 1));
+            ctx.error(csv_error(&name, e, 1));
             return Ok(());
         }
     }
@@ -393,6 +385,18 @@ fn import_csv(
     Ok(())
 }
 
+/// A CSV the parser cannot read any further (bad quoting, an I/O error).
+fn csv_error(file: &str, e: csv::Error, line: u64) -> RowError {
+    RowError {
+        file: file.to_string(),
+        line,
+        column: None,
+        column_name: None,
+        value: None,
+        message: format!("cannot read CSV: {e}"),
+    }
+}
+
 /// Records per message from the reader thread.
 const BATCH: usize = 1024;
 
@@ -418,14 +422,6 @@ fn pipe_records<R: Read + Send>(
     name: &str,
     progress: &dyn Progress,
 ) -> Result<u64, IngestError> {
-    let csv_err = |e: csv::Error, line: u64| RowError {
-        file: name.to_string(),
-        line,
-        column: None,
-        column_name: None,
-        value: None,
-        message: format!("cannot read CSV: {e}"),
-    };
     let (send, receive) = std::sync::mpsc::sync_channel::<Batch>(4);
     // Written batches go back to the reader, which frees them: memory is
     // then freed by the thread that allocated it (much cheaper with the
@@ -451,7 +447,7 @@ fn pipe_records<R: Read + Send>(
                         let line = e.position().map_or(0, |p| p.line());
                         let at = rdr.position().byte();
                         let _ = send.send(Batch::Rows { rows, at });
-                        let _ = send.send(Batch::Unreadable(csv_err(e, line)));
+                        let _ = send.send(Batch::Unreadable(csv_error(name, e, line)));
                         return cleanings;
                     }
                 }
