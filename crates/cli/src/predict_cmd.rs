@@ -60,19 +60,16 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "**Algorithm.** {}, probabilities calibrated by isotonic regression on the calibration window. Created {created_at}.\n",
-        r.algorithm
+        "**Algorithm.** {}, probabilities calibrated by isotonic regression on out-of-fold scores of the training rows (deals dealt into {} folds; each row scored by trees that never saw its deal). Created {created_at}.\n",
+        r.algorithm, r.calibration_folds
     );
     let _ = writeln!(
         s,
-        "**Data.** Weekly (Monday) snapshots of every open opportunity, features computed as of each snapshot from what was known then. Training {} to {} ({} snapshots with a known outcome, {} positive); calibration {} to {} ({} rows); test {} to {} ({} rows, {} positive). Outcomes used in training were known before the test window began. {:.0}% of the test window's open-deal snapshots had an outcome by the end of the data; the rest (deals still open) are not in the test figures.\n",
+        "**Data.** Weekly (Monday) snapshots of every open opportunity, features computed as of each snapshot from what was known then. Training {} to {} ({} snapshots with a known outcome, {} positive); test {} to {} ({} rows, {} positive). Outcomes used in training were known before the test window began. {:.0}% of the test window's open-deal snapshots had an outcome by the end of the data; the rest (deals still open) are not in the test figures.\n",
         r.train.from,
         r.train.to,
         r.train.rows,
         r.train.positives,
-        r.calibration.from,
-        r.calibration.to,
-        r.calibration.rows,
         r.test.from,
         r.test.to,
         r.test.rows,
@@ -238,13 +235,10 @@ pub fn train_text(results: &[(Trained, i64)], db: &Path) -> String {
         );
         let _ = writeln!(
             s,
-            "  trained on {} to {} ({} rows), calibrated on {} to {} ({} rows), tested on {} to {} ({} rows, {:.0}% positive; {:.0}% of open-deal snapshots had an outcome)",
+            "  trained on {} to {} ({} rows, calibrated out-of-fold), tested on {} to {} ({} rows, {:.0}% positive; {:.0}% of open-deal snapshots had an outcome)",
             r.train.from,
             r.train.to,
             r.train.rows,
-            r.calibration.from,
-            r.calibration.to,
-            r.calibration.rows,
             r.test.from,
             r.test.to,
             r.test.rows,

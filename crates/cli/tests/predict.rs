@@ -48,7 +48,8 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     // The win model: honest figures on the later test window.
     let win = &v["models"][0]["report"];
     assert_eq!(win["kind"], "win");
-    assert!(win["test"]["from"].as_str().unwrap() > win["calibration"]["to"].as_str().unwrap());
+    assert!(win["test"]["from"].as_str().unwrap() > win["train"]["to"].as_str().unwrap());
+    assert_eq!(win["calibration_folds"], 4);
     assert!(win["test"]["rows"].as_u64().unwrap() > 2000);
     let auc = |r: &serde_json::Value| r["metrics"]["roc_auc"].as_f64().unwrap();
     let ece = |r: &serde_json::Value| r["metrics"]["ece"].as_f64().unwrap();
@@ -67,7 +68,8 @@ fn train_score_explain_and_registry_on_the_demo_org() {
         auc(oracle) > auc(model),
         "the oracle knows more than the CRM"
     );
-    assert!(ece(model) < 0.06, "ECE {}", ece(model));
+    // Measured 0.028 (target 0.03); the oracle's own is 0.013.
+    assert!(ece(model) < 0.04, "ECE {}", ece(model));
     assert!(win["oracle_coverage"].as_f64().unwrap() > 0.99);
     let slip = &v["models"][1]["report"];
     assert_eq!(slip["kind"], "slip");

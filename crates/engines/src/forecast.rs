@@ -122,8 +122,9 @@ pub struct ForecastOptions {
     /// deals open then have an outcome by the cutoff.
     pub horizon_days: i64,
     pub warmup_days: i64,
-    /// Share of the training dates (the latest) used to calibrate the win model.
-    pub calibration_share: f64,
+    /// The win model is calibrated on out-of-fold scores, the deals dealt
+    /// into this many folds (at most `fit.bags`).
+    pub calibration_folds: usize,
     pub fit: FitOptions,
 }
 
@@ -135,7 +136,7 @@ impl Default for ForecastOptions {
             seed: 7,
             horizon_days: 120,
             warmup_days: 56,
-            calibration_share: 0.2,
+            calibration_folds: 4,
             fit: FitOptions { bags: 4, ..fit },
         }
     }
@@ -222,21 +223,18 @@ pub fn fit_models(
         dates.len(),
         format_date(cutoff)
     );
-    let n_cal = ((dates.len() as f64 * opts.calibration_share).round() as usize).max(2);
-    let cal_from = dates[dates.len() - n_cal];
-    let (tr, ca): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| snap.date[r] < cal_from);
     let won = |r: &usize| f64::from(u8::from(data.opps[snap.opp[*r]].won == Some(true)));
-    let y_tr: Vec<f64> = tr.iter().map(won).collect();
-    let y_ca: Vec<f64> = ca.iter().map(won).collect();
-    let groups: Vec<usize> = tr.iter().map(|&r| snap.opp[r]).collect();
-    let mut win = Classifier::fit_grouped(
+    let y: Vec<f64> = rows.iter().map(won).collect();
+    let groups: Vec<usize> = rows.iter().map(|&r| snap.opp[r]).collect();
+    // Calibrated on out-of-fold scores, as the win model of `train`.
+    let (win, _) = Classifier::fit_cross_calibrated(
         Algorithm::Hist,
-        &snap.table.take(&tr),
-        &y_tr,
-        Some(&groups),
+        &snap.table.take(&rows),
+        &y,
+        &groups,
+        opts.calibration_folds,
         &opts.fit,
     )?;
-    win.calibrate(&snap.table.take(&ca), &y_ca)?;
     // Won-by: every snapshot before the cutoff at each horizon that ends by
     // the cutoff, so that every label is known then (no deal still open at
     // the cutoff is left out or guessed).

@@ -92,8 +92,10 @@ pub struct TrainOptions {
     pub warmup_days: i64,
     /// Share of snapshot dates in the test window (the latest).
     pub test_share: f64,
-    /// Share of the remaining dates (before the embargo) used for calibration.
-    pub calibration_share: f64,
+    /// Calibration is fitted on out-of-fold scores of the training rows, the
+    /// deals dealt into this many folds (at most [`FitOptions::bags`] for
+    /// trees).
+    pub calibration_folds: usize,
     /// The tree learner: [`Algorithm::Hist`] or [`Algorithm::Gbm`] (perpetual).
     pub algorithm: Algorithm,
     pub fit: FitOptions,
@@ -105,7 +107,7 @@ impl Default for TrainOptions {
             horizon_days: 120,
             warmup_days: 56,
             test_share: 0.25,
-            calibration_share: 0.2,
+            calibration_folds: 4,
             algorithm: Algorithm::Hist,
             fit: FitOptions {
                 // Each bag holds one snapshot per deal (about 2,000 rows):
@@ -153,7 +155,9 @@ pub struct ModelReport {
     pub question: &'static str,
     pub algorithm: &'static str,
     pub train: Window,
-    pub calibration: Window,
+    /// The isotonic calibration was fitted on the training rows' out-of-fold
+    /// scores, the deals dealt into this many folds.
+    pub calibration_folds: usize,
     pub test: Window,
     /// Share of the test window's open-deal snapshots whose outcome was known
     /// at the end of the data (the rest could not be scored against an outcome).
@@ -266,13 +270,9 @@ pub fn train(
         "only {} weekly snapshots before the test window's embargo: need more history",
         fit_dates.len()
     );
-    let n_cal = ((fit_dates.len() as f64) * opts.calibration_share)
-        .round()
-        .max(2.0) as usize;
-    let (train_dates, cal_dates) = fit_dates.split_at(fit_dates.len() - n_cal);
     let fit_end = *fit_dates.last().expect("checked");
     let mut labels = vec![f64::NAN; snap.opp.len()];
-    let (mut tr, mut ca, mut te) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tr, mut te) = (Vec::new(), Vec::new());
     let mut test_open = 0usize;
     for r in 0..snap.opp.len() {
         let t = snap.date[r];
@@ -285,21 +285,17 @@ pub fn train(
         }
         let Some((y, known)) = l else { continue };
         labels[r] = y;
-        if t < cal_dates[0] {
+        if t <= fit_end {
             if known <= test_start {
                 tr.push(r);
-            }
-        } else if t <= fit_end {
-            if known <= test_start {
-                ca.push(r);
             }
         } else if known <= data.end {
             te.push(r);
         }
     }
     let pick = |rows: &[usize]| -> Vec<f64> { rows.iter().map(|&r| labels[r]).collect() };
-    let (y_tr, y_ca, y_te) = (pick(&tr), pick(&ca), pick(&te));
-    for (name, y) in [("training", &y_tr), ("calibration", &y_ca), ("test", &y_te)] {
+    let (y_tr, y_te) = (pick(&tr), pick(&te));
+    for (name, y) in [("training", &y_tr), ("test", &y_te)] {
         let pos = y.iter().filter(|&&v| v > 0.5).count();
         anyhow::ensure!(
             pos > 0 && pos < y.len(),
@@ -321,8 +317,20 @@ pub fn train(
         out
     };
     let mut x_tr = keep(&t_tr, &dropped);
+    // Calibrated on out-of-fold scores (folds of deals): each training row
+    // scored by trees that never saw its deal, as a deal in the test window
+    // will be. A later calibration window would hold the same deals' later
+    // snapshots, which the trees have seen (over-confident maps), and would
+    // keep the most recent months out of training.
     let groups: Vec<usize> = tr.iter().map(|&r| snap.opp[r]).collect();
-    let gbm = Classifier::fit_grouped(opts.algorithm, &x_tr, &y_tr, Some(&groups), &opts.fit)?;
+    let (gbm, _) = Classifier::fit_cross_calibrated(
+        opts.algorithm,
+        &x_tr,
+        &y_tr,
+        &groups,
+        opts.calibration_folds,
+        &opts.fit,
+    )?;
     // Features the trees never split on carry no signal here: reported as
     // dropped and left out of the logistic baseline (their tree contribution
     // is zero, so the trees need no refit).
@@ -331,14 +339,16 @@ pub fn train(
         dropped.extend(unused);
         x_tr = keep(&t_tr, &dropped);
     }
-    let x_ca = keep(&snap.table.take(&ca), &dropped);
     let x_te = keep(&snap.table.take(&te), &dropped);
-    let mut gbm = gbm;
-    let all_ca = snap.table.take(&ca);
     let all_te = snap.table.take(&te);
-    gbm.calibrate(&all_ca, &y_ca)?;
-    let mut logit = Classifier::fit(Algorithm::Logistic, &x_tr, &y_tr, &opts.fit)?;
-    logit.calibrate(&x_ca, &y_ca)?;
+    let (logit, _) = Classifier::fit_cross_calibrated(
+        Algorithm::Logistic,
+        &x_tr,
+        &y_tr,
+        &groups,
+        opts.calibration_folds,
+        &opts.fit,
+    )?;
 
     let mut results = vec![
         ResultRow {
@@ -456,8 +466,8 @@ pub fn train(
         kind: target.name(),
         question: target.question(),
         algorithm: opts.algorithm.name(),
-        train: window(train_dates, &tr, &labels),
-        calibration: window(cal_dates, &ca, &labels),
+        train: window(&fit_dates, &tr, &labels),
+        calibration_folds: opts.calibration_folds,
         test: window(test_dates, &te, &labels),
         test_label_coverage: te.len() as f64 / test_open.max(1) as f64,
         features: x_tr.names.clone(),

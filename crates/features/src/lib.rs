@@ -120,9 +120,18 @@ struct Closed {
     rep: Option<u32>,
     industry: Option<u32>,
     product: Option<u32>,
-    /// The furthest open stage entered before closing (None: none known).
+    /// The deal type's code (new business, expansion, renewal ...; `NO_KIND`
+    /// when not given).
+    kind: u32,
+    /// The first open stage known for the deal, and the furthest entered
+    /// before closing (None: none known). A deal counts for the stages from
+    /// the one it was created in (a renewal may start late) to the furthest.
+    stage_min: Option<u8>,
     stage_max: Option<u8>,
 }
+
+/// The code of a deal without a deal type.
+const NO_KIND: u32 = u32::MAX;
 
 /// The CRM indexed for point-in-time reads.
 pub struct Data {
@@ -141,6 +150,7 @@ pub struct Data {
     account_wins: Vec<Vec<Instant>>,
     account_industry: Vec<Option<u32>>,
     product_codes: HashMap<String, u32>,
+    kind_codes: HashMap<String, u32>,
     senior_contact: Vec<bool>,
     /// The latest instant anything in the data is dated.
     pub end: Instant,
@@ -317,6 +327,13 @@ impl Data {
                 product_codes.entry(p.clone()).or_insert(n);
             }
         }
+        let mut kind_codes: HashMap<String, u32> = HashMap::new();
+        for o in &opps {
+            if let Some(k) = &o.kind {
+                let n = kind_codes.len() as u32;
+                kind_codes.entry(k.clone()).or_insert(n);
+            }
+        }
         let mut closed_by_rep = vec![Vec::new(); crm.users.len()];
         let mut closed_all = Vec::new();
         let mut account_wins = vec![Vec::new(); crm.accounts.len()];
@@ -336,6 +353,16 @@ impl Data {
                     .product
                     .as_deref()
                     .and_then(|p| product_codes.get(p).copied()),
+                kind: o
+                    .kind
+                    .as_deref()
+                    .and_then(|k| kind_codes.get(k).copied())
+                    .unwrap_or(NO_KIND),
+                stage_min: std::iter::once(o.stage.before.as_deref())
+                    .chain(o.stage.changes.iter().map(|c| c.1.as_deref()))
+                    .flatten()
+                    .find_map(stage_index)
+                    .map(|k| k as u8),
                 stage_max: std::iter::once(o.stage.before.as_deref())
                     .chain(o.stage.changes.iter().map(|c| c.1.as_deref()))
                     .flatten()
@@ -381,6 +408,7 @@ impl Data {
             account_wins,
             account_industry,
             product_codes,
+            kind_codes,
             senior_contact,
             end: if end == i64::MIN { 0 } else { end },
             start: if start == i64::MAX { 0 } else { start },
@@ -477,11 +505,15 @@ impl Data {
 /// Win counts over deals closed in the 365 days up to a date, by group.
 struct Trailing {
     org: f64,
-    stage: HashMap<u8, (f64, f64)>,
+    /// The org's median days from creation to win.
+    org_cycle: f64,
+    /// By (deal type, stage).
+    stage: HashMap<(u32, u8), (f64, f64)>,
     industry: HashMap<u32, (f64, f64)>,
     product_industry: HashMap<(u32, u32), (f64, f64)>,
     rep_total: HashMap<u32, (f64, f64)>,
-    rep_stage: HashMap<(u32, u8), (f64, f64)>,
+    /// By (rep, deal type, stage).
+    rep_stage: HashMap<(u32, u32, u8), (f64, f64)>,
     rep_industry: HashMap<(u32, u32), (f64, f64)>,
 }
 
@@ -491,6 +523,13 @@ impl Trailing {
         let lo = data.closed_all.partition_point(|c| c.t <= t - 365 * DAY);
         let mut tr = Trailing {
             org: data.org_rate(t),
+            org_cycle: median(
+                &mut data.closed_all[lo..hi]
+                    .iter()
+                    .filter(|c| c.won)
+                    .map(|c| c.cycle_days)
+                    .collect::<Vec<_>>(),
+            ),
             stage: HashMap::new(),
             industry: HashMap::new(),
             product_industry: HashMap::new(),
@@ -504,11 +543,11 @@ impl Trailing {
             e.1 += 1.0;
         }
         for c in &data.closed_all[lo..hi] {
-            if let Some(k) = c.stage_max {
-                for s in 0..=k {
-                    add(&mut tr.stage, s, c.won);
+            if let (Some(a), Some(b)) = (c.stage_min, c.stage_max) {
+                for s in a.min(b)..=b {
+                    add(&mut tr.stage, (c.kind, s), c.won);
                     if let Some(r) = c.rep {
-                        add(&mut tr.rep_stage, (r, s), c.won);
+                        add(&mut tr.rep_stage, (r, c.kind, s), c.won);
                     }
                 }
             }
@@ -544,6 +583,12 @@ impl Trailing {
 /// `YYYY-MM-DD` of an instant (UTC).
 pub use pipewise_core::value::format_day as format_date;
 
+/// Days of the 365 before `t` that are recorded (after `since`, the data's
+/// start or a hire), at least 30: the denominator of per-time rates.
+fn recorded_days(t: Instant, since: Instant) -> f64 {
+    ((t - since) as f64 / DAY as f64).clamp(30.0, 365.0)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -573,17 +618,23 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
     // Reps' trailing win rates as of t, for the peer percentile; open books.
     let mut rep_rates: Vec<f64> = Vec::new();
     let mut rep_cache: HashMap<usize, (f64, f64, f64)> = HashMap::new();
+    let mut volumes: Vec<f64> = Vec::new();
     for (u, closed) in data.closed_by_rep.iter().enumerate() {
         if closed.is_empty() {
             continue;
         }
-        let s = data.rep_stats(u, t, org_rate);
+        let mut s = data.rep_stats(u, t, org_rate);
         if s.1 > 0.0 {
             rep_rates.push(s.0);
+            // Deals closed per recorded day (since the data start or the hire).
+            let since = data.hire[u].map_or(data.start, |h| h.max(data.start));
+            s.1 /= recorded_days(t, since);
+            volumes.push(s.1);
         }
         rep_cache.insert(u, s);
     }
     rep_rates.sort_by(f64::total_cmp);
+    let mean_volume = volumes.iter().sum::<f64>() / volumes.len().max(1) as f64;
     let mut open_books: HashMap<&str, f64> = HashMap::new();
     for o in &data.opps {
         if data.is_open(o, t) {
@@ -592,6 +643,7 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
             }
         }
     }
+    let mean_book = open_books.values().sum::<f64>() / open_books.len().max(1) as f64;
     let days = |x: i64| x as f64 / DAY as f64;
     for &i in rows {
         let o = &data.opps[i];
@@ -748,8 +800,14 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
         v.push(f64::NAN);
         cats.push((v.len(), o.kind.clone()));
         v.push(f64::NAN);
+        // Trailing figures are rates per recorded time and rates relative to
+        // the org's at the same date: early in the data, the deals closed so
+        // far are the quick ones (mostly losses) and the counts are young, so
+        // absolute figures would drift as the history fills up.
         v.push(o.account.map_or(0.0, |a| {
-            data.account_wins[a as usize].partition_point(|&w| w <= t) as f64
+            let w = &data.account_wins[a as usize];
+            let n = w.partition_point(|&x| x <= t) - w.partition_point(|&x| x <= t - 365 * DAY);
+            n as f64 * 365.0 / recorded_days(t, data.start)
         }));
         let industry = o.account.and_then(|a| data.account_industry[a as usize]);
         let product = o
@@ -757,24 +815,26 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
             .as_deref()
             .and_then(|p| data.product_codes.get(p).copied());
         let ind_rate = industry.map(|i| trail.rate(&trail.industry, i, trail.org, 10.0));
-        v.push(ind_rate.unwrap_or(f64::NAN));
+        v.push(ind_rate.map_or(f64::NAN, |r| r - trail.org));
         v.push(match (industry, product, ind_rate) {
-            (Some(i), Some(p), Some(r)) => trail.rate(&trail.product_industry, (p, i), r, 10.0),
+            (Some(i), Some(p), Some(r)) => trail.rate(&trail.product_industry, (p, i), r, 10.0) - r,
             _ => f64::NAN,
         });
         // Rep.
         let owner = o.owner.at(t);
         let u = owner.and_then(|id| data.user_index.get(id).copied());
-        v.push(
-            u.and_then(|u| data.hire[u])
-                .map_or(f64::NAN, |h| days(t - h)),
-        );
+        let hire = u.and_then(|u| data.hire[u]);
+        v.push(hire.map_or(f64::NAN, |h| days(t - h)));
         let (rate, closed, cycle) =
             u.and_then(|u| rep_cache.get(&u).copied())
                 .unwrap_or((f64::NAN, 0.0, f64::NAN));
-        v.push(rate);
-        v.push(closed);
-        v.push(cycle);
+        v.push(rate - org_rate);
+        v.push(if mean_volume > 0.0 {
+            closed / mean_volume
+        } else {
+            f64::NAN
+        });
+        v.push(cycle / trail.org_cycle);
         v.push(if rate.is_finite() && !rep_rates.is_empty() {
             rep_rates.partition_point(|&r| r < rate) as f64 / rep_rates.len() as f64
         } else {
@@ -783,16 +843,22 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
         v.push(
             owner
                 .and_then(|w| open_books.get(w).copied())
-                .unwrap_or(0.0),
+                .unwrap_or(0.0)
+                / mean_book.max(1.0),
         );
-        let org_stage = stage_now.map(|k| trail.rate(&trail.stage, k as u8, trail.org, 10.0));
+        let kind = o
+            .kind
+            .as_deref()
+            .and_then(|k| data.kind_codes.get(k).copied())
+            .unwrap_or(NO_KIND);
+        let org_stage =
+            stage_now.map(|k| trail.rate(&trail.stage, (kind, k as u8), trail.org, 10.0));
         let rep_stage = match (u, stage_now, org_stage) {
             (Some(u), Some(k), Some(o)) if trail.rep_total.contains_key(&(u as u32)) => {
-                Some(trail.rate(&trail.rep_stage, (u as u32, k as u8), o, 5.0))
+                Some(trail.rate(&trail.rep_stage, (u as u32, kind, k as u8), o, 5.0))
             }
             _ => None,
         };
-        v.push(rep_stage.unwrap_or(f64::NAN));
         v.push(match (rep_stage, org_stage) {
             (Some(r), Some(o)) => r - o,
             _ => f64::NAN,
@@ -800,7 +866,7 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
         v.push(match (u, industry) {
             (Some(u), Some(i)) if trail.rep_total.contains_key(&(u as u32)) => {
                 let rep = trail.rate(&trail.rep_total, u as u32, trail.org, 5.0);
-                trail.rate(&trail.rep_industry, (u as u32, i), rep, 5.0)
+                trail.rate(&trail.rep_industry, (u as u32, i), rep, 5.0) - rep
             }
             _ => f64::NAN,
         });

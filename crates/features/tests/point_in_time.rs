@@ -163,3 +163,52 @@ fn every_family_is_populated_on_simulated_data() {
         .count();
     assert!(with > 0 && with < talk.len(), "{with} of {}", talk.len());
 }
+
+/// The trailing rep, industry and account figures are relative to the org's
+/// at the same date: early in the history the deals closed so far are the
+/// quick ones (mostly losses), so absolute win rates start low and climb for
+/// a year, and a model trained on early snapshots would misread later ones.
+#[test]
+fn trailing_figures_do_not_drift_as_the_history_fills_up() {
+    let crm = simulated();
+    let data = Data::new(&crm);
+    let dates = mondays(data.start + 35 * 86_400, data.end - 7 * 86_400);
+    let mean = |ts: &[Instant], name: &str| -> f64 {
+        let (mut s, mut n) = (0.0, 0.0);
+        for &t in ts {
+            let (_, f) = features(&data, t);
+            let Some(Column::Numeric(v)) = f.column(name) else {
+                panic!("{name} missing")
+            };
+            for x in v.iter().filter(|x| x.is_finite()) {
+                s += x;
+                n += 1.0;
+            }
+        }
+        assert!(n > 50.0, "{name}: {n} values");
+        s / n
+    };
+    let (early, late) = (&dates[..6], &dates[dates.len() - 6..]);
+    for name in [
+        "rep_win_lift",
+        "rep_stage_lift",
+        "industry_win_lift",
+        "product_industry_win_lift",
+        "rep_industry_win_lift",
+    ] {
+        let (a, b) = (mean(early, name), mean(late, name));
+        eprintln!("{name}: early {a:.3} late {b:.3}");
+        assert!(
+            a.abs() < 0.05 && b.abs() < 0.05,
+            "{name}: early {a:.3}, late {b:.3}"
+        );
+    }
+    for name in ["rep_volume_ratio", "rep_book_ratio"] {
+        let (a, b) = (mean(early, name), mean(late, name));
+        eprintln!("{name}: early {a:.3} late {b:.3}");
+        assert!(
+            (0.7..1.5).contains(&a) && (0.7..1.5).contains(&b),
+            "{name}: early {a:.3}, late {b:.3}"
+        );
+    }
+}

@@ -77,6 +77,11 @@ pub struct FitOptions {
     /// near-duplicate rows never sit on both sides of perpetual's internal
     /// generalisation check.
     pub bags: usize,
+    /// With groups and bags: the groups are dealt into this many folds and bag
+    /// `b` leaves out fold `b % oob_folds`, so every row has out-of-bag
+    /// predictions ([`Classifier::fit_grouped_oob`]) from models that never
+    /// saw its group. 0: every bag holds every group.
+    pub oob_folds: usize,
     /// Split categorical columns by category sets (perpetual's categorical
     /// support); otherwise their codes (levels by training frequency) are
     /// split as ordered numbers, which is several times faster.
@@ -93,6 +98,7 @@ impl Default for FitOptions {
             l2: 1.0,
             threads: None,
             bags: 8,
+            oob_folds: 0,
             native_categorical: true,
             hist: hist::HistParams::default(),
         }
@@ -149,8 +155,35 @@ pub(crate) fn next_random(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33
 }
 
+/// Each row's fold when the distinct `groups` are dealt into `k` folds
+/// (seeded shuffle, then round-robin: folds of equal size).
+fn group_folds(groups: &[usize], k: usize, seed: u64) -> Vec<usize> {
+    let mut distinct: Vec<usize> = groups.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for i in (1..distinct.len()).rev() {
+        distinct.swap(i, next_random(&mut state) as usize % (i + 1));
+    }
+    let fold: std::collections::HashMap<usize, usize> = distinct
+        .iter()
+        .enumerate()
+        .map(|(pos, &g)| (g, pos % k.max(1)))
+        .collect();
+    groups.iter().map(|g| fold[g]).collect()
+}
+
+/// Models fitted on bags, and for out-of-bag folds each row's fold and each
+/// model's left-out fold.
+struct Bagged<T> {
+    models: Vec<T>,
+    /// (fold of each row, fold left out by each model).
+    folds: Option<(Vec<usize>, Vec<usize>)>,
+}
+
 /// Fits `fit_one(x, y, rows, seed)` on all rows, or with `groups` on
-/// [`FitOptions::bags`] samples of one row per group.
+/// [`FitOptions::bags`] samples of one row per group (leaving out one of
+/// [`FitOptions::oob_folds`] folds of groups per bag).
 fn bagged<T>(
     x: &[f64],
     n: usize,
@@ -159,20 +192,43 @@ fn bagged<T>(
     groups: Option<&[usize]>,
     opts: &FitOptions,
     fit_one: impl Fn(&[f64], &[f64], usize, u64) -> Result<T, ModelError>,
-) -> Result<Vec<T>, ModelError> {
+) -> Result<Bagged<T>, ModelError> {
     let Some(g) = groups.filter(|_| opts.bags > 0) else {
-        return Ok(vec![fit_one(x, y, n, opts.seed)?]);
+        return Ok(Bagged {
+            models: vec![fit_one(x, y, n, opts.seed)?],
+            folds: None,
+        });
     };
     let mut members: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (r, &k) in g.iter().enumerate() {
         members.entry(k).or_default().push(r);
     }
     let mut state = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    // Folds of groups: dealt round-robin after a seeded shuffle, so they are
+    // of equal size.
+    let k = opts.oob_folds.min(opts.bags);
+    let group_fold: Vec<usize> = if k > 1 {
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, next_random(&mut state) as usize % (i + 1));
+        }
+        let mut f = vec![0; members.len()];
+        for (pos, &gi) in order.iter().enumerate() {
+            f[gi] = pos % k;
+        }
+        f
+    } else {
+        Vec::new()
+    };
     let mut out = Vec::new();
+    let mut left_out = Vec::new();
     for b in 0..opts.bags {
+        let skip = (k > 1).then(|| b % k);
         let rows: Vec<usize> = members
             .values()
-            .map(|m| {
+            .enumerate()
+            .filter(|(gi, _)| skip.is_none_or(|s| group_fold[*gi] != s))
+            .map(|(_, m)| {
                 // A cheap, seeded pick per group.
                 m[next_random(&mut state) as usize % m.len()]
             })
@@ -186,13 +242,23 @@ fn bagged<T>(
             xb.extend(rows.iter().map(|&r| x[j * n + r]));
         }
         out.push(fit_one(&xb, &yb, rows.len(), opts.seed + b as u64)?);
+        left_out.push(skip.unwrap_or(usize::MAX));
     }
     if out.is_empty() {
         return Err(ModelError::Data(
             "every sample of one row per group has a single outcome".into(),
         ));
     }
-    Ok(out)
+    let folds = (k > 1).then(|| {
+        let mut row_fold = vec![0; n];
+        for (gi, m) in members.values().enumerate() {
+            for &r in m {
+                row_fold[r] = group_fold[gi];
+            }
+        }
+        (row_fold, left_out)
+    });
+    Ok(Bagged { models: out, folds })
 }
 
 impl Classifier {
@@ -216,9 +282,103 @@ impl Classifier {
         groups: Option<&[usize]>,
         opts: &FitOptions,
     ) -> Result<Classifier, ModelError> {
+        Ok(Self::fit_bagged(algorithm, table, y, groups, opts)?.0)
+    }
+
+    /// Fits on all rows and calibrates on out-of-fold scores: the groups
+    /// (deals) are dealt into `folds` folds, and each row is scored by models
+    /// that never saw its group, as a new deal would be. Trees get these for
+    /// free from their bags (bag `b` leaves out fold `b % folds`; the row's
+    /// score is the mean of those bags); the logistic model is refitted
+    /// once per fold. The isotonic map is fitted on those scores; the model
+    /// returned is the one fitted on every row. Also returns the out-of-fold
+    /// log-odds (NaN where no model left the row out).
+    pub fn fit_cross_calibrated(
+        algorithm: Algorithm,
+        table: &Table,
+        y: &[f64],
+        groups: &[usize],
+        folds: usize,
+        opts: &FitOptions,
+    ) -> Result<(Classifier, Vec<f64>), ModelError> {
+        let (mut model, oof) = match algorithm {
+            Algorithm::Logistic => {
+                let fold = group_folds(groups, folds, opts.seed);
+                let mut oof = vec![f64::NAN; y.len()];
+                for k in 0..folds {
+                    let (fit_rows, out_rows): (Vec<usize>, Vec<usize>) =
+                        (0..y.len()).partition(|&r| fold[r] != k);
+                    let yk: Vec<f64> = fit_rows.iter().map(|&r| y[r]).collect();
+                    if out_rows.is_empty() || check_target(&yk).is_err() {
+                        continue;
+                    }
+                    let m = Self::fit(algorithm, &table.take(&fit_rows), &yk, opts)?;
+                    for (z, r) in m.logits(&table.take(&out_rows))?.into_iter().zip(out_rows) {
+                        oof[r] = z;
+                    }
+                }
+                (Self::fit(algorithm, table, y, opts)?, oof)
+            }
+            _ => Self::fit_grouped_oob(algorithm, table, y, groups, folds, opts)?,
+        };
+        model.calibrate_logits(&oof, y);
+        Ok((model, oof))
+    }
+
+    /// Fits as [`Classifier::fit_grouped`] with the groups dealt into
+    /// `folds` folds (each bag leaves one out), and returns with the model
+    /// each row's out-of-bag log-odds: the mean over the bags that never saw
+    /// the row's group.
+    fn fit_grouped_oob(
+        algorithm: Algorithm,
+        table: &Table,
+        y: &[f64],
+        groups: &[usize],
+        folds: usize,
+        opts: &FitOptions,
+    ) -> Result<(Classifier, Vec<f64>), ModelError> {
+        if folds < 2 || opts.bags < folds {
+            return Err(ModelError::Data(format!(
+                "out-of-fold scores need at least 2 folds and as many bags (got {folds} folds, {} bags)",
+                opts.bags
+            )));
+        }
+        let opts = FitOptions {
+            oob_folds: folds,
+            ..*opts
+        };
+        let (model, bag_folds) = Self::fit_bagged(algorithm, table, y, Some(groups), &opts)?;
+        let (row_fold, left_out) = bag_folds.expect("folds were asked for");
+        let per_model = model.model_logits(table)?;
+        let mut sum = vec![0.0; table.rows()];
+        let mut count = vec![0usize; table.rows()];
+        for (z, &skip) in per_model.iter().zip(&left_out) {
+            for r in 0..table.rows() {
+                if row_fold[r] == skip {
+                    sum[r] += z[r];
+                    count[r] += 1;
+                }
+            }
+        }
+        let oob = sum
+            .iter()
+            .zip(&count)
+            .map(|(s, &c)| if c > 0 { s / c as f64 } else { f64::NAN })
+            .collect();
+        Ok((model, oob))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn fit_bagged(
+        algorithm: Algorithm,
+        table: &Table,
+        y: &[f64],
+        groups: Option<&[usize]>,
+        opts: &FitOptions,
+    ) -> Result<(Classifier, Option<(Vec<usize>, Vec<usize>)>), ModelError> {
         check_target(y)?;
-        let inner = match algorithm {
-            Algorithm::Logistic => Inner::Logistic(Logistic::fit(table, y, opts.l2)?),
+        let (inner, folds) = match algorithm {
+            Algorithm::Logistic => (Inner::Logistic(Logistic::fit(table, y, opts.l2)?), None),
             Algorithm::Hist => {
                 let encoder = Encoder::fit(table);
                 let x = encoder.matrix(table)?;
@@ -227,10 +387,16 @@ impl Classifier {
                     params.threads = t;
                 }
                 let cols = encoder.names.len();
-                let models = bagged(&x, table.rows(), cols, y, groups, opts, |x, y, rows, _| {
+                let b = bagged(&x, table.rows(), cols, y, groups, opts, |x, y, rows, _| {
                     Ok(hist::HistGbm::fit(x, rows, cols, y, params))
                 })?;
-                Inner::Hist { encoder, models }
+                (
+                    Inner::Hist {
+                        encoder,
+                        models: b.models,
+                    },
+                    b.folds,
+                )
             }
             Algorithm::Gbm => {
                 let encoder = Encoder::fit(table);
@@ -241,7 +407,7 @@ impl Classifier {
                 } else {
                     HashSet::new()
                 };
-                let boosters = bagged(
+                let b = bagged(
                     &x,
                     table.rows(),
                     cols,
@@ -264,52 +430,76 @@ impl Classifier {
                         Ok(booster)
                     },
                 )?;
-                Inner::Gbm { encoder, boosters }
+                (
+                    Inner::Gbm {
+                        encoder,
+                        boosters: b.models,
+                    },
+                    b.folds,
+                )
             }
         };
-        Ok(Classifier {
-            algorithm,
-            names: table.names.clone(),
-            inner,
-            calibration: None,
-        })
+        Ok((
+            Classifier {
+                algorithm,
+                names: table.names.clone(),
+                inner,
+                calibration: None,
+            },
+            folds,
+        ))
     }
 
-    /// Uncalibrated log-odds.
-    pub fn logits(&self, table: &Table) -> Result<Vec<f64>, ModelError> {
+    /// Each bagged model's uncalibrated log-odds (one model for the logistic).
+    fn model_logits(&self, table: &Table) -> Result<Vec<Vec<f64>>, ModelError> {
         Ok(match &self.inner {
-            Inner::Logistic(l) => l.logits(table)?,
+            Inner::Logistic(l) => vec![l.logits(table)?],
             Inner::Hist { encoder, models } => {
                 let values = encoder.column_values(table)?;
                 let cols: Vec<&[f64]> = values.iter().map(|c| c.as_ref()).collect();
-                let mut z = vec![0.0; table.rows()];
-                for m in models {
-                    for (zi, v) in z.iter_mut().zip(m.logits_of_columns(&cols, table.rows())) {
-                        *zi += v / models.len() as f64;
-                    }
-                }
-                z
+                models
+                    .iter()
+                    .map(|m| m.logits_of_columns(&cols, table.rows()))
+                    .collect()
             }
             Inner::Gbm { encoder, boosters } => {
                 let x = encoder.matrix(table)?;
                 let m = Matrix::new(&x, table.rows(), encoder.names.len());
-                let mut z = vec![0.0; table.rows()];
-                for b in boosters {
-                    for (zi, p) in z.iter_mut().zip(b.predict(&m, true)) {
-                        *zi += p / boosters.len() as f64;
-                    }
-                }
-                z
+                boosters.iter().map(|b| b.predict(&m, true)).collect()
             }
         })
+    }
+
+    /// Uncalibrated log-odds (the mean over the bagged models).
+    pub fn logits(&self, table: &Table) -> Result<Vec<f64>, ModelError> {
+        let per_model = self.model_logits(table)?;
+        let mut z = vec![0.0; table.rows()];
+        for m in &per_model {
+            for (zi, v) in z.iter_mut().zip(m) {
+                *zi += v / per_model.len() as f64;
+            }
+        }
+        Ok(z)
     }
 
     /// Fits the isotonic map from this model's scores to outcomes on `table`
     /// (a window after the training window).
     pub fn calibrate(&mut self, table: &Table, y: &[f64]) -> Result<(), ModelError> {
-        let p: Vec<f64> = self.logits(table)?.into_iter().map(sigmoid).collect();
-        self.calibration = Some(Isotonic::fit(&p, y));
+        let z = self.logits(table)?;
+        self.calibrate_logits(&z, y);
         Ok(())
+    }
+
+    /// Fits the isotonic map from given log-odds of this model (e.g. its
+    /// out-of-bag ones) to outcomes; rows with a missing score are skipped.
+    pub fn calibrate_logits(&mut self, z: &[f64], y: &[f64]) {
+        let (p, y): (Vec<f64>, Vec<f64>) = z
+            .iter()
+            .zip(y)
+            .filter(|(z, _)| z.is_finite())
+            .map(|(z, y)| (sigmoid(*z), *y))
+            .unzip();
+        self.calibration = Some(Isotonic::fit(&p, &y));
     }
 
     /// Probabilities (calibrated when calibrated).
@@ -412,5 +602,73 @@ impl Classifier {
     }
     pub fn from_json(s: &str) -> Result<Classifier, serde_json::Error> {
         serde_json::from_str(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipewise_core::Column;
+
+    /// 400 groups of 5 rows; each group has its own random value of `g` and
+    /// a random outcome that nothing predicts.
+    fn noise_groups(seed: u64) -> (Table, Vec<f64>, Vec<usize>) {
+        let mut state = seed | 1;
+        let mut rnd = || next_random(&mut state) as f64 / (1u64 << 31) as f64;
+        let (mut g, mut x, mut y, mut groups) = (vec![], vec![], vec![], vec![]);
+        for k in 0..400 {
+            let (gv, yv) = (rnd(), f64::from(rnd() < 0.5));
+            for _ in 0..5 {
+                g.push(gv);
+                x.push(rnd());
+                y.push(yv);
+                groups.push(k);
+            }
+        }
+        let mut t = Table::default();
+        t.push("g", Column::Numeric(g));
+        t.push("x", Column::Numeric(x));
+        (t, y, groups)
+    }
+
+    #[test]
+    fn out_of_fold_scores_never_come_from_a_model_that_saw_the_group() {
+        let (t, y, groups) = noise_groups(7);
+        let opts = FitOptions {
+            hist: hist::HistParams {
+                min_data_in_leaf: 3,
+                ..Default::default()
+            },
+            ..FitOptions::default()
+        };
+        let (model, oof) =
+            Classifier::fit_cross_calibrated(Algorithm::Hist, &t, &y, &groups, 4, &opts).unwrap();
+        assert!(oof.iter().all(|z| z.is_finite()));
+        // The trees memorise the groups they saw (g is unique per group) ...
+        let seen = metrics::roc_auc(&model.logits(&t).unwrap(), &y);
+        assert!(seen > 0.75, "in-sample AUC {seen}");
+        // ... but the out-of-fold scores know nothing, as on new groups.
+        let held_out = metrics::roc_auc(&oof, &y);
+        assert!((held_out - 0.5).abs() < 0.08, "out-of-fold AUC {held_out}");
+        // So the calibration learnt from them keeps new groups near the base
+        // rate instead of trusting the memorised scores.
+        let (fresh, fresh_y, _) = noise_groups(99);
+        let p = model.predict(&fresh).unwrap();
+        let mean_dev = p.iter().map(|p| (p - 0.5).abs()).sum::<f64>() / p.len() as f64;
+        assert!(
+            mean_dev < 0.1,
+            "calibrated scores stray {mean_dev} from 0.5"
+        );
+        assert!(metrics::ece(&p, &fresh_y, 10) < 0.08);
+        // The logistic model is refitted per fold.
+        let (_, oof) =
+            Classifier::fit_cross_calibrated(Algorithm::Logistic, &t, &y, &groups, 4, &opts)
+                .unwrap();
+        assert!(oof.iter().all(|z| z.is_finite()));
+        // Trees need a bag per fold.
+        let few = FitOptions { bags: 2, ..opts };
+        assert!(
+            Classifier::fit_cross_calibrated(Algorithm::Hist, &t, &y, &groups, 4, &few).is_err()
+        );
     }
 }
