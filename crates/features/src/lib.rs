@@ -343,6 +343,13 @@ impl Data {
             };
             end = end.max(t);
             let rep = o.owner.at(t).and_then(|id| user_index.get(id)).copied();
+            // The open stages the deal was in, in order.
+            let stages: Vec<u8> = std::iter::once(o.stage.before.as_deref())
+                .chain(o.stage.changes.iter().map(|c| c.1.as_deref()))
+                .flatten()
+                .filter_map(stage_index)
+                .map(|k| k as u8)
+                .collect();
             let c = Closed {
                 t,
                 won,
@@ -358,17 +365,8 @@ impl Data {
                     .as_deref()
                     .and_then(|k| kind_codes.get(k).copied())
                     .unwrap_or(NO_KIND),
-                stage_min: std::iter::once(o.stage.before.as_deref())
-                    .chain(o.stage.changes.iter().map(|c| c.1.as_deref()))
-                    .flatten()
-                    .find_map(stage_index)
-                    .map(|k| k as u8),
-                stage_max: std::iter::once(o.stage.before.as_deref())
-                    .chain(o.stage.changes.iter().map(|c| c.1.as_deref()))
-                    .flatten()
-                    .filter_map(stage_index)
-                    .max()
-                    .map(|k| k as u8),
+                stage_min: stages.first().copied(),
+                stage_max: stages.iter().max().copied(),
             };
             closed_all.push(c);
             if let Some(u) = rep {

@@ -155,15 +155,19 @@ pub(crate) fn next_random(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33
 }
 
+/// The generator state of a seed.
+fn seeded(seed: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+}
+
 /// Each row's fold when the distinct `groups` are dealt into `k` folds
-/// (seeded shuffle, then round-robin: folds of equal size).
-fn group_folds(groups: &[usize], k: usize, seed: u64) -> Vec<usize> {
+/// (shuffled with `state`, then round-robin: folds of equal size).
+fn group_folds(groups: &[usize], k: usize, state: &mut u64) -> Vec<usize> {
     let mut distinct: Vec<usize> = groups.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     for i in (1..distinct.len()).rev() {
-        distinct.swap(i, next_random(&mut state) as usize % (i + 1));
+        distinct.swap(i, next_random(state) as usize % (i + 1));
     }
     let fold: std::collections::HashMap<usize, usize> = distinct
         .iter()
@@ -203,20 +207,10 @@ fn bagged<T>(
     for (r, &k) in g.iter().enumerate() {
         members.entry(k).or_default().push(r);
     }
-    let mut state = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    // Folds of groups: dealt round-robin after a seeded shuffle, so they are
-    // of equal size.
+    let mut state = seeded(opts.seed);
     let k = opts.oob_folds.min(opts.bags);
-    let group_fold: Vec<usize> = if k > 1 {
-        let mut order: Vec<usize> = (0..members.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, next_random(&mut state) as usize % (i + 1));
-        }
-        let mut f = vec![0; members.len()];
-        for (pos, &gi) in order.iter().enumerate() {
-            f[gi] = pos % k;
-        }
-        f
+    let row_fold = if k > 1 {
+        group_folds(g, k, &mut state)
     } else {
         Vec::new()
     };
@@ -226,9 +220,8 @@ fn bagged<T>(
         let skip = (k > 1).then(|| b % k);
         let rows: Vec<usize> = members
             .values()
-            .enumerate()
-            .filter(|(gi, _)| skip.is_none_or(|s| group_fold[*gi] != s))
-            .map(|(_, m)| {
+            .filter(|m| skip.is_none_or(|s| row_fold[m[0]] != s))
+            .map(|m| {
                 // A cheap, seeded pick per group.
                 m[next_random(&mut state) as usize % m.len()]
             })
@@ -249,15 +242,7 @@ fn bagged<T>(
             "every sample of one row per group has a single outcome".into(),
         ));
     }
-    let folds = (k > 1).then(|| {
-        let mut row_fold = vec![0; n];
-        for (gi, m) in members.values().enumerate() {
-            for &r in m {
-                row_fold[r] = group_fold[gi];
-            }
-        }
-        (row_fold, left_out)
-    });
+    let folds = (k > 1).then_some((row_fold, left_out));
     Ok(Bagged { models: out, folds })
 }
 
@@ -301,9 +286,14 @@ impl Classifier {
         folds: usize,
         opts: &FitOptions,
     ) -> Result<(Classifier, Vec<f64>), ModelError> {
+        if folds < 2 {
+            return Err(ModelError::Data(format!(
+                "out-of-fold scores need at least 2 folds (got {folds})"
+            )));
+        }
         let (mut model, oof) = match algorithm {
             Algorithm::Logistic => {
-                let fold = group_folds(groups, folds, opts.seed);
+                let fold = group_folds(groups, folds, &mut seeded(opts.seed));
                 let mut oof = vec![f64::NAN; y.len()];
                 for k in 0..folds {
                     let (fit_rows, out_rows): (Vec<usize>, Vec<usize>) =
@@ -337,9 +327,9 @@ impl Classifier {
         folds: usize,
         opts: &FitOptions,
     ) -> Result<(Classifier, Vec<f64>), ModelError> {
-        if folds < 2 || opts.bags < folds {
+        if opts.bags < folds {
             return Err(ModelError::Data(format!(
-                "out-of-fold scores need at least 2 folds and as many bags (got {folds} folds, {} bags)",
+                "out-of-fold scores from trees need a bag per fold (got {folds} folds, {} bags)",
                 opts.bags
             )));
         }

@@ -668,7 +668,7 @@ impl TabularModel {
             None => {
                 // Stratified: shuffle each class, deal round-robin.
                 let mut fold = vec![0usize; n];
-                let mut state = opts.fit.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut state = crate::seeded(opts.fit.seed);
                 for class in [0.0, 1.0] {
                     let mut idx: Vec<usize> = (0..n).filter(|&i| y[i] == class).collect();
                     for i in (1..idx.len()).rev() {
