@@ -418,14 +418,25 @@ pub fn train(
     if let (Some(truth), Target::Win) = (truth, target) {
         let mut p = Vec::new();
         let mut y = Vec::new();
-        let mut model_p = Vec::new();
-        let gbm_p = gbm.predict(&all_te)?;
-        for (k, &r) in te.iter().enumerate() {
+        // The oracle without the deal's own draw, on the rows that have both.
+        let mut p_nd = Vec::new();
+        let mut y_nd = Vec::new();
+        let mut p_inf = Vec::new();
+        let mut y_inf = Vec::new();
+        for &r in te.iter() {
             let id = &data.opps[snap.opp[r]].id;
-            if let Some(tp) = truth.win_probability(id, &format_date(snap.date[r])) {
+            let date = format_date(snap.date[r]);
+            if let Some(tp) = truth.win_probability(id, &date) {
                 p.push(tp);
                 y.push(labels[r]);
-                model_p.push(gbm_p[k]);
+                if let Some(q) = truth.win_probability_without_draw(id, &date) {
+                    p_nd.push(q);
+                    y_nd.push(labels[r]);
+                }
+                if let Some(q) = truth.win_probability_draw_inferred(id, &date) {
+                    p_inf.push(q);
+                    y_inf.push(labels[r]);
+                }
             }
         }
         oracle_coverage = Some(p.len() as f64 / te.len().max(1) as f64);
@@ -434,6 +445,20 @@ pub fn train(
                 name: "oracle (simulator's true win probability)".into(),
                 kind: "oracle",
                 metrics: Metrics::of(&p, &y),
+            });
+        }
+        if !p_nd.is_empty() {
+            results.push(ResultRow {
+                name: "oracle without the deal's own strength draw".into(),
+                kind: "oracle",
+                metrics: Metrics::of(&p_nd, &y_nd),
+            });
+        }
+        if !p_inf.is_empty() {
+            results.push(ResultRow {
+                name: "oracle inferring that draw from the deal's history".into(),
+                kind: "oracle",
+                metrics: Metrics::of(&p_inf, &y_inf),
             });
         }
     }

@@ -27,6 +27,46 @@ pub const ALPHA: [f64; 5] = [0.5, 0.4, 0.45, 0.6, 0.75];
 /// Median days in each stage before the segment and size multipliers.
 const STAGE_DAYS: [f64; 5] = [12.0, 16.0, 22.0, 25.0, 18.0];
 const CLOSING_WEIGHT: f64 = 0.45;
+/// S.d. of a deal's own strength draw at creation (log-odds), beyond what its
+/// segment, fit, lead, kind and rep explain.
+const DEAL_DRAW_SD: f64 = 0.7;
+/// S.d. of the log of a stage's length around its median.
+const STAGE_LEN_SIGMA: f64 = 0.5;
+/// Gauss-Hermite rule on which the deal's draw is integrated: standard normal
+/// scores and their weights (summing to 1).
+const DRAW_GRID: usize = 12;
+const DRAW_NODES: [f64; DRAW_GRID] = [
+    -5.500901704467748,
+    -4.271825847932281,
+    -3.223709828770097,
+    -2.259464451000799,
+    -1.340375197151617,
+    -0.444403001944139,
+    0.444403001944139,
+    1.340375197151617,
+    2.259464451000799,
+    3.223709828770097,
+    4.271825847932281,
+    5.500901704467748,
+];
+const DRAW_WEIGHTS: [f64; DRAW_GRID] = [
+    1.499927167637162e-07,
+    4.837184922590644e-05,
+    2.203380687533200e-03,
+    2.911668791236417e-02,
+    1.469670480453300e-01,
+    3.216643615128300e-01,
+    3.216643615128300e-01,
+    1.469670480453300e-01,
+    2.911668791236417e-02,
+    2.203380687533200e-03,
+    4.837184922590644e-05,
+    1.499927167637162e-07,
+];
+
+fn draw_grid(i: usize) -> f64 {
+    DRAW_NODES[i]
+}
 
 pub const SOURCES: [(&str, f64, f64); 7] = [
     // (source, share, quality offset)
@@ -65,6 +105,103 @@ pub struct OppSeed {
     pub product: Option<usize>,
     pub bonus: f64,
     pub amount: Option<f64>,
+}
+
+/// What a deal's records show that bears on its own strength draw, for the
+/// oracle that infers the draw from the deal's history. `base` is the deal's
+/// strength at that moment minus its draw.
+#[derive(Clone, Copy)]
+enum Evidence {
+    /// An email (reply or not) or a call attempt (connected or not).
+    Touch {
+        email: bool,
+        base: f64,
+        success: bool,
+    },
+    /// A recorded call: objections raised and whether a next step was agreed.
+    Call {
+        stage: usize,
+        base: f64,
+        objections: u32,
+        next_steps: bool,
+    },
+    /// The deal left stage `k` for the next one after `days`.
+    Advanced {
+        k: usize,
+        base_start: f64,
+        base_end: f64,
+        bonus: f64,
+        days: f64,
+    },
+}
+
+/// Log-likelihood of one piece of evidence at draw `d`, for a deal whose stage
+/// lengths have median `median_days[k]` at strength 0.
+fn evidence_ll(
+    e: &Evidence,
+    d: f64,
+    median_days: &[f64; 5],
+    rep: &crate::model::Rep,
+    t: i64,
+) -> f64 {
+    let ln_bern = |p: f64, yes: bool| {
+        if yes {
+            p.max(1e-12).ln()
+        } else {
+            (1.0 - p).max(1e-12).ln()
+        }
+    };
+    match *e {
+        Evidence::Touch {
+            email,
+            base,
+            success,
+        } => {
+            let p = if email {
+                sigmoid(-1.2 + 0.7 * (base + d))
+            } else {
+                sigmoid(-0.8 + 0.5 * (base + d))
+            };
+            ln_bern(p, success)
+        }
+        Evidence::Call {
+            stage,
+            base,
+            objections,
+            next_steps,
+        } => {
+            let lambda = text::expected_objections(stage, base + d);
+            f64::from(objections) * lambda.ln() - lambda
+                + ln_bern(text::p_next_steps(rep, t, base + d), next_steps)
+        }
+        Evidence::Advanced {
+            k,
+            base_start,
+            base_end,
+            bonus,
+            days,
+        } => {
+            let z = (days.ln() - (median_days[k] * (-0.15 * (base_start + d)).exp()).ln())
+                / STAGE_LEN_SIGMA;
+            -0.5 * z * z + sigmoid(ALPHA[k] + base_end + d + bonus).ln()
+        }
+    }
+}
+
+/// Standard normal upper tail, P(Z > z) (Abramowitz and Stegun 7.1.26 on erfc).
+fn normal_tail(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        0.5 * erfc
+    } else {
+        1.0 - 0.5 * erfc
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -454,6 +591,40 @@ impl<'a> Sim<'a> {
         p
     }
 
+    /// The oracle without the deal's own strength draw: [`Self::oracle`]
+    /// averaged over that draw (normal, s.d. [`DEAL_DRAW_SD`]) around the
+    /// strength `s` the deal would have without it, weighted by `log_weight`
+    /// at each grid point on top of the prior. With zero weights it knows
+    /// everything the oracle knows (true stage, rep skills, segment, fit, lead
+    /// quality, the calls so far) except the one term no record states; with
+    /// the log-likelihood of the deal's history it infers that term the way a
+    /// perfect model of the records could.
+    fn oracle_over_draw(
+        &self,
+        r: usize,
+        t: i64,
+        k: usize,
+        s: f64,
+        call_done: bool,
+        log_weight: &[f64; DRAW_GRID],
+    ) -> f64 {
+        let lw: Vec<f64> = (0..DRAW_GRID)
+            .map(|i| DRAW_WEIGHTS[i].ln() + log_weight[i])
+            .collect();
+        let top = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut num = 0.0;
+        let mut den = 0.0;
+        for (i, l) in lw.iter().enumerate() {
+            let w = (l - top).exp();
+            if w < 1e-12 {
+                continue;
+            }
+            num += w * self.oracle(r, t, k, s + DEAL_DRAW_SD * draw_grid(i), call_done);
+            den += w;
+        }
+        num / den
+    }
+
     /// Simulates one opportunity from creation to its fate (even past the end
     /// of the window, for the ground truth) and writes what is known by the end.
     pub fn opportunity(&mut self, seed: OppSeed) -> Result<(), SimError> {
@@ -487,17 +658,23 @@ impl<'a> Sim<'a> {
             Kind::Expansion => 0.4,
             Kind::Renewal => 0.0,
         };
-        let s0 = seg.base + affinity + fit + lead_q + kind_bonus + seed.bonus + rng.gauss(0.0, 0.7);
+        let draw = rng.gauss(0.0, DEAL_DRAW_SD);
+        let s0 = seg.base + affinity + fit + lead_q + kind_bonus + seed.bonus + draw;
         let k0 = match seed.kind {
             Kind::NewBusiness if seed.lead.is_none() => 0,
             Kind::Renewal => 3,
             _ => 1,
         };
         let size_mult = [0.8, 1.0, 1.4][account.size];
+        let median_days: [f64; 5] = std::array::from_fn(|k| STAGE_DAYS[k] * seg.cycle * size_mult);
         let stage_len = |rng: &mut Rng, k: usize, s: f64| -> i64 {
-            let median = STAGE_DAYS[k] * seg.cycle * size_mult * (-0.15 * s).exp();
-            ((rng.lognormal(median, 0.5).clamp(1.0, 240.0)) * DAY as f64) as i64
+            let median = median_days[k] * (-0.15 * s).exp();
+            ((rng.lognormal(median, STAGE_LEN_SIGMA).clamp(1.0, 240.0)) * DAY as f64) as i64
         };
+        // What the records show of the deal, for the oracle that infers its draw.
+        let mut pending: Vec<(i64, Evidence)> = Vec::new();
+        let mut history_ll = [0.0; DRAW_GRID];
+        let mut touches: Vec<(i64, bool, bool)> = Vec::new();
         let mut contacts: Vec<usize> = (0..account.contacts.len()).collect();
         let rank = |s: &str| {
             ["individual", "manager", "director", "vp", "c_level"]
@@ -559,6 +736,7 @@ impl<'a> Sim<'a> {
                 amount = (amount * rng.uniform(0.85, 0.98) / 100.0).round() * 100.0;
                 amount_changes.push((t + rng.int(0, 2 * DAY), amount));
             }
+            let s_start = s;
             let mut len = stage_len(&mut rng, k, s);
             if cfg.quarter_end && k == 4 {
                 // Quarter-end pressure: deals near a quarter's end are pulled into it.
@@ -581,6 +759,7 @@ impl<'a> Sim<'a> {
             while week < decide_at {
                 let week_end = (week + 7 * DAY).min(decide_at);
                 // Activities this week.
+                touches.clear();
                 self.deal_week(
                     &mut rng,
                     &id,
@@ -591,7 +770,18 @@ impl<'a> Sim<'a> {
                     s_now,
                     week,
                     week_end,
+                    &mut touches,
                 )?;
+                pending.extend(touches.iter().map(|&(at, email, success)| {
+                    (
+                        at,
+                        Evidence::Touch {
+                            email,
+                            base: s_now - draw,
+                            success,
+                        },
+                    )
+                }));
                 week = week_end;
                 if let Some(ca) = call_at {
                     if !call_done && ca <= week {
@@ -610,6 +800,17 @@ impl<'a> Sim<'a> {
                             prod.name,
                             want_text,
                         );
+                        if want_text {
+                            pending.push((
+                                ca,
+                                Evidence::Call {
+                                    stage: k,
+                                    base: s_now - draw,
+                                    objections: traits.objections.len() as u32,
+                                    next_steps: traits.next_steps,
+                                },
+                            ));
+                        }
                         let effect = text::call_effect(&traits, rep.skill(PRODUCT_KNOWLEDGE, ca))
                             + rng.gauss(0.0, 0.25);
                         s_now += effect;
@@ -638,13 +839,58 @@ impl<'a> Sim<'a> {
                         let done = call_at.is_some_and(|c| c <= next_snapshot);
                         let s_snap = if done { s_now } else { s };
                         let p = self.oracle(seed.rep, next_snapshot, k, s_snap, done);
+                        let flat = [0.0; DRAW_GRID];
+                        let p_no_draw = self.oracle_over_draw(
+                            seed.rep,
+                            next_snapshot,
+                            k,
+                            s_snap - draw,
+                            done,
+                            &flat,
+                        );
+                        // The deal's history up to the snapshot (each piece
+                        // folded in once), and the time spent in this stage so far.
+                        pending.retain(|(at, e)| {
+                            if *at > next_snapshot {
+                                return true;
+                            }
+                            for (i, l) in history_ll.iter_mut().enumerate() {
+                                *l += evidence_ll(
+                                    e,
+                                    DEAL_DRAW_SD * draw_grid(i),
+                                    &median_days,
+                                    rep,
+                                    *at,
+                                );
+                            }
+                            false
+                        });
+                        let mut ll = history_ll;
+                        let elapsed = ((next_snapshot - t) as f64 / DAY as f64).max(0.5);
+                        for (i, l) in ll.iter_mut().enumerate() {
+                            let d = DEAL_DRAW_SD * draw_grid(i);
+                            let median = median_days[k] * (-0.15 * (s - draw + d)).exp();
+                            *l += normal_tail((elapsed.ln() - median.ln()) / STAGE_LEN_SIGMA)
+                                .max(1e-300)
+                                .ln();
+                        }
+                        let p_inferred = self.oracle_over_draw(
+                            seed.rep,
+                            next_snapshot,
+                            k,
+                            s_snap - draw,
+                            done,
+                            &ll,
+                        );
                         let entered_then = entered_changes
                             .iter()
                             .rev()
                             .find(|c| c.0 <= next_snapshot)
                             .map_or(k0, |c| c.1);
                         snaps.push(json!({"date": time::date(next_snapshot), "true_stage": STAGES[k],
-                                          "entered_stage": STAGES[entered_then], "true_win_probability": round4(p)}));
+                                          "entered_stage": STAGES[entered_then], "true_win_probability": round4(p),
+                                          "win_probability_without_deal_draw": round4(p_no_draw),
+                                          "win_probability_draw_inferred": round4(p_inferred)}));
                     }
                     next_snapshot += 7 * DAY;
                 }
@@ -656,6 +902,18 @@ impl<'a> Sim<'a> {
                 0.0
             };
             let advance = rng.chance(sigmoid(ALPHA[k] + s + bonus));
+            if advance {
+                pending.push((
+                    decide_at,
+                    Evidence::Advanced {
+                        k,
+                        base_start: s_start - draw,
+                        base_end: s - draw,
+                        bonus,
+                        days: len as f64 / DAY as f64,
+                    },
+                ));
+            }
             t = decide_at;
             if !advance {
                 let reason = match last_unhandled {
@@ -906,6 +1164,7 @@ impl<'a> Sim<'a> {
         s: f64,
         from: i64,
         to: i64,
+        touches: &mut Vec<(i64, bool, bool)>,
     ) -> Result<(), SimError> {
         if from > self.end {
             return Ok(());
@@ -952,6 +1211,11 @@ impl<'a> Sim<'a> {
                     }
                 }
             };
+            match kind {
+                "email" => touches.push((at, true, outcome == "replied")),
+                "call" => touches.push((at, false, outcome == "connected")),
+                _ => {}
+            }
             // Later stages and stronger deals involve more, and more senior, people.
             let pool = (1 + k + usize::from(s > 0.8)).min(contacts.len());
             let contact = &account.contacts[contacts[contacts.len() - pool + rng.below(pool)]];

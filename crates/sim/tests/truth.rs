@@ -326,14 +326,13 @@ fn optimists_enter_stages_ahead_of_the_truth_and_sandbaggers_behind() {
     );
 }
 
-#[test]
-fn true_win_probabilities_are_calibrated_and_informative() {
-    let r = default_run();
+/// Checks calibration by decile of `field` over every snapshot and returns its AUC.
+fn calibrated_auc(r: &Run, field: &str) -> f64 {
     let mut pairs: Vec<(f64, bool)> = Vec::new();
     for o in r.truth["opportunities"].as_array().unwrap() {
         let won = o["won"].as_bool().unwrap();
         for s in o["snapshots"].as_array().unwrap() {
-            pairs.push((s["true_win_probability"].as_f64().unwrap(), won));
+            pairs.push((s[field].as_f64().unwrap(), won));
         }
     }
     assert!(pairs.len() > 20_000, "{}", pairs.len());
@@ -344,10 +343,10 @@ fn true_win_probabilities_are_calibrated_and_informative() {
         let chunk = &pairs[d * n / 10..(d + 1) * n / 10];
         let p: f64 = chunk.iter().map(|x| x.0).sum::<f64>() / chunk.len() as f64;
         let y = rate(&chunk.iter().map(|x| x.1).collect::<Vec<_>>());
-        eprintln!("oracle decile {d}: predicted {p:.3}, observed {y:.3}");
+        eprintln!("{field} decile {d}: predicted {p:.3}, observed {y:.3}");
         assert!(
             (p - y).abs() < 0.06,
-            "decile {d}: predicted {p:.3}, observed {y:.3}"
+            "{field} decile {d}: predicted {p:.3}, observed {y:.3}"
         );
     }
     // AUC by ranks.
@@ -360,8 +359,29 @@ fn true_win_probabilities_are_calibrated_and_informative() {
         .map(|(i, _)| i as f64 + 1.0)
         .sum();
     let auc = (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg);
-    eprintln!("oracle AUC {auc:.3} over {n} snapshots");
-    assert!(auc > 0.75, "oracle AUC {auc:.3}");
+    eprintln!("{field}: AUC {auc:.3} over {n} snapshots");
+    auc
+}
+
+#[test]
+fn true_win_probabilities_are_calibrated_and_informative() {
+    let r = default_run();
+    let full = calibrated_auc(r, "true_win_probability");
+    assert!(full > 0.75, "oracle AUC {full:.3}");
+    // Without the deal's own strength draw the oracle knows less; inferring
+    // the draw from the deal's history wins back a little of it, never more
+    // than the draw itself is worth.
+    let without = calibrated_auc(r, "win_probability_without_deal_draw");
+    let inferred = calibrated_auc(r, "win_probability_draw_inferred");
+    assert!(
+        without < full - 0.02,
+        "without draw {without:.3}, oracle {full:.3}"
+    );
+    assert!(
+        inferred > without,
+        "inferred {inferred:.3}, without {without:.3}"
+    );
+    assert!(inferred < full, "inferred {inferred:.3}, oracle {full:.3}");
 }
 
 #[test]
