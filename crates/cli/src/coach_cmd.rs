@@ -79,7 +79,7 @@ pub struct CoachArgs {
     /// and the top-ranked gaps match the latent skills.
     #[arg(long)]
     pub truth: Option<PathBuf>,
-    /// Order of the gaps: by size against the top performers, or by estimated worth.
+    /// Order of the gaps: by size below each skill's top-quartile level, or by estimated worth.
     #[arg(long, value_enum, default_value_t = RankArg::Gap)]
     pub rank: RankArg,
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -745,6 +745,8 @@ pub fn coach(db: &Path, a: CoachArgs) -> Result<ExitCode> {
             "skills": Skill::ALL,
             "top_reference": p.top_reference,
             "top_skill": p.top_skill,
+            "quartile_reference": p.quartile_reference,
+            "quartile_skill": p.quartile_skill,
             "profiles": profiles,
             "plans": plans,
             "impact_models": {"deals": run.impact.deals_used, "leads": run.impact.leads_used},

@@ -68,6 +68,13 @@ fn train_score_explain_and_registry_on_the_demo_org() {
         auc(oracle) > auc(model),
         "the oracle knows more than the CRM"
     );
+    // What the records can tell at best: the oracle that infers the deal's own
+    // strength draw from its history (measured 0.843 against 0.878 for the
+    // oracle and 0.835 without the draw). The model stays below it.
+    let inferred = result(win, "oracle inferring");
+    let without = result(win, "oracle without");
+    assert!(auc(without) < auc(inferred) && auc(inferred) < auc(oracle) - 0.02);
+    assert!(auc(model) < auc(inferred));
     // Measured 0.028 (target 0.03); the oracle's own is 0.013.
     assert!(ece(model) < 0.04, "ECE {}", ece(model));
     assert!(win["oracle_coverage"].as_f64().unwrap() > 0.99);

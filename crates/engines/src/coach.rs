@@ -411,6 +411,12 @@ pub struct Profiles {
     pub top_reference: Vec<Option<f64>>,
     /// Per skill, the mean estimate of the top performers.
     pub top_skill: Vec<Option<f64>>,
+    /// Per metric, the top-quartile level among all reps: the 75th percentile
+    /// in the better direction (the 25th for lower-is-better metrics). Gaps
+    /// are measured and priced against it.
+    pub quartile_reference: Vec<Option<f64>>,
+    /// Per skill, the 75th percentile of the estimates across reps.
+    pub quartile_skill: Vec<Option<f64>>,
     /// Per metric, the median of all reps.
     pub median: Vec<Option<f64>>,
     /// Per rep, indices into the recorded calls (`analyse_calls` order) in the window.
@@ -574,6 +580,10 @@ fn lead_touches(crm: &CrmData) -> HashMap<&str, f64> {
     touches
 }
 
+/// A new rep's ramp: prospecting volume is read from the weeks after it when
+/// there are enough of them (the tenure bands use the same line).
+const RAMP_DAYS: i64 = 180;
+
 /// Per-rep tallies over the window.
 #[derive(Default, Clone)]
 struct Tally {
@@ -581,6 +591,8 @@ struct Tally {
     emails: f64,
     meetings: f64,
     outbound: f64,
+    /// Outbound deals created once the rep was past [`RAMP_DAYS`] of tenure.
+    outbound_ramped: f64,
     lead_touches: Vec<f64>,
     response_hours: Vec<f64>,
     call_idx: Vec<usize>,
@@ -708,6 +720,10 @@ pub fn profiles(
             && let Some(&k) = slot.get(creator)
         {
             t[k].outbound += 1.0;
+            let ramped = crm.users[reps[k]]
+                .hire_date
+                .is_none_or(|h| o.created >= h + RAMP_DAYS * DAY);
+            t[k].outbound_ramped += f64::from(u8::from(ramped));
         }
         let Some(closed) = o.closed.filter(|&c| in_window(c)) else {
             continue;
@@ -778,7 +794,15 @@ pub fn profiles(
         v[mi("calls_per_week")] = Some(tk.calls / weeks);
         v[mi("emails_per_week")] = Some(tk.emails / weeks);
         v[mi("meetings_per_week")] = Some(tk.meetings / weeks);
-        v[mi("outbound_deals_per_week")] = Some(tk.outbound / weeks);
+        // Prospecting volume once ramped (a new hire's first months would
+        // read as a weak prospector), over at least a quarter of weeks.
+        let ramped_from = hired.map_or(from, |h| (h + RAMP_DAYS * DAY).max(from));
+        let ramped_weeks = (as_of - ramped_from) as f64 / (7 * DAY) as f64;
+        v[mi("outbound_deals_per_week")] = Some(if ramped_weeks >= 13.0 {
+            tk.outbound_ramped / ramped_weeks
+        } else {
+            tk.outbound / weeks
+        });
         v[mi("touches_per_lead")] = mean(tk.lead_touches.iter().copied());
         v[mi("first_response_hours")] = median(&mut tk.response_hours).map(|h| h.min(24.0 * 30.0));
         let cs: Vec<&CallAnalysis> = tk
@@ -849,7 +873,7 @@ fn finish(
     let n = reps.len();
     // Peer group: same role and tenure band (ramping: under 180 days), then the
     // same team within it when that leaves enough peers.
-    let band = |r: &RepProfile| r.tenure_days.is_some_and(|d| d < 180);
+    let band = |r: &RepProfile| r.tenure_days.is_some_and(|d| d < RAMP_DAYS);
     for i in 0..n {
         let same_role: Vec<usize> = (0..n).filter(|&j| reps[j].role == reps[i].role).collect();
         let same_band: Vec<usize> = same_role
@@ -961,25 +985,46 @@ fn finish(
     let top_skill = (0..Skill::ALL.len())
         .map(|k| mean(top.iter().filter_map(|&i| reps[i].skills[k])))
         .collect();
+    let upper_quartile = |mut v: Vec<f64>, higher_is_better: bool| {
+        (!v.is_empty()).then(|| {
+            v.sort_by(f64::total_cmp);
+            crate::forecast::quantile(&v, if higher_is_better { 0.75 } else { 0.25 })
+        })
+    };
+    let quartile_reference = METRICS
+        .iter()
+        .enumerate()
+        .map(|(j, d)| {
+            upper_quartile(
+                reps.iter().filter_map(|r| r.values[j]).collect(),
+                d.higher_is_better,
+            )
+        })
+        .collect();
+    let quartile_skill = (0..Skill::ALL.len())
+        .map(|k| upper_quartile(reps.iter().filter_map(|r| r.skills[k]).collect(), true))
+        .collect();
     Profiles {
         as_of,
         window_start: from,
         reps,
         top_reference,
         top_skill,
+        quartile_reference,
+        quartile_skill,
         median: all_median,
         calls,
     }
 }
 
 /// The outcome models that price a gap: what moving a rep's metrics to the
-/// top-performer level is worth.
+/// top-quartile level is worth.
 ///
 /// - Call skills: a logistic model of a closed deal's outcome on the behaviour
 ///   in its recorded calls (talk ratio, monologues, questions, objections
 ///   handled, next steps, fillers) and the deal's size. A rep's gap is priced
 ///   by re-scoring the rep's own deals with that skill's metrics set to the
-///   top-performer level: the mean change is points of win rate, times the
+///   top-quartile level: the mean change is points of win rate, times the
 ///   rep's pipeline per quarter is bookings.
 /// - Lead skills: a logistic model of a lead converting on its first-response
 ///   time and follow-up touches, re-scored the same way over the rep's leads;
@@ -1010,7 +1055,7 @@ pub struct Impact {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rank {
-    /// By the size of the gap against the top performers (on the common
+    /// By the size of the gap below the skill's top-quartile level (on the common
     /// scale of skill estimates), largest first; ties by worth.
     Gap,
     /// By estimated worth (extra bookings a quarter), largest first.
@@ -1019,7 +1064,7 @@ pub enum Rank {
 
 /// Orders gaps in place.
 pub fn rank(gaps: &mut [Gap], by: Rank) {
-    let size = |g: &Gap| g.top_level - g.level;
+    let size = |g: &Gap| g.target_level - g.level;
     gaps.sort_by(|a, b| match by {
         Rank::Gap => size(b)
             .total_cmp(&size(a))
@@ -1051,10 +1096,10 @@ const LEAD_COLUMNS: [(&str, Option<Skill>); 2] = [
 #[derive(Debug, Clone, Serialize)]
 pub struct Gap {
     pub skill: Skill,
-    /// The rep's estimate and the top performers' (z-scale).
+    /// The rep's estimate and the skill's top-quartile level (z-scale).
     pub level: f64,
-    pub top_level: f64,
-    /// The metrics behind it: (key, rep value, top-performer value).
+    pub target_level: f64,
+    /// The metrics behind it: (key, rep value, top-quartile value).
     pub metrics: Vec<(String, f64, f64)>,
     /// Points of win rate on the rep's deals (call skills).
     pub win_rate_points: Option<f64>,
@@ -1238,19 +1283,22 @@ impl Impact {
         mean(a.iter().zip(&b).map(|(x, y)| p(*y) - p(*x)))
     }
 
-    /// The rep's gaps against the top performers, most valuable first.
+    /// The rep's gaps below the top-quartile level of each skill, ordered by
+    /// [`Impact::rank`].
     pub fn gaps(&self, p: &Profiles, rep: usize) -> Vec<Gap> {
         let r = &p.reps[rep];
         let mut out = Vec::new();
         for (k, &skill) in Skill::ALL.iter().enumerate() {
-            let (Some(level), Some(top)) = (r.skills[k], p.top_skill[k]) else {
+            let (Some(level), Some(top)) = (r.skills[k], p.quartile_skill[k]) else {
                 continue;
             };
             let metrics: Vec<(String, f64, f64)> = METRICS
                 .iter()
                 .enumerate()
                 .filter(|(_, d)| d.skill == Some(skill))
-                .filter_map(|(j, d)| Some((d.key.to_string(), r.values[j]?, p.top_reference[j]?)))
+                .filter_map(|(j, d)| {
+                    Some((d.key.to_string(), r.values[j]?, p.quartile_reference[j]?))
+                })
                 .collect();
             // Only the metrics where the rep is behind the top level move.
             let behind: Vec<&(String, f64, f64)> = metrics
@@ -1313,7 +1361,7 @@ impl Impact {
             out.push(Gap {
                 skill,
                 level,
-                top_level: top,
+                target_level: top,
                 metrics,
                 win_rate_points: win_pts,
                 conversion_points: conv_pts,

@@ -441,7 +441,7 @@ pub fn headline(g: &Gap) -> String {
         })
         .collect();
     let what = if behind.is_empty() {
-        format!("{} to the top-performer level", g.skill.label())
+        format!("{} to the top-quartile level", g.skill.label())
     } else {
         behind.join(" and ")
     };
