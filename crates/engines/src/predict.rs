@@ -12,7 +12,7 @@ use pipewise_models::{Algorithm, Classifier, FitOptions, Metrics};
 use pipewise_store::read::Instant;
 use serde::Serialize;
 
-use crate::truth::Truth;
+use crate::truth::{Truth, WinOracles};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -416,50 +416,40 @@ pub fn train(
     }
     let mut oracle_coverage = None;
     if let (Some(truth), Target::Win) = (truth, target) {
-        let mut p = Vec::new();
-        let mut y = Vec::new();
-        // The oracle without the deal's own draw, on the rows that have both.
-        let mut p_nd = Vec::new();
-        let mut y_nd = Vec::new();
-        let mut p_inf = Vec::new();
-        let mut y_inf = Vec::new();
-        for &r in te.iter() {
-            let id = &data.opps[snap.opp[r]].id;
-            let date = format_date(snap.date[r]);
-            if let Some(tp) = truth.win_probability(id, &date) {
-                p.push(tp);
-                y.push(labels[r]);
-                if let Some(q) = truth.win_probability_without_draw(id, &date) {
-                    p_nd.push(q);
-                    y_nd.push(labels[r]);
-                }
-                if let Some(q) = truth.win_probability_draw_inferred(id, &date) {
-                    p_inf.push(q);
-                    y_inf.push(labels[r]);
-                }
+        let rows: Vec<(WinOracles, f64)> = te
+            .iter()
+            .filter_map(|&r| {
+                let id = &data.opps[snap.opp[r]].id;
+                Some((
+                    truth.win_oracles(id, &format_date(snap.date[r]))?,
+                    labels[r],
+                ))
+            })
+            .collect();
+        oracle_coverage = Some(rows.len() as f64 / te.len().max(1) as f64);
+        let oracles: [(&str, fn(&WinOracles) -> Option<f64>); 3] = [
+            ("oracle (simulator's true win probability)", |o| {
+                Some(o.truth)
+            }),
+            ("oracle without the deal's own strength draw", |o| {
+                o.without_draw
+            }),
+            ("oracle inferring that draw from the deal's history", |o| {
+                o.draw_inferred
+            }),
+        ];
+        for (name, pick) in oracles {
+            let (p, y): (Vec<f64>, Vec<f64>) = rows
+                .iter()
+                .filter_map(|(o, y)| Some((pick(o)?, *y)))
+                .unzip();
+            if !p.is_empty() {
+                results.push(ResultRow {
+                    name: name.into(),
+                    kind: "oracle",
+                    metrics: Metrics::of(&p, &y),
+                });
             }
-        }
-        oracle_coverage = Some(p.len() as f64 / te.len().max(1) as f64);
-        if !p.is_empty() {
-            results.push(ResultRow {
-                name: "oracle (simulator's true win probability)".into(),
-                kind: "oracle",
-                metrics: Metrics::of(&p, &y),
-            });
-        }
-        if !p_nd.is_empty() {
-            results.push(ResultRow {
-                name: "oracle without the deal's own strength draw".into(),
-                kind: "oracle",
-                metrics: Metrics::of(&p_nd, &y_nd),
-            });
-        }
-        if !p_inf.is_empty() {
-            results.push(ResultRow {
-                name: "oracle inferring that draw from the deal's history".into(),
-                kind: "oracle",
-                metrics: Metrics::of(&p_inf, &y_inf),
-            });
         }
     }
     // Global importance: mean |contribution| over the test rows (what moves

@@ -41,11 +41,22 @@ struct Snap {
     true_stage: Option<String>,
 }
 
+/// A snapshot's oracle win probabilities (see docs/simulator.md).
+#[derive(Debug, Clone, Copy)]
+pub struct WinOracles {
+    /// The simulator's true win probability.
+    pub truth: f64,
+    /// Averaged over the deal's own strength draw; absent from ground truth
+    /// written before it was added.
+    pub without_draw: Option<f64>,
+    /// Inferring that draw from the deal's history (activity outcomes,
+    /// recorded calls, stage lengths and advances).
+    pub draw_inferred: Option<f64>,
+}
+
 /// The true win probability of each opportunity at each weekly snapshot.
 pub struct Truth {
-    win: HashMap<(String, String), f64>,
-    win_without_draw: HashMap<(String, String), f64>,
-    win_draw_inferred: HashMap<(String, String), f64>,
+    win: HashMap<(String, String), WinOracles>,
     stage: HashMap<(String, String), usize>,
     /// Rep id to `accurate`, `optimistic` or `sandbagging`.
     pub rep_bias: HashMap<String, String>,
@@ -67,8 +78,6 @@ impl Truth {
             f.generator
         );
         let mut win = HashMap::new();
-        let mut win_without_draw = HashMap::new();
-        let mut win_draw_inferred = HashMap::new();
         let mut stage = HashMap::new();
         for o in f.opportunities {
             for s in o.snapshots {
@@ -79,13 +88,12 @@ impl Truth {
                 {
                     stage.insert((o.id.clone(), s.date.clone()), k);
                 }
-                if let Some(p) = s.win_probability_draw_inferred {
-                    win_draw_inferred.insert((o.id.clone(), s.date.clone()), p);
-                }
-                if let Some(p) = s.win_probability_without_deal_draw {
-                    win_without_draw.insert((o.id.clone(), s.date.clone()), p);
-                }
-                win.insert((o.id.clone(), s.date), s.true_win_probability);
+                let oracles = WinOracles {
+                    truth: s.true_win_probability,
+                    without_draw: s.win_probability_without_deal_draw,
+                    draw_inferred: s.win_probability_draw_inferred,
+                };
+                win.insert((o.id.clone(), s.date), oracles);
             }
         }
         let rep_skills = f
@@ -100,33 +108,15 @@ impl Truth {
             .collect();
         Ok(Truth {
             win,
-            win_without_draw,
-            win_draw_inferred,
             stage,
             rep_bias,
             rep_skills,
         })
     }
 
-    /// The true win probability of `opportunity` on `date` (`YYYY-MM-DD`, a Monday).
-    pub fn win_probability(&self, opportunity: &str, date: &str) -> Option<f64> {
+    /// The oracle win probabilities of `opportunity` on `date` (`YYYY-MM-DD`, a Monday).
+    pub fn win_oracles(&self, opportunity: &str, date: &str) -> Option<WinOracles> {
         self.win
-            .get(&(opportunity.to_string(), date.to_string()))
-            .copied()
-    }
-
-    /// The oracle without the deal's own strength draw (averaged over it), on
-    /// `date`; absent from ground truth written before it was added.
-    pub fn win_probability_without_draw(&self, opportunity: &str, date: &str) -> Option<f64> {
-        self.win_without_draw
-            .get(&(opportunity.to_string(), date.to_string()))
-            .copied()
-    }
-
-    /// The oracle that infers the deal's draw from its history (activity
-    /// outcomes, recorded calls, stage lengths and advances) on `date`.
-    pub fn win_probability_draw_inferred(&self, opportunity: &str, date: &str) -> Option<f64> {
-        self.win_draw_inferred
             .get(&(opportunity.to_string(), date.to_string()))
             .copied()
     }

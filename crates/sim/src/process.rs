@@ -56,8 +56,19 @@ const DRAW_WEIGHTS: [f64; DRAW_GRID] = [
     1.126145383753676e-04,
 ];
 
-fn draw_grid(i: usize) -> f64 {
-    DRAW_NODES[i]
+/// Chance that an email on a deal of strength `s` gets a reply.
+fn p_reply(s: f64) -> f64 {
+    sigmoid(-1.2 + 0.7 * s)
+}
+
+/// Chance that a call on a deal of strength `s` connects.
+fn p_connect(s: f64) -> f64 {
+    sigmoid(-0.8 + 0.5 * s)
+}
+
+/// Median length (days) of a stage whose median at strength 0 is `median0`.
+fn stage_median(median0: f64, s: f64) -> f64 {
+    median0 * (-0.15 * s).exp()
 }
 
 pub const SOURCES: [(&str, f64, f64); 7] = [
@@ -150,9 +161,9 @@ fn evidence_ll(
             success,
         } => {
             let p = if email {
-                sigmoid(-1.2 + 0.7 * (base + d))
+                p_reply(base + d)
             } else {
-                sigmoid(-0.8 + 0.5 * (base + d))
+                p_connect(base + d)
             };
             ln_bern(p, success)
         }
@@ -173,8 +184,7 @@ fn evidence_ll(
             bonus,
             days,
         } => {
-            let z = (days.ln() - (median_days[k] * (-0.15 * (base_start + d)).exp()).ln())
-                / STAGE_LEN_SIGMA;
+            let z = (days / stage_median(median_days[k], base_start + d)).ln() / STAGE_LEN_SIGMA;
             -0.5 * z * z + sigmoid(ALPHA[k] + base_end + d + bonus).ln()
         }
     }
@@ -600,9 +610,7 @@ impl<'a> Sim<'a> {
         call_done: bool,
         log_weight: &[f64; DRAW_GRID],
     ) -> f64 {
-        let lw: Vec<f64> = (0..DRAW_GRID)
-            .map(|i| DRAW_WEIGHTS[i].ln() + log_weight[i])
-            .collect();
+        let lw: [f64; DRAW_GRID] = std::array::from_fn(|i| DRAW_WEIGHTS[i].ln() + log_weight[i]);
         let top = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut num = 0.0;
         let mut den = 0.0;
@@ -611,7 +619,7 @@ impl<'a> Sim<'a> {
             if w < 1e-12 {
                 continue;
             }
-            num += w * self.oracle(r, t, k, s + DEAL_DRAW_SD * draw_grid(i), call_done);
+            num += w * self.oracle(r, t, k, s + DEAL_DRAW_SD * DRAW_NODES[i], call_done);
             den += w;
         }
         num / den
@@ -660,7 +668,7 @@ impl<'a> Sim<'a> {
         let size_mult = [0.8, 1.0, 1.4][account.size];
         let median_days: [f64; 5] = std::array::from_fn(|k| STAGE_DAYS[k] * seg.cycle * size_mult);
         let stage_len = |rng: &mut Rng, k: usize, s: f64| -> i64 {
-            let median = median_days[k] * (-0.15 * s).exp();
+            let median = stage_median(median_days[k], s);
             ((rng.lognormal(median, STAGE_LEN_SIGMA).clamp(1.0, 240.0)) * DAY as f64) as i64
         };
         // What the records show of the deal, for the oracle that infers its draw.
@@ -846,23 +854,16 @@ impl<'a> Sim<'a> {
                             if *at > next_snapshot {
                                 return true;
                             }
-                            for (i, l) in history_ll.iter_mut().enumerate() {
-                                *l += evidence_ll(
-                                    e,
-                                    DEAL_DRAW_SD * draw_grid(i),
-                                    &median_days,
-                                    rep,
-                                    *at,
-                                );
+                            for (l, z) in history_ll.iter_mut().zip(DRAW_NODES) {
+                                *l += evidence_ll(e, DEAL_DRAW_SD * z, &median_days, rep, *at);
                             }
                             false
                         });
                         let mut ll = history_ll;
                         let elapsed = ((next_snapshot - t) as f64 / DAY as f64).max(0.5);
-                        for (i, l) in ll.iter_mut().enumerate() {
-                            let d = DEAL_DRAW_SD * draw_grid(i);
-                            let median = median_days[k] * (-0.15 * (s - draw + d)).exp();
-                            *l += normal_tail((elapsed.ln() - median.ln()) / STAGE_LEN_SIGMA)
+                        for (l, z) in ll.iter_mut().zip(DRAW_NODES) {
+                            let median = stage_median(median_days[k], s - draw + DEAL_DRAW_SD * z);
+                            *l += normal_tail((elapsed / median).ln() / STAGE_LEN_SIGMA)
                                 .max(1e-300)
                                 .ln();
                         }
@@ -1178,7 +1179,7 @@ impl<'a> Sim<'a> {
                 ["email", "call", "meeting"][rng.weighted(&[0.55, 0.35, 0.05 + 0.03 * k as f64])];
             let outcome = match kind {
                 "email" => {
-                    if rng.chance(sigmoid(-1.2 + 0.7 * s)) {
+                    if rng.chance(p_reply(s)) {
                         "replied"
                     } else if rng.chance(0.5) {
                         "opened"
@@ -1187,7 +1188,7 @@ impl<'a> Sim<'a> {
                     }
                 }
                 "call" => {
-                    if rng.chance(sigmoid(-0.8 + 0.5 * s)) {
+                    if rng.chance(p_connect(s)) {
                         "connected"
                     } else if rng.chance(0.5) {
                         "voicemail"
