@@ -2,7 +2,8 @@
 //! win and slip models; then `models`, `explain`, `score` and their errors.
 
 use std::path::Path;
-use std::process::Command;
+
+mod common;
 
 struct Out {
     ok: bool,
@@ -11,17 +12,8 @@ struct Out {
 }
 
 fn pipewise(dir: &Path, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("PIPEWISE_DB")
-        .output()
-        .expect("run pipewise");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let (ok, stdout, stderr) = common::pipewise(dir, args);
+    Out { ok, stdout, stderr }
 }
 
 fn result<'a>(report: &'a serde_json::Value, prefix: &str) -> &'a serde_json::Value {
