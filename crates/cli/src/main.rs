@@ -265,6 +265,11 @@ struct CommonImport {
     /// Date changes whose source gives no time with this instant (default: now).
     #[arg(long)]
     as_of: Option<String>,
+    /// Text encoding of the CSV files when not UTF-8: latin1 (ISO-8859-1),
+    /// cp1252 (Excel), utf-16 (a byte-order mark is read by itself). Over the
+    /// mapping's `encoding`.
+    #[arg(long)]
+    encoding: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -384,7 +389,7 @@ fn entity_of_file(path: &Path, given: Option<&str>) -> Result<Entity> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Import(cmd) => import(&cli.db, cmd),
+        Command::Import(cmd) => import_or_json_error(&cli.db, cmd),
         Command::Stats { json } => {
             let store = open(&cli.db)?;
             let stats = store.stats()?;
@@ -491,6 +496,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn open(db: &Path) -> Result<SqliteStore> {
     Ok(SqliteStore::open(db)?)
+}
+
+/// Runs an import; under `--json`, a failure that stops it before its report
+/// (an unreadable mapping, a missing file, a store error) is printed as a JSON
+/// report too, so a script always gets JSON.
+fn import_or_json_error(db: &Path, cmd: ImportCmd) -> Result<ExitCode> {
+    let json = match &cmd {
+        ImportCmd::Dir { common, .. }
+        | ImportCmd::Maven { common, .. }
+        | ImportCmd::Csv { common, .. }
+        | ImportCmd::Jsonl { common, .. }
+        | ImportCmd::Vtt { common, .. } => common.json,
+    };
+    match import(db, cmd) {
+        Err(e) if json => {
+            let report = serde_json::json!({
+                "committed": false,
+                "errors": [{ "file": null, "line": 0, "column": null, "message": format!("{e:#}") }],
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::FAILURE)
+        }
+        other => other,
+    }
 }
 
 fn import(db: &Path, cmd: ImportCmd) -> Result<ExitCode> {
@@ -617,6 +647,7 @@ fn import(db: &Path, cmd: ImportCmd) -> Result<ExitCode> {
         max_errors: common.max_errors,
         as_of,
         kind: kind.to_string(),
+        encoding: common.encoding.clone(),
     };
     let mut store = open(db)?;
     let progress = output::Bar::new(!common.json);
@@ -679,6 +710,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         max_errors: 100,
         as_of: now(),
         kind: "canonical".into(),
+        encoding: None,
     };
     let report =
         pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;
@@ -816,6 +848,7 @@ fn demo_maven(out: &Path, dir: PathBuf, json: bool) -> Result<ExitCode> {
         max_errors: 100,
         as_of: now(),
         kind: "maven".into(),
+        encoding: None,
     };
     let report =
         pipewise_ingest::run_import(&mut store, &sources, &opts, &output::Bar::new(!json))?;

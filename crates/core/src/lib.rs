@@ -7,6 +7,8 @@
 //! the store turns the schema into tables, the importers turn files into rows, and
 //! later the feature engine reads the rows back as of a date.
 
+pub mod date;
+pub mod number;
 pub mod schema;
 pub mod table;
 pub mod transcript;
@@ -14,4 +16,4 @@ pub mod value;
 
 pub use schema::{Entity, Field, FieldType, Vocabulary};
 pub use table::{CellError, Column, Table, TextTable};
-pub use value::{ParseError, Value, parse_cell};
+pub use value::{CellFormat, ParseError, Value, parse_cell, parse_cell_with};

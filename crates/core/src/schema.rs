@@ -138,6 +138,8 @@ pub enum FieldType {
     Enum(Vocabulary),
     /// The id of a row of another (or the same) entity.
     Ref(Entity),
+    /// An ISO 4217 currency code (`USD`, `MXN`), stored upper-case.
+    Currency,
 }
 
 impl FieldType {
@@ -152,6 +154,7 @@ impl FieldType {
             FieldType::Bool => "true/false, yes/no or 1/0".into(),
             FieldType::Enum(v) => format!("a {} ({})", v.name, v.values.join(", ")),
             FieldType::Ref(e) => format!("the id of a row in {}", e.table()),
+            FieldType::Currency => "an ISO 4217 currency code such as USD or EUR".into(),
         }
     }
 }
@@ -193,12 +196,13 @@ pub enum Entity {
     ConversationTurn,
     CampaignTouch,
     UsageEvent,
+    ExchangeRate,
 }
 
 impl Entity {
     /// All entities, parents before children: the order in which a directory of
     /// files is imported.
-    pub const ALL: [Entity; 15] = [
+    pub const ALL: [Entity; 16] = [
         Entity::Team,
         Entity::User,
         Entity::Product,
@@ -214,6 +218,7 @@ impl Entity {
         Entity::ConversationTurn,
         Entity::CampaignTouch,
         Entity::UsageEvent,
+        Entity::ExchangeRate,
     ];
 
     /// Table name, also the canonical file stem (`opportunities.csv`).
@@ -234,6 +239,7 @@ impl Entity {
             Entity::ConversationTurn => "conversation_turns",
             Entity::CampaignTouch => "campaign_touches",
             Entity::UsageEvent => "usage_events",
+            Entity::ExchangeRate => "exchange_rates",
         }
     }
 
@@ -261,6 +267,7 @@ impl Entity {
             Entity::ConversationTurn => "conversation_turn",
             Entity::CampaignTouch => "campaign_touch",
             Entity::UsageEvent => "usage_event",
+            Entity::ExchangeRate => "exchange_rate",
         }
     }
 
@@ -289,6 +296,9 @@ impl Entity {
             Entity::ConversationTurn => "One speaker turn of a conversation transcript.",
             Entity::CampaignTouch => "One marketing touch of a lead or contact by a campaign.",
             Entity::UsageEvent => "A product-usage event of an account (optional).",
+            Entity::ExchangeRate => {
+                "A dated exchange rate: from `valid_from` on, one unit of the corporate currency is `rate` units of `currency` (as Salesforce's dated conversion rates). Amounts are converted at the rate in effect on the deal's close date."
+            }
         }
     }
 
@@ -296,7 +306,8 @@ impl Entity {
     pub fn key(self) -> &'static [&'static str] {
         match self {
             Entity::OpportunityProduct => &["opportunity_id", "product_id"],
-            Entity::OpportunityHistory => &["opportunity_id", "field", "changed_at"],
+            Entity::OpportunityHistory => &["opportunity_id", "field", "changed_at", "seq"],
+            Entity::ExchangeRate => &["currency", "valid_from"],
             Entity::ConversationTurn => &["conversation_id", "seq"],
             _ => &["id"],
         }
@@ -558,6 +569,12 @@ impl Entity {
                         f("loss_reason", Text, false, "Why a lost deal was lost."),
                         f("lead_source", Text, false, "Original lead source."),
                         f("type", Text, false, "New business, expansion, renewal..."),
+                        f(
+                            "currency",
+                            Currency,
+                            false,
+                            "ISO 4217 code of the amount; empty = the corporate currency.",
+                        ),
                     ]
                 }
             }
@@ -574,6 +591,12 @@ impl Entity {
                         f("quantity", Float, false, "Units."),
                         f("unit_price", Float, false, "Price per unit."),
                         f("amount", Float, false, "Line total."),
+                        f(
+                            "currency",
+                            Currency,
+                            false,
+                            "ISO 4217 code of the prices; empty = the corporate currency.",
+                        ),
                     ]
                 }
             }
@@ -588,6 +611,12 @@ impl Entity {
                         ),
                         f("field", Enum(HISTORY_FIELDS), true, "Which field changed."),
                         f("changed_at", DateTime, true, "When it changed."),
+                        f(
+                            "seq",
+                            Int,
+                            false,
+                            "Order of changes of the field at the same instant (0, 1...); given by the importer from the order of the file when absent.",
+                        ),
                         f(
                             "value",
                             Text,
@@ -771,6 +800,25 @@ impl Entity {
                     ]
                 }
             }
+            Entity::ExchangeRate => {
+                const {
+                    &[
+                        f("currency", Currency, true, "ISO 4217 code of the currency."),
+                        f(
+                            "valid_from",
+                            Date,
+                            true,
+                            "First day the rate applies (until the next rate of the currency).",
+                        ),
+                        f(
+                            "rate",
+                            Float,
+                            true,
+                            "Units of this currency per one unit of the corporate currency.",
+                        ),
+                    ]
+                }
+            }
         }
     }
 
@@ -856,8 +904,9 @@ mod tests {
                 let fl = e
                     .field(k)
                     .unwrap_or_else(|| panic!("{} key {k} is not a field", e.table()));
+                // A history entry's `seq` is numbered by the importer when absent.
                 assert!(
-                    fl.required,
+                    fl.required || (e == Entity::OpportunityHistory && *k == "seq"),
                     "{}.{k} is a key and must be required",
                     e.table()
                 );

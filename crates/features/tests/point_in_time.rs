@@ -28,6 +28,7 @@ fn simulated() -> CrmData {
         max_errors: 10,
         as_of: "2030-01-01T00:00:00Z".into(),
         kind: "canonical".into(),
+        encoding: None,
     };
     let report =
         pipewise_ingest::run_import(&mut store, &sources, &opts, &pipewise_ingest::NoProgress)

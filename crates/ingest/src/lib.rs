@@ -8,6 +8,7 @@
 //! the whole import back. `dry_run` runs the same path and rolls back at the
 //! end, so its report is exactly what a real run would do.
 
+pub mod decode;
 pub mod mapping;
 pub mod report;
 mod table;
@@ -150,6 +151,9 @@ pub struct ImportOptions {
     pub as_of: String,
     /// `canonical`, `maven`, `csv`, `jsonl`, `vtt`: recorded in the audit log.
     pub kind: String,
+    /// The text encoding of the CSV files (a WHATWG label such as `latin1`,
+    /// `cp1252`, `utf-16`), over the mapping's `encoding`.
+    pub encoding: Option<String>,
 }
 
 /// Shows how far a long import has got. The CLI draws a progress bar.
@@ -258,7 +262,15 @@ pub fn run_import(
                 mapping,
                 file,
                 canonical,
-            } => import_csv(&mut ctx, path, mapping, *file, *canonical, progress)?,
+            } => import_csv(
+                &mut ctx,
+                path,
+                mapping,
+                *file,
+                *canonical,
+                opts.encoding.as_deref(),
+                progress,
+            )?,
             Source::Jsonl { path, entity } => import_jsonl(&mut ctx, path, *entity, progress)?,
             Source::Vtt { path, link } => import_vtt(&mut ctx, path, link)?,
         }
@@ -300,22 +312,26 @@ fn display_name(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn import_csv(
+/// Records read to decide whether a column's dates or numbers need their
+/// format inferred from the whole file.
+const INFERENCE_SAMPLE: u64 = 1000;
+
+/// A CSV reader over a file, decoded to UTF-8, with `skip_rows` title lines
+/// skipped. Returns the reader, its first record after those lines (the
+/// header) and the header's line number.
+type CsvReader = csv::Reader<Box<dyn Read + Send>>;
+
+fn open_csv(
     ctx: &mut Context<'_>,
     path: &Path,
-    mapping: &Mapping,
-    file_idx: usize,
-    canonical: bool,
-    progress: &dyn Progress,
-) -> Result<(), IngestError> {
+    fm: &mapping::FileMapping,
+    encoding: Option<&'static decode::Encoding>,
+) -> Result<Option<(CsvReader, ByteRecord, u64)>, IngestError> {
     let name = display_name(path);
-    let io = |e: std::io::Error| IngestError::Io {
+    let reader = decode::open_text(path, encoding).map_err(|e| IngestError::Io {
         path: name.clone(),
         source: e,
-    };
-    let f = File::open(path).map_err(io)?;
-    let total = f.metadata().map_err(io)?.len();
-    let fm = &mapping.files[file_idx];
+    })?;
     let delimiter = fm
         .delimiter
         .as_deref()
@@ -325,26 +341,69 @@ fn import_csv(
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(BufReader::with_capacity(1 << 17, f));
+        .from_reader(Box::new(BufReader::with_capacity(1 << 17, reader)) as Box<dyn Read + Send>);
     let mut rec = ByteRecord::new();
-    match rdr.read_byte_record(&mut rec) {
-        Ok(true) => {}
-        Ok(false) => {
-            ctx.error(RowError {
-                file: name.clone(),
-                line: 1,
-                column: None,
-                column_name: None,
-                value: None,
-                message: "the file is empty; expected a header line".into(),
-            });
-            return Ok(());
-        }
-        Err(e) => {
-            ctx.error(csv_error(&name, e, 1));
-            return Ok(());
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {
+                let line = rec.position().map_or(1, |p| p.line());
+                if line > fm.skip_rows {
+                    return Ok(Some((rdr, rec, line)));
+                }
+            }
+            Ok(false) => {
+                ctx.error(RowError {
+                    file: name.clone(),
+                    line: fm.skip_rows + 1,
+                    column: None,
+                    column_name: None,
+                    value: None,
+                    message: "the file is empty; expected a header line".into(),
+                });
+                return Ok(None);
+            }
+            Err(e) => {
+                let line = e.position().map_or(1, |p| p.line());
+                ctx.error(csv_error(&name, e, line));
+                return Ok(None);
+            }
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn import_csv(
+    ctx: &mut Context<'_>,
+    path: &Path,
+    mapping: &Mapping,
+    file_idx: usize,
+    canonical: bool,
+    encoding: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<(), IngestError> {
+    let name = display_name(path);
+    let total = std::fs::metadata(path)
+        .map_err(|e| IngestError::Io {
+            path: name.clone(),
+            source: e,
+        })?
+        .len();
+    let fm = &mapping.files[file_idx];
+    let label = encoding.or(mapping.encoding.as_deref());
+    let encoding = match label {
+        None => None,
+        Some(l) => match decode::encoding_for(l) {
+            Some(e) => Some(e),
+            None => {
+                return Err(IngestError::Usage(format!(
+                    "encoding {l:?} is not an encoding label; expected e.g. utf-8, windows-1252, latin1, utf-16le"
+                )));
+            }
+        },
+    };
+    let Some((rdr, rec, header_line)) = open_csv(ctx, path, fm, encoding)? else {
+        return Ok(());
+    };
     let mut header = Vec::with_capacity(rec.len());
     for (i, h) in rec.iter().enumerate() {
         let h = if i == 0 {
@@ -357,23 +416,62 @@ fn import_csv(
             Err(_) => {
                 ctx.error(RowError {
                     file: name.clone(),
-                    line: 1,
+                    line: header_line,
                     column: Some(i + 1),
                     column_name: None,
                     value: Some(String::from_utf8_lossy(h).into_owned()),
-                    message: "invalid UTF-8 in the header; expected UTF-8 text".into(),
+                    message: "invalid UTF-8 in the header; expected UTF-8 text: name the file's encoding (encoding = \"windows-1252\" in the mapping, or --encoding latin1|cp1252|utf-16)".into(),
                 });
                 return Ok(());
             }
         }
     }
-    let mut plan = match FilePlan::new(&name, header, fm, mapping, !canonical) {
+    let mut plan = match FilePlan::new(&name, header.clone(), fm, mapping, !canonical) {
         Ok(p) => p,
-        Err(errors) => {
+        Err(mut errors) => {
+            if let Some(hint) = find_header_below(path, fm, encoding, &errors, header_line) {
+                for e in &mut errors {
+                    e.message.push_str(&hint);
+                }
+            }
             errors.into_iter().for_each(|e| ctx.error(e));
             return Ok(());
         }
     };
+    // Dates and numbers whose form the mapping does not name: read from the
+    // column's values (a sample first; the whole file only when it matters).
+    let mut inference = plan.parser.inference_targets();
+    if !inference.dates.is_empty() || !inference.numbers.is_empty() {
+        if let Some((mut scan, _, _)) = open_csv(ctx, path, fm, encoding)? {
+            let mut r = ByteRecord::new();
+            let mut n = 0u64;
+            let cols: Vec<usize> = inference
+                .dates
+                .keys()
+                .chain(inference.numbers.keys())
+                .copied()
+                .collect();
+            while let Ok(true) = scan.read_byte_record(&mut r) {
+                if plan.parser.is_footer(&r) {
+                    break;
+                }
+                for &c in &cols {
+                    if let Some(cell) = r.get(c).and_then(|b| std::str::from_utf8(b).ok()) {
+                        inference.add(c, cell);
+                    }
+                }
+                n += 1;
+                if n == INFERENCE_SAMPLE && !inference.undecided() {
+                    break;
+                }
+            }
+        }
+        let errors = plan.parser.apply_inference(&inference, header_line);
+        if !errors.is_empty() {
+            errors.into_iter().for_each(|e| ctx.error(e));
+            return Ok(());
+        }
+    }
     progress.begin(&name, total);
     let started = std::time::Instant::now();
     let n = pipe_records(ctx, &mut plan, rdr, rec, total, &name, progress)?;
@@ -383,6 +481,54 @@ fn import_csv(
         started.elapsed()
     );
     Ok(())
+}
+
+/// When the header lacks mapped columns: the line further down that has
+/// them (a report with title lines above its header), as a hint to append.
+fn find_header_below(
+    path: &Path,
+    fm: &mapping::FileMapping,
+    encoding: Option<&'static decode::Encoding>,
+    errors: &[RowError],
+    header_line: u64,
+) -> Option<String> {
+    let wanted: Vec<&str> = errors
+        .iter()
+        .filter(|e| e.line == header_line && e.column.is_none())
+        .filter_map(|e| e.column_name.as_deref())
+        .collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    let reader = decode::open_text(path, encoding).ok()?;
+    let delimiter = fm
+        .delimiter
+        .as_deref()
+        .and_then(|d| d.bytes().next())
+        .unwrap_or(b',');
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(BufReader::new(reader));
+    let mut rec = csv::StringRecord::new();
+    for _ in 0..30 {
+        if !rdr.read_record(&mut rec).ok()? {
+            return None;
+        }
+        let line = rec.position().map_or(0, |p| p.line());
+        if line > header_line
+            && wanted
+                .iter()
+                .all(|w| rec.iter().any(|c| c.trim().trim_start_matches('\u{feff}') == *w))
+        {
+            return Some(format!(
+                " (line {line} has the mapped columns: if it is the header, set skip_rows = {} in the mapping's [[file]] section)",
+                line - 1
+            ));
+        }
+    }
+    None
 }
 
 /// A CSV the parser cannot read any further (bad quoting, an I/O error).
@@ -431,12 +577,17 @@ fn pipe_records<R: Read + Send>(
     let parser: &table::RowParser = parser;
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
+            let mut footer_at = None;
             let mut cleanings = table::Cleanings::default();
             let mut rows = Vec::with_capacity(BATCH);
             loop {
                 match rdr.read_byte_record(&mut rec) {
                     Ok(true) => {
                         let line = rec.position().map_or(0, |p| p.line());
+                        if parser.is_footer(&rec) {
+                            footer_at = Some(line);
+                            break;
+                        }
                         rows.push(parser.parse(line, &rec, &mut cleanings));
                         if rows.len() < BATCH {
                             continue;
@@ -448,7 +599,7 @@ fn pipe_records<R: Read + Send>(
                         let at = rdr.position().byte();
                         let _ = send.send(Batch::Rows { rows, at });
                         let _ = send.send(Batch::Unreadable(csv_error(name, e, line)));
-                        return cleanings;
+                        return (cleanings, footer_at);
                     }
                 }
                 let spare = match returned.try_recv() {
@@ -462,12 +613,12 @@ fn pipe_records<R: Read + Send>(
                 let at = rdr.position().byte();
                 if send.send(Batch::Rows { rows: full, at }).is_err() {
                     // The writer stopped (too many errors, or a store error).
-                    return cleanings;
+                    return (cleanings, footer_at);
                 }
             }
             let at = rdr.position().byte();
             let _ = send.send(Batch::Rows { rows, at });
-            cleanings
+            (cleanings, footer_at)
         });
         let mut n: u64 = 0;
         let mut hinted = false;
@@ -503,7 +654,12 @@ fn pipe_records<R: Read + Send>(
         })();
         // Stops the reader if the writer stopped early.
         drop(receive);
-        let cleanings = reader.join().expect("the CSV reader thread panicked");
+        let (cleanings, footer_at) = reader.join().expect("the CSV reader thread panicked");
+        if let Some(line) = footer_at {
+            ctx.report.warnings.push(format!(
+                "{name}: the data ends at line {line}, where the report's footer starts (not read)"
+            ));
+        }
         written?;
         writer.finish(parser, ctx, cleanings)?;
         Ok(n)
@@ -834,6 +990,7 @@ fn ctx_upsert(
         values,
         effective_at: None,
         check_repeat: false,
+        update_only: false,
     })?)
 }
 

@@ -23,6 +23,14 @@ pub struct Mapping {
     /// the ISO forms (e.g. `"%m/%d/%Y"` for US exports).
     #[serde(default)]
     pub date_formats: Vec<String>,
+    /// The decimal separator of every number column (`"."` or `","`), when
+    /// the values do not show it (`1,234`). Inferred per column when absent.
+    #[serde(default)]
+    pub decimal: Option<String>,
+    /// The text encoding of the files (`utf-8`, `windows-1252`, `latin1`,
+    /// `utf-16`... any WHATWG label). Default UTF-8; a byte-order mark wins.
+    #[serde(default)]
+    pub encoding: Option<String>,
     /// Cleansing tables: `[aliases.NAME]` maps a wrong value to the right one.
     /// A field uses one with `clean = "NAME"`; every replacement is reported.
     #[serde(default)]
@@ -41,6 +49,14 @@ pub struct FileMapping {
     /// Field delimiter, one character (default `,`).
     #[serde(default)]
     pub delimiter: Option<String>,
+    /// Lines above the header to skip (a report's title and filter lines).
+    #[serde(default)]
+    pub skip_rows: u64,
+    /// A record whose first non-empty cell starts with one of these ends the
+    /// data (a report's footer: `"Grand Totals"`, `"Confidential Information"`,
+    /// `"Copyright"`); it and every record after it are not read.
+    #[serde(default)]
+    pub footer: Vec<String>,
     #[serde(rename = "entity")]
     pub entities: Vec<EntityMapping>,
 }
@@ -95,6 +111,9 @@ pub struct FieldSpec {
     /// Extra date formats for this field only.
     #[serde(default)]
     pub formats: Vec<String>,
+    /// The decimal separator of this column (`"."` or `","`).
+    #[serde(default)]
+    pub decimal: Option<String>,
     /// Source values that mean "unknown" (e.g. `["0", "n/a"]`).
     #[serde(default)]
     pub null_if: Vec<String>,
@@ -162,10 +181,14 @@ impl Mapping {
             name: format!("canonical {}", entity.table()),
             description: String::new(),
             date_formats: Vec::new(),
+            decimal: None,
+            encoding: None,
             aliases: BTreeMap::new(),
             files: vec![FileMapping {
                 name: Some(format!("{}.csv", entity.table())),
                 delimiter: None,
+                skip_rows: 0,
+                footer: Vec::new(),
                 entities: vec![EntityMapping {
                     entity: entity.table().into(),
                     fields,
@@ -184,6 +207,18 @@ impl Mapping {
                 message,
             })
         };
+        if let Some(d) = &self.decimal {
+            if pipewise_core::number::Decimal::parse(d).is_none() {
+                return bad(format!("decimal = {d:?}: expected \".\" or \",\""));
+            }
+        }
+        if let Some(e) = &self.encoding {
+            if crate::decode::encoding_for(e).is_none() {
+                return bad(format!(
+                    "encoding = {e:?} is not an encoding label; expected e.g. utf-8, windows-1252, latin1, utf-16le"
+                ));
+            }
+        }
         if self.files.is_empty() {
             return bad("no [[file]] section: say which entities the file's rows become".into());
         }
@@ -224,6 +259,14 @@ impl Mapping {
                             entity.table()
                         ));
                     }
+                    if let Some(d) = &s.decimal {
+                        if pipewise_core::number::Decimal::parse(d).is_none() {
+                            return bad(format!(
+                                "{}.{name}: decimal = {d:?}: expected \".\" or \",\"",
+                                entity.table()
+                            ));
+                        }
+                    }
                     if let Some(c) = &s.clean {
                         if !self.aliases.contains_key(c) {
                             return bad(format!(
@@ -250,7 +293,10 @@ impl Mapping {
                     }
                 }
                 for k in entity.key() {
-                    if !em.fields.contains_key(*k) {
+                    // A history entry's `seq` is numbered by the importer when not given.
+                    if !em.fields.contains_key(*k)
+                        && !(entity == Entity::OpportunityHistory && *k == "seq")
+                    {
                         return bad(format!("{} needs its key field {k} mapped", entity.table()));
                     }
                 }

@@ -8,8 +8,10 @@ use std::collections::{HashMap, HashSet};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use csv::ByteRecord;
+use pipewise_core::date::{DateEvidence, DayOrder};
+use pipewise_core::number::{Decimal, DecimalEvidence};
 use pipewise_core::schema::HISTORY_FIELDS;
-use pipewise_core::{Entity, Field, FieldType, Value, parse_cell};
+use pipewise_core::{CellFormat, Entity, Field, FieldType, Value, parse_cell, parse_cell_with};
 use pipewise_store::{Outcome, RowWrite, WriteTx};
 
 use crate::mapping::{FieldSpec, FileMapping, Mapping};
@@ -35,6 +37,10 @@ struct ColPlan {
     values: HashMap<String, String>,
     clean: Option<(String, HashMap<String, String>)>,
     formats: Vec<String>,
+    /// Day order of numeric dates, inferred from the column when no format is named.
+    day_order: Option<DayOrder>,
+    /// Decimal separator: from the mapping, or inferred from the column.
+    decimal: Option<Decimal>,
     null_if: Vec<String>,
     scale: Option<f64>,
     default: Option<String>,
@@ -50,6 +56,12 @@ struct BlockPlan {
     repeats: bool,
     effective_at: Option<ColPlan>,
     key_pos: Vec<usize>,
+    /// History entries without a `seq` column: the importer numbers changes
+    /// of one field at the same instant in file order (appended to `columns`).
+    auto_seq: bool,
+    /// Required fields the mapping does not give: the file can only update
+    /// rows that exist (a field-history report, a partial export).
+    unmapped_required: Vec<&'static str>,
 }
 
 /// A reference that was not found when its row was read; checked again once
@@ -92,7 +104,13 @@ impl<'a> Context<'a> {
             .iter()
             .rev()
             .take(16)
-            .any(|x| x.line == e.line && x.column == e.column && x.file == e.file && e.line > 0)
+            .any(|x| {
+                x.line == e.line
+                    && x.column == e.column
+                    && x.column_name == e.column_name
+                    && x.file == e.file
+                    && e.line > 0
+            })
         {
             return;
         }
@@ -191,6 +209,12 @@ fn plan_field(
             (name.clone(), table)
         }),
         formats,
+        day_order: None,
+        decimal: spec
+            .decimal
+            .as_deref()
+            .or(mapping.decimal.as_deref())
+            .and_then(Decimal::parse),
         null_if: spec.null_if.clone(),
         scale: spec.scale,
         default: spec.default.clone(),
@@ -208,6 +232,11 @@ pub(crate) struct RowParser {
     blocks: Vec<BlockPlan>,
     width: usize,
     header: Vec<String>,
+    /// Columns some field reads: only these are decoded, so bytes in a
+    /// column the mapping ignores never reject a file.
+    used: Vec<bool>,
+    /// Prefixes of a report's footer records (see `FileMapping::footer`).
+    footer: Vec<String>,
 }
 
 /// A compiled file mapping: built once from the header, applied to every record.
@@ -225,6 +254,10 @@ pub(crate) struct PlanWriter {
     failed: HashSet<(Entity, String)>,
     /// Cleansed cells of the records parsed on this thread.
     cleanings: Cleanings,
+    /// The previous history entry of the file (key without `seq`, `seq`,
+    /// values, line): changes of one field at one instant on consecutive
+    /// lines are numbered in file order.
+    last_history: Option<(Vec<String>, i64, Vec<Value>, u64)>,
 }
 
 /// How many cells each cleansing rule changed: per (entity block, column),
@@ -263,6 +296,9 @@ enum ParsedBlock {
     Ready {
         values: Vec<Value>,
         effective_at: Option<String>,
+        /// Required fields left empty: taken from the existing row, or an
+        /// error when the row does not exist.
+        missing: Vec<usize>,
     },
 }
 
@@ -317,10 +353,20 @@ impl FilePlan {
                     }
                 }
             };
+            let auto_seq = entity == Entity::OpportunityHistory && !columns.contains(&"seq");
+            if auto_seq {
+                columns.push("seq");
+            }
             let key_pos = entity
                 .key()
                 .iter()
                 .filter_map(|k| columns.iter().position(|c| c == k))
+                .collect();
+            let unmapped_required = entity
+                .fields()
+                .iter()
+                .filter(|f| f.required && !columns.contains(&f.name) && f.name != "seq")
+                .map(|f| f.name)
                 .collect();
             blocks.push(BlockPlan {
                 entity,
@@ -330,6 +376,8 @@ impl FilePlan {
                 repeats: em.repeats,
                 effective_at,
                 key_pos,
+                auto_seq,
+                unmapped_required,
             });
         }
         if !strict_columns {
@@ -365,17 +413,36 @@ impl FilePlan {
             }
         }
         if errors.is_empty() {
+            let mut used = vec![false; header.len()];
+            for b in &blocks {
+                for cp in b.cols.iter().chain(b.effective_at.iter()) {
+                    match &cp.src {
+                        Src::Col(i) => used[*i] = true,
+                        Src::Template(parts) => {
+                            for p in parts {
+                                if let Part::Col(i) = p {
+                                    used[*i] = true;
+                                }
+                            }
+                        }
+                        Src::Const(_) => {}
+                    }
+                }
+            }
             Ok(FilePlan {
                 parser: RowParser {
                     file: file.into(),
                     blocks,
                     width: header.len(),
                     header,
+                    used,
+                    footer: fm.footer.clone(),
                 },
                 writer: PlanWriter {
                     pending: Vec::new(),
                     failed: HashSet::new(),
                     cleanings: Cleanings::default(),
+                    last_history: None,
                 },
             })
         } else {
@@ -431,23 +498,147 @@ impl PlanWriter {
                 ParsedBlock::Ready {
                     values,
                     effective_at,
-                } => self.write(parser, ctx, bi, values, effective_at.as_deref(), row.line)?,
+                    missing,
+                } => {
+                    if parser.blocks[bi].auto_seq {
+                        match self.history_seq(parser, ctx, bi, values, row.line) {
+                            Some(seq) => values.push(Value::Int(seq)),
+                            None => continue,
+                        }
+                    }
+                    self.write(
+                    parser,
+                    ctx,
+                    bi,
+                    values,
+                    missing,
+                    effective_at.as_deref(),
+                    row.line,
+                )?
+                }
             }
         }
         Ok(())
     }
 
+    /// The `seq` of a history entry read without one: 0, or one more than
+    /// the entry on the line before when that one changed the same field of
+    /// the same opportunity at the same instant. An identical entry is a
+    /// duplicate (reported; `None`).
+    fn history_seq(
+        &mut self,
+        parser: &RowParser,
+        ctx: &mut Context<'_>,
+        bi: usize,
+        values: &[Value],
+        line: u64,
+    ) -> Option<i64> {
+        let block = &parser.blocks[bi];
+        let key: Vec<String> = block
+            .key_pos
+            .iter()
+            .filter(|&&k| k < values.len())
+            .map(|&k| values[k].to_text().unwrap_or_default())
+            .collect();
+        let seq = match &self.last_history {
+            Some((k, seq, prev, prev_line)) if *k == key => {
+                if prev.as_slice() == values {
+                    let k0 = &block.cols[block.key_pos[0]];
+                    ctx.error(RowError {
+                        file: parser.file.clone(),
+                        line,
+                        column: col_number(&k0.src),
+                        column_name: Some(k0.label.clone()),
+                        value: Some(key.join(", ")),
+                        message: format!(
+                            "duplicate history entry: line {prev_line} records the same change; expected each change once"
+                        ),
+                    });
+                    return None;
+                }
+                seq + 1
+            }
+            _ => 0,
+        };
+        self.last_history = Some((key, seq, values.to_vec(), line));
+        Some(seq)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &mut self,
         parser: &RowParser,
         ctx: &mut Context<'_>,
         bi: usize,
         values: &mut [Value],
+        missing: &[usize],
         effective_at: Option<&str>,
         line: u64,
     ) -> Result<(), pipewise_store::StoreError> {
         let block = &parser.blocks[bi];
         let file = parser.file.as_str();
+        // Required fields this row does not give: an existing row keeps its
+        // values; a new row cannot be created without them.
+        let mut update_only = false;
+        if !missing.is_empty() || !block.unmapped_required.is_empty() {
+            let exists = match block.key_pos[..] {
+                [k] => match values[k].as_str() {
+                    Some(id) if block.entity.key() == ["id"] => ctx.exists(block.entity, id)?,
+                    _ => false,
+                },
+                _ => false,
+            };
+            if exists {
+                let id = values[block.key_pos[0]].to_text().unwrap_or_default();
+                for &ci in missing {
+                    let field = block.cols[ci].field.name;
+                    values[ci] = ctx.tx.current_value(block.entity, &id, field)?;
+                }
+                update_only = true;
+            } else {
+                let key = block.key_pos.first().map(|&k| &block.cols[k]);
+                let id = block
+                    .key_pos
+                    .first()
+                    .and_then(|&k| values[k].to_text())
+                    .unwrap_or_default();
+                for &ci in missing {
+                    let cp = &block.cols[ci];
+                    ctx.error(RowError {
+                        file: file.into(),
+                        line,
+                        column: col_number(&cp.src),
+                        column_name: Some(cp.label.clone()),
+                        value: None,
+                        message: format!(
+                            "{} {} is required for a new {}; expected {}",
+                            block.entity.singular(),
+                            cp.field.name,
+                            block.entity.singular(),
+                            cp.field.ty.expected()
+                        ),
+                    });
+                }
+                for field in &block.unmapped_required {
+                    ctx.error(RowError {
+                        file: file.into(),
+                        line,
+                        column: key.and_then(|k| col_number(&k.src)),
+                        column_name: Some((*field).to_string()),
+                        value: Some(id.clone()),
+                        message: format!(
+                            "no {} with this id in the database or earlier in this import, and the mapping gives no {field} to create it; expected an existing {} (import the current state first) or a column mapped to {field}",
+                            block.entity.singular(),
+                            block.entity.singular()
+                        ),
+                    });
+                }
+                if let Some(id) = block.key_pos.first().and_then(|&k| values[k].to_text()) {
+                    self.failed.insert((block.entity, id));
+                }
+                return Ok(());
+            }
+        }
         // References: resolve names, create missing parents, or check existence.
         for (ci, cp) in block.cols.iter().enumerate() {
             let FieldType::Ref(parent) = cp.field.ty else {
@@ -484,6 +675,7 @@ impl PlanWriter {
                     values: &vals[..cols.len()],
                     effective_at: None,
                     check_repeat: false,
+                    update_only: false,
                 })?;
                 *ctx.report
                     .created_from_references
@@ -508,6 +700,7 @@ impl PlanWriter {
             values,
             effective_at,
             check_repeat: !block.repeats,
+            update_only,
         })?;
         if outcome == Outcome::Repeated {
             let key: Vec<String> = block
@@ -590,7 +783,133 @@ impl PlanWriter {
     }
 }
 
+/// What a pre-scan of a file's values found about the columns whose format
+/// is inferred (see [`RowParser::inference_targets`]).
+#[derive(Default)]
+pub(crate) struct Inference {
+    pub dates: FxHashMap<usize, DateEvidence>,
+    pub numbers: FxHashMap<usize, DecimalEvidence>,
+}
+
+impl Inference {
+    /// Adds one cell of column `col`.
+    pub fn add(&mut self, col: usize, cell: &str) {
+        let cell = cell.trim();
+        if cell.is_empty() {
+            return;
+        }
+        if let Some(e) = self.dates.get_mut(&col) {
+            e.add(cell);
+        }
+        if let Some(e) = self.numbers.get_mut(&col) {
+            e.add(cell);
+        }
+    }
+
+    /// Whether anything seen so far needs deciding (so the whole column must
+    /// be read to decide it).
+    pub fn undecided(&self) -> bool {
+        self.dates.values().any(DateEvidence::seen)
+            || self
+                .numbers
+                .values()
+                .any(|e| e.ambiguous > 0 || e.comma_only > 0)
+    }
+}
+
 impl RowParser {
+    /// Columns whose format is inferred from their values: date columns for
+    /// which the mapping names no format, number columns without a decimal
+    /// convention. Returns an empty [`Inference`] to fill.
+    pub fn inference_targets(&self) -> Inference {
+        let mut inf = Inference::default();
+        for b in &self.blocks {
+            for cp in b.cols.iter().chain(b.effective_at.iter()) {
+                let Src::Col(i) = cp.src else { continue };
+                match cp.field.ty {
+                    FieldType::Date | FieldType::DateTime if cp.formats.is_empty() => {
+                        inf.dates.entry(i).or_default();
+                    }
+                    FieldType::Float | FieldType::Int if cp.decimal.is_none() => {
+                        inf.numbers.entry(i).or_default();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        inf
+    }
+
+    /// Sets the formats a pre-scan inferred; a column it could not decide is
+    /// an error naming the column, a value and the mapping option to set.
+    pub fn apply_inference(&mut self, inf: &Inference, header_line: u64) -> Vec<RowError> {
+        let mut errors = Vec::new();
+        let file = self.file.clone();
+        let header = self.header.clone();
+        for b in &mut self.blocks {
+            for cp in b.cols.iter_mut().chain(b.effective_at.iter_mut()) {
+                let Src::Col(i) = cp.src else { continue };
+                let err = |value: Option<String>, message: String| RowError {
+                    file: file.clone(),
+                    line: header_line,
+                    column: Some(i + 1),
+                    column_name: header.get(i).cloned(),
+                    value,
+                    message,
+                };
+                if let Some(e) = inf.dates.get(&i) {
+                    if matches!(cp.field.ty, FieldType::Date | FieldType::DateTime)
+                        && cp.formats.is_empty()
+                    {
+                        match e.verdict() {
+                            Ok(order) => cp.day_order = order,
+                            Err(why) => errors.push(err(
+                                e.example.clone(),
+                                format!(
+                                    "cannot tell the day order of this date column: {why}; expected date_formats = [\"%m/%d/%Y\"] (month first) or [\"%d/%m/%Y\"] (day first) in the mapping"
+                                ),
+                            )),
+                        }
+                    }
+                }
+                if let Some(e) = inf.numbers.get(&i) {
+                    if matches!(cp.field.ty, FieldType::Float | FieldType::Int)
+                        && cp.decimal.is_none()
+                    {
+                        match e.verdict() {
+                            Ok(d) => cp.decimal = d,
+                            Err(why) => errors.push(err(
+                                e.example.clone(),
+                                format!(
+                                    "cannot tell the decimal separator of this number column: {why}; expected decimal = \".\" or decimal = \",\" for the field or the mapping"
+                                ),
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+        errors.dedup_by(|a, b| a.column == b.column);
+        errors
+    }
+
+    /// Whether a record starts a report's footer (see `FileMapping::footer`).
+    pub fn is_footer(&self, rec: &ByteRecord) -> bool {
+        if self.footer.is_empty() {
+            return false;
+        }
+        let Some(first) = rec
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).trim().to_lowercase())
+            .find(|c| !c.is_empty())
+        else {
+            return false;
+        };
+        self.footer
+            .iter()
+            .any(|f| first.starts_with(&f.trim().to_lowercase()))
+    }
+
     /// The entities this file's rows become (for bulk-load hints).
     pub fn entities(&self) -> Vec<Entity> {
         self.blocks.iter().map(|b| b.entity).collect()
@@ -610,23 +929,45 @@ impl RowParser {
             } else {
                 (Some(self.width + 1), None)
             };
+            let filled: Vec<String> = rec
+                .iter()
+                .map(|c| String::from_utf8_lossy(c).trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect();
+            let message = if filled.len() <= 2 && rec.len() < self.width {
+                // A report's title, footer or totals line.
+                let first = filled.first().cloned().unwrap_or_default();
+                let words: String = first.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                format!(
+                    "expected {} fields, found {}: this looks like a report's title or footer line ({first:?}), not data; skip it with footer = [{words:?}] (lines after the data) or skip_rows (lines above the header) in the mapping's [[file]] section",
+                    self.width,
+                    rec.len()
+                )
+            } else {
+                format!(
+                    "expected {} fields, found {} (truncated or misquoted row?)",
+                    self.width,
+                    rec.len()
+                )
+            };
             row.errors.push(RowError {
                 file: self.file.clone(),
                 line,
                 column,
                 column_name: name,
-                value: None,
-                message: format!(
-                    "expected {} fields, found {} (truncated or misquoted row?)",
-                    self.width,
-                    rec.len()
-                ),
+                value: filled.first().cloned(),
+                message,
             });
             return row;
         }
         // Decode each used cell once; invalid UTF-8 is an error of that cell.
+        // Cells no field reads are not decoded at all.
         let mut cells: Vec<Option<&str>> = Vec::with_capacity(rec.len());
         for (i, raw) in rec.iter().enumerate() {
+            if !self.used[i] {
+                cells.push(None);
+                continue;
+            }
             match std::str::from_utf8(raw) {
                 Ok(s) => cells.push(Some(s)),
                 Err(e) => {
@@ -638,7 +979,7 @@ impl RowParser {
                         column_name: self.header.get(i).cloned(),
                         value: Some(String::from_utf8_lossy(raw).into_owned()),
                         message: format!(
-                            "invalid UTF-8 at byte {} of the cell; expected UTF-8 text (re-export the file as UTF-8)",
+                            "invalid UTF-8 at byte {} of the cell; expected UTF-8 text: name the file's encoding (encoding = \"windows-1252\" in the mapping, or --encoding latin1|cp1252|utf-16)",
                             e.valid_up_to()
                         ),
                     });
@@ -677,6 +1018,7 @@ impl RowParser {
         if missing_required && block.optional && row_errors.is_empty() {
             return ParsedBlock::Skipped;
         }
+        let mut missing = Vec::new();
         for (ci, cp) in block.cols.iter().enumerate() {
             if cp.field.required
                 && values[ci].is_null()
@@ -684,19 +1026,24 @@ impl RowParser {
                     .iter()
                     .any(|e| e.column_name.as_deref() == Some(&cp.label))
             {
-                row_errors.push(RowError {
-                    file: file.into(),
-                    line,
-                    column: col_number(&cp.src),
-                    column_name: Some(cp.label.clone()),
-                    value: None,
-                    message: format!(
-                        "{} {} is required; expected {}",
-                        block.entity.singular(),
-                        cp.field.name,
-                        cp.field.ty.expected()
-                    ),
-                });
+                if block.key_pos.contains(&ci) || block.entity.key() != ["id"] {
+                    // A key, or a field of a row that cannot be looked up.
+                    row_errors.push(RowError {
+                        file: file.into(),
+                        line,
+                        column: col_number(&cp.src),
+                        column_name: Some(cp.label.clone()),
+                        value: None,
+                        message: format!(
+                            "{} {} is required; expected {}",
+                            block.entity.singular(),
+                            cp.field.name,
+                            cp.field.ty.expected()
+                        ),
+                    });
+                } else {
+                    missing.push(ci);
+                }
             }
         }
         // History values must be valid for the field they record.
@@ -758,6 +1105,7 @@ impl RowParser {
         ParsedBlock::Ready {
             values,
             effective_at,
+            missing,
         }
     }
 }
@@ -829,7 +1177,12 @@ fn read_cell(
     if text.is_empty() {
         return (Value::Null, true);
     }
-    match parse_cell(&cp.field.ty, &text, &cp.formats) {
+    let format = CellFormat {
+        date_formats: &cp.formats,
+        day_order: cp.day_order,
+        decimal: cp.decimal,
+    };
+    match parse_cell_with(&cp.field.ty, &text, &format) {
         Ok(mut v) => {
             if let (Some(k), Value::Float(x)) = (cp.scale, &v) {
                 v = Value::Float(x * k);

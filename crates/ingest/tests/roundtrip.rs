@@ -15,6 +15,7 @@ fn opts() -> ImportOptions {
         max_errors: 10,
         as_of: "2025-01-01T00:00:00Z".into(),
         kind: "test".into(),
+        encoding: None,
     }
 }
 

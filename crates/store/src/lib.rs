@@ -86,6 +86,10 @@ pub struct RowWrite<'a> {
     /// [`Outcome::Repeated`] instead of writing it again (duplicate ids in a
     /// file). Costs no memory per row for tables keyed by `id`.
     pub check_repeat: bool,
+    /// The row is known to exist and the write gives only some of its
+    /// required columns (a partial or history-only file): update it, never
+    /// insert.
+    pub update_only: bool,
 }
 
 /// A backend: something that can open write transactions and answer queries.
@@ -111,6 +115,9 @@ pub trait WriteTx {
     fn upsert(&mut self, row: RowWrite<'_>) -> Result<Outcome>;
     /// Whether a row with this single-column key exists (`id`).
     fn exists(&mut self, entity: Entity, id: &str) -> Result<bool>;
+    /// The current value of one column of the row with this `id` (`Null`
+    /// when the row or the value does not exist).
+    fn current_value(&mut self, entity: Entity, id: &str, field: &str) -> Result<Value>;
     /// The id of the row whose `name` column equals `name`, if exactly one does.
     fn id_by_name(&mut self, entity: Entity, name: &str) -> Result<Option<String>>;
     /// Deletes the turns of a conversation from `seq` on (a transcript re-imported shorter).
