@@ -151,6 +151,9 @@ fn load_catalogue(path: Option<&Path>) -> Result<Catalogue> {
 
 fn load_crm(store: &SqliteStore) -> Result<CrmData> {
     let crm = store.load_crm()?;
+    if let Some(w) = crm.currencies.warning() {
+        eprintln!("warning: {w}");
+    }
     if crm.opportunities.is_empty() && crm.conversations.is_empty() {
         bail!(
             "the database has no opportunities or calls: import some first (pipewise import ...)"

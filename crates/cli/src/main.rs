@@ -44,6 +44,15 @@ enum Command {
     /// Import data into the database (all or nothing).
     #[command(subcommand)]
     Import(ImportCmd),
+    /// Currencies: the corporate currency, deal amounts by currency, exchange
+    /// rates, and the amounts that cannot be converted (left out of totals).
+    Currency {
+        /// Set the corporate currency (ISO 4217 code) every total is in.
+        #[arg(long)]
+        corporate: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Counts, date ranges, data-quality findings and a pipeline summary.
     Stats {
         #[arg(long)]
@@ -390,6 +399,7 @@ fn entity_of_file(path: &Path, given: Option<&str>) -> Result<Entity> {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Import(cmd) => import_or_json_error(&cli.db, cmd),
+        Command::Currency { corporate, json } => currency(&cli.db, corporate.as_deref(), json),
         Command::Stats { json } => {
             let store = open(&cli.db)?;
             let stats = store.stats()?;
@@ -675,6 +685,36 @@ fn finish_import(db: &Path, report: &ImportReport, json: bool) -> Result<ExitCod
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `pipewise currency`: shows (and with `--corporate`, sets) how amounts are
+/// brought into one currency.
+fn currency(db: &Path, corporate: Option<&str>, json: bool) -> Result<ExitCode> {
+    let mut store = open(db)?;
+    if let Some(code) = corporate {
+        let v = pipewise_core::parse_cell(&pipewise_core::FieldType::Currency, code, &[])
+            .map_err(|e| anyhow::anyhow!("--corporate {code:?}: expected {}", e.expected))?;
+        let code = v.as_str().unwrap_or_default().to_string();
+        store.set_setting(pipewise_store::read::CORPORATE_CURRENCY, Some(&code))?;
+    }
+    let crm = store.load_crm()?;
+    let by = store.amounts_by_currency()?;
+    let rates = store.exchange_rates()?;
+    let setting = store.setting(pipewise_store::read::CORPORATE_CURRENCY)?;
+    if json {
+        let v = serde_json::json!({
+            "corporate_currency_setting": setting,
+            "corporate": crm.currencies.corporate,
+            "amounts_by_currency": by.iter().map(|(c, n, a)| serde_json::json!({"currency": c, "deals": n, "amount": a})).collect::<Vec<_>>(),
+            "exchange_rates": rates.iter().map(|(c, f, r)| serde_json::json!({"currency": c, "valid_from": f, "rate": r})).collect::<Vec<_>>(),
+            "converted": crm.currencies.converted,
+            "unconverted": crm.currencies.unconverted,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", output::currency_text(&setting, &crm.currencies, &by, &rates));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fresh_db(out: &Path) -> Result<SqliteStore> {

@@ -401,3 +401,50 @@ pub fn leads_text(st: &Stats) -> String {
     }
     s
 }
+
+/// `pipewise currency` for people.
+pub fn currency_text(
+    setting: &Option<String>,
+    c: &pipewise_store::read::Currencies,
+    by: &[(Option<String>, i64, f64)],
+    rates: &[(String, String, f64)],
+) -> String {
+    let mut s = String::new();
+    match (setting, &c.corporate) {
+        (Some(code), _) => s.push_str(&format!("Corporate currency: {code}\n")),
+        (None, Some(code)) => s.push_str(&format!(
+            "Corporate currency: not set; amounts are read as {code}, the currency of the most deals (set one with `pipewise currency --corporate CODE`)\n"
+        )),
+        (None, None) => s.push_str("Corporate currency: not set, and no deal names a currency: amounts are taken as they are\n"),
+    }
+    s.push_str("\nDeal amounts by currency (as recorded):\n");
+    for (cur, n, a) in by {
+        s.push_str(&format!(
+            "  {:<10} {:>8} deals  {:>14.2}\n",
+            cur.as_deref().unwrap_or("(none)"),
+            n,
+            a
+        ));
+    }
+    s.push_str(&format!("\nExchange rates: {}\n", rates.len()));
+    for (cur, from, r) in rates.iter().take(20) {
+        s.push_str(&format!("  {cur} from {from}: {r}\n"));
+    }
+    if rates.len() > 20 {
+        s.push_str(&format!("  ... and {} more\n", rates.len() - 20));
+    }
+    s.push_str(&format!("\nConverted deals: {}\n", c.converted));
+    if let Some(w) = c.warning() {
+        s.push_str(&format!("Left out: {w}\n"));
+        for u in c.unconverted.iter().take(10) {
+            s.push_str(&format!(
+                "  {}: {} {:.2} (close {})\n",
+                u.opportunity_id,
+                u.currency,
+                u.amount,
+                u.on.as_deref().unwrap_or("unknown")
+            ));
+        }
+    }
+    s
+}

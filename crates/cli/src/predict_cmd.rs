@@ -19,6 +19,9 @@ pub fn load(store: &SqliteStore) -> Result<Data> {
     if crm.opportunities.is_empty() {
         bail!("the database has no opportunities: import some first (pipewise import ...)");
     }
+    if let Some(w) = crm.currencies.warning() {
+        eprintln!("warning: {w}");
+    }
     Ok(Data::new(&crm))
 }
 

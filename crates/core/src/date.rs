@@ -40,8 +40,9 @@ pub fn plausible(d: NaiveDate) -> bool {
     (EARLIEST_YEAR..=latest_year()).contains(&d.year())
 }
 
-/// The last plausible year (read from the clock once per process).
-fn latest_year() -> i32 {
+/// The last plausible year: 50 years after the current one (read from the
+/// clock once per process).
+pub fn latest_year() -> i32 {
     static LATEST: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
     *LATEST.get_or_init(|| chrono::Utc::now().year() + YEARS_AHEAD)
 }

@@ -252,6 +252,9 @@ pub struct DecimalEvidence {
     pub point_only: u64,
     pub comma_only: u64,
     pub ambiguous: u64,
+    /// Values with one point and three digits after it (`12.500`): a decimal
+    /// point unless the rest of the column writes decimal commas.
+    pub lone_point: u64,
     /// The first ambiguous value, for the error message.
     pub example: Option<String>,
 }
@@ -269,8 +272,7 @@ impl DecimalEvidence {
                         self.example = Some(s.to_string());
                     }
                 } else {
-                    // 12.500: a lone point reads as a decimal point.
-                    self.point_only += 1;
+                    self.lone_point += 1;
                 }
             }
             (Some(_), None) => self.point_only += 1,
@@ -283,8 +285,9 @@ impl DecimalEvidence {
     /// value is ambiguous (nothing to decide), `Err` when the values
     /// contradict each other or leave ambiguous values undecided.
     pub fn verdict(&self) -> Result<Option<Decimal>, String> {
+        let undecided = self.ambiguous + self.lone_point;
         match (self.point_only > 0, self.comma_only > 0) {
-            (true, true) if self.ambiguous > 0 => Err(format!(
+            (true, true) if undecided > 0 => Err(format!(
                 "the column mixes decimal points ({} values) and decimal commas ({} values)",
                 self.point_only, self.comma_only
             )),
@@ -295,6 +298,7 @@ impl DecimalEvidence {
                 "values such as {:?} read as thousands with a decimal point or as decimals with a decimal comma, and no value of the column decides",
                 self.example.as_deref().unwrap_or("")
             )),
+            (false, false) if self.lone_point > 0 => Ok(Some(Decimal::Point)),
             (false, false) => Ok(None),
         }
     }
@@ -376,6 +380,14 @@ mod tests {
             e.add(s);
         }
         assert!(e.verdict().unwrap_err().contains("1,234"));
+        let mut e = DecimalEvidence::default();
+        for s in ["1.500", "9,99"] {
+            e.add(s);
+        }
+        assert_eq!(e.verdict(), Ok(Some(Decimal::Comma)));
+        let mut e = DecimalEvidence::default();
+        e.add("12.500");
+        assert_eq!(e.verdict(), Ok(Some(Decimal::Point)));
         let mut e = DecimalEvidence::default();
         for s in ["1,234", "1,234.50"] {
             e.add(s);

@@ -314,7 +314,11 @@ mod tests {
     fn shipped_mappings_are_valid() {
         let m = Mapping::maven();
         assert_eq!(m.files.len(), 4);
-        for f in ["salesforce-opportunity-history.toml", "hubspot-deals.toml"] {
+        for f in [
+            "salesforce-opportunity-history.toml",
+            "hubspot-deals.toml",
+            "salesforce-data-export.toml",
+        ] {
             let p = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../mappings")
                 .join(f);

@@ -813,7 +813,7 @@ impl Inference {
             || self
                 .numbers
                 .values()
-                .any(|e| e.ambiguous > 0 || e.comma_only > 0)
+                .any(|e| e.ambiguous > 0 || e.comma_only > 0 || e.lone_point > 0)
     }
 }
 
@@ -1046,6 +1046,11 @@ impl RowParser {
                 }
             }
         }
+        // An amount written with its currency ("MXN 200,000", "1.234,56 EUR")
+        // keeps it: it fills an empty currency, and must agree with a given one.
+        if block.entity.field("currency").is_some() {
+            check_amount_currency(block, cells, &mut values, file, line, &mut row_errors);
+        }
         // History values must be valid for the field they record.
         if block.entity == Entity::OpportunityHistory {
             validate_history(block, &mut values, file, line, &mut row_errors);
@@ -1106,6 +1111,59 @@ impl RowParser {
             values,
             effective_at,
             missing,
+        }
+    }
+}
+
+/// See the call in `parse_block`.
+fn check_amount_currency(
+    block: &BlockPlan,
+    cells: &[Option<&str>],
+    values: &mut [Value],
+    file: &str,
+    line: u64,
+    errors: &mut Vec<RowError>,
+) {
+    let cur = block.columns.iter().position(|c| *c == "currency");
+    for cp in &block.cols {
+        if !matches!(cp.field.name, "amount" | "unit_price") {
+            continue;
+        }
+        let Src::Col(i) = cp.src else { continue };
+        let Some(raw) = cells[i] else { continue };
+        if !raw.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+            continue;
+        }
+        let Ok(n) = pipewise_core::number::parse_number_as(raw, cp.decimal) else {
+            continue;
+        };
+        let Some(code) = n.currency else { continue };
+        match cur {
+            Some(k) => match values[k].as_str() {
+                None => values[k] = Value::Text(code),
+                Some(given) if given != code => errors.push(RowError {
+                    file: file.into(),
+                    line,
+                    column: Some(i + 1),
+                    column_name: Some(cp.label.clone()),
+                    value: Some(raw.to_string()),
+                    message: format!(
+                        "the amount is written in {code} but the row's currency is {given}; expected one currency per row"
+                    ),
+                }),
+                _ => {}
+            },
+            None => errors.push(RowError {
+                file: file.into(),
+                line,
+                column: Some(i + 1),
+                column_name: Some(cp.label.clone()),
+                value: Some(raw.to_string()),
+                message: format!(
+                    "the amount is written in {code}, but the mapping maps no currency for {}; expected a currency column (fields.currency = \"CurrencyIsoCode\") or a constant (fields.currency = {{ const = \"{code}\" }}), so amounts in different currencies are never added up",
+                    block.entity.table()
+                ),
+            }),
         }
     }
 }

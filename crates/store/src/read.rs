@@ -66,6 +66,60 @@ pub struct Opportunity {
     pub kind: Option<String>,
     /// Product ids on the deal.
     pub products: Vec<String>,
+    /// The currency the amount was recorded in (ISO 4217); `amount` and the
+    /// amount history are in the corporate currency (see [`Currencies`]).
+    pub currency: Option<String>,
+}
+
+/// How amounts were brought into one currency when the CRM was loaded.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Currencies {
+    /// The currency every amount of [`CrmData`] is in: the `corporate_currency`
+    /// setting, else the one currency the deals use. `None` when deals use
+    /// several currencies and no corporate currency is set.
+    pub corporate: Option<String>,
+    /// Deals whose amounts were converted at a dated rate.
+    pub converted: usize,
+    /// Deals whose amounts could not be converted: their amount (and amount
+    /// history) is left out (`None`), never mixed with other currencies.
+    pub unconverted: Vec<Unconverted>,
+}
+
+/// A deal amount that could not be brought into the corporate currency.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unconverted {
+    pub opportunity_id: String,
+    pub currency: String,
+    pub amount: f64,
+    /// The date whose rate was needed (`YYYY-MM-DD`), when known.
+    pub on: Option<String>,
+    pub reason: String,
+}
+
+impl Currencies {
+    /// One line for people, when some amounts were left out.
+    pub fn warning(&self) -> Option<String> {
+        if self.unconverted.is_empty() {
+            return None;
+        }
+        let mut by: std::collections::BTreeMap<&str, (usize, f64)> = Default::default();
+        for u in &self.unconverted {
+            let e = by.entry(u.currency.as_str()).or_default();
+            e.0 += 1;
+            e.1 += u.amount;
+        }
+        let parts: Vec<String> = by
+            .iter()
+            .map(|(c, (n, a))| format!("{n} in {c} ({a:.0} {c})"))
+            .collect();
+        Some(format!(
+            "{} deal amounts left out of every total, forecast and feature because they cannot be converted into {}: {}. {}",
+            self.unconverted.len(),
+            self.corporate.as_deref().unwrap_or("one currency"),
+            parts.join(", "),
+            self.unconverted[0].reason
+        ))
+    }
 }
 
 /// One change of a tracked opportunity field.
@@ -151,6 +205,8 @@ pub struct CrmData {
     /// Sorted by start; turns in order.
     pub conversations: Vec<Conversation>,
     pub leads: Vec<Lead>,
+    /// How amounts were brought into one currency.
+    pub currencies: Currencies,
 }
 
 fn opt_s(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
@@ -220,7 +276,7 @@ impl SqliteStore {
             .collect::<rusqlite::Result<_>>()?;
         let mut st = c.prepare(
             "SELECT id, name, account_id, owner_id, lead_id, amount, stage, forecast_category,
-                    created_at, close_date, closed_at, loss_reason, lead_source, type
+                    created_at, close_date, closed_at, loss_reason, lead_source, type, currency
              FROM opportunities ORDER BY id",
         )?;
         data.opportunities = st
@@ -241,6 +297,7 @@ impl SqliteStore {
                     lead_source: opt_s(r, 12)?,
                     kind: opt_s(r, 13)?,
                     products: Vec::new(),
+                    currency: opt_s(r, 14)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -357,6 +414,168 @@ impl SqliteStore {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        let rates = self.exchange_rates()?;
+        let corporate = self.setting(CORPORATE_CURRENCY)?;
+        data.currencies = convert_amounts(&mut data, corporate, &rates);
         Ok(data)
     }
+
+    /// A setting of the organisation (`None` when unset).
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Sets (or with `None`, clears) a setting of the organisation.
+    pub fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, v],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM settings WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+
+    /// Dated exchange rates: (currency, valid_from `YYYY-MM-DD`, rate), sorted.
+    pub fn exchange_rates(&self) -> Result<Vec<(String, String, f64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT currency, valid_from, rate FROM exchange_rates ORDER BY currency, valid_from")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Deal amounts by currency (`None`: no currency recorded, i.e. the
+    /// corporate currency): (currency, deals, total amount).
+    pub fn amounts_by_currency(&self) -> Result<Vec<(Option<String>, i64, f64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT currency, count(*), coalesce(sum(amount), 0) FROM opportunities
+             GROUP BY currency ORDER BY count(*) DESC",
+        )?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+}
+
+/// The setting that names the corporate currency (ISO 4217).
+pub const CORPORATE_CURRENCY: &str = "corporate_currency";
+
+/// Brings every deal amount (current and in the amount history) into one
+/// currency. An amount recorded in another currency is divided by the rate in
+/// effect on the deal's close date (its created date when it has none, the
+/// latest rate when it has neither): the
+/// convention of Salesforce's dated exchange rates, where one unit of the
+/// corporate currency is `rate` units of the deal's currency. A deal with no
+/// currency is in the corporate currency. Amounts with no rate in effect on
+/// that date are left out (`None`) and listed, never added to others.
+///
+/// Without a corporate currency setting, the one currency the deals use is
+/// it; when they use several, the most used one is the reference and the
+/// others are left out until a corporate currency and rates are given.
+pub fn convert_amounts(
+    data: &mut CrmData,
+    corporate: Option<String>,
+    rates: &[(String, String, f64)],
+) -> Currencies {
+    let mut used: std::collections::BTreeMap<&str, usize> = Default::default();
+    for o in &data.opportunities {
+        if let Some(c) = o.currency.as_deref() {
+            *used.entry(c).or_default() += 1;
+        }
+    }
+    let (corporate, set) = match corporate {
+        Some(c) => (Some(c), true),
+        None => (
+            used.iter()
+                .max_by_key(|(c, n)| (**n, std::cmp::Reverse(*c)))
+                .map(|(c, _)| c.to_string()),
+            false,
+        ),
+    };
+    let several = used.len() > 1;
+    let mut out = Currencies {
+        corporate: corporate.clone(),
+        ..Default::default()
+    };
+    let mut factor: std::collections::HashMap<String, Option<f64>> = Default::default();
+    for o in &mut data.opportunities {
+        let Some(c) = o.currency.clone() else { continue };
+        if Some(&c) == corporate.as_ref() {
+            continue;
+        }
+        let date = o.close_date.or(o.created_at).map(day_of);
+        // A deal with no date at all takes the latest rate.
+        let on = date.clone().unwrap_or_else(|| "9999-12-31".into());
+        let rate = if !set && several {
+            None
+        } else {
+            rates
+                .iter()
+                .filter(|(rc, from, _)| *rc == c && *from <= on)
+                .next_back()
+                .map(|(_, _, r)| *r)
+        };
+        factor.insert(o.id.clone(), rate.map(|r| 1.0 / r));
+        match rate {
+            Some(r) => {
+                o.amount = o.amount.map(|a| a / r);
+                out.converted += 1;
+            }
+            None => {
+                if let Some(a) = o.amount.take() {
+                    let reason = if !set && several {
+                        "The deals use several currencies and no corporate currency is set: set one with `pipewise currency --corporate CODE` and import exchange_rates.csv".to_string()
+                    } else {
+                        format!(
+                            "No {c} rate in effect on that date: import exchange_rates.csv (currency, valid_from, rate = units of {c} per 1 {})",
+                            corporate.as_deref().unwrap_or("corporate unit")
+                        )
+                    };
+                    out.unconverted.push(Unconverted {
+                        opportunity_id: o.id.clone(),
+                        currency: c.clone(),
+                        amount: a,
+                        on: date,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    if !factor.is_empty() {
+        for h in &mut data.history {
+            if h.field != "amount" {
+                continue;
+            }
+            let Some(f) = factor.get(&h.opportunity_id) else {
+                continue;
+            };
+            let conv = |v: &Option<String>| -> Option<String> {
+                let x: f64 = v.as_deref()?.parse().ok()?;
+                f.map(|f| (x * f).to_string())
+            };
+            h.value = conv(&h.value);
+            h.old_value = conv(&h.old_value);
+        }
+    }
+    out
+}
+
+/// The UTC day (`YYYY-MM-DD`) of an instant.
+pub fn day_of(t: Instant) -> String {
+    pipewise_core::value::format_day(t)
 }

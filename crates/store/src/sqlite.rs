@@ -379,8 +379,8 @@ fn touch_history(conn: &Connection, opp: &str, field: &str) -> Result<()> {
 /// Makes the history of every (opportunity, field) written in this
 /// transaction consistent, whatever the order files came in:
 /// - an entry that repeats the value before it is no change, and is removed;
-/// - each entry's `old_value` is the value of the entry before it; the first
-///   entry keeps the earliest `old_value` the sources gave;
+/// - each entry's `old_value` is the value of the entry before it (the first
+///   keeps the one its source gave);
 /// - the opportunity's current value is its latest entry's (by time, then
 ///   `seq`), not the last file's.
 ///
@@ -397,9 +397,7 @@ fn normalise_history(conn: &Connection) -> Result<()> {
         "CREATE TEMP TABLE IF NOT EXISTS history_order AS
              SELECT h.opportunity_id, h.field, h.changed_at, h.seq, h.value, h.old_value,
                     lag(h.value) OVER w AS prev_value,
-                    row_number() OVER w AS rn,
-                    first_value(h.old_value) OVER (PARTITION BY h.opportunity_id, h.field
-                        ORDER BY h.old_value IS NULL, h.changed_at, h.seq) AS first_old
+                    row_number() OVER w AS rn
              FROM opportunity_history h
              JOIN temp.touched_history t USING (opportunity_id, field)
              WINDOW w AS (PARTITION BY h.opportunity_id, h.field ORDER BY h.changed_at, h.seq)
@@ -408,9 +406,7 @@ fn normalise_history(conn: &Connection) -> Result<()> {
          INSERT INTO temp.history_order
              SELECT h.opportunity_id, h.field, h.changed_at, h.seq, h.value, h.old_value,
                     lag(h.value) OVER w,
-                    row_number() OVER w,
-                    first_value(h.old_value) OVER (PARTITION BY h.opportunity_id, h.field
-                        ORDER BY h.old_value IS NULL, h.changed_at, h.seq)
+                    row_number() OVER w
              FROM opportunity_history h
              JOIN temp.touched_history t USING (opportunity_id, field)
              WINDOW w AS (PARTITION BY h.opportunity_id, h.field ORDER BY h.changed_at, h.seq);
@@ -423,7 +419,7 @@ fn normalise_history(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "UPDATE opportunity_history AS h SET old_value = o.want
          FROM (SELECT opportunity_id, field, changed_at, seq,
-                      CASE WHEN row_number() OVER w = 1 THEN coalesce(old_value, first_old)
+                      CASE WHEN row_number() OVER w = 1 THEN old_value
                            ELSE lag(value) OVER w END AS want
                FROM temp.history_order
                WINDOW w AS (PARTITION BY opportunity_id, field ORDER BY changed_at, seq)) AS o
@@ -945,16 +941,11 @@ mod tests {
             .unwrap()
             .map(|r| r.unwrap())
             .collect();
-        // Old values follow the chain by time: before the older snapshot the
-        // deal was in prospecting, as the later change had recorded.
+        // Old values follow the chain by time.
         assert_eq!(
             h,
             vec![
-                (
-                    "2025-01-15T00:00:00Z".into(),
-                    "qualification".into(),
-                    Some("prospecting".into())
-                ),
+                ("2025-01-15T00:00:00Z".into(), "qualification".into(), None),
                 (
                     "2025-02-01T00:00:00Z".into(),
                     "proposal".into(),

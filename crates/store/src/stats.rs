@@ -152,6 +152,17 @@ const WATCHED: &[(&str, &[&str])] = &[
     ("contacts", &["title", "account_id"]),
 ];
 
+/// A deal's amount (`o.amount`) in the corporate currency, at the rate in
+/// effect on its close date (created date without one); NULL (left out of
+/// sums) when it cannot be converted. As `read::convert_amounts`.
+const AMOUNT: &str = "(CASE
+    WHEN o.currency IS NULL OR o.currency = coalesce((SELECT value FROM settings WHERE key = 'corporate_currency'),
+        (SELECT currency FROM opportunities WHERE currency IS NOT NULL GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1)) THEN o.amount
+    WHEN (SELECT value FROM settings WHERE key = 'corporate_currency') IS NULL THEN NULL
+    ELSE o.amount / (SELECT r.rate FROM exchange_rates r WHERE r.currency = o.currency
+        AND r.valid_from <= coalesce(o.close_date, substr(o.created_at, 1, 10), '9999-12-31') ORDER BY r.valid_from DESC LIMIT 1)
+    END)";
+
 pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
     let schema_version: i64 = one(conn, "PRAGMA user_version")?;
     let mut counts = BTreeMap::new();
@@ -343,6 +354,58 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
             "SELECT id FROM leads WHERE first_response_at IS NULL AND converted_at IS NULL AND disqualified_at IS NULL ORDER BY created_at",
         ),
     ];
+    let latest_year = pipewise_core::date::latest_year();
+    let unconvertible_count = format!(
+        "SELECT count(*) FROM opportunities o WHERE o.amount IS NOT NULL AND {AMOUNT} IS NULL"
+    );
+    let unconvertible_examples = format!(
+        "SELECT o.id || ' (' || o.currency || ' ' || o.amount || ')' FROM opportunities o WHERE o.amount IS NOT NULL AND {AMOUNT} IS NULL ORDER BY o.id"
+    );
+    let mut dated: Vec<(&str, &str, String, String, String)> = Vec::new();
+    for (table, col) in [
+        ("opportunities", "created_at"),
+        ("opportunities", "close_date"),
+        ("opportunities", "closed_at"),
+        ("leads", "created_at"),
+        ("activities", "occurred_at"),
+        ("accounts", "created_at"),
+    ] {
+        let cond = format!("{col} IS NOT NULL AND (substr({col}, 1, 4) < '1900' OR substr({col}, 1, 4) > '{latest_year}')");
+        dated.push((
+            table,
+            col,
+            format!("implausible {col} (before 1900 or after {latest_year}): a two-digit year read as four digits?"),
+            format!("SELECT count(*) FROM {table} WHERE {cond}"),
+            format!("SELECT id || ': ' || {col} FROM {table} WHERE {cond} ORDER BY id"),
+        ));
+    }
+    for (table, _, message, count_sql, examples_sql) in &dated {
+        if let Some(f) = finding(conn, "inconsistent", table, message, count_sql, examples_sql)? {
+            findings.push(f);
+        }
+    }
+    let overdue_cond = "outcome = 'open' AND close_date < coalesce(substr((SELECT max(changed_at) FROM opportunity_history), 1, 10), date('now'))";
+    let late: [(&str, &str, &str, String, String); 2] = [
+        (
+            "inconsistent",
+            "opportunities",
+            "open deals whose close date has passed (as of the latest recorded change): update the close date or close them",
+            format!("SELECT count(*) FROM opportunities WHERE {overdue_cond}"),
+            format!("SELECT id || ': ' || close_date FROM opportunities WHERE {overdue_cond} ORDER BY close_date"),
+        ),
+        (
+            "inconsistent",
+            "opportunities",
+            "deal amounts that cannot be converted into the corporate currency (no corporate currency set, or no rate in effect on the close date): left out of every total",
+            unconvertible_count,
+            unconvertible_examples,
+        ),
+    ];
+    for (kind, entity, message, count_sql, examples_sql) in &late {
+        if let Some(f) = finding(conn, kind, entity, message, count_sql, examples_sql)? {
+            findings.push(f);
+        }
+    }
     for (kind, entity, message, count_sql, examples_sql) in checks {
         if let Some(f) = finding(conn, kind, entity, message, count_sql, examples_sql)? {
             findings.push(f);
@@ -352,7 +415,7 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
     let mut by_stage = Vec::new();
     {
         let mut st = conn.prepare(
-            "SELECT stage, count(*), coalesce(sum(amount), 0) FROM opportunities GROUP BY stage",
+            &format!("SELECT stage, count(*), coalesce(sum({AMOUNT}), 0) FROM opportunities o GROUP BY stage"),
         )?;
         let rows = st.query_map([], |r| {
             Ok(PipelineStage {
@@ -374,23 +437,23 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         by_stage.sort_by_key(|s| order(&s.stage));
     }
     let (open, open_amount, won, lost, won_amount) = conn.query_row(
-        "SELECT count(*) FILTER (WHERE outcome = 'open'), coalesce(sum(amount) FILTER (WHERE outcome = 'open'), 0),
+        &format!("SELECT count(*) FILTER (WHERE outcome = 'open'), coalesce(sum({AMOUNT}) FILTER (WHERE outcome = 'open'), 0),
                 count(*) FILTER (WHERE outcome = 'won'), count(*) FILTER (WHERE outcome = 'lost'),
-                coalesce(sum(amount) FILTER (WHERE outcome = 'won'), 0)
-         FROM opportunities",
+                coalesce(sum({AMOUNT}) FILTER (WHERE outcome = 'won'), 0)
+         FROM opportunities o"),
         [],
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64, r.get(4)?)),
     )?;
     let rate = |w: u64, l: u64| (w + l > 0).then(|| w as f64 / (w + l) as f64);
     let mut reps = Vec::new();
     {
-        let mut st = conn.prepare(
+        let mut st = conn.prepare(&format!(
             "SELECT u.id, u.name, t.name,
                     count(*) FILTER (WHERE o.outcome = 'open'), count(*) FILTER (WHERE o.outcome = 'won'),
-                    count(*) FILTER (WHERE o.outcome = 'lost'), coalesce(sum(o.amount) FILTER (WHERE o.outcome = 'won'), 0)
+                    count(*) FILTER (WHERE o.outcome = 'lost'), coalesce(sum({AMOUNT}) FILTER (WHERE o.outcome = 'won'), 0)
              FROM opportunities o JOIN users u ON u.id = o.owner_id LEFT JOIN teams t ON t.id = u.team_id
-             GROUP BY u.id ORDER BY u.name",
-        )?;
+             GROUP BY u.id ORDER BY u.name"
+        ))?;
         let rows = st.query_map([], |r| {
             let (w, l) = (r.get::<_, i64>(4)? as u64, r.get::<_, i64>(5)? as u64);
             Ok(RepSummary {
@@ -505,3 +568,4 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         imports: imports as u64,
     })
 }
+
