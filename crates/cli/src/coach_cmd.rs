@@ -1389,6 +1389,7 @@ pub fn bench_calls(n: usize, minutes: u32, json: bool) -> Result<ExitCode> {
                 speaker_role: Some(if rep { "rep" } else { "customer" }.into()),
                 start_ms: t,
                 end_ms: t + secs * 1000,
+                speech_ms: secs * 1000,
                 text,
             });
             t += secs * 1000 + 300 + (next() % 1200) as i64;
