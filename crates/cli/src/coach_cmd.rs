@@ -43,6 +43,14 @@ pub enum CallsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// What was read for one call: its links, rep, start, length and source
+    /// file, and every turn (speaker, role, start, end, speech time, text).
+    Show {
+        /// The call's id.
+        call: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -193,13 +201,16 @@ fn pct(x: f64) -> String {
 }
 
 pub fn calls(db: &Path, cmd: CallsCmd) -> Result<ExitCode> {
-    let CallsCmd::Analyze {
-        call,
-        rep,
-        trackers,
-        top,
-        json,
-    } = cmd;
+    let (call, rep, trackers, top, json) = match cmd {
+        CallsCmd::Analyze {
+            call,
+            rep,
+            trackers,
+            top,
+            json,
+        } => (call, rep, trackers, top, json),
+        CallsCmd::Show { call, json } => return show_call(db, &call, json),
+    };
     let trackers = load_trackers(trackers.as_deref())?;
     let store = crate::open(db)?;
     let crm = load_crm(&store)?;
@@ -214,8 +225,17 @@ pub fn calls(db: &Path, cmd: CallsCmd) -> Result<ExitCode> {
             .position(|c| c.id == id)
             .with_context(|| format!("no call with id {id:?}"))?;
         let c = &crm.conversations[i];
-        let a = pipewise_features::conversation::analyse_call(&c.turns, &trackers)
-            .with_context(|| format!("call {id}: no speaking time from both the rep and the customer (speaker roles missing?)"))?;
+        let Some(a) = pipewise_features::conversation::analyse_call(&c.turns, &trackers) else {
+            let left =
+                coach::LeftOut::of(&crm, i).context("a call that cannot be measured says why")?;
+            if json {
+                let v = serde_json::json!({"call": c.id, "started_at": c.started_at.map(format_date), "rep": c.user_id, "opportunity": c.opportunity_id, "analysis": null, "left_out": left_json(&crm, &left)});
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("Call {}: left out of the figures: {}.", c.id, left.why);
+            }
+            return Ok(ExitCode::SUCCESS);
+        };
         if json {
             let v = serde_json::json!({"call": c.id, "started_at": c.started_at.map(format_date), "rep": c.user_id, "opportunity": c.opportunity_id, "analysis": a, "open_question_share": a.open_question_share(), "benchmarks": bench_json()});
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -225,6 +245,7 @@ pub fn calls(db: &Path, cmd: CallsCmd) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let analysed = coach::analyse_calls(&crm, &trackers);
+    let left_out = coach::left_out(&crm, &analysed);
     let user = rep.as_deref().map(|r| find_user(&crm, r)).transpose()?;
     let mut by_rep: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, c) in crm.conversations.iter().enumerate() {
@@ -242,15 +263,29 @@ pub fn calls(db: &Path, cmd: CallsCmd) -> Result<ExitCode> {
                 .cmp(&crm.conversations[a].started_at)
         });
         let summary = summarise(&list, &analysed);
+        let left: Vec<&coach::LeftOut> = left_out
+            .iter()
+            .filter(|l| l.rep_id.as_deref() == Some(u.id.as_str()))
+            .collect();
         if json {
             let calls: Vec<serde_json::Value> = list
                 .iter()
                 .map(|&i| serde_json::json!({"call": crm.conversations[i].id, "started_at": crm.conversations[i].started_at.map(format_date), "analysis": analysed[i]}))
                 .collect();
-            let v = serde_json::json!({"rep": u.name, "rep_id": u.id, "summary": summary, "benchmarks": bench_json(), "calls": calls});
+            let left: Vec<serde_json::Value> = left.iter().map(|l| left_json(&crm, l)).collect();
+            let v = serde_json::json!({"rep": u.name, "rep_id": u.id, "summary": summary, "benchmarks": bench_json(), "calls": calls, "left_out": left});
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            let mut s = format!("Calls of {} ({} recorded)\n\n", u.name, list.len());
+            let mut s = format!(
+                "Calls of {} ({} recorded{})\n\n",
+                u.name,
+                list.len() + left.len(),
+                if left.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} left out", left.len())
+                }
+            );
             s += &summary_text(&summary);
             let _ = writeln!(
                 s,
@@ -280,6 +315,7 @@ pub fn calls(db: &Path, cmd: CallsCmd) -> Result<ExitCode> {
                     list.len() - top
                 );
             }
+            s += &left_text(&crm, &left);
             print!("{s}");
         }
         return Ok(ExitCode::SUCCESS);
@@ -305,16 +341,22 @@ pub fn calls(db: &Path, cmd: CallsCmd) -> Result<ExitCode> {
             .iter()
             .map(|(n, s)| serde_json::json!({"rep": n, "summary": s}))
             .collect();
+        let left: Vec<serde_json::Value> = left_out.iter().map(|l| left_json(&crm, l)).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"reps": v, "benchmarks": bench_json()})
+                &serde_json::json!({"reps": v, "benchmarks": bench_json(), "left_out": left})
             )?
         );
     } else {
         let mut s = format!(
-            "Recorded calls by rep ({} analysed). Benchmarks: top performers talk {:.0}% of a discovery call, average reps {:.0}-{:.0}%; longest monologue about {:.0} s.\n\n",
+            "Recorded calls by rep ({} analysed{}). Benchmarks: top performers talk {:.0}% of a discovery call, average reps {:.0}-{:.0}%; longest monologue about {:.0} s.\n\n",
             analysed.iter().flatten().count(),
+            if left_out.is_empty() {
+                String::new()
+            } else {
+                format!(", {} left out", left_out.len())
+            },
             benchmarks::TOP_TALK_RATIO * 100.0,
             benchmarks::AVERAGE_TALK_RATIO.0 * 100.0,
             benchmarks::AVERAGE_TALK_RATIO.1 * 100.0,
@@ -340,9 +382,136 @@ pub fn calls(db: &Path, cmd: CallsCmd) -> Result<ExitCode> {
                 m.filler_rate
             );
         }
+        let left: Vec<&coach::LeftOut> = left_out.iter().collect();
+        s += &left_text(&crm, &left);
         print!("{s}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A left-out call as JSON: the call, its rep, the reason's code and words.
+fn left_json(crm: &CrmData, l: &coach::LeftOut) -> serde_json::Value {
+    let c = &crm.conversations[l.index];
+    serde_json::json!({
+        "call": l.call,
+        "rep_id": l.rep_id,
+        "rep": rep_name(crm, l.rep_id.as_deref()),
+        "started_at": c.started_at.map(format_date),
+        "reason": l.reason,
+        "why": l.why,
+    })
+}
+
+/// The calls left out of the figures above, one line each with why.
+fn left_text(crm: &CrmData, left: &[&coach::LeftOut]) -> String {
+    let mut s = String::new();
+    if left.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\nLeft out of these figures ({} call{}):",
+        left.len(),
+        if left.len() == 1 { "" } else { "s" }
+    );
+    for l in left {
+        let c = &crm.conversations[l.index];
+        let mut about = Vec::new();
+        if let Some(n) = rep_name(crm, l.rep_id.as_deref()) {
+            about.push(n);
+        }
+        if let Some(d) = c.started_at {
+            about.push(format_date(d));
+        }
+        let about = if about.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", about.join(", "))
+        };
+        let _ = writeln!(s, "  {}{about}: {}", l.call, l.why);
+    }
+    s
+}
+
+/// A user's name, or their id when the name is not known.
+fn rep_name(crm: &CrmData, id: Option<&str>) -> Option<String> {
+    let id = id?;
+    Some(
+        crm.users
+            .iter()
+            .find(|u| u.id == id)
+            .map_or_else(|| id.to_string(), |u| u.name.clone()),
+    )
+}
+
+/// `pipewise calls show CALL`: the stored conversation and its turns.
+fn show_call(db: &Path, id: &str, json: bool) -> Result<ExitCode> {
+    let store = crate::open(db)?;
+    let c = store.conversation(id)?.with_context(|| {
+        format!("no call with id {id:?} (see `pipewise stats` for the counts of calls)")
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", call_detail_text(&c));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call_detail_text(c: &pipewise_store::read::ConversationDetail) -> String {
+    let or_dash = |v: Option<&str>| v.unwrap_or("-").to_string();
+    let secs = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
+    let mut s = format!("Call {}\n", c.id);
+    if let Some(t) = &c.title {
+        let _ = writeln!(s, "  title:        {t}");
+    }
+    let _ = writeln!(
+        s,
+        "  opportunity:  {}",
+        or_dash(c.opportunity_id.as_deref())
+    );
+    let _ = writeln!(s, "  lead:         {}", or_dash(c.lead_id.as_deref()));
+    let rep = match (&c.user_name, &c.user_id) {
+        (Some(n), Some(id)) => format!("{n} ({id})"),
+        (None, Some(id)) => id.clone(),
+        _ => "-".into(),
+    };
+    let _ = writeln!(s, "  rep:          {rep}");
+    if let Some(a) = &c.activity_id {
+        let _ = writeln!(s, "  activity:     {a}");
+    }
+    let _ = writeln!(s, "  started at:   {}", or_dash(c.started_at.as_deref()));
+    let _ = writeln!(
+        s,
+        "  duration:     {}",
+        c.duration_s.map_or("-".into(), |d| format!("{d} s"))
+    );
+    let _ = writeln!(s, "  source file:  {}", or_dash(c.source_file.as_deref()));
+    let _ = writeln!(
+        s,
+        "\n{} turn{} (seconds from the start of the call; speech: time spoken, without the silence between cues merged into the turn)",
+        c.turns.len(),
+        if c.turns.len() == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<22} {:<8} {:>9} {:>9} {:>9}  text",
+        "seq", "speaker", "role", "start", "end", "speech"
+    );
+    for t in &c.turns {
+        let _ = writeln!(
+            s,
+            "{:>4}  {:<22} {:<8} {:>9} {:>9} {:>9}  {}",
+            t.seq,
+            t.speaker.as_deref().unwrap_or("(none)"),
+            t.speaker_role.as_deref().unwrap_or("-"),
+            secs(t.start_ms),
+            secs(t.end_ms),
+            t.speech_ms.map_or("-".into(), secs),
+            t.text.as_deref().unwrap_or("")
+        );
+    }
+    s
 }
 
 fn bench_json() -> serde_json::Value {
@@ -1392,6 +1561,7 @@ pub fn bench_calls(n: usize, minutes: u32, json: bool) -> Result<ExitCode> {
                 speaker_role: Some(if rep { "rep" } else { "customer" }.into()),
                 start_ms: t,
                 end_ms: t + secs * 1000,
+                speech_ms: secs * 1000,
                 text,
             });
             t += secs * 1000 + 300 + (next() % 1200) as i64;

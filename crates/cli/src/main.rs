@@ -317,7 +317,10 @@ enum ImportCmd {
         #[command(flatten)]
         common: CommonImport,
     },
-    /// WebVTT transcripts (Zoom, Teams), linked by flags or a sidecar JSON per file.
+    /// Transcripts, linked by flags or a sidecar JSON per file: WebVTT (Zoom,
+    /// Teams, Meet) or SubRip .srt (Otter, Meet, recorders), told apart by
+    /// extension and content.
+    #[command(visible_aliases = ["srt", "transcripts"])]
     Vtt {
         #[arg(required = true)]
         files: Vec<PathBuf>,

@@ -116,6 +116,14 @@ pub fn report_text(db: &str, r: &ImportReport) -> String {
             thousands(r.history_recorded)
         );
     }
+    if r.transcript_cues > 0 {
+        let _ = writeln!(
+            s,
+            "  transcript cues read: {}; without a speaker: {}",
+            thousands(r.transcript_cues),
+            thousands(r.cues_without_speaker)
+        );
+    }
     for (e, n) in &r.created_from_references {
         let _ = writeln!(s, "  created from references: {} {e}", thousands(*n));
     }

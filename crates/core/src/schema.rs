@@ -757,6 +757,12 @@ impl Entity {
                             true,
                             "End, milliseconds from the start of the call.",
                         ),
+                        f(
+                            "speech_ms",
+                            Int,
+                            false,
+                            "Milliseconds the speaker spoke: the sum of the turn's cues' own durations, without the silence between cues merged into the turn (empty: end_ms - start_ms).",
+                        ),
                         f("text", Text, false, "What was said."),
                     ]
                 }

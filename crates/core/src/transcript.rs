@@ -10,10 +10,28 @@ pub struct Turn {
     pub speaker: Option<String>,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// Time the speaker actually spoke: the sum of the turn's cues' own
+    /// durations (overlaps counted once), so the silence between cues merged
+    /// into one turn is not talk time. At most `end_ms - start_ms`.
+    pub speech_ms: i64,
     pub text: String,
 }
 
-/// Writes turns as WebVTT, one cue per turn.
+impl Turn {
+    /// A turn of one stretch of speech (`speech_ms = end_ms - start_ms`).
+    pub fn spoken(speaker: Option<String>, start_ms: i64, end_ms: i64, text: String) -> Turn {
+        Turn {
+            speaker,
+            start_ms,
+            end_ms,
+            speech_ms: (end_ms - start_ms).max(0),
+            text,
+        }
+    }
+}
+
+/// Writes turns as WebVTT, one cue per turn (a turn's speech time is not
+/// written: read back, each turn is one cue that speaks throughout).
 pub fn render_vtt(turns: &[Turn]) -> String {
     let mut s = String::from("WEBVTT\n\n");
     for (i, t) in turns.iter().enumerate() {

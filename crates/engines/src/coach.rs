@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 
 use pipewise_core::{Column, Table};
-use pipewise_features::conversation::{CallAnalysis, Trackers, analyse_call};
+use pipewise_features::conversation::{
+    CallAnalysis, Trackers, Unmeasured, analyse_call, unmeasured,
+};
 use pipewise_features::{DAY, Data, stage_index};
 use pipewise_models::logistic::Logistic;
 use pipewise_store::read::CrmData;
@@ -429,6 +431,45 @@ pub fn analyse_calls(crm: &CrmData, trackers: &Trackers) -> Vec<Option<CallAnaly
     crm.conversations
         .par_iter()
         .map(|c| analyse_call(&c.turns, trackers))
+        .collect()
+}
+
+/// A recorded call that the figures leave out, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeftOut {
+    /// Index in `crm.conversations` (and in [`analyse_calls`]' result).
+    #[serde(skip)]
+    pub index: usize,
+    pub call: String,
+    /// The rep on the call, when known.
+    pub rep_id: Option<String>,
+    pub reason: Unmeasured,
+    /// The reason in words, with what to do about it.
+    pub why: &'static str,
+}
+
+impl LeftOut {
+    /// Why call `index` of `crm.conversations` cannot be measured, or `None` when it can.
+    pub fn of(crm: &CrmData, index: usize) -> Option<LeftOut> {
+        let c = crm.conversations.get(index)?;
+        let reason = unmeasured(&c.turns)?;
+        Some(LeftOut {
+            index,
+            call: c.id.clone(),
+            rep_id: c.user_id.clone(),
+            reason,
+            why: reason.explain(),
+        })
+    }
+}
+
+/// The calls [`analyse_calls`] could not measure (`None`), in order, with why.
+pub fn left_out(crm: &CrmData, analysed: &[Option<CallAnalysis>]) -> Vec<LeftOut> {
+    analysed
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.is_none())
+        .filter_map(|(i, _)| LeftOut::of(crm, i))
         .collect()
 }
 

@@ -121,6 +121,8 @@ pub struct TrackerHits {
 pub struct CallAnalysis {
     /// From the first turn's start to the last turn's end.
     pub duration_s: f64,
+    /// Seconds the rep spoke (turns' speech time, not the silence inside
+    /// turns merged from several cues).
     pub rep_talk_s: f64,
     pub customer_talk_s: f64,
     pub talk_ratio: f64,
@@ -486,14 +488,72 @@ fn sentiment(pos: u32, neg: u32) -> f64 {
     }
 }
 
-/// Measures one call; `None` when it lacks speaking time from either the rep or the customer.
+/// Why a call cannot be measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmeasured {
+    /// The transcript has no turns.
+    NoTurns,
+    /// No turn is the rep's or the customer's (a transcript that names no
+    /// speaker has only turns of role `other`).
+    NoSpeakerRoles,
+    /// The customer speaks, the rep does not.
+    NoRepSpeech,
+    /// The rep speaks, the customer does not.
+    NoCustomerSpeech,
+}
+
+impl Unmeasured {
+    /// Why, in words, and what to do about it.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Unmeasured::NoTurns => "the transcript has no turns",
+            Unmeasured::NoSpeakerRoles => {
+                "no turn has a rep or customer speaker role (the transcript names no speakers, or every speaker is `other`), so talk ratio, questions and the other measures cannot be computed; name the speakers in the transcript (<v Jane Doe> or `Jane Doe: text`) or give their roles in the sidecar's `speakers` and import it again"
+            }
+            Unmeasured::NoRepSpeech => {
+                "no turn is the rep's: no speaker is a user with that name; give the rep's role in the sidecar's `speakers` and import it again"
+            }
+            Unmeasured::NoCustomerSpeech => {
+                "no turn is the customer's: every speaker is a rep or `other`; give the customer's role in the sidecar's `speakers` and import it again"
+            }
+        }
+    }
+}
+
+/// Why [`analyse_call`] cannot measure these turns, or `None` when it can.
+pub fn unmeasured(turns: &[Turn]) -> Option<Unmeasured> {
+    let talk = |f: fn(&Turn) -> bool| -> i64 {
+        turns
+            .iter()
+            .filter(|t| f(t))
+            .map(|t| t.speech_ms.max(0))
+            .sum()
+    };
+    let (rep, customer) = (talk(is_rep), talk(is_customer));
+    if turns.is_empty() {
+        Some(Unmeasured::NoTurns)
+    } else if rep <= 0 && customer <= 0 {
+        Some(Unmeasured::NoSpeakerRoles)
+    } else if rep <= 0 {
+        Some(Unmeasured::NoRepSpeech)
+    } else if customer <= 0 {
+        Some(Unmeasured::NoCustomerSpeech)
+    } else {
+        None
+    }
+}
+
+/// Measures one call; `None` when it lacks speaking time from either the rep
+/// or the customer ([`unmeasured`] says why). Talk time is the turns' speech
+/// time: a turn merged from several cues counts only the cues' own time.
 pub fn analyse_call(turns: &[Turn], trackers: &Trackers) -> Option<CallAnalysis> {
-    let dur = |t: &Turn| ((t.end_ms - t.start_ms).max(0)) as f64 / 1000.0;
-    let rep_s: f64 = turns.iter().filter(|t| is_rep(t)).map(dur).sum();
-    let cust_s: f64 = turns.iter().filter(|t| is_customer(t)).map(dur).sum();
-    if rep_s <= 0.0 || cust_s <= 0.0 {
+    if unmeasured(turns).is_some() {
         return None;
     }
+    let dur = |t: &Turn| t.speech_ms.max(0) as f64 / 1000.0;
+    let rep_s: f64 = turns.iter().filter(|t| is_rep(t)).map(dur).sum();
+    let cust_s: f64 = turns.iter().filter(|t| is_customer(t)).map(dur).sum();
     let span_ms = (turns.iter().map(|t| t.end_ms).max().unwrap_or(0)
         - turns.iter().map(|t| t.start_ms).min().unwrap_or(0))
     .max(1) as f64;
@@ -739,8 +799,52 @@ mod tests {
             speaker_role: Some(role.into()),
             start_ms: start_s * 1000,
             end_ms: end_s * 1000,
+            speech_ms: (end_s - start_s) * 1000,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn talk_time_is_speech_not_the_silence_inside_a_turn() {
+        // The rep's turn spans 60 s but was merged from cues that speak 20 s.
+        let mut rep = turn("rep", 0, 60, "Let me show you the reporting module.");
+        rep.speech_ms = 20_000;
+        let call = vec![
+            rep,
+            turn("customer", 60, 80, "Looks good."),
+            turn("rep", 80, 90, "Great."),
+        ];
+        let a = analyse_call(&call, Trackers::none()).unwrap();
+        assert!((a.rep_talk_s - 30.0).abs() < 1e-9);
+        assert!((a.talk_ratio - 30.0 / 50.0).abs() < 1e-9);
+        assert!((a.longest_monologue_s - 20.0).abs() < 1e-9);
+        assert!(
+            (a.duration_s - 90.0).abs() < 1e-9,
+            "the call still lasts 90 s"
+        );
+    }
+
+    #[test]
+    fn says_why_a_call_is_not_measured() {
+        let other = |t: Turn| Turn {
+            speaker_role: Some("other".into()),
+            ..t
+        };
+        assert_eq!(unmeasured(&[]), Some(Unmeasured::NoTurns));
+        let unnamed = vec![other(turn("rep", 0, 1, "a")), other(turn("rep", 1, 2, "b"))];
+        assert_eq!(unmeasured(&unnamed), Some(Unmeasured::NoSpeakerRoles));
+        assert!(analyse(&unnamed).is_none());
+        let reps = vec![turn("rep", 0, 1, "a")];
+        assert_eq!(unmeasured(&reps), Some(Unmeasured::NoCustomerSpeech));
+        let customers = vec![turn("customer", 0, 1, "a")];
+        assert_eq!(unmeasured(&customers), Some(Unmeasured::NoRepSpeech));
+        let both = vec![turn("rep", 0, 1, "a"), turn("customer", 1, 2, "b")];
+        assert_eq!(unmeasured(&both), None);
+        assert!(
+            Unmeasured::NoSpeakerRoles
+                .explain()
+                .contains("names no speakers")
+        );
     }
 
     #[test]

@@ -56,7 +56,8 @@ pub enum Source {
     },
     /// A JSONL file of one entity in the canonical format (one object per line).
     Jsonl { path: PathBuf, entity: Entity },
-    /// A WebVTT transcript and what it is linked to.
+    /// A transcript and what it is linked to: WebVTT, or SubRip (`.srt`,
+    /// or any file without a `WEBVTT` header that has SubRip's shape).
     Vtt { path: PathBuf, link: TranscriptLink },
 }
 
@@ -830,7 +831,8 @@ fn import_vtt(
             return Ok(());
         }
     };
-    let turns = match vtt::parse(&text) {
+    let format = vtt::Format::detect(Some(path), &text);
+    let transcript = match vtt::parse_as(format, &text) {
         Ok(t) => t,
         Err(errors) => {
             for e in errors {
@@ -839,6 +841,7 @@ fn import_vtt(
             return Ok(());
         }
     };
+    let turns = transcript.turns;
     if link.opportunity_id.is_none() && link.lead_id.is_none() {
         ctx.error(err(
             0,
@@ -912,6 +915,11 @@ fn import_vtt(
     if !ctx.report.errors.is_empty() {
         return Ok(());
     }
+    ctx.report.transcript_cues += transcript.cues as u64;
+    ctx.report.cues_without_speaker += transcript.unnamed.len() as u64;
+    if let Some(w) = unnamed_warning(&name, transcript.cues, &transcript.unnamed) {
+        ctx.report.warnings.push(w);
+    }
     let id = link.id.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -954,6 +962,7 @@ fn import_vtt(
         "speaker_role",
         "start_ms",
         "end_ms",
+        "speech_ms",
         "text",
     ];
     for (i, (t, role)) in turns.iter().zip(roles).enumerate() {
@@ -964,6 +973,7 @@ fn import_vtt(
             Value::Text(role),
             Value::Int(t.start_ms),
             Value::Int(t.end_ms),
+            Value::Int(t.speech_ms),
             Value::Text(t.text.clone()),
         ];
         let o = ctx_upsert(ctx, Entity::ConversationTurn, tcols, &vals)?;
@@ -976,6 +986,35 @@ fn import_vtt(
         ));
     }
     Ok(())
+}
+
+/// The warning for cues that name no speaker: all of them (the call cannot be
+/// measured), or some (listed by line, the first few).
+fn unnamed_warning(file: &str, cues: usize, unnamed: &[vtt::UnnamedCue]) -> Option<String> {
+    if unnamed.is_empty() {
+        return None;
+    }
+    if unnamed.len() == cues {
+        return Some(format!(
+            "{file}: no cue names a speaker ({cues} cue{}); the turns are imported with no speaker and role other, so the call has no rep or customer speech and `calls analyze` leaves it out. Name speakers with voice tags (<v Jane Doe>text</v>) or a `Jane Doe: text` prefix and import it again",
+            if cues == 1 { "" } else { "s" }
+        ));
+    }
+    let shown: Vec<String> = unnamed
+        .iter()
+        .take(5)
+        .map(|u| format!("line {} {:?}", u.line, u.text))
+        .collect();
+    Some(format!(
+        "{file}: {} of {cues} cues name no speaker and are imported with no speaker (role other): {}{}",
+        unnamed.len(),
+        shown.join(", "),
+        if unnamed.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        }
+    ))
 }
 
 fn ctx_upsert(

@@ -17,6 +17,11 @@ pub struct ImportReport {
     pub history_recorded: u64,
     /// Parents created from references (`create_missing` in a mapping).
     pub created_from_references: BTreeMap<String, u64>,
+    /// Transcript cues read (WebVTT and SubRip).
+    pub transcript_cues: u64,
+    /// Transcript cues that name no speaker: imported with no speaker and
+    /// role `other`, and warned about.
+    pub cues_without_speaker: u64,
     pub cleaned: Vec<Cleaning>,
     pub warnings: Vec<String>,
     pub errors: Vec<RowError>,

@@ -1317,15 +1317,17 @@ impl<'a> Sim<'a> {
         if let Some(name) = vtt_name {
             let vt: Vec<pipewise_core::transcript::Turn> = turns
                 .iter()
-                .map(|t| pipewise_core::transcript::Turn {
-                    speaker: Some(if t.rep {
-                        rep.name.clone()
-                    } else {
-                        contact.name.clone()
-                    }),
-                    start_ms: t.start_ms,
-                    end_ms: t.end_ms,
-                    text: t.text.clone(),
+                .map(|t| {
+                    pipewise_core::transcript::Turn::spoken(
+                        Some(if t.rep {
+                            rep.name.clone()
+                        } else {
+                            contact.name.clone()
+                        }),
+                        t.start_ms,
+                        t.end_ms,
+                        t.text.clone(),
+                    )
                 })
                 .collect();
             let sidecar = json!({"id": cid, "opportunity_id": opp, "user_id": rep.id, "activity_id": aid, "started_at": time::instant(at),

@@ -7,6 +7,7 @@
 
 use pipewise_core::value::parse_datetime;
 use rusqlite::Row;
+use serde::Serialize;
 
 use crate::{Result, SqliteStore};
 
@@ -152,7 +153,49 @@ pub struct Turn {
     pub speaker_role: Option<String>,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// Time the speaker spoke (the stored `speech_ms`; `end_ms - start_ms`
+    /// for turns stored without it).
+    pub speech_ms: i64,
     pub text: String,
+}
+
+/// A turn's speech time: as stored, or its span when none was stored (turns
+/// written before speech time was recorded, canonical files without it),
+/// never more than the span.
+pub fn speech_or_span(speech_ms: Option<i64>, start_ms: i64, end_ms: i64) -> i64 {
+    let span = (end_ms - start_ms).max(0);
+    speech_ms.map_or(span, |s| s.clamp(0, span))
+}
+
+/// One stored conversation as it was read: what it is linked to and its turns.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationDetail {
+    pub id: String,
+    pub started_at: Option<String>,
+    pub duration_s: Option<i64>,
+    pub title: Option<String>,
+    pub activity_id: Option<String>,
+    pub opportunity_id: Option<String>,
+    pub lead_id: Option<String>,
+    /// The rep on the call.
+    pub user_id: Option<String>,
+    /// The rep's name, when the user is known.
+    pub user_name: Option<String>,
+    pub source_file: Option<String>,
+    pub turns: Vec<TurnDetail>,
+}
+
+/// One stored turn, every column.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnDetail {
+    pub seq: i64,
+    pub speaker: Option<String>,
+    pub speaker_role: Option<String>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// As stored (`None` for turns stored without it).
+    pub speech_ms: Option<i64>,
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -217,6 +260,52 @@ fn opt_t(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Instant>> {
 }
 
 impl SqliteStore {
+    /// One conversation and its turns in order, as stored; `None` when no
+    /// conversation has this id.
+    pub fn conversation(&self, id: &str) -> Result<Option<ConversationDetail>> {
+        let c = &self.conn;
+        let mut st = c.prepare(
+            "SELECT c.id, c.started_at, c.duration_s, c.title, c.activity_id, c.opportunity_id,
+                    c.lead_id, c.user_id, u.name, c.source_file
+             FROM conversations c LEFT JOIN users u ON u.id = c.user_id WHERE c.id = ?1",
+        )?;
+        let mut rows = st.query([id])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let mut detail = ConversationDetail {
+            id: r.get(0)?,
+            started_at: opt_s(r, 1)?,
+            duration_s: r.get(2)?,
+            title: opt_s(r, 3)?,
+            activity_id: opt_s(r, 4)?,
+            opportunity_id: opt_s(r, 5)?,
+            lead_id: opt_s(r, 6)?,
+            user_id: opt_s(r, 7)?,
+            user_name: opt_s(r, 8)?,
+            source_file: opt_s(r, 9)?,
+            turns: Vec::new(),
+        };
+        let mut st = c.prepare(
+            "SELECT seq, speaker, speaker_role, start_ms, end_ms, speech_ms, text
+             FROM conversation_turns WHERE conversation_id = ?1 ORDER BY seq",
+        )?;
+        detail.turns = st
+            .query_map([id], |r| {
+                Ok(TurnDetail {
+                    seq: r.get(0)?,
+                    speaker: opt_s(r, 1)?,
+                    speaker_role: opt_s(r, 2)?,
+                    start_ms: r.get(3)?,
+                    end_ms: r.get(4)?,
+                    speech_ms: r.get(5)?,
+                    text: opt_s(r, 6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some(detail))
+    }
+
     /// Loads the CRM for the feature engine.
     pub fn load_crm(&self) -> Result<CrmData> {
         let c = &self.conn;
@@ -370,8 +459,8 @@ impl SqliteStore {
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut st = c.prepare(
-            "SELECT conversation_id, speaker_role, start_ms, end_ms, text FROM conversation_turns
-             ORDER BY conversation_id, seq",
+            "SELECT conversation_id, speaker_role, start_ms, end_ms, text, speech_ms
+             FROM conversation_turns ORDER BY conversation_id, seq",
         )?;
         let mut rows = st.query([])?;
         let mut at = 0;
@@ -381,10 +470,12 @@ impl SqliteStore {
                 at += 1;
             }
             if at < data.conversations.len() && data.conversations[at].id == id {
+                let (start_ms, end_ms) = (r.get(2)?, r.get(3)?);
                 data.conversations[at].turns.push(Turn {
                     speaker_role: opt_s(r, 1)?,
-                    start_ms: r.get(2)?,
-                    end_ms: r.get(3)?,
+                    start_ms,
+                    end_ms,
+                    speech_ms: speech_or_span(r.get(5)?, start_ms, end_ms),
                     text: opt_s(r, 4)?.unwrap_or_default(),
                 });
             }

@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_models.sql"),
     include_str!("migrations/0003_coaching.sql"),
     include_str!("migrations/0004_history_seq_currencies.sql"),
+    include_str!("migrations/0005_turn_speech.sql"),
 ];
 
 pub struct SqliteStore {
@@ -1019,6 +1020,66 @@ mod tests {
             );
             assert!(!journal.exists());
         }
+    }
+
+    #[test]
+    fn turns_stored_before_speech_time_read_as_their_span() {
+        // A database made by the migrations before speech time, with one turn.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&p).unwrap();
+            let before = MIGRATIONS
+                .iter()
+                .position(|m| m.contains("speech_ms"))
+                .unwrap();
+            for (i, sql) in MIGRATIONS[..before].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", i as i64 + 1)
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO conversations (id) VALUES ('c1');
+                 INSERT INTO conversation_turns (conversation_id, seq, speaker, speaker_role, start_ms, end_ms, text)
+                 VALUES ('c1', 0, 'Ann', 'rep', 1000, 5000, 'hi');",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&p).unwrap();
+        assert_eq!(store.schema_version().unwrap(), crate::SCHEMA_VERSION);
+        let mut tx = store.begin("2025-01-01T00:00:00Z", 0).unwrap();
+        let cols = [
+            "conversation_id",
+            "seq",
+            "speaker_role",
+            "start_ms",
+            "end_ms",
+            "speech_ms",
+        ];
+        let vals = [
+            t("c1"),
+            Value::Int(1),
+            t("customer"),
+            Value::Int(6000),
+            Value::Int(16_000),
+            Value::Int(3000),
+        ];
+        tx.upsert(row(Entity::ConversationTurn, &cols, &vals))
+            .unwrap();
+        tx.commit().unwrap();
+        let crm = store.load_crm().unwrap();
+        let speech: Vec<i64> = crm.conversations[0]
+            .turns
+            .iter()
+            .map(|t| t.speech_ms)
+            .collect();
+        assert_eq!(speech, [4000, 3000], "NULL reads as end - start");
+        let c = store.conversation("c1").unwrap().unwrap();
+        assert_eq!(c.turns.len(), 2);
+        assert_eq!(c.turns[0].speech_ms, None, "shown as stored");
+        assert_eq!(c.turns[1].speech_ms, Some(3000));
+        assert_eq!(c.turns[0].speaker.as_deref(), Some("Ann"));
+        assert!(store.conversation("nope").unwrap().is_none());
     }
 
     #[test]
