@@ -715,7 +715,10 @@ fn currency(db: &Path, corporate: Option<&str>, json: bool) -> Result<ExitCode> 
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", output::currency_text(&setting, &crm.currencies, &by, &rates));
+        print!(
+            "{}",
+            output::currency_text(&setting, &crm.currencies, &by, &rates)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,8 +19,22 @@ fn case(name: &str) -> String {
 /// A database holding the cases' base user and opportunity (`opp1`).
 fn base(dir: &Path) -> String {
     let db = dir.join("t.db").display().to_string();
-    for (entity, file) in [("users", "base-users.csv"), ("opportunities", "base-opportunities.csv")] {
-        let (ok, out, err) = pipewise(dir, &["--db", &db, "import", "csv", "--entity", entity, &case(file)]);
+    for (entity, file) in [
+        ("users", "base-users.csv"),
+        ("opportunities", "base-opportunities.csv"),
+    ] {
+        let (ok, out, err) = pipewise(
+            dir,
+            &[
+                "--db",
+                &db,
+                "import",
+                "csv",
+                "--entity",
+                entity,
+                &case(file),
+            ],
+        );
         assert!(ok, "{out}{err}");
     }
     db
@@ -62,20 +76,53 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
 fn two_digit_years_are_this_century_and_implausible_dates_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let db = base(dir.path());
-    let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--mapping", &case("sf-two-digit-year.toml"), &case("sf-two-digit-year.csv")]);
+    let (ok, out, err) = pipewise(
+        dir.path(),
+        &[
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--mapping",
+            &case("sf-two-digit-year.toml"),
+            &case("sf-two-digit-year.csv"),
+        ],
+    );
     assert!(ok, "{out}{err}");
     assert_eq!(
-        query(&db, "SELECT close_date, created_at FROM opportunities WHERE id = '006bm00000AAAAAAA1'"),
-        vec![vec!["2024-02-03".to_string(), "2026-02-23T00:00:00Z".to_string()]]
+        query(
+            &db,
+            "SELECT close_date, created_at FROM opportunities WHERE id = '006bm00000AAAAAAA1'"
+        ),
+        vec![vec![
+            "2024-02-03".to_string(),
+            "2026-02-23T00:00:00Z".to_string()
+        ]]
     );
     // The class: a year that is no year is an error with its place, never stored.
     let csv = write(dir.path(), "bad.csv", b"Id,Name,StageName,Amount,CloseDate,CreatedDate\n006X,Bad,Qualification,1,02/03/0024,01/01/2024\n");
     let before = digest(dir.path(), &db);
-    let (ok, out, _) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--json", "--mapping", &case("sf-two-digit-year.toml"), &csv]);
+    let (ok, out, _) = pipewise(
+        dir.path(),
+        &[
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--json",
+            "--mapping",
+            &case("sf-two-digit-year.toml"),
+            &csv,
+        ],
+    );
     assert!(!ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let e = &v["errors"][0];
-    assert_eq!((e["line"].as_u64(), e["column"].as_u64()), (Some(2), Some(5)), "{e}");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(2), Some(5)),
+        "{e}"
+    );
     assert!(e["message"].as_str().unwrap().contains("1900-01-01"), "{e}");
     assert_eq!(digest(dir.path(), &db), before);
 }
@@ -87,23 +134,60 @@ fn day_order_is_inferred_per_column_or_asked_for() {
     let mapping = write(dir.path(), "m.toml", b"name = \"no formats\"\n[[file]]\n[[file.entity]]\nentity = \"opportunities\"\nfields.id = \"Id\"\nfields.owner_id = { const = \"u1\" }\nfields.stage = { const = \"discovery\" }\nfields.close_date = \"Close\"\nfields.created_at = \"Created\"\n");
     // 25/12 only reads day-first: the whole Close column is day-first. The
     // Created column is report-style with a time; 13/.. decides it too.
-    let csv = write(dir.path(), "d.csv", b"Id,Close,Created\nA,02/03/2024,1/2/2024 3:04 PM\nB,25/12/2024,13/2/2024 9:00 AM\n");
-    let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--mapping", &mapping, &csv]);
+    let csv = write(
+        dir.path(),
+        "d.csv",
+        b"Id,Close,Created\nA,02/03/2024,1/2/2024 3:04 PM\nB,25/12/2024,13/2/2024 9:00 AM\n",
+    );
+    let (ok, out, err) = pipewise(
+        dir.path(),
+        &["--db", &db, "import", "csv", "--mapping", &mapping, &csv],
+    );
     assert!(ok, "{out}{err}");
     assert_eq!(
-        query(&db, "SELECT id, close_date, created_at FROM opportunities WHERE id IN ('A', 'B') ORDER BY id"),
+        query(
+            &db,
+            "SELECT id, close_date, created_at FROM opportunities WHERE id IN ('A', 'B') ORDER BY id"
+        ),
         vec![
-            vec!["A".to_string(), "2024-03-02".into(), "2024-02-01T15:04:00Z".into()],
-            vec!["B".to_string(), "2024-12-25".into(), "2024-02-13T09:00:00Z".into()],
+            vec![
+                "A".to_string(),
+                "2024-03-02".into(),
+                "2024-02-01T15:04:00Z".into()
+            ],
+            vec![
+                "B".to_string(),
+                "2024-12-25".into(),
+                "2024-02-13T09:00:00Z".into()
+            ],
         ]
     );
     // No value decides: an error asking for date_formats, not a guess.
-    let csv = write(dir.path(), "a.csv", b"Id,Close,Created\nC,02/03/2024,2024-01-01\nD,04/05/2024,2024-01-01\n");
-    let (ok, out, _) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--json", "--mapping", &mapping, &csv]);
+    let csv = write(
+        dir.path(),
+        "a.csv",
+        b"Id,Close,Created\nC,02/03/2024,2024-01-01\nD,04/05/2024,2024-01-01\n",
+    );
+    let (ok, out, _) = pipewise(
+        dir.path(),
+        &[
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--json",
+            "--mapping",
+            &mapping,
+            &csv,
+        ],
+    );
     assert!(!ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let msg = v["errors"][0]["message"].as_str().unwrap();
-    assert!(msg.contains("date_formats") && msg.contains("02/03/2024"), "{msg}");
+    assert!(
+        msg.contains("date_formats") && msg.contains("02/03/2024"),
+        "{msg}"
+    );
     assert_eq!(v["errors"][0]["column"].as_u64(), Some(2));
 }
 
@@ -116,60 +200,156 @@ fn encodings_decimal_commas_and_report_footers() {
     // dots, a column the mapping does not read holding a byte that is not
     // UTF-8, and the report's footer.
     let mut csv: Vec<u8> = Vec::new();
-    csv.extend_from_slice(b"Opportunities by stage\nFiltered by: all\nId;Name;Stage;Amount;Currency;Notes\n");
+    csv.extend_from_slice(
+        b"Opportunities by stage\nFiltered by: all\nId;Name;Stage;Amount;Currency;Notes\n",
+    );
     csv.extend_from_slice(b"E1;Caf\xe9;Negociaci\xf3n;9,99;EUR;x\n");
     csv.extend_from_slice(b"E2;Big;Negociaci\xf3n;1.234.567,50 \x80;EUR;\xff\n");
     csv.extend_from_slice(b"E3;Round;Negociaci\xf3n;1.500;EUR;\n");
     csv.extend_from_slice(b"Grand Totals (3 records);;;1.236.077,49;;\n\nConfidential Information - Do Not Distribute\n");
     let csv = write(dir.path(), "eu.csv", &csv);
-    let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--mapping", &mapping, &csv]);
+    let (ok, out, err) = pipewise(
+        dir.path(),
+        &["--db", &db, "import", "csv", "--mapping", &mapping, &csv],
+    );
     assert!(ok, "{out}{err}");
     assert!(out.contains("footer"), "{out}");
     assert_eq!(
-        query(&db, "SELECT id, name, stage, amount, currency FROM opportunities WHERE id LIKE 'E%' ORDER BY id"),
+        query(
+            &db,
+            "SELECT id, name, stage, amount, currency FROM opportunities WHERE id LIKE 'E%' ORDER BY id"
+        ),
         vec![
-            vec!["E1".to_string(), "Café".into(), "negotiation".into(), "9.99".into(), "EUR".into()],
-            vec!["E2".to_string(), "Big".into(), "negotiation".into(), "1234567.5".into(), "EUR".into()],
-            vec!["E3".to_string(), "Round".into(), "negotiation".into(), "1500".into(), "EUR".into()],
+            vec![
+                "E1".to_string(),
+                "Café".into(),
+                "negotiation".into(),
+                "9.99".into(),
+                "EUR".into()
+            ],
+            vec![
+                "E2".to_string(),
+                "Big".into(),
+                "negotiation".into(),
+                "1234567.5".into(),
+                "EUR".into()
+            ],
+            vec![
+                "E3".to_string(),
+                "Round".into(),
+                "negotiation".into(),
+                "1500".into(),
+                "EUR".into()
+            ],
         ]
     );
     // Without footer and skip_rows: errors that name those lines and the options.
-    let plain = write(dir.path(), "plain.toml", std::fs::read_to_string(&mapping).unwrap().replace("skip_rows = 2\n", "").replace("footer = [\"Grand Totals\", \"Confidential Information\"]\n", "").as_bytes());
-    let (ok, out, _) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--mapping", &plain, &csv]);
+    let plain = write(
+        dir.path(),
+        "plain.toml",
+        std::fs::read_to_string(&mapping)
+            .unwrap()
+            .replace("skip_rows = 2\n", "")
+            .replace(
+                "footer = [\"Grand Totals\", \"Confidential Information\"]\n",
+                "",
+            )
+            .as_bytes(),
+    );
+    let (ok, out, _) = pipewise(
+        dir.path(),
+        &["--db", &db, "import", "csv", "--mapping", &plain, &csv],
+    );
     assert!(!ok);
     assert!(out.contains("skip_rows = 2"), "{out}");
     // An amount in another currency than its row's is an error, not a sum.
-    let bad = write(dir.path(), "bad.csv", b"x\ny\nId;Name;Stage;Amount;Currency;Notes\nE4;X;Negociaci\xf3n;10 USD;EUR;\n");
-    let (ok, out, _) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--mapping", &mapping, &bad]);
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        b"x\ny\nId;Name;Stage;Amount;Currency;Notes\nE4;X;Negociaci\xf3n;10 USD;EUR;\n",
+    );
+    let (ok, out, _) = pipewise(
+        dir.path(),
+        &["--db", &db, "import", "csv", "--mapping", &mapping, &bad],
+    );
     assert!(!ok);
-    assert!(out.contains("written in USD but the row's currency is EUR"), "{out}");
+    assert!(
+        out.contains("written in USD but the row's currency is EUR"),
+        "{out}"
+    );
 }
 
 #[test]
 fn a_file_without_owner_and_stage_lists_every_missing_field_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let db = base(dir.path());
-    let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--json", "--mapping", &case("hubspot-no-owner-no-stage.toml"), &case("hubspot-no-owner-no-stage.csv")]);
+    let (ok, out, err) = pipewise(
+        dir.path(),
+        &[
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--json",
+            "--mapping",
+            &case("hubspot-no-owner-no-stage.toml"),
+            &case("hubspot-no-owner-no-stage.csv"),
+        ],
+    );
     assert!(!ok);
     assert!(!err.contains("NOT NULL"), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on failure");
     let errors = v["errors"].as_array().unwrap();
     let fields: Vec<(u64, &str)> = errors
         .iter()
-        .map(|e| (e["line"].as_u64().unwrap(), e["column_name"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["column_name"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(fields, vec![(2, "owner_id"), (2, "stage"), (3, "owner_id"), (3, "stage")]);
+    assert_eq!(
+        fields,
+        vec![(2, "owner_id"), (2, "stage"), (3, "owner_id"), (3, "stage")]
+    );
     assert!(errors.iter().all(|e| e["column"].as_u64() == Some(1)));
     // The same file updates deals that exist: "11015.0" is 11015, an empty amount stays empty.
     let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--entity", "opportunities", &write(dir.path(), "o.csv", b"id,name,owner_id,stage\n100000000001,x,u1,discovery\n100000000002,y,u1,proposal\n")]);
     assert!(ok, "{out}{err}");
-    let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--mapping", &case("hubspot-no-owner-no-stage.toml"), &case("hubspot-no-owner-no-stage.csv")]);
+    let (ok, out, err) = pipewise(
+        dir.path(),
+        &[
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--mapping",
+            &case("hubspot-no-owner-no-stage.toml"),
+            &case("hubspot-no-owner-no-stage.csv"),
+        ],
+    );
     assert!(ok, "{out}{err}");
-    let rows = query(&db, "SELECT id, owner_id, stage, amount FROM opportunities WHERE id LIKE '1000%' ORDER BY id");
+    let rows = query(
+        &db,
+        "SELECT id, owner_id, stage, amount FROM opportunities WHERE id LIKE '1000%' ORDER BY id",
+    );
     assert_eq!(rows[0], vec!["100000000001", "u1", "discovery", "11015"]);
     assert_eq!(rows[1], vec!["100000000002", "u1", "proposal", "NULL"]);
     // Any failure before the report (here: a mapping that does not exist) is JSON too.
-    let (ok, out, _) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--json", "--mapping", "missing.toml", &case("hubspot-no-owner-no-stage.csv")]);
+    let (ok, out, _) = pipewise(
+        dir.path(),
+        &[
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--json",
+            "--mapping",
+            "missing.toml",
+            &case("hubspot-no-owner-no-stage.csv"),
+        ],
+    );
     assert!(!ok);
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on failure");
     assert_eq!(v["committed"], false);
@@ -179,7 +359,15 @@ fn a_file_without_owner_and_stage_lists_every_missing_field_as_json() {
 fn history_only_files_add_history_to_existing_deals() {
     let dir = tempfile::tempdir().unwrap();
     let db = base(dir.path());
-    let args = ["--db", &db, "import", "csv", "--mapping", &case("sf-history-only.toml"), &case("sf-history-only.csv")];
+    let args = [
+        "--db",
+        &db,
+        "import",
+        "csv",
+        "--mapping",
+        &case("sf-history-only.toml"),
+        &case("sf-history-only.csv"),
+    ];
     // The deal is not there: an error naming the line and the id column.
     let (ok, out, _) = pipewise(dir.path(), &args);
     assert!(!ok);
@@ -190,42 +378,93 @@ fn history_only_files_add_history_to_existing_deals() {
     let (ok, out, err) = pipewise(dir.path(), &args);
     assert!(ok, "{out}{err}");
     assert_eq!(
-        query(&db, "SELECT field, changed_at, value, old_value FROM opportunity_history WHERE opportunity_id = '0068a00001AAAAAAA1' ORDER BY field"),
+        query(
+            &db,
+            "SELECT field, changed_at, value, old_value FROM opportunity_history WHERE opportunity_id = '0068a00001AAAAAAA1' ORDER BY field"
+        ),
         vec![
-            vec!["amount".to_string(), "2023-02-07T20:47:49Z".into(), "18490".into(), "15000".into()],
-            vec!["stage".to_string(), "2023-02-07T20:47:49Z".into(), "negotiation".into(), "proposal".into()],
+            vec![
+                "amount".to_string(),
+                "2023-02-07T20:47:49Z".into(),
+                "18490".into(),
+                "15000".into()
+            ],
+            vec![
+                "stage".to_string(),
+                "2023-02-07T20:47:49Z".into(),
+                "negotiation".into(),
+                "proposal".into()
+            ],
         ]
     );
     // The current value is the latest change.
-    assert_eq!(query(&db, "SELECT stage, amount FROM opportunities WHERE id = '0068a00001AAAAAAA1'"), vec![vec!["negotiation".to_string(), "18490".into()]]);
+    assert_eq!(
+        query(
+            &db,
+            "SELECT stage, amount FROM opportunities WHERE id = '0068a00001AAAAAAA1'"
+        ),
+        vec![vec!["negotiation".to_string(), "18490".into()]]
+    );
 }
 
 #[test]
 fn same_second_changes_are_two_entries_in_file_order() {
     let dir = tempfile::tempdir().unwrap();
     let db = base(dir.path());
-    let args = ["--db", &db, "import", "csv", "--entity", "opportunity_history", &case("same-second-history.csv")];
+    let args = [
+        "--db",
+        &db,
+        "import",
+        "csv",
+        "--entity",
+        "opportunity_history",
+        &case("same-second-history.csv"),
+    ];
     let (ok, out, err) = pipewise(dir.path(), &args);
     assert!(ok, "{out}{err}");
     assert_eq!(
-        query(&db, "SELECT seq, value, old_value FROM opportunity_history WHERE opportunity_id = 'opp1' AND field = 'stage' ORDER BY changed_at, seq"),
-        vec![vec!["0".to_string(), "proposal".into(), "discovery".into()], vec!["1".to_string(), "closed_won".into(), "proposal".into()]]
+        query(
+            &db,
+            "SELECT seq, value, old_value FROM opportunity_history WHERE opportunity_id = 'opp1' AND field = 'stage' ORDER BY changed_at, seq"
+        ),
+        vec![
+            vec!["0".to_string(), "proposal".into(), "discovery".into()],
+            vec!["1".to_string(), "closed_won".into(), "proposal".into()]
+        ]
     );
-    assert_eq!(query(&db, "SELECT stage FROM opportunities WHERE id = 'opp1'"), vec![vec!["closed_won".to_string()]]);
+    assert_eq!(
+        query(&db, "SELECT stage FROM opportunities WHERE id = 'opp1'"),
+        vec![vec!["closed_won".to_string()]]
+    );
     // Re-importing changes nothing; an identical row is a duplicate.
     let before = digest(dir.path(), &db);
     let (ok, _, _) = pipewise(dir.path(), &args);
     assert!(ok);
     assert_eq!(digest(dir.path(), &db), before);
     let dup = write(dir.path(), "dup.csv", b"opportunity_id,field,changed_at,value,old_value\nopp1,stage,2024-04-01T10:00:00Z,closed_lost,closed_won\nopp1,stage,2024-04-01T10:00:00Z,closed_lost,closed_won\n");
-    let (ok, out, _) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--entity", "opportunity_history", &dup]);
+    let (ok, out, _) = pipewise(
+        dir.path(),
+        &[
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--entity",
+            "opportunity_history",
+            &dup,
+        ],
+    );
     assert!(!ok);
-    assert!(out.contains("dup.csv:3:1") && out.contains("line 2 records the same change"), "{out}");
+    assert!(
+        out.contains("dup.csv:3:1") && out.contains("line 2 records the same change"),
+        "{out}"
+    );
 }
 
 #[test]
 fn current_state_and_history_in_either_order_give_the_same_database() {
-    let current = b"id,name,owner_id,stage,amount,close_date\nopp1,Test deal,u1,closed_won,2000,2024-06-30\n";
+    let current =
+        b"id,name,owner_id,stage,amount,close_date\nopp1,Test deal,u1,closed_won,2000,2024-06-30\n";
     let history = b"opportunity_id,field,changed_at,value,old_value\nopp1,stage,2024-03-01T10:00:00Z,proposal,\nopp1,stage,2024-05-01T10:00:00Z,closed_won,\n";
     let mut digests = Vec::new();
     for order in [[0, 1], [1, 0]] {
@@ -233,14 +472,33 @@ fn current_state_and_history_in_either_order_give_the_same_database() {
         let db = base(dir.path());
         let files = [
             ("opportunities", write(dir.path(), "current.csv", current)),
-            ("opportunity_history", write(dir.path(), "history.csv", history)),
+            (
+                "opportunity_history",
+                write(dir.path(), "history.csv", history),
+            ),
         ];
         for i in order {
             let (entity, file) = &files[i];
-            let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--as-of", "2024-07-01T00:00:00Z", "--entity", entity, file]);
+            let (ok, out, err) = pipewise(
+                dir.path(),
+                &[
+                    "--db",
+                    &db,
+                    "import",
+                    "csv",
+                    "--as-of",
+                    "2024-07-01T00:00:00Z",
+                    "--entity",
+                    entity,
+                    file,
+                ],
+            );
             assert!(ok, "{out}{err}");
         }
-        assert_eq!(query(&db, "SELECT stage, amount FROM opportunities"), vec![vec!["closed_won".to_string(), "2000".into()]]);
+        assert_eq!(
+            query(&db, "SELECT stage, amount FROM opportunities"),
+            vec![vec!["closed_won".to_string(), "2000".into()]]
+        );
         digests.push((digest(dir.path(), &db), query(&db, "SELECT field, changed_at, seq, value, old_value FROM opportunity_history ORDER BY 1, 2, 3")));
     }
     assert_eq!(digests[0], digests[1]);
@@ -250,23 +508,65 @@ fn current_state_and_history_in_either_order_give_the_same_database() {
 fn amounts_in_several_currencies_are_converted_or_left_out_never_added() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db").display().to_string();
-    let mapping = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/salesforce-data-export.toml");
+    let mapping =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/salesforce-data-export.toml");
     // The case's own mapping cannot see the currency: mapped with the shipped Data Export mapping's Opportunity section.
     let m = std::fs::read_to_string(&mapping).unwrap();
     let start = m.find("[[file]]\nname = \"Opportunity.csv\"").unwrap();
     let end = m.find("# One row per change").unwrap();
-    let opp_only = write(dir.path(), "opp.toml", format!("name = \"sf opportunities\"\n{}", &m[start..end]).replace("fields.account_id = \"AccountId\"\n", "").replace("fields.owner_id = \"OwnerId\"", "fields.owner_id = { column = \"OwnerId\", create_missing = true }").as_bytes());
+    let opp_only = write(
+        dir.path(),
+        "opp.toml",
+        format!("name = \"sf opportunities\"\n{}", &m[start..end])
+            .replace("fields.account_id = \"AccountId\"\n", "")
+            .replace(
+                "fields.owner_id = \"OwnerId\"",
+                "fields.owner_id = { column = \"OwnerId\", create_missing = true }",
+            )
+            .as_bytes(),
+    );
     let opp_only = {
         // The case file has only some of the export's columns.
         let t = std::fs::read_to_string(&opp_only).unwrap();
-        let keep: Vec<&str> = t.lines().filter(|l| !["fields.probability", "fields.close_date", "fields.created_at", "fields.lead_source", "fields.type", "fields.forecast_category"].iter().any(|k| l.starts_with(k))).collect();
+        let keep: Vec<&str> = t
+            .lines()
+            .filter(|l| {
+                ![
+                    "fields.probability",
+                    "fields.close_date",
+                    "fields.created_at",
+                    "fields.lead_source",
+                    "fields.type",
+                    "fields.forecast_category",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
+            })
+            .collect();
         write(dir.path(), "opp2.toml", keep.join("\n").as_bytes())
     };
-    let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--mapping", &opp_only, &case("sf-multi-currency.csv")]);
+    let (ok, out, err) = pipewise(
+        dir.path(),
+        &[
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--mapping",
+            &opp_only,
+            &case("sf-multi-currency.csv"),
+        ],
+    );
     assert!(ok, "{out}{err}");
     assert_eq!(
-        query(&db, "SELECT id, amount, currency FROM opportunities ORDER BY id"),
-        vec![vec!["006A".to_string(), "200000".into(), "MXN".into()], vec!["006B".to_string(), "10000".into(), "USD".into()]]
+        query(
+            &db,
+            "SELECT id, amount, currency FROM opportunities ORDER BY id"
+        ),
+        vec![
+            vec!["006A".to_string(), "200000".into(), "MXN".into()],
+            vec!["006B".to_string(), "10000".into(), "USD".into()]
+        ]
     );
     // No corporate currency: nothing is added across currencies.
     let (_, out, _) = pipewise(dir.path(), &["--db", &db, "currency", "--json"]);
@@ -275,17 +575,36 @@ fn amounts_in_several_currencies_are_converted_or_left_out_never_added() {
     let (_, out, _) = pipewise(dir.path(), &["--db", &db, "stats", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let won = v["pipeline"]["won_amount"].as_f64().unwrap();
-    assert!(won == 10000.0 || won == 200000.0, "mixed currencies added: {won}");
+    assert!(
+        won == 10000.0 || won == 200000.0,
+        "mixed currencies added: {won}"
+    );
     // A corporate currency and a dated rate: 200,000 MXN at 20 MXN per USD is 10,000 USD.
     let (ok, _, err) = pipewise(dir.path(), &["--db", &db, "currency", "--corporate", "usd"]);
     assert!(ok, "{err}");
-    let rates = write(dir.path(), "exchange_rates.csv", b"currency,valid_from,rate\nMXN,2020-01-01,20\n");
+    let rates = write(
+        dir.path(),
+        "exchange_rates.csv",
+        b"currency,valid_from,rate\nMXN,2020-01-01,20\n",
+    );
     let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", &rates]);
     assert!(ok, "{out}{err}");
     let (_, out, _) = pipewise(dir.path(), &["--db", &db, "stats", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["pipeline"]["won_amount"].as_f64(), Some(20000.0), "{}", v["pipeline"]);
+    assert_eq!(
+        v["pipeline"]["won_amount"].as_f64(),
+        Some(20000.0),
+        "{}",
+        v["pipeline"]
+    );
     let (_, out, _) = pipewise(dir.path(), &["--db", &db, "currency", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((v["converted"].as_u64(), v["unconverted"].as_array().map(Vec::len)), (Some(1), Some(0)), "{v}");
+    assert_eq!(
+        (
+            v["converted"].as_u64(),
+            v["unconverted"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(0)),
+        "{v}"
+    );
 }

@@ -1,7 +1,6 @@
 //! `reps bias` and `pipeline inspect` on a simulated org whose reps all enter
 //! the true stage: a sound engine flags (almost) nobody there.
 
-
 mod common;
 use common::pipewise;
 

@@ -110,8 +110,7 @@ fn strip(s: &str) -> Option<(String, bool, bool, Option<String>)> {
             }
         }
         let b = t.as_bytes();
-        if b.len() > 3 && b[..3].iter().all(u8::is_ascii_uppercase) && !b[3].is_ascii_alphabetic()
-        {
+        if b.len() > 3 && b[..3].iter().all(u8::is_ascii_uppercase) && !b[3].is_ascii_alphabetic() {
             if currency.as_deref().is_some_and(|c| c != &t[..3]) {
                 return None;
             }
@@ -354,15 +353,21 @@ mod tests {
             Err(NumberError::Ambiguous(..))
         ));
         assert_eq!(
-            parse_number_as("1,234", Some(Decimal::Point)).unwrap().value,
+            parse_number_as("1,234", Some(Decimal::Point))
+                .unwrap()
+                .value,
             1234.0
         );
         assert_eq!(
-            parse_number_as("1,234", Some(Decimal::Comma)).unwrap().value,
+            parse_number_as("1,234", Some(Decimal::Comma))
+                .unwrap()
+                .value,
             1.234
         );
         assert_eq!(
-            parse_number_as("1.234", Some(Decimal::Comma)).unwrap().value,
+            parse_number_as("1.234", Some(Decimal::Comma))
+                .unwrap()
+                .value,
             1234.0
         );
         assert!(parse_number_as("9,99", Some(Decimal::Point)).is_err());

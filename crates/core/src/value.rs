@@ -88,7 +88,11 @@ pub fn parse_cell(ty: &FieldType, raw: &str, date_formats: &[String]) -> Result<
 /// [`parse_cell`] with a column's formats. Dates outside the plausible
 /// window ([`date::plausible`]: 1900 to 50 years from now) are errors;
 /// numbers that fit no reading, or two readings, are errors, never 0.
-pub fn parse_cell_with(ty: &FieldType, raw: &str, fmt: &CellFormat<'_>) -> Result<Value, ParseError> {
+pub fn parse_cell_with(
+    ty: &FieldType,
+    raw: &str,
+    fmt: &CellFormat<'_>,
+) -> Result<Value, ParseError> {
     let s = raw.trim();
     if s.is_empty() {
         return Ok(Value::Null);
@@ -129,7 +133,9 @@ pub fn parse_cell_with(ty: &FieldType, raw: &str, fmt: &CellFormat<'_>) -> Resul
         FieldType::Date if parse_iso_date(s).is_some_and(date::plausible) => {
             Ok(Value::Text(s.to_string()))
         }
-        FieldType::DateTime if is_canonical_instant(s) && parse_iso_date(&s[..10]).is_some_and(date::plausible) => {
+        FieldType::DateTime
+            if is_canonical_instant(s) && parse_iso_date(&s[..10]).is_some_and(date::plausible) =>
+        {
             Ok(Value::Text(s.to_string()))
         }
         FieldType::Date => {
@@ -435,8 +441,14 @@ mod tests {
         let none: Vec<String> = vec![];
         let dt = |s: &str| parse_cell(&FieldType::DateTime, s, &none);
         let text = |s: &str| Ok(Value::Text(s.into()));
-        assert_eq!(dt("2024-01-02T10:00:00.000+0000"), text("2024-01-02T10:00:00Z"));
-        assert_eq!(dt("2024-01-02T10:00:00.000+0100"), text("2024-01-02T09:00:00Z"));
+        assert_eq!(
+            dt("2024-01-02T10:00:00.000+0000"),
+            text("2024-01-02T10:00:00Z")
+        );
+        assert_eq!(
+            dt("2024-01-02T10:00:00.000+0100"),
+            text("2024-01-02T09:00:00Z")
+        );
         assert_eq!(dt("2023-02-07 20:47:49"), text("2023-02-07T20:47:49Z"));
         assert_eq!(dt("1526573033537"), text("2018-05-17T16:03:53Z"));
         assert_eq!(dt("2024-01-02 10:00:00 UTC"), text("2024-01-02T10:00:00Z"));
@@ -446,17 +458,32 @@ mod tests {
         );
         let us = vec!["%m/%d/%Y".to_string(), "%m/%d/%Y %I:%M %p".to_string()];
         // A two-digit year under %Y is not year 24.
-        assert_eq!(parse_cell(&FieldType::Date, "02/03/24", &us), text("2024-02-03"));
-        assert_eq!(parse_cell(&FieldType::Date, "02/23/26", &us), text("2026-02-23"));
-        assert_eq!(parse_cell(&FieldType::DateTime, "1/2/2024 3:04 PM", &us), text("2024-01-02T15:04:00Z"));
+        assert_eq!(
+            parse_cell(&FieldType::Date, "02/03/24", &us),
+            text("2024-02-03")
+        );
+        assert_eq!(
+            parse_cell(&FieldType::Date, "02/23/26", &us),
+            text("2026-02-23")
+        );
+        assert_eq!(
+            parse_cell(&FieldType::DateTime, "1/2/2024 3:04 PM", &us),
+            text("2024-01-02T15:04:00Z")
+        );
         // Implausible dates are errors that say what was read.
         let e = parse_cell(&FieldType::Date, "0024-02-03", &none).unwrap_err();
         assert!(e.expected.contains("1900-01-01"), "{e}");
         assert!(parse_cell(&FieldType::Date, "2999-01-01", &none).is_err());
         assert!(parse_cell(&FieldType::DateTime, "1850-01-01T00:00:00Z", &none).is_err());
         // A day order inferred for the column.
-        let dmy = CellFormat { day_order: Some(DayOrder::DayFirst), ..Default::default() };
-        assert_eq!(parse_cell_with(&FieldType::Date, "02/03/24", &dmy), text("2024-03-02"));
+        let dmy = CellFormat {
+            day_order: Some(DayOrder::DayFirst),
+            ..Default::default()
+        };
+        assert_eq!(
+            parse_cell_with(&FieldType::Date, "02/03/24", &dmy),
+            text("2024-03-02")
+        );
         assert_eq!(
             parse_cell_with(&FieldType::DateTime, "13.02.2024 17:05", &dmy),
             text("2024-02-13T17:05:00Z")
@@ -467,14 +494,29 @@ mod tests {
     #[test]
     fn numbers_in_cells() {
         let none: Vec<String> = vec![];
-        assert_eq!(parse_cell(&FieldType::Int, "11015.0", &none), Ok(Value::Int(11015)));
+        assert_eq!(
+            parse_cell(&FieldType::Int, "11015.0", &none),
+            Ok(Value::Int(11015))
+        );
         assert!(parse_cell(&FieldType::Int, "1.5", &none).is_err());
-        assert_eq!(parse_cell(&FieldType::Float, "9,99", &none), Ok(Value::Float(9.99)));
+        assert_eq!(
+            parse_cell(&FieldType::Float, "9,99", &none),
+            Ok(Value::Float(9.99))
+        );
         let e = parse_cell(&FieldType::Float, "1,234", &none).unwrap_err();
         assert!(e.expected.contains("decimal comma"), "{e}");
-        let comma = CellFormat { decimal: Some(Decimal::Comma), ..Default::default() };
-        assert_eq!(parse_cell_with(&FieldType::Float, "1.234", &comma), Ok(Value::Float(1234.0)));
-        assert_eq!(parse_cell_with(&FieldType::Float, "1,5", &comma), Ok(Value::Float(1.5)));
+        let comma = CellFormat {
+            decimal: Some(Decimal::Comma),
+            ..Default::default()
+        };
+        assert_eq!(
+            parse_cell_with(&FieldType::Float, "1.234", &comma),
+            Ok(Value::Float(1234.0))
+        );
+        assert_eq!(
+            parse_cell_with(&FieldType::Float, "1,5", &comma),
+            Ok(Value::Float(1.5))
+        );
     }
 
     #[test]

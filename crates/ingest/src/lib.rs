@@ -519,9 +519,10 @@ fn find_header_below(
         }
         let line = rec.position().map_or(0, |p| p.line());
         if line > header_line
-            && wanted
-                .iter()
-                .all(|w| rec.iter().any(|c| c.trim().trim_start_matches('\u{feff}') == *w))
+            && wanted.iter().all(|w| {
+                rec.iter()
+                    .any(|c| c.trim().trim_start_matches('\u{feff}') == *w)
+            })
         {
             return Some(format!(
                 " (line {line} has the mapped columns: if it is the header, set skip_rows = {} in the mapping's [[file]] section)",

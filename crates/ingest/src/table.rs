@@ -98,20 +98,13 @@ impl<'a> Context<'a> {
 
     pub fn error(&mut self, e: RowError) {
         // One cell read by several entities of a mapping is one problem.
-        if self
-            .report
-            .errors
-            .iter()
-            .rev()
-            .take(16)
-            .any(|x| {
-                x.line == e.line
-                    && x.column == e.column
-                    && x.column_name == e.column_name
-                    && x.file == e.file
-                    && e.line > 0
-            })
-        {
+        if self.report.errors.iter().rev().take(16).any(|x| {
+            x.line == e.line
+                && x.column == e.column
+                && x.column_name == e.column_name
+                && x.file == e.file
+                && e.line > 0
+        }) {
             return;
         }
         if self.report.errors.len() < self.max_errors {
@@ -507,14 +500,14 @@ impl PlanWriter {
                         }
                     }
                     self.write(
-                    parser,
-                    ctx,
-                    bi,
-                    values,
-                    missing,
-                    effective_at.as_deref(),
-                    row.line,
-                )?
+                        parser,
+                        ctx,
+                        bi,
+                        values,
+                        missing,
+                        effective_at.as_deref(),
+                        row.line,
+                    )?
                 }
             }
         }
@@ -937,7 +930,11 @@ impl RowParser {
             let message = if filled.len() <= 2 && rec.len() < self.width {
                 // A report's title, footer or totals line.
                 let first = filled.first().cloned().unwrap_or_default();
-                let words: String = first.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                let words: String = first
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 format!(
                     "expected {} fields, found {}: this looks like a report's title or footer line ({first:?}), not data; skip it with footer = [{words:?}] (lines after the data) or skip_rows (lines above the header) in the mapping's [[file]] section",
                     self.width,

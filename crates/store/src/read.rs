@@ -539,9 +539,9 @@ impl SqliteStore {
 
     /// Dated exchange rates: (currency, valid_from `YYYY-MM-DD`, rate), sorted.
     pub fn exchange_rates(&self) -> Result<Vec<(String, String, f64)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT currency, valid_from, rate FROM exchange_rates ORDER BY currency, valid_from")?;
+        let mut st = self.conn.prepare(
+            "SELECT currency, valid_from, rate FROM exchange_rates ORDER BY currency, valid_from",
+        )?;
         let rows = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -604,7 +604,9 @@ pub fn convert_amounts(
     };
     let mut factor: std::collections::HashMap<String, Option<f64>> = Default::default();
     for o in &mut data.opportunities {
-        let Some(c) = o.currency.clone() else { continue };
+        let Some(c) = o.currency.clone() else {
+            continue;
+        };
         if Some(&c) == corporate.as_ref() {
             continue;
         }

@@ -356,7 +356,9 @@ fn write_history(
             "SELECT max(seq), max(value IS ?4) FROM opportunity_history
              WHERE opportunity_id = ?1 AND field = ?2 AND changed_at = ?3",
         )?
-        .query_row(params![opp, field, at, value], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row(params![opp, field, at, value], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     if same == Some(1) {
         return Ok(());
     }

@@ -370,7 +370,9 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         ("activities", "occurred_at"),
         ("accounts", "created_at"),
     ] {
-        let cond = format!("{col} IS NOT NULL AND (substr({col}, 1, 4) < '1900' OR substr({col}, 1, 4) > '{latest_year}')");
+        let cond = format!(
+            "{col} IS NOT NULL AND (substr({col}, 1, 4) < '1900' OR substr({col}, 1, 4) > '{latest_year}')"
+        );
         dated.push((
             table,
             col,
@@ -380,7 +382,14 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         ));
     }
     for (table, _, message, count_sql, examples_sql) in &dated {
-        if let Some(f) = finding(conn, "inconsistent", table, message, count_sql, examples_sql)? {
+        if let Some(f) = finding(
+            conn,
+            "inconsistent",
+            table,
+            message,
+            count_sql,
+            examples_sql,
+        )? {
             findings.push(f);
         }
     }
@@ -391,7 +400,9 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
             "opportunities",
             "open deals whose close date has passed (as of the latest recorded change): update the close date or close them",
             format!("SELECT count(*) FROM opportunities WHERE {overdue_cond}"),
-            format!("SELECT id || ': ' || close_date FROM opportunities WHERE {overdue_cond} ORDER BY close_date"),
+            format!(
+                "SELECT id || ': ' || close_date FROM opportunities WHERE {overdue_cond} ORDER BY close_date"
+            ),
         ),
         (
             "inconsistent",
@@ -414,9 +425,9 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
 
     let mut by_stage = Vec::new();
     {
-        let mut st = conn.prepare(
-            &format!("SELECT stage, count(*), coalesce(sum({AMOUNT}), 0) FROM opportunities o GROUP BY stage"),
-        )?;
+        let mut st = conn.prepare(&format!(
+            "SELECT stage, count(*), coalesce(sum({AMOUNT}), 0) FROM opportunities o GROUP BY stage"
+        ))?;
         let rows = st.query_map([], |r| {
             Ok(PipelineStage {
                 stage: r.get(0)?,
@@ -568,4 +579,3 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         imports: imports as u64,
     })
 }
-
