@@ -507,7 +507,7 @@ fn call_detail_text(c: &pipewise_store::read::ConversationDetail) -> String {
             t.speaker_role.as_deref().unwrap_or("-"),
             secs(t.start_ms),
             secs(t.end_ms),
-            t.speech_ms.map_or("-".into(), secs),
+            secs(t.speech_ms),
             t.text.as_deref().unwrap_or("")
         );
     }

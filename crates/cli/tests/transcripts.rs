@@ -146,6 +146,9 @@ fn zoom_speaker_with_a_title() {
             row(None, "other", 7000, 8000, 1000, "Hmm."),
         ]
     );
+    // Importing it again changes nothing.
+    let again = import(dir.path(), &case("zoom-speaker-with-title.vtt"));
+    assert_eq!(again["entities"]["conversation_turns"]["unchanged"], 3);
     // The text report shows the counts and the warning too.
     let out = pipewise(
         dir.path(),

@@ -761,7 +761,7 @@ impl Entity {
                             "speech_ms",
                             Int,
                             false,
-                            "Milliseconds the speaker spoke: the sum of the turn's cues' own durations, without the silence between cues merged into the turn (empty: end_ms - start_ms).",
+                            "Milliseconds the speaker spoke: the sum of the turn's cues' own durations, without the silence between cues merged into the turn (empty: the turn speaks throughout, end_ms - start_ms).",
                         ),
                         f("text", Text, false, "What was said."),
                     ]

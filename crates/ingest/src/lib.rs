@@ -974,7 +974,13 @@ fn import_vtt(
             Value::Text(role),
             Value::Int(t.start_ms),
             Value::Int(t.end_ms),
-            Value::Int(t.speech_ms),
+            // Stored only when it differs from the span, so a turn of one
+            // cue is stored as the canonical files and the simulator write it.
+            if t.speech_ms == t.end_ms - t.start_ms {
+                Value::Null
+            } else {
+                Value::Int(t.speech_ms)
+            },
             Value::Text(t.text.clone()),
         ];
         let o = ctx_upsert(ctx, Entity::ConversationTurn, tcols, &vals)?;

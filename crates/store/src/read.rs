@@ -160,8 +160,8 @@ pub struct Turn {
 }
 
 /// A turn's speech time: as stored, or its span when none was stored (turns
-/// written before speech time was recorded, canonical files without it),
-/// never more than the span.
+/// that speak throughout, turns written before speech time was recorded,
+/// canonical files without it), never more than the span.
 pub fn speech_or_span(speech_ms: Option<i64>, start_ms: i64, end_ms: i64) -> i64 {
     let span = (end_ms - start_ms).max(0);
     speech_ms.map_or(span, |s| s.clamp(0, span))
@@ -193,8 +193,8 @@ pub struct TurnDetail {
     pub speaker_role: Option<String>,
     pub start_ms: i64,
     pub end_ms: i64,
-    /// As stored (`None` for turns stored without it).
-    pub speech_ms: Option<i64>,
+    /// Time the speaker spoke ([`speech_or_span`] of the stored value).
+    pub speech_ms: i64,
     pub text: Option<String>,
 }
 
@@ -292,13 +292,14 @@ impl SqliteStore {
         )?;
         detail.turns = st
             .query_map([id], |r| {
+                let (start_ms, end_ms) = (r.get(3)?, r.get(4)?);
                 Ok(TurnDetail {
                     seq: r.get(0)?,
                     speaker: opt_s(r, 1)?,
                     speaker_role: opt_s(r, 2)?,
-                    start_ms: r.get(3)?,
-                    end_ms: r.get(4)?,
-                    speech_ms: r.get(5)?,
+                    start_ms,
+                    end_ms,
+                    speech_ms: speech_or_span(r.get(5)?, start_ms, end_ms),
                     text: opt_s(r, 6)?,
                 })
             })?

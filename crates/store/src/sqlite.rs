@@ -1078,8 +1078,8 @@ mod tests {
         assert_eq!(speech, [4000, 3000], "NULL reads as end - start");
         let c = store.conversation("c1").unwrap().unwrap();
         assert_eq!(c.turns.len(), 2);
-        assert_eq!(c.turns[0].speech_ms, None, "shown as stored");
-        assert_eq!(c.turns[1].speech_ms, Some(3000));
+        assert_eq!(c.turns[0].speech_ms, 4000);
+        assert_eq!(c.turns[1].speech_ms, 3000);
         assert_eq!(c.turns[0].speaker.as_deref(), Some("Ann"));
         assert!(store.conversation("nope").unwrap().is_none());
     }
