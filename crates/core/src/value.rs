@@ -134,7 +134,7 @@ pub fn parse_cell_with(
             Ok(Value::Text(s.to_string()))
         }
         FieldType::DateTime
-            if is_canonical_instant(s) && parse_iso_date(&s[..10]).is_some_and(date::plausible) =>
+            if canonical_instant_day(s).is_some_and(date::plausible) =>
         {
             Ok(Value::Text(s.to_string()))
         }
@@ -212,20 +212,21 @@ pub fn parse_number(s: &str) -> Option<f64> {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` with a valid date and time: already in stored form.
-fn is_canonical_instant(s: &str) -> bool {
+/// `YYYY-MM-DDTHH:MM:SSZ` with a valid date and time (already in stored
+/// form): its day.
+fn canonical_instant_day(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
     if b.len() != 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
-        return false;
+        return None;
     }
     let two = |i: usize| -> Option<u32> {
         (b[i].is_ascii_digit() && b[i + 1].is_ascii_digit())
             .then(|| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0'))
     };
-    parse_iso_date(&s[..10]).is_some()
-        && two(11).is_some_and(|h| h < 24)
+    let ok = two(11).is_some_and(|h| h < 24)
         && two(14).is_some_and(|m| m < 60)
-        && two(17).is_some_and(|x| x < 60)
+        && two(17).is_some_and(|x| x < 60);
+    if ok { parse_iso_date(&s[..10]) } else { None }
 }
 
 fn parse_iso_date(s: &str) -> Option<NaiveDate> {

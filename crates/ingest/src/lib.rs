@@ -322,6 +322,25 @@ const INFERENCE_SAMPLE: u64 = 1000;
 /// header) and the header's line number.
 type CsvReader = csv::Reader<Box<dyn Read + Send>>;
 
+/// A CSV reader over a file decoded to UTF-8, with the file section's delimiter.
+fn csv_reader(
+    path: &Path,
+    fm: &mapping::FileMapping,
+    encoding: Option<&'static decode::Encoding>,
+) -> std::io::Result<CsvReader> {
+    let reader = decode::open_text(path, encoding)?;
+    let delimiter = fm
+        .delimiter
+        .as_deref()
+        .and_then(|d| d.bytes().next())
+        .unwrap_or(b',');
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(Box::new(BufReader::with_capacity(1 << 17, reader)) as Box<dyn Read + Send>))
+}
+
 fn open_csv(
     ctx: &mut Context<'_>,
     path: &Path,
@@ -329,20 +348,10 @@ fn open_csv(
     encoding: Option<&'static decode::Encoding>,
 ) -> Result<Option<(CsvReader, ByteRecord, u64)>, IngestError> {
     let name = display_name(path);
-    let reader = decode::open_text(path, encoding).map_err(|e| IngestError::Io {
+    let mut rdr = csv_reader(path, fm, encoding).map_err(|e| IngestError::Io {
         path: name.clone(),
         source: e,
     })?;
-    let delimiter = fm
-        .delimiter
-        .as_deref()
-        .and_then(|d| d.bytes().next())
-        .unwrap_or(b',');
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(Box::new(BufReader::with_capacity(1 << 17, reader)) as Box<dyn Read + Send>);
     let mut rec = ByteRecord::new();
     loop {
         match rdr.read_byte_record(&mut rec) {
@@ -451,6 +460,8 @@ fn import_csv(
                 .keys()
                 .chain(inference.numbers.keys())
                 .copied()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
                 .collect();
             while let Ok(true) = scan.read_byte_record(&mut r) {
                 if plan.parser.is_footer(&r) {
@@ -501,17 +512,7 @@ fn find_header_below(
     if wanted.is_empty() {
         return None;
     }
-    let reader = decode::open_text(path, encoding).ok()?;
-    let delimiter = fm
-        .delimiter
-        .as_deref()
-        .and_then(|d| d.bytes().next())
-        .unwrap_or(b',');
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(BufReader::new(reader));
+    let mut rdr = csv_reader(path, fm, encoding).ok()?;
     let mut rec = csv::StringRecord::new();
     for _ in 0..30 {
         if !rdr.read_record(&mut rec).ok()? {

@@ -596,21 +596,7 @@ impl PlanWriter {
                     .and_then(|&k| values[k].to_text())
                     .unwrap_or_default();
                 for &ci in missing {
-                    let cp = &block.cols[ci];
-                    ctx.error(RowError {
-                        file: file.into(),
-                        line,
-                        column: col_number(&cp.src),
-                        column_name: Some(cp.label.clone()),
-                        value: None,
-                        message: format!(
-                            "{} {} is required for a new {}; expected {}",
-                            block.entity.singular(),
-                            cp.field.name,
-                            block.entity.singular(),
-                            cp.field.ty.expected()
-                        ),
-                    });
+                    ctx.error(required_error(file, line, block, &block.cols[ci], true));
                 }
                 for field in &block.unmapped_required {
                     ctx.error(RowError {
@@ -1025,19 +1011,7 @@ impl RowParser {
             {
                 if block.key_pos.contains(&ci) || block.entity.key() != ["id"] {
                     // A key, or a field of a row that cannot be looked up.
-                    row_errors.push(RowError {
-                        file: file.into(),
-                        line,
-                        column: col_number(&cp.src),
-                        column_name: Some(cp.label.clone()),
-                        value: None,
-                        message: format!(
-                            "{} {} is required; expected {}",
-                            block.entity.singular(),
-                            cp.field.name,
-                            cp.field.ty.expected()
-                        ),
-                    });
+                    row_errors.push(required_error(file, line, block, cp, false));
                 } else {
                     missing.push(ci);
                 }
@@ -1162,6 +1136,24 @@ fn check_amount_currency(
                 ),
             }),
         }
+    }
+}
+
+/// A required field left empty (`for_new`: on a row that does not exist yet).
+fn required_error(file: &str, line: u64, block: &BlockPlan, cp: &ColPlan, for_new: bool) -> RowError {
+    let entity = block.entity.singular();
+    RowError {
+        file: file.into(),
+        line,
+        column: col_number(&cp.src),
+        column_name: Some(cp.label.clone()),
+        value: None,
+        message: format!(
+            "{entity} {} is required{}; expected {}",
+            cp.field.name,
+            if for_new { format!(" for a new {entity}") } else { String::new() },
+            cp.field.ty.expected()
+        ),
     }
 }
 

@@ -397,14 +397,8 @@ fn normalise_history(conn: &Connection) -> Result<()> {
         return Ok(());
     }
     conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS history_order AS
-             SELECT h.opportunity_id, h.field, h.changed_at, h.seq, h.value, h.old_value,
-                    lag(h.value) OVER w AS prev_value,
-                    row_number() OVER w AS rn
-             FROM opportunity_history h
-             JOIN temp.touched_history t USING (opportunity_id, field)
-             WINDOW w AS (PARTITION BY h.opportunity_id, h.field ORDER BY h.changed_at, h.seq)
-             LIMIT 0;
+        "CREATE TEMP TABLE IF NOT EXISTS history_order (
+             opportunity_id, field, changed_at, seq, value, old_value, prev_value, rn);
          DELETE FROM temp.history_order;
          INSERT INTO temp.history_order
              SELECT h.opportunity_id, h.field, h.changed_at, h.seq, h.value, h.old_value,
