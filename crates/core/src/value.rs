@@ -133,9 +133,7 @@ pub fn parse_cell_with(
         FieldType::Date if parse_iso_date(s).is_some_and(date::plausible) => {
             Ok(Value::Text(s.to_string()))
         }
-        FieldType::DateTime
-            if canonical_instant_day(s).is_some_and(date::plausible) =>
-        {
+        FieldType::DateTime if canonical_instant_day(s).is_some_and(date::plausible) => {
             Ok(Value::Text(s.to_string()))
         }
         FieldType::Date => {

@@ -1140,7 +1140,13 @@ fn check_amount_currency(
 }
 
 /// A required field left empty (`for_new`: on a row that does not exist yet).
-fn required_error(file: &str, line: u64, block: &BlockPlan, cp: &ColPlan, for_new: bool) -> RowError {
+fn required_error(
+    file: &str,
+    line: u64,
+    block: &BlockPlan,
+    cp: &ColPlan,
+    for_new: bool,
+) -> RowError {
     let entity = block.entity.singular();
     RowError {
         file: file.into(),
@@ -1151,7 +1157,11 @@ fn required_error(file: &str, line: u64, block: &BlockPlan, cp: &ColPlan, for_ne
         message: format!(
             "{entity} {} is required{}; expected {}",
             cp.field.name,
-            if for_new { format!(" for a new {entity}") } else { String::new() },
+            if for_new {
+                format!(" for a new {entity}")
+            } else {
+                String::new()
+            },
             cp.field.ty.expected()
         ),
     }
