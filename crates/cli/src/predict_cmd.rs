@@ -97,7 +97,7 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "**Limits.** Learnt from this organisation's own history: it reflects how deals were won here, including any bias in who got which deals. Account attributes and products are read as they are now (the data model keeps no history for them). Deals unlike those in the training window (new segments, new products, a changed sales process) are scored with less certainty than the figures suggest. Retrain when the process changes and at least monthly.\n"
+        "**Limits.** Learnt from this organisation's own history: it reflects how deals were won here, including any bias in who got which deals. Account attributes and products are read as they are now (the data model keeps no history for them), and amounts in other currencies are converted at the rate in effect on the deal's current close date. Deals unlike those in the training window (new segments, new products, a changed sales process) are scored with less certainty than the figures suggest. Retrain when the process changes and at least monthly.\n"
     );
     let _ = writeln!(
         s,

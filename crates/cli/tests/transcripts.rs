@@ -230,8 +230,11 @@ fn zoom_captions_without_speakers_are_imported_and_left_out_with_why() {
         w[0].contains("zoom-captions-no-speakers.vtt: no cue names a speaker (2 cues)"),
         "{w:?}"
     );
-    // No speaker is a known user, so the call has no rep and no roles.
-    assert!(show(dir.path(), "zoom-captions-no-speakers")["user_id"].is_null());
+    // No speaker is a known user: the call is the opportunity owner's, with no roles.
+    assert_eq!(
+        show(dir.path(), "zoom-captions-no-speakers")["user_id"],
+        "u1"
+    );
     let call = show(dir.path(), "zoom-captions-no-speakers");
     assert_eq!(
         turns(&call),
@@ -285,6 +288,13 @@ fn zoom_captions_without_speakers_are_imported_and_left_out_with_why() {
     let v = json(&out);
     assert!(v["analysis"].is_null());
     assert_eq!(v["left_out"]["reason"], "no_speaker_roles");
+    // The rep's own figures say it too.
+    let out = pipewise(
+        dir.path(),
+        &["--db", "t.db", "calls", "analyze", "--rep", "Person A"],
+    );
+    assert!(out.0, "{}", out.2);
+    assert!(out.1.contains("zoom-captions-no-speakers"), "{}", out.1);
 }
 
 #[test]

@@ -97,7 +97,8 @@ pub struct TranscriptLink {
     pub id: Option<String>,
     pub opportunity_id: Option<String>,
     pub lead_id: Option<String>,
-    /// The rep on the call; defaults to the first speaker who is a known user.
+    /// The rep on the call; defaults to the first speaker who is a known user,
+    /// else the owner of the linked opportunity or lead.
     pub user_id: Option<String>,
     pub activity_id: Option<String>,
     pub started_at: Option<String>,
@@ -913,6 +914,18 @@ fn import_vtt(
             },
         };
         roles.push(role);
+    }
+    // No speaker is a known user (a caption file): the call is the owner's of
+    // what it is linked to.
+    if rep_user.is_none() {
+        for (entity, id) in [
+            (Entity::Opportunity, &link.opportunity_id),
+            (Entity::Lead, &link.lead_id),
+        ] {
+            if let (None, Some(id)) = (&rep_user, id) {
+                rep_user = ctx.tx.current_value(entity, id, "owner_id")?.to_text();
+            }
+        }
     }
     if !ctx.report.errors.is_empty() {
         return Ok(());
