@@ -643,9 +643,14 @@ fn summary_text(m: &Summary) -> String {
         .join(", ");
     let _ = writeln!(
         s,
-        "Objections          {} raised, {} handled ({kinds})",
+        "Objections          {} raised, {} handled{}",
         m.objections,
-        m.objections_handled.map_or("-".into(), pct)
+        m.objections_handled.map_or("-".into(), pct),
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({kinds})")
+        }
     );
     let _ = writeln!(s, "Next steps agreed   {} of calls", pct(m.next_steps_rate));
     let _ = writeln!(s, "Filler words        {:.2} per minute", m.filler_rate);

@@ -162,7 +162,7 @@ fn day_order_is_inferred_per_column_or_asked_for() {
             ],
         ]
     );
-    // No value decides: an error asking for date_formats, not a guess.
+    // No value decides: an error asking for the column's form, not a guess.
     let csv = write(
         dir.path(),
         "a.csv",
@@ -185,7 +185,7 @@ fn day_order_is_inferred_per_column_or_asked_for() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let msg = v["errors"][0]["message"].as_str().unwrap();
     assert!(
-        msg.contains("date_formats") && msg.contains("02/03/2024"),
+        msg.contains("formats = [\"%m/%d/%Y\"]") && msg.contains("02/03/2024"),
         "{msg}"
     );
     assert_eq!(v["errors"][0]["column"].as_u64(), Some(2));
@@ -300,20 +300,27 @@ fn a_file_without_owner_and_stage_lists_every_missing_field_as_json() {
     assert!(!err.contains("NOT NULL"), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on failure");
     let errors = v["errors"].as_array().unwrap();
+    // One error per missing field and row, at the row's id column.
     let fields: Vec<(u64, &str)> = errors
         .iter()
         .map(|e| {
-            (
-                e["line"].as_u64().unwrap(),
-                e["column_name"].as_str().unwrap(),
-            )
+            let msg = e["message"].as_str().unwrap();
+            let field = ["owner_id", "stage"]
+                .into_iter()
+                .find(|f| msg.contains(&format!("gives no {f}")))
+                .unwrap_or(msg);
+            (e["line"].as_u64().unwrap(), field)
         })
         .collect();
     assert_eq!(
         fields,
         vec![(2, "owner_id"), (2, "stage"), (3, "owner_id"), (3, "stage")]
     );
-    assert!(errors.iter().all(|e| e["column"].as_u64() == Some(1)));
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["column"].as_u64() == Some(1) && e["column_name"] == "Record ID")
+    );
     // The same file updates deals that exist: "11015.0" is 11015, an empty amount stays empty.
     let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--entity", "opportunities", &write(dir.path(), "o.csv", b"id,name,owner_id,stage\n100000000001,x,u1,discovery\n100000000002,y,u1,proposal\n")]);
     assert!(ok, "{out}{err}");
@@ -377,6 +384,8 @@ fn history_only_files_add_history_to_existing_deals() {
     assert!(ok, "{out}{err}");
     let (ok, out, err) = pipewise(dir.path(), &args);
     assert!(ok, "{out}{err}");
+    // The value before a dated change is what the history says, and it says
+    // nothing before: unknown, never the current row (which may be later).
     assert_eq!(
         query(
             &db,
@@ -387,13 +396,13 @@ fn history_only_files_add_history_to_existing_deals() {
                 "amount".to_string(),
                 "2023-02-07T20:47:49Z".into(),
                 "18490".into(),
-                "15000".into()
+                "NULL".into()
             ],
             vec![
                 "stage".to_string(),
                 "2023-02-07T20:47:49Z".into(),
                 "negotiation".into(),
-                "proposal".into()
+                "NULL".into()
             ],
         ]
     );
@@ -607,4 +616,128 @@ fn amounts_in_several_currencies_are_converted_or_left_out_never_added() {
         (Some(1), Some(0)),
         "{v}"
     );
+}
+
+#[test]
+fn a_new_users_second_look_finds_no_silent_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = base(dir.path());
+    let import = |args: &[&str]| {
+        let mut all = vec!["--db", db.as_str(), "import", "csv"];
+        all.extend_from_slice(args);
+        pipewise(dir.path(), &all)
+    };
+    // Whole amounts with a thousands dot and nothing else to decide: 1.500 is
+    // 1500 or 1.5, so the column is an error, never 1.5.
+    let f = write(
+        dir.path(),
+        "dots.csv",
+        b"id,owner_id,stage,amount\nD1,u1,discovery,1.500\nD2,u1,discovery,12.500\n",
+    );
+    let (ok, out, _) = import(&["--entity", "opportunities", &f]);
+    assert!(!ok);
+    assert!(out.contains("1.500") && out.contains("decimal"), "{out}");
+    // A probability column is in one form: 1 next to 10 is 1%, not 100%.
+    let f = write(dir.path(), "p.csv", b"id,owner_id,stage,probability\nP1,u1,discovery,10\nP2,u1,discovery,1\nP3,u1,discovery,1%\nP4,u1,discovery,0.5\n");
+    let (ok, out, err) = import(&["--entity", "opportunities", &f]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        query(
+            &db,
+            "SELECT probability FROM opportunities WHERE id LIKE 'P%' ORDER BY id"
+        ),
+        vec![
+            vec!["0.1".to_string()],
+            vec!["0.01".into()],
+            vec!["0.01".into()],
+            vec!["0.005".into()]
+        ]
+    );
+    // Lines are counted as an editor shows them, blank lines included.
+    let f = write(
+        dir.path(),
+        "blank.csv",
+        b"id,owner_id,stage\n\nB1,u1,discovery\n\nB2,u1,nowhere\n",
+    );
+    let (ok, out, _) = import(&["--entity", "opportunities", &f]);
+    assert!(!ok);
+    assert!(out.contains("blank.csv:5:3"), "{out}");
+    // A dated history file does not date the current state before its first
+    // change: before it, the stage is unknown, not the final one.
+    let m = write(dir.path(), "h.toml", b"name = \"history\"\n[[file]]\n[[file.entity]]\nentity = \"opportunities\"\nrepeats = true\neffective_at = \"CreatedDate\"\nfields.id = \"OpportunityId\"\nfields.stage = \"StageName\"\n");
+    let f = write(
+        dir.path(),
+        "cur.csv",
+        b"id,owner_id,stage,created_at\nH1,u1,negotiation,2023-06-01T10:00:00Z\n",
+    );
+    assert!(import(&["--entity", "opportunities", &f]).0);
+    let f = write(dir.path(), "hist.csv", b"OpportunityId,CreatedDate,StageName\nH1,2024-01-15 09:00:00,prospecting\nH1,2024-05-01 09:00:00,negotiation\n");
+    let (ok, out, err) = import(&["--mapping", &m, &f]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        query(
+            &db,
+            "SELECT changed_at, value, old_value FROM opportunity_history WHERE opportunity_id = 'H1' ORDER BY changed_at"
+        ),
+        vec![
+            vec![
+                "2024-01-15T09:00:00Z".to_string(),
+                "prospecting".into(),
+                "NULL".into()
+            ],
+            vec![
+                "2024-05-01T09:00:00Z".to_string(),
+                "negotiation".into(),
+                "prospecting".into()
+            ],
+        ]
+    );
+    assert_eq!(
+        query(&db, "SELECT stage FROM opportunities WHERE id = 'H1'"),
+        vec![vec!["negotiation".to_string()]]
+    );
+}
+
+#[test]
+fn rates_quoted_against_another_base_and_dollar_amounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = base(dir.path());
+    let run = |args: &[&str]| {
+        let mut all = vec!["--db", db.as_str()];
+        all.extend_from_slice(args);
+        pipewise(dir.path(), &all)
+    };
+    // Salesforce's rates are per its own corporate currency (USD here);
+    // with EUR as ours, a GBP amount goes through USD: 790 GBP = 1000 USD = 920 EUR.
+    let f = write(
+        dir.path(),
+        "o.csv",
+        b"id,owner_id,stage,amount,currency,close_date\nG1,u1,closed_won,790,GBP,2024-03-01\n",
+    );
+    assert!(run(&["import", "csv", "--entity", "opportunities", &f]).0);
+    let r = write(
+        dir.path(),
+        "exchange_rates.csv",
+        b"currency,valid_from,rate\nUSD,1900-01-01,1\nEUR,1900-01-01,0.92\nGBP,1900-01-01,0.79\n",
+    );
+    assert!(run(&["import", "csv", &r]).0);
+    assert!(run(&["currency", "--corporate", "EUR"]).0);
+    let (_, out, _) = run(&["stats", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let won = v["pipeline"]["won_amount"].as_f64().unwrap();
+    // opp1 (1000, no currency: EUR) is open; G1 is the won one.
+    assert!((won - 920.0).abs() < 1e-6, "{won}");
+    // "$500" with EUR as the corporate currency and no currency on the row: an error.
+    let m = write(dir.path(), "m.toml", b"name = \"usd report\"\n[[file]]\n[[file.entity]]\nentity = \"opportunities\"\nfields.id = \"Id\"\nfields.owner_id = { const = \"u1\" }\nfields.stage = { const = \"discovery\" }\nfields.amount = \"Amount\"\n");
+    let f = write(dir.path(), "usd.csv", b"Id,Amount\nU1,$500\n");
+    let (ok, out, _) = run(&["import", "csv", "--mapping", &m, &f]);
+    assert!(!ok);
+    assert!(
+        out.contains("written with $") && out.contains("EUR"),
+        "{out}"
+    );
+    // And an amount written in the corporate currency needs no currency column.
+    let f = write(dir.path(), "eur.csv", b"Id,Amount\nU2,\xe2\x82\xac700\n");
+    let (ok, out, err) = run(&["import", "csv", "--mapping", &m, &f]);
+    assert!(ok, "{out}{err}");
 }

@@ -381,3 +381,47 @@ fn unknown_call_is_an_error() {
     assert!(!out.0);
     assert!(out.2.contains("no call with id \"nope\""), "{}", out.2);
 }
+
+#[test]
+fn display_names_two_speaker_cues_and_cues_out_of_order() {
+    let dir = base();
+    // Person A as Teams writes a "Last, First" display name or a guest tag
+    // is the rep; a Zoom cue holding two speakers' lines is two turns; a cue
+    // that starts before the one above it is reported.
+    let vtt = dir.path().join("mixed.vtt");
+    std::fs::write(
+        &vtt,
+        "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n<v A, Person>Thanks for joining.</v>\n\n\
+         00:00:03.000 --> 00:00:05.000\n<v Dana Buyer>Glad to.</v>\n\n\
+         00:00:05.000 --> 00:00:07.000\n<v Person A (Guest)>Shall we start?</v>\n\n\
+         00:00:08.000 --> 00:00:12.000\nPerson A: Hi.\nDana Buyer: Hello there, all good.\n\n\
+         00:00:07.500 --> 00:00:07.900\nDana Buyer: Sorry.\n",
+    )
+    .unwrap();
+    let r = import(dir.path(), &vtt.display().to_string());
+    let w = warnings(&r);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("1 cue starts before the cue before it (first at line 16)")),
+        "{w:?}"
+    );
+    let call = show(dir.path(), "mixed");
+    let got: Vec<(Option<String>, String)> = turns(&call).into_iter().map(|t| (t.0, t.1)).collect();
+    let rep = |s: &str| (Some(s.to_string()), "rep".to_string());
+    let customer = |s: &str| (Some(s.to_string()), "customer".to_string());
+    assert_eq!(
+        got,
+        vec![
+            rep("A, Person"),
+            customer("Dana Buyer"),
+            rep("Person A (Guest)"),
+            rep("Person A"),
+            customer("Dana Buyer"),
+        ]
+    );
+    // The two-speaker cue's time is shared by the length of what each said.
+    let t = turns(&call);
+    assert_eq!((t[3].2, t[4].3), (8_000, 12_000));
+    assert!(t[3].3 > 8_000 && t[3].3 < 10_000, "{:?}", t[3]);
+    assert_eq!(t[4].5, "Hello there, all good. Sorry.");
+}

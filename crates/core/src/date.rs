@@ -171,6 +171,47 @@ pub fn readings(s: &str) -> Option<(bool, bool)> {
     ))
 }
 
+/// The `strftime` format that reads `example` in `order`: the same
+/// separator, year digits and time of day (for messages: `03.02.2024 14:05`
+/// day-first is `%d.%m.%Y %H:%M`).
+pub fn format_for(example: &str, order: DayOrder) -> String {
+    let s = example.trim();
+    let (date, time, joint) = match s.find([' ', 'T']) {
+        Some(i) => (&s[..i], Some(s[i + 1..].trim()), &s[i..i + 1]),
+        None => (s, None, ""),
+    };
+    let sep = date
+        .chars()
+        .find(|c| matches!(c, '/' | '.' | '-'))
+        .unwrap_or('/');
+    let year = if date.rsplit(sep).next().is_some_and(|y| y.len() == 2) {
+        "%y"
+    } else {
+        "%Y"
+    };
+    let mut f = match order {
+        DayOrder::MonthFirst => format!("%m{sep}%d{sep}{year}"),
+        DayOrder::DayFirst => format!("%d{sep}%m{sep}{year}"),
+    };
+    if let Some(t) = time {
+        let lower = t.to_ascii_lowercase();
+        let meridiem = lower.ends_with("am") || lower.ends_with("pm");
+        let clock = t.split_whitespace().next().unwrap_or("");
+        let hour = if meridiem { "%I" } else { "%H" };
+        f.push_str(joint);
+        f.push_str(match (clock.matches(':').count(), clock.contains('.')) {
+            (2, true) => "{H}:%M:%S%.f",
+            (2, false) => "{H}:%M:%S",
+            _ => "{H}:%M",
+        });
+        f = f.replace("{H}", hour);
+        if meridiem {
+            f.push_str(" %p");
+        }
+    }
+    f
+}
+
 /// What a column's values say about its day order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DateEvidence {
@@ -268,6 +309,25 @@ mod tests {
         assert_eq!(parse_numeric("1/2/2024 13:04 PM", MonthFirst), None);
         assert_eq!(parse_numeric("2024-01-02", MonthFirst), None);
         assert_eq!(parse_numeric("1/2/202", MonthFirst), None);
+    }
+
+    #[test]
+    fn formats_for_messages_read_their_example() {
+        use DayOrder::*;
+        for (ex, order) in [
+            ("03.02.2024 14:05", DayFirst),
+            ("1/2/2024 3:04 PM", MonthFirst),
+            ("13-02-24", DayFirst),
+            ("2/13/2024 17:05:09", MonthFirst),
+        ] {
+            let f = format_for(ex, order);
+            assert!(
+                chrono::NaiveDateTime::parse_from_str(ex, &f).is_ok()
+                    || chrono::NaiveDate::parse_from_str(ex, &f).is_ok(),
+                "{ex} with {f}"
+            );
+        }
+        assert_eq!(format_for("03.02.2024 14:05", DayFirst), "%d.%m.%Y %H:%M");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! is 1234.56, `1.234.567` is 1234567); one both can read differently
 //! (`1,234`: 1234 or 1.234) is [`NumberError::Ambiguous`] and the caller must
 //! decide from the rest of the column ([`DecimalEvidence`]) or the mapping.
-//! A lone point is always a decimal point (`1.5`, `12.500`): that is how every
-//! export without locale formatting writes numbers.
+//! A single value with one point reads as a decimal point (`12.500` is 12.5),
+//! but a column whose only such values are `1.500`-like is undecided
+//! ([`DecimalEvidence::verdict`]).
 
 use serde::Serialize;
 
@@ -272,6 +273,9 @@ impl DecimalEvidence {
                     }
                 } else {
                     self.lone_point += 1;
+                    if self.example.is_none() {
+                        self.example = Some(s.to_string());
+                    }
                 }
             }
             (Some(_), None) => self.point_only += 1,
@@ -297,7 +301,10 @@ impl DecimalEvidence {
                 "values such as {:?} read as thousands with a decimal point or as decimals with a decimal comma, and no value of the column decides",
                 self.example.as_deref().unwrap_or("")
             )),
-            (false, false) if self.lone_point > 0 => Ok(Some(Decimal::Point)),
+            (false, false) if self.lone_point > 0 => Err(format!(
+                "values such as {:?} read as whole numbers with a thousands dot (1.500 = 1500) or as decimals (1.5), and no value of the column decides",
+                self.example.as_deref().unwrap_or("")
+            )),
             (false, false) => Ok(None),
         }
     }
@@ -390,8 +397,11 @@ mod tests {
             e.add(s);
         }
         assert_eq!(e.verdict(), Ok(Some(Decimal::Comma)));
+        // Only values such as 12.500: 12.5 or 12500, nothing decides.
         let mut e = DecimalEvidence::default();
         e.add("12.500");
+        assert!(e.verdict().unwrap_err().contains("12.500"));
+        e.add("0.25");
         assert_eq!(e.verdict(), Ok(Some(Decimal::Point)));
         let mut e = DecimalEvidence::default();
         for s in ["1,234", "1,234.50"] {

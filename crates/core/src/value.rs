@@ -138,12 +138,12 @@ pub fn parse_cell_with(
         }
         FieldType::Date => {
             let d = parse_date_with(s, fmt).ok_or_else(|| date_err(ty, fmt))?;
-            check_plausible(ty, d)?;
+            check_plausible(ty, d, s)?;
             Ok(Value::Text(d.format("%Y-%m-%d").to_string()))
         }
         FieldType::DateTime => {
             let t = parse_datetime_with(s, fmt).ok_or_else(|| date_err(ty, fmt))?;
-            check_plausible(ty, t.date_naive())?;
+            check_plausible(ty, t.date_naive(), s)?;
             Ok(Value::Text(format_instant(t)))
         }
     }
@@ -171,16 +171,23 @@ fn date_err(ty: &FieldType, fmt: &CellFormat<'_>) -> ParseError {
     ParseError { expected }
 }
 
-fn check_plausible(ty: &FieldType, d: NaiveDate) -> Result<(), ParseError> {
+fn check_plausible(ty: &FieldType, d: NaiveDate, raw: &str) -> Result<(), ParseError> {
     if date::plausible(d) {
         return Ok(());
     }
+    // A year the text wrote in four digits was meant; a short one was not.
+    let short_year = d.year() < 100 && !raw.contains(&format!("{:04}", d.year()));
     Err(ParseError {
         expected: format!(
-            "{} from {} (read as {}: a two-digit year needs %y, not %Y)",
+            "{} from {} (read as {}{})",
             ty.expected(),
             date::plausible_range(),
-            d.format("%Y-%m-%d")
+            d.format("%Y-%m-%d"),
+            if short_year {
+                ": a two-digit year needs %y, not %Y"
+            } else {
+                ""
+            }
         ),
     })
 }

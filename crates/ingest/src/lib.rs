@@ -192,7 +192,7 @@ pub fn sources_in_dir(dir: &Path, mapping: Option<&Mapping>) -> Result<Vec<Sourc
                 let path = dir.join(name);
                 if !path.is_file() {
                     return Err(IngestError::Usage(format!(
-                        "{}: expected the file {name} of mapping {}",
+                        "{}: expected the file {name} of mapping {} (if the export has no such file, remove its [[file]] section from a copy of the mapping)",
                         dir.display(),
                         m.name
                     )));
@@ -321,7 +321,73 @@ const INFERENCE_SAMPLE: u64 = 1000;
 /// A CSV reader over a file, decoded to UTF-8, with `skip_rows` title lines
 /// skipped. Returns the reader, its first record after those lines (the
 /// header) and the header's line number.
-type CsvReader = csv::Reader<Box<dyn Read + Send>>;
+struct CsvReader {
+    rdr: csv::Reader<Box<dyn Read + Send>>,
+    lines: Lines,
+}
+
+/// Where the newlines of a stream are, as a CSV reader consumes it: a
+/// record's byte offset then gives its line in the file, blank lines
+/// included (the csv crate's own count skips them). Keeps only the newlines
+/// of the reader's read-ahead.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<LineCount>>);
+
+#[derive(Default)]
+struct LineCount {
+    /// Bytes read so far.
+    pos: u64,
+    /// Offsets of newlines not yet passed by a query.
+    ahead: std::collections::VecDeque<u64>,
+    /// Newlines before the first of `ahead`.
+    passed: u64,
+}
+
+impl Lines {
+    /// The 1-based line of the byte at `offset` (queries in increasing order).
+    fn line_at(&self, offset: u64) -> u64 {
+        let mut l = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while l.ahead.front().is_some_and(|&p| p < offset) {
+            l.ahead.pop_front();
+            l.passed += 1;
+        }
+        l.passed + 1
+    }
+
+    fn line_of(&self, pos: Option<&csv::Position>) -> u64 {
+        pos.map_or(0, |p| self.line_at(p.byte()))
+    }
+
+    /// The line a record just read starts on, from the reader's position
+    /// after it (`end`, past its terminator): the line of its last byte, less
+    /// the newlines inside its quoted fields. (A record's own start position
+    /// counts from the blank lines before it.)
+    fn record_line<T: AsRef<[u8]>>(&self, end: u64, fields: impl Iterator<Item = T>) -> u64 {
+        let last = self.line_at(end.saturating_sub(1));
+        let inner: usize = fields
+            .map(|f| memchr::memchr_iter(b'\n', f.as_ref()).count())
+            .sum();
+        last.saturating_sub(inner as u64).max(1)
+    }
+}
+
+struct Tap<R> {
+    inner: R,
+    lines: Lines,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut l = self.lines.0.lock().unwrap_or_else(|e| e.into_inner());
+        let at = l.pos;
+        for i in memchr::memchr_iter(b'\n', &buf[..n]) {
+            l.ahead.push_back(at + i as u64);
+        }
+        l.pos += n as u64;
+        Ok(n)
+    }
+}
 
 /// A CSV reader over a file decoded to UTF-8, with the file section's delimiter.
 fn csv_reader(
@@ -329,17 +395,22 @@ fn csv_reader(
     fm: &mapping::FileMapping,
     encoding: Option<&'static decode::Encoding>,
 ) -> std::io::Result<CsvReader> {
-    let reader = decode::open_text(path, encoding)?;
+    let lines = Lines::default();
+    let reader = Tap {
+        inner: decode::open_text(path, encoding)?,
+        lines: lines.clone(),
+    };
     let delimiter = fm
         .delimiter
         .as_deref()
         .and_then(|d| d.bytes().next())
         .unwrap_or(b',');
-    Ok(csv::ReaderBuilder::new()
+    let rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(Box::new(BufReader::with_capacity(1 << 17, reader)) as Box<dyn Read + Send>))
+        .from_reader(Box::new(BufReader::with_capacity(1 << 17, reader)) as Box<dyn Read + Send>);
+    Ok(CsvReader { rdr, lines })
 }
 
 fn open_csv(
@@ -349,17 +420,17 @@ fn open_csv(
     encoding: Option<&'static decode::Encoding>,
 ) -> Result<Option<(CsvReader, ByteRecord, u64)>, IngestError> {
     let name = display_name(path);
-    let mut rdr = csv_reader(path, fm, encoding).map_err(|e| IngestError::Io {
+    let mut csv = csv_reader(path, fm, encoding).map_err(|e| IngestError::Io {
         path: name.clone(),
         source: e,
     })?;
     let mut rec = ByteRecord::new();
     loop {
-        match rdr.read_byte_record(&mut rec) {
+        match csv.rdr.read_byte_record(&mut rec) {
             Ok(true) => {
-                let line = rec.position().map_or(1, |p| p.line());
+                let line = csv.lines.record_line(csv.rdr.position().byte(), rec.iter());
                 if line > fm.skip_rows {
-                    return Ok(Some((rdr, rec, line)));
+                    return Ok(Some((csv, rec, line)));
                 }
             }
             Ok(false) => {
@@ -374,7 +445,7 @@ fn open_csv(
                 return Ok(None);
             }
             Err(e) => {
-                let line = e.position().map_or(1, |p| p.line());
+                let line = csv.lines.line_of(e.position()).max(1);
                 ctx.error(csv_error(&name, e, line));
                 return Ok(None);
             }
@@ -412,7 +483,7 @@ fn import_csv(
             }
         },
     };
-    let Some((rdr, rec, header_line)) = open_csv(ctx, path, fm, encoding)? else {
+    let Some((csv, rec, header_line)) = open_csv(ctx, path, fm, encoding)? else {
         return Ok(());
     };
     let mut header = Vec::with_capacity(rec.len());
@@ -449,10 +520,14 @@ fn import_csv(
             return Ok(());
         }
     };
+    plan.parser.corporate = ctx.tx.setting("corporate_currency")?;
     // Dates and numbers whose form the mapping does not name: read from the
     // column's values (a sample first; the whole file only when it matters).
     let mut inference = plan.parser.inference_targets();
-    if !inference.dates.is_empty() || !inference.numbers.is_empty() {
+    if !inference.dates.is_empty()
+        || !inference.numbers.is_empty()
+        || !inference.percent_max.is_empty()
+    {
         if let Some((mut scan, _, _)) = open_csv(ctx, path, fm, encoding)? {
             let mut r = ByteRecord::new();
             let mut n = 0u64;
@@ -460,17 +535,19 @@ fn import_csv(
                 .dates
                 .keys()
                 .chain(inference.numbers.keys())
+                .chain(inference.percent_max.keys())
                 .copied()
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            while let Ok(true) = scan.read_byte_record(&mut r) {
+            while let Ok(true) = scan.rdr.read_byte_record(&mut r) {
                 if plan.parser.is_footer(&r) {
                     break;
                 }
+                let line = scan.lines.record_line(scan.rdr.position().byte(), r.iter());
                 for &c in &cols {
                     if let Some(cell) = r.get(c).and_then(|b| std::str::from_utf8(b).ok()) {
-                        inference.add(c, cell);
+                        inference.add(c, cell, line);
                     }
                 }
                 n += 1;
@@ -487,7 +564,7 @@ fn import_csv(
     }
     progress.begin(&name, total);
     let started = std::time::Instant::now();
-    let n = pipe_records(ctx, &mut plan, rdr, rec, total, &name, progress)?;
+    let n = pipe_records(ctx, &mut plan, csv, rec, total, &name, progress)?;
     progress.end();
     tracing::info!(
         "{name}: {n} records read and written in {:.2?}",
@@ -513,13 +590,13 @@ fn find_header_below(
     if wanted.is_empty() {
         return None;
     }
-    let mut rdr = csv_reader(path, fm, encoding).ok()?;
+    let mut csv = csv_reader(path, fm, encoding).ok()?;
     let mut rec = csv::StringRecord::new();
     for _ in 0..30 {
-        if !rdr.read_record(&mut rec).ok()? {
+        if !csv.rdr.read_record(&mut rec).ok()? {
             return None;
         }
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = csv.lines.record_line(csv.rdr.position().byte(), rec.iter());
         if line > header_line
             && wanted.iter().all(|w| {
                 rec.iter()
@@ -563,10 +640,10 @@ enum Batch {
 /// references and writes (the store is single-threaded), a reader thread
 /// parses the CSV, decodes and validates every cell meanwhile. A bounded
 /// channel of batches keeps memory flat. Returns the records read.
-fn pipe_records<R: Read + Send>(
+fn pipe_records(
     ctx: &mut Context<'_>,
     plan: &mut FilePlan,
-    mut rdr: csv::Reader<R>,
+    csv: CsvReader,
     mut rec: ByteRecord,
     total: u64,
     name: &str,
@@ -580,6 +657,7 @@ fn pipe_records<R: Read + Send>(
     let FilePlan { parser, writer } = plan;
     let parser: &table::RowParser = parser;
     std::thread::scope(|scope| {
+        let CsvReader { mut rdr, lines } = csv;
         let reader = scope.spawn(move || {
             let mut footer_at = None;
             let mut cleanings = table::Cleanings::default();
@@ -587,7 +665,7 @@ fn pipe_records<R: Read + Send>(
             loop {
                 match rdr.read_byte_record(&mut rec) {
                     Ok(true) => {
-                        let line = rec.position().map_or(0, |p| p.line());
+                        let line = lines.record_line(rdr.position().byte(), rec.iter());
                         if parser.is_footer(&rec) {
                             footer_at = Some(line);
                             break;
@@ -599,7 +677,7 @@ fn pipe_records<R: Read + Send>(
                     }
                     Ok(false) => break,
                     Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
+                        let line = lines.line_of(e.position());
                         let at = rdr.position().byte();
                         let _ = send.send(Batch::Rows { rows, at });
                         let _ = send.send(Batch::Unreadable(csv_error(name, e, line)));
@@ -904,7 +982,7 @@ fn import_vtt(
                         "other".into()
                     }
                 },
-                None => match ctx.tx.id_by_name(Entity::User, sp)? {
+                None => match user_by_display_name(ctx, sp)? {
                     Some(uid) => {
                         rep_user.get_or_insert(uid);
                         "rep".into()
@@ -934,6 +1012,15 @@ fn import_vtt(
     ctx.report.cues_without_speaker += transcript.unnamed.len() as u64;
     if let Some(w) = unnamed_warning(&name, transcript.cues, &transcript.unnamed) {
         ctx.report.warnings.push(w);
+    }
+    if let Some(first) = transcript.out_of_order.first() {
+        ctx.report.warnings.push(format!(
+            "{name}: {} cue{} start{} before the cue before {} (first at line {first}): kept in file order; check the file was not edited or joined",
+            transcript.out_of_order.len(),
+            if transcript.out_of_order.len() == 1 { "" } else { "s" },
+            if transcript.out_of_order.len() == 1 { "s" } else { "" },
+            if transcript.out_of_order.len() == 1 { "it" } else { "them" },
+        ));
     }
     let id = link.id.clone().unwrap_or_else(|| {
         path.file_stem()
@@ -1036,6 +1123,28 @@ fn unnamed_warning(file: &str, cues: usize, unnamed: &[vtt::UnnamedCue]) -> Opti
             ""
         }
     ))
+}
+
+/// The user a transcript's speaker name is, as meeting tools write names:
+/// `Ben Okafor`, `Okafor, Ben` (Teams' "Last, First" display names), with a
+/// tag such as `(Guest)`, `(External)` or `(Host)` after it.
+fn user_by_display_name(ctx: &mut Context<'_>, name: &str) -> Result<Option<String>, IngestError> {
+    let mut candidates = vec![name.trim().to_string()];
+    let base = match name.trim().rsplit_once(" (") {
+        Some((b, tag)) if tag.ends_with(')') => b.trim().to_string(),
+        _ => name.trim().to_string(),
+    };
+    candidates.push(base.clone());
+    if let Some((last, first)) = base.split_once(',') {
+        candidates.push(format!("{} {}", first.trim(), last.trim()));
+    }
+    candidates.dedup();
+    for c in candidates {
+        if let Some(id) = ctx.tx.id_by_name(Entity::User, &c)? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 fn ctx_upsert(

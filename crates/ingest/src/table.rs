@@ -41,6 +41,9 @@ struct ColPlan {
     day_order: Option<DayOrder>,
     /// Decimal separator: from the mapping, or inferred from the column.
     decimal: Option<Decimal>,
+    /// For a probability column: whether its plain numbers are percentages
+    /// (some value above 1), decided once for the whole column.
+    percent: Option<bool>,
     null_if: Vec<String>,
     scale: Option<f64>,
     default: Option<String>,
@@ -102,6 +105,7 @@ impl<'a> Context<'a> {
             x.line == e.line
                 && x.column == e.column
                 && x.column_name == e.column_name
+                && x.message == e.message
                 && x.file == e.file
                 && e.line > 0
         }) {
@@ -208,6 +212,7 @@ fn plan_field(
             .as_deref()
             .or(mapping.decimal.as_deref())
             .and_then(Decimal::parse),
+        percent: None,
         null_if: spec.null_if.clone(),
         scale: spec.scale,
         default: spec.default.clone(),
@@ -230,6 +235,9 @@ pub(crate) struct RowParser {
     used: Vec<bool>,
     /// Prefixes of a report's footer records (see `FileMapping::footer`).
     footer: Vec<String>,
+    /// The organisation's corporate currency, when set: amounts written in it
+    /// need no currency column.
+    pub corporate: Option<String>,
 }
 
 /// A compiled file mapping: built once from the header, applied to every record.
@@ -430,6 +438,7 @@ impl FilePlan {
                     header,
                     used,
                     footer: fm.footer.clone(),
+                    corporate: None,
                 },
                 writer: PlanWriter {
                     pending: Vec::new(),
@@ -603,7 +612,7 @@ impl PlanWriter {
                         file: file.into(),
                         line,
                         column: key.and_then(|k| col_number(&k.src)),
-                        column_name: Some((*field).to_string()),
+                        column_name: key.map(|k| k.label.clone()),
                         value: Some(id.clone()),
                         message: format!(
                             "no {} with this id in the database or earlier in this import, and the mapping gives no {field} to create it; expected an existing {} (import the current state first) or a column mapped to {field}",
@@ -768,20 +777,39 @@ impl PlanWriter {
 pub(crate) struct Inference {
     pub dates: FxHashMap<usize, DateEvidence>,
     pub numbers: FxHashMap<usize, DecimalEvidence>,
+    /// Probability columns: the largest plain (no `%`) value seen.
+    pub percent_max: FxHashMap<usize, f64>,
+    /// Line of each column's example value (the one an error shows).
+    pub example_line: FxHashMap<usize, u64>,
 }
 
 impl Inference {
-    /// Adds one cell of column `col`.
-    pub fn add(&mut self, col: usize, cell: &str) {
+    /// Adds one cell of column `col`, on `line`.
+    pub fn add(&mut self, col: usize, cell: &str, line: u64) {
         let cell = cell.trim();
         if cell.is_empty() {
             return;
         }
+        let mut example = false;
         if let Some(e) = self.dates.get_mut(&col) {
+            let had = e.example.is_some();
             e.add(cell);
+            example |= !had && e.example.is_some();
         }
         if let Some(e) = self.numbers.get_mut(&col) {
+            let had = e.example.is_some();
             e.add(cell);
+            example |= !had && e.example.is_some();
+        }
+        if example {
+            self.example_line.entry(col).or_insert(line);
+        }
+        if let Some(m) = self.percent_max.get_mut(&col) {
+            if !cell.ends_with('%') {
+                if let Some(x) = pipewise_core::value::parse_number(cell) {
+                    *m = m.max(x);
+                }
+            }
         }
     }
 
@@ -814,6 +842,9 @@ impl RowParser {
                     }
                     _ => {}
                 }
+                if b.entity == Entity::Opportunity && cp.field.name == "probability" {
+                    inf.percent_max.entry(i).or_insert(f64::NEG_INFINITY);
+                }
             }
         }
         inf
@@ -830,7 +861,7 @@ impl RowParser {
                 let Src::Col(i) = cp.src else { continue };
                 let err = |value: Option<String>, message: String| RowError {
                     file: file.clone(),
-                    line: header_line,
+                    line: inf.example_line.get(&i).copied().unwrap_or(header_line),
                     column: Some(i + 1),
                     column_name: header.get(i).cloned(),
                     value,
@@ -842,13 +873,24 @@ impl RowParser {
                     {
                         match e.verdict() {
                             Ok(order) => cp.day_order = order,
-                            Err(why) => errors.push(err(
-                                e.example.clone(),
-                                format!(
-                                    "cannot tell the day order of this date column: {why}; expected date_formats = [\"%m/%d/%Y\"] (month first) or [\"%d/%m/%Y\"] (day first) in the mapping"
-                                ),
-                            )),
+                            Err(why) => {
+                                let ex = e.example.clone().unwrap_or_default();
+                                let mdy =
+                                    pipewise_core::date::format_for(&ex, DayOrder::MonthFirst);
+                                let dmy = pipewise_core::date::format_for(&ex, DayOrder::DayFirst);
+                                errors.push(err(
+                                    e.example.clone(),
+                                    format!(
+                                        "cannot tell the day order of this date column: {why}; expected the column's form in the mapping: formats = [\"{mdy}\"] (month first) or [\"{dmy}\"] (day first) on this field"
+                                    ),
+                                ))
+                            }
                         }
+                    }
+                }
+                if let Some(&m) = inf.percent_max.get(&i) {
+                    if cp.field.name == "probability" {
+                        cp.percent = Some(m > 1.0);
                     }
                 }
                 if let Some(e) = inf.numbers.get(&i) {
@@ -1020,18 +1062,40 @@ impl RowParser {
         // An amount written with its currency ("MXN 200,000", "1.234,56 EUR")
         // keeps it: it fills an empty currency, and must agree with a given one.
         if block.entity.field("currency").is_some() {
-            check_amount_currency(block, cells, &mut values, file, line, &mut row_errors);
+            let corporate = self.corporate.as_deref();
+            check_amount_currency(
+                block,
+                cells,
+                &mut values,
+                corporate,
+                (file, line),
+                &mut row_errors,
+            );
         }
         // History values must be valid for the field they record.
         if block.entity == Entity::OpportunityHistory {
             validate_history(block, &mut values, file, line, &mut row_errors);
         }
         if cp_probability(block) {
-            // Percentages given as 0..100.
             if let Some(i) = block.columns.iter().position(|c| *c == "probability") {
+                let cp = &block.cols[i];
                 if let Value::Float(x) = values[i] {
-                    if x > 1.0 {
-                        values[i] = Value::Float(x / 100.0);
+                    // Without a pre-scan (JSONL), a value above 1 is a percentage.
+                    let x = if cp.percent.is_none() && x > 1.0 {
+                        x / 100.0
+                    } else {
+                        x
+                    };
+                    values[i] = Value::Float(x);
+                    if !(0.0..=1.0).contains(&x) {
+                        row_errors.push(RowError {
+                            file: file.into(),
+                            line,
+                            column: col_number(&cp.src),
+                            column_name: Some(cp.label.clone()),
+                            value: Some(x.to_string()),
+                            message: "expected a probability from 0 to 1, or a percentage from 0 to 100 (the whole column in one form)".into(),
+                        });
                     }
                 }
             }
@@ -1086,13 +1150,19 @@ impl RowParser {
     }
 }
 
+/// Currencies named by symbol only: `$` (dollars, pesos...) and `¥` (yen, yuan).
+const DOLLAR_LIKE: &[&str] = &[
+    "USD", "CAD", "AUD", "NZD", "MXN", "SGD", "HKD", "TWD", "ARS", "CLP", "COP",
+];
+const YEN_LIKE: &[&str] = &["JPY", "CNY"];
+
 /// See the call in `parse_block`.
 fn check_amount_currency(
     block: &BlockPlan,
     cells: &[Option<&str>],
     values: &mut [Value],
-    file: &str,
-    line: u64,
+    corporate: Option<&str>,
+    (file, line): (&str, u64),
     errors: &mut Vec<RowError>,
 ) {
     let cur = block.columns.iter().position(|c| *c == "currency");
@@ -1102,39 +1172,56 @@ fn check_amount_currency(
         }
         let Src::Col(i) = cp.src else { continue };
         let Some(raw) = cells[i] else { continue };
-        if !raw.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+        if !raw
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || b >= 0x80 || b == b'$')
+        {
             continue;
         }
         let Ok(n) = pipewise_core::number::parse_number_as(raw, cp.decimal) else {
             continue;
         };
-        let Some(code) = n.currency else { continue };
-        match cur {
-            Some(k) => match values[k].as_str() {
-                None => values[k] = Value::Text(code),
-                Some(given) if given != code => errors.push(RowError {
-                    file: file.into(),
-                    line,
-                    column: Some(i + 1),
-                    column_name: Some(cp.label.clone()),
-                    value: Some(raw.to_string()),
-                    message: format!(
-                        "the amount is written in {code} but the row's currency is {given}; expected one currency per row"
-                    ),
-                }),
-                _ => {}
-            },
-            None => errors.push(RowError {
+        let given = cur.and_then(|k| values[k].as_str().map(str::to_string));
+        let mut err = |message: String| {
+            errors.push(RowError {
                 file: file.into(),
                 line,
                 column: Some(i + 1),
                 column_name: Some(cp.label.clone()),
                 value: Some(raw.to_string()),
-                message: format!(
-                    "the amount is written in {code}, but the mapping maps no currency for {}; expected a currency column (fields.currency = \"CurrencyIsoCode\") or a constant (fields.currency = {{ const = \"{code}\" }}), so amounts in different currencies are never added up",
-                    block.entity.table()
-                ),
-            }),
+                message,
+            })
+        };
+        let Some(code) = n.currency else {
+            // `$500` names no one currency; with no currency on the row it is
+            // read as the corporate currency, unless that is no dollar (or yen).
+            let family = if raw.contains('$') {
+                Some(("$", DOLLAR_LIKE))
+            } else if raw.contains('¥') {
+                Some(("¥", YEN_LIKE))
+            } else {
+                None
+            };
+            if let (Some((sym, codes)), None, Some(k)) = (family, &given, corporate) {
+                if !codes.contains(&k) {
+                    err(format!(
+                        "the amount is written with {sym}, but the row names no currency and the corporate currency is {k}; expected a currency column or a constant (fields.currency = {{ const = \"USD\" }})"
+                    ));
+                }
+            }
+            continue;
+        };
+        match (cur, given) {
+            (Some(k), None) => values[k] = Value::Text(code),
+            (_, Some(given)) if given != code => err(format!(
+                "the amount is written in {code} but the row's currency is {given}; expected one currency per row"
+            )),
+            (None, None) if corporate != Some(code.as_str()) => err(format!(
+                "the amount is written in {code}, which is not the corporate currency{}, and no currency is given for {}; expected a currency column (in a mapping: fields.currency = \"CurrencyIsoCode\" or {{ const = \"{code}\" }}), so amounts in different currencies are never added up",
+                corporate.map(|k| format!(" ({k})")).unwrap_or_default(),
+                block.entity.table()
+            )),
+            _ => {}
         }
     }
 }
@@ -1241,6 +1328,12 @@ fn read_cell(
     };
     match parse_cell_with(&cp.field.ty, &text, &format) {
         Ok(mut v) => {
+            if let (Some(true), Value::Float(x)) = (cp.percent, &v) {
+                // A percentage column: `10` is 10%, and so is `10%`.
+                if !text.trim_end().ends_with('%') {
+                    v = Value::Float(x / 100.0);
+                }
+            }
             if let (Some(k), Value::Float(x)) = (cp.scale, &v) {
                 v = Value::Float(x * k);
             }

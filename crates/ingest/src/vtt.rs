@@ -70,6 +70,9 @@ pub struct Transcript {
     pub cues: usize,
     /// Cues that name no speaker, in file order.
     pub unnamed: Vec<UnnamedCue>,
+    /// Lines of timings that start before the cue before them (out of order:
+    /// kept where they are, and reported).
+    pub out_of_order: Vec<u64>,
 }
 
 /// A cue without a speaker: where it is and how it starts.
@@ -117,6 +120,7 @@ pub fn parse_as(format: Format, text: &str) -> Result<Transcript, Vec<VttError>>
         format,
         out: Transcript::default(),
         errors: Vec::new(),
+        last_start: None,
     };
     let mut cue: Option<Cue<'_>> = None;
     while i < lines.len() {
@@ -205,6 +209,8 @@ struct Parser {
     format: Format,
     out: Transcript,
     errors: Vec<VttError>,
+    /// Start of the previous cue.
+    last_start: Option<i64>,
 }
 
 impl Parser {
@@ -239,6 +245,37 @@ impl Parser {
         else {
             return;
         };
+        if self.last_start.is_some_and(|s| start < s) {
+            self.out.out_of_order.push(line);
+        }
+        self.last_start = Some(start);
+        // Several speakers in one cue (a Zoom caption holding two lines, each
+        // `Name: text`): one cue per speaker, the time shared by text length.
+        let groups = speaker_groups(&payload);
+        if groups.len() > 1 {
+            let total: usize = groups
+                .iter()
+                .map(|g| g.iter().map(|l| l.len()).sum::<usize>())
+                .sum();
+            let mut at = start;
+            for (k, g) in groups.iter().enumerate() {
+                let len: usize = g.iter().map(|l| l.len()).sum();
+                let to = if k + 1 == groups.len() {
+                    end
+                } else {
+                    at + ((end - start) as f64 * len as f64 / total.max(1) as f64).round() as i64
+                };
+                self.add(line, at, to, g);
+                at = to;
+            }
+        } else {
+            self.add(line, start, end, &payload);
+        }
+    }
+
+    /// Adds one speaker's cue: merged into the last turn when the same
+    /// speaker goes on, a new turn otherwise.
+    fn add(&mut self, line: u64, start: i64, end: i64, payload: &[&str]) {
         let (speaker, text) = speaker_and_text(&payload.join("\n"), self.format);
         if text.is_empty() && speaker.is_none() {
             return;
@@ -265,6 +302,31 @@ impl Parser {
             _ => self.out.turns.push(Turn::spoken(speaker, start, end, text)),
         }
     }
+}
+
+/// A cue's lines grouped by speaker: a new group at each line after the first
+/// that starts with its own `Name:` prefix (only for cues without voice tags).
+fn speaker_groups<'a>(payload: &[&'a str]) -> Vec<Vec<&'a str>> {
+    let mut groups: Vec<Vec<&'a str>> = Vec::new();
+    if payload.iter().any(|l| l.contains("<v")) {
+        return vec![payload.to_vec()];
+    }
+    for (i, l) in payload.iter().enumerate() {
+        if i == 0 || speaker_prefix(&collapse(l)).is_none() {
+            match groups.last_mut() {
+                Some(g) => g.push(l),
+                None => groups.push(vec![l]),
+            }
+        } else {
+            groups.push(vec![l]);
+        }
+    }
+    // Only when the first line names a speaker too: otherwise a caption's
+    // second line is the same person's words.
+    if groups.len() > 1 && speaker_prefix(&collapse(groups[0][0])).is_none() {
+        return vec![payload.to_vec()];
+    }
+    groups
 }
 
 /// Lines split at LF, CRLF or a lone CR (old Mac exports), without their ends.

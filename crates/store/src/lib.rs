@@ -118,6 +118,8 @@ pub trait WriteTx {
     /// The current value of one column of the row with this `id` (`Null`
     /// when the row or the value does not exist).
     fn current_value(&mut self, entity: Entity, id: &str, field: &str) -> Result<Value>;
+    /// A setting of the organisation (`corporate_currency`...), if set.
+    fn setting(&mut self, key: &str) -> Result<Option<String>>;
     /// The id of the row whose `name` column equals `name`, if exactly one does.
     fn id_by_name(&mut self, entity: Entity, name: &str) -> Result<Option<String>>;
     /// Deletes the turns of a conversation from `seq` on (a transcript re-imported shorter).

@@ -569,7 +569,8 @@ pub const CORPORATE_CURRENCY: &str = "corporate_currency";
 /// Brings every deal amount (current and in the amount history) into one
 /// currency. An amount recorded in another currency is divided by the rate in
 /// effect on the deal's close date (its created date when it has none, the
-/// latest rate when it has neither): the
+/// latest rate when it has neither), times the corporate currency's own rate
+/// when the rates are quoted against another base: the
 /// convention of Salesforce's dated exchange rates, where one unit of the
 /// corporate currency is `rate` units of the deal's currency. A deal with no
 /// currency is in the corporate currency. Amounts with no rate in effect on
@@ -614,14 +615,24 @@ pub fn convert_amounts(
         let date = o.close_date.or(o.created_at).map(day_of);
         // A deal with no date at all takes the latest rate.
         let on = date.clone().unwrap_or_else(|| "9999-12-31".into());
+        let rate_of = |cur: &str| {
+            rates
+                .iter()
+                .filter(|(rc, from, _)| rc == cur && *from <= on)
+                .next_back()
+                .map(|(_, _, r)| *r)
+        };
+        // Rates quoted against another base (Salesforce's are per its own
+        // corporate currency): the corporate currency's own rate converts
+        // from that base; without rates of its own, rates are against it.
+        let corporate_rate = match corporate.as_deref() {
+            Some(k) if rates.iter().any(|(rc, _, _)| rc == k) => rate_of(k),
+            _ => Some(1.0),
+        };
         let rate = if !set && several {
             None
         } else {
-            rates
-                .iter()
-                .filter(|(rc, from, _)| *rc == c && *from <= on)
-                .next_back()
-                .map(|(_, _, r)| *r)
+            rate_of(&c).zip(corporate_rate).map(|(r, k)| r / k)
         };
         factor.insert(o.id.clone(), rate.map(|r| 1.0 / r));
         match rate {

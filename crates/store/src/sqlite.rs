@@ -460,6 +460,34 @@ fn value_at(conn: &Connection, opp: &str, field: &str, at: &str) -> Result<Optio
             .optional()?)
 }
 
+/// Records the tracked values of a snapshot taken at `at`: each that differs
+/// from the value the history gives at that time, with that value as the old one.
+fn snapshot_history(
+    conn: &Connection,
+    counter: &mut u64,
+    id: &str,
+    tracked: &[(usize, &'static str)],
+    values: &[Value],
+    at: &str,
+) -> Result<()> {
+    for &(pos, field) in tracked {
+        let new = values[pos].to_text();
+        let prev = value_at(conn, id, field, at)?;
+        if prev.as_ref() != Some(&new) {
+            write_history(
+                conn,
+                counter,
+                id,
+                field,
+                at,
+                new.as_deref(),
+                prev.flatten().as_deref(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 impl WriteTx for SqliteTx<'_> {
     fn upsert(&mut self, row: RowWrite<'_>) -> Result<Outcome> {
         let idx = match self
@@ -554,32 +582,18 @@ impl WriteTx for SqliteTx<'_> {
         let select = st.select_tracked.as_deref().unwrap_or_default();
         let id = row.values[st.key_pos[0]].to_text().unwrap_or_default();
         let at = row.effective_at.unwrap_or(&self.as_of).to_string();
-        if row.effective_at.is_some() {
-            let latest: Option<String> = self
-                .conn
-                .prepare_cached(
-                    "SELECT max(changed_at) FROM opportunity_history WHERE opportunity_id = ?1",
-                )?
-                .query_row([&id], |r| r.get(0))?;
-            if latest.as_deref().is_some_and(|l| at.as_str() < l) {
-                // An older snapshot than what we know: it can only add history.
-                for &(pos, field) in tracked {
-                    let new = row.values[pos].to_text();
-                    let prev = value_at(self.conn, &id, field, &at)?;
-                    if prev.as_ref() != Some(&new) {
-                        write_history(
-                            self.conn,
-                            &mut self.history,
-                            &id,
-                            field,
-                            &at,
-                            new.as_deref(),
-                            prev.flatten().as_deref(),
-                        )?;
-                    }
-                }
-                return Ok(Outcome::Unchanged);
-            }
+        let latest: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT max(changed_at) FROM opportunity_history WHERE opportunity_id = ?1",
+            )?
+            .query_row([&id], |r| r.get(0))?;
+        let dated = row.effective_at.is_some();
+        if latest.as_deref().is_some_and(|l| at.as_str() < l) {
+            // An older snapshot (or an import dated --as-of before what we
+            // know): it can only add history.
+            snapshot_history(self.conn, &mut self.history, &id, tracked, row.values, &at)?;
+            return Ok(Outcome::Unchanged);
         }
         let old: Vec<Value> = self.conn.prepare_cached(select)?.query_row([&id], |r| {
             (0..tracked.len())
@@ -587,24 +601,32 @@ impl WriteTx for SqliteTx<'_> {
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         let n = self.conn.prepare_cached(update)?.execute(params())?;
-        if n == 0 {
-            return Ok(Outcome::Unchanged);
-        }
-        for (i, &(pos, field)) in tracked.iter().enumerate() {
-            let new = &row.values[pos];
-            if !same(&old[i], new) {
-                write_history(
-                    self.conn,
-                    &mut self.history,
-                    &id,
-                    field,
-                    &at,
-                    new.to_text().as_deref(),
-                    old[i].to_text().as_deref(),
-                )?;
+        if dated {
+            // A dated snapshot: the value before it is what the history says
+            // (unknown without history), never the current row, which may
+            // describe a later time.
+            snapshot_history(self.conn, &mut self.history, &id, tracked, row.values, &at)?;
+        } else {
+            for (i, &(pos, field)) in tracked.iter().enumerate() {
+                let new = &row.values[pos];
+                if !same(&old[i], new) {
+                    write_history(
+                        self.conn,
+                        &mut self.history,
+                        &id,
+                        field,
+                        &at,
+                        new.to_text().as_deref(),
+                        old[i].to_text().as_deref(),
+                    )?;
+                }
             }
         }
-        Ok(Outcome::Updated)
+        Ok(if n == 0 {
+            Outcome::Unchanged
+        } else {
+            Outcome::Updated
+        })
     }
 
     fn exists(&mut self, entity: Entity, id: &str) -> Result<bool> {
@@ -628,6 +650,14 @@ impl WriteTx for SqliteTx<'_> {
             .query_row([id], |r| r.get_ref(0).map(from_sql))
             .optional()?
             .unwrap_or(Value::Null))
+    }
+
+    fn setting(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
     }
 
     fn id_by_name(&mut self, entity: Entity, name: &str) -> Result<Option<String>> {

@@ -153,14 +153,20 @@ const WATCHED: &[(&str, &[&str])] = &[
 ];
 
 /// A deal's amount (`o.amount`) in the corporate currency, at the rate in
-/// effect on its close date (created date without one); NULL (left out of
-/// sums) when it cannot be converted. As `read::convert_amounts`.
+/// effect on its close date (created date without one), through the corporate
+/// currency's own rate when the rates are quoted against another base; NULL
+/// (left out of sums) when it cannot be converted. As `read::convert_amounts`.
 const AMOUNT: &str = "(CASE
     WHEN o.currency IS NULL OR o.currency = coalesce((SELECT value FROM settings WHERE key = 'corporate_currency'),
         (SELECT currency FROM opportunities WHERE currency IS NOT NULL GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1)) THEN o.amount
     WHEN (SELECT value FROM settings WHERE key = 'corporate_currency') IS NULL THEN NULL
     ELSE o.amount / (SELECT r.rate FROM exchange_rates r WHERE r.currency = o.currency
         AND r.valid_from <= coalesce(o.close_date, substr(o.created_at, 1, 10), '9999-12-31') ORDER BY r.valid_from DESC LIMIT 1)
+      * coalesce((SELECT r.rate FROM exchange_rates r
+            WHERE r.currency = (SELECT value FROM settings WHERE key = 'corporate_currency')
+            AND r.valid_from <= coalesce(o.close_date, substr(o.created_at, 1, 10), '9999-12-31') ORDER BY r.valid_from DESC LIMIT 1),
+          CASE WHEN EXISTS (SELECT 1 FROM exchange_rates r
+              WHERE r.currency = (SELECT value FROM settings WHERE key = 'corporate_currency')) THEN NULL ELSE 1 END)
     END)";
 
 pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
