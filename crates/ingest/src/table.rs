@@ -105,12 +105,17 @@ impl<'a> Context<'a> {
             x.line == e.line
                 && x.column == e.column
                 && x.column_name == e.column_name
-                && x.message == e.message
                 && x.file == e.file
                 && e.line > 0
         }) {
             return;
         }
+        self.error_distinct(e);
+    }
+
+    /// Records a problem even when one was recorded at the same cell (two
+    /// different problems of one row, such as two missing fields).
+    pub fn error_distinct(&mut self, e: RowError) {
         if self.report.errors.len() < self.max_errors {
             self.report.errors.push(e);
         } else {
@@ -608,7 +613,7 @@ impl PlanWriter {
                     ctx.error(required_error(file, line, block, &block.cols[ci], true));
                 }
                 for field in &block.unmapped_required {
-                    ctx.error(RowError {
+                    ctx.error_distinct(RowError {
                         file: file.into(),
                         line,
                         column: key.and_then(|k| col_number(&k.src)),
