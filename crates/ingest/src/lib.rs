@@ -362,12 +362,11 @@ impl Lines {
     /// after it (`end`, past its terminator): the line of its last byte, less
     /// the newlines inside its quoted fields. (A record's own start position
     /// counts from the blank lines before it.)
-    fn record_line<T: AsRef<[u8]>>(&self, end: u64, fields: impl Iterator<Item = T>) -> u64 {
+    /// `fields`: the record's field bytes, concatenated.
+    fn record_line(&self, end: u64, fields: &[u8]) -> u64 {
         let last = self.line_at(end.saturating_sub(1));
-        let inner: usize = fields
-            .map(|f| memchr::memchr_iter(b'\n', f.as_ref()).count())
-            .sum();
-        last.saturating_sub(inner as u64).max(1)
+        let inner = memchr::memchr_iter(b'\n', fields).count() as u64;
+        last.saturating_sub(inner).max(1)
     }
 }
 
@@ -428,7 +427,9 @@ fn open_csv(
     loop {
         match csv.rdr.read_byte_record(&mut rec) {
             Ok(true) => {
-                let line = csv.lines.record_line(csv.rdr.position().byte(), rec.iter());
+                let line = csv
+                    .lines
+                    .record_line(csv.rdr.position().byte(), rec.as_slice());
                 if line > fm.skip_rows {
                     return Ok(Some((csv, rec, line)));
                 }
@@ -544,7 +545,9 @@ fn import_csv(
                 if plan.parser.is_footer(&r) {
                     break;
                 }
-                let line = scan.lines.record_line(scan.rdr.position().byte(), r.iter());
+                let line = scan
+                    .lines
+                    .record_line(scan.rdr.position().byte(), r.as_slice());
                 for &c in &cols {
                     if let Some(cell) = r.get(c).and_then(|b| std::str::from_utf8(b).ok()) {
                         inference.add(c, cell, line);
@@ -596,7 +599,9 @@ fn find_header_below(
         if !csv.rdr.read_record(&mut rec).ok()? {
             return None;
         }
-        let line = csv.lines.record_line(csv.rdr.position().byte(), rec.iter());
+        let line = csv
+            .lines
+            .record_line(csv.rdr.position().byte(), rec.as_slice().as_bytes());
         if line > header_line
             && wanted.iter().all(|w| {
                 rec.iter()
@@ -665,7 +670,7 @@ fn pipe_records(
             loop {
                 match rdr.read_byte_record(&mut rec) {
                     Ok(true) => {
-                        let line = lines.record_line(rdr.position().byte(), rec.iter());
+                        let line = lines.record_line(rdr.position().byte(), rec.as_slice());
                         if parser.is_footer(&rec) {
                             footer_at = Some(line);
                             break;
