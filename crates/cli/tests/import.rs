@@ -519,14 +519,17 @@ fn canonical_csv_and_jsonl_with_history_on_reimport() {
     let r = json(&out);
     assert_eq!(r["entities"]["opportunities"]["updated"], 1);
     assert_eq!(r["entities"]["opportunities"]["unchanged"], 1);
+    // The stage and amount changes, and the owner, stage and amount the
+    // file gives as observed by the first import (2025-02-01), which had no
+    // history yet.
     assert_eq!(
-        r["history_recorded"], 2,
+        r["history_recorded"], 5,
         "stage and amount changes are dated"
     );
     let s = stats(&db);
     assert_eq!(
         s["entities"]["opportunity_history"]["first"],
-        "2025-02-20T10:00:00Z"
+        "2025-02-01T00:00:00Z"
     );
     // Columns not in the newer file were left alone.
     assert_eq!(s["entities"]["opportunities"]["filled"]["close_date"], 1.0);

@@ -16,7 +16,8 @@ fn case(name: &str) -> String {
     cases().join(name).display().to_string()
 }
 
-/// A database holding the cases' base user and opportunity (`opp1`).
+/// A database holding the cases' base user and opportunity (`opp1`), as
+/// observed at the start of 2024 (the cases' changes come later).
 fn base(dir: &Path) -> String {
     let db = dir.join("t.db").display().to_string();
     for (entity, file) in [
@@ -30,6 +31,8 @@ fn base(dir: &Path) -> String {
                 &db,
                 "import",
                 "csv",
+                "--as-of",
+                "2024-01-01T00:00:00Z",
                 "--entity",
                 entity,
                 &case(file),
@@ -380,29 +383,42 @@ fn history_only_files_add_history_to_existing_deals() {
     assert!(!ok);
     assert!(out.contains("sf-history-only.csv:2:2"), "{out}");
     assert!(!out.contains("NOT NULL"), "{out}");
-    let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--entity", "opportunities", &write(dir.path(), "o.csv", b"id,name,owner_id,stage,amount,created_at\n0068a00001AAAAAAA1,Deal,u1,proposal,15000,2023-01-10\n")]);
+    let (ok, out, err) = pipewise(dir.path(), &["--db", &db, "import", "csv", "--as-of", "2023-01-10T00:00:00Z", "--entity", "opportunities", &write(dir.path(), "o.csv", b"id,name,owner_id,stage,amount,created_at\n0068a00001AAAAAAA1,Deal,u1,proposal,15000,2023-01-10\n")]);
     assert!(ok, "{out}{err}");
     let (ok, out, err) = pipewise(dir.path(), &args);
     assert!(ok, "{out}{err}");
-    // The value before a dated change is what the history says, and it says
-    // nothing before: unknown, never the current row (which may be later).
+    // The deal as observed on 2023-01-10, then the dated change: the chain
+    // of both. (Had the deal been observed after the change, the history
+    // would say so: see the test of a new user's second look.)
     assert_eq!(
         query(
             &db,
-            "SELECT field, changed_at, value, old_value FROM opportunity_history WHERE opportunity_id = '0068a00001AAAAAAA1' ORDER BY field"
+            "SELECT field, changed_at, value, old_value FROM opportunity_history WHERE opportunity_id = '0068a00001AAAAAAA1' ORDER BY field, changed_at"
         ),
         vec![
             vec![
                 "amount".to_string(),
+                "2023-01-10T00:00:00Z".into(),
+                "15000".into(),
+                "NULL".into()
+            ],
+            vec![
+                "amount".to_string(),
                 "2023-02-07T20:47:49Z".into(),
                 "18490".into(),
+                "15000".into()
+            ],
+            vec![
+                "stage".to_string(),
+                "2023-01-10T00:00:00Z".into(),
+                "proposal".into(),
                 "NULL".into()
             ],
             vec![
                 "stage".to_string(),
                 "2023-02-07T20:47:49Z".into(),
                 "negotiation".into(),
-                "NULL".into()
+                "proposal".into()
             ],
         ]
     );
@@ -437,6 +453,8 @@ fn same_second_changes_are_two_entries_in_file_order() {
             "SELECT seq, value, old_value FROM opportunity_history WHERE opportunity_id = 'opp1' AND field = 'stage' ORDER BY changed_at, seq"
         ),
         vec![
+            // The base file's stage, as observed on 2024-01-01.
+            vec!["0".to_string(), "discovery".into(), "NULL".into()],
             vec!["0".to_string(), "proposal".into(), "discovery".into()],
             vec!["1".to_string(), "closed_won".into(), "proposal".into()]
         ]
@@ -740,4 +758,114 @@ fn rates_quoted_against_another_base_and_dollar_amounts() {
     let f = write(dir.path(), "eur.csv", b"Id,Amount\nU2,\xe2\x82\xac700\n");
     let (ok, out, err) = run(&["import", "csv", "--mapping", &m, &f]);
     assert!(ok, "{out}{err}");
+}
+
+/// A newer current-state export and an older history report (or an older
+/// snapshot dated --as-of), in either order: the same database, and the
+/// newer state stays current.
+#[test]
+fn older_files_never_undo_newer_ones() {
+    let history_mapping = b"name = \"history report\"\n[[file]]\n[[file.entity]]\nentity = \"opportunities\"\nrepeats = true\neffective_at = \"Edit Date\"\nfields.id = \"Id\"\nfields.owner_id = { const = \"u1\" }\nfields.stage = \"Stage\"\nfields.amount = \"Amount\"\n";
+    let history = b"Id,Edit Date,Stage,Amount\nX1,2024-01-10 09:00:00,prospecting,40000\nX1,2024-02-10 09:00:00,negotiation,48000\n";
+    let current = b"id,owner_id,stage,amount\nX1,u1,closed_won,50000\n";
+    let mut results = Vec::new();
+    for history_first in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = base(dir.path());
+        let m = write(dir.path(), "h.toml", history_mapping);
+        let h = write(dir.path(), "h.csv", history);
+        let c = write(dir.path(), "c.csv", current);
+        let import_history = ["--db", &db, "import", "csv", "--mapping", &m, &h];
+        let import_current = [
+            "--db",
+            &db,
+            "import",
+            "csv",
+            "--as-of",
+            "2024-06-01T00:00:00Z",
+            "--entity",
+            "opportunities",
+            &c,
+        ];
+        let steps = if history_first {
+            [import_history.as_slice(), import_current.as_slice()]
+        } else {
+            [import_current.as_slice(), import_history.as_slice()]
+        };
+        for args in steps {
+            let (ok, out, err) = pipewise(dir.path(), args);
+            assert!(ok, "{out}{err}");
+        }
+        assert_eq!(
+            query(
+                &db,
+                "SELECT stage, amount, state_at FROM opportunities WHERE id = 'X1'"
+            ),
+            vec![vec![
+                "closed_won".to_string(),
+                "50000".into(),
+                "2024-06-01T00:00:00Z".into()
+            ]],
+            "history first: {history_first}"
+        );
+        results.push((
+            digest(dir.path(), &db),
+            query(&db, "SELECT field, changed_at, value, old_value FROM opportunity_history WHERE opportunity_id = 'X1' ORDER BY 1, 2"),
+        ));
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(
+        results[0]
+            .1
+            .iter()
+            .filter(|r| r[0] == "stage")
+            .map(|r| (r[1].as_str(), r[2].as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("2024-01-10T09:00:00Z", "prospecting"),
+            ("2024-02-10T09:00:00Z", "negotiation"),
+            ("2024-06-01T00:00:00Z", "closed_won"),
+        ]
+    );
+
+    // Snapshots of the same export dated --as-of, the newer imported first.
+    let newer = b"id,owner_id,stage,amount\nY1,u1,closed_won,50000\n";
+    let older = b"id,owner_id,stage,amount\nY1,u1,negotiation,48000\n";
+    let mut results = Vec::new();
+    for newer_first in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = base(dir.path());
+        let n = write(dir.path(), "n.csv", newer);
+        let o = write(dir.path(), "o.csv", older);
+        let files = [(n, "2024-04-01T00:00:00Z"), (o, "2024-03-01T00:00:00Z")];
+        let order = if newer_first { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (f, at) = &files[i];
+            let (ok, out, err) = pipewise(
+                dir.path(),
+                &[
+                    "--db",
+                    &db,
+                    "import",
+                    "csv",
+                    "--as-of",
+                    at,
+                    "--entity",
+                    "opportunities",
+                    f,
+                ],
+            );
+            assert!(ok, "{out}{err}");
+        }
+        assert_eq!(
+            query(&db, "SELECT stage FROM opportunities WHERE id = 'Y1'"),
+            vec![vec!["closed_won".to_string()]],
+            "newer first: {newer_first}"
+        );
+        results.push((
+            digest(dir.path(), &db),
+            query(&db, "SELECT field, changed_at, value, old_value FROM opportunity_history WHERE opportunity_id = 'Y1' ORDER BY 1, 2"),
+        ));
+    }
+    assert_eq!(results[0], results[1]);
 }

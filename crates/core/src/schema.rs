@@ -575,6 +575,12 @@ impl Entity {
                             false,
                             "ISO 4217 code of the amount; empty = the corporate currency.",
                         ),
+                        f(
+                            "state_at",
+                            DateTime,
+                            false,
+                            "When the current values were observed: set by the importer (the row's effective time, else the import's --as-of); a file cannot set it.",
+                        ),
                     ]
                 }
             }

@@ -277,6 +277,13 @@ pub fn run_import(
             Source::Vtt { path, link } => import_vtt(&mut ctx, path, link)?,
         }
     }
+    let disagreements = ctx.tx.settle_history()?;
+    if let Some(first) = disagreements.first() {
+        ctx.report.warnings.push(format!(
+            "{} current value(s) of opportunities disagreed with their history up to the time the values were observed, and were recorded as changes at that time (the source's history misses the change, or dates it later), e.g. {first}",
+            disagreements.len()
+        ));
+    }
     ctx.report.history_recorded = ctx.tx.history_written();
     let mut report = std::mem::take(&mut ctx.report);
     report
@@ -768,7 +775,12 @@ fn import_jsonl(
     let total = f.metadata().map_err(io)?.len();
     let mapping = Mapping::canonical(entity);
     let fm = mapping.files[0].clone();
-    let header: Vec<String> = entity.fields().iter().map(|f| f.name.to_string()).collect();
+    let header: Vec<String> = entity
+        .fields()
+        .iter()
+        .filter(|f| !mapping::is_set_by_importer(entity, f.name))
+        .map(|f| f.name.to_string())
+        .collect();
     let mut plan = match FilePlan::new(&name, header.clone(), &fm, &mapping, false) {
         Ok(p) => p,
         Err(errors) => {

@@ -142,6 +142,11 @@ impl FieldSource {
     }
 }
 
+/// Fields no file gives: the importer sets them (`opportunities.state_at`).
+pub fn is_set_by_importer(entity: Entity, field: &str) -> bool {
+    entity == Entity::Opportunity && field == "state_at"
+}
+
 impl Mapping {
     pub fn from_toml(text: &str, origin: &str) -> Result<Mapping, IngestError> {
         let m: Mapping = toml::from_str(text).map_err(|e| IngestError::Mapping {
@@ -175,6 +180,7 @@ impl Mapping {
         let fields = entity
             .fields()
             .iter()
+            .filter(|f| !is_set_by_importer(entity, f.name))
             .map(|f| (f.name.to_string(), FieldSource::Column(f.name.to_string())))
             .collect();
         Mapping {
@@ -249,6 +255,12 @@ impl Mapping {
                             known.join(", ")
                         ));
                     };
+                    if is_set_by_importer(entity, name) {
+                        return bad(format!(
+                            "{}.{name} is set by the importer; to date a row's values, use effective_at",
+                            entity.table()
+                        ));
+                    }
                     let s = src.spec();
                     let n = usize::from(s.column.is_some())
                         + usize::from(s.constant.is_some())

@@ -390,7 +390,13 @@ impl FilePlan {
             // Canonical format: a header that names no field is a typo worth stopping for.
             let known: HashSet<&str> = blocks
                 .iter()
-                .flat_map(|b| b.entity.fields().iter().map(|f| f.name))
+                .flat_map(|b| {
+                    b.entity
+                        .fields()
+                        .iter()
+                        .filter(|f| !crate::mapping::is_set_by_importer(b.entity, f.name))
+                        .map(|f| f.name)
+                })
                 .collect();
             for (i, h) in header.iter().enumerate() {
                 if !known.contains(h.as_str()) {

@@ -1032,7 +1032,9 @@ impl<'a> Sim<'a> {
         let mut prev_stage: Option<&str> = None;
         let mut prev_cat: Option<&str> = None;
         for (at, st, cat) in &entered_changes {
-            if *at > end {
+            // A stage the rep would have entered after the deal closed (its
+            // entry lags the stage by up to two days) never reaches the CRM.
+            if *at > end || (closed_in_window && *at + 1 >= closed_at) {
                 break;
             }
             if prev_stage != Some(STAGES[*st]) {

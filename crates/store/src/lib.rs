@@ -131,6 +131,10 @@ pub trait WriteTx {
     fn bulk_load(&mut self, entity: Entity, expected_rows: u64) -> Result<bool>;
     /// History rows written by upserts in this transaction so far.
     fn history_written(&self) -> u64;
+    /// Makes the history written so far consistent (see the backend; commit
+    /// does it too). Returns, for people, each current value that disagreed
+    /// with the history up to its observation and was recorded as a change then.
+    fn settle_history(&mut self) -> Result<Vec<String>>;
     /// Appends to the import audit log.
     fn log_import(&mut self, kind: &str, sources: &str, report_json: &str) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<()>;

@@ -151,6 +151,8 @@ pub(crate) fn from_sql(v: ValueRef<'_>) -> Value {
 /// The statements for one (entity, column set), built once per transaction.
 struct Statements {
     insert: String,
+    /// The insert takes one more parameter: the opportunity's `state_at`.
+    state_param: bool,
     /// `None` when every given column is part of the key.
     update: Option<String>,
     /// Positions (in the given columns) of the key columns.
@@ -230,10 +232,18 @@ fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statemen
             }
         }
     }
-    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let mut placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let mut insert_columns = columns.to_vec();
+    // An opportunity's current values are dated with the time they were
+    // observed (the row's effective time, or the import's as-of).
+    let state_param = entity == Entity::Opportunity && !columns.contains(&"state_at");
+    if state_param {
+        insert_columns.push("state_at");
+        placeholders.push(format!("?{}", columns.len() + 1));
+    }
     let insert = format!(
         "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
-        columns.join(", "),
+        insert_columns.join(", "),
         placeholders.join(", ")
     );
     let non_key: Vec<usize> = (0..columns.len())
@@ -271,7 +281,7 @@ fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statemen
     let select_tracked = (!tracked.is_empty()).then(|| {
         let cols: Vec<&str> = tracked.iter().map(|(_, c)| *c).collect();
         format!(
-            "SELECT {} FROM opportunities WHERE id = ?1",
+            "SELECT {}, state_at FROM opportunities WHERE id = ?1",
             cols.join(", ")
         )
     });
@@ -279,6 +289,7 @@ fn build_statements(entity: Entity, columns: &[&'static str]) -> Result<Statemen
         .then(|| format!("SELECT rowid FROM {table} WHERE {} = ?1", entity.key()[0]));
     Ok(Statements {
         insert,
+        state_param,
         update,
         key_pos,
         tracked,
@@ -381,6 +392,9 @@ fn touch_history(conn: &Connection, opp: &str, field: &str) -> Result<()> {
 
 /// Makes the history of every (opportunity, field) written in this
 /// transaction consistent, whatever the order files came in:
+/// - the current value was observed at the opportunity's `state_at`: where the
+///   history has no value then, or another, the observation is recorded there
+///   (unless it is the history's own later value);
 /// - an entry that repeats the value before it is no change, and is removed;
 /// - each entry's `old_value` is the value of the entry before it (the first
 ///   keeps the one its source gave);
@@ -389,12 +403,74 @@ fn touch_history(conn: &Connection, opp: &str, field: &str) -> Result<()> {
 ///
 /// So importing a current-state export and a history export in either order
 /// gives the same database.
-fn normalise_history(conn: &Connection) -> Result<()> {
+///
+/// Returns, for people, each current value that disagreed with the history
+/// up to its observation (and no later history explains it): recorded as a
+/// change at the time of the observation.
+fn normalise_history(conn: &Connection) -> Result<Vec<String>> {
     let touched: i64 = conn.query_row("SELECT count(*) FROM temp.touched_history", [], |r| {
         r.get(0)
     })?;
     if touched == 0 {
-        return Ok(());
+        return Ok(Vec::new());
+    }
+    // The current values were observed at state_at. Where the history has
+    // no value then, or another one, the observation is recorded as a change
+    // at that time, unless the value is the history's own later value (the
+    // current value was set from the history by an earlier import).
+    let mut observations: Vec<(String, String, String, Value, Option<String>)> = Vec::new();
+    let mut disagreements: Vec<String> = Vec::new();
+    for field in HISTORY_FIELDS.values {
+        let mut st = conn.prepare(&format!(
+            "SELECT o.id, o.state_at, o.{field},
+                    (SELECT h.value FROM opportunity_history h WHERE h.opportunity_id = o.id
+                       AND h.field = '{field}' AND h.changed_at <= o.state_at
+                     ORDER BY h.changed_at DESC, h.seq DESC LIMIT 1),
+                    (SELECT h.value FROM opportunity_history h WHERE h.opportunity_id = o.id
+                       AND h.field = '{field}' AND h.changed_at > o.state_at
+                     ORDER BY h.changed_at DESC, h.seq DESC LIMIT 1),
+                    EXISTS (SELECT 1 FROM opportunity_history h WHERE h.opportunity_id = o.id
+                       AND h.field = '{field}' AND h.changed_at > o.state_at)
+             FROM temp.touched_history t JOIN opportunities o ON o.id = t.opportunity_id
+             WHERE t.field = '{field}' AND o.state_at IS NOT NULL"
+        ))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let current = from_sql(r.get_ref(2)?);
+            let before: Option<String> = r.get(3)?;
+            let after: Option<String> = r.get(4)?;
+            let later: bool = r.get(5)?;
+            let equal = |l: Option<&str>| match (&current, l) {
+                (Value::Float(x), Some(l)) => l.parse::<f64>().is_ok_and(|y| y == *x),
+                (Value::Int(x), Some(l)) => l.parse::<f64>().is_ok_and(|y| y == *x as f64),
+                (c, l) => c.to_text().as_deref() == l,
+            };
+            if equal(before.as_deref()) || (later && equal(after.as_deref())) {
+                continue;
+            }
+            let id: String = r.get(0)?;
+            let at: String = r.get(1)?;
+            if before.is_some() && !later {
+                disagreements.push(format!(
+                    "{id} {field} {} at {at} (history then: {})",
+                    current.to_text().unwrap_or_else(|| "empty".into()),
+                    before.as_deref().unwrap_or("none")
+                ));
+            }
+            observations.push((id, field.to_string(), at, current, before));
+        }
+    }
+    let mut counter = 0;
+    for (id, field, at, current, last) in observations {
+        write_history(
+            conn,
+            &mut counter,
+            &id,
+            &field,
+            &at,
+            current.to_text().as_deref(),
+            last.as_deref(),
+        )?;
     }
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS history_order (
@@ -446,7 +522,7 @@ fn normalise_history(conn: &Connection) -> Result<()> {
         )?;
     }
     conn.execute_batch("DELETE FROM temp.touched_history; DELETE FROM temp.history_order;")?;
-    Ok(())
+    Ok(disagreements)
 }
 
 /// The value a tracked field held at `at` according to the recorded history.
@@ -506,6 +582,15 @@ impl WriteTx for SqliteTx<'_> {
         };
         let (_, _, st, insert) = &mut self.statements[idx];
         let params = || rusqlite::params_from_iter(row.values.iter().map(Sql));
+        let observed = Value::Text(row.effective_at.unwrap_or(&self.as_of).to_string());
+        let insert_params = || {
+            rusqlite::params_from_iter(
+                row.values
+                    .iter()
+                    .chain(st.state_param.then_some(&observed))
+                    .map(Sql),
+            )
+        };
         let wi = match self.written.iter().position(|(e, _)| *e == row.entity) {
             Some(i) => i,
             None => {
@@ -526,7 +611,7 @@ impl WriteTx for SqliteTx<'_> {
                 self.written.len() - 1
             }
         };
-        if !row.update_only && insert.execute(params())? == 1 {
+        if !row.update_only && insert.execute(insert_params())? == 1 {
             self.written[wi].1.mark_key(row.values, &st.key_pos);
             if row.entity == Entity::OpportunityHistory {
                 let text = |p: usize| row.values[st.key_pos[p]].to_text().unwrap_or_default();
@@ -588,39 +673,76 @@ impl WriteTx for SqliteTx<'_> {
                 "SELECT max(changed_at) FROM opportunity_history WHERE opportunity_id = ?1",
             )?
             .query_row([&id], |r| r.get(0))?;
-        let dated = row.effective_at.is_some();
-        if latest.as_deref().is_some_and(|l| at.as_str() < l) {
+        let mut old: Vec<Value> = self.conn.prepare_cached(select)?.query_row([&id], |r| {
+            (0..=tracked.len())
+                .map(|i| r.get_ref(i).map(from_sql))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        // When the current values were observed.
+        let state_at = old.pop().and_then(|v| v.to_text());
+        let newest = latest.max(state_at.clone());
+        if newest.as_deref().is_some_and(|l| at.as_str() < l) {
             // An older snapshot (or an import dated --as-of before what we
             // know): it can only add history.
             snapshot_history(self.conn, &mut self.history, &id, tracked, row.values, &at)?;
             return Ok(Outcome::Unchanged);
         }
-        let old: Vec<Value> = self.conn.prepare_cached(select)?.query_row([&id], |r| {
-            (0..tracked.len())
-                .map(|i| r.get_ref(i).map(from_sql))
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
         let n = self.conn.prepare_cached(update)?.execute(params())?;
-        if dated {
-            // A dated snapshot: the value before it is what the history says
-            // (unknown without history), never the current row, which may
-            // describe a later time.
-            snapshot_history(self.conn, &mut self.history, &id, tracked, row.values, &at)?;
-        } else {
-            for (i, &(pos, field)) in tracked.iter().enumerate() {
-                let new = &row.values[pos];
-                if !same(&old[i], new) {
+        let mut changed = false;
+        // The values this row replaces were observed at state_at: keep that
+        // observation of each field the row gives when the history has
+        // nothing then (as an older file imported after this one would), so
+        // that files of two dates give one history whatever their order.
+        let changes = tracked
+            .iter()
+            .enumerate()
+            .any(|(i, &(pos, _))| !same(&old[i], &row.values[pos]));
+        if let Some(s) = state_at.as_deref().filter(|s| changes && *s < at.as_str()) {
+            for (i, &(_, field)) in tracked.iter().enumerate() {
+                if value_at(self.conn, &id, field, s)?.is_none() {
                     write_history(
                         self.conn,
                         &mut self.history,
                         &id,
                         field,
-                        &at,
-                        new.to_text().as_deref(),
+                        s,
                         old[i].to_text().as_deref(),
+                        None,
                     )?;
                 }
             }
+        }
+        if row.effective_at.is_some() {
+            // A dated snapshot: the value before it is what the history says
+            // (the observation above, or unknown), never the current row as
+            // such, which may describe a later time.
+            let before = self.history;
+            snapshot_history(self.conn, &mut self.history, &id, tracked, row.values, &at)?;
+            changed = self.history > before;
+        } else {
+            for (i, &(pos, field)) in tracked.iter().enumerate() {
+                let new = &row.values[pos];
+                if same(&old[i], new) {
+                    continue;
+                }
+                changed = true;
+                write_history(
+                    self.conn,
+                    &mut self.history,
+                    &id,
+                    field,
+                    &at,
+                    new.to_text().as_deref(),
+                    old[i].to_text().as_deref(),
+                )?;
+            }
+        }
+        if changed || n > 0 {
+            self.conn
+                .prepare_cached(
+                    "UPDATE opportunities SET state_at = ?2 WHERE id = ?1 AND (state_at IS NULL OR state_at < ?2)",
+                )?
+                .execute(params![id, at])?;
         }
         Ok(if n == 0 {
             Outcome::Unchanged
@@ -710,6 +832,10 @@ impl WriteTx for SqliteTx<'_> {
 
     fn history_written(&self) -> u64 {
         self.history
+    }
+
+    fn settle_history(&mut self) -> Result<Vec<String>> {
+        normalise_history(self.conn)
     }
 
     fn log_import(&mut self, kind: &str, sources: &str, report_json: &str) -> Result<()> {
@@ -948,7 +1074,9 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(out, Outcome::Updated);
-        assert_eq!(tx.history_written(), 1);
+        // The change, and the owner, stage and amount as observed when the
+        // opportunity was imported.
+        assert_eq!(tx.history_written(), 4);
         // A dated snapshot older than what is known only adds history.
         let snap = RowWrite {
             entity: Entity::Opportunity,
@@ -972,7 +1100,12 @@ mod tests {
         assert_eq!(
             h,
             vec![
-                ("2025-01-15T00:00:00Z".into(), "qualification".into(), None),
+                ("2025-01-01T00:00:00Z".into(), "prospecting".into(), None),
+                (
+                    "2025-01-15T00:00:00Z".into(),
+                    "qualification".into(),
+                    Some("prospecting".into())
+                ),
                 (
                     "2025-02-01T00:00:00Z".into(),
                     "proposal".into(),

@@ -3,7 +3,8 @@
 -- 1. Two changes of one field at the same instant (a deal saved through two
 --    stages at once, automation) are two history entries: `seq` orders them
 --    (0, 1, ...), and only identical rows are duplicates.
--- 2. Amounts carry their currency (ISO 4217; empty = the corporate currency),
+-- 2. An opportunity's current values are dated (`state_at`).
+-- 3. Amounts carry their currency (ISO 4217; empty = the corporate currency),
 --    and dated exchange rates convert them. The corporate currency is a setting.
 
 CREATE TABLE opportunity_history_v4 (
@@ -22,6 +23,9 @@ ALTER TABLE opportunity_history_v4 RENAME TO opportunity_history;
 CREATE INDEX opportunity_history_changed ON opportunity_history(changed_at);
 
 ALTER TABLE opportunities ADD COLUMN currency TEXT;
+-- When an opportunity's current values were observed (the import's as-of or the
+-- row's effective time): history up to then describes the past, later history wins.
+ALTER TABLE opportunities ADD COLUMN state_at TEXT;
 ALTER TABLE opportunity_products ADD COLUMN currency TEXT;
 
 -- From valid_from on, one unit of the corporate currency is `rate` units of
