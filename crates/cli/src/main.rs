@@ -698,7 +698,12 @@ fn currency(db: &Path, corporate: Option<&str>, json: bool) -> Result<ExitCode> 
         let v = pipewise_core::parse_cell(&pipewise_core::FieldType::Currency, code, &[])
             .map_err(|e| anyhow::anyhow!("--corporate {code:?}: expected {}", e.expected))?;
         let code = v.as_str().unwrap_or_default().to_string();
-        store.set_setting(pipewise_store::read::CORPORATE_CURRENCY, Some(&code))?;
+        let stamped = store.set_corporate_currency(&code)?;
+        if stamped > 0 {
+            eprintln!(
+                "{stamped} deals without a currency were in the previous corporate currency, and now name it"
+            );
+        }
     }
     let crm = store.load_crm()?;
     let by = store.amounts_by_currency()?;

@@ -446,7 +446,7 @@ pub fn currency_text(
         s.push_str(&format!("Left out: {w}\n"));
         for u in c.unconverted.iter().take(10) {
             s.push_str(&format!(
-                "  {}: {} {:.2} (close {})\n",
+                "  {}: {} {:.2} (rate date {})\n",
                 u.opportunity_id,
                 u.currency,
                 u.amount,

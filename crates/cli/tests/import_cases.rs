@@ -869,3 +869,76 @@ fn older_files_never_undo_newer_ones() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn a_new_users_third_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = base(dir.path());
+    let run = |args: &[&str]| {
+        let mut all = vec!["--db", db.as_str()];
+        all.extend_from_slice(args);
+        pipewise(dir.path(), &all)
+    };
+    // A close date written with a time and an offset keeps its day.
+    let f = write(
+        dir.path(),
+        "tz.csv",
+        b"id,owner_id,stage,close_date\nT1,u1,discovery,2024-03-31T20:00:00-05:00\n",
+    );
+    assert!(run(&["import", "csv", "--entity", "opportunities", &f]).0);
+    assert_eq!(
+        query(&db, "SELECT close_date FROM opportunities WHERE id = 'T1'"),
+        vec![vec!["2024-03-31".to_string()]]
+    );
+    // A percentage is no amount.
+    let f = write(
+        dir.path(),
+        "pct.csv",
+        b"id,owner_id,stage,amount\nT2,u1,discovery,50%\n",
+    );
+    let (ok, out, _) = run(&["import", "csv", "--entity", "opportunities", &f]);
+    assert!(!ok && out.contains("a percentage"), "{out}");
+    // $ against a euro row is an error.
+    let f = write(
+        dir.path(),
+        "d.csv",
+        b"id,owner_id,stage,amount,currency\nT3,u1,discovery,$500,EUR\n",
+    );
+    let (ok, out, _) = run(&["import", "csv", "--entity", "opportunities", &f]);
+    assert!(
+        !ok && out.contains("written with $ but the row's currency is EUR"),
+        "{out}"
+    );
+    // Deals without a currency beside deals in one, and no corporate
+    // currency: their amounts are unknown, never counted as the others'.
+    let f = write(
+        dir.path(),
+        "e.csv",
+        b"id,owner_id,stage,amount,currency\nT4,u1,closed_won,2000,EUR\nT5,u1,closed_won,500,\n",
+    );
+    assert!(run(&["import", "csv", "--entity", "opportunities", &f]).0);
+    let (_, out, _) = run(&["stats", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["pipeline"]["won_amount"].as_f64(),
+        Some(2000.0),
+        "{}",
+        v["pipeline"]
+    );
+    // Once EUR is the corporate currency they are in it; changing it later
+    // keeps them in EUR.
+    assert!(run(&["currency", "--corporate", "EUR"]).0);
+    let (_, out, _) = run(&["stats", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["pipeline"]["won_amount"].as_f64(), Some(2500.0));
+    assert!(run(&["currency", "--corporate", "USD"]).0);
+    assert_eq!(
+        query(&db, "SELECT currency FROM opportunities WHERE id = 'T5'"),
+        vec![vec!["EUR".to_string()]]
+    );
+    // A semicolon file read with commas: the error says which delimiter.
+    let m = write(dir.path(), "m.toml", b"name = \"m\"\n[[file]]\n[[file.entity]]\nentity = \"teams\"\nfields.id = \"Id\"\nfields.name = \"Name\"\n");
+    let f = write(dir.path(), "semi.csv", b"Id;Name\nt9;Team\n");
+    let (ok, out, _) = run(&["import", "csv", "--mapping", &m, &f]);
+    assert!(!ok && out.contains("set delimiter = \";\""), "{out}");
+}

@@ -5,7 +5,8 @@
 //! its first or second number is above 12; a column's order is decided by the
 //! values that only one reading allows ([`DateEvidence`]), and a column no
 //! value decides is an error asking for `date_formats`, never a guess.
-//! Two-digit years follow POSIX `%y`: 00-68 are 2000-2068, 69-99 are 1969-1999.
+//! Two-digit years are read as chrono reads `%y`: 00-69 are 2000-2069, 70-99 are
+//! 1970-1999.
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Serialize;
@@ -54,7 +55,7 @@ pub fn plausible_range() -> String {
 
 /// Expands a two-digit year the way `%y` does.
 pub fn expand_year(yy: i32) -> i32 {
-    if yy < 69 { 2000 + yy } else { 1900 + yy }
+    if yy < 70 { 2000 + yy } else { 1900 + yy }
 }
 
 struct Numeric {
@@ -358,7 +359,7 @@ mod tests {
         /// Any date written month-first or day-first, with two- or four-digit
         /// years, reads back; a column with a day above 12 decides its order.
         #[test]
-        fn written_dates_read_back(y in 1970i32..2060, m in 1u32..=12, d in 1u32..=28, day_first: bool, short: bool, sep in "[/.-]") {
+        fn written_dates_read_back(y in 1970i32..2070, m in 1u32..=12, d in 1u32..=28, day_first: bool, short: bool, sep in "[/.-]") {
             let year = if short { format!("{:02}", y % 100) } else { y.to_string() };
             let s = if day_first { format!("{d}{sep}{m}{sep}{year}") } else { format!("{m}{sep}{d}{sep}{year}") };
             let order = if day_first { DayOrder::DayFirst } else { DayOrder::MonthFirst };

@@ -277,7 +277,13 @@ fn parse_date_with(s: &str, fmt: &CellFormat<'_>) -> Option<NaiveDate> {
             return Some(t.date());
         }
     }
-    // A date-time where a date is expected: keep the (UTC) day.
+    // A date-time where a date is expected: the day as written (a close date
+    // of 2024-03-31T20:00:00-05:00 is 31 March, not 1 April in UTC).
+    if s.len() > 10 && (s.as_bytes()[10] == b'T' || s.as_bytes()[10] == b' ') {
+        if let (Some(d), Some(_)) = (parse_iso_date(&s[..10]), parse_datetime_builtin(s)) {
+            return Some(d);
+        }
+    }
     parse_datetime_builtin(s).map(|t| t.date_naive())
 }
 
@@ -461,6 +467,11 @@ mod tests {
         assert_eq!(
             parse_cell(&FieldType::Date, "1526573033537", &none),
             text("2018-05-17")
+        );
+        // A date with a time and an offset keeps the day as written.
+        assert_eq!(
+            parse_cell(&FieldType::Date, "2024-03-31T20:00:00-05:00", &none),
+            text("2024-03-31")
         );
         let us = vec!["%m/%d/%Y".to_string(), "%m/%d/%Y %I:%M %p".to_string()];
         // A two-digit year under %Y is not year 24.

@@ -519,7 +519,9 @@ fn import_csv(
     let mut plan = match FilePlan::new(&name, header.clone(), fm, mapping, !canonical) {
         Ok(p) => p,
         Err(mut errors) => {
-            if let Some(hint) = find_header_below(path, fm, encoding, &errors, header_line) {
+            let hint = header_hint(&header, fm)
+                .or_else(|| find_header_below(path, fm, encoding, &errors, header_line));
+            if let Some(hint) = hint {
                 for e in &mut errors {
                     e.message.push_str(&hint);
                 }
@@ -581,6 +583,29 @@ fn import_csv(
         started.elapsed()
     );
     Ok(())
+}
+
+/// When the header lacks mapped columns because the file was read wrong: a
+/// NUL in it (UTF-16 without a byte-order mark), or one column holding
+/// another delimiter.
+fn header_hint(header: &[String], fm: &mapping::FileMapping) -> Option<String> {
+    if header.iter().any(|h| h.contains('\0')) {
+        return Some(
+            " (the header holds NUL characters: the file is probably UTF-16 without a byte-order mark; pass --encoding utf-16le, or utf-16be)".into(),
+        );
+    }
+    let used = fm.delimiter.as_deref().unwrap_or(",");
+    if let [only] = header {
+        for d in [";", "\t", "|", ","] {
+            if d != used && only.contains(d) {
+                let shown = if d == "\t" { "\\t" } else { d };
+                return Some(format!(
+                    " (the header is one column holding {shown:?}: set delimiter = \"{shown}\" in the mapping's [[file]] section)"
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// When the header lacks mapped columns: the line further down that has

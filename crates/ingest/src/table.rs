@@ -164,7 +164,7 @@ fn plan_field(
                 message: format!(
                     "no such column in the header (needed for field {}); the columns are: {}",
                     field.name,
-                    header.join(", ")
+                    header.join(", ").replace('\0', "")
                 ),
             })
     };
@@ -1213,12 +1213,14 @@ fn check_amount_currency(
             } else {
                 None
             };
-            if let (Some((sym, codes)), None, Some(k)) = (family, &given, corporate) {
-                if !codes.contains(&k) {
-                    err(format!(
-                        "the amount is written with {sym}, but the row names no currency and the corporate currency is {k}; expected a currency column or a constant (fields.currency = {{ const = \"USD\" }})"
-                    ));
-                }
+            match (family, &given, corporate) {
+                (Some((sym, codes)), None, Some(k)) if !codes.contains(&k) => err(format!(
+                    "the amount is written with {sym}, but the row names no currency and the corporate currency is {k}; expected a currency column or a constant (fields.currency = {{ const = \"USD\" }})"
+                )),
+                (Some((sym, codes)), Some(g), _) if !codes.contains(&g.as_str()) => err(format!(
+                    "the amount is written with {sym} but the row's currency is {g}; expected one currency per row"
+                )),
+                _ => {}
             }
             continue;
         };
@@ -1337,6 +1339,24 @@ fn read_cell(
         day_order: cp.day_order,
         decimal: cp.decimal,
     };
+    if text.trim_end().ends_with('%')
+        && matches!(cp.field.ty, FieldType::Float | FieldType::Int)
+        && cp.field.name != "probability"
+    {
+        errors.push(RowError {
+            file: file.into(),
+            line,
+            column: col_number(&cp.src),
+            column_name: Some(cp.label.clone()),
+            value: Some(text.to_string()),
+            message: format!(
+                "a percentage, where {} {} is expected",
+                cp.field.name,
+                cp.field.ty.expected()
+            ),
+        });
+        return (Value::Null, false);
+    }
     match parse_cell_with(&cp.field.ty, &text, &format) {
         Ok(mut v) => {
             if let (Some(true), Value::Float(x)) = (cp.percent, &v) {

@@ -523,19 +523,39 @@ impl SqliteStore {
             .optional()?)
     }
 
-    /// Sets (or with `None`, clears) a setting of the organisation.
-    pub fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
-        match value {
-            Some(v) => self.conn.execute(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, v],
-            )?,
-            None => self
-                .conn
-                .execute("DELETE FROM settings WHERE key = ?1", [key])?,
+    /// Sets the corporate currency (ISO 4217). Deals and product lines that
+    /// name no currency were in the previous corporate currency: when it
+    /// changes they are given it, so that they keep their value. Returns how
+    /// many deals were.
+    pub fn set_corporate_currency(&mut self, code: &str) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let old: Option<String> = {
+            use rusqlite::OptionalExtension;
+            tx.query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                [CORPORATE_CURRENCY],
+                |r| r.get(0),
+            )
+            .optional()?
         };
-        Ok(())
+        let mut stamped = 0;
+        if let Some(old) = old.filter(|o| o != code) {
+            stamped = tx.execute(
+                "UPDATE opportunities SET currency = ?1 WHERE currency IS NULL",
+                [&old],
+            )? as u64;
+            tx.execute(
+                "UPDATE opportunity_products SET currency = ?1 WHERE currency IS NULL",
+                [&old],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [CORPORATE_CURRENCY, code],
+        )?;
+        tx.commit()?;
+        Ok(stamped)
     }
 
     /// Dated exchange rates: (currency, valid_from `YYYY-MM-DD`, rate), sorted.
@@ -600,6 +620,9 @@ pub fn convert_amounts(
         ),
     };
     let several = used.len() > 1;
+    // Without a corporate currency, a deal that names none is in the one
+    // currency the others name only if none names one: otherwise unknown.
+    let untagged_unknown = !set && !used.is_empty();
     let mut out = Currencies {
         corporate: corporate.clone(),
         ..Default::default()
@@ -607,6 +630,17 @@ pub fn convert_amounts(
     let mut factor: std::collections::HashMap<String, Option<f64>> = Default::default();
     for o in &mut data.opportunities {
         let Some(c) = o.currency.clone() else {
+            if untagged_unknown {
+                if let Some(a) = o.amount.take() {
+                    out.unconverted.push(Unconverted {
+                        opportunity_id: o.id.clone(),
+                        currency: "(none)".into(),
+                        amount: a,
+                        on: None,
+                        reason: "Some deals name a currency and this one does not, and no corporate currency is set: set one with `pipewise currency --corporate CODE` (deals without a currency are in it)".into(),
+                    });
+                }
+            }
             continue;
         };
         if Some(&c) == corporate.as_ref() {

@@ -157,6 +157,8 @@ const WATCHED: &[(&str, &[&str])] = &[
 /// currency's own rate when the rates are quoted against another base; NULL
 /// (left out of sums) when it cannot be converted. As `read::convert_amounts`.
 const AMOUNT: &str = "(CASE
+    WHEN o.currency IS NULL AND (SELECT value FROM settings WHERE key = 'corporate_currency') IS NULL
+        AND EXISTS (SELECT 1 FROM opportunities WHERE currency IS NOT NULL) THEN NULL
     WHEN o.currency IS NULL OR o.currency = coalesce((SELECT value FROM settings WHERE key = 'corporate_currency'),
         (SELECT currency FROM opportunities WHERE currency IS NOT NULL GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1)) THEN o.amount
     WHEN (SELECT value FROM settings WHERE key = 'corporate_currency') IS NULL THEN NULL
@@ -365,7 +367,7 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         "SELECT count(*) FROM opportunities o WHERE o.amount IS NOT NULL AND {AMOUNT} IS NULL"
     );
     let unconvertible_examples = format!(
-        "SELECT o.id || ' (' || o.currency || ' ' || o.amount || ')' FROM opportunities o WHERE o.amount IS NOT NULL AND {AMOUNT} IS NULL ORDER BY o.id"
+        "SELECT o.id || ' (' || coalesce(o.currency, 'no currency') || ' ' || o.amount || ')' FROM opportunities o WHERE o.amount IS NOT NULL AND {AMOUNT} IS NULL ORDER BY o.id"
     );
     let mut dated: Vec<(&str, &str, String, String, String)> = Vec::new();
     for (table, col) in [
