@@ -121,6 +121,7 @@ pub fn parse_as(format: Format, text: &str) -> Result<Transcript, Vec<VttError>>
         out: Transcript::default(),
         errors: Vec::new(),
         last_start: None,
+        lone: lone_labels(&lines[i..]),
     };
     let mut cue: Option<Cue<'_>> = None;
     while i < lines.len() {
@@ -211,6 +212,9 @@ struct Parser {
     errors: Vec<VttError>,
     /// Start of the previous cue.
     last_start: Option<i64>,
+    /// One-word `Label:` prefixes seen once in the file: a label of the
+    /// text (`Preis:`, `Итог:`), not a speaker.
+    lone: std::collections::HashSet<String>,
 }
 
 impl Parser {
@@ -251,7 +255,7 @@ impl Parser {
         self.last_start = Some(start);
         // Several speakers in one cue (a Zoom caption holding two lines, each
         // `Name: text`): one cue per speaker, the time shared by text length.
-        let groups = speaker_groups(&payload);
+        let groups = speaker_groups(&payload, &self.lone);
         if groups.len() > 1 {
             let total: usize = groups
                 .iter()
@@ -276,7 +280,7 @@ impl Parser {
     /// Adds one speaker's cue: merged into the last turn when the same
     /// speaker goes on, a new turn otherwise.
     fn add(&mut self, line: u64, start: i64, end: i64, payload: &[&str]) {
-        let (speaker, text) = speaker_and_text(&payload.join("\n"), self.format);
+        let (speaker, text) = speaker_and_text(&payload.join("\n"), self.format, &self.lone);
         if text.is_empty() && speaker.is_none() {
             return;
         }
@@ -306,13 +310,20 @@ impl Parser {
 
 /// A cue's lines grouped by speaker: a new group at each line after the first
 /// that starts with its own `Name:` prefix (only for cues without voice tags).
-fn speaker_groups<'a>(payload: &[&'a str]) -> Vec<Vec<&'a str>> {
+fn speaker_groups<'a>(
+    payload: &[&'a str],
+    lone: &std::collections::HashSet<String>,
+) -> Vec<Vec<&'a str>> {
     let mut groups: Vec<Vec<&'a str>> = Vec::new();
     if payload.iter().any(|l| l.contains("<v")) {
         return vec![payload.to_vec()];
     }
+    let named = |l: &str| {
+        let l = collapse(l);
+        speaker_prefix(&l).is_some_and(|(n, _)| !lone.contains(n))
+    };
     for (i, l) in payload.iter().enumerate() {
-        if i == 0 || speaker_prefix(&collapse(l)).is_none() {
+        if i == 0 || !named(l) {
             match groups.last_mut() {
                 Some(g) => g.push(l),
                 None => groups.push(vec![l]),
@@ -323,10 +334,30 @@ fn speaker_groups<'a>(payload: &[&'a str]) -> Vec<Vec<&'a str>> {
     }
     // Only when the first line names a speaker too: otherwise a caption's
     // second line is the same person's words.
-    if groups.len() > 1 && speaker_prefix(&collapse(groups[0][0])).is_none() {
+    if groups.len() > 1 && !named(groups[0][0]) {
         return vec![payload.to_vec()];
     }
     groups
+}
+
+/// One-word `Label:` prefixes that start only one line of the file. Zoom
+/// names a speaker on every line they say; a one-word label seen once is a
+/// word of the text in a language whose labels are not known here (`Preis:`,
+/// `Итог:`, `价格:`). Names of two words or more are always names.
+fn lone_labels(lines: &[&str]) -> std::collections::HashSet<String> {
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    for l in lines {
+        let l = collapse(l);
+        if let Some((name, _)) = speaker_prefix(&l) {
+            if !name.contains(' ') {
+                *seen.entry(name.to_string()).or_default() += 1;
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n == 1)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Lines split at LF, CRLF or a lone CR (old Mac exports), without their ends.
@@ -463,7 +494,11 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 }
 
 /// The speaker (from a voice tag or a `Name:` prefix) and the plain text of a cue.
-fn speaker_and_text(payload: &str, format: Format) -> (Option<String>, String) {
+fn speaker_and_text(
+    payload: &str,
+    format: Format,
+    lone: &std::collections::HashSet<String>,
+) -> (Option<String>, String) {
     let mut speaker = None;
     let mut out = String::with_capacity(payload.len());
     let mut rest = payload;
@@ -507,7 +542,7 @@ fn speaker_and_text(payload: &str, format: Format) -> (Option<String>, String) {
     out.push_str(rest);
     let mut text = collapse(&decode_entities(&out));
     if speaker.is_none()
-        && let Some((name, said)) = speaker_prefix(&text)
+        && let Some((name, said)) = speaker_prefix(&text).filter(|(n, _)| !lone.contains(*n))
     {
         let (name, said) = (name.to_string(), said.to_string());
         speaker = Some(name);
@@ -819,11 +854,23 @@ mod tests {
 
     #[test]
     fn zoom_name_prefix() {
-        let vtt = "WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.000\nAnn Rep: Hello there.\n\n2\n00:00:03.000 --> 00:00:05.000\nBob: Hi. Time: now.\n";
+        let vtt = "WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.000\nAnn Rep: Hello there.\n\n2\n00:00:03.000 --> 00:00:05.000\nBob: Hi. Time: now.\n\n3\n00:00:05.000 --> 00:00:06.000\nAnn Rep: Good.\n\n4\n00:00:06.000 --> 00:00:07.000\nBob: Yes.\n";
         let t = turns(vtt);
         assert_eq!(t[0].speaker.as_deref(), Some("Ann Rep"));
         assert_eq!(t[1].speaker.as_deref(), Some("Bob"));
         assert_eq!(t[1].text, "Hi. Time: now.");
+    }
+
+    #[test]
+    fn one_word_labels_seen_once_are_text() {
+        // "Preis:" and "Итог:" open one line each: labels of the text in a
+        // language whose labels are not known, not people; Bob speaks twice.
+        let vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nBob: Hallo.\n\n00:00:02.000 --> 00:00:03.000\nPreis: 40 pro Sitz.\n\n\
+                   00:00:03.000 --> 00:00:04.000\nBob: Gut.\n\n00:00:04.000 --> 00:00:05.000\nИтог: всё хорошо.\n";
+        let t = turns(vtt);
+        let speakers: Vec<Option<&str>> = t.iter().map(|t| t.speaker.as_deref()).collect();
+        assert_eq!(speakers, vec![Some("Bob"), None, Some("Bob"), None]);
+        assert_eq!(t[1].text, "Preis: 40 pro Sitz.");
     }
 
     #[test]
@@ -916,14 +963,14 @@ mod tests {
     fn legacy_teams_settings_notes_tags_and_line_ends() {
         let vtt = "\u{feff}WEBVTT Kind: captions\r\nLanguage: en\r\n\r\nNOTE exported\r\nby a tool\r\n\r\nSTYLE\r\n::cue { color: red }\r\n\r\n\
                    0:0:0.0 --> 0:0:0.570 align:start position:0%\r\n<v Person A><c.yellow>There</c> <00:00:00.300><i>you</i> go.</v>\r\n\r\n\
-                   00:01.000 --> 00:02.000\rBob: Hi\r\r";
+                   00:01.000 --> 00:02.000\rBob: Hi\r\r00:02.000 --> 00:03.000\rBob: Bye\r\r";
         let t = turns(vtt);
         assert_eq!(t.len(), 2, "{t:?}");
         assert_eq!(t[0].speaker.as_deref(), Some("Person A"));
         assert_eq!(t[0].text, "There you go.");
         assert_eq!((t[0].start_ms, t[0].end_ms), (0, 570));
         assert_eq!(t[1].speaker.as_deref(), Some("Bob"));
-        assert_eq!((t[1].start_ms, t[1].end_ms), (1_000, 2_000));
+        assert_eq!((t[1].start_ms, t[1].end_ms), (1_000, 3_000));
     }
 
     #[test]
