@@ -709,6 +709,17 @@ fn currency(db: &Path, corporate: Option<&str>, json: bool) -> Result<ExitCode> 
     let by = store.amounts_by_currency()?;
     let rates = store.exchange_rates()?;
     let setting = store.setting(pipewise_store::read::CORPORATE_CURRENCY)?;
+    // What the deals of each recorded currency amount to in the corporate one.
+    let mut in_corporate: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+    for o in &crm.opportunities {
+        if let Some(a) = o.amount {
+            let e = in_corporate
+                .entry(o.currency.clone().unwrap_or_else(|| "(none)".into()))
+                .or_default();
+            e.0 += 1;
+            e.1 += a;
+        }
+    }
     if json {
         let v = serde_json::json!({
             "corporate_currency_setting": setting,
@@ -716,13 +727,14 @@ fn currency(db: &Path, corporate: Option<&str>, json: bool) -> Result<ExitCode> 
             "amounts_by_currency": by.iter().map(|(c, n, a)| serde_json::json!({"currency": c, "deals": n, "amount": a})).collect::<Vec<_>>(),
             "exchange_rates": rates.iter().map(|(c, f, r)| serde_json::json!({"currency": c, "valid_from": f, "rate": r})).collect::<Vec<_>>(),
             "converted": crm.currencies.converted,
+            "in_corporate_currency": in_corporate.iter().map(|(c, (n, a))| serde_json::json!({"recorded_currency": c, "deals": n, "amount": a})).collect::<Vec<_>>(),
             "unconverted": crm.currencies.unconverted,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!(
             "{}",
-            output::currency_text(&setting, &crm.currencies, &by, &rates)
+            output::currency_text(&setting, &crm.currencies, &by, &rates, &in_corporate)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -416,6 +416,7 @@ pub fn currency_text(
     c: &pipewise_store::read::Currencies,
     by: &[(Option<String>, i64, f64)],
     rates: &[(String, String, f64)],
+    in_corporate: &std::collections::BTreeMap<String, (usize, f64)>,
 ) -> String {
     let mut s = String::new();
     match (setting, &c.corporate) {
@@ -442,6 +443,15 @@ pub fn currency_text(
         s.push_str(&format!("  ... and {} more\n", rates.len() - 20));
     }
     s.push_str(&format!("\nConverted deals: {}\n", c.converted));
+    if let Some(k) = &c.corporate {
+        s.push_str(&format!("\nDeal amounts in {k} (what every total uses):\n"));
+        for (cur, (n, a)) in in_corporate {
+            s.push_str(&format!(
+                "  recorded in {:<8} {:>8} deals  {:>14.2} {k}\n",
+                cur, n, a
+            ));
+        }
+    }
     if let Some(w) = c.warning() {
         s.push_str(&format!("Left out: {w}\n"));
         for u in c.unconverted.iter().take(10) {

@@ -745,6 +745,19 @@ fn rates_quoted_against_another_base_and_dollar_amounts() {
     let won = v["pipeline"]["won_amount"].as_f64().unwrap();
     // opp1 (1000, no currency: EUR) is open; G1 is the won one.
     assert!((won - 920.0).abs() < 1e-6, "{won}");
+    let (_, out, _) = run(&["currency", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let gbp = v["in_corporate_currency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["recorded_currency"] == "GBP")
+        .unwrap()["amount"]
+        .as_f64()
+        .unwrap();
+    assert!((gbp - 920.0).abs() < 1e-6, "{v}");
+    let (_, out, _) = run(&["currency"]);
+    assert!(out.contains("920.00 EUR"), "{out}");
     // "$500" with EUR as the corporate currency and no currency on the row: an error.
     let m = write(dir.path(), "m.toml", b"name = \"usd report\"\n[[file]]\n[[file.entity]]\nentity = \"opportunities\"\nfields.id = \"Id\"\nfields.owner_id = { const = \"u1\" }\nfields.stage = { const = \"discovery\" }\nfields.amount = \"Amount\"\n");
     let f = write(dir.path(), "usd.csv", b"Id,Amount\nU1,$500\n");
