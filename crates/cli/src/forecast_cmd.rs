@@ -89,13 +89,14 @@ pub fn run_forecast(
         ..ForecastOptions::default()
     };
     let models = forecast::fit_models(data, snap, as_of, &opts)?;
+    let range = forecast::range_at(data, snap, period.kind, as_of, &opts, &mut |_, _| {});
     let by = match by {
         By::Rep => RollUp::Rep,
         By::Team => RollUp::Team,
         By::Region => RollUp::Region,
         By::Company => RollUp::Company,
     };
-    let f = forecast::forecast(data, &models, None, &period, as_of, by, &opts)?;
+    let f = forecast::forecast(data, &models, None, &period, as_of, by, &range, &opts)?;
     let moved = forecast::changes(data, &models, &period, as_of - 7 * DAY, as_of)?;
     Ok((f, moved))
 }
@@ -199,7 +200,7 @@ pub fn forecast_text(f: &Forecast, moved: &[DealChange], top: usize) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "\n  open pipeline: {} deals, each P(won inside {}) × amount, drawn independently;\n  not yet created: {} ± {} ({}; past periods at the same point: {}).\n  Baselines: commit = won + open deals in the commit category closing in the period;\n  stage-weighted = won + CRM stage probability × amount for deals closing in the period;\n  run-rate = won + the last 91 days' bookings per day × days left.",
+        "\n  open pipeline: {} deals, each P(won inside {}) × amount, drawn independently given a shared shock;\n  not yet created: {} ± {} ({}; past periods at the same point: {}).\n  Range: the models' own error is in it as period-level multipliers on the open pipeline's wins\n  (log sd {:.2}) and on the not yet created part (median ×{:.2}, log sd {:.2}), {}.\n  Baselines: commit = won + open deals in the commit category closing in the period;\n  stage-weighted = won + CRM stage probability × amount for deals closing in the period;\n  run-rate = won + the last 91 days' bookings per day × days left.",
         f.total.open_deals,
         f.period.label,
         money(n.mean),
@@ -209,6 +210,14 @@ pub fn forecast_text(f: &Forecast, moved: &[DealChange], top: usize) -> String {
             "none".into()
         } else {
             hist.join(", ")
+        },
+        f.range.shock.open_sigma,
+        f.range.shock.new_shift.exp(),
+        f.range.shock.new_sigma,
+        if f.range.learnt_from.is_empty() {
+            f.range.method.clone()
+        } else {
+            format!("{} ({})", f.range.method, f.range.learnt_from.join(", "))
         }
     );
     if !moved.is_empty() {
@@ -303,7 +312,7 @@ pub fn backtest_text(b: &Backtest) -> String {
     }
     let _ = writeln!(
         s,
-        "\n  The actual fell inside pipewise's P10-P90 range in {:.0}% of forecasts (an honest 80% range: about 80%).",
+        "\n  The actual fell inside pipewise's P10-P90 range in {:.0}% of forecasts (an honest 80% range: about 80%;\n  forecasts of one period share its surprises, so over few periods this moves in steps).\n  Each period's range allows for the models' error as the periods before it missed (the first: a prior).",
         b.coverage_p10_p90 * 100.0
     );
     let _ = writeln!(
@@ -391,7 +400,17 @@ pub fn bench_cmd(cmd: BenchCmd) -> Result<ExitCode> {
     let g: Vec<usize> = (0..deals).map(|i| i % reps).collect();
     let share = vec![1.0 / reps as f64; reps];
     let started = std::time::Instant::now();
-    let sorted = forecast::simulate(&p, &a, &g, reps, (1e6, 2e5), &share, draws, 7);
+    let sorted = forecast::simulate(
+        &p,
+        &a,
+        &g,
+        reps,
+        (1e6, 2e5),
+        &share,
+        forecast::Shock::default(),
+        draws,
+        7,
+    );
     let quantiles: Vec<[f64; 3]> = sorted
         .iter()
         .map(|v| [0.1, 0.5, 0.9].map(|q| forecast::quantile(v, q)))
