@@ -358,7 +358,16 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            let msg = one_line(&e);
+            eprintln!("error: {msg}");
+            // A script asked for JSON: the failure is JSON too.
+            if std::env::args().any(|a| a == "--json") {
+                let v = serde_json::json!({
+                    "error": msg,
+                    "cannot_judge": msg.contains("cannot judge"),
+                });
+                println!("{v}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -449,10 +458,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 args.json,
             )?;
             if args.json {
-                let v: Vec<serde_json::Value> = results
-                    .iter()
-                    .map(|(t, v)| serde_json::json!({"version": v, "report": t.report}))
-                    .collect();
+                let v: Vec<serde_json::Value> =
+                    results
+                        .trained
+                        .iter()
+                        .map(|(t, v)| serde_json::json!({"version": v, "report": t.report}))
+                        .chain(results.skipped.iter().map(
+                            |(kind, why)| serde_json::json!({"kind": kind, "cannot_judge": why}),
+                        ))
+                        .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", predict_cmd::train_text(&results, &cli.db));
@@ -794,8 +808,10 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
     )?;
     let run = stage_cmd::run_stage(predict_cmd::load(&store)?, json)?;
     let crm = &run.data;
-    let win = &trained[0].0.model;
-    let slip = trained.get(1).map(|t| &t.0.model);
+    let win = trained
+        .model(pipewise_engines::predict::Target::Win)
+        .context("the win model was not trained")?;
+    let slip = trained.model(pipewise_engines::predict::Target::Slip);
     let scored = pipewise_engines::predict::score(crm, crm.end, win, slip, 4)?;
     // Entered stage vs evidence: the open deals and each rep's bias, checked
     // against the simulator's truth.
@@ -836,6 +852,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         pipewise_engines::coach::validate(&coaching.profiles, &coaching.impact, &truth.rep_skills);
     if json {
         let reports: Vec<_> = trained
+            .trained
             .iter()
             .map(|(t, v)| serde_json::json!({"version": v, "report": t.report}))
             .collect();
@@ -861,7 +878,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         println!();
         print!("{}", output::leads_text(&stats));
         println!();
-        for (t, _) in &trained {
+        for (t, _) in &trained.trained {
             let r = &t.report;
             println!(
                 "{} model on the test window {} to {} ({} snapshots of open deals):",

@@ -81,6 +81,28 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
     );
     let _ = writeln!(
         s,
+        "**Data gate.** Needs {}. This data had {}.\n",
+        r.data_gate.requirement, r.data_gate.found
+    );
+    if r.fields_without_history.is_empty() {
+        let _ = writeln!(
+            s,
+            "**History.** Every tracked field (stage, forecast category, amount, close date) has history: each snapshot reads the value it had then.\n"
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "**History.** No history for {}: their current values are known only from when they were observed (a closed deal's at its close, an open deal's as of the export), so at earlier snapshots they are missing, never read from the present. Features built on them ({}) carry less information than with history.\n",
+            r.fields_without_history.join(", "),
+            r.fields_without_history
+                .iter()
+                .flat_map(|f| features_of(f).iter().copied())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
         "**Features.** {} used: {}.",
         r.features.len(),
         r.features.join(", ")
@@ -104,6 +126,16 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         "**Intended use.** Decision support for managers and RevOps: which deals to inspect, coach or re-forecast, with the factors shown. Not for judging or paying individual reps, and never a substitute for talking to the customer."
     );
     s
+}
+
+/// The features read from a tracked field.
+fn features_of(field: &str) -> &'static [&'static str] {
+    match field {
+        "stage" => &["stage", "days_in_stage", "stage_velocity"],
+        "forecast_category" => &["forecast_category"],
+        "amount" => &["amount", "amount_change", "amount_edits"],
+        _ => &["close_pushes", "days_to_close"],
+    }
 }
 
 fn fmt(x: f64, digits: usize) -> String {
@@ -163,12 +195,27 @@ pub fn snapshots(data: &Data, dates: &[i64], quiet: bool) -> predict::Snapshots 
     snap
 }
 
+/// What `train` did: the models trained and registered (with their
+/// versions), and those it could not train with the reason (a data gate not
+/// met: "cannot judge ...").
+pub struct TrainRun {
+    pub trained: Vec<(Trained, i64)>,
+    pub skipped: Vec<(&'static str, String)>,
+}
+
+impl TrainRun {
+    pub fn model(&self, target: Target) -> Option<&Classifier> {
+        self.trained
+            .iter()
+            .find(|t| t.0.target == target)
+            .map(|t| &t.0.model)
+    }
+}
+
 /// Trains the win and slip models and registers them as the active versions.
-pub fn train(
-    store: &mut SqliteStore,
-    args: &TrainArgs,
-    quiet: bool,
-) -> Result<Vec<(Trained, i64)>> {
+/// A model whose data gate is not met is skipped with the reason; an error
+/// when neither can be trained.
+pub fn train(store: &mut SqliteStore, args: &TrainArgs, quiet: bool) -> Result<TrainRun> {
     let started = std::time::Instant::now();
     let truth = match &args.truth {
         Some(p) => Some(Truth::load(p)?),
@@ -192,7 +239,12 @@ pub fn train(
     let snap = snapshots(&data, &dates, quiet);
     let created_at = pipewise_core::value::format_instant(chrono::Utc::now());
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for target in [Target::Win, Target::Slip] {
+        if let Some(refusal) = predict::data_gate(&data, target).refusal(target.judged()) {
+            skipped.push((target.name(), refusal));
+            continue;
+        }
         let bar = FractionBar::new(!quiet, &format!("training the {} model", target.name()));
         bar.set(0.05);
         let trained = predict::train(&data, &snap, &dates, target, &opts, truth.as_ref())
@@ -224,12 +276,28 @@ pub fn train(
         out.push((trained, rec.version));
     }
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "trained");
-    Ok(out)
+    if out.is_empty() {
+        bail!(
+            "no model trained: {}",
+            skipped
+                .iter()
+                .map(|s| format!("{} model: {}", s.0, s.1))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(TrainRun {
+        trained: out,
+        skipped,
+    })
 }
 
-pub fn train_text(results: &[(Trained, i64)], db: &Path) -> String {
+pub fn train_text(run: &TrainRun, db: &Path) -> String {
     let mut s = String::new();
-    for (t, version) in results {
+    for (kind, why) in &run.skipped {
+        let _ = writeln!(s, "{kind} model: not trained, {why}\n");
+    }
+    for (t, version) in &run.trained {
         let r = &t.report;
         let _ = writeln!(
             s,
@@ -260,7 +328,15 @@ pub fn train_text(results: &[(Trained, i64)], db: &Path) -> String {
                 format!(": {}", dropped(r))
             }
         );
-        let _ = writeln!(s, "  top drivers: {}\n", drivers(r, 6));
+        let _ = writeln!(s, "  top drivers: {}", drivers(r, 6));
+        if !r.fields_without_history.is_empty() {
+            let _ = writeln!(
+                s,
+                "  no history for {}: known only as of the export, missing at earlier snapshots",
+                r.fields_without_history.join(", ")
+            );
+        }
+        let _ = writeln!(s);
     }
     let _ = writeln!(
         s,

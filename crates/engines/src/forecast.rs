@@ -200,6 +200,23 @@ fn timing_table(t: &Table, at: &[Instant], until: &[Instant]) -> Table {
     out
 }
 
+/// The forecast's data gate: the win model's minimum of closed deals
+/// ([`predict::data_gate`]) and amount history, without which the open
+/// pipeline's value at past dates is unknown (so neither the backtest nor the
+/// range learnt from it can be computed).
+pub fn data_gate(data: &Data) -> predict::Gate {
+    let mut g = predict::data_gate(data, predict::Target::Win);
+    g.requirement
+        .push_str(", and amount history (the open pipeline's value at past dates)");
+    if data.without_history.contains(&"amount") {
+        g.met = false;
+        g.found.push_str(
+            "; the amount has no history, so the open pipeline's value at past dates is unknown",
+        );
+    }
+    g
+}
+
 /// Fits the win model (calibrated) and the close-timing model with only what
 /// was known at `cutoff`: snapshots at least `horizon_days` before it, of
 /// deals closed by it.
@@ -209,6 +226,9 @@ pub fn fit_models(
     cutoff: Instant,
     opts: &ForecastOptions,
 ) -> anyhow::Result<Models> {
+    if let Some(refusal) = data_gate(data).refusal("the forecast") {
+        anyhow::bail!(refusal);
+    }
     let last = cutoff - opts.horizon_days * DAY;
     let rows: Vec<usize> = (0..snap.opp.len())
         .filter(|&r| {
@@ -1234,6 +1254,9 @@ pub fn backtest_until(
     opts: &ForecastOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<Backtest> {
+    if let Some(refusal) = data_gate(data).refusal("the forecast") {
+        anyhow::bail!(refusal);
+    }
     let mut periods = Vec::new();
     let mut p = Period::containing(data.end, kind);
     while p.start >= data.start && periods.len() < max_periods {

@@ -30,6 +30,13 @@ impl Target {
             Target::Slip => "slip",
         }
     }
+    /// What the model judges, for "cannot judge ..." messages.
+    pub fn judged(self) -> &'static str {
+        match self {
+            Target::Win => "win probabilities",
+            Target::Slip => "slip risk",
+        }
+    }
     pub fn question(self) -> &'static str {
         match self {
             Target::Win => "Will this open deal be won?",
@@ -168,6 +175,81 @@ pub struct ModelReport {
     pub importance: Vec<Importance>,
     /// Share of test rows with an oracle probability (simulated data only).
     pub oracle_coverage: Option<f64>,
+    /// The minimum data the model needs and what this data had.
+    pub data_gate: Gate,
+    /// Tracked fields with no history in the data: known only from when
+    /// their current values were observed, missing at earlier snapshots.
+    pub fields_without_history: Vec<String>,
+}
+
+/// A data gate: the minimum data an engine needs to judge, and whether the
+/// data met it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gate {
+    pub met: bool,
+    /// What is needed, with its source.
+    pub requirement: String,
+    /// What the data had.
+    pub found: String,
+}
+
+impl Gate {
+    /// "cannot judge: ..." when the gate is not met.
+    pub fn refusal(&self, what: &str) -> Option<String> {
+        (!self.met).then(|| {
+            format!(
+                "cannot judge {what}: {}; needs {}",
+                self.found, self.requirement
+            )
+        })
+    }
+}
+
+/// Closed deals a model needs of each outcome in the 24 months to the end of
+/// the data: the minimum Salesforce publishes for Einstein Opportunity
+/// Scoring's org-specific model (200 won and 200 lost in 24 months).
+pub const MIN_CLOSED_EACH: usize = 200;
+
+/// The data gate of the win or slip model.
+///
+/// Both need [`MIN_CLOSED_EACH`] won and lost deals closed in the 24 months to
+/// the end of the data. The slip model also needs close-date history: without
+/// it the expected close date at past snapshots is unknown, so no past
+/// snapshot can be labelled.
+pub fn data_gate(data: &Data, target: Target) -> Gate {
+    let from = data.end - 730 * DAY;
+    let (mut won, mut lost) = (0usize, 0usize);
+    for o in &data.opps {
+        if o.closed.is_some_and(|c| c > from && c <= data.end) {
+            match o.won {
+                Some(true) => won += 1,
+                Some(false) => lost += 1,
+                None => {}
+            }
+        }
+    }
+    let mut requirement = format!(
+        "at least {MIN_CLOSED_EACH} won and {MIN_CLOSED_EACH} lost deals closed in the 24 months to the end of the data (Salesforce's published minimum for Einstein Opportunity Scoring)"
+    );
+    let mut found = format!(
+        "{won} won and {lost} lost deals closed from {} to {}",
+        format_date(from),
+        format_date(data.end)
+    );
+    let mut met = won >= MIN_CLOSED_EACH && lost >= MIN_CLOSED_EACH;
+    if target == Target::Slip {
+        requirement
+            .push_str(", and close-date history (the expected close date at each past snapshot)");
+        if data.without_history.contains(&"close_date") {
+            met = false;
+            found.push_str("; the close date has no history, so the expected close date at past snapshots is unknown");
+        }
+    }
+    Gate {
+        met,
+        requirement,
+        found,
+    }
 }
 
 impl ModelReport {
@@ -246,6 +328,10 @@ pub fn train(
     opts: &TrainOptions,
     truth: Option<&Truth>,
 ) -> anyhow::Result<Trained> {
+    let gate = data_gate(data, target);
+    if let Some(refusal) = gate.refusal(target.judged()) {
+        anyhow::bail!(refusal);
+    }
     anyhow::ensure!(
         dates.len() >= 8,
         "only {} weekly snapshots between the warm-up and the horizon: need at least 8 (about {} weeks of history)",
@@ -490,6 +576,8 @@ pub fn train(
         results,
         importance,
         oracle_coverage,
+        data_gate: gate,
+        fields_without_history: data.without_history.iter().map(|f| f.to_string()).collect(),
     };
     Ok(Trained {
         target,

@@ -357,6 +357,44 @@ fn snapshot_owners(data: &Data, snap: &Snapshots) -> Vec<String> {
         .collect()
 }
 
+/// Share of deals with an activity or call the evidence model needs.
+pub const MIN_DEALS_WITH_ACTIVITY: f64 = 0.5;
+
+/// The evidence-stage engine's data gate. It compares the stage a rep
+/// entered with the stage the deal's evidence (activities, calls, contacts
+/// engaged, ...) looks like, so it needs:
+/// - stage history: the entered stage at each past snapshot;
+/// - activity data: at least half the deals with an activity or a recorded
+///   call linked to them (our own minimum; without it the evidence model
+///   reads firmographics alone, which say little about a deal's progress).
+pub fn data_gate(data: &Data) -> predict::Gate {
+    let with = data.opps.iter().filter(|o| o.has_activity()).count();
+    let share = with as f64 / data.opps.len().max(1) as f64;
+    let mut found = format!(
+        "{with} of {} deals ({:.0}%) have an activity or call linked to them",
+        data.opps.len(),
+        share * 100.0
+    );
+    let mut met = share >= MIN_DEALS_WITH_ACTIVITY;
+    if with == 0 {
+        found = "no activity data: no activity or call is linked to any deal".into();
+    }
+    if data.without_history.contains(&"stage") {
+        met = false;
+        found.push_str(
+            "; the stage has no history, so the entered stage at past snapshots is unknown",
+        );
+    }
+    predict::Gate {
+        met,
+        requirement: format!(
+            "stage history and at least {:.0}% of deals with an activity or recorded call linked to them",
+            MIN_DEALS_WITH_ACTIVITY * 100.0
+        ),
+        found,
+    }
+}
+
 /// The fold of a deal (by its index: stable across runs).
 pub fn fold_of(opp: usize, folds: usize) -> usize {
     (opp.wrapping_mul(0x9E37_79B9) >> 7) % folds.max(1)
@@ -368,6 +406,9 @@ pub fn cross_fit(
     opts: &StageOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<CrossFit> {
+    if let Some(refusal) = data_gate(data).refusal("entered stages against the evidence") {
+        anyhow::bail!(refusal);
+    }
     let entered = entered_stages(&snap.table);
     let rep = snapshot_owners(data, snap);
     let x = evidence_columns(&snap.table);

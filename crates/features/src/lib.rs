@@ -7,9 +7,15 @@
 //! deals by their timestamps. Appending data dated after `as_of` never changes a
 //! feature at `as_of` (tested in `tests/point_in_time.rs`).
 //!
-//! Known limits: account attributes (industry, size) and an opportunity's
-//! products, lead source and type have no history in the data model, so their
-//! current values are used at every date.
+//! A tracked field (stage, forecast category, amount, close date) with no
+//! history anywhere in the data is known only from when its current value was
+//! observed: the deal's close for a closed deal, else the row's `state_at`
+//! (at most the end of the data). Before then it is unknown (missing), never
+//! the current value read into the past ([`Data::without_history`]).
+//!
+//! Known limits: account attributes (industry, size), the owner when it has
+//! no history, and an opportunity's products, lead source and type have no
+//! history in the data model, so their current values are used at every date.
 
 pub mod conversation;
 pub mod registry;
@@ -45,11 +51,22 @@ fn category_index(s: &str) -> Option<f64> {
     }
 }
 
+/// The tracked fields whose current value is only known from when it was
+/// observed if the data holds no history of them.
+pub const TRACKED_FIELDS: [&str; 4] = ["stage", "forecast_category", "amount", "close_date"];
+
 /// A tracked field: its changes in time order, and its value before the first.
 #[derive(Debug, Clone, Default)]
 pub struct Track {
     pub before: Option<String>,
     pub changes: Vec<(Instant, Option<String>)>,
+}
+
+impl Opp {
+    /// Whether any activity or recorded call is linked to the deal.
+    pub fn has_activity(&self) -> bool {
+        !self.touches.is_empty() || !self.calls.is_empty()
+    }
 }
 
 impl Track {
@@ -89,6 +106,8 @@ pub struct Opp {
     /// The eventual outcome when closed.
     pub won: Option<bool>,
     pub owner: Track,
+    /// Unknown (`at` gives `None`) before its first change when the data has
+    /// no stage history.
     pub stage: Track,
     pub forecast_category: Track,
     pub amount: Track,
@@ -155,6 +174,9 @@ pub struct Data {
     /// The latest instant anything in the data is dated.
     pub end: Instant,
     pub start: Instant,
+    /// Of [`TRACKED_FIELDS`], those with no history anywhere in the data:
+    /// known only from when their current values were observed.
+    pub without_history: Vec<&'static str>,
 }
 
 fn track(history: &[pipewise_store::read::History], field: &str, current: Option<String>) -> Track {
@@ -199,6 +221,19 @@ impl Data {
             .iter()
             .map(|c| matches!(c.seniority.as_deref(), Some("director" | "vp" | "c_level")))
             .collect();
+        let mut with_history = [false; TRACKED_FIELDS.len()];
+        for h in &crm.history {
+            if let Some(k) = TRACKED_FIELDS.iter().position(|f| *f == h.field) {
+                with_history[k] = true;
+            }
+        }
+        let without_history: Vec<&'static str> = TRACKED_FIELDS
+            .iter()
+            .zip(with_history)
+            .filter(|(_, h)| !h)
+            .map(|(f, _)| *f)
+            .collect();
+        let untracked = |f: &str| without_history.contains(&f);
         let mut start = i64::MAX;
         let mut end = i64::MIN;
         let mut opps = Vec::with_capacity(crm.opportunities.len());
@@ -213,7 +248,7 @@ impl Data {
                 h += 1;
             }
             let hist = &crm.history[from..h];
-            let stage = track(hist, "stage", Some(o.stage.clone()));
+            let mut stage = track(hist, "stage", Some(o.stage.clone()));
             let created = o
                 .created_at
                 .or_else(|| hist.iter().map(|h| h.changed_at).min())
@@ -231,6 +266,21 @@ impl Data {
                     .map(|c| c.0)
                     .or(o.closed_at)
             });
+            // A field without history: its current value is known from the
+            // close (a closed deal's final values), else from when the row
+            // was observed (clamped to the end of the data below).
+            let known_from = closed.or(o.state_at).unwrap_or(i64::MAX);
+            let observed = |field: &str, t: Track| {
+                if untracked(field) {
+                    Track {
+                        before: None,
+                        changes: vec![(known_from, t.before)],
+                    }
+                } else {
+                    t
+                }
+            };
+            stage = observed("stage", stage);
             if created > i64::MIN {
                 start = start.min(created);
             }
@@ -242,9 +292,18 @@ impl Data {
                 won,
                 owner: track(hist, "owner_id", Some(o.owner_id.clone())),
                 stage,
-                forecast_category: track(hist, "forecast_category", o.forecast_category.clone()),
-                amount: track(hist, "amount", o.amount.map(|a| a.to_string())),
-                close_date: track(hist, "close_date", o.close_date.map(format_date)),
+                forecast_category: observed(
+                    "forecast_category",
+                    track(hist, "forecast_category", o.forecast_category.clone()),
+                ),
+                amount: observed(
+                    "amount",
+                    track(hist, "amount", o.amount.map(|a| a.to_string())),
+                ),
+                close_date: observed(
+                    "close_date",
+                    track(hist, "close_date", o.close_date.map(format_date)),
+                ),
                 account: o
                     .account_id
                     .as_deref()
@@ -383,6 +442,23 @@ impl Data {
         for v in &mut account_wins {
             v.sort_unstable();
         }
+        // An open deal's values observed after the data's end (the import's
+        // as-of date) are the ones known at its end: the latest forecast and
+        // scores read them.
+        let last = if end == i64::MIN { 0 } else { end };
+        for o in opps.iter_mut().filter(|o| o.closed.is_none()) {
+            for field in &without_history {
+                let t = match *field {
+                    "stage" => &mut o.stage,
+                    "forecast_category" => &mut o.forecast_category,
+                    "amount" => &mut o.amount,
+                    _ => &mut o.close_date,
+                };
+                if let Some(c) = t.changes.first_mut() {
+                    c.0 = c.0.min(last);
+                }
+            }
+        }
         Data {
             opps,
             hire: crm.users.iter().map(|u| u.hire_date).collect(),
@@ -410,14 +486,18 @@ impl Data {
             senior_contact,
             end: if end == i64::MIN { 0 } else { end },
             start: if start == i64::MAX { 0 } else { start },
+            without_history,
         }
     }
 
-    /// Whether the opportunity exists and is open at `t`.
+    /// Whether the opportunity exists and is open at `t` (a stage not known
+    /// then, for want of history, counts as open until the deal closed).
     pub fn is_open(&self, o: &Opp, t: Instant) -> bool {
-        o.created <= t
-            && o.stage.at(t).is_some_and(|s| stage_index(s).is_some())
-            && o.closed.is_none_or(|c| c > t)
+        let stage_open = match o.stage.at(t) {
+            Some(s) => stage_index(s).is_some(),
+            None => self.without_history.contains(&"stage") && o.closed.is_none_or(|c| c > t),
+        };
+        o.created <= t && stage_open && o.closed.is_none_or(|c| c > t)
     }
 
     /// The opportunities open at `t`, in id order.

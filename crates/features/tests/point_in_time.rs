@@ -213,3 +213,68 @@ fn trailing_figures_do_not_drift_as_the_history_fills_up() {
         );
     }
 }
+
+/// An export of current values only (no history): a tracked field's current
+/// value is known from the deal's close or the export, never before. Changing
+/// the current values changes no feature at an earlier snapshot.
+#[test]
+fn an_export_without_history_reads_no_current_value_into_the_past() {
+    let mut crm = simulated();
+    crm.history.clear();
+    let data = Data::new(&crm);
+    assert_eq!(
+        data.without_history,
+        ["stage", "forecast_category", "amount", "close_date"]
+    );
+    // The same export with every current value of the tracked fields
+    // changed (closed deals keep their outcome).
+    let mut other = crm.clone();
+    for o in &mut other.opportunities {
+        o.amount = o.amount.map(|a| a * 3.0 + 1.0);
+        o.close_date = o.close_date.map(|c| c + 45 * 86_400);
+        o.forecast_category = Some("commit".into());
+        if !o.stage.starts_with("closed") {
+            o.stage = if o.stage == "negotiation" {
+                "prospecting"
+            } else {
+                "negotiation"
+            }
+            .into();
+        }
+    }
+    let changed = Data::new(&other);
+    let dates = mondays(data.start + 35 * 86_400, data.end - 7 * 86_400);
+    assert!(dates.len() >= 20, "{} dates", dates.len());
+    let mut rows = 0;
+    for &t in &dates {
+        let (ids, f) = features(&data, t);
+        let (ids2, f2) = features(&changed, t);
+        assert_eq!(ids, ids2, "open deals at {t}");
+        same(&f, &f2).unwrap_or_else(|e| panic!("as of {t}: {e}"));
+        // Open at t, so not yet closed: its tracked fields are unknown.
+        for name in ["stage", "forecast_category", "amount", "days_to_close"] {
+            let Some(Column::Numeric(v)) = f.column(name) else {
+                panic!("{name} missing")
+            };
+            assert!(v.iter().all(|x| x.is_nan()), "{name} known at {t}");
+        }
+        rows += ids.len();
+    }
+    assert!(rows > 300, "only {rows} deal-dates");
+    // At the end of the data the open deals' current values are known, and
+    // a closed deal's final amount is known at its close.
+    let (ids, f) = features(&data, data.end);
+    assert!(!ids.is_empty());
+    let Some(Column::Numeric(stage)) = f.column("stage") else {
+        panic!("stage missing")
+    };
+    assert!(stage.iter().all(|x| x.is_finite()));
+    let won = data
+        .opps
+        .iter()
+        .find(|o| o.won == Some(true))
+        .expect("a won deal");
+    let closed = won.closed.expect("closed");
+    assert!(data.amount_at(won, closed).is_some());
+    assert!(data.amount_at(won, closed - 1).is_none());
+}

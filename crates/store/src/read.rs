@@ -70,6 +70,9 @@ pub struct Opportunity {
     /// The currency the amount was recorded in (ISO 4217); `amount` and the
     /// amount history are in the corporate currency (see [`Currencies`]).
     pub currency: Option<String>,
+    /// When the current values were observed (the import's as-of date or the
+    /// row's own timestamp); `None` for rows stored before it was recorded.
+    pub state_at: Option<Instant>,
 }
 
 /// How amounts were brought into one currency when the CRM was loaded.
@@ -366,7 +369,8 @@ impl SqliteStore {
             .collect::<rusqlite::Result<_>>()?;
         let mut st = c.prepare(
             "SELECT id, name, account_id, owner_id, lead_id, amount, stage, forecast_category,
-                    created_at, close_date, closed_at, loss_reason, lead_source, type, currency
+                    created_at, close_date, closed_at, loss_reason, lead_source, type, currency,
+                    state_at
              FROM opportunities ORDER BY id",
         )?;
         data.opportunities = st
@@ -388,6 +392,7 @@ impl SqliteStore {
                     kind: opt_s(r, 13)?,
                     products: Vec::new(),
                     currency: opt_s(r, 14)?,
+                    state_at: opt_t(r, 15)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
