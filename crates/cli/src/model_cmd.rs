@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use pipewise_models::metrics::Metrics;
-use pipewise_models::tabular::{FitReport, Role, Schema, TabularModel, TabularOptions, Target};
+use pipewise_models::tabular::{
+    FitReport, Overrides, Role, Schema, TabularModel, TabularOptions, Target,
+};
 
 #[derive(clap::Subcommand)]
 pub enum ModelCmd {
@@ -27,6 +29,17 @@ pub enum ModelCmd {
         /// Columns not to use (e.g. known only after the outcome). Repeatable.
         #[arg(long)]
         ignore: Vec<String>,
+        /// Read this column as categories (e.g. integer region or browser
+        /// codes). Repeatable.
+        #[arg(long, value_name = "COL")]
+        categorical: Vec<String>,
+        /// Read this column as a number. Repeatable.
+        #[arg(long, value_name = "COL")]
+        numeric: Vec<String>,
+        /// Read this column as dates, optionally in a strftime form
+        /// (`--date signup:%d-%m-%Y`). Repeatable.
+        #[arg(long, value_name = "COL[:FORMAT]")]
+        date: Vec<String>,
         /// Validate in time order on this date column instead of random folds.
         #[arg(long)]
         time_column: Option<String>,
@@ -65,16 +78,32 @@ pub fn run(cmd: ModelCmd) -> Result<ExitCode> {
             positive,
             negative,
             ignore,
+            categorical,
+            numeric,
+            date,
             time_column,
             folds,
             out,
             json,
         } => {
             let t = pipewise_ingest::read_text_table(&data)?;
+            let dates = date
+                .iter()
+                .map(|d| match d.split_once(':') {
+                    // A form always holds a %; a column name may hold a colon.
+                    Some((c, f)) if f.contains('%') => (c.to_string(), Some(f.to_string())),
+                    _ => (d.clone(), None),
+                })
+                .collect();
             let opts = TabularOptions {
                 folds,
                 time_column,
-                ignore,
+                named: Overrides {
+                    categorical,
+                    numeric,
+                    dates,
+                    ignore,
+                },
                 ..TabularOptions::default()
             };
             let progress = |m: &str| {
@@ -95,9 +124,14 @@ pub fn run(cmd: ModelCmd) -> Result<ExitCode> {
             std::fs::write(&out, model.to_json())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             if json {
+                // The fingerprints stay in the model file.
+                let mut report = serde_json::to_value(&model.report)?;
+                if let Some(r) = report.as_object_mut() {
+                    r.remove("row_sample");
+                }
                 let v = serde_json::json!({
                     "model": out.display().to_string(),
-                    "report": model.report,
+                    "report": report,
                     "columns": model.schema.columns.iter().map(|c| serde_json::json!({
                         "name": c.name, "role": c.role.name(), "missing": c.missing,
                         "distinct": c.distinct,
@@ -190,6 +224,9 @@ fn fit_text(r: &FitReport, schema: &Schema, out: &Path) -> String {
         .map(|d| format!("{} {}", d.column, pct(d.share)))
         .collect();
     s += &format!("\nTop drivers (share of gain): {}\n", drivers.join(", "));
+    for w in &r.warnings {
+        s += &format!("\nwarning: {w}\n");
+    }
     s += &format!(
         "\nModel ({} features) written to {}. Score new rows with:\n  pipewise model predict --model {} --data FILE.csv --out scored.csv\n",
         r.features,
@@ -239,8 +276,12 @@ fn predict(
         let pos = y.iter().filter(|&&v| v > 0.5).count();
         (pos > 0 && pos < y.len()).then(|| Metrics::of(&p, &y))
     });
+    let overlap = model.training_overlap(&t);
+    let in_sample = overlap.is_some_and(|o| o >= 0.5);
     if json {
         let v = serde_json::json!({
+            "in_sample": in_sample,
+            "training_overlap": overlap,
             "rows": preds.len(),
             "out": out.display().to_string(),
             "predict_seconds": predict_seconds,
@@ -269,6 +310,12 @@ fn predict(
                 model.schema.target.column,
                 m.rows,
                 metrics_line(&m)
+            );
+        }
+        if in_sample {
+            println!(
+                "  warning: {:.0}% of the training rows are in this file: these figures are in-sample (the model has seen the answers), not a validation. The cross-validated figures of `model fit` are the honest ones.",
+                overlap.unwrap_or(0.0) * 100.0
             );
         }
     }

@@ -131,7 +131,10 @@ pub fn lead_table(data: &CrmData) -> LeadRows {
 pub fn fit_leads(table: &TextTable, progress: &dyn Fn(&str)) -> Result<TabularModel, TabularError> {
     let opts = TabularOptions {
         time_column: Some("created_at".into()),
-        ignore: vec!["lead_id".into(), "status".into()],
+        named: pipewise_models::tabular::Overrides {
+            ignore: vec!["lead_id".into(), "status".into()],
+            ..Default::default()
+        },
         ..TabularOptions::default()
     };
     TabularModel::fit(

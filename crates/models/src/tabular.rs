@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use pipewise_core::date::{DateEvidence, DayOrder};
 use pipewise_core::value::{parse_datetime, parse_number};
 use pipewise_core::{CellError, Column, Table, TextTable};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,13 @@ pub enum Role {
     /// Dates: day number, weekday, month (and hour when times are present).
     Date {
         with_time: bool,
+        /// The `strftime` format named with `--date COL:FORMAT`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<String>,
+        /// Numeric dates read day first (`13-02-2024`): the column's values
+        /// decided it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        day_first: bool,
     },
     /// Free text: length in words and characters and the presence of its most
     /// common words.
@@ -136,6 +144,54 @@ fn date_formats() -> Vec<String> {
     US_DATES.iter().map(|s| s.to_string()).collect()
 }
 
+/// Reads a date cell of a column read as dates: ISO dates and date-times,
+/// then the column's named format, then numeric dates in the column's day
+/// order (month first unless its values said otherwise).
+pub fn read_date(
+    c: &str,
+    format: Option<&str>,
+    day_first: bool,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let formats: Vec<String> = match format {
+        Some(f) => vec![f.to_string()],
+        None if day_first => Vec::new(),
+        None => date_formats(),
+    };
+    parse_datetime(c, &formats).or_else(|| {
+        let order = if day_first {
+            DayOrder::DayFirst
+        } else {
+            DayOrder::MonthFirst
+        };
+        pipewise_core::date::parse_numeric(c, order).map(|d| d.and_utc())
+    })
+}
+
+/// Names of integer-coded categories: region, operating-system, browser or
+/// policy codes are labels, not quantities.
+fn looks_like_code(name: &str) -> bool {
+    let l = name.to_ascii_lowercase();
+    let l = l.trim_end_matches(|c: char| c.is_ascii_digit());
+    [
+        "code", "_cd", "zip", "postcode", "postal", "region", "category", "_type", "type_id",
+        "class",
+    ]
+    .iter()
+    .any(|k| l.ends_with(k))
+        || looks_like_id(name)
+}
+
+/// Column roles named by the user (`--categorical`, `--numeric`, `--date`,
+/// `--ignore`), over what inference would choose.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub categorical: Vec<String>,
+    pub numeric: Vec<String>,
+    /// Column and optional `strftime` format.
+    pub dates: Vec<(String, Option<String>)>,
+    pub ignore: Vec<String>,
+}
+
 fn looks_like_id(name: &str) -> bool {
     let l = name.to_ascii_lowercase();
     l == "id"
@@ -178,10 +234,38 @@ pub struct ReadNotes {
 }
 
 impl Schema {
-    /// Decides each column's role from the rows `rows` of `t`; `ignore` names
-    /// columns the user excludes (e.g. ones only known after the outcome).
-    pub fn infer(t: &TextTable, rows: &[usize], target: Target, ignore: &[String]) -> Schema {
-        let formats = date_formats();
+    /// Decides each column's role from the rows `rows` of `t`; `named` holds
+    /// the roles the user gave (and the columns excluded, e.g. ones only
+    /// known after the outcome). A cell a named role cannot read is an error
+    /// of the file.
+    pub fn infer(
+        t: &TextTable,
+        rows: &[usize],
+        target: Target,
+        named: &Overrides,
+    ) -> Result<Schema, CellError> {
+        for (flag, cols) in [
+            ("--categorical", &named.categorical),
+            ("--numeric", &named.numeric),
+            ("--ignore", &named.ignore),
+        ] {
+            for c in cols {
+                if t.column_index(c).is_none() {
+                    return Err(t.file_error(format!(
+                        "{flag} {c:?}: no such column; the columns are: {}",
+                        t.headers.join(", ")
+                    )));
+                }
+            }
+        }
+        for (c, _) in &named.dates {
+            if t.column_index(c).is_none() {
+                return Err(t.file_error(format!(
+                    "--date {c:?}: no such column; the columns are: {}",
+                    t.headers.join(", ")
+                )));
+            }
+        }
         let columns = t
             .headers
             .iter()
@@ -203,24 +287,100 @@ impl Schema {
                     reason: reason.to_string(),
                 };
                 let unique = distinct == cells.len() && cells.len() > 20;
-                let role = if ignore.iter().any(|i| i == name) {
+                let categories = |counts: HashMap<&str, usize>| {
+                    let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+                    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                    if ranked.len() <= MAX_CATEGORIES {
+                        Role::Categorical {
+                            levels: ranked.iter().map(|x| x.0.to_string()).collect(),
+                        }
+                    } else {
+                        let n = rows.len() as f64;
+                        Role::HighCardinality {
+                            top: ranked
+                                .iter()
+                                .take(TOP_LEVELS)
+                                .map(|x| x.0.to_string())
+                                .collect(),
+                            frequency: ranked
+                                .iter()
+                                .map(|x| (x.0.to_string(), x.1 as f64 / n))
+                                .collect(),
+                        }
+                    }
+                };
+                let is = |list: &[String]| list.iter().any(|i| i == name);
+                let named_date = named.dates.iter().find(|d| &d.0 == name);
+                let numeric = cells.iter().all(|c| parse_number(c).is_some());
+                // Numeric dates: the column's values decide the day order.
+                let mut evidence = DateEvidence::default();
+                if !numeric {
+                    for c in &cells {
+                        evidence.add(c);
+                    }
+                }
+                let day_first = evidence.verdict() == Ok(Some(DayOrder::DayFirst));
+                let date_role = |format: Option<String>| {
+                    let all = cells
+                        .iter()
+                        .all(|c| read_date(c, format.as_deref(), day_first).is_some());
+                    all.then(|| Role::Date {
+                        with_time: cells.iter().any(|c| {
+                            read_date(c, format.as_deref(), day_first)
+                                .is_some_and(|d| d.timestamp().rem_euclid(86_400) != 0)
+                        }),
+                        format: format.clone(),
+                        day_first: day_first && format.is_none(),
+                    })
+                };
+                let role = if is(&named.ignore) {
                     ignored("excluded by --ignore")
                 } else if cells.is_empty() {
                     ignored("always empty")
+                } else if let Some((_, format)) = named_date {
+                    match date_role(format.clone()) {
+                        Some(r) => r,
+                        None => {
+                            let bad = cells
+                                .iter()
+                                .find(|c| read_date(c, format.as_deref(), day_first).is_none())
+                                .copied()
+                                .unwrap_or("");
+                            return Err(t.file_error(format!(
+                                "--date {name}: {bad:?} is not a date{}",
+                                match format {
+                                    Some(f) => format!(" in the form {f}"),
+                                    None => " (name its form: --date COLUMN:%d-%m-%Y)".into(),
+                                }
+                            )));
+                        }
+                    }
+                } else if is(&named.categorical) {
+                    categories(counts)
+                } else if is(&named.numeric) {
+                    if let Some(bad) = cells.iter().find(|c| parse_number(c).is_none()) {
+                        return Err(
+                            t.file_error(format!("--numeric {name}: {bad:?} is not a number"))
+                        );
+                    }
+                    Role::Numeric
                 } else if distinct == 1 && missing == 0 {
                     ignored("the same value on every row")
-                } else if cells.iter().all(|c| parse_number(c).is_some()) {
+                } else if numeric {
+                    let integers = cells
+                        .iter()
+                        .all(|c| parse_number(c).is_some_and(|v| v.fract() == 0.0));
                     if unique && looks_like_id(name) {
                         ignored("an identifier (a different value on every row)")
+                    } else if integers && distinct > 2 && looks_like_code(name) {
+                        // Integer codes (region, browser, policy category):
+                        // labels, not quantities.
+                        categories(counts)
                     } else {
                         Role::Numeric
                     }
-                } else if cells.iter().all(|c| parse_datetime(c, &formats).is_some()) {
-                    let with_time = cells.iter().any(|c| {
-                        parse_datetime(c, &formats)
-                            .is_some_and(|d| d.timestamp().rem_euclid(86_400) != 0)
-                    });
-                    Role::Date { with_time }
+                } else if let Some(r) = date_role(None) {
+                    r
                 } else {
                     let words: usize = cells.iter().map(|c| c.split_whitespace().count()).sum();
                     let mean_words = words as f64 / cells.len() as f64;
@@ -247,37 +407,18 @@ impl Schema {
                     } else if unique {
                         ignored("an identifier (a different value on every row)")
                     } else {
-                        let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
-                        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-                        if distinct <= MAX_CATEGORIES {
-                            Role::Categorical {
-                                levels: ranked.iter().map(|x| x.0.to_string()).collect(),
-                            }
-                        } else {
-                            let n = rows.len() as f64;
-                            Role::HighCardinality {
-                                top: ranked
-                                    .iter()
-                                    .take(TOP_LEVELS)
-                                    .map(|x| x.0.to_string())
-                                    .collect(),
-                                frequency: ranked
-                                    .iter()
-                                    .map(|x| (x.0.to_string(), x.1 as f64 / n))
-                                    .collect(),
-                            }
-                        }
+                        categories(counts)
                     }
                 };
-                SourceColumn {
+                Ok(SourceColumn {
                     name: name.clone(),
                     role,
                     missing,
                     distinct,
-                }
+                })
             })
-            .collect();
-        Schema { columns, target }
+            .collect::<Result<Vec<_>, CellError>>()?;
+        Ok(Schema { columns, target })
     }
 
     /// The columns the model uses.
@@ -296,7 +437,6 @@ impl Schema {
         rows: &[usize],
         allow_missing_columns: bool,
     ) -> Result<(Table, Vec<usize>, ReadNotes), CellError> {
-        let formats = date_formats();
         let mut out = Table::default();
         let mut source = Vec::new();
         let mut notes = ReadNotes::default();
@@ -386,7 +526,11 @@ impl Schema {
                         Column::Numeric(freq),
                     );
                 }
-                Role::Date { with_time } => {
+                Role::Date {
+                    with_time,
+                    format,
+                    day_first,
+                } => {
                     let mut days = Vec::with_capacity(rows.len());
                     let mut weekday = Vec::with_capacity(rows.len());
                     let mut month = Vec::with_capacity(rows.len());
@@ -400,13 +544,18 @@ impl Schema {
                                 hour.push(f64::NAN);
                             }
                             Some(c) => {
-                                let d = parse_datetime(c, &formats).ok_or_else(|| {
-                                    t.cell_error(
-                                        r,
-                                        j.unwrap(),
-                                        "expected a date (YYYY-MM-DD, a date-time, or MM/DD/YYYY)",
-                                    )
-                                })?;
+                                let d = read_date(c, format.as_deref(), *day_first)
+                                    .ok_or_else(|| {
+                                        t.cell_error(
+                                            r,
+                                            j.unwrap(),
+                                            &match (format, day_first) {
+                                                (Some(f), _) => format!("expected a date in the form {f}"),
+                                                (None, true) => "expected a date (YYYY-MM-DD, a date-time, or DD-MM-YYYY)".to_string(),
+                                                (None, false) => "expected a date (YYYY-MM-DD, a date-time, or MM/DD/YYYY)".to_string(),
+                                            },
+                                        )
+                                    })?;
                                 use chrono::{Datelike, Timelike};
                                 days.push(d.timestamp() as f64 / 86_400.0);
                                 weekday.push(Some(format!("{:?}", d.weekday())));
@@ -474,7 +623,8 @@ pub struct TabularOptions {
     /// Folds in time order on this date column (train on the past, test on
     /// the next block) instead of stratified random folds.
     pub time_column: Option<String>,
-    pub ignore: Vec<String>,
+    /// Column roles the user named, and the columns to leave out.
+    pub named: Overrides,
     pub algorithm: Algorithm,
     pub fit: FitOptions,
 }
@@ -484,7 +634,7 @@ impl Default for TabularOptions {
         TabularOptions {
             folds: 5,
             time_column: None,
-            ignore: Vec::new(),
+            named: Overrides::default(),
             algorithm: Algorithm::Hist,
             fit: FitOptions {
                 bags: 0,
@@ -526,6 +676,31 @@ pub struct FitReport {
     /// Wall time of the final fit (benchmarks).
     #[serde(default)]
     pub final_fit_seconds: f64,
+    /// What makes the figures less trustworthy (too few rows, folds where
+    /// the trees could not split).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Fingerprints of up to [`ROW_SAMPLE`] training rows, evenly spaced:
+    /// `predict` says when it scores the training rows (in-sample figures).
+    #[serde(default)]
+    pub row_sample: Vec<u64>,
+}
+
+/// Training rows fingerprinted in [`FitReport::row_sample`].
+pub const ROW_SAMPLE: usize = 1_000;
+/// Below this many rows with an outcome, cross-validated figures are noisy.
+pub const FEW_ROWS: usize = 200;
+
+/// A row's fingerprint: FNV-1a over its cells (stable across versions).
+fn row_hash(row: &[String]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for cell in row {
+        for b in cell.trim().bytes().chain([0x1f]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// A fitted tabular model, saved as one JSON file.
@@ -619,7 +794,7 @@ impl TabularModel {
                     .into());
             }
         }
-        let schema = Schema::infer(t, &rows, target, &opts.ignore);
+        let schema = Schema::infer(t, &rows, target, &opts.named)?;
         if schema.used().next().is_none() {
             return Err(data_error(t, "no usable column besides the target".into()).into());
         }
@@ -637,16 +812,42 @@ impl TabularModel {
         let (scheme, splits): (String, Vec<(Vec<usize>, Vec<usize>)>) = match &opts.time_column {
             Some(tc) => {
                 let j = t.column_index(tc).expect("checked");
-                let formats = date_formats();
-                let mut order: Vec<(i64, usize)> = (0..n)
-                    .map(|i| {
-                        let c = &t.rows[rows[i]][j];
-                        (
-                            parse_datetime(c, &formats).map_or(i64::MIN, |d| d.timestamp()),
-                            i,
+                // Read as the schema reads the column: its day order or
+                // named format; a column that is not all dates is an error,
+                // never an unordered split.
+                let (format, day_first) = match schema
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == tc)
+                    .map(|c| &c.role)
+                {
+                    Some(Role::Date {
+                        format, day_first, ..
+                    }) => (format.clone(), *day_first),
+                    Some(role) if !matches!(role, Role::Ignored { .. }) => {
+                        return Err(data_error(
+                            t,
+                            format!(
+                                "--time-column {tc}: its values are not all dates (read as {}); name its form with --date {tc}:FORMAT",
+                                role.name()
+                            ),
                         )
-                    })
-                    .collect();
+                        .into());
+                    }
+                    _ => (None, false),
+                };
+                let mut order: Vec<(i64, usize)> = Vec::with_capacity(n);
+                for i in 0..n {
+                    let c = &t.rows[rows[i]][j];
+                    let d = read_date(c, format.as_deref(), day_first).ok_or_else(|| {
+                        t.cell_error(
+                            rows[i],
+                            j,
+                            "expected a date (--time-column orders the rows by it)",
+                        )
+                    })?;
+                    order.push((d.timestamp(), i));
+                }
                 order.sort();
                 let block = |b: usize| -> Vec<usize> {
                     order[b * n / k..(b + 1) * n / k]
@@ -726,7 +927,27 @@ impl TabularModel {
             })
             .collect();
         drivers.sort_by(|a, b| b.share.total_cmp(&a.share));
+        let mut warnings = Vec::new();
+        if n < FEW_ROWS {
+            warnings.push(format!(
+                "only {n} rows with an outcome: cross-validated figures below {FEW_ROWS} rows are noisy, and the trees need about 20 rows per leaf"
+            ));
+        }
+        let flat = fold_auc.iter().filter(|a| (**a - 0.5).abs() < 1e-9).count();
+        if flat > 0 {
+            warnings.push(format!(
+                "{flat} of {} folds scored AUC 0.500: the model gave every held-out row the same probability (too few rows to split on)",
+                fold_auc.len()
+            ));
+        }
+        let step = n.div_ceil(ROW_SAMPLE).max(1);
+        let row_sample = (0..n)
+            .step_by(step)
+            .map(|i| row_hash(&t.rows[rows[i]]))
+            .collect();
         let report = FitReport {
+            warnings,
+            row_sample,
             file: t.file.clone(),
             rows: n,
             positives,
@@ -750,6 +971,18 @@ impl TabularModel {
     }
 
     /// Every row of `t`, in order; `top` factors per row.
+    /// Share of the fingerprinted training rows that `t` holds (1.0: every
+    /// one; metrics on such a file are in-sample). `None` for models saved
+    /// without fingerprints.
+    pub fn training_overlap(&self, t: &TextTable) -> Option<f64> {
+        let sample = &self.report.row_sample;
+        if sample.is_empty() {
+            return None;
+        }
+        let seen: HashSet<u64> = t.rows.iter().map(|r| row_hash(r)).collect();
+        Some(sample.iter().filter(|h| seen.contains(h)).count() as f64 / sample.len() as f64)
+    }
+
     pub fn predict(
         &self,
         t: &TextTable,

@@ -102,7 +102,10 @@ fn learns_the_rule_and_explains_each_row() {
     assert!(matches!(role(&m, "page"), Role::HighCardinality { .. }));
     assert!(matches!(
         role(&m, "created"),
-        Role::Date { with_time: false }
+        Role::Date {
+            with_time: false,
+            ..
+        }
     ));
     assert!(
         matches!(role(&m, "note"), Role::Text { tokens } if tokens.contains(&"pricing".to_string()))
