@@ -216,6 +216,24 @@ fn fit_text(r: &FitReport, schema: &Schema, out: &Path) -> String {
         lo,
         hi
     );
+    if v.candidates.len() > 1 {
+        let tried: Vec<String> = v
+            .candidates
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {:.3}{}",
+                    c.algorithm,
+                    c.roc_auc,
+                    if c.chosen { " (chosen)" } else { "" }
+                )
+            })
+            .collect();
+        s += &format!(
+            "  learners on the same folds (pooled held-out AUC): {}\n",
+            tried.join(", ")
+        );
+    }
     let drivers: Vec<String> = r
         .drivers
         .iter()
@@ -223,7 +241,10 @@ fn fit_text(r: &FitReport, schema: &Schema, out: &Path) -> String {
         .take(8)
         .map(|d| format!("{} {}", d.column, pct(d.share)))
         .collect();
-    s += &format!("\nTop drivers (share of gain): {}\n", drivers.join(", "));
+    s += &format!(
+        "\nTop drivers (share of the mean absolute push on the log-odds): {}\n",
+        drivers.join(", ")
+    );
     for w in &r.warnings {
         s += &format!("\nwarning: {w}\n");
     }

@@ -646,7 +646,7 @@ impl Default for TabularOptions {
     }
 }
 
-/// One source column's share of the model's total gain.
+/// One source column's share of the model's mean absolute contribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Driver {
     pub column: String,
@@ -658,10 +658,28 @@ pub struct Driver {
 pub struct Validation {
     /// "stratified 5-fold" or "time-ordered on COLUMN (4 folds)".
     pub scheme: String,
+    /// The chosen learner's, fold by fold.
     pub fold_auc: Vec<f64>,
-    /// All held-out predictions pooled.
+    /// All held-out predictions pooled (the chosen learner's).
     pub metrics: Metrics,
+    /// Every learner tried on the same folds; the one with the best pooled
+    /// held-out AUC is the model.
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
 }
+
+/// One learner's cross-validated result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub algorithm: String,
+    pub roc_auc: f64,
+    pub fold_auc: Vec<f64>,
+    pub chosen: bool,
+}
+
+/// Above this many rows with an outcome the linear candidate is not tried
+/// (its Newton fit grows with rows × terms², and trees win on such files).
+pub const LINEAR_CANDIDATE_MAX_ROWS: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitReport {
@@ -891,9 +909,15 @@ impl TabularModel {
                 (format!("stratified {k}-fold"), splits)
             }
         };
-        let mut oof_p = Vec::new();
+        // The learners tried: the trees, and a regularised linear model
+        // (some lead tables are linear; trees then lose a few points of AUC).
+        let mut learners = vec![opts.algorithm];
+        if opts.algorithm != Algorithm::Logistic && n <= LINEAR_CANDIDATE_MAX_ROWS {
+            learners.push(Algorithm::Logistic);
+        }
+        let mut oof_p = vec![Vec::new(); learners.len()];
         let mut oof_y = Vec::new();
-        let mut fold_auc = Vec::new();
+        let mut fold_auc = vec![Vec::new(); learners.len()];
         for (f, (train, test)) in splits.iter().enumerate() {
             progress(&format!(
                 "fold {}/{}: fitting on {} rows",
@@ -903,19 +927,57 @@ impl TabularModel {
             ));
             let ytr: Vec<f64> = train.iter().map(|&i| y[i]).collect();
             let yte: Vec<f64> = test.iter().map(|&i| y[i]).collect();
-            let m = Classifier::fit(opts.algorithm, &table.take(train), &ytr, &opts.fit)?;
-            let p = m.predict(&table.take(test))?;
-            fold_auc.push(roc_auc(&p, &yte));
-            oof_p.extend(p);
+            let (xtr, xte) = (table.take(train), table.take(test));
+            for (k, &a) in learners.iter().enumerate() {
+                let m = Classifier::fit(a, &xtr, &ytr, &opts.fit)?;
+                let p = m.predict(&xte)?;
+                fold_auc[k].push(roc_auc(&p, &yte));
+                oof_p[k].extend(p);
+            }
             oof_y.extend(yte);
         }
-        progress(&format!("final model: fitting on all {n} rows"));
+        let pooled: Vec<f64> = oof_p.iter().map(|p| roc_auc(p, &oof_y)).collect();
+        // The trees unless another learner is better on the held-out rows.
+        let best = (1..learners.len()).fold(0, |b, k| if pooled[k] > pooled[b] { k } else { b });
+        let candidates: Vec<Candidate> = learners
+            .iter()
+            .enumerate()
+            .map(|(k, a)| Candidate {
+                algorithm: a.name().to_string(),
+                roc_auc: pooled[k],
+                fold_auc: fold_auc[k].clone(),
+                chosen: k == best,
+            })
+            .collect();
+        let algorithm = learners[best];
+        let fold_auc = fold_auc.swap_remove(best);
+        let oof_p = oof_p.swap_remove(best);
+        progress(&format!(
+            "final model ({}): fitting on all {n} rows",
+            algorithm.name()
+        ));
         let started = std::time::Instant::now();
-        let classifier = Classifier::fit(opts.algorithm, &table, &y, &opts.fit)?;
+        let classifier = Classifier::fit(algorithm, &table, &y, &opts.fit)?;
         let final_fit_seconds = started.elapsed().as_secs_f64();
+        // Drivers: each source column's mean absolute net push on the
+        // log-odds (its features' contributions summed per row), over up to
+        // 20,000 training rows: the same measure for trees and the linear
+        // model, and a many-valued noise column's levels cancel out.
+        let step = n.div_ceil(20_000).max(1);
+        let sample: Vec<usize> = (0..n).step_by(step).collect();
         let mut share = vec![0.0; schema.columns.len()];
-        for (f, imp) in classifier.importance().into_iter().enumerate() {
-            share[source[f]] += imp;
+        for row in classifier.contributions(&table.take(&sample))? {
+            let mut per = vec![0.0; schema.columns.len()];
+            for (f, v) in row.iter().enumerate() {
+                per[source[f]] += v;
+            }
+            for (s, v) in share.iter_mut().zip(per) {
+                *s += v.abs();
+            }
+        }
+        let total: f64 = share.iter().sum();
+        if total > 0.0 {
+            share.iter_mut().for_each(|s| *s /= total);
         }
         let mut drivers: Vec<Driver> = share
             .iter()
@@ -956,6 +1018,7 @@ impl TabularModel {
                 scheme,
                 fold_auc,
                 metrics: Metrics::of(&oof_p, &oof_y),
+                candidates,
             },
             drivers,
             features: table.names.len(),
