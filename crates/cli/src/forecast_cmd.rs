@@ -186,6 +186,22 @@ pub fn forecast_text(f: &Forecast, moved: &[DealChange], top: usize) -> String {
         w = width
     );
     row(&mut s, &f.total, width);
+    let plain = format!(
+        "\n  In plain words: an 8-in-10 chance {} lands between {} and {}; {} is as likely to be beaten as missed.",
+        f.period.label,
+        money(f.total.p10),
+        money(f.total.p90),
+        money(f.total.p50)
+    );
+    let thin = match f.range.learnt_from.len() {
+        0 => " The range's allowance for the models' own error is a prior: no earlier period to check it against yet.".to_string(),
+        1 => format!(
+            " That allowance rests on one earlier period ({}): treat the range as rough.",
+            f.range.learnt_from[0]
+        ),
+        _ => String::new(),
+    };
+    let _ = writeln!(s, "{plain}{thin}");
     if f.groups.len() > 1 {
         let _ = writeln!(s);
         for g in &f.groups {

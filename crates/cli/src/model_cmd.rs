@@ -298,7 +298,8 @@ fn predict(
         (pos > 0 && pos < y.len()).then(|| Metrics::of(&p, &y))
     });
     let overlap = model.training_overlap(&t);
-    let in_sample = overlap.is_some_and(|o| o >= 0.5);
+    // A tenth of the rows already flatters the figures.
+    let in_sample = overlap.is_some_and(|o| o >= 0.1);
     if json {
         let v = serde_json::json!({
             "in_sample": in_sample,
@@ -320,7 +321,7 @@ fn predict(
             out.display()
         );
         for (c, n) in &notes.unseen_categories {
-            println!("  {n} rows have a {c} value not seen in training: scored as \"other\".");
+            println!("  {n} rows have a value of {c} not seen in training: scored as \"other\".");
         }
         for c in &notes.missing_columns {
             println!("  column {c} is absent: scored as empty on every row.");
@@ -335,7 +336,7 @@ fn predict(
         }
         if in_sample {
             println!(
-                "  warning: {:.0}% of the training rows are in this file: these figures are in-sample (the model has seen the answers), not a validation. The cross-validated figures of `model fit` are the honest ones.",
+                "  warning: about {:.0}% of this file's rows were training rows: these figures are in-sample for them (the model has seen the answers), not a validation. The cross-validated figures of `model fit` are the honest ones.",
                 overlap.unwrap_or(0.0) * 100.0
             );
         }

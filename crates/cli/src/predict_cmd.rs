@@ -117,6 +117,13 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         "\n**Top drivers (share of mean absolute contribution on the test window).** {}\n",
         drivers(r, 8)
     );
+    if !r.unseen_in_training.is_empty() {
+        let _ = writeln!(
+            s,
+            "**New in the test window.** {}: training barely saw them, so their scores rest on little and the test window's calibration suffers for them. Retrain once they have outcomes.\n",
+            novel_text(r)
+        );
+    }
     let _ = writeln!(
         s,
         "**Limits.** Learnt from this organisation's own history: it reflects how deals were won here, including any bias in who got which deals. Account attributes and products are read as they are now (the data model keeps no history for them), and amounts in other currencies are converted at the rate in effect on the deal's current close date. Deals unlike those in the training window (new segments, new products, a changed sales process) are scored with less certainty than the figures suggest. Retrain when the process changes and at least monthly.\n"
@@ -126,6 +133,23 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         "**Intended use.** Decision support for managers and RevOps: which deals to inspect, coach or re-forecast, with the factors shown. Not for judging or paying individual reps, and never a substitute for talking to the customer."
     );
     s
+}
+
+/// "deal_type=renewal (9% of test rows, 3 training rows), ...".
+fn novel_text(r: &ModelReport) -> String {
+    r.unseen_in_training
+        .iter()
+        .map(|n| {
+            format!(
+                "{}={} ({:.0}% of test rows, {} training rows)",
+                n.feature,
+                n.value,
+                n.test_share * 100.0,
+                n.training_rows
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The features read from a tracked field.
@@ -334,6 +358,13 @@ pub fn train_text(run: &TrainRun, db: &Path) -> String {
                 s,
                 "  no history for {}: known only as of the export, missing at earlier snapshots",
                 r.fields_without_history.join(", ")
+            );
+        }
+        if !r.unseen_in_training.is_empty() {
+            let _ = writeln!(
+                s,
+                "  new in the test window, barely seen in training: {}",
+                novel_text(r)
             );
         }
         let _ = writeln!(s);

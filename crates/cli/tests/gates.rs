@@ -77,9 +77,33 @@ fn an_export_without_history_trains_what_it_can_and_says_what_it_cannot() {
         .iter()
         .map(|f| f.as_str().unwrap())
         .collect();
-    for f in ["stage", "forecast_category", "amount", "days_to_close"] {
+    for f in [
+        "stage",
+        "forecast_category",
+        "amount",
+        "days_to_close",
+        // Derived from when the stage, amount and close date changed.
+        "days_in_stage",
+        "stage_velocity",
+        "amount_change",
+        "amount_edits",
+        "close_pushes",
+    ] {
         assert!(!features.contains(&f), "{f} used: {features:?}");
     }
+    // Baselines read from fields without history would be constants: not shown.
+    let names: Vec<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("stage") && !n.contains("forecast category")),
+        "{names:?}"
+    );
     // Without the current stage read into the past, the model is no oracle.
     let auc = r["results"][0]["metrics"]["roc_auc"].as_f64().unwrap();
     assert!(auc < 0.85, "win ROC-AUC {auc}");

@@ -43,6 +43,16 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     assert!(win["test"]["from"].as_str().unwrap() > win["train"]["to"].as_str().unwrap());
     assert_eq!(win["calibration_folds"], 4);
     assert!(win["test"]["rows"].as_u64().unwrap() > 2000);
+    // Renewals begin a year in, after the training window: said, not hidden.
+    let novel = win["unseen_in_training"].as_array().unwrap();
+    assert!(
+        novel
+            .iter()
+            .any(|n| n["feature"] == "deal_type" && n["value"] == "renewal"),
+        "{novel:?}"
+    );
+    assert_eq!(win["fields_without_history"].as_array().unwrap().len(), 0);
+    assert_eq!(win["data_gate"]["met"], true);
     let auc = |r: &serde_json::Value| r["metrics"]["roc_auc"].as_f64().unwrap();
     let ece = |r: &serde_json::Value| r["metrics"]["ece"].as_f64().unwrap();
     let model = result(win, "pipewise");

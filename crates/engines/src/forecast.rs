@@ -209,10 +209,10 @@ pub fn data_gate(data: &Data) -> predict::Gate {
     g.requirement
         .push_str(", and amount history (the open pipeline's value at past dates)");
     if data.without_history.contains(&"amount") {
-        g.met = false;
-        g.found.push_str(
-            "; the amount has no history, so the open pipeline's value at past dates is unknown",
-        );
+        g.block(&format!(
+            "the amount has no history ({}), so the open pipeline's value at past dates is unknown",
+            predict::HISTORY_HINT
+        ));
     }
     g
 }

@@ -180,6 +180,60 @@ pub struct ModelReport {
     /// Tracked fields with no history in the data: known only from when
     /// their current values were observed, missing at earlier snapshots.
     pub fields_without_history: Vec<String>,
+    /// Categories common in the test window that training barely saw (a new
+    /// deal type, product or segment): the model's scores for them rest on
+    /// little, and calibration suffers.
+    #[serde(default)]
+    pub unseen_in_training: Vec<Novelty>,
+}
+
+/// A category of the test window that training barely saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct Novelty {
+    pub feature: String,
+    pub value: String,
+    /// Share of the test window's rows with it.
+    pub test_share: f64,
+    /// Training rows with it.
+    pub training_rows: usize,
+}
+
+/// Below this many training rows a category counts as barely seen.
+pub const NOVEL_BELOW: usize = 30;
+
+/// Categories holding at least 2% of the test rows and fewer than
+/// [`NOVEL_BELOW`] training rows.
+fn novelties(table: &Table, train: &[usize], test: &[usize]) -> Vec<Novelty> {
+    let mut out = Vec::new();
+    for (name, col) in table.names.iter().zip(&table.columns) {
+        let Column::Categorical(v) = col else {
+            continue;
+        };
+        let count = |rows: &[usize]| {
+            let mut m: HashMap<&str, usize> = HashMap::new();
+            for &r in rows {
+                if let Some(x) = v[r].as_deref() {
+                    *m.entry(x).or_default() += 1;
+                }
+            }
+            m
+        };
+        let (tr, te) = (count(train), count(test));
+        for (value, &n) in &te {
+            let share = n as f64 / test.len().max(1) as f64;
+            let seen = tr.get(value).copied().unwrap_or(0);
+            if share >= 0.02 && seen < NOVEL_BELOW {
+                out.push(Novelty {
+                    feature: name.clone(),
+                    value: value.to_string(),
+                    test_share: share,
+                    training_rows: seen,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| b.test_share.total_cmp(&a.test_share));
+    out
 }
 
 /// A data gate: the minimum data an engine needs to judge, and whether the
@@ -193,8 +247,30 @@ pub struct Gate {
     pub found: String,
 }
 
+/// Where a field's history comes from, for "cannot judge" messages.
+pub const HISTORY_HINT: &str = "import the opportunity field history, e.g. opportunity_history.csv or Salesforce's OpportunityFieldHistory; docs/data-format.md";
+
 impl Gate {
-    /// "cannot judge: ..." when the gate is not met.
+    /// A gate whose first condition is `met`, described by `found`.
+    pub fn new(met: bool, found: String) -> Gate {
+        Gate {
+            met,
+            requirement: String::new(),
+            found: if met { found } else { format!("only {found}") },
+        }
+    }
+
+    /// A condition not met: it leads the description.
+    pub fn block(&mut self, why: &str) {
+        self.found = if self.met {
+            format!("{why} (otherwise: {})", self.found)
+        } else {
+            format!("{why}; and {}", self.found)
+        };
+        self.met = false;
+    }
+
+    /// "cannot judge ...: ..." when the gate is not met.
     pub fn refusal(&self, what: &str) -> Option<String> {
         (!self.met).then(|| {
             format!(
@@ -231,25 +307,25 @@ pub fn data_gate(data: &Data, target: Target) -> Gate {
     let mut requirement = format!(
         "at least {MIN_CLOSED_EACH} won and {MIN_CLOSED_EACH} lost deals closed in the 24 months to the end of the data (Salesforce's published minimum for Einstein Opportunity Scoring)"
     );
-    let mut found = format!(
-        "{won} won and {lost} lost deals closed from {} to {}",
-        format_date(from),
-        format_date(data.end)
+    let mut gate = Gate::new(
+        won >= MIN_CLOSED_EACH && lost >= MIN_CLOSED_EACH,
+        format!(
+            "{won} won and {lost} lost deals closed from {} to {}",
+            format_date(from),
+            format_date(data.end)
+        ),
     );
-    let mut met = won >= MIN_CLOSED_EACH && lost >= MIN_CLOSED_EACH;
     if target == Target::Slip {
         requirement
             .push_str(", and close-date history (the expected close date at each past snapshot)");
         if data.without_history.contains(&"close_date") {
-            met = false;
-            found.push_str("; the close date has no history, so the expected close date at past snapshots is unknown");
+            gate.block(&format!(
+                "the close date has no history ({HISTORY_HINT}), so the expected close date at past snapshots is unknown"
+            ));
         }
     }
-    Gate {
-        met,
-        requirement,
-        found,
-    }
+    gate.requirement = requirement;
+    gate
 }
 
 impl ModelReport {
@@ -454,7 +530,12 @@ pub fn train(
     let cat_te = numeric(&full_te, "forecast_category");
     let cat_tr = numeric(&t_tr, "forecast_category");
     let base_rate = y_tr.iter().sum::<f64>() / y_tr.len() as f64;
-    if target == Target::Win {
+    // A baseline read from a field without history would be a constant
+    // (the field is unknown at every test snapshot): left out, not shown as
+    // a figure the model beats.
+    let stage_known = !data.without_history.contains(&"stage");
+    let category_known = !data.without_history.contains(&"forecast_category");
+    if target == Target::Win && stage_known {
         let p: Vec<f64> = stage_te
             .iter()
             .map(|s| {
@@ -470,6 +551,8 @@ pub fn train(
             kind: "baseline",
             metrics: Metrics::of(&p, &y_te),
         });
+    }
+    if target == Target::Win && category_known {
         let p: Vec<f64> = cat_te
             .iter()
             .map(|c| {
@@ -486,13 +569,15 @@ pub fn train(
             metrics: Metrics::of(&p, &y_te),
         });
     }
-    let p = apply_rate(stage_te, &rate_by(stage_tr, &y_tr), base_rate);
-    results.push(ResultRow {
-        name: "historical rate per stage".into(),
-        kind: "baseline",
-        metrics: Metrics::of(&p, &y_te),
-    });
-    if target == Target::Slip {
+    if stage_known {
+        let p = apply_rate(stage_te, &rate_by(stage_tr, &y_tr), base_rate);
+        results.push(ResultRow {
+            name: "historical rate per stage".into(),
+            kind: "baseline",
+            metrics: Metrics::of(&p, &y_te),
+        });
+    }
+    if target == Target::Slip && category_known {
         let p = apply_rate(cat_te, &rate_by(cat_tr, &y_tr), base_rate);
         results.push(ResultRow {
             name: "historical rate per forecast category".into(),
@@ -578,6 +663,7 @@ pub fn train(
         oracle_coverage,
         data_gate: gate,
         fields_without_history: data.without_history.iter().map(|f| f.to_string()).collect(),
+        unseen_in_training: novelties(&snap.table, &tr, &te),
     };
     Ok(Trained {
         target,

@@ -370,29 +370,28 @@ pub const MIN_DEALS_WITH_ACTIVITY: f64 = 0.5;
 pub fn data_gate(data: &Data) -> predict::Gate {
     let with = data.opps.iter().filter(|o| o.has_activity()).count();
     let share = with as f64 / data.opps.len().max(1) as f64;
-    let mut found = format!(
-        "{with} of {} deals ({:.0}%) have an activity or call linked to them",
-        data.opps.len(),
-        share * 100.0
+    let mut gate = predict::Gate::new(
+        share >= MIN_DEALS_WITH_ACTIVITY,
+        format!(
+            "{with} of {} deals ({:.0}%) with an activity or call linked to them",
+            data.opps.len(),
+            share * 100.0
+        ),
     );
-    let mut met = share >= MIN_DEALS_WITH_ACTIVITY;
     if with == 0 {
-        found = "no activity data: no activity or call is linked to any deal".into();
+        gate.found = "no activity data: no activity or call is linked to any deal".into();
     }
     if data.without_history.contains(&"stage") {
-        met = false;
-        found.push_str(
-            "; the stage has no history, so the entered stage at past snapshots is unknown",
-        );
+        gate.block(&format!(
+            "the stage has no history ({}), so the entered stage at past snapshots is unknown",
+            predict::HISTORY_HINT
+        ));
     }
-    predict::Gate {
-        met,
-        requirement: format!(
-            "stage history and at least {:.0}% of deals with an activity or recorded call linked to them",
-            MIN_DEALS_WITH_ACTIVITY * 100.0
-        ),
-        found,
-    }
+    gate.requirement = format!(
+        "stage history and at least {:.0}% of deals with an activity or recorded call linked to them",
+        MIN_DEALS_WITH_ACTIVITY * 100.0
+    );
+    gate
 }
 
 /// The fold of a deal (by its index: stable across runs).

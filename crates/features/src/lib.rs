@@ -788,7 +788,13 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
             .last()
             .map_or(o.created, |c| c.0)
             .max(o.created);
-        v.push(days(t - stage_since));
+        // Without stage history, when the stage was entered is unknown.
+        let stage_untracked = data.without_history.contains(&"stage");
+        v.push(if stage_untracked {
+            f64::NAN
+        } else {
+            days(t - stage_since)
+        });
         let stage_now = o.stage.at(t).and_then(stage_index);
         let stage_first = stage_changes
             .first()
@@ -797,7 +803,9 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
             .and_then(stage_index);
         let age = days(t - o.created).max(0.0);
         v.push(match (stage_now, stage_first) {
-            (Some(a), Some(b)) => (a as f64 - b as f64).max(0.0) / (age / 30.0).max(0.25),
+            (Some(a), Some(b)) if !stage_untracked => {
+                (a as f64 - b as f64).max(0.0) / (age / 30.0).max(0.25)
+            }
             _ => f64::NAN,
         });
         v.extend(activity_extra);
@@ -846,12 +854,18 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
             .first()
             .map(|a| num(a.1.as_deref()))
             .unwrap_or(amount);
-        v.push(if first_amount > 0.0 {
+        // Without amount or close-date history, their changes are unknown.
+        let amount_untracked = data.without_history.contains(&"amount");
+        v.push(if first_amount > 0.0 && !amount_untracked {
             amount / first_amount - 1.0
         } else {
             f64::NAN
         });
-        v.push(amounts.len().saturating_sub(1) as f64);
+        v.push(if amount_untracked {
+            f64::NAN
+        } else {
+            amounts.len().saturating_sub(1) as f64
+        });
         let closes = o.close_date.known(t);
         let pushes = closes
             .windows(2)
@@ -860,7 +874,11 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
                 matches!((a, b), (Some(a), Some(b)) if b > a)
             })
             .count();
-        v.push(pushes as f64);
+        v.push(if data.without_history.contains(&"close_date") {
+            f64::NAN
+        } else {
+            pushes as f64
+        });
         v.push(
             data.close_date_at(o, t)
                 .map_or(f64::NAN, |d| days(d + DAY - t)),

@@ -258,6 +258,29 @@ impl Schema {
                 }
             }
         }
+        // A column named twice, or the target named as a feature.
+        let mut named_once: HashMap<&str, &str> = HashMap::new();
+        let all = named
+            .categorical
+            .iter()
+            .map(|c| (c.as_str(), "--categorical"))
+            .chain(named.numeric.iter().map(|c| (c.as_str(), "--numeric")))
+            .chain(named.dates.iter().map(|d| (d.0.as_str(), "--date")))
+            .chain(named.ignore.iter().map(|c| (c.as_str(), "--ignore")));
+        for (c, flag) in all {
+            if c == target.column {
+                return Err(t.file_error(format!(
+                    "{flag} {c:?}: that is the target column (--target)"
+                )));
+            }
+            if let Some(prev) = named_once.insert(c, flag) {
+                if prev != flag {
+                    return Err(t.file_error(format!(
+                        "column {c:?} is named by both {prev} and {flag}: give it one role"
+                    )));
+                }
+            }
+        }
         for (c, _) in &named.dates {
             if t.column_index(c).is_none() {
                 return Err(t.file_error(format!(
@@ -808,7 +831,10 @@ impl TabularModel {
         if let Some(tc) = &opts.time_column {
             if t.column_index(tc).is_none() {
                 return Err(t
-                    .file_error(format!("no column {tc:?} (--time-column)"))
+                    .file_error(format!(
+                        "no column {tc:?} (--time-column); the columns are: {}",
+                        t.headers.join(", ")
+                    ))
                     .into());
             }
         }
@@ -826,7 +852,22 @@ impl TabularModel {
 
         // Folds: lists of (train, test) positions into `rows`.
         let n = rows.len();
-        let k = opts.folds.max(2);
+        let k = opts.folds;
+        if k < 2 || (opts.time_column.is_some() && k < 3) {
+            return Err(data_error(
+                t,
+                format!(
+                    "--folds {k}: need at least {} ({})",
+                    if opts.time_column.is_some() { 3 } else { 2 },
+                    if opts.time_column.is_some() {
+                        "time-ordered folds test every block after the first: 3 blocks give 2 tests"
+                    } else {
+                        "each row is predicted by a model of the other folds"
+                    }
+                ),
+            )
+            .into());
+        }
         let (scheme, splits): (String, Vec<(Vec<usize>, Vec<usize>)>) = match &opts.time_column {
             Some(tc) => {
                 let j = t.column_index(tc).expect("checked");
@@ -995,6 +1036,14 @@ impl TabularModel {
                 "only {n} rows with an outcome: cross-validated figures below {FEW_ROWS} rows are noisy, and the trees need about 20 rows per leaf"
             ));
         }
+        if opts.time_column.is_none() {
+            if let Some(d) = schema.used().find(|c| matches!(c.role, Role::Date { .. })) {
+                warnings.push(format!(
+                    "the folds are random but {} is a date: a model may learn from it what only later rows show; pass --time-column {} to validate on later rows",
+                    d.name, d.name
+                ));
+            }
+        }
         let flat = fold_auc.iter().filter(|a| (**a - 0.5).abs() < 1e-9).count();
         if flat > 0 {
             warnings.push(format!(
@@ -1034,16 +1083,19 @@ impl TabularModel {
     }
 
     /// Every row of `t`, in order; `top` factors per row.
-    /// Share of the fingerprinted training rows that `t` holds (1.0: every
-    /// one; metrics on such a file are in-sample). `None` for models saved
-    /// without fingerprints.
+    /// Estimated share of `t`'s rows that were training rows (metrics on
+    /// them are in-sample): the fingerprinted training rows found in `t`,
+    /// scaled by how many training rows each fingerprint stands for. `None`
+    /// for models saved without fingerprints.
     pub fn training_overlap(&self, t: &TextTable) -> Option<f64> {
         let sample = &self.report.row_sample;
-        if sample.is_empty() {
+        if sample.is_empty() || t.rows.is_empty() {
             return None;
         }
         let seen: HashSet<u64> = t.rows.iter().map(|r| row_hash(r)).collect();
-        Some(sample.iter().filter(|h| seen.contains(h)).count() as f64 / sample.len() as f64)
+        let found = sample.iter().filter(|h| seen.contains(h)).count() as f64;
+        let per_print = self.report.rows as f64 / sample.len() as f64;
+        Some((found * per_print / t.rows.len() as f64).min(1.0))
     }
 
     pub fn predict(
