@@ -1095,7 +1095,17 @@ pub fn changes(
                 if c >= period.start && c < period.end {
                     (booked(data, o), "won in the period".to_string())
                 } else {
-                    (0.0, "won outside the period".to_string())
+                    // Won, but not in this period: its bookings count in
+                    // another one, so this period's expectation loses it.
+                    (
+                        0.0,
+                        format!(
+                            "won on {}: books in {}, not {}",
+                            format_date(c),
+                            Period::containing(c, period.kind).label,
+                            period.label
+                        ),
+                    )
                 }
             }
             None if closed_between => (0.0, "lost".to_string()),
