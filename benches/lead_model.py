@@ -81,26 +81,6 @@ def maven():
     return "maven (won vs lost, time split)", df.iloc[:cut], df.iloc[cut:], "deal_stage", "Won", ["engage_date"]
 
 
-def caravan():
-    cache = os.path.expanduser("~/.cache/pipewise-bench")
-    os.makedirs(cache, exist_ok=True)
-    wheels = glob.glob(os.path.join(cache, "ISLP-*.whl")) + glob.glob(os.path.join(cache, "islp-*.whl"))
-    if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", cache, "ISLP"], check=True)
-        wheels = glob.glob(os.path.join(cache, "*.whl"))
-    with zipfile.ZipFile(wheels[0]) as z:
-        with z.open("ISLP/data/Caravan.csv") as f:
-            df = pd.read_csv(f)
-    df = df.drop(columns=[c for c in df.columns if c.startswith("Unnamed")])
-    rng = np.random.default_rng(42)
-    test = np.zeros(len(df), dtype=bool)
-    for v in df.Purchase.unique():
-        idx = np.flatnonzero(df.Purchase.values == v)
-        rng.shuffle(idx)
-        test[idx[: len(idx) // 4]] = True
-    return "caravan (CoIL 2000, stratified 75/25)", df[~test], df[test], "Purchase", "Yes", []
-
-
 def islp(name):
     cache = os.path.expanduser("~/.cache/pipewise-bench")
     os.makedirs(cache, exist_ok=True)
@@ -122,6 +102,11 @@ def stratified(df, target, seed=42):
         rng.shuffle(idx)
         test[idx[: len(idx) // 4]] = True
     return df[~test], df[test]
+
+
+def caravan():
+    tr, te = stratified(islp("Caravan"), "Purchase")
+    return "caravan (CoIL 2000, stratified 75/25)", tr, te, "Purchase", "Yes", []
 
 
 def oj():

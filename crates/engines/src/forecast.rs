@@ -343,13 +343,11 @@ pub struct GroupForecast {
 }
 
 /// Period-level multipliers drawn once per Monte Carlo draw and shared by
-/// every deal and group: `exp(shift + sigma × N(0, 1))`, one on the open
-/// pipeline's wins and one on the bookings from deals not yet created.
+/// every deal and group: `exp(open_sigma × N(0, 1))` on the open pipeline's
+/// wins (median one) and `exp(new_shift + new_sigma × N(0, 1))` on the
+/// bookings from deals not yet created.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Shock {
-    /// Log median of the open pipeline's multiplier.
-    pub open_shift: f64,
-    /// Log standard deviation of the open pipeline's multiplier.
     pub open_sigma: f64,
     pub new_shift: f64,
     pub new_sigma: f64,
@@ -479,11 +477,10 @@ impl RangeModel {
         // The open pipeline's misses are not shifted: on development orgs
         // shifting them made P50 worse; the not-yet-created part's were
         // persistently low (growth the smoothing lags) and shifting helped.
-        let (open_shift, open_sigma) = learn(0, Self::PRIOR_OPEN, false);
+        let (_, open_sigma) = learn(0, Self::PRIOR_OPEN, false);
         let (new_shift, new_sigma) = learn(1, Self::PRIOR_NEW, true);
         RangeModel {
             shock: Shock {
-                open_shift,
                 open_sigma,
                 new_shift,
                 new_sigma,
@@ -690,8 +687,8 @@ pub fn simulate(
                         s[gi] += amt;
                     }
                 }
-                if shock.open_sigma > 0.0 || shock.open_shift != 0.0 {
-                    let m = (shock.open_shift + shock.open_sigma * rng.gauss()).exp();
+                if shock.open_sigma > 0.0 {
+                    let m = (shock.open_sigma * rng.gauss()).exp();
                     s[..groups].iter_mut().for_each(|x| *x *= m);
                 }
                 if extra.0 > 0.0 || extra.1 > 0.0 {
@@ -1399,17 +1396,20 @@ mod tests {
         let p: Vec<f64> = (0..n).map(|i| (i % 10) as f64 / 10.0).collect();
         let a: Vec<f64> = (0..n).map(|i| 1_000.0 + (i % 7) as f64 * 100.0).collect();
         let g: Vec<usize> = (0..n).map(|i| i % 3).collect();
-        let out = simulate(
-            &p,
-            &a,
-            &g,
-            3,
-            (500.0, 100.0),
-            &[0.2, 0.3, 0.5],
-            Shock::default(),
-            4_000,
-            1,
-        );
+        let run = || {
+            simulate(
+                &p,
+                &a,
+                &g,
+                3,
+                (500.0, 100.0),
+                &[0.2, 0.3, 0.5],
+                Shock::default(),
+                4_000,
+                1,
+            )
+        };
+        let out = run();
         assert_eq!(out.len(), 4);
         let expected: f64 = p.iter().zip(&a).map(|(p, a)| p * a).sum::<f64>() + 500.0;
         let var: f64 = p
@@ -1436,18 +1436,7 @@ mod tests {
             .sum();
         assert!((group_means - mean).abs() < 1e-6 * mean);
         // Same seed, same draws.
-        let again = simulate(
-            &p,
-            &a,
-            &g,
-            3,
-            (500.0, 100.0),
-            &[0.2, 0.3, 0.5],
-            Shock::default(),
-            4_000,
-            1,
-        );
-        assert_eq!(out, again);
+        assert_eq!(out, run());
     }
 
     #[test]
