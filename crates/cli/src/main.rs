@@ -1,6 +1,7 @@
 //! The `pipewise` binary: argument parsing and printing only. The work is done
 //! by the library crates (ingest, store, and later the engines).
 
+mod access_cmd;
 mod coach_cmd;
 mod forecast_cmd;
 mod model_cmd;
@@ -117,6 +118,16 @@ enum Command {
     /// Fit and apply a model on any CSV with an outcome column (lead exports).
     #[command(subcommand)]
     Model(model_cmd::ModelCmd),
+    /// Serve the HTTP API (OpenAPI at /openapi.json) on the database.
+    Serve(access_cmd::ServeArgs),
+    /// API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(access_cmd::TokenCmd),
+    /// Users as identities: roles, scopes, passwords.
+    #[command(subcommand)]
+    User(access_cmd::UserCmd),
+    /// The audit log of who read or changed what; `audit verify` checks its hash chain.
+    Audit(access_cmd::AuditArgs),
     /// Simulate a default org (40 reps, 24 months), import it into a fresh
     /// database and print what pipewise sees in it.
     Demo {
@@ -131,6 +142,13 @@ enum Command {
         maven: Option<PathBuf>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Then serve the demo database over HTTP, with ready-made tokens for
+        /// a rep, a manager and the director (made an admin).
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: the address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
         #[arg(long)]
         json: bool,
     },
@@ -229,6 +247,10 @@ struct SimArgs {
     no_seasonality: bool,
     #[arg(long)]
     no_quarter_end: bool,
+    /// Start with no customers: no renewals or expansions of deals won
+    /// before the window (renewals then begin ten months in).
+    #[arg(long)]
+    no_installed_base: bool,
     #[arg(long)]
     json: bool,
 }
@@ -255,6 +277,7 @@ impl SimArgs {
             touch_effect: !self.no_touch_effect,
             seasonality: !self.no_seasonality,
             quarter_end: !self.no_quarter_end,
+            installed_base: !self.no_installed_base,
             ..pipewise_sim::Config::default()
         })
     }
@@ -350,11 +373,14 @@ fn main() -> ExitCode {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    // The server sets up its own logs (request lines, JSON on demand).
+    if !matches!(cli.command, Command::Serve(_)) {
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -478,6 +504,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Score(args) => predict_cmd::score_cmd(&cli.db, &args),
         Command::Model(cmd) => model_cmd::run(cmd),
+        Command::Serve(args) => access_cmd::serve(&cli.db, &args),
+        Command::Token(cmd) => access_cmd::token(&cli.db, &cmd),
+        Command::User(cmd) => access_cmd::user(&cli.db, &cmd),
+        Command::Audit(args) => access_cmd::audit(&cli.db, &args),
         Command::Forecast(args) => forecast_cmd::forecast_cmd(&cli.db, args),
         Command::Backtest(cmd) => forecast_cmd::backtest_cmd(&cli.db, cmd),
         Command::Bench(cmd) => forecast_cmd::bench_cmd(cmd),
@@ -513,11 +543,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data,
             maven,
             seed,
+            serve,
+            addr,
             json,
-        } => match maven {
-            Some(dir) => demo_maven(&out, dir, json),
-            None => demo(&out, &data, seed, json),
-        },
+        } => {
+            let code = match maven {
+                Some(dir) => demo_maven(&out, dir, json)?,
+                None => demo(&out, &data, seed, json)?,
+            };
+            if serve && code == ExitCode::SUCCESS {
+                access_cmd::demo_serve(&out, addr)
+            } else {
+                Ok(code)
+            }
+        }
     }
 }
 

@@ -35,7 +35,8 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     assert_eq!(v["import"]["errors"].as_array().unwrap().len(), 0);
     assert_eq!(v["stats"]["org"]["users_by_role"]["rep"], 40);
     let rate = v["stats"]["pipeline"]["win_rate"].as_f64().unwrap();
-    assert!((0.15..=0.35).contains(&rate), "win rate {rate}");
+    // All closed deals, renewals of the installed base included.
+    assert!((0.25..=0.5).contains(&rate), "win rate {rate}");
 
     // The win model: honest figures on the later test window.
     let win = &v["models"][0]["report"];
@@ -43,12 +44,12 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     assert!(win["test"]["from"].as_str().unwrap() > win["train"]["to"].as_str().unwrap());
     assert_eq!(win["calibration_folds"], 4);
     assert!(win["test"]["rows"].as_u64().unwrap() > 2000);
-    // Renewals begin a year in, after the training window: said, not hidden.
+    // The installed base renews from the start: training saw renewals, so no
+    // deal type is new to the test window (the check itself is tested in
+    // engines::predict's unit tests).
     let novel = win["unseen_in_training"].as_array().unwrap();
     assert!(
-        novel
-            .iter()
-            .any(|n| n["feature"] == "deal_type" && n["value"] == "renewal"),
+        !novel.iter().any(|n| n["feature"] == "deal_type"),
         "{novel:?}"
     );
     assert_eq!(win["fields_without_history"].as_array().unwrap().len(), 0);

@@ -755,6 +755,18 @@ pub fn score(
     slip: Option<&Classifier>,
     top: usize,
 ) -> anyhow::Result<Vec<Scored>> {
+    Ok(score_with_features(data, as_of, win, slip, top)?.0)
+}
+
+/// As [`score`], with the feature table the deals were scored on (one row
+/// per scored deal, in the same order; columns in registry order).
+pub fn score_with_features(
+    data: &Data,
+    as_of: Instant,
+    win: &Classifier,
+    slip: Option<&Classifier>,
+    top: usize,
+) -> anyhow::Result<(Vec<Scored>, Table)> {
     let rows = data.open_at(as_of);
     let table = features_for(data, &rows, as_of);
     let p = win.predict(&table)?;
@@ -763,7 +775,7 @@ pub fn score(
         Some(m) => (Some(m.predict(&table)?), Some(factors(m, &table)?)),
         None => (None, None),
     };
-    Ok(rows
+    let scored = rows
         .iter()
         .enumerate()
         .map(|(k, &i)| Scored {
@@ -776,7 +788,8 @@ pub fn score(
                 .map(|s| s[k].iter().take(top).cloned().collect())
                 .unwrap_or_default(),
         })
-        .collect())
+        .collect();
+    Ok((scored, table))
 }
 
 /// One deal's full explanation as of a date.
@@ -829,4 +842,39 @@ pub fn explain(
         factors,
         features,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_training_barely_saw_are_named() {
+        // 100 training rows: new business, 10 renewals; 100 test rows: 30
+        // renewals, 1 expansion (under 2%: not worth a warning).
+        let mut kinds: Vec<Option<String>> = Vec::new();
+        for i in 0..200 {
+            let k = match i {
+                0..90 => "new_business",
+                90..100 => "renewal",
+                100..169 => "new_business",
+                169..199 => "renewal",
+                _ => "expansion",
+            };
+            kinds.push(Some(k.into()));
+        }
+        let mut t = Table::default();
+        t.push("deal_type", Column::Categorical(kinds));
+        t.push("amount", Column::Numeric(vec![1.0; 200]));
+        let train: Vec<usize> = (0..100).collect();
+        let test: Vec<usize> = (100..200).collect();
+        let n = novelties(&t, &train, &test);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert_eq!(
+            (n[0].feature.as_str(), n[0].value.as_str()),
+            ("deal_type", "renewal")
+        );
+        assert_eq!(n[0].training_rows, 10);
+        assert!((n[0].test_share - 0.30).abs() < 1e-9);
+    }
 }

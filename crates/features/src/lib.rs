@@ -167,6 +167,9 @@ pub struct Data {
     accounts: Vec<(Option<String>, f64, f64)>,
     /// Per account, won deals' close times, sorted.
     account_wins: Vec<Vec<Instant>>,
+    /// Per account, product-usage events as (time, running total of their
+    /// quantities), sorted by time.
+    account_usage: Vec<Vec<(Instant, f64)>>,
     account_industry: Vec<Option<u32>>,
     product_codes: HashMap<String, u32>,
     kind_codes: HashMap<String, u32>,
@@ -442,6 +445,20 @@ impl Data {
         for v in &mut account_wins {
             v.sort_unstable();
         }
+        let mut account_usage: Vec<Vec<(Instant, f64)>> = vec![Vec::new(); crm.accounts.len()];
+        for u in &crm.usage {
+            if let Some(&a) = account_index.get(u.account_id.as_str()) {
+                account_usage[a as usize].push((u.occurred_at, u.quantity));
+            }
+        }
+        for v in &mut account_usage {
+            v.sort_by_key(|e| e.0);
+            let mut total = 0.0;
+            for e in v.iter_mut() {
+                total += e.1;
+                e.1 = total;
+            }
+        }
         // An open deal's values observed after the data's end (the import's
         // as-of date) are the ones known at its end: the latest forecast and
         // scores read them.
@@ -480,6 +497,7 @@ impl Data {
                 })
                 .collect(),
             account_wins,
+            account_usage,
             account_industry,
             product_codes,
             kind_codes,
@@ -905,6 +923,25 @@ pub fn features_for(data: &Data, rows: &[usize], t: Instant) -> Table {
             let n = w.partition_point(|&x| x <= t) - w.partition_point(|&x| x <= t - 365 * DAY);
             n as f64 * 365.0 / recorded_days(t, data.start)
         }));
+        // Product usage: known only for customers that use the product.
+        let usage = o
+            .account
+            .map(|a| &data.account_usage[a as usize])
+            .filter(|u| u.first().is_some_and(|e| e.0 <= t));
+        let used = |u: &[(Instant, f64)], from: Instant, to: Instant| {
+            let total = |at: Instant| {
+                let i = u.partition_point(|e| e.0 <= at);
+                if i == 0 { 0.0 } else { u[i - 1].1 }
+            };
+            total(to) - total(from)
+        };
+        v.push(usage.map_or(f64::NAN, |u| {
+            (used(u, t - 60 * DAY, t) + 1.0) / (used(u, t - 120 * DAY, t - 60 * DAY) + 1.0) - 1.0
+        }));
+        v.push(match (usage, acc.map(|a| a.1)) {
+            (Some(u), Some(e)) if e > 0.0 => used(u, t - 60 * DAY, t) / e,
+            _ => f64::NAN,
+        });
         let industry = o.account.and_then(|a| data.account_industry[a as usize]);
         let product = o
             .product

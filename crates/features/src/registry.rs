@@ -442,6 +442,22 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "",
     ),
     f(
+        "usage_trend",
+        Opportunity,
+        Share,
+        "Change in the account's product usage: the quantities of its usage events in the last 60 days against the 60 days before (each plus one), minus 1. Missing for accounts with no usage recorded by then.",
+        "the account's product usage changed by {v} in 60 days",
+        "no product usage recorded",
+    ),
+    f(
+        "usage_per_employee",
+        Opportunity,
+        Score,
+        "The quantities of the account's usage events in the last 60 days per employee of the account. Missing for accounts with no usage recorded by then or no headcount.",
+        "{v} product usage per employee in 60 days",
+        "no product usage recorded",
+    ),
+    f(
         "industry_win_lift",
         Opportunity,
         ShareDiff,

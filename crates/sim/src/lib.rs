@@ -37,6 +37,7 @@ pub(crate) const STREAM_LEAD_DAY: u64 = 3;
 pub(crate) const STREAM_LEAD: u64 = 4;
 pub(crate) const STREAM_OUTBOUND: u64 = 5;
 pub(crate) const STREAM_OPP: u64 = 6;
+pub(crate) const STREAM_BASE: u64 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -101,6 +102,10 @@ pub struct Config {
     pub seasonality: bool,
     /// Negotiations pulled into the quarter's end.
     pub quarter_end: bool,
+    /// Customers won before the window, whose renewals and expansions fall
+    /// inside it. Off: the org starts with no customers, and renewals begin
+    /// ten months in.
+    pub installed_base: bool,
 }
 
 fn ser_date<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -126,6 +131,7 @@ impl Default for Config {
             touch_effect: true,
             seasonality: true,
             quarter_end: true,
+            installed_base: true,
         }
     }
 }

@@ -13,7 +13,9 @@ use crate::output::{Out, push_json};
 use crate::rng::{Rng, sigmoid};
 use crate::text;
 use crate::time::{self, DAY, HOUR, MINUTE};
-use crate::{Config, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_OPP, STREAM_OUTBOUND, SimError};
+use crate::{
+    Config, STREAM_BASE, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_OPP, STREAM_OUTBOUND, SimError,
+};
 
 pub const STAGES: [&str; 5] = [
     "prospecting",
@@ -229,7 +231,14 @@ pub struct Sim<'a> {
     next_usage: u64,
     pub tally: Tally,
     end: i64,
+    /// Deals won in the window, (closed at, rep, final strength): the
+    /// installed base mirrors them.
+    wins: Vec<(i64, usize, f64)>,
 }
+
+/// Days between a customer's win and its renewal deal's creation (a renewal
+/// at a year, opened 60 days ahead).
+const RENEWAL_LEAD_DAYS: i64 = 365 - 60;
 
 /// The speed-to-lead effect on conversion log-odds (0 at an instant reply).
 pub fn speed_effect(minutes: f64) -> f64 {
@@ -260,6 +269,7 @@ impl<'a> Sim<'a> {
             next_usage: 0,
             tally: Tally::default(),
             end: cfg.end(),
+            wins: Vec::new(),
         }
     }
 
@@ -312,6 +322,70 @@ impl<'a> Sim<'a> {
                 }
             }
             progress((w + 1) as f64 / weeks as f64);
+        }
+        if self.cfg.installed_base {
+            self.installed_base()?;
+        }
+        Ok(())
+    }
+
+    /// Customers won before the window opens, as every real org has: their
+    /// usage, renewals and expansions fall inside it. Without them renewals
+    /// would only begin ten months in, so a model trained on the first year
+    /// would meet them for the first time in its test window.
+    ///
+    /// The base mirrors the deals won in the window, shifted back: each win
+    /// closed in a 305-day stretch from day 180 (when the pipeline has
+    /// filled; the whole window if shorter) stands for one customer won in
+    /// the 305 days before the start (whose renewals open inside the window),
+    /// with that deal's rep (or a colleague in the region hired by then),
+    /// final strength and a fresh account, product and amount. Created after
+    /// the in-window deals, so their identifiers and draws do not change.
+    fn installed_base(&mut self) -> Result<(), SimError> {
+        let start = self.cfg.start;
+        let lead = RENEWAL_LEAD_DAYS * DAY;
+        let (mut from, mut to) = (start + 180 * DAY, (start + 180 * DAY + lead).min(self.end));
+        if to - from < 90 * DAY {
+            (from, to) = (start, self.end);
+        }
+        let per_win = lead as f64 / (to - from).max(DAY) as f64;
+        let wins: Vec<(usize, f64)> = std::mem::take(&mut self.wins)
+            .into_iter()
+            .filter(|&(at, _, _)| at >= from && at < to)
+            .map(|(_, r, s)| (r, s))
+            .collect();
+        let org = self.org;
+        for (i, (r0, s)) in wins.into_iter().enumerate() {
+            let mut rng = Rng::stream(self.cfg.seed, STREAM_BASE, i as u64);
+            let copies = per_win.floor() as usize + usize::from(rng.chance(per_win.fract()));
+            for _ in 0..copies {
+                let since = time::day_start(start - rng.int(1, RENEWAL_LEAD_DAYS) * DAY)
+                    + rng.int(9 * 3600, 17 * 3600);
+                let region = org.reps[r0].region;
+                let rep = if org.reps[r0].hired <= since {
+                    Some(r0)
+                } else {
+                    let there: Vec<usize> = org.region_reps[region]
+                        .iter()
+                        .copied()
+                        .filter(|&r| org.reps[r].hired <= since)
+                        .collect();
+                    (!there.is_empty()).then(|| there[rng.below(there.len())])
+                };
+                let Some(rep) = rep else { continue };
+                let accts = &org.region_accounts[region];
+                let a = if accts.is_empty() {
+                    rng.below(org.accounts.len())
+                } else {
+                    accts[rng.below(accts.len())]
+                };
+                let account = &org.accounts[a];
+                let product = rng.weighted(&SEGMENTS[account.segment].product_need);
+                let prod = &PRODUCTS[product];
+                let list = prod.list_price * if prod.per_size { account.seats() } else { 1.0 };
+                let amount = (list * rng.uniform(0.85, 1.2) / 100.0).round() * 100.0;
+                self.customer(&mut rng, rep, a, product, amount, since, s)?;
+            }
         }
         Ok(())
     }
@@ -1134,6 +1208,7 @@ impl<'a> Sim<'a> {
 
         // Customers: usage, renewals and expansions.
         if won {
+            self.wins.push((closed_at, seed.rep, s));
             self.customer(
                 &mut rng,
                 seed.rep,
@@ -1365,6 +1440,11 @@ impl<'a> Sim<'a> {
         let mut t = since + 30 * DAY;
         while t < renew_at.min(self.end) {
             health = 0.85 * health + rng.gauss(0.0, 0.3);
+            if t < self.cfg.start {
+                // A customer of the installed base, before the window.
+                t += 30 * DAY;
+                continue;
+            }
             self.next_usage += 1;
             let q = (seats * sigmoid(0.8 + health)).round();
             let uid = format!("ue{:09}", self.next_usage);
@@ -1378,7 +1458,7 @@ impl<'a> Sim<'a> {
             ])?;
             t += 30 * DAY;
         }
-        let renewal_created = renew_at - 60 * DAY;
+        let renewal_created = since + RENEWAL_LEAD_DAYS * DAY;
         if renewal_created < self.end {
             self.opportunity(OppSeed {
                 created: renewal_created,
@@ -1396,7 +1476,7 @@ impl<'a> Sim<'a> {
             let mut need = seg.product_need;
             need[product] = 0.0;
             let next = rng.weighted(&need);
-            if created < self.end {
+            if created < self.end && created >= self.cfg.start {
                 self.opportunity(OppSeed {
                     created,
                     rep: r,

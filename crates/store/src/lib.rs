@@ -12,6 +12,7 @@
 //!   `opportunity_history` with its timestamp;
 //! - an upsert that changes nothing writes nothing, so re-imports are idempotent.
 
+pub mod access;
 pub mod read;
 mod registry;
 mod sqlite;

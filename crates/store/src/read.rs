@@ -40,6 +40,15 @@ pub struct Account {
     pub location: Option<String>,
 }
 
+/// A product-usage event of an account: `quantity` is the count or amount
+/// it records (1 when the export leaves it empty, as for a login).
+#[derive(Debug, Clone)]
+pub struct Usage {
+    pub account_id: String,
+    pub occurred_at: Instant,
+    pub quantity: f64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Contact {
     pub id: String,
@@ -251,6 +260,8 @@ pub struct CrmData {
     /// Sorted by start; turns in order.
     pub conversations: Vec<Conversation>,
     pub leads: Vec<Lead>,
+    /// Product-usage events, sorted by (account, time).
+    pub usage: Vec<Usage>,
     /// How amounts were brought into one currency.
     pub currencies: Currencies,
 }
@@ -444,6 +455,19 @@ impl SqliteStore {
                     opportunity_id: opt_s(r, 8)?,
                     contact_id: opt_s(r, 9)?,
                     account_id: opt_s(r, 10)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare(
+            "SELECT account_id, occurred_at, quantity FROM usage_events
+             ORDER BY account_id, occurred_at, id",
+        )?;
+        data.usage = st
+            .query_map([], |r| {
+                Ok(Usage {
+                    account_id: r.get(0)?,
+                    occurred_at: opt_t(r, 1)?.unwrap_or(i64::MIN),
+                    quantity: r.get::<_, Option<f64>>(2)?.unwrap_or(1.0),
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

@@ -17,6 +17,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_coaching.sql"),
     include_str!("migrations/0004_history_seq_currencies.sql"),
     include_str!("migrations/0005_turn_speech.sql"),
+    include_str!("migrations/0006_access.sql"),
 ];
 
 pub struct SqliteStore {

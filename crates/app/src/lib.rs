@@ -1,0 +1,50 @@
+//! pipewise's use cases: what the command line and the HTTP server both
+//! call. Each takes the caller (their identity, role and scope) and returns
+//! plain serialisable views; neither delivery layer computes anything.
+//!
+//! - [`scope`]: roles, the manager hierarchy and what a caller may see;
+//! - [`auth`]: API tokens (stored as hashes) and passwords (argon2id);
+//! - [`book`]: the scored open pipeline, listed and opened through a scope;
+//! - [`Service`]: the use cases over one database, with the audit log.
+
+pub mod auth;
+pub mod book;
+pub mod scope;
+mod service;
+
+pub use service::{AppError, AuditEntry, Me, Service};
+
+use pipewise_features::Data;
+use pipewise_store::CrmData;
+use serde::Serialize;
+
+/// A request parameter that is not what was expected.
+#[derive(Debug, Clone, Serialize, thiserror::Error, utoipa::ToSchema)]
+#[error("{field}: expected {expected}, got {got:?}")]
+pub struct InputError {
+    /// The parameter or field.
+    pub field: String,
+    /// What it should be.
+    pub expected: String,
+    /// What it was.
+    pub got: String,
+}
+
+impl InputError {
+    pub fn new(field: &str, expected: &str, got: &str) -> InputError {
+        InputError {
+            field: field.into(),
+            expected: expected.into(),
+            got: got.into(),
+        }
+    }
+}
+
+/// Indexes the CRM for as-of reads. Errors when it has no opportunities.
+pub fn load_data(crm: &CrmData) -> anyhow::Result<Data> {
+    anyhow::ensure!(
+        !crm.opportunities.is_empty(),
+        "the database has no opportunities: import some first (pipewise import ...)"
+    );
+    Ok(Data::new(crm))
+}

@@ -1,0 +1,490 @@
+//! `pipewise serve`, `token`, `user` and `audit`: parse, call the use cases, present.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use pipewise_app::auth;
+use pipewise_app::scope::Directory;
+use pipewise_store::access::NewAudit;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Log lines as text or JSON (standard error; level from PIPEWISE_LOG).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Seconds before a request is answered 408.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+    /// Largest request body, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub body_limit_mib: usize,
+    /// Print the OpenAPI document and exit.
+    #[arg(long)]
+    pub print_openapi: bool,
+}
+
+pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
+    if args.print_openapi {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&pipewise_server::openapi())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !db.exists() {
+        bail!(
+            "{}: no such database (import data first, or run `pipewise demo`)",
+            db.display()
+        );
+    }
+    let opts = pipewise_server::Options {
+        addr: args.addr,
+        json_logs: args.log_format == LogFormat::Json,
+        request_timeout: Duration::from_secs(args.timeout_secs.max(1)),
+        body_limit: args.body_limit_mib.max(1) << 20,
+    };
+    pipewise_server::run(db, &opts, |addr| {
+        // On standard output, for people and for scripts waiting for it; a
+        // closed standard output must not stop the server.
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "pipewise listening on http://{addr} (database {})",
+            db.display()
+        );
+        let _ = writeln!(
+            out,
+            "  OpenAPI: http://{addr}/openapi.json   health: http://{addr}/health"
+        );
+        let _ = out.flush();
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand, Clone)]
+pub enum TokenCmd {
+    /// Create an API token for a user; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long)]
+        user: String,
+        /// Expire after this many days (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+        /// What the token is for (e.g. "CRM write-back").
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never the tokens themselves).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (from `token list`).
+    Revoke {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn audit_cli(
+    store: &mut pipewise_store::SqliteStore,
+    action: &str,
+    command: &str,
+    ids: &[String],
+    detail: Option<&str>,
+) -> Result<()> {
+    let at = auth::now();
+    store.append_audit(&NewAudit {
+        at: &at,
+        user_id: None,
+        action,
+        route: Some(command),
+        ids,
+        detail,
+    })?;
+    Ok(())
+}
+
+pub fn token(db: &Path, cmd: &TokenCmd) -> Result<ExitCode> {
+    let mut store = crate::open(db)?;
+    match cmd {
+        TokenCmd::Create {
+            user,
+            expires_days,
+            label,
+            json,
+        } => {
+            let dir = Directory::new(store.users()?, store.admins()?);
+            let caller = dir.caller(user).with_context(|| {
+                format!(
+                    "no user with id {user:?} in {} (see `pipewise stats`)",
+                    db.display()
+                )
+            })?;
+            let t = auth::create_token(&mut store, user, label.as_deref(), *expires_days)?;
+            audit_cli(
+                &mut store,
+                "token.create",
+                "pipewise token create",
+                std::slice::from_ref(user),
+                Some(&format!("token {}", t.record.id)),
+            )?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            } else {
+                println!("{}", t.token);
+                eprintln!(
+                    "token {} for {} ({}, role {}){}: shown once, keep it secret; send it as `Authorization: Bearer TOKEN`",
+                    t.record.id,
+                    caller.name,
+                    user,
+                    caller.role.name(),
+                    t.record
+                        .expires_at
+                        .as_deref()
+                        .map(|e| format!(", expires {e}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        TokenCmd::List { user, json } => {
+            let tokens = store.tokens(user.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else if tokens.is_empty() {
+                println!("no tokens");
+            } else {
+                println!(
+                    "{:>4}  {:<12} {:<21} {:<21} {:<21} label",
+                    "id", "user", "created", "expires", "revoked"
+                );
+                for t in tokens {
+                    println!(
+                        "{:>4}  {:<12} {:<21} {:<21} {:<21} {}",
+                        t.id,
+                        t.user_id,
+                        t.created_at,
+                        t.expires_at.as_deref().unwrap_or("never"),
+                        t.revoked_at.as_deref().unwrap_or("-"),
+                        t.label.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        TokenCmd::Revoke { id, json } => {
+            let t = store
+                .revoke_token(*id, &auth::now())?
+                .with_context(|| format!("no token with id {id} (see `pipewise token list`)"))?;
+            audit_cli(
+                &mut store,
+                "token.revoke",
+                "pipewise token revoke",
+                std::slice::from_ref(&t.user_id),
+                Some(&format!("token {id}")),
+            )?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            } else {
+                println!(
+                    "token {id} of {} revoked at {}",
+                    t.user_id,
+                    t.revoked_at.as_deref().unwrap_or("?")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand, Clone)]
+pub enum UserCmd {
+    /// Set a user's password for browser sign-in (argon2id). Reads it from
+    /// PIPEWISE_PASSWORD or, failing that, one line of standard input.
+    SetPassword {
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant a user the admin role in pipewise (imports, models, tokens,
+    /// audit; sees everything). Kept apart from the imported role.
+    GrantAdmin {
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a user's admin grant.
+    RevokeAdmin {
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The users with their role and how many users each one's scope holds.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn user(db: &Path, cmd: &UserCmd) -> Result<ExitCode> {
+    let mut store = crate::open(db)?;
+    let dir = Directory::new(store.users()?, store.admins()?);
+    match cmd {
+        UserCmd::SetPassword { user, json } => {
+            dir.caller(user)
+                .with_context(|| format!("no user with id {user:?} in {}", db.display()))?;
+            let password = match std::env::var("PIPEWISE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password from standard input")?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let hash = auth::hash_password(&password)?;
+            store.set_password_hash(user, &hash, &auth::now())?;
+            audit_cli(
+                &mut store,
+                "password.set",
+                "pipewise user set-password",
+                std::slice::from_ref(user),
+                None,
+            )?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::json!({"user": user, "password_set": true})
+                );
+            } else {
+                println!("password set for {user}");
+            }
+        }
+        UserCmd::GrantAdmin { user, json } | UserCmd::RevokeAdmin { user, json } => {
+            let grant = matches!(cmd, UserCmd::GrantAdmin { .. });
+            store.set_admin(user, grant, &auth::now())?;
+            audit_cli(
+                &mut store,
+                if grant { "admin.grant" } else { "admin.revoke" },
+                if grant {
+                    "pipewise user grant-admin"
+                } else {
+                    "pipewise user revoke-admin"
+                },
+                std::slice::from_ref(user),
+                None,
+            )?;
+            if *json {
+                println!("{}", serde_json::json!({"user": user, "admin": grant}));
+            } else if grant {
+                println!("{user} is an admin");
+            } else {
+                println!("{user} is no longer an admin");
+            }
+        }
+        UserCmd::List { json } => {
+            let rows: Vec<serde_json::Value> = dir
+                .all()
+                .iter()
+                .filter_map(|u| {
+                    let c = dir.caller(&u.id)?;
+                    Some(serde_json::json!({
+                        "id": u.id, "name": u.name, "role": c.role.name(),
+                        "manager_id": u.manager_id,
+                        "scope_users": c.scope.users().map(|s| s.len()),
+                    }))
+                })
+                .collect();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<12} {:<9} {:<12} {:>6}  name",
+                    "id", "role", "manager", "scope"
+                );
+                for r in rows {
+                    println!(
+                        "{:<12} {:<9} {:<12} {:>6}  {}",
+                        r["id"].as_str().unwrap_or(""),
+                        r["role"].as_str().unwrap_or(""),
+                        r["manager_id"].as_str().unwrap_or("-"),
+                        r["scope_users"]
+                            .as_u64()
+                            .map_or("all".into(), |n| n.to_string()),
+                        r["name"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Clone)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub cmd: Option<AuditCmd>,
+    /// Only what this user did.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only rows naming this record id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Rows, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum AuditCmd {
+    /// Check the hash chain: an edited, deleted or inserted row is found.
+    /// Exit code 1 when the chain is broken.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
+    let store = crate::open(db)?;
+    match &args.cmd {
+        Some(AuditCmd::Verify { json }) => {
+            let check = store.verify_audit()?;
+            let head = store
+                .audit(None, None, 1)?
+                .into_iter()
+                .next()
+                .map(|a| a.hash);
+            if *json {
+                let mut v = serde_json::to_value(&check)?;
+                v["ok"] = serde_json::Value::Bool(check.broken_at.is_none());
+                v["head_hash"] = serde_json::json!(head);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if let Some(p) = &check.problem {
+                println!("audit log BROKEN: {p} ({} rows read)", check.rows);
+            } else {
+                println!(
+                    "audit log intact: {} rows, each chained to the one before{}",
+                    check.rows,
+                    head.map(|h| format!(
+                        "; head {h} (record it elsewhere to detect a truncated tail)"
+                    ))
+                    .unwrap_or_default()
+                );
+            }
+            Ok(if check.broken_at.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        None => {
+            let rows = store.audit(args.user.as_deref(), args.id.as_deref(), args.limit)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no audit rows");
+            } else {
+                for a in rows {
+                    println!(
+                        "{:>6}  {}  {:<12} {:<14} {:<40} {}",
+                        a.seq,
+                        a.at,
+                        a.user_id.as_deref().unwrap_or("(cli)"),
+                        a.action,
+                        a.route.as_deref().unwrap_or(""),
+                        if a.ids.len() > 4 {
+                            format!("{} … ({} ids)", a.ids[..4].join(", "), a.ids.len())
+                        } else {
+                            a.ids.join(", ")
+                        }
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// After the demo: tokens for a rep, a manager and the director (granted
+/// admin, so the audit log can be read), printed, then the server.
+pub fn demo_serve(db: &Path, addr: SocketAddr) -> Result<ExitCode> {
+    let mut store = crate::open(db)?;
+    let dir = Directory::new(store.users()?, store.admins()?);
+    let pick = |role: pipewise_app::scope::Role| {
+        dir.all()
+            .into_iter()
+            .find(|u| dir.role(&u.id) == Some(role))
+            .map(|u| u.id.clone())
+    };
+    let director = pick(pipewise_app::scope::Role::Director)
+        .or_else(|| pick(pipewise_app::scope::Role::Admin));
+    if let Some(d) = &director {
+        store.set_admin(d, true, &auth::now())?;
+    }
+    let dir = Directory::new(store.users()?, store.admins()?);
+    let mut lines = Vec::new();
+    for who in [
+        pick(pipewise_app::scope::Role::Rep),
+        pick(pipewise_app::scope::Role::Manager),
+        director,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let c = dir.caller(&who).expect("picked from the directory");
+        let t = auth::create_token(&mut store, &who, Some("demo"), Some(1))?;
+        audit_cli(
+            &mut store,
+            "token.create",
+            "pipewise demo --serve",
+            std::slice::from_ref(&who),
+            None,
+        )?;
+        lines.push(format!(
+            "  {:<9} {} ({}): {}",
+            c.role.name(),
+            c.name,
+            who,
+            t.token
+        ));
+    }
+    drop(store);
+    println!("\nServing the demo org. Sign in with a token (valid one day):");
+    for l in &lines {
+        println!("{l}");
+    }
+    let base = format!("http://{addr}");
+    println!("Try: curl -H \"Authorization: Bearer TOKEN\" {base}/api/v1/opportunities?limit=5");
+    serve(
+        db,
+        &ServeArgs {
+            addr,
+            log_format: LogFormat::Text,
+            timeout_secs: 30,
+            body_limit_mib: 64,
+            print_openapi: false,
+        },
+    )
+}

@@ -1,0 +1,511 @@
+//! `pipewise serve` end to end: a real server on a free loopback port over a
+//! real database file (a small simulated org, trained), spoken to over HTTP.
+//! Tokens, roles and scope on every route of the OpenAPI document, problem+json
+//! errors, and the audit log's hash chain.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+mod common;
+
+fn pipewise(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    common::pipewise(dir, args)
+}
+
+/// A server process, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, db: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .current_dir(dir)
+        .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
+        .env_remove("PIPEWISE_DB")
+        .env("PIPEWISE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pipewise serve");
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading what it prints, so its standard output never closes.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Server { child, base }
+}
+
+struct Resp {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// One HTTP/1.0 request (the server closes the connection after it, and
+/// sends the body whole: no chunked encoding).
+fn request(base: &str, method: &str, path: &str, token: Option<&str>) -> Resp {
+    let hostport = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(hostport).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {hostport}\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn get(base: &str, path: &str, token: Option<&str>) -> Resp {
+    request(base, "GET", path, token)
+}
+
+fn token(dir: &Path, user: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "--db", "org.db", "token", "create", "--user", user, "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = pipewise(dir, &args);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// A small org, simulated, imported and trained.
+fn org() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        &[
+            "simulate", "--seed", "5", "--reps", "12", "--months", "24", "--out", "sim",
+        ][..],
+        &["--db", "org.db", "import", "dir", "sim"],
+        &["--db", "org.db", "train"],
+    ] {
+        let (ok, _, err) = pipewise(d, args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    dir
+}
+
+/// Open deals and their owners, and users' managers, read straight from the
+/// database (independently of the server's own scope code).
+fn truth(db: &PathBuf) -> (BTreeMap<String, String>, BTreeMap<String, Option<String>>) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT id, owner_id FROM opportunities WHERE stage NOT LIKE 'closed%'")
+        .unwrap();
+    let deals = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut st = c.prepare("SELECT id, manager_id FROM users").unwrap();
+    let users = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (deals, users)
+}
+
+fn below(users: &BTreeMap<String, Option<String>>, id: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::from([id.to_string()]);
+    loop {
+        let more: Vec<String> = users
+            .iter()
+            .filter(|(u, m)| !out.contains(*u) && m.as_ref().is_some_and(|m| out.contains(m)))
+            .map(|(u, _)| u.clone())
+            .collect();
+        if more.is_empty() {
+            return out;
+        }
+        out.extend(more);
+    }
+}
+
+#[test]
+fn tokens_roles_scope_errors_and_audit() {
+    let dir = org();
+    let d = dir.path();
+    let db = d.join("org.db");
+    let (deals, users) = truth(&db);
+    let rep = "r00001";
+    let manager = users[rep].clone().unwrap();
+    let director = users[&manager].clone().unwrap();
+    assert!(pipewise(d, &["--db", "org.db", "user", "grant-admin", "r00012"]).0);
+
+    // Tokens: shown once, stored as hashes; unknown users refused.
+    let t_rep = token(d, rep, &[]);
+    assert!(t_rep.starts_with("pw_") && t_rep.len() == 67, "{t_rep}");
+    let t_mgr = token(d, &manager, &[]);
+    let t_dir = token(d, &director, &[]);
+    let t_admin = token(d, "r00012", &[]);
+    let t_expired = token(d, &director, &["--expires-days", "0"]);
+    let t_revoked = token(d, &director, &["--label", "to revoke"]);
+    let (ok, _, err) = pipewise(
+        d,
+        &["--db", "org.db", "token", "create", "--user", "nobody"],
+    );
+    assert!(!ok && err.contains("no user with id \"nobody\""), "{err}");
+    let (_, list, _) = pipewise(d, &["--db", "org.db", "token", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 6);
+    assert!(
+        !list.to_string().contains(&t_rep),
+        "token list leaks a token"
+    );
+    let revoked_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "to revoke")
+        .unwrap()["id"]
+        .to_string();
+    assert!(pipewise(d, &["--db", "org.db", "token", "revoke", &revoked_id]).0);
+    let raw = std::fs::read(&db).unwrap();
+    assert!(
+        !raw.windows(t_rep.len()).any(|w| w == t_rep.as_bytes()),
+        "a token is stored in clear in the database file"
+    );
+
+    let server = start(d, "org.db");
+    let base = server.base.clone();
+
+    // Service routes answer without a token.
+    let h = get(&base, "/health", None);
+    assert_eq!(h.status, 200, "{}", h.body);
+    assert!(h.json()["pipeline"].as_str().unwrap().starts_with("ready"));
+    let spec = get(&base, "/openapi.json", None).json();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    let metrics = get(&base, "/metrics", None);
+    assert!(
+        metrics.body.contains("pipewise_http_requests_total"),
+        "{}",
+        metrics.body
+    );
+
+    // Every route of the OpenAPI document, for every caller.
+    let in_scope = |who: &str| -> Option<BTreeSet<String>> {
+        match who {
+            "rep" => Some(below(&users, rep)),
+            "manager" => Some(below(&users, &manager)),
+            _ => None,
+        }
+    };
+    let callers = [
+        ("rep", Some(t_rep.as_str())),
+        ("manager", Some(t_mgr.as_str())),
+        ("director", Some(t_dir.as_str())),
+        ("admin", Some(t_admin.as_str())),
+        ("no token", None),
+        ("expired", Some(t_expired.as_str())),
+        ("revoked", Some(t_revoked.as_str())),
+        ("garbage", Some("pw_0000")),
+    ];
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.len() >= 5);
+    let mut checked = 0;
+    for (template, item) in paths {
+        let Some(op) = item.get("get") else { continue };
+        let secured = op.get("security").is_some();
+        let takes_limit = op["parameters"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x["name"] == "limit"));
+        let admin_only = op["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "admin"));
+        for (who, tok) in callers {
+            let scope = in_scope(who);
+            // Ids to put in the path: one the caller may see and one they may not.
+            let visible = deals
+                .iter()
+                .find(|(_, o)| scope.as_ref().is_none_or(|s| s.contains(*o)));
+            let hidden = deals
+                .iter()
+                .find(|(_, o)| scope.as_ref().is_some_and(|s| !s.contains(*o)));
+            let mut cases = Vec::new();
+            if template.contains('{') {
+                for (id, expect_visible) in [(visible, true), (hidden, false)] {
+                    if let Some((id, _)) = id {
+                        let path = template
+                            .split('/')
+                            .map(|seg| {
+                                if seg.starts_with('{') {
+                                    id.as_str()
+                                } else {
+                                    seg
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join("/");
+                        cases.push((path, expect_visible));
+                    }
+                }
+            } else if takes_limit {
+                let max = if template.contains("audit") {
+                    1000
+                } else {
+                    500
+                };
+                cases.push((format!("{template}?limit={max}"), true));
+            } else {
+                cases.push((template.clone(), true));
+            }
+            for (path, expect_visible) in cases {
+                let r = get(&base, &path, tok);
+                checked += 1;
+                let ctx = format!(
+                    "{who} GET {path}: {} {}",
+                    r.status,
+                    &r.body[..r.body.len().min(300)]
+                );
+                assert!(r.status < 500, "{ctx}");
+                if r.status >= 400 {
+                    assert_eq!(
+                        r.headers.get("content-type").map(String::as_str),
+                        Some("application/problem+json"),
+                        "{ctx}"
+                    );
+                }
+                let signed_in = matches!(who, "rep" | "manager" | "director" | "admin");
+                if !secured {
+                    assert_eq!(r.status, 200, "{ctx}");
+                    continue;
+                }
+                if !signed_in {
+                    assert_eq!(r.status, 401, "{ctx}");
+                    continue;
+                }
+                if admin_only && who != "admin" {
+                    assert_eq!(r.status, 403, "{ctx}");
+                    continue;
+                }
+                if !expect_visible {
+                    assert_eq!(r.status, 404, "{ctx}: outside the caller's scope");
+                    continue;
+                }
+                assert_eq!(r.status, 200, "{ctx}");
+                // Nothing of a deal or a rep outside the scope.
+                if let Some(scope) = &scope {
+                    for (id, owner) in &deals {
+                        if !scope.contains(owner) {
+                            assert!(
+                                !r.body.contains(id.as_str()),
+                                "{ctx}: shows {id} of {owner}"
+                            );
+                            assert!(
+                                !r.body.contains(&format!("\"{owner}\"")),
+                                "{ctx}: shows rep {owner}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} requests");
+
+    // What each caller sees: a rep their own deals, a manager their team's.
+    let page = get(&base, "/api/v1/opportunities?limit=500", Some(&t_mgr)).json();
+    let team = below(&users, &manager);
+    let expected = deals.values().filter(|o| team.contains(*o)).count();
+    assert_eq!(page["total"].as_u64().unwrap() as usize, expected);
+    assert!(expected > 0);
+    let all = get(&base, "/api/v1/opportunities?limit=500", Some(&t_dir)).json();
+    assert_eq!(all["total"].as_u64().unwrap() as usize, deals.len());
+    // Sorted as asked.
+    let p: Vec<f64> = get(
+        &base,
+        "/api/v1/opportunities?sort=-win_probability&limit=20",
+        Some(&t_dir),
+    )
+    .json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["win_probability"].as_f64().unwrap())
+        .collect();
+    assert!(p.windows(2).all(|w| w[0] >= w[1]), "{p:?}");
+
+    // Errors name the parameter and what was expected.
+    for (q, field) in [
+        ("limit=abc", "limit"),
+        ("limit=0", "limit"),
+        ("min_win=1.5", "min_win"),
+        ("sort=owner", "sort"),
+        ("close_from=31/12/2025", "close_from"),
+    ] {
+        let r = get(&base, &format!("/api/v1/opportunities?{q}"), Some(&t_dir));
+        assert_eq!(r.status, 400, "{q}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["field"], field, "{q}: {v}");
+        assert!(v["expected"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+    let r = get(&base, "/api/v1/nope", Some(&t_dir));
+    assert_eq!((r.status, r.json()["status"].as_u64()), (404, Some(404)));
+    let r = request(&base, "DELETE", "/api/v1/opportunities", Some(&t_dir));
+    assert_eq!(r.status, 405, "{}", r.body);
+    let r = get(&base, "/api/v1/me", Some(&t_expired));
+    assert!(r.json()["detail"].as_str().unwrap().contains("expired"));
+    assert_eq!(
+        r.headers.get("www-authenticate").map(String::as_str),
+        Some("Bearer")
+    );
+
+    // The audit log holds the reads, by whom and of which deals.
+    let one = deals.iter().find(|(_, o)| o.as_str() == rep).unwrap().0;
+    assert_eq!(
+        get(&base, &format!("/api/v1/opportunities/{one}"), Some(&t_rep)).status,
+        200
+    );
+    let log = get(
+        &base,
+        &format!("/api/v1/audit?user={rep}&id={one}"),
+        Some(&t_admin),
+    )
+    .json();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "read" && a["route"] == "GET /api/v1/opportunities/{id}"),
+        "{log}"
+    );
+    drop(server);
+
+    // The chain holds; an edited or deleted row is found.
+    let (ok, out, _) = pipewise(d, &["--db", "org.db", "audit", "verify", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        ok && v["ok"] == true && v["rows"].as_u64().unwrap() > 15,
+        "{v}"
+    );
+    let c = rusqlite::Connection::open(&db).unwrap();
+    assert!(
+        c.execute("UPDATE audit_log SET user_id = 'x' WHERE seq = 3", [])
+            .is_err(),
+        "the audit log accepted an update"
+    );
+    c.execute_batch(
+        "DROP TRIGGER audit_log_no_update;
+         UPDATE audit_log SET ids = '[]' WHERE seq = 5;",
+    )
+    .unwrap();
+    let (ok, out, _) = pipewise(d, &["--db", "org.db", "audit", "verify"]);
+    assert!(!ok && out.contains("row 5 was edited"), "{out}");
+    let c2 = tempfile::tempdir().unwrap();
+    let copy = c2.path().join("org.db");
+    drop(c);
+    std::fs::copy(&db, &copy).unwrap();
+    let c = rusqlite::Connection::open(&copy).unwrap();
+    c.execute_batch(
+        "DROP TRIGGER audit_log_no_delete;
+         DELETE FROM audit_log WHERE seq IN (5, 9);",
+    )
+    .unwrap();
+    drop(c);
+    let (ok, out, _) = pipewise(c2.path(), &["--db", "org.db", "audit", "verify"]);
+    assert!(!ok && out.contains("row 5 is missing"), "{out}");
+}
+
+/// The schemathesis command (`pip install schemathesis`; .ci/run installs it).
+fn schemathesis() -> Command {
+    for candidate in ["schemathesis", "st"] {
+        if Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return Command::new(candidate);
+        }
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let local = Path::new(&home).join(".local/bin/schemathesis");
+        if local.exists() {
+            return Command::new(local);
+        }
+    }
+    panic!("schemathesis is not installed: `python3 -m pip install schemathesis` (.ci/run does)");
+}
+
+/// The OpenAPI document against the running server, by schemathesis: every
+/// operation fuzzed (fixed seed), no 5xx, no response outside its schema,
+/// no schema-valid request refused, authentication enforced.
+#[test]
+fn the_server_keeps_to_its_openapi_document() {
+    let dir = org();
+    let d = dir.path();
+    assert!(pipewise(d, &["--db", "org.db", "user", "grant-admin", "u-vp"]).0);
+    let admin = token(d, "u-vp", &[]);
+    let server = start(d, "org.db");
+    let out = schemathesis()
+        .args([
+            "run",
+            &format!("{}/openapi.json", server.base),
+            "--checks",
+            "all",
+            "--max-examples",
+            "40",
+            "--seed",
+            "1",
+            "--header",
+            &format!("Authorization: Bearer {admin}"),
+        ])
+        .env("NO_COLOR", "1")
+        // Its cache directory goes to the scratch directory.
+        .current_dir(d)
+        .output()
+        .expect("run schemathesis");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Tested: 5") || text.contains("Tested:"),
+        "{text}"
+    );
+}

@@ -1,0 +1,151 @@
+//! `pipewise serve`: the HTTP API over the use cases of [`pipewise_app`].
+//!
+//! Handlers only parse and present: authentication resolves the caller
+//! (`Authorization: Bearer TOKEN`), the use case filters by the caller's
+//! scope and records the read in the audit log, and the handler returns its
+//! view as JSON. Errors are `application/problem+json` (RFC 9457). The
+//! OpenAPI 3.1 document is generated from the handlers' annotations (utoipa),
+//! so routes and spec cannot drift: `/openapi.json`.
+
+mod extract;
+mod metrics;
+pub mod problem;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use pipewise_app::Service;
+
+pub use problem::Problem;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub addr: SocketAddr,
+    /// Logs as JSON lines (else human-readable lines), on standard error.
+    pub json_logs: bool,
+    /// A request taking longer is answered 408.
+    pub request_timeout: Duration,
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub body_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            json_logs: false,
+            request_timeout: Duration::from_secs(30),
+            body_limit: 64 << 20,
+        }
+    }
+}
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// The application: its routes with their middleware, and the OpenAPI
+/// document they were built from.
+pub fn app(service: Arc<Service>, opts: &Options) -> (Router, utoipa::openapi::OpenApi) {
+    app_with(service, Arc::new(metrics::Metrics::new()), opts)
+}
+
+fn app_with(
+    service: Arc<Service>,
+    metrics: Arc<metrics::Metrics>,
+    opts: &Options,
+) -> (Router, utoipa::openapi::OpenApi) {
+    routes::router(AppState { service, metrics }, opts)
+}
+
+/// The OpenAPI document alone (for `pipewise serve --print-openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::spec()
+}
+
+fn init_logs(json: bool) {
+    // PIPEWISE_LOG=error|warn|info|debug|trace (default info).
+    let level = std::env::var("PIPEWISE_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    // A second call (tests running several servers) keeps the first.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Opens the database, scores the pipeline, binds `opts.addr` and serves
+/// until Ctrl-C or SIGTERM, finishing the requests in flight. `ready` is
+/// called with the bound address (port 0 binds a free one).
+pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    init_logs(opts.json_logs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let started = Instant::now();
+        let path = db.to_path_buf();
+        let service = tokio::task::spawn_blocking(move || Service::open(&path))
+            .await
+            .context("opening the database")??;
+        let scored_in = started.elapsed();
+        tracing::info!(
+            database = %db.display(),
+            seconds = scored_in.as_secs_f64(),
+            "database open and pipeline scored"
+        );
+        let metrics = Arc::new(metrics::Metrics::new());
+        metrics.engine("score_pipeline", scored_in.as_secs_f64());
+        let (router, _) = app_with(Arc::new(service), metrics, opts);
+        let listener = tokio::net::TcpListener::bind(opts.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", opts.addr))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "listening");
+        ready(addr);
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .context("the server stopped with an error")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

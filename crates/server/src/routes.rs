@@ -1,0 +1,287 @@
+//! The routes, their OpenAPI annotations and the middleware.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use pipewise_app::book::{DealDetail, DealPage, DealQuery};
+use pipewise_app::{AuditEntry, Me};
+use serde::{Deserialize, Serialize};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::extract::{ApiQuery, Authed};
+use crate::metrics::{RequestLabels, RouteLabels};
+use crate::problem::Problem;
+use crate::{AppState, Options};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pipewise",
+        description = "Sales intelligence over your CRM: scored pipeline, forecasts, coaching. Every `/api/v1` route needs `Authorization: Bearer TOKEN` (`pipewise token create --user ID`) and answers within the caller's scope: a rep sees their own book, a manager their team down the hierarchy, a director or admin everything. Records outside the scope answer 404. Errors are application/problem+json (RFC 9457).",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&Bearer),
+    components(schemas(Problem)),
+    tags(
+        (name = "service", description = "Health, metrics and this document"),
+        (name = "pipeline", description = "Open deals with win and slip probabilities"),
+        (name = "admin", description = "Admin only")
+    )
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A token from `pipewise token create --user ID`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(me))
+        .routes(routes!(list_opportunities))
+        .routes(routes!(get_opportunity))
+        .routes(routes!(audit_log))
+}
+
+/// The OpenAPI document.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+pub fn router(state: AppState, opts: &Options) -> (Router, utoipa::openapi::OpenApi) {
+    let (api_router, spec) = api().split_for_parts();
+    let doc = spec.clone();
+    let router = api_router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { Json(doc) }
+            }),
+        )
+        .route("/metrics", axum::routing::get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            opts.request_timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(opts.body_limit))
+        .with_state(state);
+    (router, spec)
+}
+
+/// Counts and times every request by its route template, and logs it.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let resp = next.run(req).await;
+    let secs = started.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(secs);
+    tracing::info!(%method, %route, status, ms = secs * 1e3, "request");
+    resp
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route: the routes are listed in /openapi.json")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not take that method: see /openapi.json",
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut r = state.metrics.encode().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+/// Whether the server is up and what it can answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct Health {
+    /// `ok`.
+    status: &'static str,
+    /// `ready`, or why the pipeline routes answer 503 (e.g. no model trained yet).
+    pipeline: String,
+    version: &'static str,
+}
+
+/// Health check (no sign-in needed).
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, description = "The server is up", body = Health)))]
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        pipeline: state.service.readiness(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Runs a use case off the async workers (it reads the database).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, pipewise_app::AppError> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request failed inside the server",
+            )
+        })?
+        .map_err(Problem::from)
+}
+
+/// The signed-in caller: identity, role and scope.
+#[utoipa::path(get, path = "/api/v1/me", tag = "pipeline", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Me),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn me(State(state): State<AppState>, Authed(caller): Authed) -> Result<Json<Me>, Problem> {
+    let s = state.service.clone();
+    blocking(move || s.me(&caller)).await.map(Json)
+}
+
+/// Open deals in the caller's scope with win and slip probabilities,
+/// filtered, sorted and paged.
+#[utoipa::path(get, path = "/api/v1/opportunities", tag = "pipeline", security(("bearer" = [])),
+    params(DealQuery),
+    responses(
+        (status = 200, body = DealPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No model trained yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_opportunities(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<DealQuery>,
+) -> Result<Json<DealPage>, Problem> {
+    let s = state.service.clone();
+    blocking(move || s.opportunities(&caller, &q, "GET /api/v1/opportunities"))
+        .await
+        .map(Json)
+}
+
+/// One open deal: its scores with every factor, the values the models read
+/// and its history. Deals outside the caller's scope answer 404.
+#[utoipa::path(get, path = "/api/v1/opportunities/{id}", tag = "pipeline", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Opportunity id")),
+    responses(
+        (status = 200, body = DealDetail),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No model trained yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_opportunity(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<DealDetail>, Problem> {
+    let s = state.service.clone();
+    blocking(move || s.opportunity(&caller, &id, "GET /api/v1/opportunities/{id}"))
+        .await
+        .map(Json)
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditQuery {
+    /// Only what this user did.
+    user: Option<String>,
+    /// Only rows naming this record id.
+    id: Option<String>,
+    /// Rows, newest first, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+/// The audit log, newest first (admin only).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "admin", security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, body = [AuditEntry]),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn audit_log(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, Problem> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request(
+            "limit",
+            "a number of rows from 1 to 1000",
+            format!("limit {limit} is out of range"),
+        ));
+    }
+    let s = state.service.clone();
+    blocking(move || {
+        s.audit_log(
+            &caller,
+            q.user.as_deref(),
+            q.id.as_deref(),
+            limit,
+            "GET /api/v1/audit",
+        )
+    })
+    .await
+    .map(Json)
+}

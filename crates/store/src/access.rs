@@ -1,0 +1,461 @@
+//! Access records: the users as identities, API tokens, passwords, browser
+//! sessions, and the hash-chained audit log.
+//!
+//! Secrets are never stored: tokens and session ids as their SHA-256 (they
+//! are 256-bit random values, so a fast hash cannot be brute-forced),
+//! passwords as the argon2id PHC strings the caller computed.
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{Result, SqliteStore, StoreError};
+
+/// A user as an identity: who they are, their role and their manager.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    /// As imported: `rep`, `manager`, `director`, `admin`... (free text).
+    pub role: Option<String>,
+    pub manager_id: Option<String>,
+    pub team_id: Option<String>,
+    pub region: Option<String>,
+}
+
+/// A stored API token (never the token itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub user_id: String,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A browser session (by the hash of its id).
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub user_id: String,
+    pub csrf: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone, Default)]
+pub struct NewAudit<'a> {
+    pub at: &'a str,
+    /// The caller (`None`: the command line or the system).
+    pub user_id: Option<&'a str>,
+    /// What was done: `read`, `import`, `decision`, `token.create`...
+    pub action: &'a str,
+    /// The HTTP route or CLI command.
+    pub route: Option<&'a str>,
+    /// The ids of the records read or changed.
+    pub ids: &'a [String],
+    pub detail: Option<&'a str>,
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at: String,
+    pub user_id: Option<String>,
+    pub action: String,
+    pub route: Option<String>,
+    pub ids: Vec<String>,
+    pub detail: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What `verify_audit` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditCheck {
+    pub rows: usize,
+    /// The first row whose hash or link does not hold, and why.
+    pub broken_at: Option<i64>,
+    pub problem: Option<String>,
+}
+
+/// The `prev_hash` of the first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash of an audit row: SHA-256 over its fields and the previous hash,
+/// each length-prefixed so no two rows serialise alike.
+#[allow(clippy::too_many_arguments)]
+fn audit_hash(
+    seq: i64,
+    at: &str,
+    user_id: Option<&str>,
+    action: &str,
+    route: Option<&str>,
+    ids_json: &str,
+    detail: Option<&str>,
+    prev: &str,
+) -> String {
+    let mut h = Sha256::new();
+    let seq = seq.to_string();
+    for part in [
+        Some(seq.as_str()),
+        Some(at),
+        user_id,
+        Some(action),
+        route,
+        Some(ids_json),
+        detail,
+        Some(prev),
+    ] {
+        match part {
+            Some(s) => {
+                h.update((s.len() as u64).to_le_bytes());
+                h.update(s.as_bytes());
+            }
+            None => h.update(u64::MAX.to_le_bytes()),
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn token(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        label: r.get(2)?,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
+    let ids_json: String = r.get(5)?;
+    Ok((
+        AuditRecord {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            user_id: r.get(2)?,
+            action: r.get(3)?,
+            route: r.get(4)?,
+            ids: serde_json::from_str(&ids_json).unwrap_or_default(),
+            detail: r.get(6)?,
+            prev_hash: r.get(7)?,
+            hash: r.get(8)?,
+        },
+        ids_json,
+    ))
+}
+
+const TOKEN_COLUMNS: &str = "id, user_id, label, created_at, expires_at, revoked_at";
+const AUDIT_COLUMNS: &str = "seq, at, user_id, action, route, ids, detail, prev_hash, hash";
+
+impl SqliteStore {
+    /// Every user, by id.
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, name, email, role, manager_id, team_id, region FROM users ORDER BY id",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(UserRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    email: r.get(2)?,
+                    role: r.get(3)?,
+                    manager_id: r.get(4)?,
+                    team_id: r.get(5)?,
+                    region: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The users granted admin in pipewise.
+    pub fn admins(&self) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare(
+            "SELECT user_id FROM user_grants WHERE grant_name = 'admin' ORDER BY user_id",
+        )?;
+        let rows = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
+    }
+
+    /// Grants or withdraws admin; errors if the user does not exist.
+    pub fn set_admin(&mut self, user_id: &str, admin: bool, at: &str) -> Result<()> {
+        let known: Option<i64> = self
+            .conn
+            .query_row("SELECT 1 FROM users WHERE id = ?1", [user_id], |r| r.get(0))
+            .optional()?;
+        if known.is_none() {
+            return Err(StoreError::Invalid(format!("no user with id {user_id:?}")));
+        }
+        if admin {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO user_grants (user_id, grant_name, granted_at) VALUES (?1, 'admin', ?2)",
+                params![user_id, at],
+            )?;
+        } else {
+            self.conn.execute(
+                "DELETE FROM user_grants WHERE user_id = ?1 AND grant_name = 'admin'",
+                [user_id],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Stores a token's hash for a user; errors if the user does not exist.
+    pub fn insert_token(
+        &mut self,
+        user_id: &str,
+        token_hash: &str,
+        label: Option<&str>,
+        created_at: &str,
+        expires_at: Option<&str>,
+    ) -> Result<TokenRecord> {
+        let known: Option<i64> = self
+            .conn
+            .query_row("SELECT 1 FROM users WHERE id = ?1", [user_id], |r| r.get(0))
+            .optional()?;
+        if known.is_none() {
+            return Err(StoreError::Invalid(format!("no user with id {user_id:?}")));
+        }
+        self.conn.execute(
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user_id, token_hash, label, created_at, expires_at],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        Ok(TokenRecord {
+            id,
+            user_id: user_id.into(),
+            label: label.map(Into::into),
+            created_at: created_at.into(),
+            expires_at: expires_at.map(Into::into),
+            revoked_at: None,
+        })
+    }
+
+    /// The token with this hash, revoked or expired ones included.
+    pub fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?1"),
+                [token_hash],
+                token,
+            )
+            .optional()?)
+    }
+
+    /// Tokens, oldest first (one user's when given).
+    pub fn tokens(&self, user_id: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id"
+        ))?;
+        let rows = st
+            .query_map([user_id], token)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Revokes a token; `None` when there is no such token, the record
+    /// (with its first revocation time) otherwise.
+    pub fn revoke_token(&mut self, id: i64, at: &str) -> Result<Option<TokenRecord>> {
+        self.conn.execute(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, at],
+        )?;
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"),
+                [id],
+                token,
+            )
+            .optional()?)
+    }
+
+    /// Sets (or replaces) a user's password hash.
+    pub fn set_password_hash(&mut self, user_id: &str, hash: &str, at: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO user_credentials (user_id, password_hash, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(user_id) DO UPDATE SET password_hash = excluded.password_hash,
+                                               updated_at = excluded.updated_at",
+            params![user_id, hash, at],
+        )?;
+        Ok(())
+    }
+
+    pub fn password_hash(&self, user_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT password_hash FROM user_credentials WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn insert_session(&mut self, id_hash: &str, s: &SessionRecord) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id_hash, s.user_id, s.csrf, s.created_at, s.expires_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT user_id, csrf, created_at, expires_at FROM sessions WHERE id_hash = ?1",
+                [id_hash],
+                |r| {
+                    Ok(SessionRecord {
+                        user_id: r.get(0)?,
+                        csrf: r.get(1)?,
+                        created_at: r.get(2)?,
+                        expires_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn delete_session(&mut self, id_hash: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash])?;
+        Ok(())
+    }
+
+    /// Appends an audit row, chained to the last one (in one immediate
+    /// transaction, so concurrent writers cannot fork the chain).
+    pub fn append_audit(&mut self, e: &NewAudit<'_>) -> Result<AuditRecord> {
+        let ids_json = serde_json::to_string(e.ids).unwrap_or_else(|_| "[]".into());
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let hash = audit_hash(
+            seq, e.at, e.user_id, e.action, e.route, &ids_json, e.detail, &prev,
+        );
+        tx.execute(
+            &format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+            params![seq, e.at, e.user_id, e.action, e.route, ids_json, e.detail, prev, hash],
+        )?;
+        tx.commit()?;
+        Ok(AuditRecord {
+            seq,
+            at: e.at.into(),
+            user_id: e.user_id.map(Into::into),
+            action: e.action.into(),
+            route: e.route.map(Into::into),
+            ids: e.ids.to_vec(),
+            detail: e.detail.map(Into::into),
+            prev_hash: prev,
+            hash,
+        })
+    }
+
+    /// Audit rows, newest first: those by `user_id` or naming `id` among
+    /// their ids when given, at most `limit`.
+    pub fn audit(
+        &self,
+        user_id: Option<&str>,
+        id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log
+             WHERE (?1 IS NULL OR user_id = ?1)
+               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(audit_log.ids) WHERE value = ?2))
+             ORDER BY seq DESC LIMIT ?3"
+        ))?;
+        let rows = st
+            .query_map(params![user_id, id, limit as i64], audit_row)?
+            .map(|r| r.map(|x| x.0))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Walks the whole chain: every row's hash must match its fields and the
+    /// previous row's hash, and the sequence must have no gaps.
+    pub fn verify_audit(&self) -> Result<AuditCheck> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"
+        ))?;
+        let mut rows = st.query([])?;
+        let mut prev = GENESIS.to_string();
+        let mut expect = 1i64;
+        let mut n = 0usize;
+        while let Some(r) = rows.next()? {
+            let (a, ids_json) = audit_row(r)?;
+            n += 1;
+            let problem = if a.seq != expect {
+                Some(format!(
+                    "row {expect} is missing (the next row is {}): rows were deleted",
+                    a.seq
+                ))
+            } else if a.prev_hash != prev {
+                Some(format!(
+                    "row {} does not link to the row before it: a row was deleted or replaced",
+                    a.seq
+                ))
+            } else if audit_hash(
+                a.seq,
+                &a.at,
+                a.user_id.as_deref(),
+                &a.action,
+                a.route.as_deref(),
+                &ids_json,
+                a.detail.as_deref(),
+                &a.prev_hash,
+            ) != a.hash
+            {
+                Some(format!(
+                    "row {} was edited: its hash does not match its content",
+                    a.seq
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                return Ok(AuditCheck {
+                    rows: n,
+                    broken_at: Some(expect.min(a.seq)),
+                    problem: Some(p),
+                });
+            }
+            prev = a.hash;
+            expect += 1;
+        }
+        Ok(AuditCheck {
+            rows: n,
+            broken_at: None,
+            problem: None,
+        })
+    }
+}
