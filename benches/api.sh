@@ -4,17 +4,21 @@
 #
 #   bash benches/api.sh [DURATION_SECONDS]     (default 10 per route)
 #
-# Needs a release build (`cargo build --release`) and wrk. Prints each
-# route's requests/s and latency percentiles at saturation (wrk: 2 threads,
-# 16 connections), errors, and the server's peak resident memory.
+# Needs a release build (`cargo build --release`), wrk and hey (Debian
+# packages). Prints each route's latency percentiles at a fixed rate (hey:
+# 1,000 requests/s for one deal, 200/s for list pages), then requests/s and
+# latency at saturation (wrk: 2 threads, 16 connections) with the non-2xx
+# count, and the server's peak resident memory.
 set -euo pipefail
 secs=${1:-10}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/target/release/pipewise"
 [ -x "${CARGO_TARGET_DIR:-}/release/pipewise" ] && bin="$CARGO_TARGET_DIR/release/pipewise"
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
+command -v hey >/dev/null || { echo "hey not found: apt-get install -y hey" >&2; exit 1; }
+server=""
 work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
 "$bin" demo --out demo.db --data demo-data >/dev/null
 rep_deal=$(sqlite3 demo.db "SELECT id FROM opportunities WHERE stage NOT LIKE 'closed%' LIMIT 1" 2>/dev/null || true)
@@ -26,7 +30,16 @@ base=$(grep -o 'http://[0-9.:]*' serve.out | head -1)
 if [ -z "$rep_deal" ]; then
   rep_deal=$(curl -s -H "Authorization: Bearer $tok" "$base/api/v1/opportunities?limit=1" | sed -n 's/.*"items":\[{"id":"\([^"]*\)".*/\1/p')
 fi
-echo "pipewise $("$bin" --version 2>/dev/null | cut -d' ' -f2) on $(nproc) cores; demo org; wrk 2 threads, 16 connections, ${secs}s per route"
+echo "pipewise on $(nproc) cores; demo org; ${secs}s per route and load"
+fixed() { # path, total requests/s (10 workers)
+  echo "== GET $1 at $2 requests/s (hey)"
+  hey -z "${secs}s" -c 10 -q $(( $2 / 10 )) -H "Authorization: Bearer $tok" "$base$1" \
+    | grep -E "Requests/sec|50% in|90% in|99% in|^  \[[0-9]{3}\]"
+}
+fixed "/api/v1/opportunities/$rep_deal" 1000
+fixed "/api/v1/opportunities?limit=50" 200
+fixed "/api/v1/opportunities?limit=500&sort=-win_probability" 200
+echo "-- at saturation (wrk 2 threads, 16 connections)"
 for path in "/health" "/api/v1/opportunities/$rep_deal" "/api/v1/opportunities?limit=50" "/api/v1/opportunities?limit=500&sort=-win_probability"; do
   echo "== GET $path"
   wrk -t2 -c16 -d"${secs}s" --latency -H "Authorization: Bearer $tok" "$base$path" \

@@ -97,6 +97,15 @@ pub fn authenticate(
         .ok()
         .flatten()
         .ok_or(AuthError::Unknown)?;
+    check_token(&rec, directory, now)
+}
+
+/// Whether a stored token is still good as of `now`, and whose it is.
+pub fn check_token(
+    rec: &TokenRecord,
+    directory: &Directory,
+    now: &str,
+) -> Result<Caller, AuthError> {
     if rec.revoked_at.is_some() {
         return Err(AuthError::Revoked);
     }

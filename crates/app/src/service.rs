@@ -3,6 +3,7 @@
 //! changed in the audit log.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
 use pipewise_store::SqliteStore;
@@ -84,10 +85,81 @@ pub struct Me {
     pub open_deals: usize,
 }
 
+/// An audit row on its way to the writer, with where to send the result.
+struct AuditJob {
+    at: String,
+    user_id: Option<String>,
+    action: String,
+    route: String,
+    ids: Vec<String>,
+    detail: Option<String>,
+    reply: tokio::sync::oneshot::Sender<Result<AuditRecord, String>>,
+}
+
+/// The audit writer: a thread with its own connection that appends every
+/// row waiting in one transaction (group commit), so concurrent requests
+/// share one write instead of queueing for one each. A request returns only
+/// once its row is committed.
+fn audit_writer(path: &Path) -> anyhow::Result<mpsc::Sender<AuditJob>> {
+    let mut store = SqliteStore::open(path)?;
+    let (tx, rx) = mpsc::channel::<AuditJob>();
+    std::thread::Builder::new()
+        .name("audit-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut jobs = vec![first];
+                while jobs.len() < 512 {
+                    match rx.try_recv() {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<NewAudit<'_>> = jobs
+                    .iter()
+                    .map(|j| NewAudit {
+                        at: &j.at,
+                        user_id: j.user_id.as_deref(),
+                        action: &j.action,
+                        route: Some(&j.route),
+                        ids: &j.ids,
+                        detail: j.detail.as_deref(),
+                    })
+                    .collect();
+                match store.append_audit_batch(&entries) {
+                    Ok(rows) => {
+                        drop(entries);
+                        for (j, r) in jobs.into_iter().zip(rows) {
+                            let _ = j.reply.send(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        drop(entries);
+                        for j in jobs {
+                            let _ = j.reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(tx)
+}
+
+/// How long a token lookup is trusted before the database is read again:
+/// a token revoked from the command line stops working within this time.
+pub const TOKEN_CACHE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The use cases over one database.
 pub struct Service {
     path: PathBuf,
     store: Mutex<SqliteStore>,
+    audit_tx: mpsc::Sender<AuditJob>,
+    /// Token hash → its record and when it was read.
+    tokens: Mutex<
+        std::collections::HashMap<
+            String,
+            (pipewise_store::access::TokenRecord, std::time::Instant),
+        >,
+    >,
     directory: RwLock<Arc<Directory>>,
     book: RwLock<Result<Arc<Book>, String>>,
 }
@@ -102,6 +174,8 @@ impl Service {
         let book = Book::build(&store).map(Arc::new).map_err(|e| e.to_string());
         Ok(Service {
             path: path.to_path_buf(),
+            audit_tx: audit_writer(path)?,
+            tokens: Mutex::new(std::collections::HashMap::new()),
             store: Mutex::new(store),
             directory: RwLock::new(Arc::new(directory)),
             book: RwLock::new(book),
@@ -155,15 +229,48 @@ impl Service {
             .clone()
     }
 
-    /// The caller a bearer token stands for.
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, AuthError> {
-        let token = token.ok_or(AuthError::Missing)?;
-        let directory = self.directory();
-        auth::authenticate(&self.store(), &directory, token, &auth::now())
+    /// The caller a bearer token stands for, from the token cache alone:
+    /// `None` when the token has not been looked up in the last
+    /// [`TOKEN_CACHE`] (then call [`Service::authenticate`], which reads the
+    /// database).
+    pub fn authenticate_cached(&self, token: Option<&str>) -> Option<Result<Caller, AuthError>> {
+        let token = token?.trim();
+        let hash = auth::secret_hash(token);
+        let cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let (rec, at) = cache.get(&hash)?;
+        if at.elapsed() > TOKEN_CACHE {
+            return None;
+        }
+        Some(auth::check_token(rec, &self.directory(), &auth::now()))
     }
 
-    /// Records what a caller did. `via` is the route or command.
-    pub fn audit(
+    /// The caller a bearer token stands for (reads the database; remembers
+    /// the token for [`TOKEN_CACHE`]).
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, AuthError> {
+        let token = token.ok_or(AuthError::Missing)?.trim();
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let hash = auth::secret_hash(token);
+        let rec = self
+            .store()
+            .token_by_hash(&hash)
+            .ok()
+            .flatten()
+            .ok_or(AuthError::Unknown)?;
+        let caller = auth::check_token(&rec, &self.directory(), &auth::now());
+        let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, at)| at.elapsed() <= TOKEN_CACHE);
+        }
+        cache.insert(hash, (rec, std::time::Instant::now()));
+        caller
+    }
+
+    /// Records what a caller did; returns once the row is committed (the
+    /// writer commits every row waiting in one transaction). `via` is the
+    /// route or command.
+    pub async fn audit(
         &self,
         caller: Option<&Caller>,
         action: &str,
@@ -171,15 +278,22 @@ impl Service {
         ids: &[String],
         detail: Option<&str>,
     ) -> Result<AuditRecord, AppError> {
-        let at = auth::now();
-        Ok(self.store().append_audit(&NewAudit {
-            at: &at,
-            user_id: caller.map(|c| c.user_id.as_str()),
-            action,
-            route: Some(via),
-            ids,
-            detail,
-        })?)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.audit_tx
+            .send(AuditJob {
+                at: auth::now(),
+                user_id: caller.map(|c| c.user_id.clone()),
+                action: action.into(),
+                route: via.into(),
+                ids: ids.to_vec(),
+                detail: detail.map(Into::into),
+                reply,
+            })
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit writer stopped")))?;
+        answer
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit writer stopped")))?
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot write the audit log: {e}")))
     }
 
     pub fn me(&self, caller: &Caller) -> Result<Me, AppError> {
@@ -204,7 +318,7 @@ impl Service {
 
     /// The caller's open deals, filtered, sorted and paged (the deals on the
     /// page are recorded as read).
-    pub fn opportunities(
+    pub async fn opportunities(
         &self,
         caller: &Caller,
         q: &DealQuery,
@@ -212,12 +326,12 @@ impl Service {
     ) -> Result<DealPage, AppError> {
         let page = self.book()?.list(&caller.scope, q)?;
         let ids: Vec<String> = page.items.iter().map(|d| d.id.clone()).collect();
-        self.audit(Some(caller), "read", via, &ids, None)?;
+        self.audit(Some(caller), "read", via, &ids, None).await?;
         Ok(page)
     }
 
     /// One open deal with its factors, feature values and history.
-    pub fn opportunity(
+    pub async fn opportunity(
         &self,
         caller: &Caller,
         id: &str,
@@ -229,13 +343,16 @@ impl Service {
             .ok_or_else(|| AppError::NotFound {
                 what: "open opportunity",
                 id: id.to_string(),
-            })?;
-        self.audit(Some(caller), "read", via, &[id.to_string()], None)?;
-        Ok(d.clone())
+            })?
+            .clone();
+        self.audit(Some(caller), "read", via, &[id.to_string()], None)
+            .await?;
+        Ok(d)
     }
 
     /// The audit log, newest first (admin only).
-    pub fn audit_log(
+    /// (The log is read on the calling thread: an admin's occasional read.)
+    pub async fn audit_log(
         &self,
         caller: &Caller,
         user: Option<&str>,
@@ -247,7 +364,8 @@ impl Service {
             return Err(AppError::Forbidden("admin"));
         }
         let rows = self.store().audit(user, id, limit)?;
-        self.audit(Some(caller), "audit.read", via, &[], None)?;
+        self.audit(Some(caller), "audit.read", via, &[], None)
+            .await?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 

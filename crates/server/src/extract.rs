@@ -33,6 +33,9 @@ impl FromRequestParts<AppState> for Authed {
                 }
             }
         };
+        if let Some(known) = state.service.authenticate_cached(token) {
+            return known.map(Authed).map_err(Problem::from);
+        }
         let service = state.service.clone();
         let token = token.map(str::to_string);
         // The token lookup reads the database.

@@ -168,22 +168,6 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
-/// Runs a use case off the async workers (it reads the database).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, pipewise_app::AppError> + Send + 'static,
-) -> Result<T, Problem> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the request failed inside the server",
-            )
-        })?
-        .map_err(Problem::from)
-}
-
 /// The signed-in caller: identity, role and scope.
 #[utoipa::path(get, path = "/api/v1/me", tag = "pipeline", security(("bearer" = [])),
     responses(
@@ -191,8 +175,7 @@ async fn blocking<T: Send + 'static>(
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn me(State(state): State<AppState>, Authed(caller): Authed) -> Result<Json<Me>, Problem> {
-    let s = state.service.clone();
-    blocking(move || s.me(&caller)).await.map(Json)
+    state.service.me(&caller).map(Json).map_err(Problem::from)
 }
 
 /// Open deals in the caller's scope with win and slip probabilities,
@@ -211,9 +194,10 @@ async fn list_opportunities(
     ApiQuery(q): ApiQuery<DealQuery>,
 ) -> Result<Json<DealPage>, Problem> {
     let s = state.service.clone();
-    blocking(move || s.opportunities(&caller, &q, "GET /api/v1/opportunities"))
+    s.opportunities(&caller, &q, "GET /api/v1/opportunities")
         .await
         .map(Json)
+        .map_err(Problem::from)
 }
 
 /// One open deal: its scores with every factor, the values the models read
@@ -232,9 +216,10 @@ async fn get_opportunity(
     Path(id): Path<String>,
 ) -> Result<Json<DealDetail>, Problem> {
     let s = state.service.clone();
-    blocking(move || s.opportunity(&caller, &id, "GET /api/v1/opportunities/{id}"))
+    s.opportunity(&caller, &id, "GET /api/v1/opportunities/{id}")
         .await
         .map(Json)
+        .map_err(Problem::from)
 }
 
 /// Filters of the audit log.
@@ -273,15 +258,14 @@ async fn audit_log(
         ));
     }
     let s = state.service.clone();
-    blocking(move || {
-        s.audit_log(
-            &caller,
-            q.user.as_deref(),
-            q.id.as_deref(),
-            limit,
-            "GET /api/v1/audit",
-        )
-    })
+    s.audit_log(
+        &caller,
+        q.user.as_deref(),
+        q.id.as_deref(),
+        limit,
+        "GET /api/v1/audit",
+    )
     .await
     .map(Json)
+    .map_err(Problem::from)
 }
