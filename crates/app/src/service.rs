@@ -162,6 +162,8 @@ pub struct Service {
     >,
     directory: RwLock<Arc<Directory>>,
     book: RwLock<Result<Arc<Book>, String>>,
+    /// [`SqliteStore::serving_version`] when the caches were built.
+    version: Mutex<String>,
 }
 
 impl Service {
@@ -176,6 +178,7 @@ impl Service {
             path: path.to_path_buf(),
             audit_tx: audit_writer(path)?,
             tokens: Mutex::new(std::collections::HashMap::new()),
+            version: Mutex::new(store.serving_version()?),
             store: Mutex::new(store),
             directory: RwLock::new(Arc::new(directory)),
             book: RwLock::new(book),
@@ -202,12 +205,24 @@ impl Service {
     /// training run).
     pub fn reload(&self) -> anyhow::Result<()> {
         let store = self.store();
+        *self.version.lock().unwrap_or_else(|p| p.into_inner()) = store.serving_version()?;
         let directory = Directory::new(store.users()?, store.admins()?);
         let book = Book::build(&store).map(Arc::new).map_err(|e| e.to_string());
         drop(store);
         *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
         *self.book.write().unwrap_or_else(|p| p.into_inner()) = book;
         Ok(())
+    }
+
+    /// Reloads when another process imported data, trained or activated a
+    /// model, or changed an admin grant since the last load; true if it did.
+    pub fn reload_if_changed(&self) -> anyhow::Result<bool> {
+        let now = self.store().serving_version()?;
+        if *self.version.lock().unwrap_or_else(|p| p.into_inner()) == now {
+            return Ok(false);
+        }
+        self.reload()?;
+        Ok(true)
     }
 
     /// `ready`, or why the pipeline use cases are unavailable.

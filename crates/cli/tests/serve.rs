@@ -34,6 +34,7 @@ fn start(dir: &Path, db: &str) -> Server {
         .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
         .env_remove("PIPEWISE_DB")
         .env("PIPEWISE_LOG", "warn")
+        .env("PIPEWISE_RELOAD_SECS", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -393,6 +394,21 @@ fn tokens_roles_scope_errors_and_audit() {
         r.headers.get("www-authenticate").map(String::as_str),
         Some("Bearer")
     );
+
+    // A grant made from the command line while the server runs takes effect
+    // at its next reload.
+    assert_eq!(get(&base, "/api/v1/audit", Some(&t_mgr)).status, 403);
+    assert!(pipewise(d, &["--db", "org.db", "user", "grant-admin", &manager]).0);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = get(&base, "/api/v1/audit?limit=1", Some(&t_mgr)).status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(status, 200, "the grant was not picked up");
+    assert!(pipewise(d, &["--db", "org.db", "user", "revoke-admin", &manager]).0);
 
     // The audit log holds the reads, by whom and of which deals.
     let one = deals.iter().find(|(_, o)| o.as_str() == rep).unwrap().0;

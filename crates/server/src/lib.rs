@@ -114,7 +114,9 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
         );
         let metrics = Arc::new(metrics::Metrics::new());
         metrics.engine("score_pipeline", scored_in.as_secs_f64());
-        let (router, _) = app_with(Arc::new(service), metrics, opts);
+        let service = Arc::new(service);
+        tokio::spawn(reload_loop(service.clone(), metrics.clone()));
+        let (router, _) = app_with(service, metrics, opts);
         let listener = tokio::net::TcpListener::bind(opts.addr)
             .await
             .with_context(|| format!("cannot listen on {}", opts.addr))?;
@@ -128,6 +130,38 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Every `PIPEWISE_RELOAD_SECS` seconds (default 15): if another process
+/// imported data, trained or activated a model, or changed an admin grant,
+/// re-read the users and re-score the pipeline (requests keep being answered
+/// from the old book meanwhile).
+async fn reload_loop(service: Arc<Service>, metrics: Arc<metrics::Metrics>) {
+    let secs = std::env::var("PIPEWISE_RELOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(15)
+        .max(1);
+    let mut tick = tokio::time::interval(Duration::from_secs(secs));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let s = service.clone();
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(move || s.reload_if_changed()).await {
+            Ok(Ok(true)) => {
+                metrics.engine("score_pipeline", started.elapsed().as_secs_f64());
+                tracing::info!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    pipeline = %service.readiness(),
+                    "the database changed: reloaded"
+                );
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "cannot reload"),
+            Err(e) => tracing::warn!(error = %e, "reload task failed"),
+        }
+    }
 }
 
 async fn shutdown() {

@@ -181,6 +181,21 @@ impl SqliteStore {
         Ok(rows)
     }
 
+    /// A fingerprint of what a server caches from the database: the last
+    /// import, the active models and the admin grants. It changes when any of
+    /// them does (another process imported, trained or granted).
+    pub fn serving_version(&self) -> Result<String> {
+        Ok(self.conn.query_row(
+            "SELECT coalesce((SELECT max(id) FROM imports), 0) || ':' ||
+                    coalesce((SELECT group_concat(kind || version, ',')
+                              FROM (SELECT kind, version FROM models WHERE active = 1 ORDER BY kind)), '') || ':' ||
+                    (SELECT count(*) FROM user_grants) || ':' ||
+                    coalesce((SELECT max(granted_at) FROM user_grants), '')",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The users granted admin in pipewise.
     pub fn admins(&self) -> Result<Vec<String>> {
         let mut st = self.conn.prepare(
