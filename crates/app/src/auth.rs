@@ -28,6 +28,14 @@ pub enum AuthError {
     Revoked,
     #[error("the token's user no longer exists")]
     NoUser,
+    #[error("the user id or the password is wrong")]
+    BadPassword,
+    #[error("not signed in, or the session has ended: sign in again")]
+    NoSession,
+    #[error(
+        "a request made with the session cookie that changes something needs the X-CSRF-Token header of the session"
+    )]
+    Csrf,
 }
 
 /// `n` random bytes from the operating system, as lower-case hex.
@@ -35,6 +43,15 @@ pub fn random_hex(n: usize) -> anyhow::Result<String> {
     let mut b = vec![0u8; n];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness from the system: {e}"))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Equal secrets, compared in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The stored form of a token or session id.

@@ -115,16 +115,18 @@ pub struct DealPage {
     pub total: usize,
     pub offset: usize,
     pub limit: usize,
-    /// Sum of the matching deals' amounts, and of their expected amounts.
+    /// Sum of the matching deals' amounts (all pages).
     pub total_amount: f64,
+    /// Sum of the matching deals' expected amounts, amount × win probability (all pages).
     pub total_expected: f64,
     pub items: Vec<DealRow>,
     pub as_of: String,
 }
 
 /// Filters, sorting and paging of the deal list.
-#[derive(Debug, Clone, Default, Deserialize, IntoParams, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DealQuery {
     /// Only this owner's deals (a user id).
     pub owner: Option<String>,
@@ -191,7 +193,7 @@ impl DealQuery {
             }
         }
         if let Some(s) = &self.sort
-            && !SORTS.contains(&s.trim_start_matches('-'))
+            && !SORTS.contains(&s.strip_prefix('-').unwrap_or(s))
         {
             return Err(InputError::new(
                 "sort",
@@ -448,8 +450,8 @@ impl Book {
             total: hits.len(),
             offset,
             limit,
-            total_amount: hits.iter().filter_map(|r| r.amount).sum(),
-            total_expected: hits.iter().filter_map(|r| r.expected_amount).sum(),
+            total_amount: hits.iter().filter_map(|r| r.amount).sum::<f64>() + 0.0,
+            total_expected: hits.iter().filter_map(|r| r.expected_amount).sum::<f64>() + 0.0,
             items: hits.into_iter().skip(offset).take(limit).cloned().collect(),
             as_of: format_date(self.as_of),
         })

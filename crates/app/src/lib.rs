@@ -12,7 +12,12 @@ pub mod book;
 pub mod scope;
 mod service;
 
-pub use service::{AppError, AuditEntry, Me, Service};
+pub use service::{AppError, AuditEntry, Me, Service, SessionStart};
+
+/// Limits of sign-in and sessions.
+pub mod service_consts {
+    pub use crate::service::{SESSION_HOURS, SIGN_IN_FAILURES, SIGN_IN_WINDOW, TOKEN_CACHE};
+}
 
 use pipewise_features::Data;
 use pipewise_store::CrmData;

@@ -31,6 +31,9 @@ pub enum AppError {
     /// The data or models this needs are not there yet.
     #[error("{0}")]
     Unavailable(String),
+    /// Too many failed sign-ins: try again after this many seconds.
+    #[error("too many failed sign-ins: try again in {0} s")]
+    TooMany(u64),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -79,7 +82,7 @@ pub struct Me {
     pub user_id: String,
     pub name: String,
     pub role: Role,
-    /// The users whose records the caller sees (absent: everyone).
+    /// The users whose records the caller sees (null: everyone).
     pub scope_users: Option<Vec<String>>,
     /// Open deals the caller sees.
     pub open_deals: usize,
@@ -144,6 +147,28 @@ fn audit_writer(path: &Path) -> anyhow::Result<mpsc::Sender<AuditJob>> {
     Ok(tx)
 }
 
+/// Failed sign-ins allowed per user, and per client address, within
+/// [`SIGN_IN_WINDOW`]; more answer "too many" until the window has passed.
+pub const SIGN_IN_FAILURES: usize = 5;
+pub const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How long a browser session lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+/// A browser session just opened: its id goes in an HttpOnly cookie, the
+/// CSRF token in a header of every request that changes something.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionStart {
+    #[serde(skip)]
+    pub session_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub role: Role,
+    /// Send as `X-CSRF-Token` with every POST, PUT, PATCH or DELETE made
+    /// with the session cookie.
+    pub csrf_token: String,
+    pub expires_at: String,
+}
+
 /// How long a token lookup is trusted before the database is read again:
 /// a token revoked from the command line stops working within this time.
 pub const TOKEN_CACHE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -164,6 +189,8 @@ pub struct Service {
     book: RwLock<Result<Arc<Book>, String>>,
     /// [`SqliteStore::serving_version`] when the caches were built.
     version: Mutex<String>,
+    /// Failed sign-ins by key (`user:ID`, `client:ADDR`), their times.
+    failures: Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
 }
 
 impl Service {
@@ -179,6 +206,7 @@ impl Service {
             audit_tx: audit_writer(path)?,
             tokens: Mutex::new(std::collections::HashMap::new()),
             version: Mutex::new(store.serving_version()?),
+            failures: Mutex::new(std::collections::HashMap::new()),
             store: Mutex::new(store),
             directory: RwLock::new(Arc::new(directory)),
             book: RwLock::new(book),
@@ -282,6 +310,127 @@ impl Service {
         caller
     }
 
+    /// Signs a user in with their password (argon2id; slow on purpose: call
+    /// off the async workers). Too many failures for the user or from the
+    /// client answer [`AppError::TooMany`] without checking the password.
+    pub fn sign_in(
+        &self,
+        user_id: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<SessionStart, AppError> {
+        let keys = [format!("user:{user_id}"), format!("client:{client}")];
+        {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            for k in &keys {
+                if let Some(times) = f.get_mut(k) {
+                    times.retain(|t| t.elapsed() < SIGN_IN_WINDOW);
+                    if times.len() >= SIGN_IN_FAILURES {
+                        let wait = SIGN_IN_WINDOW.saturating_sub(times[0].elapsed());
+                        return Err(AppError::TooMany(wait.as_secs().max(1)));
+                    }
+                }
+            }
+        }
+        let directory = self.directory();
+        let stored = self.store().password_hash(user_id)?;
+        let caller = match (directory.caller(user_id), stored) {
+            (Some(c), Some(h)) if auth::verify_password(password, &h) => c,
+            _ => {
+                let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                for k in keys {
+                    f.entry(k).or_default().push(std::time::Instant::now());
+                }
+                drop(f);
+                self.audit_now(Some(user_id), "signin.failed", "POST /api/v1/session", &[])?;
+                // One message whatever was wrong: no telling which users exist.
+                return Err(AppError::Auth(AuthError::BadPassword));
+            }
+        };
+        let session_id = auth::random_hex(32)?;
+        let csrf_token = auth::random_hex(16)?;
+        let now = chrono::Utc::now();
+        let expires_at = (now + chrono::Duration::hours(SESSION_HOURS))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        self.store().insert_session(
+            &auth::secret_hash(&session_id),
+            &pipewise_store::access::SessionRecord {
+                user_id: caller.user_id.clone(),
+                csrf: csrf_token.clone(),
+                created_at: auth::now(),
+                expires_at: expires_at.clone(),
+            },
+        )?;
+        self.audit_now(Some(user_id), "signin", "POST /api/v1/session", &[])?;
+        Ok(SessionStart {
+            session_id,
+            user_id: caller.user_id,
+            name: caller.name,
+            role: caller.role,
+            csrf_token,
+            expires_at,
+        })
+    }
+
+    /// The caller a session cookie stands for, and the session's CSRF token
+    /// (reads the database).
+    pub fn session(&self, session_id: &str) -> Result<(Caller, String), AuthError> {
+        let rec = self
+            .store()
+            .session(&auth::secret_hash(session_id))
+            .ok()
+            .flatten()
+            .ok_or(AuthError::NoSession)?;
+        if rec.expires_at <= auth::now() {
+            return Err(AuthError::NoSession);
+        }
+        let caller = self
+            .directory()
+            .caller(&rec.user_id)
+            .ok_or(AuthError::NoUser)?;
+        Ok((caller, rec.csrf))
+    }
+
+    /// Ends a session: needs its CSRF token (the cookie alone could be sent
+    /// by another site's form).
+    pub fn sign_out(&self, session_id: &str, csrf: &str) -> Result<(), AppError> {
+        let (caller, expected) = self.session(session_id)?;
+        if !auth::same_secret(csrf, &expected) {
+            return Err(AppError::Auth(AuthError::Csrf));
+        }
+        self.store()
+            .delete_session(&auth::secret_hash(session_id))?;
+        self.audit_now(
+            Some(&caller.user_id),
+            "signout",
+            "DELETE /api/v1/session",
+            &[],
+        )?;
+        Ok(())
+    }
+
+    /// Appends an audit row from a blocking context (sign-in runs off the
+    /// async workers).
+    fn audit_now(
+        &self,
+        user_id: Option<&str>,
+        action: &str,
+        via: &str,
+        ids: &[String],
+    ) -> Result<(), AppError> {
+        let at = auth::now();
+        self.store().append_audit(&NewAudit {
+            at: &at,
+            user_id,
+            action,
+            route: Some(via),
+            ids,
+            detail: None,
+        })?;
+        Ok(())
+    }
+
     /// Records what a caller did; returns once the row is committed (the
     /// writer commits every row waiting in one transaction). `via` is the
     /// route or command.
@@ -341,7 +490,9 @@ impl Service {
     ) -> Result<DealPage, AppError> {
         let page = self.book()?.list(&caller.scope, q)?;
         let ids: Vec<String> = page.items.iter().map(|d| d.id.clone()).collect();
-        self.audit(Some(caller), "read", via, &ids, None).await?;
+        let filters = serde_json::to_string(q).unwrap_or_default();
+        self.audit(Some(caller), "read", via, &ids, Some(&filters))
+            .await?;
         Ok(page)
     }
 
@@ -353,13 +504,15 @@ impl Service {
         via: &str,
     ) -> Result<DealDetail, AppError> {
         let book = self.book()?;
-        let d = book
-            .deal(&caller.scope, id)
-            .ok_or_else(|| AppError::NotFound {
+        let Some(d) = book.deal(&caller.scope, id).cloned() else {
+            // Asked for and not shown (absent, or outside the scope): recorded too.
+            self.audit(Some(caller), "read.denied", via, &[id.to_string()], None)
+                .await?;
+            return Err(AppError::NotFound {
                 what: "open opportunity",
                 id: id.to_string(),
-            })?
-            .clone();
+            });
+        };
         self.audit(Some(caller), "read", via, &[id.to_string()], None)
             .await?;
         Ok(d)
@@ -376,6 +529,8 @@ impl Service {
         via: &str,
     ) -> Result<Vec<AuditEntry>, AppError> {
         if !caller.is_admin() {
+            self.audit(Some(caller), "audit.denied", via, &[], None)
+                .await?;
             return Err(AppError::Forbidden("admin"));
         }
         let rows = self.store().audit(user, id, limit)?;

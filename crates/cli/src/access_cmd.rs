@@ -79,10 +79,11 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
 pub enum TokenCmd {
     /// Create an API token for a user; it is printed once and stored only as a hash.
     Create {
+        /// The user (an id from `pipewise user list`).
         #[arg(long)]
         user: String,
-        /// Expire after this many days (default: never).
-        #[arg(long)]
+        /// Expire after this many days, 1 or more (default: never).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         expires_days: Option<u32>,
         /// What the token is for (e.g. "CRM write-back").
         #[arg(long)]
@@ -92,6 +93,7 @@ pub enum TokenCmd {
     },
     /// List tokens (never the tokens themselves).
     List {
+        /// Only this user's tokens.
         #[arg(long)]
         user: Option<String>,
         #[arg(long)]
@@ -113,19 +115,39 @@ fn audit_cli(
     detail: Option<&str>,
 ) -> Result<()> {
     let at = auth::now();
+    // Run from a terminal: the operating-system account is who did it.
+    let os_user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let detail = match detail {
+        Some(d) => format!("{d}; by OS user {os_user}"),
+        None => format!("by OS user {os_user}"),
+    };
     store.append_audit(&NewAudit {
         at: &at,
         user_id: None,
         action,
         route: Some(command),
         ids,
-        detail,
+        detail: Some(&detail),
     })?;
     Ok(())
 }
 
+/// The database for an access command: it must exist (a mistyped path would
+/// otherwise create an empty one).
+fn existing(db: &Path) -> Result<pipewise_store::SqliteStore> {
+    if !db.exists() {
+        bail!(
+            "{}: no such database (import data first, or run `pipewise demo`)",
+            db.display()
+        );
+    }
+    crate::open(db)
+}
+
 pub fn token(db: &Path, cmd: &TokenCmd) -> Result<ExitCode> {
-    let mut store = crate::open(db)?;
+    let mut store = existing(db)?;
     match cmd {
         TokenCmd::Create {
             user,
@@ -191,6 +213,11 @@ pub fn token(db: &Path, cmd: &TokenCmd) -> Result<ExitCode> {
             }
         }
         TokenCmd::Revoke { id, json } => {
+            if let Some(t) = store.tokens(None)?.into_iter().find(|t| t.id == *id)
+                && let Some(at) = &t.revoked_at
+            {
+                bail!("token {id} of {} was already revoked at {at}", t.user_id);
+            }
             let t = store
                 .revoke_token(*id, &auth::now())?
                 .with_context(|| format!("no token with id {id} (see `pipewise token list`)"))?;
@@ -245,7 +272,7 @@ pub enum UserCmd {
 }
 
 pub fn user(db: &Path, cmd: &UserCmd) -> Result<ExitCode> {
-    let mut store = crate::open(db)?;
+    let mut store = existing(db)?;
     let dir = Directory::new(store.users()?, store.admins()?);
     match cmd {
         UserCmd::SetPassword { user, json } => {
@@ -367,7 +394,10 @@ pub enum AuditCmd {
 }
 
 pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
-    let store = crate::open(db)?;
+    let store = existing(db)?;
+    if args.limit == 0 {
+        bail!("--limit 0: expected a number of rows, 1 or more");
+    }
     match &args.cmd {
         Some(AuditCmd::Verify { json }) => {
             let check = store.verify_audit()?;
@@ -443,6 +473,7 @@ pub fn demo_serve(db: &Path, addr: SocketAddr) -> Result<ExitCode> {
     if let Some(d) = &director {
         store.set_admin(d, true, &auth::now())?;
     }
+    let director_id = director.clone();
     let dir = Directory::new(store.users()?, store.admins()?);
     let mut lines = Vec::new();
     for who in [
@@ -462,29 +493,39 @@ pub fn demo_serve(db: &Path, addr: SocketAddr) -> Result<ExitCode> {
             std::slice::from_ref(&who),
             None,
         )?;
-        lines.push(format!(
-            "  {:<9} {} ({}): {}",
-            c.role.name(),
-            c.name,
-            who,
-            t.token
-        ));
+        let role = if Some(&who) == director_id.as_ref() {
+            "director (admin)"
+        } else {
+            c.role.name()
+        };
+        lines.push(format!("  {:<16} {} ({}): {}", role, c.name, who, t.token));
     }
     drop(store);
-    println!("\nServing the demo org. Sign in with a token (valid one day):");
-    for l in &lines {
-        println!("{l}");
-    }
-    let base = format!("http://{addr}");
-    println!("Try: curl -H \"Authorization: Bearer TOKEN\" {base}/api/v1/opportunities?limit=5");
-    serve(
-        db,
-        &ServeArgs {
-            addr,
-            log_format: LogFormat::Text,
-            timeout_secs: 30,
-            body_limit_mib: 64,
-            print_openapi: false,
-        },
-    )
+    let opts = pipewise_server::Options {
+        addr,
+        ..Default::default()
+    };
+    pipewise_server::run(db, &opts, move |bound| {
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let base = format!("http://{bound}");
+        let _ = writeln!(
+            out,
+            "\npipewise listening on {base} (database {})",
+            db.display()
+        );
+        let _ = writeln!(
+            out,
+            "Serving the demo org. Sign in with a token (valid one day):"
+        );
+        for l in &lines {
+            let _ = writeln!(out, "{l}");
+        }
+        let _ = writeln!(
+            out,
+            "Try: curl -H \"Authorization: Bearer TOKEN\" '{base}/api/v1/opportunities?limit=5'\n     the API: {base}/openapi.json   stop: Ctrl-C"
+        );
+        let _ = out.flush();
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

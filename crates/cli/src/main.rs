@@ -374,7 +374,10 @@ fn main() -> ExitCode {
         _ => tracing::Level::DEBUG,
     };
     // The server sets up its own logs (request lines, JSON on demand).
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Demo { serve: true, .. }
+    ) {
         tracing_subscriber::fmt()
             .with_max_level(level)
             .with_writer(std::io::stderr)

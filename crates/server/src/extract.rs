@@ -1,7 +1,7 @@
 //! Extractors that fail with a problem+json naming the field.
 
-use axum::extract::{FromRequestParts, Query};
-use axum::http::header::AUTHORIZATION;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use pipewise_app::auth::AuthError;
 use pipewise_app::scope::Caller;
@@ -10,13 +10,51 @@ use serde::de::DeserializeOwned;
 use crate::AppState;
 use crate::problem::Problem;
 
-/// The authenticated caller (`Authorization: Bearer TOKEN`).
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "pipewise_session";
+
+/// A cookie's value from the request.
+pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The authenticated caller: `Authorization: Bearer TOKEN`, or else the
+/// session cookie of a browser sign-in (then a request that changes
+/// something must carry the session's `X-CSRF-Token`).
 pub struct Authed(pub Caller);
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        if parts.headers.get(AUTHORIZATION).is_none()
+            && let Some(sid) = cookie(parts, SESSION_COOKIE)
+        {
+            let service = state.service.clone();
+            let (caller, csrf) = tokio::task::spawn_blocking(move || service.session(&sid))
+                .await
+                .map_err(|_| Problem::from(AuthError::NoSession))?
+                .map_err(Problem::from)?;
+            if !parts.method.is_safe() {
+                let sent = parts
+                    .headers
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !pipewise_app::auth::same_secret(sent, &csrf) {
+                    return Err(Problem::from(AuthError::Csrf));
+                }
+            }
+            return Ok(Authed(caller));
+        }
         let token = match parts.headers.get(AUTHORIZATION) {
             None => None,
             Some(v) => {
@@ -65,12 +103,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                     if let Err(one) = alone {
                         let name = pair.split('=').next().unwrap_or(pair);
                         let name = percent_decode(name);
+                        let text = one.body_text();
+                        let expected = if text.contains("unknown field") {
+                            "one of the parameters the OpenAPI document lists for this route"
+                        } else if text.contains("invalid digit")
+                            || text.contains("number too large")
+                        {
+                            "a whole number (see the OpenAPI document for its range)"
+                        } else if text.contains("float") {
+                            "a number (see the OpenAPI document for its range)"
+                        } else if text.contains("duplicate field") {
+                            "the parameter once"
+                        } else {
+                            "a value of the type the OpenAPI document gives"
+                        };
+                        let got = pair.split_once('=').map_or("", |x| x.1);
                         return Err(Problem::bad_request(
                             &name,
-                            "a value of the type the OpenAPI document gives",
-                            format!("query parameter {name}: {}", one.body_text()),
+                            expected,
+                            format!("{name}: expected {expected}, got {:?}", percent_decode(got)),
                         ));
                     }
+                }
+                let mut seen = std::collections::HashSet::new();
+                if let Some(dup) = query
+                    .split('&')
+                    .filter_map(|p| p.split('=').next())
+                    .find(|n| !n.is_empty() && !seen.insert(*n))
+                {
+                    let name = percent_decode(dup);
+                    return Err(Problem::bad_request(
+                        &name,
+                        "the parameter once",
+                        format!("{name} is given more than once"),
+                    ));
                 }
                 Err(Problem::bad_request(
                     "query",
@@ -112,4 +178,48 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The client's address (for sign-in rate limits); `unknown` when the
+/// server was not started with connection info.
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map_or_else(|| "unknown".into(), |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// A JSON body; a bad one is a problem+json naming what was wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(j) => Ok(ApiJson(j.0)),
+            Err(e) => {
+                let mut p = Problem::bad_request(
+                    "body",
+                    "a JSON object as the OpenAPI document describes (Content-Type: application/json)",
+                    e.body_text(),
+                );
+                p.status = e.status().as_u16();
+                p.title = e
+                    .status()
+                    .canonical_reason()
+                    .unwrap_or("Bad Request")
+                    .into();
+                Err(p)
+            }
+        }
+    }
 }

@@ -110,7 +110,8 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
         tracing::info!(
             database = %db.display(),
             seconds = scored_in.as_secs_f64(),
-            "database open and pipeline scored"
+            pipeline = %service.readiness(),
+            "database open"
         );
         let metrics = Arc::new(metrics::Metrics::new());
         metrics.engine("score_pipeline", scored_in.as_secs_f64());
@@ -123,10 +124,13 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
         ready(addr);
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .context("the server stopped with an error")?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("the server stopped with an error")?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -23,6 +23,9 @@ pub struct Problem {
     /// What that parameter should be.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
+    /// Seconds to wait (also the Retry-After header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -34,6 +37,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             expected: None,
+            retry_after: None,
         }
     }
 
@@ -54,6 +58,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let retry_after = self.retry_after;
         let mut r = (status, axum::Json(self)).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -62,6 +67,10 @@ impl IntoResponse for Problem {
         if unauthorized {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         r
     }
@@ -74,6 +83,11 @@ impl From<AuthError> for Problem {
             AuthError::Expired => "token-expired",
             AuthError::Revoked => "token-revoked",
             AuthError::Unknown | AuthError::NoUser => "invalid-token",
+            AuthError::BadPassword => "bad-credentials",
+            AuthError::NoSession => "no-session",
+            AuthError::Csrf => {
+                return Problem::new(StatusCode::FORBIDDEN, "csrf", e.to_string());
+            }
         };
         Problem::new(StatusCode::UNAUTHORIZED, kind, e.to_string())
     }
@@ -87,6 +101,15 @@ impl From<AppError> for Problem {
             AppError::NotFound { .. } => Problem::not_found(e.to_string()),
             AppError::Forbidden(_) => {
                 Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
+            AppError::TooMany(secs) => {
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-sign-ins",
+                    e.to_string(),
+                );
+                p.retry_after = Some(secs);
+                p
             }
             AppError::Unavailable(why) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", why)

@@ -8,7 +8,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use pipewise_app::book::{DealDetail, DealPage, DealQuery};
-use pipewise_app::{AuditEntry, Me};
+use pipewise_app::{AuditEntry, Me, SessionStart};
 use serde::{Deserialize, Serialize};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -17,7 +17,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{ApiQuery, Authed};
+use crate::extract::{ApiJson, ApiQuery, Authed, ClientAddr, SESSION_COOKIE, cookie};
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::problem::Problem;
 use crate::{AppState, Options};
@@ -53,6 +53,15 @@ impl Modify for Bearer {
                     .build(),
             ),
         );
+        c.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "pipewise_session",
+                    "The cookie POST /api/v1/session sets; requests that change something also send X-CSRF-Token",
+                ),
+            )),
+        );
     }
 }
 
@@ -63,6 +72,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(list_opportunities))
         .routes(routes!(get_opportunity))
         .routes(routes!(audit_log))
+        .routes(routes!(sign_in, sign_out))
 }
 
 /// The OpenAPI document.
@@ -225,6 +235,7 @@ async fn get_opportunity(
 /// Filters of the audit log.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Only what this user did.
     user: Option<String>,
@@ -268,4 +279,93 @@ async fn audit_log(
     .await
     .map(Json)
     .map_err(Problem::from)
+}
+
+/// A sign-in.
+#[derive(Debug, Deserialize, ToSchema)]
+struct SignIn {
+    user_id: String,
+    /// Set with `pipewise user set-password USER_ID`.
+    password: String,
+}
+
+/// Signs in with a password: sets the HttpOnly, SameSite=Strict session
+/// cookie and returns the CSRF token to send as `X-CSRF-Token` with every
+/// request that changes something. Five failures for a user or from an
+/// address within 15 minutes answer 429 until the window has passed.
+#[utoipa::path(post, path = "/api/v1/session", tag = "service",
+    request_body = SignIn,
+    responses(
+        (status = 200, body = SessionStart, headers(("set-cookie" = String, description = "pipewise_session=...; HttpOnly; SameSite=Strict; Path=/"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(body): ApiJson<SignIn>,
+) -> Result<Response, Problem> {
+    let s = state.service.clone();
+    let started =
+        tokio::task::spawn_blocking(move || s.sign_in(&body.user_id, &body.password, &client))
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "sign-in failed inside the server",
+                )
+            })?
+            .map_err(Problem::from)?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        started.session_id,
+        pipewise_app::service_consts::SESSION_HOURS * 3600
+    );
+    let mut r = Json(started).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+/// Signs out: ends the session of the cookie sent and clears the cookie.
+/// Needs the session cookie and its `X-CSRF-Token`.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "service",
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "No session cookie, or the session has ended", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn sign_out(State(state): State<AppState>, req: Request) -> Result<Response, Problem> {
+    let (parts, _) = req.into_parts();
+    let sid = cookie(&parts, SESSION_COOKIE)
+        .ok_or_else(|| Problem::from(pipewise_app::auth::AuthError::NoSession))?;
+    let sent = parts
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let s = state.service.clone();
+    tokio::task::spawn_blocking(move || s.sign_out(&sid, &sent))
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "sign-out failed inside the server",
+            )
+        })?
+        .map_err(Problem::from)?;
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("pipewise_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok(r)
 }
