@@ -98,25 +98,6 @@ pub fn create_token(
     Ok(NewToken { token, record })
 }
 
-/// The caller a bearer token stands for, as of `now` (an instant string).
-pub fn authenticate(
-    store: &SqliteStore,
-    directory: &Directory,
-    token: &str,
-    now: &str,
-) -> Result<Caller, AuthError> {
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(AuthError::Missing);
-    }
-    let rec = store
-        .token_by_hash(&secret_hash(token))
-        .ok()
-        .flatten()
-        .ok_or(AuthError::Unknown)?;
-    check_token(&rec, directory, now)
-}
-
 /// Whether a stored token is still good as of `now`, and whose it is.
 pub fn check_token(
     rec: &TokenRecord,

@@ -463,11 +463,4 @@ impl Book {
         let d = &self.details[*self.index.get(id)?];
         scope.allows(d.deal.owner_id.as_deref()).then_some(d)
     }
-
-    /// The owner of an open deal, for audit and scope checks elsewhere.
-    pub fn owner_of(&self, id: &str) -> Option<Option<&str>> {
-        self.index
-            .get(id)
-            .map(|&k| self.rows[k].owner_id.as_deref())
-    }
 }

@@ -2,12 +2,12 @@
 //! takes the caller, filters by their scope and records what they read or
 //! changed in the audit log.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
 use pipewise_store::SqliteStore;
-use pipewise_store::access::{AuditCheck, AuditRecord, NewAudit};
+use pipewise_store::access::{AuditRecord, NewAudit};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -175,7 +175,6 @@ pub const TOKEN_CACHE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The use cases over one database.
 pub struct Service {
-    path: PathBuf,
     store: Mutex<SqliteStore>,
     audit_tx: mpsc::Sender<AuditJob>,
     /// Token hash → its record and when it was read.
@@ -202,7 +201,6 @@ impl Service {
         let directory = Directory::new(store.users()?, store.admins()?);
         let book = Book::build(&store).map(Arc::new).map_err(|e| e.to_string());
         Ok(Service {
-            path: path.to_path_buf(),
             audit_tx: audit_writer(path)?,
             tokens: Mutex::new(std::collections::HashMap::new()),
             version: Mutex::new(store.serving_version()?),
@@ -211,10 +209,6 @@ impl Service {
             directory: RwLock::new(Arc::new(directory)),
             book: RwLock::new(book),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, SqliteStore> {
@@ -537,10 +531,5 @@ impl Service {
         self.audit(Some(caller), "audit.read", via, &[], None)
             .await?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
-    }
-
-    /// Checks the audit chain.
-    pub fn verify_audit(&self) -> Result<AuditCheck, AppError> {
-        Ok(self.store().verify_audit()?)
     }
 }

@@ -16,13 +16,10 @@ use crate::output::FractionBar;
 /// Loads the CRM and indexes it for as-of reads.
 pub fn load(store: &SqliteStore) -> Result<Data> {
     let crm = store.load_crm()?;
-    if crm.opportunities.is_empty() {
-        bail!("the database has no opportunities: import some first (pipewise import ...)");
-    }
     if let Some(w) = crm.currencies.warning() {
         eprintln!("warning: {w}");
     }
-    Ok(Data::new(&crm))
+    pipewise_app::load_data(&crm)
 }
 
 pub fn parse_as_of(s: Option<&str>, data: &Data) -> Result<i64> {
@@ -379,12 +376,7 @@ pub fn train_text(run: &TrainRun, db: &Path) -> String {
 
 /// The active model of a kind.
 pub fn active(store: &SqliteStore, kind: &str) -> Result<Option<(Classifier, i64, i64)>> {
-    let Some(rec) = store.model(kind, None)? else {
-        return Ok(None);
-    };
-    let model = Classifier::from_json(rec.artifact.as_deref().unwrap_or_default())
-        .with_context(|| format!("{kind} model v{} cannot be read", rec.version))?;
-    Ok(Some((model, rec.id, rec.version)))
+    pipewise_app::book::active_model(store, kind)
 }
 
 pub fn require_active(store: &SqliteStore, kind: &str) -> Result<(Classifier, i64, i64)> {
