@@ -155,8 +155,12 @@ pub struct DealQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Deals to skip (default 0).
+    #[param(minimum = 0, maximum = 1000000000)]
     pub offset: Option<usize>,
 }
+
+/// The largest `offset` a list accepts.
+pub const MAX_OFFSET: usize = 1_000_000_000;
 
 const SORTS: [&str; 6] = [
     "win_probability",
@@ -199,6 +203,15 @@ impl DealQuery {
                 "sort",
                 "one of win_probability, slip_probability, amount, amount_at_risk, expected_amount, close_date (a leading - sorts descending)",
                 s,
+            ));
+        }
+        if let Some(o) = self.offset
+            && o > MAX_OFFSET
+        {
+            return Err(InputError::new(
+                "offset",
+                "a number of rows to skip from 0 to 1000000000",
+                &o.to_string(),
             ));
         }
         if let Some(l) = self.limit

@@ -7,10 +7,15 @@
 //! - [`book`]: the scored open pipeline, listed and opened through a scope;
 //! - [`Service`]: the use cases over one database, with the audit log.
 
+pub mod analyses;
 pub mod auth;
 pub mod book;
+pub mod coaching;
+pub mod forecasting;
+pub mod insight;
 pub mod scope;
 mod service;
+pub mod stage;
 
 pub use service::{AppError, AuditEntry, Me, Service, SessionStart};
 
@@ -52,4 +57,31 @@ pub fn load_data(crm: &CrmData) -> anyhow::Result<Data> {
         "the database has no opportunities: import some first (pipewise import ...)"
     );
     Ok(Data::new(crm))
+}
+
+/// Where long work reports how far it is: `step` names the phase (the same
+/// for all of a phase's reports), `fraction` is 0 to 1.
+pub trait Progress: Sync {
+    fn report(&self, step: &str, fraction: f64);
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn report(&self, _: &str, _: f64) {}
+}
+
+/// The features of every deal open at each date (weekly snapshots).
+pub fn snapshots(
+    data: &Data,
+    dates: &[i64],
+    progress: &dyn Progress,
+) -> pipewise_engines::predict::Snapshots {
+    let label = "features for weekly snapshots";
+    let snap = pipewise_engines::predict::snapshots(data, dates, &mut |k, n| {
+        progress.report(label, k as f64 / n as f64)
+    });
+    progress.report(label, 1.0);
+    snap
 }

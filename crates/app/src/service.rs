@@ -12,8 +12,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::InputError;
+use crate::analyses::{Analyses, AnalysesStatus};
 use crate::auth::{self, AuthError};
 use crate::book::{Book, DealDetail, DealPage, DealQuery};
+use crate::coaching::{Decision, DecisionRecord};
+use crate::forecasting::{ForecastQuery, ForecastView};
+use crate::insight::{
+    self, BiasView, CoachingOverview, InspectionPage, InspectionQuery, RepCoaching,
+};
 use crate::scope::{Caller, Directory, Role};
 
 /// Why a use case could not answer.
@@ -26,6 +32,9 @@ pub enum AppError {
     /// Not there, or outside the caller's scope (the two are not told apart).
     #[error("no {what} with id {id:?}")]
     NotFound { what: &'static str, id: String },
+    /// Not there, said in a sentence.
+    #[error("{0}")]
+    Absent(String),
     #[error("this needs the {0} role")]
     Forbidden(&'static str),
     /// The data or models this needs are not there yet.
@@ -34,6 +43,9 @@ pub enum AppError {
     /// Too many failed sign-ins: try again after this many seconds.
     #[error("too many failed sign-ins: try again in {0} s")]
     TooMany(u64),
+    /// Being computed in the background: try again shortly.
+    #[error("{0}")]
+    Computing(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -175,7 +187,9 @@ pub const TOKEN_CACHE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The use cases over one database.
 pub struct Service {
+    path: std::path::PathBuf,
     store: Mutex<SqliteStore>,
+    analyses: Arc<Analyses>,
     audit_tx: mpsc::Sender<AuditJob>,
     /// Token hash → its record and when it was read.
     tokens: Mutex<
@@ -200,7 +214,11 @@ impl Service {
         let store = SqliteStore::open(path)?;
         let directory = Directory::new(store.users()?, store.admins()?);
         let book = Book::build(&store).map(Arc::new).map_err(|e| e.to_string());
+        let analyses = Analyses::new();
+        analyses.start(path.to_path_buf());
         Ok(Service {
+            path: path.to_path_buf(),
+            analyses,
             audit_tx: audit_writer(path)?,
             tokens: Mutex::new(std::collections::HashMap::new()),
             version: Mutex::new(store.serving_version()?),
@@ -233,17 +251,34 @@ impl Service {
         drop(store);
         *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
         *self.book.write().unwrap_or_else(|p| p.into_inner()) = book;
+        self.analyses.start(self.path.clone());
         Ok(())
     }
 
     /// Reloads when another process imported data, trained or activated a
-    /// model, or changed an admin grant since the last load; true if it did.
+    /// model (the pipeline and the analyses are recomputed), or changed an
+    /// admin grant (the users only) since the last load; true if it did.
     pub fn reload_if_changed(&self) -> anyhow::Result<bool> {
         let now = self.store().serving_version()?;
-        if *self.version.lock().unwrap_or_else(|p| p.into_inner()) == now {
+        let before = self
+            .version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if before == now {
             return Ok(false);
         }
-        self.reload()?;
+        // imports:models:grants:last grant
+        let data_part = |v: &str| v.splitn(3, ':').take(2).collect::<Vec<_>>().join(":");
+        if data_part(&before) != data_part(&now) {
+            self.reload()?;
+        } else {
+            let store = self.store();
+            let directory = Directory::new(store.users()?, store.admins()?);
+            drop(store);
+            *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
+            *self.version.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        }
         Ok(true)
     }
 
@@ -531,5 +566,174 @@ impl Service {
         self.audit(Some(caller), "audit.read", via, &[], None)
             .await?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    /// How far the background analyses (coaching, evidence stage, forecast) are.
+    pub fn analyses_status(&self) -> AnalysesStatus {
+        self.analyses.status()
+    }
+
+    /// True once every background analysis is ready or has failed.
+    pub fn analyses_settled(&self) -> bool {
+        self.analyses.settled()
+    }
+
+    /// The forecast of a period over the caller's scope (the deals listed
+    /// are recorded as read).
+    pub async fn forecast(
+        &self,
+        caller: &Caller,
+        q: ForecastQuery,
+        via: &str,
+    ) -> Result<ForecastView, AppError> {
+        let base = self.analyses.forecasts()?;
+        base.parse(&q)?;
+        let scope = caller.scope.clone();
+        let view = tokio::task::spawn_blocking(move || base.view(&scope, &q))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("the forecast stopped: {e}")))??;
+        let ids: Vec<String> = view
+            .deals
+            .iter()
+            .map(|d| d.opportunity_id.clone())
+            .collect();
+        self.audit(Some(caller), "read", via, &ids, Some(&view.period))
+            .await?;
+        Ok(view)
+    }
+
+    /// Each rep's stage bias in the caller's scope.
+    pub async fn rep_bias(&self, caller: &Caller, via: &str) -> Result<BiasView, AppError> {
+        let v = insight::bias(&*self.analyses.stages()?, &caller.scope);
+        let ids: Vec<String> = v.reps.iter().map(|r| r.rep_id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(v)
+    }
+
+    /// Open deals in the caller's scope with their entered and evidence stage.
+    pub async fn inspection(
+        &self,
+        caller: &Caller,
+        q: &InspectionQuery,
+        via: &str,
+    ) -> Result<InspectionPage, AppError> {
+        let page = insight::inspection(&*self.analyses.stages()?, &caller.scope, q)?;
+        let ids: Vec<String> = page
+            .items
+            .iter()
+            .map(|r| r.stage.opportunity_id.clone())
+            .collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(page)
+    }
+
+    fn decisions(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (String, Option<String>)>, AppError> {
+        Ok(crate::coaching::latest_decisions(&self.store())?)
+    }
+
+    /// Team headlines and each rep's first priority over the caller's scope.
+    pub async fn coaching(&self, caller: &Caller, via: &str) -> Result<CoachingOverview, AppError> {
+        let base = self.analyses.coaching()?;
+        let v = insight::coaching_overview(&base, &caller.scope, &self.decisions()?);
+        let ids: Vec<String> = v.reps.iter().map(|r| r.rep_id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(v)
+    }
+
+    /// One rep's profile and plan (404 outside the caller's scope).
+    pub async fn rep_coaching(
+        &self,
+        caller: &Caller,
+        rep_id: &str,
+        via: &str,
+    ) -> Result<RepCoaching, AppError> {
+        let base = self.analyses.coaching()?;
+        let Some(v) = insight::rep_coaching(&base, &caller.scope, rep_id, &self.decisions()?)
+        else {
+            self.audit(
+                Some(caller),
+                "read.denied",
+                via,
+                &[rep_id.to_string()],
+                None,
+            )
+            .await?;
+            return Err(AppError::NotFound {
+                what: "rep with a coaching profile",
+                id: rep_id.to_string(),
+            });
+        };
+        self.audit(Some(caller), "read", via, &[rep_id.to_string()], None)
+            .await?;
+        Ok(v)
+    }
+
+    /// Records a manager's decision about one of a rep's recommendations:
+    /// the rep must be in the caller's scope (else 404) and not the caller
+    /// (a rep does not overrule their own plan).
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        rep_id: &str,
+        d: &Decision,
+        via: &str,
+    ) -> Result<DecisionRecord, AppError> {
+        if !caller.scope.allows(Some(rep_id)) || self.directory().caller(rep_id).is_none() {
+            self.audit(
+                Some(caller),
+                "decision.denied",
+                via,
+                &[rep_id.to_string()],
+                None,
+            )
+            .await?;
+            return Err(AppError::NotFound {
+                what: "rep",
+                id: rep_id.to_string(),
+            });
+        }
+        if caller.user_id == rep_id || caller.role == Role::Rep {
+            self.audit(
+                Some(caller),
+                "decision.denied",
+                via,
+                &[rep_id.to_string()],
+                None,
+            )
+            .await?;
+            return Err(AppError::Forbidden("manager"));
+        }
+        let base = self.analyses.coaching()?;
+        let unknown = |why: String| AppError::NotFound {
+            what: "recommendation",
+            id: format!("{}: {why}", d.recommendation()),
+        };
+        let (about, recommendation) = d.validate(&base.run.crm).map_err(|e| match e {
+            crate::coaching::DecisionError::Invalid(i) => AppError::Input(i),
+            crate::coaching::DecisionError::Unknown(why) => unknown(why),
+        })?;
+        if about != rep_id {
+            return Err(unknown(format!("it is about {about}, not {rep_id}")));
+        }
+        let rec = self.store().record_coaching_decision(
+            &recommendation,
+            rep_id,
+            d.action().stored(),
+            d.reason(),
+            d.text(),
+            Some(&caller.user_id),
+            &auth::now(),
+        )?;
+        self.audit(
+            Some(caller),
+            "decision",
+            via,
+            &[rep_id.to_string(), recommendation.clone()],
+            Some(d.action().stored()),
+        )
+        .await?;
+        Ok(rec.into())
     }
 }

@@ -10,17 +10,21 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use pipewise_engines::coach::{
-    self, CoachOptions, Impact, METRICS, MetricFamily, Profiles, Skill, Validation, format_metric,
+    self, CoachOptions, METRICS, MetricFamily, Skill, Validation, format_metric,
 };
-use pipewise_engines::coach_plan::{self, Catalogue, Plan, PlanInputs, SlipRisk};
-use pipewise_engines::predict;
+use pipewise_engines::coach_plan::{Catalogue, Plan};
 use pipewise_engines::truth::Truth;
 use pipewise_features::conversation::{CallAnalysis, Trackers, benchmarks};
 use pipewise_features::{Data, format_date};
 use pipewise_store::SqliteStore;
 use pipewise_store::read::CrmData;
 
-use crate::predict_cmd::{active, parse_as_of};
+use pipewise_app::coaching::{
+    CoachRun, Decision, DecisionError, TeamHeadline, active_models, latest_decisions, plans_for,
+    run_coach,
+};
+
+use crate::predict_cmd::parse_as_of;
 
 #[derive(Subcommand)]
 pub enum CallsCmd {
@@ -751,97 +755,6 @@ fn call_text(c: &pipewise_store::read::Conversation, a: &CallAnalysis) -> String
     s
 }
 
-/// Everything the coach computes for one database.
-pub struct CoachRun {
-    pub crm: CrmData,
-    pub calls: Vec<Option<CallAnalysis>>,
-    pub profiles: Profiles,
-    pub impact: Impact,
-    pub slip: Vec<SlipRisk>,
-}
-
-pub fn run_coach(
-    store: &SqliteStore,
-    opts: &CoachOptions,
-    trackers: &Trackers,
-) -> Result<CoachRun> {
-    let crm = load_crm(store)?;
-    let data = Data::new(&crm);
-    let calls = coach::analyse_calls(&crm, trackers);
-    let profiles = coach::profiles(&crm, &data, &calls, opts);
-    anyhow::ensure!(
-        !profiles.reps.is_empty(),
-        "the database has no users with the role rep"
-    );
-    let impact = Impact::fit(&crm, &data, &calls, &profiles);
-    let slip = slip_risks(store, &data, profiles.as_of)?;
-    Ok(CoachRun {
-        crm,
-        calls,
-        profiles,
-        impact,
-        slip,
-    })
-}
-
-/// Open deals scored by the active slip model (none without one).
-fn slip_risks(store: &SqliteStore, data: &Data, as_of: i64) -> Result<Vec<SlipRisk>> {
-    let (Some(win), Some(slip)) = (active(store, "win")?, active(store, "slip")?) else {
-        return Ok(Vec::new());
-    };
-    let scored = predict::score(data, as_of, &win.0, Some(&slip.0), 3)?;
-    Ok(scored
-        .into_iter()
-        .filter_map(|s| {
-            let i = data.index_of(&s.opportunity_id)?;
-            let o = &data.opps[i];
-            Some(SlipRisk {
-                opportunity: s.opportunity_id.clone(),
-                name: o.name.clone(),
-                owner: o.owner.at(as_of)?.to_string(),
-                amount: data.amount_at(o, as_of),
-                probability: s.slip_probability?,
-                reasons: s
-                    .slip_factors
-                    .iter()
-                    .filter(|f| f.contribution > 0.0)
-                    .map(|f| f.text.clone())
-                    .collect(),
-            })
-        })
-        .collect())
-}
-
-fn latest_decisions(store: &SqliteStore) -> Result<HashMap<String, (String, Option<String>)>> {
-    Ok(store
-        .coaching_decisions()?
-        .into_iter()
-        .map(|d| (d.recommendation, (d.action, d.reason)))
-        .collect())
-}
-
-pub fn plans_for(
-    run: &CoachRun,
-    reps: &[usize],
-    catalogue: &Catalogue,
-    opts: &CoachOptions,
-    decisions: &HashMap<String, (String, Option<String>)>,
-) -> Vec<Plan> {
-    let inputs = PlanInputs {
-        crm: &run.crm,
-        calls: &run.calls,
-        catalogue,
-        impact: &run.impact,
-        slip: &run.slip,
-        alert_slip: opts.alert_slip,
-        max_priorities: opts.max_priorities,
-        decisions,
-    };
-    reps.iter()
-        .map(|&i| coach_plan::plan(&run.profiles, i, &inputs))
-        .collect()
-}
-
 pub fn coach(db: &Path, a: CoachArgs) -> Result<ExitCode> {
     if let Some(sub) = a.decide {
         return decide(db, sub);
@@ -859,7 +772,13 @@ pub fn coach(db: &Path, a: CoachArgs) -> Result<ExitCode> {
         let crm = store.load_crm()?;
         opts.as_of = Some(parse_as_of(a.as_of.as_deref(), &Data::new(&crm))?);
     }
-    let mut run = run_coach(&store, &opts, &trackers)?;
+    let models = active_models(&store)?;
+    let mut run = run_coach(
+        load_crm(&store)?,
+        models.as_ref().map(|(w, s)| (w, s)),
+        &opts,
+        &trackers,
+    )?;
     run.impact.rank = match a.rank {
         RankArg::Gap => coach::Rank::Gap,
         RankArg::Worth => coach::Rank::Worth,
@@ -976,52 +895,42 @@ fn decide(db: &Path, sub: CoachSub) -> Result<ExitCode> {
             text,
             by,
         } => {
-            let (rep_id, _) = recommendation
-                .split_once(':')
-                .with_context(|| format!("recommendation {recommendation:?}: expected REP:SKILL (such as r00012:discovery) or alert:OPPORTUNITY"))?;
             let crm = store.load_crm()?;
-            let rep_id = if rep_id == "alert" {
-                let opp = &recommendation["alert:".len()..];
-                crm.opportunities
-                    .iter()
-                    .find(|o| o.id == opp)
-                    .with_context(|| format!("no opportunity {opp:?}"))?
-                    .owner_id
-                    .clone()
-            } else {
-                let skill = &recommendation[rep_id.len() + 1..];
-                anyhow::ensure!(
-                    Skill::parse(skill).is_some(),
-                    "unknown skill {skill:?} (expected one of {})",
-                    Skill::ALL.map(Skill::name).join(", ")
-                );
-                find_user(&crm, rep_id)?.id.clone()
+            let reason = reason.filter(|r| !r.trim().is_empty());
+            let d = match action {
+                Action::Accept => Decision::Accept {
+                    recommendation,
+                    reason,
+                },
+                Action::Edit => Decision::Edit {
+                    recommendation,
+                    reason: reason.context("--reason is required to edit a recommendation")?,
+                    text: text.context(
+                        "--text is required with --action edit: the recommendation as edited",
+                    )?,
+                },
+                Action::Dismiss => Decision::Dismiss {
+                    recommendation,
+                    reason: reason.context("--reason is required to dismiss a recommendation")?,
+                },
             };
-            let action = match action {
-                Action::Accept => "accepted",
-                Action::Edit => "edited",
-                Action::Dismiss => "dismissed",
-            };
-            anyhow::ensure!(
-                action == "accepted" || reason.as_deref().is_some_and(|r| !r.trim().is_empty()),
-                "--reason is required to {} a recommendation",
-                if action == "edited" {
-                    "edit"
-                } else {
-                    "dismiss"
+            let (rep_id, recommendation) = d.validate(&crm).map_err(|e| match e {
+                DecisionError::Invalid(i) => {
+                    anyhow::anyhow!("{}: expected {}", i.field, i.expected)
                 }
-            );
-            anyhow::ensure!(
-                action != "edited" || text.is_some(),
-                "--text is required with --action edit: the recommendation as edited"
-            );
+                DecisionError::Unknown(why) => {
+                    anyhow::anyhow!("recommendation {:?}: {why}", d.recommendation())
+                }
+            })?;
+            let action = d.action().stored();
+            let (reason, text) = (d.reason(), d.text());
             let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
             let d = store.record_coaching_decision(
                 &recommendation,
                 &rep_id,
                 action,
-                reason.as_deref(),
-                text.as_deref(),
+                reason,
+                text,
                 by.as_deref(),
                 &now,
             )?;
@@ -1429,64 +1338,6 @@ pub fn validation_sentence(v: &Validation) -> String {
         v.top2_by_worth * 100.0,
         v.weakest_match * 100.0
     )
-}
-
-/// One team's coaching headline.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TeamHeadline {
-    pub team: String,
-    pub reps: usize,
-    /// The most common first priority and how many reps have it.
-    pub focus: Option<(Skill, usize)>,
-    /// Estimated worth if every rep closed their first gap, a quarter.
-    pub worth_per_quarter: f64,
-    /// The rep whose first gap is worth most, and that gap.
-    pub biggest: Option<(String, Skill, f64)>,
-    pub alerts: usize,
-}
-
-pub fn team_headlines(plans: &[Plan]) -> Vec<TeamHeadline> {
-    let mut teams: Vec<String> = plans
-        .iter()
-        .map(|p| p.team.clone().unwrap_or_else(|| "(no team)".into()))
-        .collect();
-    teams.sort();
-    teams.dedup();
-    teams
-        .into_iter()
-        .map(|t| {
-            let ps: Vec<&Plan> = plans
-                .iter()
-                .filter(|p| p.team.as_deref().unwrap_or("(no team)") == t)
-                .collect();
-            let mut counts: HashMap<Skill, usize> = HashMap::new();
-            for p in &ps {
-                if let Some(pr) = p.priorities.first() {
-                    *counts.entry(pr.skill).or_default() += 1;
-                }
-            }
-            let focus = counts
-                .into_iter()
-                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
-            let firsts = ps.iter().filter_map(|p| Some((p, p.priorities.first()?)));
-            let biggest = firsts
-                .clone()
-                .max_by(|a, b| {
-                    a.1.gap
-                        .bookings_per_quarter
-                        .total_cmp(&b.1.gap.bookings_per_quarter)
-                })
-                .map(|(p, pr)| (p.rep.clone(), pr.skill, pr.gap.bookings_per_quarter));
-            TeamHeadline {
-                reps: ps.len(),
-                focus,
-                worth_per_quarter: firsts.map(|(_, pr)| pr.gap.bookings_per_quarter).sum(),
-                biggest,
-                alerts: ps.iter().map(|p| p.alerts.len()).sum(),
-                team: t,
-            }
-        })
-        .collect()
 }
 
 pub fn headlines_text(h: &[TeamHeadline]) -> String {

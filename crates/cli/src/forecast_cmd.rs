@@ -7,13 +7,14 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use pipewise_engines::forecast::{
-    self, Backtest, DealChange, Forecast, ForecastOptions, GroupForecast, Period, PeriodKind,
-    RollUp,
+    self, Backtest, DealChange, Forecast, ForecastOptions, GroupForecast, PeriodKind, RollUp,
 };
 use pipewise_engines::predict;
-use pipewise_features::{DAY, Data};
+use pipewise_features::Data;
 
-use crate::output::{FractionBar, money};
+use pipewise_app::forecasting::forecast_at;
+
+use crate::output::{Bars, FractionBar, money};
 use crate::predict_cmd::{load, parse_as_of};
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -71,34 +72,15 @@ fn snapshots(data: &Data, opts: &ForecastOptions, quiet: bool) -> predict::Snaps
     crate::predict_cmd::snapshots(data, &forecast::snapshot_dates(data, opts), quiet)
 }
 
-/// The forecast and what moved it over the last week.
-pub fn run_forecast(
-    data: &Data,
-    snap: &predict::Snapshots,
-    period: Option<&str>,
-    by: By,
-    as_of: i64,
-    draws: usize,
-) -> Result<(Forecast, Vec<DealChange>)> {
-    let period = match period {
-        Some(p) => Period::parse(p)?,
-        None => Period::containing(as_of + 7 * DAY, PeriodKind::Quarter),
-    };
-    let opts = ForecastOptions {
-        draws: draws.max(100),
-        ..ForecastOptions::default()
-    };
-    let models = forecast::fit_models(data, snap, as_of, &opts)?;
-    let range = forecast::range_at(data, snap, period.kind, as_of, &opts, &mut |_, _| {});
-    let by = match by {
-        By::Rep => RollUp::Rep,
-        By::Team => RollUp::Team,
-        By::Region => RollUp::Region,
-        By::Company => RollUp::Company,
-    };
-    let f = forecast::forecast(data, &models, None, &period, as_of, by, &range, &opts)?;
-    let moved = forecast::changes(data, &models, &period, as_of - 7 * DAY, as_of)?;
-    Ok((f, moved))
+impl By {
+    pub fn roll_up(self) -> RollUp {
+        match self {
+            By::Rep => RollUp::Rep,
+            By::Team => RollUp::Team,
+            By::Region => RollUp::Region,
+            By::Company => RollUp::Company,
+        }
+    }
 }
 
 pub fn forecast_cmd(db: &Path, args: ForecastArgs) -> Result<ExitCode> {
@@ -107,17 +89,15 @@ pub fn forecast_cmd(db: &Path, args: ForecastArgs) -> Result<ExitCode> {
     let as_of = parse_as_of(args.as_of.as_deref(), &data)?;
     let opts = ForecastOptions::default();
     let snap = snapshots(&data, &opts, args.json);
-    let bar = FractionBar::new(!args.json, "fitting win and close-timing models");
-    bar.set(0.1);
-    let (f, moved) = run_forecast(
+    let (f, moved) = forecast_at(
         &data,
         &snap,
         args.period.as_deref(),
-        args.by,
+        args.by.roll_up(),
         as_of,
         args.draws,
+        &Bars::new(!args.json),
     )?;
-    bar.finish();
     if args.json {
         let v = serde_json::json!({"forecast": f, "moved": moved});
         println!("{}", serde_json::to_string_pretty(&v)?);

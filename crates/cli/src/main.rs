@@ -848,7 +848,8 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         },
         json,
     )?;
-    let run = stage_cmd::run_stage(predict_cmd::load(&store)?, json)?;
+    let bars = output::Bars::new(!json);
+    let run = pipewise_app::stage::run_stage(predict_cmd::load(&store)?, &bars)?;
     let crm = &run.data;
     let win = trained
         .model(pipewise_engines::predict::Target::Win)
@@ -858,38 +859,37 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
     // Entered stage vs evidence: the open deals and each rep's bias, checked
     // against the simulator's truth.
     let truth = pipewise_engines::truth::Truth::load(&data.join("ground_truth.json"))?;
-    let stage = pipewise_engines::stage::inspect(crm, &run.cf, crm.end, &run.opts, 3)?;
+    let stage = pipewise_app::stage::inspection(&run, crm.end, Some((win, slip)))?;
     let bias = pipewise_engines::stage::rep_bias(crm, &run.snap, &run.cf, &run.opts);
     let validation = pipewise_engines::stage::validate(crm, &run.snap, &bias, &truth, &run.opts)?;
     // The next quarter's bookings with their range (the stage run's weekly
     // snapshots are the forecast's training rows too).
-    let bar = output::FractionBar::new(!json, "forecasting the next quarter");
-    bar.set(0.1);
-    let (fc, moved) = forecast_cmd::run_forecast(
+    let (fc, moved) = pipewise_app::forecasting::forecast_at(
         crm,
         &run.snap,
         None,
-        forecast_cmd::By::Company,
+        pipewise_engines::forecast::RollUp::Company,
         crm.end,
         10_000,
+        &bars,
     )?;
-    bar.finish();
     // Coaching: every rep's plan, a headline per team, checked against the latent skills.
     let coach_opts = pipewise_engines::coach::CoachOptions::default();
-    let coaching = coach_cmd::run_coach(
-        &store,
+    let coaching = pipewise_app::coaching::run_coach(
+        store.load_crm()?,
+        slip.map(|s| (win, s)),
         &coach_opts,
         &pipewise_features::conversation::Trackers::default_set(),
     )?;
     let all: Vec<usize> = (0..coaching.profiles.reps.len()).collect();
-    let plans = coach_cmd::plans_for(
+    let plans = pipewise_app::coaching::plans_for(
         &coaching,
         &all,
         &pipewise_engines::coach_plan::Catalogue::default_set(),
         &coach_opts,
         &std::collections::HashMap::new(),
     );
-    let headlines = coach_cmd::team_headlines(&plans);
+    let headlines = pipewise_app::coaching::team_headlines(&plans);
     let coach_validation =
         pipewise_engines::coach::validate(&coaching.profiles, &coaching.impact, &truth.rep_skills);
     if json {
@@ -902,7 +902,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({"simulation": summary, "import": report, "stats": stats, "models": reports, "scores": scored,
-                    "stage": {"deals": stage_cmd::inspect_rows(&stage, &scored), "rep_bias": bias, "validation": validation},
+                    "stage": {"deals": stage, "rep_bias": bias, "validation": validation},
                     "forecast": {"forecast": fc, "moved": moved},
                     "coaching": {"teams": headlines, "validation": coach_validation}})
             )?
@@ -933,10 +933,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         println!(
             "\nStage discrepancies: the entered stage against the stage the deal's evidence supports."
         );
-        print!(
-            "{}",
-            stage_cmd::discrepancy_text(&stage_cmd::inspect_rows(&stage, &scored), 5)
-        );
+        print!("{}", stage_cmd::discrepancy_text(&stage, 5));
         println!();
         print!("{}", stage_cmd::bias_text(&run, &bias, 10));
         print!("{}", stage_cmd::validation_text(&validation));

@@ -466,3 +466,51 @@ pub fn currency_text(
     }
     s
 }
+
+/// Progress bars for the use cases' long steps: one bar per step, shown on
+/// stderr unless disabled (`--json`, `--quiet`).
+pub struct Bars {
+    enabled: bool,
+    current: std::sync::Mutex<Option<(String, FractionBar)>>,
+}
+
+impl Bars {
+    pub fn new(enabled: bool) -> Bars {
+        Bars {
+            enabled,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl pipewise_app::Progress for Bars {
+    fn report(&self, step: &str, fraction: f64) {
+        let mut c = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if c.as_ref().is_none_or(|(s, _)| s != step) {
+            if let Some((_, bar)) = c.take() {
+                bar.finish();
+            }
+            *c = Some((step.to_string(), FractionBar::new(self.enabled, step)));
+        }
+        if let Some((_, bar)) = c.as_ref() {
+            bar.set(fraction);
+            if fraction >= 1.0 {
+                bar.finish();
+                *c = None;
+            }
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        if let Some((_, bar)) = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            bar.finish();
+        }
+    }
+}

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
+use pipewise_app::stage::{InspectRow, StageRun, inspection, run_stage};
 use pipewise_engines::predict;
-use pipewise_engines::stage::{self, CrossFit, DealStage, Flag, RepBias, StageOptions, Validation};
+use pipewise_engines::stage::{self, CrossFit, Flag, RepBias, Validation};
 use pipewise_engines::truth::Truth;
-use pipewise_features::{Data, format_date};
+use pipewise_features::format_date;
 
-use crate::output::{FractionBar, money};
+use crate::output::{Bars, money};
 use crate::predict_cmd::{active, load, parse_as_of};
 
 #[derive(Subcommand)]
@@ -48,43 +49,12 @@ pub enum PipelineCmd {
     },
 }
 
-/// The stage engine run over the database: weekly snapshots to the end of
-/// the data and the cross-fitted evidence for each.
-pub struct StageRun {
-    pub data: Data,
-    pub snap: predict::Snapshots,
-    pub cf: CrossFit,
-    pub opts: StageOptions,
-}
-
-pub fn run_stage(data: Data, quiet: bool) -> Result<StageRun> {
-    let opts = StageOptions::default();
-    let dates = stage::snapshot_dates(&data, &opts);
-    anyhow::ensure!(
-        dates.len() >= 4,
-        "only {} weekly snapshots after the warm-up: the data covers too little time to learn what each stage looks like",
-        dates.len()
-    );
-    let snap = crate::predict_cmd::snapshots(&data, &dates, quiet);
-    let bar = FractionBar::new(!quiet, "evidence-stage models (cross-fitted by deal)");
-    let cf = stage::cross_fit(&data, &snap, &opts, &mut |k, n| {
-        bar.set(k as f64 / n as f64)
-    })?;
-    bar.finish();
-    Ok(StageRun {
-        data,
-        snap,
-        cf,
-        opts,
-    })
-}
-
 pub fn reps(db: &Path, cmd: RepsCmd) -> Result<ExitCode> {
     match cmd {
         RepsCmd::Bias { truth, json } => {
             let truth = truth.as_deref().map(Truth::load).transpose()?;
             let store = crate::open(db)?;
-            let run = run_stage(load(&store)?, json)?;
+            let run = run_stage(load(&store)?, &Bars::new(!json))?;
             let bias = stage::rep_bias(&run.data, &run.snap, &run.cf, &run.opts);
             let validation = match &truth {
                 Some(t) => Some(stage::validate(&run.data, &run.snap, &bias, t, &run.opts)?),
@@ -259,31 +229,6 @@ pub fn validation_text(v: &Validation) -> String {
     s
 }
 
-/// The stage view of each deal joined with its win and slip scores.
-pub fn inspect_rows<'a>(deals: &'a [DealStage], scored: &[predict::Scored]) -> Vec<InspectRow<'a>> {
-    deals
-        .iter()
-        .map(|d| {
-            let sc = scored.iter().find(|s| s.opportunity_id == d.opportunity_id);
-            InspectRow {
-                stage: d,
-                win_probability: sc.map(|s| s.win_probability),
-                slip_probability: sc.and_then(|s| s.slip_probability),
-                slip_reasons: sc.map(|s| s.slip_factors.clone()).unwrap_or_default(),
-            }
-        })
-        .collect()
-}
-
-#[derive(serde::Serialize)]
-pub struct InspectRow<'a> {
-    #[serde(flatten)]
-    stage: &'a DealStage,
-    win_probability: Option<f64>,
-    slip_probability: Option<f64>,
-    slip_reasons: Vec<predict::Factor>,
-}
-
 pub fn pipeline(db: &Path, cmd: PipelineCmd) -> Result<ExitCode> {
     let PipelineCmd::Inspect {
         rep,
@@ -296,22 +241,23 @@ pub fn pipeline(db: &Path, cmd: PipelineCmd) -> Result<ExitCode> {
     let as_of = parse_as_of(as_of.as_deref(), &data)?;
     let win = active(&store, "win")?;
     let slip = active(&store, "slip")?;
-    let run = run_stage(data, json)?;
-    let mut deals = stage::inspect(&run.data, &run.cf, as_of, &run.opts, 3)?;
+    let run = run_stage(data, &Bars::new(!json))?;
+    let mut rows = inspection(
+        &run,
+        as_of,
+        win.as_ref().map(|w| (&w.0, slip.as_ref().map(|s| &s.0))),
+    )?;
     if let Some(r) = &rep {
         let want = r.to_lowercase();
-        deals.retain(|d| d.rep.to_lowercase() == want || d.rep_id.to_lowercase() == want);
+        rows.retain(|d| {
+            d.stage.rep.to_lowercase() == want || d.stage.rep_id.to_lowercase() == want
+        });
         anyhow::ensure!(
-            !deals.is_empty(),
+            !rows.is_empty(),
             "no open deal on {} belongs to a rep named or with the id {r:?}",
             format_date(as_of)
         );
     }
-    let scored = match &win {
-        Some((w, _, _)) => predict::score(&run.data, as_of, w, slip.as_ref().map(|s| &s.0), 3)?,
-        None => Vec::new(),
-    };
-    let rows = inspect_rows(&deals, &scored);
     if json {
         let v = serde_json::json!({
             "as_of": format_date(as_of),
@@ -372,7 +318,7 @@ pub fn discrepancy_text(rows: &[InspectRow], top: usize) -> String {
             money(total)
         );
         for r in v.iter().take(top) {
-            let d = r.stage;
+            let d = &r.stage;
             let _ = writeln!(
                 s,
                 "  {:<11} {:<22} {:>8}  entered {:<13} evidence {:<13} ({:.0}%)\n              {}",
@@ -406,7 +352,7 @@ fn slip_text(s: &mut String, rows: &[InspectRow], top: usize, have_slip: bool) {
             v.len()
         );
         for r in v.iter().take(top) {
-            let d = r.stage;
+            let d = &r.stage;
             let _ = writeln!(
                 s,
                 "  {:<11} {:<22} {:>8}  slip {:>3.0}%  win {:>3.0}%  {}\n              {}",

@@ -120,6 +120,28 @@ fn get(base: &str, path: &str, token: Option<&str>) -> Resp {
     request(base, "GET", path, token)
 }
 
+/// Waits for the server's background analyses (coaching, evidence stage,
+/// forecast) and asserts they are ready.
+fn wait_ready(base: &str) {
+    let mut health = serde_json::Value::Null;
+    for _ in 0..1200 {
+        health = get(base, "/health", None).json();
+        let a = &health["analyses"];
+        if ["coaching", "stage", "forecast"].iter().all(|k| {
+            !a[k]
+                .as_str()
+                .unwrap_or("computing")
+                .starts_with("computing")
+        }) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    for k in ["coaching", "stage", "forecast"] {
+        assert_eq!(health["analyses"][k], "ready", "{health}");
+    }
+}
+
 fn token(dir: &Path, user: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "--db", "org.db", "token", "create", "--user", user, "--json",
@@ -190,6 +212,14 @@ fn tokens_roles_scope_errors_and_audit() {
     let d = dir.path();
     let db = d.join("org.db");
     let (deals, users) = truth(&db);
+    let reps: Vec<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT id FROM users WHERE role = 'rep' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let rep = "r00001";
     let manager = users[rep].clone().unwrap();
     let director = users[&manager].clone().unwrap();
@@ -253,6 +283,7 @@ fn tokens_roles_scope_errors_and_audit() {
 
     let server = start(d, "org.db");
     let base = server.base.clone();
+    wait_ready(&base);
 
     // Service routes answer without a token.
     let h = get(&base, "/health", None);
@@ -299,12 +330,20 @@ fn tokens_roles_scope_errors_and_audit() {
             .is_some_and(|t| t.iter().any(|x| x == "admin"));
         for (who, tok) in callers {
             let scope = in_scope(who);
-            // Ids to put in the path: one the caller may see and one they may not.
-            let visible = deals
+            // Ids to put in the path: one the caller may see and one they
+            // may not (reps for `{rep_id}`, open deals otherwise).
+            let records: Vec<(&String, &String)> = if template.contains("{rep_id}") {
+                reps.iter().map(|r| (r, r)).collect()
+            } else {
+                deals.iter().collect()
+            };
+            let visible = records
                 .iter()
+                .copied()
                 .find(|(_, o)| scope.as_ref().is_none_or(|s| s.contains(*o)));
-            let hidden = deals
+            let hidden = records
                 .iter()
+                .copied()
                 .find(|(_, o)| scope.as_ref().is_some_and(|s| !s.contains(*o)));
             let mut cases = Vec::new();
             if template.contains('{') {
@@ -409,6 +448,116 @@ fn tokens_roles_scope_errors_and_audit() {
         .map(|d| d["win_probability"].as_f64().unwrap())
         .collect();
     assert!(p.windows(2).all(|w| w[0] >= w[1]), "{p:?}");
+
+    // The forecast over each caller's scope: the same deals as the scope's
+    // open pipeline, groups that add up to the total, a range around P50.
+    for (tok, who) in [(&t_rep, "rep"), (&t_mgr, "manager"), (&t_dir, "director")] {
+        let f = get(&base, "/api/v1/forecast?by=rep", Some(tok));
+        assert_eq!(f.status, 200, "{who}: {}", f.body);
+        let f = f.json();
+        let scope = in_scope(who);
+        let expected = deals
+            .values()
+            .filter(|o| scope.as_ref().is_none_or(|s| s.contains(*o)))
+            .count();
+        let t = &f["total"];
+        assert_eq!(
+            t["open_deals"].as_u64().unwrap() as usize,
+            expected,
+            "{who}"
+        );
+        assert_eq!(f["deals"].as_array().unwrap().len(), expected, "{who}");
+        let (p10, p50, p90) = (
+            t["p10"].as_f64().unwrap(),
+            t["p50"].as_f64().unwrap(),
+            t["p90"].as_f64().unwrap(),
+        );
+        assert!(p10 <= p50 && p50 <= p90 && p90 > 0.0, "{who}: {t}");
+        let sum: f64 = f["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["open_expected"].as_f64().unwrap())
+            .sum();
+        assert!(
+            (sum - t["open_expected"].as_f64().unwrap()).abs() < 1e-6 * (1.0 + sum),
+            "{who}: groups {sum} against the total {t}"
+        );
+        if who == "rep" {
+            assert_eq!(f["groups"].as_array().unwrap().len(), 1, "{who}");
+        }
+    }
+    let r = get(&base, "/api/v1/forecast?period=2001-Q1", Some(&t_dir));
+    assert_eq!(r.status, 404, "{}", r.body);
+    for (q, field) in [
+        ("period=soon", "period"),
+        ("by=planet", "by"),
+        ("top=1000", "top"),
+    ] {
+        let r = get(&base, &format!("/api/v1/forecast?{q}"), Some(&t_dir));
+        assert_eq!(
+            (r.status, r.json()["field"].as_str()),
+            (400, Some(field)),
+            "{q}: {}",
+            r.body
+        );
+    }
+    // Inspection and bias: the scope's deals and reps only.
+    let page = get(&base, "/api/v1/pipeline/inspection?limit=500", Some(&t_mgr)).json();
+    assert_eq!(page["total"].as_u64().unwrap() as usize, expected);
+    let bias = get(&base, "/api/v1/reps/bias", Some(&t_mgr)).json();
+    for r in bias["reps"].as_array().unwrap() {
+        assert!(team.contains(r["rep_id"].as_str().unwrap()), "{r}");
+    }
+
+    // Coaching decisions: a manager over a rep in their team; not the rep
+    // themself, not a rep outside the team; a reason to dismiss.
+    let plan = get(&base, &format!("/api/v1/coaching/{rep}"), Some(&t_rep)).json();
+    let rec = plan["plan"]["priorities"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let decide = |tok: &str, who: &str, body: serde_json::Value| {
+        send(
+            &base,
+            "POST",
+            &format!("/api/v1/coaching/{who}/decisions"),
+            &[("Authorization", &format!("Bearer {tok}"))],
+            Some(&body.to_string()),
+        )
+    };
+    let dismiss = serde_json::json!({"recommendation": rec, "action": "dismiss", "reason": "on a course already"});
+    assert_eq!(decide(&t_rep, rep, dismiss.clone()).status, 403);
+    let outsider = reps.iter().find(|r| !team.contains(*r)).unwrap();
+    assert_eq!(
+        decide(&t_mgr, outsider, serde_json::json!({"recommendation": format!("{outsider}:discovery"), "action": "accept"})).status,
+        404
+    );
+    let r = decide(
+        &t_mgr,
+        rep,
+        serde_json::json!({"recommendation": rec, "action": "dismiss"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("reason"),
+        "{}",
+        r.body
+    );
+    let r = decide(
+        &t_mgr,
+        rep,
+        serde_json::json!({"recommendation": format!("{rep}:juggling"), "action": "accept"}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = decide(&t_mgr, rep, dismiss);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["decided_by"], manager.as_str());
+    let plan = get(&base, &format!("/api/v1/coaching/{rep}"), Some(&t_rep)).json();
+    assert_eq!(
+        plan["plan"]["priorities"][0]["decision"],
+        serde_json::json!(["dismissed", "on a course already"])
+    );
 
     // Errors name the parameter and what was expected.
     for (q, field) in [
@@ -642,6 +791,7 @@ fn the_server_keeps_to_its_openapi_document() {
     assert!(pipewise(d, &["--db", "org.db", "user", "grant-admin", "u-vp"]).0);
     let admin = token(d, "u-vp", &[]);
     let server = start(d, "org.db");
+    wait_ready(&server.base);
     let out = schemathesis()
         .args([
             "run",

@@ -33,6 +33,7 @@ pub enum MetricFamily {
 
 /// A skill the engine estimates, the metrics that reflect it and the outcome it moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Skill {
     Prospecting,
@@ -1135,6 +1136,7 @@ const LEAD_COLUMNS: [(&str, Option<Skill>); 2] = [
 
 /// A gap and what closing it is worth.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Gap {
     pub skill: Skill,
     /// The rep's estimate and the skill's top-quartile level (z-scale).

@@ -14,6 +14,7 @@ use crate::coach::{Gap, Impact, METRICS, Profiles, Skill, format_metric, metric_
 
 /// A training module.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Module {
     pub name: String,
     pub skill: Skill,
@@ -106,6 +107,7 @@ impl Catalogue {
 
 /// A moment in a call.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quote {
     pub call: String,
     pub date: Option<String>,
@@ -119,6 +121,7 @@ pub struct Quote {
 
 /// How often the rep meets an objection, and how it goes.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectionRecord {
     pub kind: ObjectionKind,
     pub met: u32,
@@ -128,6 +131,7 @@ pub struct ObjectionRecord {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RolePlay {
     pub objection: ObjectionKind,
     pub brief: String,
@@ -137,17 +141,20 @@ pub struct RolePlay {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerCoach {
-    pub id: String,
+    /// Their user id (withheld from a caller whose scope does not hold them).
+    pub id: Option<String>,
     pub name: String,
     pub team: Option<String>,
     pub same_team: bool,
-    /// Their estimate on the skill (z-scale).
-    pub level: f64,
+    /// Their estimate on the skill, z-scale (withheld like `id`).
+    pub level: Option<f64>,
 }
 
 /// One priority of a plan.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Priority {
     /// Stable id used to record a manager's decision (`rep:skill`).
     pub id: String,
@@ -164,6 +171,7 @@ pub struct Priority {
 
 /// An open deal at risk, for the manager's next one-to-one.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     pub id: String,
     pub opportunity: String,
@@ -187,6 +195,7 @@ pub struct SlipRisk {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plan {
     pub rep_id: String,
     pub rep: String,
@@ -542,10 +551,10 @@ fn peer_coach(p: &Profiles, rep: usize, skill: Skill) -> Option<PeerCoach> {
     let best = same_team.or_else(|| candidates.iter().max_by(|a, b| a.1.total_cmp(&b.1)))?;
     let c = &p.reps[best.0];
     Some(PeerCoach {
-        id: c.id.clone(),
+        id: Some(c.id.clone()),
         name: c.name.clone(),
         team: c.team_name.clone(),
         same_team: c.team == me.team && me.team.is_some(),
-        level: best.1,
+        level: Some(best.1),
     })
 }

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::predict::{self, STAGE_WEIGHTS, Snapshots};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PeriodKind {
     Month,
@@ -108,6 +109,7 @@ impl Period {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RollUp {
     Rep,
@@ -298,6 +300,7 @@ pub fn fit_models(
 
 /// One open deal's part in the forecast.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DealForecast {
     pub opportunity_id: String,
     pub rep_id: String,
@@ -314,6 +317,7 @@ pub struct DealForecast {
 
 /// Bookings from deals not yet created.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewPipeline {
     pub mean: f64,
     pub sd: f64,
@@ -324,6 +328,7 @@ pub struct NewPipeline {
 
 /// A forecast's distribution for one roll-up group.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupForecast {
     pub group: String,
     pub won_to_date: f64,
@@ -347,6 +352,7 @@ pub struct GroupForecast {
 /// wins (median one) and `exp(new_shift + new_sigma × N(0, 1))` on the
 /// bookings from deals not yet created.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Shock {
     pub open_sigma: f64,
     pub new_shift: f64,
@@ -374,6 +380,7 @@ pub struct Shock {
 /// period weighs [`RangeModel::DECAY`] times the one after it, and the result
 /// is shrunk towards a prior worth [`RangeModel::PRIOR_PERIODS`] periods.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RangeModel {
     #[serde(flatten)]
     pub shock: Shock,
@@ -666,6 +673,27 @@ pub fn simulate(
     draws: usize,
     seed: u64,
 ) -> Vec<Vec<f64>> {
+    let mut out = simulate_raw(p, a, g, groups, extra, share, shock, draws, seed);
+    for v in &mut out {
+        v.sort_by(f64::total_cmp);
+    }
+    out
+}
+
+/// [`simulate`] without the sorting: draw `d` of every group comes from the
+/// same shock, so groups can be added up draw by draw ([`roll_up`]).
+#[allow(clippy::too_many_arguments)]
+pub fn simulate_raw(
+    p: &[f64],
+    a: &[f64],
+    g: &[usize],
+    groups: usize,
+    extra: (f64, f64),
+    share: &[f64],
+    shock: Shock,
+    draws: usize,
+    seed: u64,
+) -> Vec<Vec<f64>> {
     use rayon::prelude::*;
     let thresholds: Vec<u64> = p
         .iter()
@@ -673,7 +701,7 @@ pub fn simulate(
         .collect();
     let chunk = 256;
     let chunks = draws.div_ceil(chunk);
-    let mut out: Vec<Vec<f64>> = (0..chunks)
+    (0..chunks)
         .into_par_iter()
         .map(|c| {
             let n = chunk.min(draws - c * chunk);
@@ -717,11 +745,7 @@ pub fn simulate(
                 }
                 acc
             },
-        );
-    for v in &mut out {
-        v.sort_by(f64::total_cmp);
-    }
-    out
+        )
 }
 
 /// The `q` quantile of sorted values (linear between ranks).
@@ -809,6 +833,114 @@ pub fn forecast(
     range: &RangeModel,
     opts: &ForecastOptions,
 ) -> anyhow::Result<Forecast> {
+    let key = |rep: &str| group_key(data, rep, by);
+    Ok(forecast_keyed(data, models, snap, period, as_of, by, &key, range, opts)?.0)
+}
+
+/// The forecast of `period` as of `as_of` with one group per rep, keyed by
+/// the rep's user id (deals without an owner: the group `""`), and each
+/// group's Monte Carlo draws in draw order, aligned with `groups`: the input
+/// of [`roll_up`], which adds reps up into any roll-up over any set of reps.
+pub fn forecast_by_rep_id(
+    data: &Data,
+    models: &Models,
+    period: &Period,
+    as_of: Instant,
+    range: &RangeModel,
+    opts: &ForecastOptions,
+) -> anyhow::Result<(Forecast, Vec<Vec<f64>>)> {
+    let key = |rep: &str| rep.to_string();
+    forecast_keyed(
+        data,
+        models,
+        None,
+        period,
+        as_of,
+        RollUp::Rep,
+        &key,
+        range,
+        opts,
+    )
+}
+
+/// Adds a [`forecast_by_rep_id`] up over the reps `keep` accepts into the
+/// groups of `by` and their total: won-to-date, expected values, commit,
+/// stage-weighted and run-rate add up; P10/P50/P90 and the mean come from
+/// the groups' draws added draw by draw (the period-level shock is shared);
+/// `open_sd` adds in variance. `groups` are sorted by P50, largest first.
+pub fn roll_up(
+    data: &Data,
+    by_rep: &Forecast,
+    draws: &[Vec<f64>],
+    by: RollUp,
+    keep: &dyn Fn(&str) -> bool,
+) -> (GroupForecast, Vec<GroupForecast>) {
+    let n = draws.first().map_or(0, Vec::len);
+    let empty = |name: &str| GroupForecast {
+        group: name.to_string(),
+        won_to_date: 0.0,
+        open_expected: 0.0,
+        new_expected: 0.0,
+        mean: 0.0,
+        p10: 0.0,
+        p50: 0.0,
+        p90: 0.0,
+        commit: 0.0,
+        stage_weighted: 0.0,
+        run_rate: 0.0,
+        open_deals: 0,
+        open_sd: 0.0,
+    };
+    let mut acc: BTreeMap<String, (GroupForecast, Vec<f64>)> = BTreeMap::new();
+    let mut total = (empty("total"), vec![0.0; n]);
+    for (g, d) in by_rep.groups.iter().zip(draws) {
+        if !keep(&g.group) {
+            continue;
+        }
+        let name = group_key(data, &g.group, by);
+        let slot = acc
+            .entry(name.clone())
+            .or_insert_with(|| (empty(&name), vec![0.0; n]));
+        for (t, (x, y)) in [&mut slot.0, &mut total.0]
+            .into_iter()
+            .zip([(&mut slot.1, d), (&mut total.1, d)])
+        {
+            t.won_to_date += g.won_to_date;
+            t.open_expected += g.open_expected;
+            t.new_expected += g.new_expected;
+            t.commit += g.commit;
+            t.stage_weighted += g.stage_weighted;
+            t.run_rate += g.run_rate;
+            t.open_deals += g.open_deals;
+            t.open_sd = (t.open_sd * t.open_sd + g.open_sd * g.open_sd).sqrt();
+            x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+        }
+    }
+    let finish = |(mut g, mut d): (GroupForecast, Vec<f64>)| {
+        d.sort_by(f64::total_cmp);
+        g.mean = d.iter().sum::<f64>() / d.len().max(1) as f64 + g.won_to_date;
+        g.p10 = quantile(&d, 0.1) + g.won_to_date;
+        g.p50 = quantile(&d, 0.5) + g.won_to_date;
+        g.p90 = quantile(&d, 0.9) + g.won_to_date;
+        g
+    };
+    let mut groups: Vec<GroupForecast> = acc.into_values().map(finish).collect();
+    groups.sort_by(|a, b| b.p50.total_cmp(&a.p50).then(a.group.cmp(&b.group)));
+    (finish(total), groups)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forecast_keyed(
+    data: &Data,
+    models: &Models,
+    snap: Option<&Snapshots>,
+    period: &Period,
+    as_of: Instant,
+    by: RollUp,
+    group_of: &dyn Fn(&str) -> String,
+    range: &RangeModel,
+    opts: &ForecastOptions,
+) -> anyhow::Result<(Forecast, Vec<Vec<f64>>)> {
     let (opps, table) = open_features(data, snap, as_of);
     let (win, won_in) = deal_probabilities(models, &table, as_of, period)?;
     let stage = numeric_col(&table, "stage").map(<[f64]>::to_vec);
@@ -837,7 +969,7 @@ pub fn forecast(
     // Groups.
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut key = |rep: &str| -> usize {
-        let k = group_key(data, rep, by);
+        let k = group_of(rep);
         let n = names.len();
         *names.entry(k).or_insert(n)
     };
@@ -889,7 +1021,7 @@ pub fn forecast(
     let p = won_in;
     let a: Vec<f64> = deals.iter().map(|d| d.amount).collect();
     // The company total is the sum of the groups' draws, draw by draw.
-    let mut draws = simulate(
+    let mut draws = simulate_raw(
         &p,
         &a,
         &deal_group,
@@ -900,7 +1032,8 @@ pub fn forecast(
         opts.draws,
         opts.seed,
     );
-    let total_draws = draws.pop().unwrap_or_default();
+    let mut total_draws = draws.pop().unwrap_or_default();
+    total_draws.sort_by(f64::total_cmp);
     // Baselines.
     let in_period = |d: &DealForecast| {
         d.expected_close
@@ -960,14 +1093,21 @@ pub fn forecast(
             open_sd: open_var.sqrt(),
         }
     };
+    let mut raw: Vec<Vec<f64>> = Vec::new();
     for (name, &gi) in &names {
         if gi < draws.len() {
-            out_groups.push(build(Some(gi), name.clone(), &draws[gi]));
+            let mut sorted = draws[gi].clone();
+            sorted.sort_by(f64::total_cmp);
+            out_groups.push(build(Some(gi), name.clone(), &sorted));
+            raw.push(std::mem::take(&mut draws[gi]));
         }
     }
-    out_groups.sort_by(|a, b| b.p50.total_cmp(&a.p50));
+    let mut order: Vec<usize> = (0..out_groups.len()).collect();
+    order.sort_by(|&a, &b| out_groups[b].p50.total_cmp(&out_groups[a].p50));
+    let out_groups: Vec<GroupForecast> = order.iter().map(|&k| out_groups[k].clone()).collect();
+    let raw: Vec<Vec<f64>> = order.iter().map(|&k| std::mem::take(&mut raw[k])).collect();
     let total = build(None, "company".into(), &total_draws);
-    Ok(Forecast {
+    let f = Forecast {
         period: period.clone(),
         as_of: format_date(as_of),
         models_cutoff: format_date(models.cutoff),
@@ -978,7 +1118,8 @@ pub fn forecast(
         new_pipeline: newp,
         range: range.clone(),
         deals,
-    })
+    };
+    Ok((f, raw))
 }
 
 /// The weekly snapshot dates the forecast trains on and backtests over.
@@ -999,6 +1140,7 @@ type Side = HashMap<usize, (f64, f64, f64, f64, Option<Instant>)>;
 
 /// Why one deal moved the forecast between two dates.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DealChange {
     pub opportunity_id: String,
     pub rep: String,

@@ -674,6 +674,7 @@ pub fn train(
 
 /// One reason a score is what it is.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Factor {
     pub feature: String,
     pub family: &'static str,

@@ -305,6 +305,7 @@ pub fn at_least(d: &[f64; STAGES], k: usize) -> f64 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Flag {
     /// The entered stage is further along than the evidence supports (optimism).
@@ -442,6 +443,7 @@ pub fn cross_fit(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Optimistic,
@@ -462,6 +464,7 @@ impl Verdict {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeriodBias {
     pub quarter: String,
     pub deals: usize,
@@ -469,6 +472,7 @@ pub struct PeriodBias {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepBias {
     pub rep_id: String,
     pub rep: String,
@@ -586,6 +590,7 @@ pub fn rep_bias(data: &Data, snap: &Snapshots, cf: &CrossFit, opts: &StageOption
 
 /// One open deal: entered vs evidence stage.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DealStage {
     pub opportunity_id: String,
     pub name: Option<String>,

@@ -34,6 +34,7 @@ pub struct CallMetrics {
 
 /// The kinds of objection a buyer raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectionKind {
     Price,
@@ -76,6 +77,7 @@ impl ObjectionKind {
 
 /// An objection the customer raised and what the rep did next.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Objection {
     /// Index of the customer's turn.
     pub turn: usize,
@@ -96,6 +98,7 @@ pub struct Objection {
 
 /// A next step the rep proposed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NextStep {
     pub turn: usize,
     pub with_date: bool,
@@ -106,6 +109,7 @@ pub struct NextStep {
 
 /// Mentions of one keyword tracker in a call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrackerHits {
     pub tracker: String,
     pub rep: u32,
@@ -118,6 +122,7 @@ pub struct TrackerHits {
 
 /// Everything measured in one call, with the turns that show it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallAnalysis {
     /// From the first turn's start to the last turn's end.
     pub duration_s: f64,

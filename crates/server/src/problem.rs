@@ -98,7 +98,7 @@ impl From<AppError> for Problem {
         match e {
             AppError::Input(i) => Problem::bad_request(&i.field, &i.expected, i.to_string()),
             AppError::Auth(a) => a.into(),
-            AppError::NotFound { .. } => Problem::not_found(e.to_string()),
+            AppError::NotFound { .. } | AppError::Absent(_) => Problem::not_found(e.to_string()),
             AppError::Forbidden(_) => {
                 Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
@@ -109,6 +109,11 @@ impl From<AppError> for Problem {
                     e.to_string(),
                 );
                 p.retry_after = Some(secs);
+                p
+            }
+            AppError::Computing(why) => {
+                let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "computing", why);
+                p.retry_after = Some(5);
                 p
             }
             AppError::Unavailable(why) => {

@@ -8,6 +8,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use pipewise_app::book::{DealDetail, DealPage, DealQuery};
+use pipewise_app::coaching::{Decision, DecisionRecord};
+use pipewise_app::forecasting::{ForecastQuery, ForecastView};
+use pipewise_app::insight::{
+    BiasView, CoachingOverview, InspectionPage, InspectionQuery, RepCoaching,
+};
 use pipewise_app::{AuditEntry, Me, SessionStart};
 use serde::{Deserialize, Serialize};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -33,7 +38,9 @@ use crate::{AppState, Options};
     components(schemas(Problem)),
     tags(
         (name = "service", description = "Health, metrics and this document"),
-        (name = "pipeline", description = "Open deals with win and slip probabilities"),
+        (name = "pipeline", description = "Open deals with win and slip probabilities, entered against evidence stage, stage bias"),
+        (name = "forecast", description = "Bookings forecasts with their range, rolled up over the caller's scope"),
+        (name = "coaching", description = "Rep profiles, coaching plans and managers' decisions"),
         (name = "admin", description = "Admin only")
     )
 )]
@@ -72,6 +79,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(list_opportunities))
         .routes(routes!(get_opportunity))
         .routes(routes!(audit_log))
+        .routes(routes!(get_forecast))
+        .routes(routes!(pipeline_inspection))
+        .routes(routes!(rep_bias))
+        .routes(routes!(coaching_overview))
+        .routes(routes!(rep_coaching))
+        .routes(routes!(decide))
         .routes(routes!(sign_in, sign_out))
 }
 
@@ -164,6 +177,8 @@ struct Health {
     status: &'static str,
     /// `ready`, or why the pipeline routes answer 503 (e.g. no model trained yet).
     pipeline: String,
+    /// The background analyses: `ready`, how far each is, or why it is unavailable.
+    analyses: pipewise_app::analyses::AnalysesStatus,
     version: &'static str,
 }
 
@@ -174,6 +189,7 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
         pipeline: state.service.readiness(),
+        analyses: state.service.analyses_status(),
         version: env!("CARGO_PKG_VERSION"),
     })
 }
@@ -368,4 +384,150 @@ async fn sign_out(State(state): State<AppState>, req: Request) -> Result<Respons
         HeaderValue::from_static("pipewise_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
     );
     Ok(r)
+}
+
+/// The forecast of a month or quarter over the caller's scope: P10/P50/P90
+/// with won-to-date, the reps' commit, the stage-weighted pipeline and a
+/// run-rate, rolled up by rep, team, region or company; the open deals
+/// behind it and what moved it over the last week.
+#[utoipa::path(get, path = "/api/v1/forecast", tag = "forecast", security(("bearer" = [])),
+    params(ForecastQuery),
+    responses(
+        (status = 200, body = ForecastView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "A period outside the forecast window", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_forecast(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<ForecastQuery>,
+) -> Result<Json<ForecastView>, Problem> {
+    let s = state.service.clone();
+    s.forecast(&caller, q, "GET /api/v1/forecast")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Open deals in the caller's scope with the stage their evidence supports:
+/// those ahead of it (optimism) or behind it (sandbagging) first, with the
+/// reasons, and their win and slip probabilities.
+#[utoipa::path(get, path = "/api/v1/pipeline/inspection", tag = "pipeline", security(("bearer" = [])),
+    params(InspectionQuery),
+    responses(
+        (status = 200, body = InspectionPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn pipeline_inspection(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<InspectionQuery>,
+) -> Result<Json<InspectionPage>, Problem> {
+    let s = state.service.clone();
+    s.inspection(&caller, &q, "GET /api/v1/pipeline/inspection")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Each rep's stage bias in the caller's scope: how far and how
+/// consistently their entered stages run ahead of or behind the evidence,
+/// with a 95% interval and by quarter.
+#[utoipa::path(get, path = "/api/v1/reps/bias", tag = "pipeline", security(("bearer" = [])),
+    responses(
+        (status = 200, body = BiasView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn rep_bias(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<BiasView>, Problem> {
+    let s = state.service.clone();
+    s.rep_bias(&caller, "GET /api/v1/reps/bias")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Coaching over the caller's scope: team headlines and each rep's first
+/// priority with its worth.
+#[utoipa::path(get, path = "/api/v1/coaching", tag = "coaching", security(("bearer" = [])),
+    responses(
+        (status = 200, body = CoachingOverview),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn coaching_overview(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<CoachingOverview>, Problem> {
+    let s = state.service.clone();
+    s.coaching(&caller, "GET /api/v1/coaching")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// One rep's profile (metrics against peers and top performers, skill
+/// estimates) and coaching plan with the managers' latest decisions. Reps
+/// outside the caller's scope answer 404.
+#[utoipa::path(get, path = "/api/v1/coaching/{rep_id}", tag = "coaching", security(("bearer" = [])),
+    params(("rep_id" = String, Path, description = "The rep's user id")),
+    responses(
+        (status = 200, body = RepCoaching),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn rep_coaching(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(rep_id): Path<String>,
+) -> Result<Json<RepCoaching>, Problem> {
+    let s = state.service.clone();
+    s.rep_coaching(&caller, &rep_id, "GET /api/v1/coaching/{rep_id}")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Records a manager's decision about a recommendation in a rep's plan:
+/// accept, edit (with the edited text) or dismiss, with a reason (required
+/// to edit or dismiss). Managers, directors and admins, for reps in their
+/// scope; with the session cookie, send `X-CSRF-Token`.
+#[utoipa::path(post, path = "/api/v1/coaching/{rep_id}/decisions", tag = "coaching",
+    security(("bearer" = []), ("session" = [])),
+    params(("rep_id" = String, Path, description = "The rep's user id")),
+    request_body = Decision,
+    responses(
+        (status = 201, body = DecisionRecord),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A rep deciding about their own plan, or a missing CSRF token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn decide(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(rep_id): Path<String>,
+    ApiJson(body): ApiJson<Decision>,
+) -> Result<(StatusCode, Json<DecisionRecord>), Problem> {
+    let s = state.service.clone();
+    s.decide(
+        &caller,
+        &rep_id,
+        &body,
+        "POST /api/v1/coaching/{rep_id}/decisions",
+    )
+    .await
+    .map(|d| (StatusCode::CREATED, Json(d)))
+    .map_err(Problem::from)
 }

@@ -1,0 +1,302 @@
+//! The slow analyses the server keeps ready: the coaching run, the
+//! evidence-stage fit and the forecast's models. Each is computed in the
+//! background after every load (in that order, one at a time: they share the
+//! machine with the requests) and read by every caller through their scope.
+//! Until one is ready its routes answer "computing" with how far it is.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use pipewise_engines::coach::CoachOptions;
+use pipewise_engines::coach_plan::Catalogue;
+use pipewise_engines::stage::{self, RepBias};
+use pipewise_features::conversation::Trackers;
+use pipewise_features::format_date;
+use pipewise_store::SqliteStore;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::coaching::{self, CoachRun};
+use crate::forecasting::ForecastBase;
+use crate::stage::{InspectRow, inspection, run_stage};
+use crate::{AppError, Progress, load_data};
+
+/// One analysis: being computed, ready, or failed with the reason.
+pub enum Slot<T> {
+    Pending {
+        since: Instant,
+        step: String,
+        fraction: f64,
+    },
+    Ready(Arc<T>),
+    Failed(String),
+}
+
+impl<T> Slot<T> {
+    fn pending() -> Self {
+        Slot::Pending {
+            since: Instant::now(),
+            step: "waiting".into(),
+            fraction: 0.0,
+        }
+    }
+
+    fn status(&self) -> String {
+        match self {
+            Slot::Pending {
+                since,
+                step,
+                fraction,
+            } => format!(
+                "computing for {} s: {step} {:.0}%",
+                since.elapsed().as_secs(),
+                fraction * 100.0
+            ),
+            Slot::Ready(_) => "ready".into(),
+            Slot::Failed(why) => format!("unavailable: {why}"),
+        }
+    }
+}
+
+/// Stage bias and the open deals' evidence stage, as of the data's end.
+pub struct StageBase {
+    pub as_of: i64,
+    /// First and last weekly snapshot the bias is measured over.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub bias: Vec<RepBias>,
+    pub rows: Vec<InspectRow>,
+    pub win_model_version: Option<i64>,
+    pub slip_model_version: Option<i64>,
+}
+
+/// The coaching run with its catalogue and options.
+pub struct CoachBase {
+    pub run: CoachRun,
+    pub catalogue: Catalogue,
+    pub opts: CoachOptions,
+}
+
+/// The analyses over one database version.
+pub struct Analyses {
+    generation: AtomicU64,
+    pub coach: RwLock<Slot<CoachBase>>,
+    pub stage: RwLock<Slot<StageBase>>,
+    pub forecast: RwLock<Slot<ForecastBase>>,
+}
+
+/// Where an analysis reports progress: its slot, while the generation is current.
+struct SlotProgress<'a, T> {
+    owner: &'a Analyses,
+    slot: &'a RwLock<Slot<T>>,
+    generation: u64,
+}
+
+impl<T: Send + Sync> Progress for SlotProgress<'_, T> {
+    fn report(&self, step: &str, fraction: f64) {
+        if self.owner.generation.load(Ordering::SeqCst) != self.generation {
+            return;
+        }
+        let mut s = self.slot.write().unwrap_or_else(|p| p.into_inner());
+        if let Slot::Pending {
+            since,
+            step: st,
+            fraction: f,
+        } = &mut *s
+        {
+            if st != step {
+                if st == "waiting" {
+                    *since = Instant::now();
+                }
+                *st = step.to_string();
+            }
+            *f = fraction.clamp(0.0, 1.0);
+        }
+    }
+}
+
+/// Which analyses are ready, or how far each is.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AnalysesStatus {
+    pub coaching: String,
+    pub stage: String,
+    pub forecast: String,
+}
+
+impl Analyses {
+    pub fn new() -> Arc<Analyses> {
+        Arc::new(Analyses {
+            generation: AtomicU64::new(0),
+            coach: RwLock::new(Slot::pending()),
+            stage: RwLock::new(Slot::pending()),
+            forecast: RwLock::new(Slot::pending()),
+        })
+    }
+
+    pub fn status(&self) -> AnalysesStatus {
+        let s = |x: String| x;
+        AnalysesStatus {
+            coaching: s(self
+                .coach
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .status()),
+            stage: s(self
+                .stage
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .status()),
+            forecast: s(self
+                .forecast
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .status()),
+        }
+    }
+
+    /// True when every analysis is ready or failed.
+    pub fn settled(&self) -> bool {
+        let done = |s: &str| !s.starts_with("computing");
+        let st = self.status();
+        done(&st.coaching) && done(&st.stage) && done(&st.forecast)
+    }
+
+    fn get<T>(slot: &RwLock<Slot<T>>, what: &str) -> Result<Arc<T>, AppError> {
+        match &*slot.read().unwrap_or_else(|p| p.into_inner()) {
+            Slot::Ready(t) => Ok(t.clone()),
+            Slot::Failed(why) => Err(AppError::Unavailable(format!("{what}: {why}"))),
+            s => Err(AppError::Computing(format!(
+                "the {what} is {}; try again shortly",
+                s.status()
+            ))),
+        }
+    }
+
+    pub fn coaching(&self) -> Result<Arc<CoachBase>, AppError> {
+        Self::get(&self.coach, "coaching analysis")
+    }
+
+    pub fn stages(&self) -> Result<Arc<StageBase>, AppError> {
+        Self::get(&self.stage, "evidence-stage analysis")
+    }
+
+    pub fn forecasts(&self) -> Result<Arc<ForecastBase>, AppError> {
+        Self::get(&self.forecast, "forecast")
+    }
+
+    /// Recomputes everything from the database at `path` in a background
+    /// thread; a later call supersedes an earlier one still running.
+    pub fn start(self: &Arc<Self>, path: PathBuf) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        *self.coach.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
+        *self.stage.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
+        *self.forecast.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("analyses".into())
+            .spawn(move || me.compute(&path, generation));
+        if let Err(e) = spawned {
+            let why = format!("cannot start the analyses: {e}");
+            *self.coach.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
+            *self.stage.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
+            *self.forecast.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why);
+        }
+    }
+
+    fn set<T>(&self, slot: &RwLock<Slot<T>>, generation: u64, r: anyhow::Result<T>) {
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        let started = match &*slot.read().unwrap_or_else(|p| p.into_inner()) {
+            Slot::Pending { since, .. } => since.elapsed().as_secs_f64(),
+            _ => 0.0,
+        };
+        let value = match r {
+            Ok(t) => Slot::Ready(Arc::new(t)),
+            Err(e) => Slot::Failed(format!("{e:#}")),
+        };
+        tracing::info!(status = %value.status(), seconds = started, "analysis finished");
+        *slot.write().unwrap_or_else(|p| p.into_inner()) = value;
+    }
+
+    fn current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::SeqCst) == generation
+    }
+
+    fn compute(&self, path: &std::path::Path, generation: u64) {
+        let loaded = (|| -> anyhow::Result<_> {
+            let store = SqliteStore::open(path)?;
+            let crm = store.load_crm()?;
+            let models = coaching::active_models(&store)?;
+            let win = crate::book::active_model(&store, "win")?;
+            let slip = crate::book::active_model(&store, "slip")?;
+            Ok((crm, models, win, slip))
+        })();
+        let (crm, models, win, slip) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                let why = format!("cannot read the database: {e:#}");
+                self.set(&self.coach, generation, Err(anyhow::anyhow!(why.clone())));
+                self.set(&self.stage, generation, Err(anyhow::anyhow!(why.clone())));
+                self.set(&self.forecast, generation, Err(anyhow::anyhow!(why)));
+                return;
+            }
+        };
+        // Coaching (seconds).
+        let opts = CoachOptions::default();
+        let r = coaching::run_coach(
+            crm.clone(),
+            models.as_ref().map(|(w, s)| (w, s)),
+            &opts,
+            &Trackers::default_set(),
+        )
+        .map(|run| CoachBase {
+            run,
+            catalogue: Catalogue::default_set(),
+            opts,
+        });
+        self.set(&self.coach, generation, r);
+        if !self.current(generation) {
+            return;
+        }
+        // Evidence stage (tens of seconds).
+        let progress = SlotProgress {
+            owner: self,
+            slot: &self.stage,
+            generation,
+        };
+        let r = load_data(&crm).and_then(|data| {
+            let run = run_stage(data, &progress)?;
+            let as_of = run.data.end;
+            let bias = stage::rep_bias(&run.data, &run.snap, &run.cf, &run.opts);
+            let rows = inspection(
+                &run,
+                as_of,
+                win.as_ref().map(|w| (&w.0, slip.as_ref().map(|s| &s.0))),
+            )?;
+            Ok(StageBase {
+                as_of,
+                from: run.snap.date.first().map(|&d| format_date(d)),
+                to: run.snap.date.last().map(|&d| format_date(d)),
+                bias,
+                rows,
+                win_model_version: win.as_ref().map(|w| w.2),
+                slip_model_version: slip.as_ref().map(|s| s.2),
+            })
+        });
+        self.set(&self.stage, generation, r);
+        if !self.current(generation) {
+            return;
+        }
+        // Forecast (tens of seconds to minutes).
+        let progress = SlotProgress {
+            owner: self,
+            slot: &self.forecast,
+            generation,
+        };
+        let r = load_data(&crm).and_then(|data| ForecastBase::build(data, &progress));
+        self.set(&self.forecast, generation, r);
+    }
+}

@@ -1,0 +1,297 @@
+//! The forecast of a month or quarter with its range, rolled up by rep,
+//! team, region or company over the caller's scope, and what moved it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use pipewise_engines::forecast::{
+    self, DealChange, DealForecast, Forecast, ForecastOptions, GroupForecast, Models, Period,
+    PeriodKind, RangeModel, RollUp,
+};
+use pipewise_engines::predict::Snapshots;
+use pipewise_features::{DAY, Data, format_date};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::scope::Scope;
+use crate::{InputError, Progress};
+
+/// The forecast of `period` (default: the quarter holding the date a week
+/// after `as_of`) as of `as_of`, rolled up `by`, and what moved it over the
+/// week before: what `pipewise forecast` shows. Fits the models and learns
+/// the range from the org's earlier periods (slow: minutes on large orgs).
+pub fn forecast_at(
+    data: &Data,
+    snap: &Snapshots,
+    period: Option<&str>,
+    by: RollUp,
+    as_of: i64,
+    draws: usize,
+    progress: &dyn Progress,
+) -> anyhow::Result<(Forecast, Vec<DealChange>)> {
+    let period = match period {
+        Some(p) => Period::parse(p)?,
+        None => Period::containing(as_of + 7 * DAY, PeriodKind::Quarter),
+    };
+    let opts = ForecastOptions {
+        draws: draws.max(100),
+        ..ForecastOptions::default()
+    };
+    progress.report("fitting win and close-timing models", 0.1);
+    let models = forecast::fit_models(data, snap, as_of, &opts)?;
+    let label = "learning the range from earlier periods";
+    let range = forecast::range_at(data, snap, period.kind, as_of, &opts, &mut |k, n| {
+        progress.report(label, k as f64 / n.max(1) as f64)
+    });
+    progress.report(label, 1.0);
+    let f = forecast::forecast(data, &models, None, &period, as_of, by, &range, &opts)?;
+    let moved = forecast::changes(data, &models, &period, as_of - 7 * DAY, as_of)?;
+    Ok((f, moved))
+}
+
+/// The snapshot dates the forecast's models train on.
+pub fn snapshot_dates(data: &Data) -> Vec<i64> {
+    forecast::snapshot_dates(data, &ForecastOptions::default())
+}
+
+/// Forecast parameters.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastQuery {
+    /// A quarter (`2025-Q3`) or a month (`2025-07`) that has not ended by
+    /// the as-of date. Default: the quarter holding the date a week after it.
+    #[param(pattern = "^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
+    pub period: Option<String>,
+    /// `rep`, `team`, `region` or `company` (default `team`).
+    #[param(pattern = "^(rep|team|region|company)$")]
+    pub by: Option<String>,
+    /// Deals listed in `moved` (0-200, default 10; `deals` lists every deal).
+    #[param(minimum = 0, maximum = 200)]
+    pub top: Option<usize>,
+}
+
+/// A forecast over the caller's scope.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ForecastView {
+    /// `2025-Q3` or `2025-07`.
+    pub period: String,
+    pub kind: PeriodKind,
+    /// First and last day of the period (YYYY-MM-DD).
+    pub period_start: String,
+    pub period_end: String,
+    pub as_of: String,
+    /// The models learnt from deals closed before this date.
+    pub models_cutoff: String,
+    pub draws: usize,
+    pub by: RollUp,
+    /// The caller's whole scope: P10/P50/P90 and mean of bookings in the
+    /// period, won-to-date, the reps' commit, stage-weighted pipeline and run-rate.
+    pub total: GroupForecast,
+    /// One per rep, team or region in the scope, largest P50 first.
+    pub groups: Vec<GroupForecast>,
+    /// How the range allows for the models' own error.
+    pub range: RangeModel,
+    /// How the deals not yet created are forecast.
+    pub new_pipeline_method: String,
+    /// Open deals in the scope, largest expected contribution first.
+    pub deals: Vec<DealForecast>,
+    /// The deals that moved the forecast most since `moved_since`.
+    pub moved: Vec<DealChange>,
+    pub moved_since: String,
+}
+
+/// One period's forecast by rep with its draws, and what moved it.
+struct PeriodForecast {
+    by_rep: Forecast,
+    draws: Vec<Vec<f64>>,
+    moved: Vec<DealChange>,
+}
+
+/// What the forecast needs, fitted once per data and model version: the
+/// data, the models as of its end and the range per period kind. Each
+/// period's forecast is computed on first request and kept.
+pub struct ForecastBase {
+    data: Data,
+    models: Models,
+    ranges: Vec<(PeriodKind, RangeModel)>,
+    pub as_of: i64,
+    opts: ForecastOptions,
+    periods: Mutex<HashMap<String, std::sync::Arc<PeriodForecast>>>,
+}
+
+/// Periods kept per base (the oldest requested goes first).
+const KEEP_PERIODS: usize = 12;
+
+impl ForecastBase {
+    /// Fits the models at the end of the data and learns the quarter and
+    /// month ranges (minutes on large orgs; reports progress).
+    pub fn build(data: Data, progress: &dyn Progress) -> anyhow::Result<ForecastBase> {
+        let opts = ForecastOptions::default();
+        let as_of = data.end;
+        let snap = crate::snapshots(&data, &snapshot_dates(&data), progress);
+        progress.report("fitting win and close-timing models", 0.0);
+        let models = forecast::fit_models(&data, &snap, as_of, &opts)?;
+        progress.report("fitting win and close-timing models", 1.0);
+        let mut ranges = Vec::new();
+        for kind in [PeriodKind::Quarter, PeriodKind::Month] {
+            let label = match kind {
+                PeriodKind::Quarter => "learning the quarter range from earlier quarters",
+                PeriodKind::Month => "learning the month range from earlier months",
+            };
+            let r = forecast::range_at(&data, &snap, kind, as_of, &opts, &mut |k, n| {
+                progress.report(label, k as f64 / n.max(1) as f64)
+            });
+            ranges.push((kind, r));
+        }
+        Ok(ForecastBase {
+            data,
+            models,
+            ranges,
+            as_of,
+            opts,
+            periods: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Checks the query; returns the period and the roll-up.
+    /// A period outside the forecast window answers [`AppError::Absent`](crate::AppError::Absent).
+    pub fn parse(&self, q: &ForecastQuery) -> Result<(Period, RollUp), crate::AppError> {
+        let period = match &q.period {
+            None => Period::containing(self.as_of + 7 * DAY, PeriodKind::Quarter),
+            Some(p) => Period::parse(p).map_err(|_| {
+                InputError::new(
+                    "period",
+                    "a quarter such as 2025-Q3 or a month such as 2025-07",
+                    p,
+                )
+            })?,
+        };
+        if period.end <= self.as_of || period.start > self.as_of + 730 * DAY {
+            return Err(crate::AppError::Absent(format!(
+                "no forecast for {}: forecasts cover the periods from the one holding the data's last date, {}, to two years after it (past periods: pipewise backtest forecast)",
+                period.label,
+                format_date(self.as_of)
+            )));
+        }
+        let by = match q.by.as_deref().unwrap_or("team") {
+            "rep" => RollUp::Rep,
+            "team" => RollUp::Team,
+            "region" => RollUp::Region,
+            "company" => RollUp::Company,
+            other => {
+                return Err(
+                    InputError::new("by", "one of rep, team, region, company", other).into(),
+                );
+            }
+        };
+        if let Some(t) = q.top
+            && t > 200
+        {
+            return Err(InputError::new("top", "a number from 0 to 200", &t.to_string()).into());
+        }
+        Ok((period, by))
+    }
+
+    fn period(&self, period: &Period) -> anyhow::Result<std::sync::Arc<PeriodForecast>> {
+        if let Some(p) = self
+            .periods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&period.label)
+        {
+            return Ok(p.clone());
+        }
+        let range = self
+            .ranges
+            .iter()
+            .find(|(k, _)| *k == period.kind)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(RangeModel::prior);
+        let (by_rep, draws) = forecast::forecast_by_rep_id(
+            &self.data,
+            &self.models,
+            period,
+            self.as_of,
+            &range,
+            &self.opts,
+        )?;
+        let moved = forecast::changes(
+            &self.data,
+            &self.models,
+            period,
+            self.as_of - 7 * DAY,
+            self.as_of,
+        )?;
+        let p = std::sync::Arc::new(PeriodForecast {
+            by_rep,
+            draws,
+            moved,
+        });
+        let mut cache = self.periods.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= KEEP_PERIODS {
+            cache.clear();
+        }
+        cache.insert(period.label.clone(), p.clone());
+        Ok(p)
+    }
+
+    /// The forecast over `scope`: groups and totals from the reps in it
+    /// only, and only their deals. Computes the period on first request
+    /// (about a second on large orgs: call off the async workers).
+    pub fn view(&self, scope: &Scope, q: &ForecastQuery) -> Result<ForecastView, crate::AppError> {
+        let (period, by) = self.parse(q)?;
+        let p = self.period(&period)?;
+        let keep = |rep: &str| scope.allows((!rep.is_empty()).then_some(rep));
+        let (mut total, groups) = forecast::roll_up(&self.data, &p.by_rep, &p.draws, by, &keep);
+        total.group = if scope.users().is_none() {
+            "company".into()
+        } else {
+            "your scope".into()
+        };
+        let mut deals: Vec<DealForecast> = p
+            .by_rep
+            .deals
+            .iter()
+            .filter(|d| keep(&d.rep_id))
+            .cloned()
+            .collect();
+        deals.sort_by(|a, b| {
+            b.expected
+                .total_cmp(&a.expected)
+                .then(a.opportunity_id.cmp(&b.opportunity_id))
+        });
+        let owner = |id: &str| {
+            self.data
+                .index_of(id)
+                .and_then(|i| self.data.opps[i].owner.at(self.as_of))
+                .unwrap_or("")
+                .to_string()
+        };
+        let moved = p
+            .moved
+            .iter()
+            .filter(|c| keep(&owner(&c.opportunity_id)))
+            .take(q.top.unwrap_or(10))
+            .cloned()
+            .collect();
+        let last_day = format_date(period.end - DAY);
+        Ok(ForecastView {
+            period: period.label.clone(),
+            kind: period.kind,
+            period_start: format_date(period.start),
+            period_end: last_day,
+            as_of: format_date(self.as_of),
+            models_cutoff: p.by_rep.models_cutoff.clone(),
+            draws: p.by_rep.draws,
+            by,
+            total,
+            groups,
+            range: p.by_rep.range.clone(),
+            new_pipeline_method: p.by_rep.new_pipeline.method.clone(),
+            deals,
+            moved,
+            moved_since: format_date(self.as_of - 7 * DAY),
+        })
+    }
+}
