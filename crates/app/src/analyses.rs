@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use crate::coaching::{self, CoachRun};
 use crate::forecasting::ForecastBase;
+use crate::leads::LeadBase;
 use crate::stage::{InspectRow, inspection, run_stage};
 use crate::{AppError, Progress, load_data};
 
@@ -83,8 +84,11 @@ pub struct CoachBase {
 pub struct Analyses {
     generation: AtomicU64,
     pub coach: RwLock<Slot<CoachBase>>,
+    pub leads: RwLock<Slot<LeadBase>>,
     pub stage: RwLock<Slot<StageBase>>,
     pub forecast: RwLock<Slot<ForecastBase>>,
+    /// Lead refreshes asked for while one runs (they run once more after it).
+    leads_dirty: std::sync::Mutex<(bool, bool)>,
 }
 
 /// Where an analysis reports progress: its slot, while the generation is current.
@@ -121,6 +125,7 @@ impl<T: Send + Sync> Progress for SlotProgress<'_, T> {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AnalysesStatus {
     pub coaching: String,
+    pub leads: String,
     pub stage: String,
     pub forecast: String,
 }
@@ -130,29 +135,22 @@ impl Analyses {
         Arc::new(Analyses {
             generation: AtomicU64::new(0),
             coach: RwLock::new(Slot::pending()),
+            leads: RwLock::new(Slot::pending()),
             stage: RwLock::new(Slot::pending()),
             forecast: RwLock::new(Slot::pending()),
+            leads_dirty: std::sync::Mutex::new((false, false)),
         })
     }
 
     pub fn status(&self) -> AnalysesStatus {
-        let s = |x: String| x;
+        fn st<T>(slot: &RwLock<Slot<T>>) -> String {
+            slot.read().unwrap_or_else(|p| p.into_inner()).status()
+        }
         AnalysesStatus {
-            coaching: s(self
-                .coach
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .status()),
-            stage: s(self
-                .stage
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .status()),
-            forecast: s(self
-                .forecast
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .status()),
+            coaching: st(&self.coach),
+            leads: st(&self.leads),
+            stage: st(&self.stage),
+            forecast: st(&self.forecast),
         }
     }
 
@@ -160,7 +158,7 @@ impl Analyses {
     pub fn settled(&self) -> bool {
         let done = |s: &str| !s.starts_with("computing");
         let st = self.status();
-        done(&st.coaching) && done(&st.stage) && done(&st.forecast)
+        done(&st.coaching) && done(&st.leads) && done(&st.stage) && done(&st.forecast)
     }
 
     fn get<T>(slot: &RwLock<Slot<T>>, what: &str) -> Result<Arc<T>, AppError> {
@@ -178,6 +176,49 @@ impl Analyses {
         Self::get(&self.coach, "coaching analysis")
     }
 
+    pub fn leads(&self) -> Result<Arc<LeadBase>, AppError> {
+        Self::get(&self.leads, "lead scoring")
+    }
+
+    /// Re-scores the open leads only (after an inbound lead), in the
+    /// background; the previous scores answer meanwhile. Asks made while a
+    /// refresh runs are served by one more run after it.
+    pub fn refresh_leads(self: &Arc<Self>, path: PathBuf) {
+        {
+            let mut d = self.leads_dirty.lock().unwrap_or_else(|p| p.into_inner());
+            if d.0 {
+                d.1 = true;
+                return;
+            }
+            d.0 = true;
+        }
+        let me = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("leads".into())
+            .spawn(move || {
+                loop {
+                    let generation = me.generation.load(Ordering::SeqCst);
+                    let r = SqliteStore::open(&path)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|store| Ok((store.load_crm()?, store)))
+                        .and_then(|(crm, store)| crate::leads::build(&crm, &store));
+                    if let Ok(b) = r
+                        && me.current(generation)
+                    {
+                        *me.leads.write().unwrap_or_else(|p| p.into_inner()) =
+                            Slot::Ready(Arc::new(b));
+                    }
+                    let mut d = me.leads_dirty.lock().unwrap_or_else(|p| p.into_inner());
+                    if d.1 {
+                        d.1 = false;
+                        continue;
+                    }
+                    d.0 = false;
+                    break;
+                }
+            });
+    }
+
     pub fn stages(&self) -> Result<Arc<StageBase>, AppError> {
         Self::get(&self.stage, "evidence-stage analysis")
     }
@@ -191,6 +232,7 @@ impl Analyses {
     pub fn start(self: &Arc<Self>, path: PathBuf) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         *self.coach.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
+        *self.leads.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
         *self.stage.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
         *self.forecast.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
         let me = self.clone();
@@ -200,6 +242,7 @@ impl Analyses {
         if let Err(e) = spawned {
             let why = format!("cannot start the analyses: {e}");
             *self.coach.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
+            *self.leads.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
             *self.stage.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
             *self.forecast.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why);
         }
@@ -232,13 +275,14 @@ impl Analyses {
             let models = coaching::active_models(&store)?;
             let win = crate::book::active_model(&store, "win")?;
             let slip = crate::book::active_model(&store, "slip")?;
-            Ok((crm, models, win, slip))
+            Ok((crm, models, win, slip, store))
         })();
-        let (crm, models, win, slip) = match loaded {
+        let (crm, models, win, slip, store) = match loaded {
             Ok(x) => x,
             Err(e) => {
                 let why = format!("cannot read the database: {e:#}");
                 self.set(&self.coach, generation, Err(anyhow::anyhow!(why.clone())));
+                self.set(&self.leads, generation, Err(anyhow::anyhow!(why.clone())));
                 self.set(&self.stage, generation, Err(anyhow::anyhow!(why.clone())));
                 self.set(&self.forecast, generation, Err(anyhow::anyhow!(why)));
                 return;
@@ -258,6 +302,9 @@ impl Analyses {
             opts,
         });
         self.set(&self.coach, generation, r);
+        // Lead scores (seconds).
+        self.set(&self.leads, generation, crate::leads::build(&crm, &store));
+        drop(store);
         if !self.current(generation) {
             return;
         }

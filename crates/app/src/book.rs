@@ -477,3 +477,72 @@ impl Book {
         scope.allows(d.deal.owner_id.as_deref()).then_some(d)
     }
 }
+
+impl Book {
+    /// The caller's open deals as CSV for CRM write-back, largest amount at
+    /// risk first: id, name, account, owner, stage, forecast category,
+    /// amount, close date, win and slip probability, expected amount, the
+    /// top factors each way, as-of date and model versions.
+    pub fn scores_csv(&self, scope: &Scope) -> anyhow::Result<(String, Vec<String>)> {
+        let mut rows: Vec<&DealRow> = self
+            .rows
+            .iter()
+            .filter(|r| scope.allows(r.owner_id.as_deref()))
+            .collect();
+        rows.sort_by(|a, b| {
+            b.amount_at_risk
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&a.amount_at_risk.unwrap_or(f64::NEG_INFINITY))
+                .then(a.id.cmp(&b.id))
+        });
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "opportunity_id",
+            "name",
+            "account_id",
+            "account",
+            "owner_id",
+            "owner",
+            "stage",
+            "forecast_category",
+            "amount",
+            "close_date",
+            "win_probability",
+            "slip_probability",
+            "expected_amount",
+            "raising",
+            "lowering",
+            "as_of",
+            "win_model_version",
+            "slip_model_version",
+        ])?;
+        let num = |x: Option<f64>, d: usize| x.map_or(String::new(), |v| format!("{v:.d$}"));
+        let as_of = format_date(self.as_of);
+        for r in &rows {
+            w.write_record([
+                r.id.as_str(),
+                r.name.as_deref().unwrap_or(""),
+                r.account_id.as_deref().unwrap_or(""),
+                r.account.as_deref().unwrap_or(""),
+                r.owner_id.as_deref().unwrap_or(""),
+                r.owner.as_str(),
+                r.stage.as_deref().unwrap_or(""),
+                r.forecast_category.as_deref().unwrap_or(""),
+                &num(r.amount, 2),
+                r.close_date.as_deref().unwrap_or(""),
+                &num(Some(r.win_probability), 4),
+                &num(r.slip_probability, 4),
+                &num(r.expected_amount, 2),
+                &r.raising.join("; "),
+                &r.lowering.join("; "),
+                &as_of,
+                &self.win_model_version.to_string(),
+                &self
+                    .slip_model_version
+                    .map_or(String::new(), |v| v.to_string()),
+            ])?;
+        }
+        let text = String::from_utf8(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+        Ok((text, rows.iter().map(|r| r.id.clone()).collect()))
+    }
+}

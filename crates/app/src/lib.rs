@@ -10,9 +10,13 @@
 pub mod analyses;
 pub mod auth;
 pub mod book;
+pub mod calls;
 pub mod coaching;
 pub mod forecasting;
+pub mod imports;
 pub mod insight;
+pub mod leads;
+pub mod models;
 pub mod scope;
 mod service;
 pub mod stage;

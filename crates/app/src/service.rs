@@ -15,11 +15,15 @@ use crate::InputError;
 use crate::analyses::{Analyses, AnalysesStatus};
 use crate::auth::{self, AuthError};
 use crate::book::{Book, DealDetail, DealPage, DealQuery};
+use crate::calls::{CallDetail, CallPage, CallQuery};
 use crate::coaching::{Decision, DecisionRecord};
 use crate::forecasting::{ForecastQuery, ForecastView};
+use crate::imports::{ImportJob, ImportRequest, Imports};
 use crate::insight::{
     self, BiasView, CoachingOverview, InspectionPage, InspectionQuery, RepCoaching,
 };
+use crate::leads::{InboundAccepted, InboundLead, LeadPage, LeadQuery};
+use crate::models::{ModelCard, ModelView};
 use crate::scope::{Caller, Directory, Role};
 
 /// Why a use case could not answer.
@@ -32,6 +36,9 @@ pub enum AppError {
     /// Not there, or outside the caller's scope (the two are not told apart).
     #[error("no {what} with id {id:?}")]
     NotFound { what: &'static str, id: String },
+    /// Already there (a record with the same id).
+    #[error("{0}")]
+    Conflict(String),
     /// Not there, said in a sentence.
     #[error("{0}")]
     Absent(String),
@@ -190,6 +197,7 @@ pub struct Service {
     path: std::path::PathBuf,
     store: Mutex<SqliteStore>,
     analyses: Arc<Analyses>,
+    imports: Arc<Imports>,
     audit_tx: mpsc::Sender<AuditJob>,
     /// Token hash → its record and when it was read.
     tokens: Mutex<
@@ -219,6 +227,7 @@ impl Service {
         Ok(Service {
             path: path.to_path_buf(),
             analyses,
+            imports: Arc::new(Imports::new(path)),
             audit_tx: audit_writer(path)?,
             tokens: Mutex::new(std::collections::HashMap::new()),
             version: Mutex::new(store.serving_version()?),
@@ -735,5 +744,179 @@ impl Service {
         )
         .await?;
         Ok(rec.into())
+    }
+
+    /// Recorded calls in the caller's scope, newest first, with their headline measures.
+    pub async fn calls(
+        &self,
+        caller: &Caller,
+        q: &CallQuery,
+        via: &str,
+    ) -> Result<CallPage, AppError> {
+        let page = crate::calls::list(&*self.analyses.coaching()?, &caller.scope, q)?;
+        let ids: Vec<String> = page.items.iter().map(|c| c.id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(page)
+    }
+
+    /// One call with its turns and analysis (404 outside the caller's scope).
+    pub async fn call(&self, caller: &Caller, id: &str, via: &str) -> Result<CallDetail, AppError> {
+        let base = self.analyses.coaching()?;
+        let stored = match crate::calls::find(&base, &caller.scope, id) {
+            Some(k) => self.store().conversation(id)?.map(|c| (k, c)),
+            None => None,
+        };
+        let Some((k, c)) = stored else {
+            self.audit(Some(caller), "read.denied", via, &[id.to_string()], None)
+                .await?;
+            return Err(AppError::NotFound {
+                what: "call",
+                id: id.to_string(),
+            });
+        };
+        let d = crate::calls::detail(&base, &caller.scope, k, c);
+        self.audit(Some(caller), "read", via, &[id.to_string()], None)
+            .await?;
+        Ok(d)
+    }
+
+    /// Every registered model, newest first.
+    pub fn models(&self) -> Result<Vec<ModelView>, AppError> {
+        let mut m: Vec<ModelView> = self.store().models()?.iter().map(ModelView::from).collect();
+        m.sort_by(|a, b| a.kind.cmp(&b.kind).then(b.version.cmp(&a.version)));
+        Ok(m)
+    }
+
+    /// One model and its card.
+    pub fn model_card(&self, kind: &str, version: &str) -> Result<ModelCard, AppError> {
+        let not_found = || AppError::Absent(format!("no {kind} model version {version}"));
+        let v: i64 = version.parse().map_err(|_| not_found())?;
+        let rec = self.store().model(kind, Some(v))?.ok_or_else(not_found)?;
+        Ok(ModelCard {
+            model: ModelView::from(&rec),
+            card: rec.card.clone(),
+        })
+    }
+
+    /// The caller's open deals with their scores as CSV (recorded as an export).
+    pub async fn scores_csv(&self, caller: &Caller, via: &str) -> Result<String, AppError> {
+        let (csv, ids) = self.book()?.scores_csv(&caller.scope)?;
+        self.audit(Some(caller), "export", via, &ids, Some("scores.csv"))
+            .await?;
+        Ok(csv)
+    }
+
+    /// Open leads in the caller's scope with their conversion scores.
+    pub async fn leads(
+        &self,
+        caller: &Caller,
+        q: &LeadQuery,
+        via: &str,
+    ) -> Result<LeadPage, AppError> {
+        let page = crate::leads::list(&*self.analyses.leads()?, &caller.scope, q)?;
+        let ids: Vec<String> = page.items.iter().map(|l| l.id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(page)
+    }
+
+    /// Stores an inbound lead (admin: the token of the integration) and
+    /// re-scores the open leads in the background.
+    pub async fn inbound_lead(
+        &self,
+        caller: &Caller,
+        lead: &InboundLead,
+        via: &str,
+    ) -> Result<InboundAccepted, AppError> {
+        if !caller.is_admin() {
+            self.audit(Some(caller), "lead.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("admin"));
+        }
+        let id = match &lead.id {
+            Some(i) => i.clone(),
+            None => format!("in-{}", auth::random_hex(8)?),
+        };
+        let row = lead.to_new(id.clone())?;
+        let stored = self.store().insert_lead(&row).map_err(|e| match e {
+            pipewise_store::StoreError::Invalid(why) => AppError::Input(InputError::new(
+                "owner_id",
+                "a user or campaign id that exists",
+                &why,
+            )),
+            other => other.into(),
+        })?;
+        if !stored {
+            return Err(AppError::Conflict(format!("a lead with id {id:?} exists")));
+        }
+        self.audit(Some(caller), "lead.inbound", via, &[id.clone()], None)
+            .await?;
+        self.analyses.refresh_leads(self.path.clone());
+        Ok(InboundAccepted {
+            id,
+            created_at: row.created_at,
+            status: "new".into(),
+            owner_id: row.owner_id,
+        })
+    }
+
+    /// Starts an import job (admin): the files are checked and stored, the
+    /// import runs in the background.
+    pub async fn import(
+        &self,
+        caller: &Caller,
+        req: ImportRequest,
+        via: &str,
+    ) -> Result<ImportJob, AppError> {
+        if !caller.is_admin() {
+            self.audit(Some(caller), "import.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("admin"));
+        }
+        let imports = self.imports.clone();
+        let user = caller.user_id.clone();
+        let job = tokio::task::spawn_blocking(move || imports.submit(&user, req))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("the import stopped: {e}")))??;
+        self.audit(
+            Some(caller),
+            "import",
+            via,
+            &[job.id.clone()],
+            Some(&job.files.join(", ")),
+        )
+        .await?;
+        Ok(job)
+    }
+
+    /// The import jobs since the server started, newest first (admin).
+    pub async fn import_jobs(
+        &self,
+        caller: &Caller,
+        via: &str,
+    ) -> Result<Vec<ImportJob>, AppError> {
+        if !caller.is_admin() {
+            self.audit(Some(caller), "import.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("admin"));
+        }
+        Ok(self.imports.list())
+    }
+
+    /// One import job with its progress and report (admin).
+    pub async fn import_job(
+        &self,
+        caller: &Caller,
+        id: &str,
+        via: &str,
+    ) -> Result<ImportJob, AppError> {
+        if !caller.is_admin() {
+            self.audit(Some(caller), "import.denied", via, &[id.to_string()], None)
+                .await?;
+            return Err(AppError::Forbidden("admin"));
+        }
+        self.imports.get(id).ok_or_else(|| AppError::NotFound {
+            what: "import job",
+            id: id.to_string(),
+        })
     }
 }

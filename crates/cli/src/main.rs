@@ -892,6 +892,10 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
     let headlines = pipewise_app::coaching::team_headlines(&plans);
     let coach_validation =
         pipewise_engines::coach::validate(&coaching.profiles, &coaching.impact, &truth.rep_skills);
+    // The lead conversion model (for the leads' scores), fitted on the leads
+    // whose outcome is known.
+    let lead_model =
+        pipewise_app::leads::fit_and_register(&mut store, &coaching.crm, &|_: &str| {})?;
     if json {
         let reports: Vec<_> = trained
             .trained
@@ -904,7 +908,8 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
                 &serde_json::json!({"simulation": summary, "import": report, "stats": stats, "models": reports, "scores": scored,
                     "stage": {"deals": stage, "rep_bias": bias, "validation": validation},
                     "forecast": {"forecast": fc, "moved": moved},
-                    "coaching": {"teams": headlines, "validation": coach_validation}})
+                    "coaching": {"teams": headlines, "validation": coach_validation},
+                    "lead_model": lead_model.as_ref().map(|m| serde_json::json!({"version": m.version, "validation": m.metrics}))})
             )?
         );
     } else {
@@ -945,6 +950,16 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
             "  Against the latent skills: {}",
             coach_cmd::validation_sentence(&coach_validation)
         );
+        if let Some(m) = &lead_model {
+            let v = &m.metrics;
+            println!(
+                "\nLead conversion model v{} ({}): ROC-AUC {:.3}, lift in the top decile {:.2}x; open leads are scored when served (`pipewise score leads` writes them to a CSV).",
+                m.version,
+                v["scheme"].as_str().unwrap_or("validated"),
+                v["metrics"]["roc_auc"].as_f64().unwrap_or(f64::NAN),
+                v["metrics"]["lift_top_decile"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
         println!(
             "\nSimulated in {:.1}s; the hidden truth (skills, biases, true win probabilities) is in {}.",
             simulated.as_secs_f64(),

@@ -372,41 +372,11 @@ pub fn score_leads(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
             format!("the database's leads older than {} days", leads::STALE_DAYS),
         ),
     };
-    let r = &model.report;
     let as_of = pipewise_core::value::format_instant(
         chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
     );
-    let created_at = crate::now();
-    let card = format!(
-        "# Lead conversion model\n\nPurpose: rank open leads by their chance to convert.\n\n\
-         Data: {source}: {} leads with an outcome ({} converted).\n\nValidation ({}): {}\n\n\
-         Top drivers: {}\n\nLimits: trained on past conversions; a lead's inquiry and \
-         response time are read as recorded, and leads never answered count as such.\n",
-        r.rows,
-        r.positives,
-        r.validation.scheme,
-        metrics_line(&r.validation.metrics),
-        r.drivers
-            .iter()
-            .take(6)
-            .map(|d| format!("{} {}", d.column, pct(d.share)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let features: Vec<&str> = model.schema.used().map(|c| c.name.as_str()).collect();
-    let rec = store.register_model(&pipewise_store::NewModel {
-        kind: "lead",
-        created_at: &created_at,
-        algorithm: model.classifier.algorithm.name(),
-        train_from: None,
-        train_to: Some(&as_of),
-        test_from: None,
-        test_to: None,
-        features_json: &serde_json::to_string(&features)?,
-        metrics_json: &serde_json::to_string(&r.validation)?,
-        card: &card,
-        artifact_json: &model.to_json(),
-    })?;
+    let rec = pipewise_app::leads::register(&mut store, &model, &source, &as_of, &crate::now())?;
+    let r = &model.report;
     // Score the open leads.
     let sub = pipewise_core::TextTable {
         rows: open.iter().map(|&r| table.rows[r].clone()).collect(),

@@ -87,10 +87,13 @@ fn send(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     if let Some(b) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     head.push_str("\r\n");
     head.push_str(body.unwrap_or(""));
@@ -118,6 +121,24 @@ fn send(
 
 fn get(base: &str, path: &str, token: Option<&str>) -> Resp {
     request(base, "GET", path, token)
+}
+
+/// A multipart/form-data body with boundary `XyZ`: (part name, file name, content).
+fn multipart(parts: &[(&str, Option<&str>, &str)]) -> String {
+    let mut b = String::new();
+    for (name, file, content) in parts {
+        b.push_str("--XyZ\r\n");
+        match file {
+            Some(f) => b.push_str(&format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )),
+            None => b.push_str(&format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n")),
+        }
+        b.push_str(content);
+        b.push_str("\r\n");
+    }
+    b.push_str("--XyZ--\r\n");
+    b
 }
 
 /// Waits for the server's background analyses (coaching, evidence stage,
@@ -316,6 +337,40 @@ fn tokens_roles_scope_errors_and_audit() {
         ("revoked", Some(t_revoked.as_str())),
         ("garbage", Some("pw_0000")),
     ];
+    // Calls: the rep on each and the current owner of the deal it is about.
+    let calls: Vec<(String, Vec<String>)> = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut st = c
+            .prepare(
+                "SELECT c.id, c.user_id, o.owner_id FROM conversations c
+                 LEFT JOIN opportunities o ON o.id = c.opportunity_id ORDER BY c.id",
+            )
+            .unwrap();
+        st.query_map([], |r| {
+            let owners: Vec<Option<String>> = vec![r.get(1)?, r.get(2)?];
+            Ok((r.get(0)?, owners.into_iter().flatten().collect()))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    assert!(calls.len() > 10);
+    // An import job (a dry run: it changes nothing) for `{job_id}`.
+    let job = send(
+        &base,
+        "POST",
+        "/api/v1/imports",
+        &[
+            ("Authorization", &format!("Bearer {t_admin}")),
+            ("Content-Type", "multipart/form-data; boundary=XyZ"),
+        ],
+        Some(&multipart(&[
+            ("file", Some("teams.csv"), "id,name\nt-x,Team X\n"),
+            ("dry_run", None, "true"),
+        ])),
+    );
+    assert_eq!(job.status, 202, "{}", job.body);
+    let job_id = job.json()["id"].as_str().unwrap().to_string();
     let paths = spec["paths"].as_object().unwrap();
     assert!(paths.len() >= 5);
     let mut checked = 0;
@@ -330,26 +385,41 @@ fn tokens_roles_scope_errors_and_audit() {
             .is_some_and(|t| t.iter().any(|x| x == "admin"));
         for (who, tok) in callers {
             let scope = in_scope(who);
-            // Ids to put in the path: one the caller may see and one they
-            // may not (reps for `{rep_id}`, open deals otherwise).
-            let records: Vec<(&String, &String)> = if template.contains("{rep_id}") {
-                reps.iter().map(|r| (r, r)).collect()
+            // Path values: one record the caller may see and one they may
+            // not, by the path's parameter (each record with the users
+            // whose scope shows it).
+            let records: Vec<(String, Vec<String>)> = if template.contains("{rep_id}") {
+                reps.iter().map(|r| (r.clone(), vec![r.clone()])).collect()
+            } else if template.contains("{call_id}") {
+                calls.clone()
+            } else if template.contains("{job_id}") {
+                vec![(job_id.clone(), Vec::new())]
+            } else if template.contains("{kind}") {
+                vec![("win/1".to_string(), Vec::new())]
             } else {
-                deals.iter().collect()
+                deals
+                    .iter()
+                    .map(|(d, o)| (d.clone(), vec![o.clone()]))
+                    .collect()
             };
-            let visible = records
-                .iter()
-                .copied()
-                .find(|(_, o)| scope.as_ref().is_none_or(|s| s.contains(*o)));
-            let hidden = records
-                .iter()
-                .copied()
-                .find(|(_, o)| scope.as_ref().is_some_and(|s| !s.contains(*o)));
+            // Records of no one in particular (models, jobs) everyone may see.
+            let sees = |owners: &Vec<String>| {
+                owners.is_empty()
+                    || scope
+                        .as_ref()
+                        .is_none_or(|s| owners.iter().any(|o| s.contains(o)))
+            };
+            let visible = records.iter().find(|(_, o)| sees(o));
+            let hidden = records.iter().find(|(_, o)| !sees(o));
             let mut cases = Vec::new();
             if template.contains('{') {
                 for (id, expect_visible) in [(visible, true), (hidden, false)] {
                     if let Some((id, _)) = id {
-                        let path = template
+                        let mut path = template.clone();
+                        if template.contains("{kind}") {
+                            path = path.replace("{kind}/{version}", id);
+                        }
+                        let path = path
                             .split('/')
                             .map(|seg| {
                                 if seg.starts_with('{') {
@@ -559,6 +629,106 @@ fn tokens_roles_scope_errors_and_audit() {
         serde_json::json!(["dismissed", "on a course already"])
     );
 
+    // Calls: the team's, each with its turns and measures.
+    let page = get(&base, "/api/v1/calls?limit=500", Some(&t_mgr)).json();
+    let team_calls = calls
+        .iter()
+        .filter(|(_, o)| o.iter().any(|x| team.contains(x)))
+        .count();
+    assert_eq!(page["total"].as_u64().unwrap() as usize, team_calls);
+    let own_call = calls
+        .iter()
+        .find(|(_, o)| o.first().is_some_and(|x| x == rep))
+        .unwrap();
+    let call = get(
+        &base,
+        &format!("/api/v1/calls/{}", own_call.0),
+        Some(&t_rep),
+    )
+    .json();
+    assert!(
+        call["call"]["turns"].as_array().unwrap().len() > 3,
+        "{call}"
+    );
+    assert!(call["analysis"]["talk_ratio"].as_f64().is_some(), "{call}");
+
+    // Models and their cards; the scores CSV of the caller's deals.
+    let models = get(&base, "/api/v1/models", Some(&t_rep)).json();
+    let kinds: Vec<&str> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"win") && kinds.contains(&"slip"),
+        "{kinds:?}"
+    );
+    let card = get(&base, "/api/v1/models/win/1", Some(&t_rep)).json();
+    assert!(
+        card["card"].as_str().unwrap().contains("win model"),
+        "{card}"
+    );
+    assert_eq!(
+        get(&base, "/api/v1/models/win/99", Some(&t_rep)).status,
+        404
+    );
+    let csv = get(&base, "/api/v1/export/scores.csv", Some(&t_rep));
+    assert_eq!(csv.status, 200);
+    assert!(csv.headers["content-type"].starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(lines[0].starts_with("opportunity_id,name,"), "{}", lines[0]);
+    let own = deals.values().filter(|o| o.as_str() == rep).count();
+    assert_eq!(lines.len() - 1, own, "{}", csv.body);
+    assert!(lines[1..].iter().all(|l| l.contains(&format!(",{rep},"))));
+
+    // Inbound leads: an integration (admin) posts one; the rep it goes to
+    // sees it in their queue once scored.
+    let post_lead = |tok: &str, body: serde_json::Value| {
+        send(
+            &base,
+            "POST",
+            "/api/v1/leads/inbound",
+            &[("Authorization", &format!("Bearer {tok}"))],
+            Some(&body.to_string()),
+        )
+    };
+    let lead = serde_json::json!({"id": "web-1", "email": "ana@lima.example", "contact_name": "Ana Lima",
+        "company": "Lima Co", "inquiry": "Pricing for 40 seats?", "source": "web_form", "owner_id": rep});
+    assert_eq!(post_lead(&t_rep, lead.clone()).status, 403);
+    let r = post_lead(&t_admin, lead.clone());
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(post_lead(&t_admin, lead).status, 409);
+    let r = post_lead(&t_admin, serde_json::json!({"email": "not an email"}));
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("email")),
+        "{}",
+        r.body
+    );
+    let mut seen = false;
+    for _ in 0..60 {
+        let q = get(
+            &base,
+            "/api/v1/leads?unanswered=true&limit=500",
+            Some(&t_rep),
+        )
+        .json();
+        if q["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == "web-1")
+        {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(seen, "the inbound lead is not in its rep's queue");
+    let other = get(&base, "/api/v1/leads?limit=500", Some(&t_dir)).json();
+    assert!(other["total"].as_u64().unwrap() > 0);
+
     // Errors name the parameter and what was expected.
     for (q, field) in [
         ("limit=abc", "limit"),
@@ -724,6 +894,86 @@ fn tokens_roles_scope_errors_and_audit() {
             .any(|a| a["action"] == "read" && a["route"] == "GET /api/v1/opportunities/{id}"),
         "{log}"
     );
+    // Imports: a job with progress and the report; an error names the
+    // file, line and column as uploaded, and changes nothing; admin only.
+    let upload = |tok: &str, parts: &[(&str, Option<&str>, &str)]| {
+        send(
+            &base,
+            "POST",
+            "/api/v1/imports",
+            &[
+                ("Authorization", &format!("Bearer {tok}")),
+                ("Content-Type", "multipart/form-data; boundary=XyZ"),
+            ],
+            Some(&multipart(parts)),
+        )
+    };
+    let wait_job = |id: &str| -> serde_json::Value {
+        for _ in 0..200 {
+            let j = get(&base, &format!("/api/v1/imports/{id}"), Some(&t_admin)).json();
+            if j["status"] == "succeeded" || j["status"] == "failed" {
+                return j;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("import job {id} did not finish");
+    };
+    let accounts = "id,name,industry,employees\nacc-api-1,Api One,Software,120\nacc-api-2,Api Two,Retail,many\n";
+    assert_eq!(
+        upload(&t_rep, &[("file", Some("accounts.csv"), accounts)]).status,
+        403
+    );
+    let r = upload(&t_admin, &[("file", Some("accounts.csv"), accounts)]);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let j = wait_job(r.json()["id"].as_str().unwrap());
+    assert_eq!(j["status"], "failed", "{j}");
+    let e = &j["report"]["errors"][0];
+    assert_eq!(
+        (
+            e["file"].as_str(),
+            e["line"].as_u64(),
+            e["column_name"].as_str()
+        ),
+        (Some("accounts.csv"), Some(3), Some("employees")),
+        "{j}"
+    );
+    let r = upload(
+        &t_admin,
+        &[(
+            "file",
+            Some("accounts.csv"),
+            &accounts.replace("many", "45"),
+        )],
+    );
+    let j = wait_job(r.json()["id"].as_str().unwrap());
+    assert_eq!(j["status"], "succeeded", "{j}");
+    assert_eq!(j["report"]["entities"]["accounts"]["inserted"], 2, "{j}");
+    assert_eq!(j["progress"], 1.0);
+    let r = upload(&t_admin, &[("file", Some("whatever.csv"), accounts)]);
+    let j = wait_job(r.json()["id"].as_str().unwrap());
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot tell the entity"),
+        "{j}"
+    );
+    let r = upload(&t_admin, &[("nonsense", None, "x")]);
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("nonsense")),
+        "{}",
+        r.body
+    );
+    let n: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM accounts WHERE id LIKE 'acc-api-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 2);
     drop(server);
 
     // The chain holds; an edited or deleted row is found.

@@ -168,6 +168,101 @@ pub trait Progress {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
+/// The sources of a set of files (such as an upload): with a mapping, each
+/// file through the `[[file]]` section named like it (or the only section),
+/// in the mapping's order; without, `.vtt`/`.srt` files are transcripts
+/// (linked by a sidecar `NAME.json` among the files) and `.csv`/`.jsonl`
+/// files are canonical files of `entity`, or of the entity their name says,
+/// parents first. Sidecar `.json` files are read by their transcript only.
+pub fn file_sources(
+    files: &[PathBuf],
+    mapping: Option<&Mapping>,
+    entity: Option<Entity>,
+) -> Result<Vec<Source>, IngestError> {
+    let name_of = |f: &Path| {
+        f.file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let ext_of = |f: &Path| {
+        f.extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default()
+    };
+    let mut keyed: Vec<(usize, Source)> = Vec::new();
+    for f in files {
+        let name = name_of(f);
+        let ext = ext_of(f);
+        if ext == "json" {
+            continue;
+        }
+        if let Some(m) = mapping {
+            let idx = if m.files.len() == 1 {
+                0
+            } else {
+                m.files
+                    .iter()
+                    .position(|fm| fm.name.as_deref() == Some(name.as_str()))
+                    .ok_or_else(|| {
+                        let names: Vec<&str> =
+                            m.files.iter().filter_map(|fm| fm.name.as_deref()).collect();
+                        IngestError::Usage(format!(
+                            "{name}: mapping {} has several file sections and none is named {name} (its files: {})",
+                            m.name,
+                            names.join(", ")
+                        ))
+                    })?
+            };
+            keyed.push((
+                idx,
+                Source::Csv {
+                    path: f.clone(),
+                    mapping: m.clone(),
+                    file: idx,
+                    canonical: false,
+                },
+            ));
+            continue;
+        }
+        if ext == "vtt" || ext == "srt" {
+            let link = TranscriptLink::default().with_sidecar(f)?;
+            keyed.push((
+                usize::MAX,
+                Source::Vtt {
+                    path: f.clone(),
+                    link,
+                },
+            ));
+            continue;
+        }
+        let e = match entity {
+            Some(e) => e,
+            None => {
+                let stem = f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Entity::from_table(&stem).ok_or_else(|| {
+                    let known: Vec<&str> = Entity::ALL.iter().map(|e| e.table()).collect();
+                    IngestError::Usage(format!(
+                        "{name}: cannot tell the entity from the file name; name the file after one ({}) or give the entity",
+                        known.join(", ")
+                    ))
+                })?
+            }
+        };
+        let order = Entity::ALL.iter().position(|x| *x == e).unwrap_or(0);
+        keyed.push((order, Source::canonical(f.clone(), e)));
+    }
+    if keyed.is_empty() {
+        return Err(IngestError::Usage(
+            "no file to import (sidecar .json files go with a transcript)".into(),
+        ));
+    }
+    keyed.sort_by_key(|(k, _)| *k);
+    Ok(keyed.into_iter().map(|(_, s)| s).collect())
+}
+
 /// The files of a directory import: for a mapping, the files its `[[file]]`
 /// sections name; for the canonical format, `<entity>.csv` or `.jsonl` for
 /// every entity present, parents first.

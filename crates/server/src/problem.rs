@@ -111,6 +111,7 @@ impl From<AppError> for Problem {
                 p.retry_after = Some(secs);
                 p
             }
+            AppError::Conflict(why) => Problem::new(StatusCode::CONFLICT, "conflict", why),
             AppError::Computing(why) => {
                 let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "computing", why);
                 p.retry_after = Some(5);

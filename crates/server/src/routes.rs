@@ -8,11 +8,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use pipewise_app::book::{DealDetail, DealPage, DealQuery};
+use pipewise_app::calls::{CallDetail, CallPage, CallQuery};
 use pipewise_app::coaching::{Decision, DecisionRecord};
 use pipewise_app::forecasting::{ForecastQuery, ForecastView};
+use pipewise_app::imports::{ImportJob, ImportRequest, Upload};
 use pipewise_app::insight::{
     BiasView, CoachingOverview, InspectionPage, InspectionQuery, RepCoaching,
 };
+use pipewise_app::leads::{InboundAccepted, InboundLead, LeadPage, LeadQuery};
+use pipewise_app::models::{ModelCard, ModelView};
 use pipewise_app::{AuditEntry, Me, SessionStart};
 use serde::{Deserialize, Serialize};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -40,7 +44,9 @@ use crate::{AppState, Options};
         (name = "service", description = "Health, metrics and this document"),
         (name = "pipeline", description = "Open deals with win and slip probabilities, entered against evidence stage, stage bias"),
         (name = "forecast", description = "Bookings forecasts with their range, rolled up over the caller's scope"),
-        (name = "coaching", description = "Rep profiles, coaching plans and managers' decisions"),
+        (name = "coaching", description = "Rep profiles, coaching plans and managers' decisions; recorded calls and their analysis"),
+        (name = "leads", description = "Open leads with conversion scores; inbound leads"),
+        (name = "models", description = "The model registry and model cards"),
         (name = "admin", description = "Admin only")
     )
 )]
@@ -85,16 +91,49 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(coaching_overview))
         .routes(routes!(rep_coaching))
         .routes(routes!(decide))
+        .routes(routes!(list_calls))
+        .routes(routes!(get_call))
+        .routes(routes!(list_models))
+        .routes(routes!(get_model))
+        .routes(routes!(export_scores))
+        .routes(routes!(list_leads))
+        .routes(routes!(inbound_lead))
+        .routes(routes!(start_import, list_imports))
+        .routes(routes!(get_import))
         .routes(routes!(sign_in, sign_out))
 }
 
 /// The OpenAPI document.
 pub fn spec() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    finish(api().split_for_parts().1)
+}
+
+/// Constraints the derives cannot say, added to the finished document.
+fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    if let Some(c) = doc.components.as_mut() {
+        // An inbound lead names someone to answer: an email, a contact name
+        // or a company (JSON Schema `anyOf` of `required`).
+        if let Some(lead) = c.schemas.remove("InboundLead") {
+            use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder};
+            let mut any = AnyOfBuilder::new();
+            for f in ["email", "contact_name", "company"] {
+                any = any.item(ObjectBuilder::new().required(f));
+            }
+            c.schemas.insert(
+                "InboundLead".into(),
+                AllOfBuilder::new()
+                    .item(lead)
+                    .item(utoipa::openapi::Schema::AnyOf(any.build()))
+                    .into(),
+            );
+        }
+    }
+    doc
 }
 
 pub fn router(state: AppState, opts: &Options) -> (Router, utoipa::openapi::OpenApi) {
     let (api_router, spec) = api().split_for_parts();
+    let spec = finish(spec);
     let doc = spec.clone();
     let router = api_router
         .route(
@@ -112,6 +151,8 @@ pub fn router(state: AppState, opts: &Options) -> (Router, utoipa::openapi::Open
             StatusCode::REQUEST_TIMEOUT,
             opts.request_timeout,
         ))
+        // One limit for every body, the server's (axum's own 2 MB default off).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(opts.body_limit))
         .with_state(state);
     (router, spec)
@@ -530,4 +571,340 @@ async fn decide(
     .await
     .map(|d| (StatusCode::CREATED, Json(d)))
     .map_err(Problem::from)
+}
+
+/// Recorded calls in the caller's scope, newest first, with their headline
+/// measures (talk ratio, longest monologue, questions, objections handled,
+/// next step agreed).
+#[utoipa::path(get, path = "/api/v1/calls", tag = "coaching", security(("bearer" = [])),
+    params(CallQuery),
+    responses(
+        (status = 200, body = CallPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_calls(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<CallQuery>,
+) -> Result<Json<CallPage>, Problem> {
+    let s = state.service.clone();
+    s.calls(&caller, &q, "GET /api/v1/calls")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// One call: every turn with its speaker, role and times, and its analysis
+/// (talk ratio, monologues, questions, objections and how each was handled,
+/// next steps, fillers, sentiment, keyword trackers). Calls outside the
+/// caller's scope answer 404.
+#[utoipa::path(get, path = "/api/v1/calls/{call_id}", tag = "coaching", security(("bearer" = [])),
+    params(("call_id" = String, Path, description = "The call's id")),
+    responses(
+        (status = 200, body = CallDetail),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_call(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(call_id): Path<String>,
+) -> Result<Json<CallDetail>, Problem> {
+    let s = state.service.clone();
+    s.call(&caller, &call_id, "GET /api/v1/calls/{call_id}")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Every registered model (win, slip, lead), each kind newest first, with
+/// its windows and measured accuracy.
+#[utoipa::path(get, path = "/api/v1/models", tag = "models", security(("bearer" = [])),
+    responses(
+        (status = 200, body = [ModelView]),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_models(
+    State(state): State<AppState>,
+    Authed(_caller): Authed,
+) -> Result<Json<Vec<ModelView>>, Problem> {
+    state.service.models().map(Json).map_err(Problem::from)
+}
+
+/// One model with its card: purpose, data, validation, drivers and limits.
+#[utoipa::path(get, path = "/api/v1/models/{kind}/{version}", tag = "models", security(("bearer" = [])),
+    params(
+        ("kind" = String, Path, description = "`win`, `slip` or `lead`"),
+        ("version" = String, Path, description = "The version number"),
+    ),
+    responses(
+        (status = 200, body = ModelCard),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_model(
+    State(state): State<AppState>,
+    Authed(_caller): Authed,
+    Path((kind, version)): Path<(String, String)>,
+) -> Result<Json<ModelCard>, Problem> {
+    state
+        .service
+        .model_card(&kind, &version)
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The caller's open deals with their win and slip probabilities and top
+/// factors as CSV, for writing back to the CRM (recorded in the audit log
+/// as an export).
+#[utoipa::path(get, path = "/api/v1/export/scores.csv", tag = "pipeline", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One row per open deal: opportunity_id, name, account_id, account, owner_id, owner, stage, forecast_category, amount, close_date, win_probability, slip_probability, expected_amount, raising, lowering, as_of, win_model_version, slip_model_version", body = String, content_type = "text/csv"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No model trained yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn export_scores(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Response, Problem> {
+    let s = state.service.clone();
+    let csv = s
+        .scores_csv(&caller, "GET /api/v1/export/scores.csv")
+        .await
+        .map_err(Problem::from)?;
+    let mut r = csv.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"scores.csv\""),
+    );
+    Ok(r)
+}
+
+/// Open leads in the caller's scope, most likely to convert first, with
+/// the factors behind each score and how long each waited for an answer.
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", security(("bearer" = [])),
+    params(LeadQuery),
+    responses(
+        (status = 200, body = LeadPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_leads(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<LeadQuery>,
+) -> Result<Json<LeadPage>, Problem> {
+    let s = state.service.clone();
+    s.leads(&caller, &q, "GET /api/v1/leads")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// An inbound lead from a web form or marketing tool (admin: an
+/// integration's token). Stored with status `new` and scored in the
+/// background; routing acts on it once the leads engine lands.
+#[utoipa::path(post, path = "/api/v1/leads/inbound", tag = "leads",
+    security(("bearer" = []), ("session" = [])),
+    request_body = InboundLead,
+    responses(
+        (status = 201, body = InboundAccepted),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A lead with this id exists", body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn inbound_lead(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(body): ApiJson<InboundLead>,
+) -> Result<(StatusCode, Json<InboundAccepted>), Problem> {
+    let s = state.service.clone();
+    s.inbound_lead(&caller, &body, "POST /api/v1/leads/inbound")
+        .await
+        .map(|d| (StatusCode::CREATED, Json(d)))
+        .map_err(Problem::from)
+}
+
+/// An import upload.
+#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ImportForm {
+    /// The files, one `file` part each, named as exported: canonical
+    /// `<entity>.csv`/`.jsonl` (or any name with `entity`), CSV files a
+    /// mapping names, or transcripts (`.vtt`, `.srt`, each with an optional
+    /// `NAME.json` sidecar saying what it belongs to).
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
+    file: Vec<Vec<u8>>,
+    /// A mapping in TOML (docs/data-format.md), as text or a file part.
+    mapping: Option<String>,
+    /// The entity of canonical files whose names do not say it (`opportunities`...).
+    entity: Option<String>,
+    /// `true`: check everything and change nothing (default `false`).
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Starts an import (admin): the files are imported in the background, in
+/// one transaction (whole or nothing); read the job for its progress and
+/// report. Files that cannot be read make a job that has failed, with the
+/// reason. The served scores follow the new data at the next reload check.
+#[utoipa::path(post, path = "/api/v1/imports", tag = "admin",
+    security(("bearer" = []), ("session" = [])),
+    request_body(content = ImportForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, body = ImportJob),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn start_import(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, Json<ImportJob>), Problem> {
+    let mut form = form.map_err(|e| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("expected multipart/form-data with `file` parts: {e}"),
+        )
+    })?;
+    let bad =
+        |field: &str, expected: &str, detail: String| Problem::bad_request(field, expected, detail);
+    let mut req = ImportRequest {
+        files: Vec::new(),
+        mapping: None,
+        entity: None,
+        dry_run: false,
+    };
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                let status = e.status();
+                return Err(Problem::new(
+                    status,
+                    "invalid-body",
+                    format!("the form cannot be read: {e}"),
+                ));
+            }
+        };
+        let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let bytes = field.bytes().await.map_err(|e| {
+            Problem::new(
+                e.status(),
+                "invalid-body",
+                format!("part {name:?} cannot be read: {e}"),
+            )
+        })?;
+        let text = || {
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| bad(&name, "UTF-8 text", format!("{name}: not UTF-8 text")))
+        };
+        match name.as_str() {
+            "file" => match file_name {
+                Some(n) => req.files.push(Upload {
+                    name: n,
+                    bytes: bytes.to_vec(),
+                }),
+                None => {
+                    return Err(bad(
+                        "file",
+                        "a file part with a file name (Content-Disposition: form-data; name=\"file\"; filename=\"opportunities.csv\")",
+                        "a `file` part has no file name".into(),
+                    ));
+                }
+            },
+            "mapping" => req.mapping = Some(text()?),
+            "entity" => req.entity = Some(text()?),
+            "dry_run" => {
+                req.dry_run = match text()?.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(bad(
+                            "dry_run",
+                            "true or false",
+                            format!("dry_run: expected true or false, got {other:?}"),
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(bad(
+                    other,
+                    "one of the parts file, mapping, entity, dry_run",
+                    format!("unknown part {other:?}: expected file, mapping, entity or dry_run"),
+                ));
+            }
+        }
+    }
+    if req.files.is_empty() {
+        return Err(bad(
+            "file",
+            "at least one `file` part",
+            "no file uploaded".into(),
+        ));
+    }
+    let s = state.service.clone();
+    s.import(&caller, req, "POST /api/v1/imports")
+        .await
+        .map(|j| (StatusCode::ACCEPTED, Json(j)))
+        .map_err(Problem::from)
+}
+
+/// The import jobs since the server started, newest first (admin).
+#[utoipa::path(get, path = "/api/v1/imports", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, body = [ImportJob]),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_imports(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<Vec<ImportJob>>, Problem> {
+    let s = state.service.clone();
+    s.import_jobs(&caller, "GET /api/v1/imports")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// One import job: status, the file being read, progress and, when done,
+/// the import report with every error's file, line and column (admin).
+#[utoipa::path(get, path = "/api/v1/imports/{job_id}", tag = "admin", security(("bearer" = [])),
+    params(("job_id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, body = ImportJob),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_import(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(job_id): Path<String>,
+) -> Result<Json<ImportJob>, Problem> {
+    let s = state.service.clone();
+    s.import_job(&caller, &job_id, "GET /api/v1/imports/{job_id}")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
 }

@@ -543,3 +543,63 @@ mod tests {
         assert!(bad.problem.unwrap().contains("row 2 was edited"));
     }
 }
+
+/// A lead as an inbound webhook delivers it.
+#[derive(Debug, Clone, Default)]
+pub struct NewLead {
+    pub id: String,
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub created_at: String,
+    pub source: Option<String>,
+    pub campaign_id: Option<String>,
+    pub company: Option<String>,
+    pub contact_name: Option<String>,
+    pub email: Option<String>,
+    pub title: Option<String>,
+    pub inquiry: Option<String>,
+    pub owner_id: Option<String>,
+}
+
+impl SqliteStore {
+    /// Stores a new lead with status `new`; false (and nothing written) when
+    /// a lead with its id exists. Errors when the owner or campaign named is
+    /// not in the database.
+    pub fn insert_lead(&mut self, l: &NewLead) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        if let Some(o) = &l.owner_id {
+            let known: Option<i64> = tx
+                .query_row("SELECT 1 FROM users WHERE id = ?1", [o], |r| r.get(0))
+                .optional()?;
+            if known.is_none() {
+                return Err(StoreError::Invalid(format!("no user with id {o:?}")));
+            }
+        }
+        if let Some(c) = &l.campaign_id {
+            let known: Option<i64> = tx
+                .query_row("SELECT 1 FROM campaigns WHERE id = ?1", [c], |r| r.get(0))
+                .optional()?;
+            if known.is_none() {
+                return Err(StoreError::Invalid(format!("no campaign with id {c:?}")));
+            }
+        }
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO leads (id, created_at, source, campaign_id, company, contact_name,
+                                          email, title, inquiry, owner_id, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'new')",
+            rusqlite::params![
+                l.id,
+                l.created_at,
+                l.source,
+                l.campaign_id,
+                l.company,
+                l.contact_name,
+                l.email,
+                l.title,
+                l.inquiry,
+                l.owner_id
+            ],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+}

@@ -181,6 +181,7 @@ pub fn speech_or_span(speech_ms: Option<i64>, start_ms: i64, end_ms: i64) -> i64
 
 /// One stored conversation as it was read: what it is linked to and its turns.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationDetail {
     pub id: String,
     pub started_at: Option<String>,
@@ -199,6 +200,7 @@ pub struct ConversationDetail {
 
 /// One stored turn, every column.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TurnDetail {
     pub seq: i64,
     pub speaker: Option<String>,

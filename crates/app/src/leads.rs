@@ -1,0 +1,413 @@
+//! Open leads in the caller's scope with their conversion scores from the
+//! active lead model (`pipewise score leads` trains and registers it), and
+//! inbound leads delivered by a webhook.
+
+use std::collections::HashMap;
+
+use pipewise_engines::leads;
+use pipewise_features::format_date;
+use pipewise_models::tabular::TabularModel;
+use pipewise_store::SqliteStore;
+use pipewise_store::read::CrmData;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::InputError;
+use crate::scope::Scope;
+
+/// An open lead with its score.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LeadRow {
+    pub id: String,
+    /// When it came in (YYYY-MM-DDTHH:MM:SSZ).
+    pub created_at: String,
+    pub source: Option<String>,
+    pub campaign_id: Option<String>,
+    pub title: Option<String>,
+    pub inquiry: Option<String>,
+    pub owner_id: Option<String>,
+    pub owner: Option<String>,
+    pub status: Option<String>,
+    /// Hours from arrival to the first response (null: not answered yet).
+    pub response_hours: Option<f64>,
+    /// Probability of converting (0-1) from the active lead model; null
+    /// without one.
+    pub conversion_probability: Option<f64>,
+    /// What drives it, strongest first ("source=partner (+0.41)").
+    pub factors: Vec<String>,
+}
+
+/// The open leads, scored once per data and lead-model version.
+pub struct LeadBase {
+    pub as_of: i64,
+    pub model_version: Option<i64>,
+    pub rows: Vec<LeadRow>,
+}
+
+/// Scores the open leads with the active lead model, if any.
+pub fn build(crm: &CrmData, store: &SqliteStore) -> anyhow::Result<LeadBase> {
+    let leads::LeadRows { table, open, as_of } = leads::lead_table(crm);
+    let model = match store.model("lead", None)? {
+        Some(rec) => Some((
+            TabularModel::from_json(rec.artifact.as_deref().unwrap_or_default())
+                .map_err(|e| anyhow::anyhow!("lead model v{} cannot be read: {e}", rec.version))?,
+            rec.version,
+        )),
+        None => None,
+    };
+    let sub = pipewise_core::TextTable {
+        rows: open.iter().map(|&r| table.rows[r].clone()).collect(),
+        lines: open.iter().map(|&r| table.lines[r]).collect(),
+        ..table.clone()
+    };
+    let preds = match &model {
+        Some((m, _)) if !sub.rows.is_empty() => Some(m.predict(&sub, 3, true)?.0),
+        _ => None,
+    };
+    let names: HashMap<&str, &str> = crm
+        .users
+        .iter()
+        .map(|u| (u.id.as_str(), u.name.as_str()))
+        .collect();
+    let when = |t: i64| {
+        pipewise_core::value::format_instant(
+            chrono::DateTime::from_timestamp(t, 0).unwrap_or_default(),
+        )
+    };
+    let mut rows: Vec<LeadRow> = open
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let l = &crm.leads[i];
+            let p = preds.as_ref().map(|p| &p[k]);
+            LeadRow {
+                id: l.id.clone(),
+                created_at: when(l.created_at),
+                source: l.source.clone(),
+                campaign_id: l.campaign_id.clone(),
+                title: l.title.clone(),
+                inquiry: l.inquiry.clone(),
+                owner_id: l.owner_id.clone(),
+                owner: l
+                    .owner_id
+                    .as_deref()
+                    .and_then(|o| names.get(o))
+                    .map(|n| n.to_string()),
+                status: l.status.clone(),
+                response_hours: l
+                    .first_response_at
+                    .map(|r| (r - l.created_at) as f64 / 3600.0),
+                conversion_probability: p.map(|p| p.probability),
+                factors: p
+                    .map(|p| p.factors.iter().map(|f| f.text()).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.conversion_probability
+            .unwrap_or(-1.0)
+            .total_cmp(&a.conversion_probability.unwrap_or(-1.0))
+            .then(b.created_at.cmp(&a.created_at))
+            .then(a.id.cmp(&b.id))
+    });
+    Ok(LeadBase {
+        as_of,
+        model_version: model.map(|m| m.1),
+        rows,
+    })
+}
+
+/// Filters and paging of the lead list.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LeadQuery {
+    /// Only this owner's leads (a user id).
+    pub owner: Option<String>,
+    /// Only leads not answered yet.
+    pub unanswered: Option<bool>,
+    /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+    /// Leads to skip (default 0).
+    #[param(minimum = 0, maximum = 1000000000)]
+    pub offset: Option<usize>,
+}
+
+/// A page of open leads, most likely to convert first (newest first without a model).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LeadPage {
+    pub as_of: String,
+    pub total: usize,
+    pub unanswered: usize,
+    pub offset: usize,
+    pub limit: usize,
+    /// The lead model's version; null when none is trained (`pipewise score leads`).
+    pub model_version: Option<i64>,
+    pub items: Vec<LeadRow>,
+}
+
+pub fn list(base: &LeadBase, scope: &Scope, q: &LeadQuery) -> Result<LeadPage, InputError> {
+    if let Some(l) = q.limit
+        && !(1..=500).contains(&l)
+    {
+        return Err(InputError::new(
+            "limit",
+            "a page size from 1 to 500",
+            &l.to_string(),
+        ));
+    }
+    if let Some(o) = q.offset
+        && o > crate::book::MAX_OFFSET
+    {
+        return Err(InputError::new(
+            "offset",
+            "a number of rows to skip from 0 to 1000000000",
+            &o.to_string(),
+        ));
+    }
+    let hits: Vec<&LeadRow> = base
+        .rows
+        .iter()
+        .filter(|r| scope.allows(r.owner_id.as_deref()))
+        .filter(|r| {
+            q.owner
+                .as_deref()
+                .is_none_or(|o| r.owner_id.as_deref() == Some(o))
+        })
+        .filter(|r| q.unanswered != Some(true) || r.response_hours.is_none())
+        .collect();
+    let limit = q.limit.unwrap_or(50);
+    let offset = q.offset.unwrap_or(0);
+    Ok(LeadPage {
+        as_of: format_date(base.as_of),
+        total: hits.len(),
+        unanswered: hits.iter().filter(|r| r.response_hours.is_none()).count(),
+        offset,
+        limit,
+        model_version: base.model_version,
+        items: hits.into_iter().skip(offset).take(limit).cloned().collect(),
+    })
+}
+
+/// An inbound lead, as a web form or marketing tool posts it.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundLead {
+    /// The lead's id in the sending system (default: one is made up).
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
+    pub id: Option<String>,
+    /// When it came in (RFC 3339; default: now).
+    #[schema(format = DateTime)]
+    pub received_at: Option<String>,
+    #[schema(max_length = 200, pattern = "\\S", nullable = false)]
+    #[serde(default, deserialize_with = "present")]
+    pub contact_name: Option<String>,
+    #[schema(format = Email, max_length = 320, pattern = "\\S", nullable = false)]
+    #[serde(default, deserialize_with = "present")]
+    pub email: Option<String>,
+    #[schema(max_length = 200, pattern = "\\S", nullable = false)]
+    #[serde(default, deserialize_with = "present")]
+    pub company: Option<String>,
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    /// `web_form`, `partner`, `event`...
+    #[schema(max_length = 100)]
+    pub source: Option<String>,
+    pub campaign_id: Option<String>,
+    /// What they wrote.
+    #[schema(max_length = 20000)]
+    pub inquiry: Option<String>,
+    /// The rep it goes to, if the sender routes (else it waits for routing).
+    pub owner_id: Option<String>,
+}
+
+/// A field that may be left out but, when given, is a string (not null).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
+}
+
+/// A stored inbound lead.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InboundAccepted {
+    pub id: String,
+    pub created_at: String,
+    pub status: String,
+    pub owner_id: Option<String>,
+}
+
+impl InboundLead {
+    /// Checks the lead and makes the row to store.
+    pub fn to_new(&self, id: String) -> Result<pipewise_store::access::NewLead, InputError> {
+        if let Some(i) = &self.id
+            && (i.is_empty()
+                || i.len() > 64
+                || !i
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+        {
+            return Err(InputError::new(
+                "id",
+                "1 to 64 letters, digits, '.', '_', ':' or '-'",
+                i,
+            ));
+        }
+        for (field, v, max) in [
+            ("contact_name", &self.contact_name, 200),
+            ("email", &self.email, 320),
+            ("company", &self.company, 200),
+            ("title", &self.title, 200),
+            ("source", &self.source, 100),
+            ("inquiry", &self.inquiry, 20000),
+        ] {
+            if let Some(v) = v
+                && v.chars().count() > max
+            {
+                return Err(InputError::new(
+                    field,
+                    &format!("at most {max} characters"),
+                    &format!("{} characters", v.chars().count()),
+                ));
+            }
+        }
+        for (field, v) in [
+            ("contact_name", &self.contact_name),
+            ("email", &self.email),
+            ("company", &self.company),
+        ] {
+            if let Some(v) = v
+                && v.trim().is_empty()
+            {
+                return Err(InputError::new(
+                    field,
+                    "text that is not blank (or leave it out)",
+                    v,
+                ));
+            }
+        }
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        if blank(&self.email) && blank(&self.contact_name) && blank(&self.company) {
+            return Err(InputError::new(
+                "email",
+                "at least one of email, contact_name or company",
+                "",
+            ));
+        }
+        if let Some(e) = &self.email {
+            let ok = e.split_once('@').is_some_and(|(a, b)| {
+                !a.is_empty() && b.contains('.') && !e.contains(char::is_whitespace)
+            });
+            if !ok {
+                return Err(InputError::new("email", "an email address", e));
+            }
+        }
+        let created_at = match &self.received_at {
+            None => crate::auth::now(),
+            Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|_| {
+                    InputError::new(
+                        "received_at",
+                        "an RFC 3339 date-time such as 2025-06-30T18:00:00Z",
+                        t,
+                    )
+                })?
+                .with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
+        };
+        let clean = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
+        Ok(pipewise_store::access::NewLead {
+            id,
+            created_at,
+            source: clean(&self.source),
+            campaign_id: clean(&self.campaign_id),
+            company: clean(&self.company),
+            contact_name: clean(&self.contact_name),
+            email: clean(&self.email),
+            title: clean(&self.title),
+            inquiry: clean(&self.inquiry),
+            owner_id: clean(&self.owner_id),
+        })
+    }
+}
+
+/// Registers a fitted lead model (the new active `lead` version) with its
+/// card; `source` says what it was fitted on, `as_of` when (both shown in
+/// the card and the registry).
+pub fn register(
+    store: &mut SqliteStore,
+    model: &TabularModel,
+    source: &str,
+    as_of: &str,
+    created_at: &str,
+) -> anyhow::Result<pipewise_store::ModelRecord> {
+    let r = &model.report;
+    let m = &r.validation.metrics;
+    let card = format!(
+        "# Lead conversion model\n\nPurpose: rank open leads by their chance to convert.\n\n\
+         Data: {source}: {} leads with an outcome ({} converted).\n\nValidation ({}): \
+         ROC-AUC {:.3}  PR-AUC {:.3}  log loss {:.3}  Brier {:.3}  ECE {:.3}  lift in top decile {:.2}x\n\n\
+         Top drivers: {}\n\nLimits: trained on past conversions; a lead's inquiry and \
+         response time are read as recorded, and leads never answered count as such.\n",
+        r.rows,
+        r.positives,
+        r.validation.scheme,
+        m.roc_auc,
+        m.pr_auc,
+        m.log_loss,
+        m.brier,
+        m.ece,
+        m.lift_top_decile,
+        r.drivers
+            .iter()
+            .take(6)
+            .map(|d| format!("{} {:.1}%", d.column, 100.0 * d.share))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let features: Vec<&str> = model.schema.used().map(|c| c.name.as_str()).collect();
+    Ok(store.register_model(&pipewise_store::NewModel {
+        kind: "lead",
+        created_at,
+        algorithm: model.classifier.algorithm.name(),
+        train_from: None,
+        train_to: Some(as_of),
+        test_from: None,
+        test_to: None,
+        features_json: &serde_json::to_string(&features)?,
+        metrics_json: &serde_json::to_string(&r.validation)?,
+        card: &card,
+        artifact_json: &model.to_json(),
+    })?)
+}
+
+/// Fits the lead model on the database's leads older than
+/// [`leads::STALE_DAYS`] days and registers it; `None` when there are no leads.
+pub fn fit_and_register(
+    store: &mut SqliteStore,
+    crm: &CrmData,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Option<pipewise_store::ModelRecord>> {
+    let rows = leads::lead_table(crm);
+    if rows.table.rows.is_empty() {
+        return Ok(None);
+    }
+    let model = leads::fit_leads(&rows.table, progress)?;
+    let as_of = pipewise_core::value::format_instant(
+        chrono::DateTime::from_timestamp(rows.as_of, 0).unwrap_or_default(),
+    );
+    let source = format!("the database's leads older than {} days", leads::STALE_DAYS);
+    Ok(Some(register(
+        store,
+        &model,
+        &source,
+        &as_of,
+        &crate::auth::now(),
+    )?))
+}
