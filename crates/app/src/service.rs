@@ -848,7 +848,7 @@ impl Service {
         if !stored {
             return Err(AppError::Conflict(format!("a lead with id {id:?} exists")));
         }
-        self.audit(Some(caller), "lead.inbound", via, &[id.clone()], None)
+        self.audit(Some(caller), "lead.inbound", via, std::slice::from_ref(&id), None)
             .await?;
         self.analyses.refresh_leads(self.path.clone());
         Ok(InboundAccepted {
@@ -881,7 +881,7 @@ impl Service {
             Some(caller),
             "import",
             via,
-            &[job.id.clone()],
+            std::slice::from_ref(&job.id),
             Some(&job.files.join(", ")),
         )
         .await?;

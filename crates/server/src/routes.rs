@@ -815,7 +815,7 @@ async fn start_import(
         })?;
         let text = || {
             String::from_utf8(bytes.to_vec())
-                .map_err(|_| bad(&name, "UTF-8 text", format!("{name}: not UTF-8 text")))
+                .map_err(|_| Box::new(bad(&name, "UTF-8 text", format!("{name}: not UTF-8 text"))))
         };
         match name.as_str() {
             "file" => match file_name {
@@ -831,10 +831,10 @@ async fn start_import(
                     ));
                 }
             },
-            "mapping" => req.mapping = Some(text()?),
-            "entity" => req.entity = Some(text()?),
+            "mapping" => req.mapping = Some(text().map_err(|e| *e)?),
+            "entity" => req.entity = Some(text().map_err(|e| *e)?),
             "dry_run" => {
-                req.dry_run = match text()?.trim() {
+                req.dry_run = match text().map_err(|e| *e)?.trim() {
                     "true" => true,
                     "false" => false,
                     other => {
