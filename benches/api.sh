@@ -30,6 +30,12 @@ base=$(grep -o 'http://[0-9.:]*' serve.out | head -1)
 if [ -z "$rep_deal" ]; then
   rep_deal=$(curl -s -H "Authorization: Bearer $tok" "$base/api/v1/opportunities?limit=1" | sed -n 's/.*"items":\[{"id":"\([^"]*\)".*/\1/p')
 fi
+# The background analyses (coaching, leads, evidence stage, forecast) first.
+for _ in $(seq 1 600); do
+  curl -s "$base/health" | grep -q computing || break
+  sleep 1
+done
+curl -s -o /dev/null -H "Authorization: Bearer $tok" "$base/api/v1/forecast"
 echo "pipewise on $(nproc) cores; demo org; ${secs}s per route and load"
 fixed() { # path, total requests/s (10 workers)
   echo "== GET $1 at $2 requests/s (hey)"
@@ -39,8 +45,11 @@ fixed() { # path, total requests/s (10 workers)
 fixed "/api/v1/opportunities/$rep_deal" 1000
 fixed "/api/v1/opportunities?limit=50" 200
 fixed "/api/v1/opportunities?limit=500&sort=-win_probability" 200
+fixed "/api/v1/forecast?by=team" 200
+fixed "/api/v1/pipeline/inspection?limit=50" 200
+fixed "/api/v1/coaching" 50
 echo "-- at saturation (wrk 2 threads, 16 connections)"
-for path in "/health" "/api/v1/opportunities/$rep_deal" "/api/v1/opportunities?limit=50" "/api/v1/opportunities?limit=500&sort=-win_probability"; do
+for path in "/health" "/api/v1/opportunities/$rep_deal" "/api/v1/opportunities?limit=50" "/api/v1/opportunities?limit=500&sort=-win_probability" "/api/v1/forecast?by=team"; do
   echo "== GET $path"
   wrk -t2 -c16 -d"${secs}s" --latency -H "Authorization: Bearer $tok" "$base$path" \
     | grep -E "Requests/sec|Latency  |50%|90%|99%|Non-2xx|Socket errors|requests in"

@@ -326,3 +326,58 @@ pub fn rep_coaching(
         plan,
     })
 }
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFormat {
+    Html,
+    Markdown,
+    Text,
+}
+
+impl ReportFormat {
+    /// The media type of the rendered report.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ReportFormat::Html => "text/html; charset=utf-8",
+            ReportFormat::Markdown => "text/markdown; charset=utf-8",
+            ReportFormat::Text => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// The coaching report (what `pipewise coach --format` prints) of one rep,
+/// or of every rep in the scope when `rep_id` is `None`; `None` when the
+/// rep is outside the scope or has no profile.
+pub fn coaching_report(
+    base: &CoachBase,
+    scope: &Scope,
+    rep_id: Option<&str>,
+    decisions: &std::collections::HashMap<String, (String, Option<String>)>,
+    format: ReportFormat,
+) -> Option<String> {
+    let p = &base.run.profiles;
+    let (title, reps): (String, Vec<usize>) = match rep_id {
+        Some(id) => {
+            if !scope.allows(Some(id)) {
+                return None;
+            }
+            let i = p.reps.iter().position(|r| r.id == id)?;
+            (format!("Coaching plan: {}", p.reps[i].name), vec![i])
+        }
+        None => (
+            "Coaching".to_string(),
+            (0..p.reps.len())
+                .filter(|&i| scope.allows(Some(&p.reps[i].id)))
+                .collect(),
+        ),
+    };
+    let plans = scoped_plans(base, scope, &reps, decisions);
+    let doc = crate::report::report(&title, &base.run, &reps, &plans, None);
+    Some(match format {
+        ReportFormat::Html => doc.html(&title),
+        ReportFormat::Markdown => doc.markdown(),
+        ReportFormat::Text => doc.text(),
+    })
+}

@@ -17,6 +17,7 @@ pub mod imports;
 pub mod insight;
 pub mod leads;
 pub mod models;
+pub mod report;
 pub mod scope;
 mod service;
 pub mod stage;

@@ -848,8 +848,14 @@ impl Service {
         if !stored {
             return Err(AppError::Conflict(format!("a lead with id {id:?} exists")));
         }
-        self.audit(Some(caller), "lead.inbound", via, std::slice::from_ref(&id), None)
-            .await?;
+        self.audit(
+            Some(caller),
+            "lead.inbound",
+            via,
+            std::slice::from_ref(&id),
+            None,
+        )
+        .await?;
         self.analyses.refresh_leads(self.path.clone());
         Ok(InboundAccepted {
             id,
@@ -918,5 +924,48 @@ impl Service {
             what: "import job",
             id: id.to_string(),
         })
+    }
+
+    /// The coaching report of one rep (`rep_id`) or of the caller's whole
+    /// scope, rendered; the media type and the text. 404 outside the scope.
+    pub async fn coaching_report(
+        &self,
+        caller: &Caller,
+        rep_id: Option<&str>,
+        format: insight::ReportFormat,
+        via: &str,
+    ) -> Result<(&'static str, String), AppError> {
+        let base = self.analyses.coaching()?;
+        let Some(text) =
+            insight::coaching_report(&base, &caller.scope, rep_id, &self.decisions()?, format)
+        else {
+            let id = rep_id.unwrap_or_default().to_string();
+            self.audit(
+                Some(caller),
+                "read.denied",
+                via,
+                std::slice::from_ref(&id),
+                None,
+            )
+            .await?;
+            return Err(AppError::NotFound {
+                what: "rep with a coaching profile",
+                id,
+            });
+        };
+        let ids: Vec<String> = match rep_id {
+            Some(r) => vec![r.to_string()],
+            None => base
+                .run
+                .profiles
+                .reps
+                .iter()
+                .filter(|r| caller.scope.allows(Some(&r.id)))
+                .map(|r| r.id.clone())
+                .collect(),
+        };
+        self.audit(Some(caller), "read", via, &ids, Some("report"))
+            .await?;
+        Ok((format.media_type(), text))
     }
 }

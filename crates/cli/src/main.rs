@@ -948,7 +948,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         print!("{}", coach_cmd::headlines_text(&headlines));
         println!(
             "  Against the latent skills: {}",
-            coach_cmd::validation_sentence(&coach_validation)
+            pipewise_app::report::validation_sentence(&coach_validation)
         );
         if let Some(m) = &lead_model {
             let v = &m.metrics;

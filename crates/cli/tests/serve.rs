@@ -629,6 +629,17 @@ fn tokens_roles_scope_errors_and_audit() {
         serde_json::json!(["dismissed", "on a course already"])
     );
 
+    // The coaching report, as the command line renders it.
+    let md = get(&base, &format!("/api/v1/coaching/{rep}/report?format=markdown"), Some(&t_rep));
+    assert_eq!(md.status, 200, "{}", md.body);
+    assert!(md.headers["content-type"].starts_with("text/markdown"));
+    assert!(md.body.starts_with("# Coaching plan: "), "{}", &md.body[..200.min(md.body.len())]);
+    let html = get(&base, "/api/v1/coaching/report", Some(&t_mgr));
+    assert!(html.headers["content-type"].starts_with("text/html"));
+    assert!(html.body.starts_with("<!DOCTYPE html>"));
+    let r = get(&base, "/api/v1/coaching/report?format=pdf", Some(&t_mgr));
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("format")), "{}", r.body);
+
     // Calls: the team's, each with its turns and measures.
     let page = get(&base, "/api/v1/calls?limit=500", Some(&t_mgr)).json();
     let team_calls = calls

@@ -90,6 +90,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(rep_bias))
         .routes(routes!(coaching_overview))
         .routes(routes!(rep_coaching))
+        .routes(routes!(team_report))
+        .routes(routes!(rep_report))
         .routes(routes!(decide))
         .routes(routes!(list_calls))
         .routes(routes!(get_call))
@@ -907,4 +909,87 @@ async fn get_import(
         .await
         .map(Json)
         .map_err(Problem::from)
+}
+
+/// The report's format.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    /// `html` (default), `markdown` or `text`.
+    format: Option<pipewise_app::insight::ReportFormat>,
+}
+
+fn text_response(media: &'static str, body: String) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    r
+}
+
+/// The coaching report of every rep in the caller's scope (what `pipewise
+/// coach --format html|md|text` prints): each rep's metrics against peers
+/// and top performers, gaps ranked, plans, quotes and deal alerts.
+#[utoipa::path(get, path = "/api/v1/coaching/report", tag = "coaching", security(("bearer" = [])),
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "The report", content(
+            (String = "text/html"),
+            (String = "text/markdown"),
+            (String = "text/plain"),
+        )),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn team_report(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Response, Problem> {
+    let s = state.service.clone();
+    let format = q
+        .format
+        .unwrap_or(pipewise_app::insight::ReportFormat::Html);
+    let (media, body) = s
+        .coaching_report(&caller, None, format, "GET /api/v1/coaching/report")
+        .await
+        .map_err(Problem::from)?;
+    Ok(text_response(media, body))
+}
+
+/// One rep's coaching report (404 outside the caller's scope).
+#[utoipa::path(get, path = "/api/v1/coaching/{rep_id}/report", tag = "coaching", security(("bearer" = [])),
+    params(("rep_id" = String, Path, description = "The rep's user id"), ReportQuery),
+    responses(
+        (status = 200, description = "The report", content(
+            (String = "text/html"),
+            (String = "text/markdown"),
+            (String = "text/plain"),
+        )),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn rep_report(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(rep_id): Path<String>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Response, Problem> {
+    let s = state.service.clone();
+    let format = q
+        .format
+        .unwrap_or(pipewise_app::insight::ReportFormat::Html);
+    let (media, body) = s
+        .coaching_report(
+            &caller,
+            Some(&rep_id),
+            format,
+            "GET /api/v1/coaching/{rep_id}/report",
+        )
+        .await
+        .map_err(Problem::from)?;
+    Ok(text_response(media, body))
 }
