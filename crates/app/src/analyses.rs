@@ -78,6 +78,45 @@ pub struct CoachBase {
     pub run: CoachRun,
     pub catalogue: Catalogue,
     pub opts: CoachOptions,
+    /// Every rep's plan (profile order), made with the decisions as of the
+    /// stamp (the number of decisions recorded: they are only appended).
+    plans: std::sync::Mutex<Option<(usize, Arc<Vec<pipewise_engines::coach_plan::Plan>>)>>,
+}
+
+impl CoachBase {
+    pub fn new(run: CoachRun, catalogue: Catalogue, opts: CoachOptions) -> CoachBase {
+        CoachBase {
+            run,
+            catalogue,
+            opts,
+            plans: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Every rep's plan with the latest decisions; made again only when a
+    /// decision was recorded since (`stamp`).
+    pub fn plans(
+        &self,
+        stamp: usize,
+        decisions: &std::collections::HashMap<String, (String, Option<String>)>,
+    ) -> Arc<Vec<pipewise_engines::coach_plan::Plan>> {
+        let mut g = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, p)) = &*g
+            && *s == stamp
+        {
+            return p.clone();
+        }
+        let all: Vec<usize> = (0..self.run.profiles.reps.len()).collect();
+        let p = Arc::new(coaching::plans_for(
+            &self.run,
+            &all,
+            &self.catalogue,
+            &self.opts,
+            decisions,
+        ));
+        *g = Some((stamp, p.clone()));
+        p
+    }
 }
 
 /// The analyses over one database version.
@@ -296,11 +335,7 @@ impl Analyses {
             &opts,
             &Trackers::default_set(),
         )
-        .map(|run| CoachBase {
-            run,
-            catalogue: Catalogue::default_set(),
-            opts,
-        });
+        .map(|run| CoachBase::new(run, Catalogue::default_set(), opts));
         self.set(&self.coach, generation, r);
         // Lead scores (seconds).
         self.set(&self.leads, generation, crate::leads::build(&crm, &store));

@@ -110,6 +110,21 @@ pub fn latest_decisions(
         .collect())
 }
 
+/// The latest decision per recommendation, and how many decisions there
+/// are (decisions are only appended: a stamp for caches).
+pub fn latest_decisions_stamped(
+    store: &SqliteStore,
+) -> anyhow::Result<(usize, HashMap<String, (String, Option<String>)>)> {
+    let all = store.coaching_decisions()?;
+    let n = all.len();
+    Ok((
+        n,
+        all.into_iter()
+            .map(|d| (d.recommendation, (d.action, d.reason)))
+            .collect(),
+    ))
+}
+
 /// The plans of the reps at `reps` (indices into `run.profiles.reps`).
 pub fn plans_for(
     run: &CoachRun,

@@ -11,7 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::InputError;
 use crate::analyses::{CoachBase, StageBase};
-use crate::coaching::{TeamHeadline, plans_for, team_headlines};
+use crate::coaching::{TeamHeadline, team_headlines};
+
+/// The decisions recorded: their number (a stamp) and the latest per recommendation.
+pub type Decisions = (
+    usize,
+    std::collections::HashMap<String, (String, Option<String>)>,
+);
 use crate::scope::Scope;
 use crate::stage::InspectRow;
 
@@ -219,9 +225,10 @@ fn scoped_plans(
     base: &CoachBase,
     scope: &Scope,
     reps: &[usize],
-    decisions: &std::collections::HashMap<String, (String, Option<String>)>,
+    decisions: &Decisions,
 ) -> Vec<Plan> {
-    let mut plans = plans_for(&base.run, reps, &base.catalogue, &base.opts, decisions);
+    let all = base.plans(decisions.0, &decisions.1);
+    let mut plans: Vec<Plan> = reps.iter().filter_map(|&i| all.get(i).cloned()).collect();
     for p in &mut plans {
         for pr in &mut p.priorities {
             if let Some(c) = &mut pr.peer_coach
@@ -238,7 +245,7 @@ fn scoped_plans(
 pub fn coaching_overview(
     base: &CoachBase,
     scope: &Scope,
-    decisions: &std::collections::HashMap<String, (String, Option<String>)>,
+    decisions: &Decisions,
 ) -> CoachingOverview {
     let p = &base.run.profiles;
     let reps: Vec<usize> = (0..p.reps.len())
@@ -274,7 +281,7 @@ pub fn rep_coaching(
     base: &CoachBase,
     scope: &Scope,
     rep_id: &str,
-    decisions: &std::collections::HashMap<String, (String, Option<String>)>,
+    decisions: &Decisions,
 ) -> Option<RepCoaching> {
     if !scope.allows(Some(rep_id)) {
         return None;
@@ -354,7 +361,7 @@ pub fn coaching_report(
     base: &CoachBase,
     scope: &Scope,
     rep_id: Option<&str>,
-    decisions: &std::collections::HashMap<String, (String, Option<String>)>,
+    decisions: &Decisions,
     format: ReportFormat,
 ) -> Option<String> {
     let p = &base.run.profiles;

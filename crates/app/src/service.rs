@@ -636,10 +636,8 @@ impl Service {
         Ok(page)
     }
 
-    fn decisions(
-        &self,
-    ) -> Result<std::collections::HashMap<String, (String, Option<String>)>, AppError> {
-        Ok(crate::coaching::latest_decisions(&self.store())?)
+    fn decisions(&self) -> Result<insight::Decisions, AppError> {
+        Ok(crate::coaching::latest_decisions_stamped(&self.store())?)
     }
 
     /// Team headlines and each rep's first priority over the caller's scope.
