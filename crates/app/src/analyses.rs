@@ -126,6 +126,8 @@ pub struct Analyses {
     pub leads: RwLock<Slot<LeadBase>>,
     pub stage: RwLock<Slot<StageBase>>,
     pub forecast: RwLock<Slot<ForecastBase>>,
+    /// (analysis, seconds) of the analyses finished since last taken.
+    timings: std::sync::Mutex<Vec<(&'static str, f64)>>,
     /// Lead refreshes asked for while one runs (they run once more after it).
     leads_dirty: std::sync::Mutex<(bool, bool)>,
 }
@@ -178,6 +180,7 @@ impl Analyses {
             stage: RwLock::new(Slot::pending()),
             forecast: RwLock::new(Slot::pending()),
             leads_dirty: std::sync::Mutex::new((false, false)),
+            timings: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -270,10 +273,17 @@ impl Analyses {
     /// thread; a later call supersedes an earlier one still running.
     pub fn start(self: &Arc<Self>, path: PathBuf) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        *self.coach.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
-        *self.leads.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
-        *self.stage.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
-        *self.forecast.write().unwrap_or_else(|p| p.into_inner()) = Slot::pending();
+        // What is ready keeps answering until its successor is ready.
+        fn restart<T>(slot: &RwLock<Slot<T>>) {
+            let mut s = slot.write().unwrap_or_else(|p| p.into_inner());
+            if !matches!(*s, Slot::Ready(_)) {
+                *s = Slot::pending();
+            }
+        }
+        restart(&self.coach);
+        restart(&self.leads);
+        restart(&self.stage);
+        restart(&self.forecast);
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name("analyses".into())
@@ -285,6 +295,28 @@ impl Analyses {
             *self.stage.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
             *self.forecast.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why);
         }
+    }
+
+    /// (analysis, seconds) of every analysis finished since the last call:
+    /// `coaching`, `lead_scores`, `evidence_stage`, `forecast_models`.
+    pub fn take_timings(&self) -> Vec<(&'static str, f64)> {
+        std::mem::take(&mut *self.timings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn timed<T>(
+        &self,
+        name: &'static str,
+        slot: &RwLock<Slot<T>>,
+        generation: u64,
+        f: impl FnOnce() -> anyhow::Result<T>,
+    ) {
+        let started = Instant::now();
+        let r = f();
+        self.timings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name, started.elapsed().as_secs_f64()));
+        self.set(slot, generation, r);
     }
 
     fn set<T>(&self, slot: &RwLock<Slot<T>>, generation: u64, r: anyhow::Result<T>) {
@@ -329,16 +361,19 @@ impl Analyses {
         };
         // Coaching (seconds).
         let opts = CoachOptions::default();
-        let r = coaching::run_coach(
-            crm.clone(),
-            models.as_ref().map(|(w, s)| (w, s)),
-            &opts,
-            &Trackers::default_set(),
-        )
-        .map(|run| CoachBase::new(run, Catalogue::default_set(), opts));
-        self.set(&self.coach, generation, r);
+        self.timed("coaching", &self.coach, generation, || {
+            coaching::run_coach(
+                crm.clone(),
+                models.as_ref().map(|(w, s)| (w, s)),
+                &opts,
+                &Trackers::default_set(),
+            )
+            .map(|run| CoachBase::new(run, Catalogue::default_set(), opts))
+        });
         // Lead scores (seconds).
-        self.set(&self.leads, generation, crate::leads::build(&crm, &store));
+        self.timed("lead_scores", &self.leads, generation, || {
+            crate::leads::build(&crm, &store)
+        });
         drop(store);
         if !self.current(generation) {
             return;
@@ -349,7 +384,8 @@ impl Analyses {
             slot: &self.stage,
             generation,
         };
-        let r = load_data(&crm).and_then(|data| {
+        self.timed("evidence_stage", &self.stage, generation, || {
+            let data = load_data(&crm)?;
             let run = run_stage(data, &progress)?;
             let as_of = run.data.end;
             let bias = stage::rep_bias(&run.data, &run.snap, &run.cf, &run.opts);
@@ -368,7 +404,6 @@ impl Analyses {
                 slip_model_version: slip.as_ref().map(|s| s.2),
             })
         });
-        self.set(&self.stage, generation, r);
         if !self.current(generation) {
             return;
         }
@@ -378,7 +413,8 @@ impl Analyses {
             slot: &self.forecast,
             generation,
         };
-        let r = load_data(&crm).and_then(|data| ForecastBase::build(data, &progress));
-        self.set(&self.forecast, generation, r);
+        self.timed("forecast_models", &self.forecast, generation, || {
+            load_data(&crm).and_then(|data| ForecastBase::build(data, &progress))
+        });
     }
 }

@@ -237,20 +237,21 @@ pub enum Decision {
     Accept {
         #[schema(pattern = "^[^:]+:.+$")]
         recommendation: String,
+        #[schema(max_length = 2000)]
         reason: Option<String>,
     },
     Edit {
         #[schema(pattern = "^[^:]+:.+$")]
         recommendation: String,
-        #[schema(pattern = "\\S")]
+        #[schema(pattern = "\\S", max_length = 2000)]
         reason: String,
-        #[schema(pattern = "\\S")]
+        #[schema(pattern = "\\S", max_length = 5000)]
         text: String,
     },
     Dismiss {
         #[schema(pattern = "^[^:]+:.+$")]
         recommendation: String,
-        #[schema(pattern = "\\S")]
+        #[schema(pattern = "\\S", max_length = 2000)]
         reason: String,
     },
 }
@@ -308,6 +309,17 @@ impl Decision {
                 r,
             )));
         };
+        for (field, v, max) in [("reason", self.reason(), 2000), ("text", self.text(), 5000)] {
+            if let Some(v) = v
+                && v.chars().count() > max
+            {
+                return Err(DecisionError::Invalid(InputError::new(
+                    field,
+                    &format!("at most {max} characters"),
+                    &format!("{} characters", v.chars().count()),
+                )));
+            }
+        }
         if self.action() != DecisionAction::Accept
             && self.reason().is_none_or(|x| x.trim().is_empty())
         {

@@ -33,6 +33,7 @@ pub fn forecast_at(
         Some(p) => Period::parse(p)?,
         None => Period::containing(as_of + 7 * DAY, PeriodKind::Quarter),
     };
+    check_window(&period, as_of).map_err(|why| anyhow::anyhow!("cannot forecast {why}"))?;
     let opts = ForecastOptions {
         draws: draws.max(100),
         ..ForecastOptions::default()
@@ -49,6 +50,25 @@ pub fn forecast_at(
     Ok((f, moved))
 }
 
+/// Whether `period` can be forecast as of `as_of`: it must end at least a
+/// week after it (a period that is over, or all but over, is its actual)
+/// and within the close-timing model's horizon
+/// ([`ForecastOptions::horizon_days`], 120 days): beyond it the model has
+/// never seen how deals close, and months past it came out inconsistent with
+/// their quarter on the demo org (2026-04 to 2026-06 adding up to more than
+/// 2026-Q2). The error says which periods can be.
+pub fn check_window(period: &Period, as_of: i64) -> Result<(), String> {
+    let horizon = ForecastOptions::default().horizon_days;
+    if period.end <= as_of + 7 * DAY || period.end > as_of + (horizon + 1) * DAY {
+        return Err(format!(
+            "{}: forecasts cover the months and quarters that end between a week and {horizon} days after the data's last date, {} (the close-timing model's horizon); past periods: pipewise backtest forecast",
+            period.label,
+            format_date(as_of)
+        ));
+    }
+    Ok(())
+}
+
 /// The snapshot dates the forecast's models train on.
 pub fn snapshot_dates(data: &Data) -> Vec<i64> {
     forecast::snapshot_dates(data, &ForecastOptions::default())
@@ -59,8 +79,9 @@ pub fn snapshot_dates(data: &Data) -> Vec<i64> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ForecastQuery {
-    /// A quarter (`2025-Q3`) or a month (`2025-07`) that has not ended by
-    /// the as-of date. Default: the quarter holding the date a week after it.
+    /// A quarter (`2025-Q3`) or a month (`2025-07`) ending between a week
+    /// and 120 days after the data's last date. Default: the quarter holding
+    /// the date a week after it.
     #[param(pattern = "^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$")]
     pub period: Option<String>,
     /// `rep`, `team`, `region` or `company` (default `team`).
@@ -167,12 +188,8 @@ impl ForecastBase {
                 )
             })?,
         };
-        if period.end <= self.as_of || period.start > self.as_of + 730 * DAY {
-            return Err(crate::AppError::Absent(format!(
-                "no forecast for {}: forecasts cover the periods from the one holding the data's last date, {}, to two years after it (past periods: pipewise backtest forecast)",
-                period.label,
-                format_date(self.as_of)
-            )));
+        if let Err(why) = check_window(&period, self.as_of) {
+            return Err(crate::AppError::Absent(format!("no forecast for {why}")));
         }
         let by = match q.by.as_deref().unwrap_or("team") {
             "rep" => RollUp::Rep,

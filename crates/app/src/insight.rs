@@ -51,8 +51,9 @@ pub fn bias(base: &StageBase, scope: &Scope) -> BiasView {
 pub struct InspectionQuery {
     /// Only this owner's deals (a user id).
     pub owner: Option<String>,
-    /// `ahead` (entered stage ahead of the evidence), `behind` or `in_line`.
-    #[param(pattern = "^(ahead|behind|in_line)$")]
+    /// `ahead` (entered stage ahead of the evidence), `behind` or `in_line`
+    /// (also as the rows spell it: `ahead_of_evidence`, `behind_evidence`).
+    #[param(pattern = "^(ahead|behind|in_line|ahead_of_evidence|behind_evidence)$")]
     pub flag: Option<String>,
     /// Page size, 1-500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -86,10 +87,16 @@ pub fn inspection(
 ) -> Result<InspectionPage, InputError> {
     let flag = match q.flag.as_deref() {
         None => None,
-        Some("ahead") => Some(Flag::AheadOfEvidence),
-        Some("behind") => Some(Flag::BehindEvidence),
+        Some("ahead" | "ahead_of_evidence") => Some(Flag::AheadOfEvidence),
+        Some("behind" | "behind_evidence") => Some(Flag::BehindEvidence),
         Some("in_line") => Some(Flag::InLine),
-        Some(x) => return Err(InputError::new("flag", "one of ahead, behind, in_line", x)),
+        Some(x) => {
+            return Err(InputError::new(
+                "flag",
+                "one of ahead, behind, in_line (or ahead_of_evidence, behind_evidence)",
+                x,
+            ));
+        }
     };
     if let Some(o) = q.offset
         && o > crate::book::MAX_OFFSET

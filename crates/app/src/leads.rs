@@ -304,17 +304,25 @@ impl InboundLead {
         }
         let created_at = match &self.received_at {
             None => crate::auth::now(),
-            Some(t) => chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|_| {
-                    InputError::new(
+            Some(t) => {
+                let at = chrono::DateTime::parse_from_rfc3339(t)
+                    .map_err(|_| {
+                        InputError::new(
+                            "received_at",
+                            "an RFC 3339 date-time such as 2025-06-30T18:00:00Z",
+                            t,
+                        )
+                    })?
+                    .with_timezone(&chrono::Utc);
+                if at > chrono::Utc::now() + chrono::Duration::hours(1) {
+                    return Err(InputError::new(
                         "received_at",
-                        "an RFC 3339 date-time such as 2025-06-30T18:00:00Z",
+                        "a date-time that is not in the future",
                         t,
-                    )
-                })?
-                .with_timezone(&chrono::Utc)
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string(),
+                    ));
+                }
+                at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            }
         };
         let clean = |v: &Option<String>| {
             v.as_deref()

@@ -582,6 +582,12 @@ impl Service {
         self.analyses.status()
     }
 
+    /// (analysis, seconds) of the background analyses finished since the
+    /// last call, for the engine timings of `/metrics`.
+    pub fn take_analysis_timings(&self) -> Vec<(&'static str, f64)> {
+        self.analyses.take_timings()
+    }
+
     /// True once every background analysis is ready or has failed.
     pub fn analyses_settled(&self) -> bool {
         self.analyses.settled()
@@ -724,6 +730,24 @@ impl Service {
         if about != rep_id {
             return Err(unknown(format!("it is about {about}, not {rep_id}")));
         }
+        let decisions = self.decisions()?;
+        let plans = base.plans(decisions.0, &decisions.1);
+        let in_plan = base
+            .run
+            .profiles
+            .reps
+            .iter()
+            .position(|r| r.id == rep_id)
+            .and_then(|i| plans.get(i))
+            .is_some_and(|p| {
+                p.priorities.iter().any(|x| x.id == recommendation)
+                    || p.alerts.iter().any(|a| a.id == recommendation)
+            });
+        if !in_plan {
+            return Err(unknown(format!(
+                "not in {rep_id}'s current plan (GET /api/v1/coaching/{rep_id} lists its priorities and alerts)"
+            )));
+        }
         let rec = self.store().record_coaching_decision(
             &recommendation,
             rep_id,
@@ -836,10 +860,17 @@ impl Service {
         };
         let row = lead.to_new(id.clone())?;
         let stored = self.store().insert_lead(&row).map_err(|e| match e {
-            pipewise_store::StoreError::Invalid(why) => AppError::Input(InputError::new(
+            pipewise_store::StoreError::Invalid(why) if why.starts_with("no campaign") => {
+                AppError::Input(InputError::new(
+                    "campaign_id",
+                    "the id of a campaign in the database",
+                    row.campaign_id.as_deref().unwrap_or(""),
+                ))
+            }
+            pipewise_store::StoreError::Invalid(_) => AppError::Input(InputError::new(
                 "owner_id",
-                "a user or campaign id that exists",
-                &why,
+                "the id of a user in the database",
+                row.owner_id.as_deref().unwrap_or(""),
             )),
             other => other.into(),
         })?;

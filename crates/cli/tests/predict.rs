@@ -204,6 +204,22 @@ fn train_score_explain_and_registry_on_the_demo_org() {
         "{}",
         bad.stderr
     );
+    // Beyond the close-timing model's horizon: refused, not made up.
+    let far = pipewise(
+        d,
+        &[
+            "--db",
+            "pipewise-demo.db",
+            "forecast",
+            "--period",
+            "2026-Q3",
+        ],
+    );
+    assert!(
+        !far.ok && far.stderr.contains("close-timing model's horizon"),
+        "{}",
+        far.stderr
+    );
 
     // The weekly backtest: pipewise beats every baseline's WAPE, and its
     // P10-P90 range holds the actual about as often as it should.

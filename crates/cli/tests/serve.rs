@@ -318,6 +318,11 @@ fn tokens_roles_scope_errors_and_audit() {
         "{}",
         metrics.body
     );
+    assert!(
+        metrics.body.contains("engine=\"forecast_models\""),
+        "{}",
+        metrics.body
+    );
 
     // Every route of the OpenAPI document, for every caller.
     let in_scope = |who: &str| -> Option<BTreeSet<String>> {
@@ -557,8 +562,22 @@ fn tokens_roles_scope_errors_and_audit() {
             assert_eq!(f["groups"].as_array().unwrap().len(), 1, "{who}");
         }
     }
-    let r = get(&base, "/api/v1/forecast?period=2001-Q1", Some(&t_dir));
-    assert_eq!(r.status, 404, "{}", r.body);
+    for far in ["2001-Q1", "2099-Q1"] {
+        let r = get(
+            &base,
+            &format!("/api/v1/forecast?period={far}"),
+            Some(&t_dir),
+        );
+        assert_eq!(r.status, 404, "{}", r.body);
+    }
+    // Routes without parameters refuse them rather than ignore a misspelt filter.
+    let r = get(&base, "/api/v1/reps/bias?owner=x", Some(&t_dir));
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("owner")),
+        "{}",
+        r.body
+    );
     for (q, field) in [
         ("period=soon", "period"),
         ("by=planet", "by"),
@@ -630,15 +649,28 @@ fn tokens_roles_scope_errors_and_audit() {
     );
 
     // The coaching report, as the command line renders it.
-    let md = get(&base, &format!("/api/v1/coaching/{rep}/report?format=markdown"), Some(&t_rep));
+    let md = get(
+        &base,
+        &format!("/api/v1/coaching/{rep}/report?format=markdown"),
+        Some(&t_rep),
+    );
     assert_eq!(md.status, 200, "{}", md.body);
     assert!(md.headers["content-type"].starts_with("text/markdown"));
-    assert!(md.body.starts_with("# Coaching plan: "), "{}", &md.body[..200.min(md.body.len())]);
+    assert!(
+        md.body.starts_with("# Coaching plan: "),
+        "{}",
+        &md.body[..200.min(md.body.len())]
+    );
     let html = get(&base, "/api/v1/coaching/report", Some(&t_mgr));
     assert!(html.headers["content-type"].starts_with("text/html"));
     assert!(html.body.starts_with("<!DOCTYPE html>"));
     let r = get(&base, "/api/v1/coaching/report?format=pdf", Some(&t_mgr));
-    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("format")), "{}", r.body);
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("format")),
+        "{}",
+        r.body
+    );
 
     // Calls: the team's, each with its turns and measures.
     let page = get(&base, "/api/v1/calls?limit=500", Some(&t_mgr)).json();

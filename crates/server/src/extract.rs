@@ -199,3 +199,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
     }
 }
+
+/// For routes that take no query parameters: any given is a 400 naming it
+/// (a misspelt filter must not pass silently).
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let Some(q) = parts.uri.query().filter(|q| !q.is_empty()) else {
+            return Ok(NoQuery);
+        };
+        let name = form_urlencoded::parse(q.as_bytes())
+            .next()
+            .map(|(k, _)| k.into_owned())
+            .unwrap_or_default();
+        Err(Problem::bad_request(
+            &name,
+            "no query parameters: this route takes none",
+            format!("unknown parameter {name:?}: this route takes no query parameters"),
+        ))
+    }
+}

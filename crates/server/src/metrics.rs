@@ -58,7 +58,7 @@ impl Metrics {
             Family::<EngineLabels, Histogram, Buckets>::new_with_constructor(buckets as Buckets);
         registry.register(
             "engine_duration_seconds",
-            "Time an engine took (score_pipeline: scoring every open deal at start-up or reload)",
+            "Time an engine took: score_pipeline (every open deal scored at start-up or reload), and the background analyses coaching, lead_scores, evidence_stage, forecast_models",
             engines.clone(),
         );
         Metrics {

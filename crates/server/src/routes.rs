@@ -26,7 +26,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{ApiJson, ApiQuery, Authed, ClientAddr, SESSION_COOKIE, cookie};
+use crate::extract::{ApiJson, ApiQuery, Authed, ClientAddr, NoQuery, SESSION_COOKIE, cookie};
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::problem::Problem;
 use crate::{AppState, Options};
@@ -156,8 +156,35 @@ pub fn router(state: AppState, opts: &Options) -> (Router, utoipa::openapi::Open
         // One limit for every body, the server's (axum's own 2 MB default off).
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(opts.body_limit))
+        .layer(middleware::map_response(plain_errors_as_problems))
         .with_state(state);
     (router, spec)
+}
+
+/// The errors the tower layers answer in plain text (a body over the limit,
+/// a request over the time limit) as application/problem+json too.
+async fn plain_errors_as_problems(r: Response) -> Response {
+    let status = r.status();
+    let is_problem = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem
+        || !(status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT)
+    {
+        return r;
+    }
+    let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the request body is over the server's limit (pipewise serve --body-limit-mib)"
+    } else {
+        "the request took longer than the server's limit (pipewise serve --timeout-secs)"
+    };
+    let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too-large"
+    } else {
+        "timeout"
+    };
+    Problem::new(status, kind, detail).into_response()
 }
 
 /// Counts and times every request by its route template, and logs it.
@@ -205,6 +232,9 @@ async fn method_not_allowed() -> Problem {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    for (engine, secs) in state.service.take_analysis_timings() {
+        state.metrics.engine(engine, secs);
+    }
     let mut r = state.metrics.encode().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -243,7 +273,11 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
         (status = 200, body = Me),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn me(State(state): State<AppState>, Authed(caller): Authed) -> Result<Json<Me>, Problem> {
+async fn me(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+) -> Result<Json<Me>, Problem> {
     state.service.me(&caller).map(Json).map_err(Problem::from)
 }
 
@@ -281,6 +315,7 @@ async fn list_opportunities(
     ))]
 async fn get_opportunity(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<DealDetail>, Problem> {
@@ -488,6 +523,7 @@ async fn pipeline_inspection(
     ))]
 async fn rep_bias(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
 ) -> Result<Json<BiasView>, Problem> {
     let s = state.service.clone();
@@ -507,6 +543,7 @@ async fn rep_bias(
     ))]
 async fn coaching_overview(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
 ) -> Result<Json<CoachingOverview>, Problem> {
     let s = state.service.clone();
@@ -529,6 +566,7 @@ async fn coaching_overview(
     ))]
 async fn rep_coaching(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
     Path(rep_id): Path<String>,
 ) -> Result<Json<RepCoaching>, Problem> {
@@ -559,6 +597,7 @@ async fn rep_coaching(
     ))]
 async fn decide(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
     Path(rep_id): Path<String>,
     ApiJson(body): ApiJson<Decision>,
@@ -612,6 +651,7 @@ async fn list_calls(
     ))]
 async fn get_call(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
     Path(call_id): Path<String>,
 ) -> Result<Json<CallDetail>, Problem> {
@@ -631,6 +671,7 @@ async fn get_call(
     ))]
 async fn list_models(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(_caller): Authed,
 ) -> Result<Json<Vec<ModelView>>, Problem> {
     state.service.models().map(Json).map_err(Problem::from)
@@ -649,6 +690,7 @@ async fn list_models(
     ))]
 async fn get_model(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(_caller): Authed,
     Path((kind, version)): Path<(String, String)>,
 ) -> Result<Json<ModelCard>, Problem> {
@@ -670,6 +712,7 @@ async fn get_model(
     ))]
 async fn export_scores(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
 ) -> Result<Response, Problem> {
     let s = state.service.clone();
@@ -728,6 +771,7 @@ async fn list_leads(
     ))]
 async fn inbound_lead(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
     ApiJson(body): ApiJson<InboundLead>,
 ) -> Result<(StatusCode, Json<InboundAccepted>), Problem> {
@@ -775,6 +819,7 @@ struct ImportForm {
     ))]
 async fn start_import(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
     form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<ImportJob>), Problem> {
@@ -880,6 +925,7 @@ async fn start_import(
     ))]
 async fn list_imports(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
 ) -> Result<Json<Vec<ImportJob>>, Problem> {
     let s = state.service.clone();
@@ -901,6 +947,7 @@ async fn list_imports(
     ))]
 async fn get_import(
     State(state): State<AppState>,
+    _q: NoQuery,
     Authed(caller): Authed,
     Path(job_id): Path<String>,
 ) -> Result<Json<ImportJob>, Problem> {
