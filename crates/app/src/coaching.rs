@@ -114,7 +114,7 @@ pub fn latest_decisions(
 /// are (decisions are only appended: a stamp for caches).
 pub fn latest_decisions_stamped(
     store: &SqliteStore,
-) -> anyhow::Result<(usize, HashMap<String, (String, Option<String>)>)> {
+) -> anyhow::Result<crate::insight::Decisions> {
     let all = store.coaching_decisions()?;
     let n = all.len();
     Ok((
