@@ -205,24 +205,7 @@ impl DealQuery {
                 s,
             ));
         }
-        if let Some(o) = self.offset
-            && o > MAX_OFFSET
-        {
-            return Err(InputError::new(
-                "offset",
-                "a number of rows to skip from 0 to 1000000000",
-                &o.to_string(),
-            ));
-        }
-        if let Some(l) = self.limit
-            && !(1..=500).contains(&l)
-        {
-            return Err(InputError::new(
-                "limit",
-                "a page size from 1 to 500",
-                &l.to_string(),
-            ));
-        }
+        crate::page(self.limit, self.offset)?;
         Ok(())
     }
 }
@@ -457,8 +440,7 @@ impl Book {
             let o = if desc { o.reverse() } else { o };
             o.then_with(|| a.id.cmp(&b.id))
         });
-        let limit = q.limit.unwrap_or(50);
-        let offset = q.offset.unwrap_or(0);
+        let (limit, offset) = crate::page(q.limit, q.offset)?;
         Ok(DealPage {
             total: hits.len(),
             offset,

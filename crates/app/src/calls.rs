@@ -108,24 +108,7 @@ fn visible(scope: &Scope, o: [Option<&str>; 2]) -> bool {
 
 /// The calls in the scope, newest first.
 pub fn list(base: &CoachBase, scope: &Scope, q: &CallQuery) -> Result<CallPage, InputError> {
-    if let Some(l) = q.limit
-        && !(1..=500).contains(&l)
-    {
-        return Err(InputError::new(
-            "limit",
-            "a page size from 1 to 500",
-            &l.to_string(),
-        ));
-    }
-    if let Some(o) = q.offset
-        && o > crate::book::MAX_OFFSET
-    {
-        return Err(InputError::new(
-            "offset",
-            "a number of rows to skip from 0 to 1000000000",
-            &o.to_string(),
-        ));
-    }
+    let (limit, offset) = crate::page(q.limit, q.offset)?;
     let crm = &base.run.crm;
     let deal_owner = deal_owners(crm);
     let names: HashMap<&str, &str> = crm
@@ -149,8 +132,6 @@ pub fn list(base: &CoachBase, scope: &Scope, q: &CallQuery) -> Result<CallPage, 
         let (x, y) = (&crm.conversations[a], &crm.conversations[b]);
         y.started_at.cmp(&x.started_at).then(x.id.cmp(&y.id))
     });
-    let limit = q.limit.unwrap_or(50);
-    let offset = q.offset.unwrap_or(0);
     let items = hits
         .iter()
         .skip(offset)

@@ -112,9 +112,7 @@ pub fn latest_decisions(
 
 /// The latest decision per recommendation, and how many decisions there
 /// are (decisions are only appended: a stamp for caches).
-pub fn latest_decisions_stamped(
-    store: &SqliteStore,
-) -> anyhow::Result<crate::insight::Decisions> {
+pub fn latest_decisions_stamped(store: &SqliteStore) -> anyhow::Result<crate::insight::Decisions> {
     let all = store.coaching_decisions()?;
     let n = all.len();
     Ok((

@@ -98,24 +98,7 @@ pub fn inspection(
             ));
         }
     };
-    if let Some(o) = q.offset
-        && o > crate::book::MAX_OFFSET
-    {
-        return Err(InputError::new(
-            "offset",
-            "a number of rows to skip from 0 to 1000000000",
-            &o.to_string(),
-        ));
-    }
-    if let Some(l) = q.limit
-        && !(1..=500).contains(&l)
-    {
-        return Err(InputError::new(
-            "limit",
-            "a page size from 1 to 500",
-            &l.to_string(),
-        ));
-    }
+    let (limit, offset) = crate::page(q.limit, q.offset)?;
     let mut hits: Vec<&InspectRow> = base
         .rows
         .iter()
@@ -135,8 +118,6 @@ pub fn inspection(
             )
             .then(a.stage.opportunity_id.cmp(&b.stage.opportunity_id))
     });
-    let limit = q.limit.unwrap_or(50);
-    let offset = q.offset.unwrap_or(0);
     Ok(InspectionPage {
         as_of: format_date(base.as_of),
         total: hits.len(),

@@ -149,24 +149,7 @@ pub struct LeadPage {
 }
 
 pub fn list(base: &LeadBase, scope: &Scope, q: &LeadQuery) -> Result<LeadPage, InputError> {
-    if let Some(l) = q.limit
-        && !(1..=500).contains(&l)
-    {
-        return Err(InputError::new(
-            "limit",
-            "a page size from 1 to 500",
-            &l.to_string(),
-        ));
-    }
-    if let Some(o) = q.offset
-        && o > crate::book::MAX_OFFSET
-    {
-        return Err(InputError::new(
-            "offset",
-            "a number of rows to skip from 0 to 1000000000",
-            &o.to_string(),
-        ));
-    }
+    let (limit, offset) = crate::page(q.limit, q.offset)?;
     let hits: Vec<&LeadRow> = base
         .rows
         .iter()
@@ -178,8 +161,6 @@ pub fn list(base: &LeadBase, scope: &Scope, q: &LeadQuery) -> Result<LeadPage, I
         })
         .filter(|r| q.unanswered != Some(true) || r.response_hours.is_none())
         .collect();
-    let limit = q.limit.unwrap_or(50);
-    let offset = q.offset.unwrap_or(0);
     Ok(LeadPage {
         as_of: format_date(base.as_of),
         total: hits.len(),

@@ -90,3 +90,27 @@ pub fn snapshots(
     progress.report(label, 1.0);
     snap
 }
+
+/// A list's page: `limit` 1-500 (default 50) and `offset` 0 to
+/// [`book::MAX_OFFSET`] (default 0); a bad one is an [`InputError`] naming it.
+pub fn page(limit: Option<usize>, offset: Option<usize>) -> Result<(usize, usize), InputError> {
+    if let Some(o) = offset
+        && o > book::MAX_OFFSET
+    {
+        return Err(InputError::new(
+            "offset",
+            "a number of rows to skip from 0 to 1000000000",
+            &o.to_string(),
+        ));
+    }
+    if let Some(l) = limit
+        && !(1..=500).contains(&l)
+    {
+        return Err(InputError::new(
+            "limit",
+            "a page size from 1 to 500",
+            &l.to_string(),
+        ));
+    }
+    Ok((limit.unwrap_or(50), offset.unwrap_or(0)))
+}
