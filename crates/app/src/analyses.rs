@@ -69,8 +69,19 @@ pub struct StageBase {
     pub to: Option<String>,
     pub bias: Vec<RepBias>,
     pub rows: Vec<InspectRow>,
+    /// Each open deal's evidence stage and flag, by opportunity id.
+    pub evidence: crate::book::Evidence,
     pub win_model_version: Option<i64>,
     pub slip_model_version: Option<i64>,
+}
+
+/// A flag as the API spells it.
+pub fn flag_name(f: stage::Flag) -> &'static str {
+    match f {
+        stage::Flag::AheadOfEvidence => "ahead_of_evidence",
+        stage::Flag::BehindEvidence => "behind_evidence",
+        stage::Flag::InLine => "in_line",
+    }
 }
 
 /// The coaching run with its catalogue and options.
@@ -394,7 +405,17 @@ impl Analyses {
                 as_of,
                 win.as_ref().map(|w| (&w.0, slip.as_ref().map(|s| &s.0))),
             )?;
+            let evidence = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.stage.opportunity_id.clone(),
+                        (r.stage.evidence_stage, flag_name(r.stage.flag)),
+                    )
+                })
+                .collect();
             Ok(StageBase {
+                evidence,
                 as_of,
                 from: run.snap.date.first().map(|&d| format_date(d)),
                 to: run.snap.date.last().map(|&d| format_date(d)),
@@ -414,7 +435,11 @@ impl Analyses {
             generation,
         };
         self.timed("forecast_models", &self.forecast, generation, || {
-            load_data(&crm).and_then(|data| ForecastBase::build(data, &progress))
+            load_data(&crm).and_then(|data| {
+                let base = ForecastBase::build(data, &progress)?;
+                base.warm(&progress);
+                Ok(base)
+            })
         });
     }
 }

@@ -9,7 +9,8 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use pipewise_store::SqliteStore;
-use pipewise_store::access::{TokenRecord, sha256_hex};
+pub use pipewise_store::access::TokenRecord;
+use pipewise_store::access::sha256_hex;
 use serde::Serialize;
 
 use crate::scope::{Caller, Directory};

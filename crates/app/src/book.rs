@@ -67,6 +67,11 @@ pub struct DealRow {
     pub raising: Vec<String>,
     /// The strongest factors lowering it.
     pub lowering: Vec<String>,
+    /// The stage the deal's evidence supports (null until the evidence-stage
+    /// analysis is ready, or when the deal's stage cannot be read).
+    pub evidence_stage: Option<String>,
+    /// `ahead_of_evidence` (optimism), `behind_evidence` (sandbagging) or `in_line`.
+    pub evidence: Option<String>,
 }
 
 /// A field change in a deal's history.
@@ -76,6 +81,34 @@ pub struct Change {
     /// When (YYYY-MM-DD).
     pub at: String,
     pub value: Option<String>,
+}
+
+/// Something that happened on a deal: an activity or a recorded call.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivityView {
+    /// When (YYYY-MM-DD HH:MM, UTC).
+    pub at: String,
+    /// `call`, `email`, `meeting`, `sms`... as the CRM records it; `recorded call`
+    /// for a call with a transcript.
+    pub kind: String,
+    pub direction: Option<String>,
+    /// `connected`, `replied`, `held`, `no_show`...
+    pub outcome: Option<String>,
+    /// Who on the sales side (a user id).
+    pub user_id: Option<String>,
+    pub duration_s: Option<i64>,
+    /// The recorded call's id (see `/api/v1/calls/{call_id}`).
+    pub call_id: Option<String>,
+}
+
+/// A value to filter by and how many open deals in the scope have it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Facet {
+    /// The value to pass as the filter (a user id, a stage).
+    pub value: String,
+    /// As people read it (the owner's name).
+    pub label: String,
+    pub deals: usize,
 }
 
 /// A feature value of a deal, in words.
@@ -103,6 +136,8 @@ pub struct DealDetail {
     pub features: Vec<FeatureValue>,
     /// Stage, forecast category, amount, close date and owner changes, oldest first.
     pub history: Vec<Change>,
+    /// The deal's activities and recorded calls, newest first (at most 200).
+    pub activities: Vec<ActivityView>,
     pub as_of: String,
     pub win_model_version: i64,
     pub slip_model_version: Option<i64>,
@@ -121,6 +156,12 @@ pub struct DealPage {
     pub total_expected: f64,
     pub items: Vec<DealRow>,
     pub as_of: String,
+    /// The currency of every amount (ISO 4217; null when the data does not say).
+    pub currency: Option<String>,
+    /// The owners and stages of the caller's open deals (before the filters),
+    /// for filter choices: most deals first.
+    pub owners: Vec<Facet>,
+    pub stages: Vec<Facet>,
 }
 
 /// Filters, sorting and paging of the deal list.
@@ -138,6 +179,10 @@ pub struct DealQuery {
     /// Only deals expected to close on or before this date (YYYY-MM-DD).
     #[param(format = Date)]
     pub close_to: Option<String>,
+    /// `ahead` (entered stage ahead of the evidence), `behind` or `in_line`
+    /// (deals whose evidence stage is not known yet match none of them).
+    #[param(pattern = "^(ahead|behind|in_line)$")]
+    pub evidence: Option<String>,
     /// Only deals with at least this win probability (0-1).
     #[param(minimum = 0.0, maximum = 1.0)]
     pub min_win: Option<f64>,
@@ -185,6 +230,15 @@ impl DealQuery {
     pub fn validate(&self) -> Result<(), InputError> {
         valid_date("close_from", &self.close_from)?;
         valid_date("close_to", &self.close_to)?;
+        if let Some(e) = &self.evidence
+            && !["ahead", "behind", "in_line"].contains(&e.as_str())
+        {
+            return Err(InputError::new(
+                "evidence",
+                "one of ahead, behind, in_line",
+                e,
+            ));
+        }
         for (field, v) in [("min_win", self.min_win), ("max_win", self.max_win)] {
             if let Some(p) = v
                 && !(0.0..=1.0).contains(&p)
@@ -213,6 +267,8 @@ impl DealQuery {
 /// The scored open pipeline.
 pub struct Book {
     pub as_of: i64,
+    /// The currency of every amount, when the data says.
+    pub currency: Option<String>,
     pub win_model_version: i64,
     pub slip_model_version: Option<i64>,
     rows: Vec<DealRow>,
@@ -285,6 +341,7 @@ impl Book {
             slip.as_ref().map(|s| &s.0),
             usize::MAX,
         )?;
+        let mut activities = deal_activities(&crm, &scored);
         let mut rows = Vec::with_capacity(scored.len());
         let mut details = Vec::with_capacity(scored.len());
         for (k, s) in scored.iter().enumerate() {
@@ -322,6 +379,8 @@ impl Book {
                 amount_at_risk: amount.map(|a| a * (1.0 - s.win_probability)),
                 raising: words(true),
                 lowering: words(false),
+                evidence_stage: None,
+                evidence: None,
             };
             let features = OPPORTUNITY_FEATURES
                 .iter()
@@ -345,6 +404,7 @@ impl Book {
                 slip_factors: s.slip_factors.iter().map(FactorView::from).collect(),
                 features,
                 history: change_list(o),
+                activities: activities.remove(o.id.as_str()).unwrap_or_default(),
                 as_of: format_date(as_of),
                 win_model_version: win_v,
                 slip_model_version: slip.as_ref().map(|s| s.2),
@@ -358,6 +418,7 @@ impl Book {
             .collect();
         Ok(Book {
             as_of,
+            currency: crm.currencies.corporate.clone(),
             win_model_version: win_v,
             slip_model_version: slip.as_ref().map(|s| s.2),
             rows,
@@ -375,14 +436,32 @@ impl Book {
         self.rows.is_empty()
     }
 
-    /// The caller's deals matching the query, sorted and paged.
-    pub fn list(&self, scope: &Scope, q: &DealQuery) -> Result<DealPage, InputError> {
+    /// The caller's deals matching the query, sorted and paged, each with
+    /// its evidence stage when `evidence` (opportunity id → (evidence stage,
+    /// flag)) is given.
+    pub fn list(
+        &self,
+        scope: &Scope,
+        q: &DealQuery,
+        evidence: Option<&Evidence>,
+    ) -> Result<DealPage, InputError> {
         q.validate()?;
         let stage = q.stage.as_deref().map(str::to_lowercase);
-        let mut hits: Vec<&DealRow> = self
+        let in_scope: Vec<&DealRow> = self
             .rows
             .iter()
             .filter(|r| scope.allows(r.owner_id.as_deref()))
+            .collect();
+        let flag_of = |r: &DealRow| evidence.and_then(|e| e.get(&r.id)).map(|x| x.1);
+        let want_flag = q.evidence.as_deref().map(|e| match e {
+            "ahead" => "ahead_of_evidence",
+            "behind" => "behind_evidence",
+            _ => "in_line",
+        });
+        let mut hits: Vec<&DealRow> = in_scope
+            .iter()
+            .copied()
+            .filter(|r| want_flag.is_none_or(|w| flag_of(r) == Some(w)))
             .filter(|r| {
                 q.owner
                     .as_deref()
@@ -447,17 +526,175 @@ impl Book {
             limit,
             total_amount: hits.iter().filter_map(|r| r.amount).sum::<f64>() + 0.0,
             total_expected: hits.iter().filter_map(|r| r.expected_amount).sum::<f64>() + 0.0,
-            items: hits.into_iter().skip(offset).take(limit).cloned().collect(),
+            items: hits
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .map(|r| with_evidence(r.clone(), evidence))
+                .collect(),
             as_of: format_date(self.as_of),
+            currency: self.currency.clone(),
+            owners: facets(
+                in_scope
+                    .iter()
+                    .filter_map(|r| Some((r.owner_id.clone()?, r.owner.clone()))),
+            ),
+            stages: facets(
+                in_scope
+                    .iter()
+                    .filter_map(|r| r.stage.clone().map(|s| (s.clone(), s))),
+            ),
         })
     }
 
     /// One deal, if open and in the caller's scope (otherwise `None`, as if
     /// it did not exist).
-    pub fn deal(&self, scope: &Scope, id: &str) -> Option<&DealDetail> {
+    pub fn deal(&self, scope: &Scope, id: &str, evidence: Option<&Evidence>) -> Option<DealDetail> {
         let d = &self.details[*self.index.get(id)?];
-        scope.allows(d.deal.owner_id.as_deref()).then_some(d)
+        if !scope.allows(d.deal.owner_id.as_deref()) {
+            return None;
+        }
+        let mut d = d.clone();
+        d.deal = with_evidence(d.deal, evidence);
+        Some(d)
     }
+}
+
+/// Opportunity id → (evidence stage, flag as `ahead_of_evidence`,
+/// `behind_evidence` or `in_line`).
+pub type Evidence = HashMap<String, (&'static str, &'static str)>;
+
+fn with_evidence(mut r: DealRow, evidence: Option<&Evidence>) -> DealRow {
+    if let Some((stage, flag)) = evidence.and_then(|e| e.get(&r.id)) {
+        r.evidence_stage = Some((*stage).to_string());
+        r.evidence = Some((*flag).to_string());
+    }
+    r
+}
+
+/// (value, label) pairs counted, most frequent first.
+fn facets(items: impl Iterator<Item = (String, String)>) -> Vec<Facet> {
+    let mut count: HashMap<String, (String, usize)> = HashMap::new();
+    for (v, l) in items {
+        count.entry(v).or_insert((l, 0)).1 += 1;
+    }
+    let mut out: Vec<Facet> = count
+        .into_iter()
+        .map(|(value, (label, deals))| Facet {
+            value,
+            label,
+            deals,
+        })
+        .collect();
+    out.sort_by(|a, b| b.deals.cmp(&a.deals).then(a.label.cmp(&b.label)));
+    out
+}
+
+/// The close periods a deal list filters by, around `as_of` (YYYY-MM-DD):
+/// (key, label, first day, last day) for overdue deals, this and next month,
+/// this and next quarter. Empty when `as_of` is not a date.
+pub fn close_periods(as_of: &str) -> Vec<(String, String, Option<String>, Option<String>)> {
+    let Ok(d) = chrono::NaiveDate::parse_from_str(as_of, "%Y-%m-%d") else {
+        return Vec::new();
+    };
+    use chrono::Datelike as _;
+    let month = |y: i32, m: u32| -> (chrono::NaiveDate, chrono::NaiveDate) {
+        let first = chrono::NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(d);
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        let next = chrono::NaiveDate::from_ymd_opt(ny, nm, 1).unwrap_or(d);
+        (first, next.pred_opt().unwrap_or(next))
+    };
+    let fmt = |x: chrono::NaiveDate| x.format("%Y-%m-%d").to_string();
+    let mut out = vec![(
+        "overdue".to_string(),
+        format!("Overdue (close date before {as_of})"),
+        None,
+        Some(fmt(d.pred_opt().unwrap_or(d))),
+    )];
+    let (y, m) = (d.year(), d.month());
+    let (nm_y, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    for (yy, mm) in [(y, m), (nm_y, nm)] {
+        let (a, b) = month(yy, mm);
+        out.push((
+            format!("{yy}-{mm:02}"),
+            a.format("%B %Y").to_string(),
+            Some(fmt(a)),
+            Some(fmt(b)),
+        ));
+    }
+    let q = (m - 1) / 3;
+    for (qy, qq) in [(y, q), if q == 3 { (y + 1, 0) } else { (y, q + 1) }] {
+        let a = month(qy, qq * 3 + 1).0;
+        let b = month(qy, qq * 3 + 3).1;
+        out.push((
+            format!("{qy}-Q{}", qq + 1),
+            format!("Q{} {qy}", qq + 1),
+            Some(fmt(a)),
+            Some(fmt(b)),
+        ));
+    }
+    out
+}
+
+/// Most activities kept per deal.
+const ACTIVITIES_PER_DEAL: usize = 200;
+
+/// The activities and recorded calls of the scored deals, newest first.
+fn deal_activities(
+    crm: &pipewise_store::CrmData,
+    scored: &[predict::Scored],
+) -> HashMap<String, Vec<ActivityView>> {
+    let mut out: HashMap<String, Vec<(i64, ActivityView)>> = scored
+        .iter()
+        .map(|s| (s.opportunity_id.clone(), Vec::new()))
+        .collect();
+    let stamp = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    for a in &crm.activities {
+        if let Some(v) = a.opportunity_id.as_deref().and_then(|o| out.get_mut(o)) {
+            v.push((
+                a.occurred_at,
+                ActivityView {
+                    at: stamp(a.occurred_at),
+                    kind: a.kind.clone(),
+                    direction: a.direction.clone(),
+                    outcome: a.outcome.clone(),
+                    user_id: a.user_id.clone(),
+                    duration_s: a.duration_s,
+                    call_id: None,
+                },
+            ));
+        }
+    }
+    for c in &crm.conversations {
+        if let (Some(v), Some(t)) = (
+            c.opportunity_id.as_deref().and_then(|o| out.get_mut(o)),
+            c.started_at,
+        ) {
+            v.push((
+                t,
+                ActivityView {
+                    at: stamp(t),
+                    kind: "recorded call".into(),
+                    direction: None,
+                    outcome: None,
+                    user_id: c.user_id.clone(),
+                    duration_s: c.duration_s,
+                    call_id: Some(c.id.clone()),
+                },
+            ));
+        }
+    }
+    out.into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(|a, b| b.0.cmp(&a.0));
+            v.truncate(ACTIVITIES_PER_DEAL);
+            (k, v.into_iter().map(|x| x.1).collect())
+        })
+        .collect()
 }
 
 impl Book {

@@ -120,6 +120,56 @@ pub struct ForecastView {
     /// The deals that moved the forecast most since `moved_since`.
     pub moved: Vec<DealChange>,
     pub moved_since: String,
+    /// How far to trust it: the same forecast made weekly over the latest
+    /// complete periods of this kind, against what closed (null: no complete
+    /// period to test on).
+    pub accuracy: Option<Accuracy>,
+}
+
+/// The forecast's accuracy over the latest complete periods of its kind:
+/// forecasts made every Monday with models fitted at each period's start
+/// on what was known then, scored against what closed (whole company).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Accuracy {
+    /// The periods tested, oldest first.
+    pub periods: Vec<String>,
+    /// Weekly forecasts scored.
+    pub forecasts: usize,
+    /// Share of those whose actual fell inside P10-P90 (0-1; 0.8 is right).
+    pub coverage_p10_p90: f64,
+    /// pipewise's P50 and the usual rules, by weighted absolute percentage
+    /// error (WAPE, lower is better) and bias (positive: over-forecast).
+    pub methods: Vec<MethodAccuracy>,
+    /// Each weekly forecast against the actual, in the corporate currency;
+    /// empty unless the caller sees the whole company (the actuals are
+    /// company bookings).
+    pub weeks: Vec<AccuracyWeek>,
+}
+
+/// One method's error over the backtest.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MethodAccuracy {
+    pub method: String,
+    /// Σ|forecast − actual| / Σ actual (0-1+).
+    pub wape: f64,
+    /// Σ(forecast − actual) / Σ actual.
+    pub bias: f64,
+}
+
+/// One weekly forecast of a tested period.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AccuracyWeek {
+    pub period: String,
+    /// When the forecast was made (YYYY-MM-DD).
+    pub as_of: String,
+    pub weeks_left: i64,
+    pub actual: f64,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub commit: f64,
+    pub stage_weighted: f64,
+    pub run_rate: f64,
 }
 
 /// One period's forecast by rep with its draws, and what moved it.
@@ -136,6 +186,7 @@ pub struct ForecastBase {
     data: Data,
     models: Models,
     ranges: Vec<(PeriodKind, RangeModel)>,
+    backtests: Vec<(PeriodKind, forecast::Backtest)>,
     pub as_of: i64,
     opts: ForecastOptions,
     periods: Mutex<HashMap<String, std::sync::Arc<PeriodForecast>>>,
@@ -155,20 +206,26 @@ impl ForecastBase {
         let models = forecast::fit_models(&data, &snap, as_of, &opts)?;
         progress.report("fitting win and close-timing models", 1.0);
         let mut ranges = Vec::new();
+        let mut backtests = Vec::new();
         for kind in [PeriodKind::Quarter, PeriodKind::Month] {
             let label = match kind {
                 PeriodKind::Quarter => "learning the quarter range from earlier quarters",
                 PeriodKind::Month => "learning the month range from earlier months",
             };
-            let r = forecast::range_at(&data, &snap, kind, as_of, &opts, &mut |k, n| {
-                progress.report(label, k as f64 / n.max(1) as f64)
-            });
+            let (r, b) =
+                forecast::range_and_backtest_at(&data, &snap, kind, as_of, &opts, &mut |k, n| {
+                    progress.report(label, k as f64 / n.max(1) as f64)
+                });
             ranges.push((kind, r));
+            if let Some(b) = b {
+                backtests.push((kind, b));
+            }
         }
         Ok(ForecastBase {
             data,
             models,
             ranges,
+            backtests,
             as_of,
             opts,
             periods: Mutex::new(HashMap::new()),
@@ -309,6 +366,76 @@ impl ForecastBase {
             deals,
             moved,
             moved_since: format_date(self.as_of - 7 * DAY),
+            accuracy: self.accuracy(period.kind, scope.users().is_none()),
         })
+    }
+
+    fn accuracy(&self, kind: PeriodKind, whole_company: bool) -> Option<Accuracy> {
+        let b = &self.backtests.iter().find(|(k, _)| *k == kind)?.1;
+        Some(Accuracy {
+            periods: b.periods.clone(),
+            forecasts: b.points.len(),
+            coverage_p10_p90: b.coverage_p10_p90,
+            methods: b
+                .scores
+                .iter()
+                .map(|m| MethodAccuracy {
+                    method: m.method.clone(),
+                    wape: m.wape,
+                    bias: m.bias,
+                })
+                .collect(),
+            weeks: if whole_company {
+                b.points
+                    .iter()
+                    .map(|p| AccuracyWeek {
+                        period: p.period.clone(),
+                        as_of: p.as_of.clone(),
+                        weeks_left: p.weeks_left,
+                        actual: p.actual,
+                        p10: p.p10,
+                        p50: p.p50,
+                        p90: p.p90,
+                        commit: p.commit,
+                        stage_weighted: p.stage_weighted,
+                        run_rate: p.run_rate,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    /// Computes the default quarter and the window's months ahead of the
+    /// first request (a period the data cannot forecast is left out).
+    pub fn warm(&self, progress: &dyn Progress) {
+        let mut labels = self.window_periods(PeriodKind::Quarter);
+        labels.extend(self.window_periods(PeriodKind::Month));
+        let n = labels.len();
+        for (k, l) in labels.iter().enumerate() {
+            progress.report(
+                "forecasting the coming quarter and months",
+                k as f64 / n as f64,
+            );
+            if let Ok(p) = Period::parse(l) {
+                let _ = self.period(&p);
+            }
+        }
+        progress.report("forecasting the coming quarter and months", 1.0);
+    }
+
+    /// The periods of `kind` whose forecast the window allows (ending a
+    /// week to 120 days after the data's end), in order.
+    pub fn window_periods(&self, kind: PeriodKind) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut p = Period::containing(self.as_of, kind);
+        for _ in 0..6 {
+            if check_window(&p, self.as_of).is_ok() {
+                out.push(p.label.clone());
+            }
+            p = p.back(-1);
+        }
+        out
     }
 }

@@ -179,6 +179,10 @@ pub struct MetricView {
     pub top_performers: Option<f64>,
     pub top_quartile: Option<f64>,
     pub median: Option<f64>,
+    /// The same three as people write them.
+    pub top_performers_shown: Option<String>,
+    pub top_quartile_shown: Option<String>,
+    pub median_shown: Option<String>,
 }
 
 /// One skill estimate against the top performers.
@@ -295,6 +299,9 @@ pub fn rep_coaching(
             top_performers: p.top_reference[k],
             top_quartile: p.quartile_reference[k],
             median: p.median[k],
+            top_performers_shown: p.top_reference[k].map(|v| coach::format_metric(d, v)),
+            top_quartile_shown: p.quartile_reference[k].map(|v| coach::format_metric(d, v)),
+            median_shown: p.median[k].map(|v| coach::format_metric(d, v)),
         })
         .collect();
     let skills = Skill::ALL

@@ -105,6 +105,8 @@ pub struct Me {
     pub scope_users: Option<Vec<String>>,
     /// Open deals the caller sees.
     pub open_deals: usize,
+    /// The currency of every amount (ISO 4217; null when the data does not say).
+    pub currency: Option<String>,
 }
 
 /// An audit row on its way to the writer, with where to send the result.
@@ -506,6 +508,7 @@ impl Service {
                     limit: Some(1),
                     ..Default::default()
                 },
+                None,
             )
             .map_or(0, |p| p.total)
         });
@@ -515,6 +518,7 @@ impl Service {
             role: caller.role,
             scope_users: caller.scope.users().map(|u| u.iter().cloned().collect()),
             open_deals,
+            currency: self.book().ok().and_then(|b| b.currency.clone()),
         })
     }
 
@@ -526,7 +530,10 @@ impl Service {
         q: &DealQuery,
         via: &str,
     ) -> Result<DealPage, AppError> {
-        let page = self.book()?.list(&caller.scope, q)?;
+        let stages = self.analyses.stages().ok();
+        let page = self
+            .book()?
+            .list(&caller.scope, q, stages.as_ref().map(|s| &s.evidence))?;
         let ids: Vec<String> = page.items.iter().map(|d| d.id.clone()).collect();
         let filters = serde_json::to_string(q).unwrap_or_default();
         self.audit(Some(caller), "read", via, &ids, Some(&filters))
@@ -542,7 +549,8 @@ impl Service {
         via: &str,
     ) -> Result<DealDetail, AppError> {
         let book = self.book()?;
-        let Some(d) = book.deal(&caller.scope, id).cloned() else {
+        let stages = self.analyses.stages().ok();
+        let Some(d) = book.deal(&caller.scope, id, stages.as_ref().map(|s| &s.evidence)) else {
             // Asked for and not shown (absent, or outside the scope): recorded too.
             self.audit(Some(caller), "read.denied", via, &[id.to_string()], None)
                 .await?;
@@ -615,6 +623,41 @@ impl Service {
         self.audit(Some(caller), "read", via, &ids, Some(&view.period))
             .await?;
         Ok(view)
+    }
+
+    /// The currency of every amount, when the data says (ISO 4217).
+    pub fn currency(&self) -> Option<String> {
+        self.book().ok().and_then(|b| b.currency.clone())
+    }
+
+    /// The quarters and the months a forecast can be asked for (ending a
+    /// week to 120 days after the data's end), each in order.
+    pub fn forecast_periods(&self) -> Result<(Vec<String>, Vec<String>), AppError> {
+        use pipewise_engines::forecast::PeriodKind;
+        let f = self.analyses.forecasts()?;
+        Ok((
+            f.window_periods(PeriodKind::Quarter),
+            f.window_periods(PeriodKind::Month),
+        ))
+    }
+
+    /// The date the scored pipeline is as of (YYYY-MM-DD): the data's last day.
+    pub fn as_of(&self) -> Option<String> {
+        self.book()
+            .ok()
+            .map(|b| pipewise_features::format_date(b.as_of))
+    }
+
+    /// An open deal's entered against evidence stage with what drives the
+    /// difference (`None`: outside the scope, not open, or not analysed yet).
+    /// Not audited: shown beside the deal, whose read is.
+    pub fn deal_evidence(&self, caller: &Caller, id: &str) -> Option<crate::stage::InspectRow> {
+        let base = self.analyses.stages().ok()?;
+        base.rows
+            .iter()
+            .find(|r| r.stage.opportunity_id == id)
+            .filter(|r| caller.scope.allows(Some(&r.stage.rep_id)))
+            .cloned()
     }
 
     /// Each rep's stage bias in the caller's scope.
@@ -996,5 +1039,116 @@ impl Service {
         self.audit(Some(caller), "read", via, &ids, Some("report"))
             .await?;
         Ok((format.media_type(), text))
+    }
+
+    /// Every API token (never the secrets), newest first (admin).
+    pub async fn tokens(
+        &self,
+        caller: &Caller,
+        via: &str,
+    ) -> Result<Vec<pipewise_store::access::TokenRecord>, AppError> {
+        self.admin_only(caller, "token.denied", via).await?;
+        let mut t = self.store().tokens(None)?;
+        t.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(t)
+    }
+
+    /// Creates an API token for a user (admin); the secret is in the
+    /// result only. Errors on an unknown user or a bad expiry (1-365 days).
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        label: Option<&str>,
+        expires_days: Option<u32>,
+        via: &str,
+    ) -> Result<auth::NewToken, AppError> {
+        self.admin_only(caller, "token.denied", via).await?;
+        if self.directory().caller(user_id).is_none() {
+            return Err(
+                InputError::new("user_id", "the id of a user in the database", user_id).into(),
+            );
+        }
+        if let Some(d) = expires_days
+            && !(1..=365).contains(&d)
+        {
+            return Err(InputError::new(
+                "expires_days",
+                "a number of days from 1 to 365",
+                &d.to_string(),
+            )
+            .into());
+        }
+        if label.is_some_and(|l| l.chars().count() > 200) {
+            return Err(
+                InputError::new("label", "at most 200 characters", "a longer label").into(),
+            );
+        }
+        let t = auth::create_token(&mut self.store(), user_id, label, expires_days)?;
+        self.audit(
+            Some(caller),
+            "token.create",
+            via,
+            &[user_id.to_string()],
+            Some(&format!("token {}", t.record.id)),
+        )
+        .await?;
+        Ok(t)
+    }
+
+    /// Revokes a token by its id (admin); 404 when there is none, 409 when
+    /// it was already revoked.
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        id: i64,
+        via: &str,
+    ) -> Result<pipewise_store::access::TokenRecord, AppError> {
+        self.admin_only(caller, "token.denied", via).await?;
+        let known = self.store().tokens(None)?.into_iter().find(|t| t.id == id);
+        match known {
+            None => {
+                return Err(AppError::NotFound {
+                    what: "token",
+                    id: id.to_string(),
+                });
+            }
+            Some(t) if t.revoked_at.is_some() => {
+                return Err(AppError::Conflict(format!(
+                    "token {id} was already revoked at {}",
+                    t.revoked_at.unwrap_or_default()
+                )));
+            }
+            Some(_) => {}
+        }
+        let rec = self
+            .store()
+            .revoke_token(id, &auth::now())?
+            .ok_or_else(|| AppError::NotFound {
+                what: "token",
+                id: id.to_string(),
+            })?;
+        // Revoked tokens stop working now, not after the cache's lifetime.
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.audit(
+            Some(caller),
+            "token.revoke",
+            via,
+            std::slice::from_ref(&rec.user_id),
+            Some(&format!("token {id}")),
+        )
+        .await?;
+        Ok(rec)
+    }
+
+    async fn admin_only(&self, caller: &Caller, denied: &str, via: &str) -> Result<(), AppError> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        self.audit(Some(caller), denied, via, &[], None).await?;
+        Err(AppError::Forbidden("admin"))
     }
 }

@@ -457,8 +457,9 @@ pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
     }
 }
 
-/// After the demo: tokens for a rep, a manager and the director (granted
-/// admin, so the audit log can be read), printed, then the server.
+/// After the demo: a rep, a manager and the director (granted admin, so the
+/// audit log can be read) each get a fresh password for the dashboard and a
+/// token for the API, printed, then the server.
 pub fn demo_serve(db: &Path, addr: SocketAddr) -> Result<ExitCode> {
     let mut store = crate::open(db)?;
     let dir = Directory::new(store.users()?, store.admins()?);
@@ -493,12 +494,24 @@ pub fn demo_serve(db: &Path, addr: SocketAddr) -> Result<ExitCode> {
             std::slice::from_ref(&who),
             None,
         )?;
+        let password = format!("demo-{}", &auth::random_hex(6)?);
+        store.set_password_hash(&who, &auth::hash_password(&password)?, &auth::now())?;
+        audit_cli(
+            &mut store,
+            "password.set",
+            "pipewise demo --serve",
+            std::slice::from_ref(&who),
+            None,
+        )?;
         let role = if Some(&who) == director_id.as_ref() {
             "director (admin)"
         } else {
             c.role.name()
         };
-        lines.push(format!("  {:<16} {} ({}): {}", role, c.name, who, t.token));
+        lines.push(format!(
+            "  {:<16} {:<22} user id {:<8} password {}   API token {}",
+            role, c.name, who, password, t.token
+        ));
     }
     drop(store);
     let opts = pipewise_server::Options {
@@ -516,7 +529,7 @@ pub fn demo_serve(db: &Path, addr: SocketAddr) -> Result<ExitCode> {
         );
         let _ = writeln!(
             out,
-            "Serving the demo org. Sign in with a token (valid one day):"
+            "Serving the demo org. Open {base}/ in a browser and sign in as one of these\n(the passwords are new each run; the API tokens last one day):"
         );
         for l in &lines {
             let _ = writeln!(out, "{l}");

@@ -1381,13 +1381,26 @@ pub fn range_at(
     opts: &ForecastOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> RangeModel {
+    range_and_backtest_at(data, snap, kind, as_of, opts, progress).0
+}
+
+/// [`range_at`] with the backtest it was learnt from (`None` when no
+/// complete period could be backtested: the range is then the prior).
+pub fn range_and_backtest_at(
+    data: &Data,
+    snap: &Snapshots,
+    kind: PeriodKind,
+    as_of: Instant,
+    opts: &ForecastOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> (RangeModel, Option<Backtest>) {
     let quick = ForecastOptions {
         draws: 200,
         ..*opts
     };
     match backtest_until(data, snap, kind, as_of, 4, &quick, progress) {
-        Ok(b) => RangeModel::learn(&b.points),
-        Err(_) => RangeModel::prior(),
+        Ok(b) => (RangeModel::learn(&b.points), Some(b)),
+        Err(_) => (RangeModel::prior(), None),
     }
 }
 

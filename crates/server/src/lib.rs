@@ -5,12 +5,14 @@
 //! scope and records the read in the audit log, and the handler returns its
 //! view as JSON. Errors are `application/problem+json` (RFC 9457). The
 //! OpenAPI 3.1 document is generated from the handlers' annotations (utoipa),
-//! so routes and spec cannot drift: `/openapi.json`.
+//! so routes and spec cannot drift: `/openapi.json`. The web dashboard
+//! ([`web`]) serves HTML pages over the same use cases to a signed-in browser.
 
 mod extract;
 mod metrics;
 pub mod problem;
 mod routes;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::Path;

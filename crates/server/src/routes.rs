@@ -138,6 +138,7 @@ pub fn router(state: AppState, opts: &Options) -> (Router, utoipa::openapi::Open
     let spec = finish(spec);
     let doc = spec.clone();
     let router = api_router
+        .merge(crate::web::router())
         .route(
             "/openapi.json",
             axum::routing::get(move || {

@@ -1,0 +1,1196 @@
+//! The dashboard's pages: each parses its parameters, calls the use cases
+//! with the signed-in user's scope, and renders.
+
+use std::collections::HashMap;
+
+use axum::extract::{Multipart, Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use pipewise_app::AppError;
+use pipewise_app::book::DealQuery;
+use pipewise_app::calls::CallQuery;
+use pipewise_app::coaching::Decision;
+use pipewise_app::forecasting::ForecastQuery;
+use pipewise_app::imports::{ImportRequest, Upload};
+use pipewise_app::insight::InspectionQuery;
+use pipewise_app::leads::LeadQuery;
+use pipewise_app::scope::Role;
+use serde::{Deserialize, Serialize};
+
+use super::{Viewer, error_page, render, render_status, safe_next};
+use crate::AppState;
+use crate::extract::{ClientAddr, SESSION_COOKIE};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/deals", get(deals))
+        .route("/deals/{id}", get(deal))
+        .route("/forecast", get(forecast))
+        .route("/coaching", get(coaching))
+        .route("/coaching/{rep_id}", get(rep_coaching))
+        .route("/coaching/{rep_id}/decisions", post(decide))
+        .route("/calls", get(calls))
+        .route("/calls/{id}", get(call))
+        .route("/reps", get(reps))
+        .route("/leads", get(leads))
+        .route("/admin", get(|| async { Redirect::to("/admin/imports") }))
+        .route("/admin/imports", get(imports).post(start_import))
+        .route("/admin/imports/{id}", get(import_job))
+        .route("/admin/models", get(models))
+        .route("/admin/models/{kind}/{version}", get(model))
+        .route("/admin/tokens", get(tokens).post(create_token))
+        .route("/admin/tokens/{id}/revoke", post(revoke_token))
+        .route("/admin/audit", get(audit))
+        .route("/static/{file}", get(asset))
+}
+
+/// Query parameters as a map; empty values (a form's "any") are left out.
+fn params(q: Option<String>) -> HashMap<String, String> {
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| (k.into_owned(), v.trim().to_string()))
+        .collect()
+}
+
+fn number<T: std::str::FromStr>(p: &HashMap<String, String>, key: &str) -> Option<T> {
+    p.get(key).and_then(|v| v.parse().ok())
+}
+
+/// A section of a page that may be unavailable on its own (an analysis
+/// still computing) without failing the page.
+#[derive(Serialize)]
+struct Part<T> {
+    ok: Option<T>,
+    error: Option<String>,
+    computing: bool,
+}
+
+fn part<T>(r: Result<T, AppError>) -> Part<T> {
+    match r {
+        Ok(v) => Part {
+            ok: Some(v),
+            error: None,
+            computing: false,
+        },
+        Err(e) => Part {
+            ok: None,
+            computing: matches!(e, AppError::Computing(_)),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+fn csrf_ok(viewer: &Viewer, sent: &str) -> bool {
+    pipewise_app::auth::same_secret(sent, &viewer.csrf)
+}
+
+fn csrf_refused(state: &AppState, viewer: &Viewer, section: &str) -> Response {
+    error_page(
+        state,
+        viewer,
+        section,
+        AppError::Auth(pipewise_app::auth::AuthError::Csrf),
+    )
+}
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Serialize)]
+struct SignInPage {
+    next: String,
+    user_id: String,
+    error: Option<String>,
+}
+
+fn sign_in_view(status: StatusCode, page: SignInPage) -> Response {
+    let ctx = minijinja::context! {
+        title => "Sign in",
+        page => minijinja::Value::from_serialize(&page),
+        frame => minijinja::Value::from(()),
+    };
+    super::html(status, "sign_in.html", ctx)
+}
+
+async fn sign_in_page(RawQuery(q): RawQuery) -> Response {
+    let p = params(q);
+    sign_in_view(
+        StatusCode::OK,
+        SignInPage {
+            next: safe_next(p.get("next").map(String::as_str)),
+            user_id: String::new(),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let next = safe_next(f.next.as_deref());
+    let s = state.service.clone();
+    let (user, password) = (f.user_id.trim().to_string(), f.password.clone());
+    let result = tokio::task::spawn_blocking(move || s.sign_in(&user, &password, &client)).await;
+    match result {
+        Ok(Ok(started)) => {
+            let mut r = Redirect::to(&next).into_response();
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                started.session_id,
+                pipewise_app::service_consts::SESSION_HOURS * 3600
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Ok(Err(e)) => {
+            let status = match e {
+                AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let error = match e {
+                AppError::TooMany(s) => format!("Too many failed sign-ins: try again in {s} s."),
+                _ => "That user id and password do not match.".to_string(),
+            };
+            sign_in_view(
+                status,
+                SignInPage {
+                    next,
+                    user_id: f.user_id,
+                    error: Some(error),
+                },
+            )
+        }
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let sid = crate::extract::cookie(&parts, SESSION_COOKIE);
+    let bytes = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let form: CsrfForm = serde_urlencoded_csrf(&bytes);
+    if let Some(sid) = sid {
+        let s = state.service.clone();
+        let _ = tokio::task::spawn_blocking(move || s.sign_out(&sid, &form.csrf)).await;
+    }
+    let mut r = Redirect::to("/sign-in").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("pipewise_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    r
+}
+
+fn serde_urlencoded_csrf(bytes: &[u8]) -> CsrfForm {
+    CsrfForm {
+        csrf: form_urlencoded::parse(bytes)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+// ---------------------------------------------------------------- home
+
+#[derive(Serialize)]
+struct Home {
+    deals: Part<pipewise_app::book::DealPage>,
+    forecast: Part<pipewise_app::forecasting::ForecastView>,
+    inspection: Part<pipewise_app::insight::InspectionPage>,
+    coaching: Part<pipewise_app::insight::CoachingOverview>,
+    own: Part<pipewise_app::insight::RepCoaching>,
+    is_rep: bool,
+}
+
+async fn home(State(state): State<AppState>, viewer: Viewer) -> Response {
+    let s = &state.service;
+    let c = &viewer.caller;
+    let deals = s
+        .opportunities(
+            c,
+            &DealQuery {
+                limit: Some(8),
+                ..Default::default()
+            },
+            "GET /",
+        )
+        .await;
+    let forecast = s
+        .forecast(
+            c,
+            ForecastQuery {
+                by: Some(if c.role == Role::Rep { "rep" } else { "team" }.into()),
+                top: Some(5),
+                ..Default::default()
+            },
+            "GET /",
+        )
+        .await
+        .map(|mut f| {
+            f.deals.truncate(0);
+            f.accuracy = None;
+            f
+        });
+    let inspection = s
+        .inspection(
+            c,
+            &InspectionQuery {
+                limit: Some(5),
+                ..Default::default()
+            },
+            "GET /",
+        )
+        .await;
+    let is_rep = c.role == Role::Rep;
+    let (coaching, own) = if is_rep {
+        (
+            Err(AppError::Absent("not for reps".into())),
+            s.rep_coaching(c, &c.user_id, "GET /").await,
+        )
+    } else {
+        (
+            s.coaching(c, "GET /").await.map(|mut o| {
+                o.reps.sort_by(|a, b| {
+                    b.worth_per_quarter
+                        .unwrap_or(0.0)
+                        .total_cmp(&a.worth_per_quarter.unwrap_or(0.0))
+                });
+                o.reps.truncate(6);
+                o
+            }),
+            Err(AppError::Absent("not a rep".into())),
+        )
+    };
+    render(
+        &state,
+        &viewer,
+        "home",
+        "home.html",
+        super::scope_title(c.role),
+        Home {
+            deals: part(deals),
+            forecast: part(forecast),
+            inspection: part(inspection),
+            coaching: part(coaching),
+            own: part(own),
+            is_rep,
+        },
+    )
+}
+
+// ---------------------------------------------------------------- pipeline
+
+/// A close period the risk board filters by, as shown in its menu.
+#[derive(Serialize)]
+struct PeriodChoice {
+    value: String,
+    label: String,
+}
+
+#[derive(Serialize)]
+struct DealsPage {
+    list: pipewise_app::book::DealPage,
+    /// The filters as given, to keep the form and the links.
+    filters: HashMap<String, String>,
+    /// The query string without `sort` and `offset` (for the column links).
+    base_query: String,
+    sort: String,
+    periods: Vec<PeriodChoice>,
+    prev_offset: Option<usize>,
+    next_offset: Option<usize>,
+}
+
+async fn deals(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQuery) -> Response {
+    let p = params(q);
+    let as_of = state.service.as_of().unwrap_or_default();
+    let periods = pipewise_app::book::close_periods(&as_of);
+    let (mut close_from, mut close_to) = (p.get("close_from").cloned(), p.get("close_to").cloned());
+    if let Some(chosen) = p.get("period")
+        && let Some(x) = periods.iter().find(|x| &x.0 == chosen)
+    {
+        close_from = x.2.clone();
+        close_to = x.3.clone();
+    }
+    let query = DealQuery {
+        owner: p.get("owner").cloned(),
+        stage: p.get("stage").cloned(),
+        close_from,
+        close_to,
+        evidence: p.get("evidence").cloned(),
+        min_win: number::<f64>(&p, "min_win_pct").map(|x| x / 100.0),
+        max_win: number::<f64>(&p, "max_win_pct").map(|x| x / 100.0),
+        sort: p.get("sort").cloned(),
+        limit: Some(50),
+        offset: number(&p, "offset"),
+    };
+    let list = match state
+        .service
+        .opportunities(&viewer.caller, &query, "GET /deals")
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return error_page(&state, &viewer, "deals", e),
+    };
+    let base_query: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            p.iter()
+                .filter(|(k, _)| k.as_str() != "sort" && k.as_str() != "offset"),
+        )
+        .finish();
+    let next = list.offset + list.items.len();
+    render(
+        &state,
+        &viewer,
+        "deals",
+        "deals.html",
+        "Pipeline risk",
+        DealsPage {
+            prev_offset: (list.offset > 0).then(|| list.offset.saturating_sub(list.limit)),
+            next_offset: (next < list.total).then_some(next),
+            sort: query
+                .sort
+                .clone()
+                .unwrap_or_else(|| "-amount_at_risk".into()),
+            list,
+            filters: p,
+            base_query,
+            periods: periods
+                .into_iter()
+                .map(|(value, label, _, _)| PeriodChoice { value, label })
+                .collect(),
+        },
+    )
+}
+
+/// One event of a deal's timeline.
+#[derive(Serialize)]
+struct Event {
+    at: String,
+    kind: String,
+    text: String,
+    call_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DealPageView {
+    deal: pipewise_app::book::DealDetail,
+    evidence: Option<pipewise_app::stage::InspectRow>,
+    timeline: Vec<Event>,
+    raising: Vec<pipewise_app::book::FactorView>,
+    lowering: Vec<pipewise_app::book::FactorView>,
+}
+
+async fn deal(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let d = match state
+        .service
+        .opportunity(&viewer.caller, &id, "GET /deals/{id}")
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => return error_page(&state, &viewer, "deals", e),
+    };
+    let evidence = state.service.deal_evidence(&viewer.caller, &id);
+    let mut timeline: Vec<Event> = d
+        .history
+        .iter()
+        .map(|c| Event {
+            at: c.at.clone(),
+            kind: c.field.replace('_', " "),
+            text: match c.field.as_str() {
+                "amount" => format!(
+                    "amount set to {}",
+                    c.value
+                        .as_deref()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .map(super::format::thousands)
+                        .unwrap_or_else(|| c.value.clone().unwrap_or_default())
+                ),
+                f => format!(
+                    "{} set to {}",
+                    f.replace('_', " "),
+                    c.value.as_deref().unwrap_or("(empty)")
+                ),
+            },
+            call_id: None,
+        })
+        .collect();
+    for a in &d.activities {
+        let mut text = a.kind.clone();
+        if let Some(dir) = &a.direction {
+            text = format!("{dir} {text}");
+        }
+        if let Some(o) = &a.outcome {
+            text = format!("{text}: {}", o.replace('_', " "));
+        }
+        timeline.push(Event {
+            at: a.at.clone(),
+            kind: a.kind.clone(),
+            text,
+            call_id: a.call_id.clone(),
+        });
+    }
+    // Newest first; on one day, changes after activities.
+    timeline.sort_by(|a, b| b.at.cmp(&a.at));
+    let raising = d
+        .win_factors
+        .iter()
+        .filter(|f| f.contribution > 0.0)
+        .take(5)
+        .cloned()
+        .collect();
+    let lowering = d
+        .win_factors
+        .iter()
+        .filter(|f| f.contribution < 0.0)
+        .take(5)
+        .cloned()
+        .collect();
+    let title = d.deal.name.clone().unwrap_or_else(|| d.deal.id.clone());
+    render(
+        &state,
+        &viewer,
+        "deals",
+        "deal.html",
+        &title,
+        DealPageView {
+            deal: d,
+            evidence,
+            timeline,
+            raising,
+            lowering,
+        },
+    )
+}
+
+// ---------------------------------------------------------------- forecast
+
+#[derive(Serialize)]
+struct FanPoint {
+    period: String,
+    p10: f64,
+    p50: f64,
+    p90: f64,
+    commit: f64,
+    stage_weighted: f64,
+    run_rate: f64,
+    won_to_date: f64,
+}
+
+#[derive(Serialize)]
+struct ForecastPage {
+    view: pipewise_app::forecasting::ForecastView,
+    fan: Vec<FanPoint>,
+    choices: Vec<String>,
+    by: String,
+}
+
+async fn forecast(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = params(q);
+    let s = &state.service;
+    let by = p.get("by").cloned().unwrap_or_else(|| {
+        if viewer.caller.role == Role::Rep {
+            "rep"
+        } else {
+            "team"
+        }
+        .into()
+    });
+    let view = match s
+        .forecast(
+            &viewer.caller,
+            ForecastQuery {
+                period: p.get("period").cloned(),
+                by: Some(by.clone()),
+                top: Some(10),
+            },
+            "GET /forecast",
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => return error_page(&state, &viewer, "forecast", e),
+    };
+    let (quarters, months) = s.forecast_periods().unwrap_or_default();
+    let mut fan = Vec::new();
+    for m in &months {
+        if let Ok(f) = s
+            .forecast(
+                &viewer.caller,
+                ForecastQuery {
+                    period: Some(m.clone()),
+                    by: Some("company".into()),
+                    top: Some(0),
+                },
+                "GET /forecast",
+            )
+            .await
+        {
+            let t = &f.total;
+            fan.push(FanPoint {
+                period: m.clone(),
+                p10: t.p10,
+                p50: t.p50,
+                p90: t.p90,
+                commit: t.commit,
+                stage_weighted: t.stage_weighted,
+                run_rate: t.run_rate,
+                won_to_date: t.won_to_date,
+            });
+        }
+    }
+    let mut choices = quarters;
+    choices.extend(months.iter().cloned());
+    let title = format!("Forecast {}", view.period);
+    render(
+        &state,
+        &viewer,
+        "forecast",
+        "forecast.html",
+        &title,
+        ForecastPage {
+            view,
+            fan,
+            choices,
+            by,
+        },
+    )
+}
+
+// ---------------------------------------------------------------- coaching
+
+async fn coaching(State(state): State<AppState>, viewer: Viewer) -> Response {
+    if viewer.caller.role == Role::Rep {
+        return Redirect::to(&format!("/coaching/{}", viewer.caller.user_id)).into_response();
+    }
+    match state
+        .service
+        .coaching(&viewer.caller, "GET /coaching")
+        .await
+    {
+        Ok(v) => render(&state, &viewer, "coaching", "coaching.html", "Coaching", v),
+        Err(e) => error_page(&state, &viewer, "coaching", e),
+    }
+}
+
+#[derive(Serialize)]
+struct RepCoachingPage {
+    rep: pipewise_app::insight::RepCoaching,
+    /// Whether the viewer may accept, edit or dismiss (a manager above the rep).
+    can_decide: bool,
+    saved: Option<String>,
+    error: Option<String>,
+    calls: Part<pipewise_app::calls::CallPage>,
+}
+
+async fn rep_coaching(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(rep_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    rep_coaching_page(&state, &viewer, &rep_id, params(q), None).await
+}
+
+async fn rep_coaching_page(
+    state: &AppState,
+    viewer: &Viewer,
+    rep_id: &str,
+    p: HashMap<String, String>,
+    error: Option<(StatusCode, String)>,
+) -> Response {
+    let rep = match state
+        .service
+        .rep_coaching(&viewer.caller, rep_id, "GET /coaching/{rep_id}")
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return error_page(state, viewer, "coaching", e),
+    };
+    let calls = state
+        .service
+        .calls(
+            &viewer.caller,
+            &CallQuery {
+                rep: Some(rep_id.to_string()),
+                limit: Some(5),
+                ..Default::default()
+            },
+            "GET /coaching/{rep_id}",
+        )
+        .await;
+    let title = format!("Coaching: {}", rep.name);
+    let (status, error) = match error {
+        Some((s, e)) => (s, Some(e)),
+        None => (StatusCode::OK, None),
+    };
+    render_status(
+        state,
+        viewer,
+        status,
+        "coaching",
+        "rep_coaching.html",
+        &title,
+        RepCoachingPage {
+            can_decide: viewer.caller.role != Role::Rep && viewer.caller.user_id != rep.rep_id,
+            rep,
+            saved: p.get("saved").cloned(),
+            error,
+            calls: part(calls),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    recommendation: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    text: String,
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(rep_id): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &f.csrf) {
+        return csrf_refused(&state, &viewer, "coaching");
+    }
+    let reason = f.reason.trim().to_string();
+    let missing = |what: &str| {
+        Some((
+            StatusCode::BAD_REQUEST,
+            format!("To {} a recommendation, say why.", what),
+        ))
+    };
+    let decision = match f.action.as_str() {
+        "accept" => Ok(Decision::Accept {
+            recommendation: f.recommendation.clone(),
+            reason: (!reason.is_empty()).then_some(reason),
+        }),
+        "edit" if reason.is_empty() => Err(missing("edit")),
+        "edit" if f.text.trim().is_empty() => Err(Some((
+            StatusCode::BAD_REQUEST,
+            "To edit a recommendation, write the edited text.".to_string(),
+        ))),
+        "edit" => Ok(Decision::Edit {
+            recommendation: f.recommendation.clone(),
+            reason,
+            text: f.text.trim().to_string(),
+        }),
+        "dismiss" if reason.is_empty() => Err(missing("dismiss")),
+        "dismiss" => Ok(Decision::Dismiss {
+            recommendation: f.recommendation.clone(),
+            reason,
+        }),
+        _ => Err(Some((
+            StatusCode::BAD_REQUEST,
+            "Choose accept, edit or dismiss.".to_string(),
+        ))),
+    };
+    let decision = match decision {
+        Ok(d) => d,
+        Err(e) => return rep_coaching_page(&state, &viewer, &rep_id, HashMap::new(), e).await,
+    };
+    match state
+        .service
+        .decide(
+            &viewer.caller,
+            &rep_id,
+            &decision,
+            "POST /coaching/{rep_id}/decisions",
+        )
+        .await
+    {
+        Ok(rec) => {
+            let q: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("saved", &rec.recommendation)
+                .finish();
+            Redirect::to(&format!("/coaching/{rep_id}?{q}#decided")).into_response()
+        }
+        Err(AppError::Input(i)) => {
+            rep_coaching_page(
+                &state,
+                &viewer,
+                &rep_id,
+                HashMap::new(),
+                Some((
+                    StatusCode::BAD_REQUEST,
+                    format!("{}: expected {}.", i.field, i.expected),
+                )),
+            )
+            .await
+        }
+        Err(e) => error_page(&state, &viewer, "coaching", e),
+    }
+}
+
+// ---------------------------------------------------------------- calls
+
+#[derive(Serialize)]
+struct CallsPage {
+    list: pipewise_app::calls::CallPage,
+    rep: Option<String>,
+    prev_offset: Option<usize>,
+    next_offset: Option<usize>,
+}
+
+async fn calls(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQuery) -> Response {
+    let p = params(q);
+    let query = CallQuery {
+        rep: p.get("rep").cloned(),
+        opportunity: p.get("opportunity").cloned(),
+        limit: Some(50),
+        offset: number(&p, "offset"),
+    };
+    match state
+        .service
+        .calls(&viewer.caller, &query, "GET /calls")
+        .await
+    {
+        Ok(list) => {
+            let next = list.offset + list.items.len();
+            render(
+                &state,
+                &viewer,
+                "calls",
+                "calls.html",
+                "Calls",
+                CallsPage {
+                    prev_offset: (list.offset > 0).then(|| list.offset.saturating_sub(list.limit)),
+                    next_offset: (next < list.total).then_some(next),
+                    list,
+                    rep: query.rep,
+                },
+            )
+        }
+        Err(e) => error_page(&state, &viewer, "calls", e),
+    }
+}
+
+async fn call(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    match state
+        .service
+        .call(&viewer.caller, &id, "GET /calls/{id}")
+        .await
+    {
+        Ok(c) => {
+            let title = c.call.title.clone().unwrap_or_else(|| format!("Call {id}"));
+            render(&state, &viewer, "calls", "call.html", &title, c)
+        }
+        Err(e) => error_page(&state, &viewer, "calls", e),
+    }
+}
+
+// ---------------------------------------------------------------- reps, leads
+
+async fn reps(State(state): State<AppState>, viewer: Viewer) -> Response {
+    match state.service.rep_bias(&viewer.caller, "GET /reps").await {
+        Ok(v) => render(&state, &viewer, "reps", "reps.html", "Stage bias", v),
+        Err(e) => error_page(&state, &viewer, "reps", e),
+    }
+}
+
+#[derive(Serialize)]
+struct LeadsPage {
+    list: pipewise_app::leads::LeadPage,
+    prev_offset: Option<usize>,
+    next_offset: Option<usize>,
+}
+
+async fn leads(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQuery) -> Response {
+    let p = params(q);
+    let query = LeadQuery {
+        limit: Some(50),
+        offset: number(&p, "offset"),
+        ..Default::default()
+    };
+    match state
+        .service
+        .leads(&viewer.caller, &query, "GET /leads")
+        .await
+    {
+        Ok(list) => {
+            let next = list.offset + list.items.len();
+            render(
+                &state,
+                &viewer,
+                "leads",
+                "leads.html",
+                "Leads",
+                LeadsPage {
+                    prev_offset: (list.offset > 0).then(|| list.offset.saturating_sub(list.limit)),
+                    next_offset: (next < list.total).then_some(next),
+                    list,
+                },
+            )
+        }
+        Err(e) => error_page(&state, &viewer, "leads", e),
+    }
+}
+
+// ---------------------------------------------------------------- admin
+
+#[derive(Serialize)]
+struct ImportsPage {
+    jobs: Vec<pipewise_app::imports::ImportJob>,
+    error: Option<String>,
+}
+
+async fn imports(State(state): State<AppState>, viewer: Viewer) -> Response {
+    match state
+        .service
+        .import_jobs(&viewer.caller, "GET /admin/imports")
+        .await
+    {
+        Ok(jobs) => render(
+            &state,
+            &viewer,
+            "admin",
+            "admin_imports.html",
+            "Imports",
+            ImportsPage { jobs, error: None },
+        ),
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+async fn start_import(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let refuse = |msg: String| async {
+        let jobs = state
+            .service
+            .import_jobs(&viewer.caller, "POST /admin/imports")
+            .await
+            .unwrap_or_default();
+        render_status(
+            &state,
+            &viewer,
+            StatusCode::BAD_REQUEST,
+            "admin",
+            "admin_imports.html",
+            "Imports",
+            ImportsPage {
+                jobs,
+                error: Some(msg),
+            },
+        )
+    };
+    let Ok(mut form) = form else {
+        return refuse("The upload is not a form with files.".into()).await;
+    };
+    let mut req = ImportRequest {
+        files: Vec::new(),
+        mapping: None,
+        entity: None,
+        dry_run: false,
+    };
+    let mut csrf = String::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return refuse(format!("The upload cannot be read: {e}")).await,
+        };
+        let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) => return refuse(format!("The upload cannot be read: {e}")).await,
+        };
+        let text = || String::from_utf8_lossy(&bytes).trim().to_string();
+        match name.as_str() {
+            "csrf" => csrf = text(),
+            "file" => {
+                if let Some(n) = file_name.filter(|n| !n.is_empty()) {
+                    req.files.push(Upload {
+                        name: n,
+                        bytes: bytes.to_vec(),
+                    });
+                }
+            }
+            "mapping" if !bytes.is_empty() => req.mapping = Some(text()),
+            "entity" if !text().is_empty() => req.entity = Some(text()),
+            "dry_run" => req.dry_run = text() == "true",
+            _ => {}
+        }
+    }
+    if !csrf_ok(&viewer, &csrf) {
+        return csrf_refused(&state, &viewer, "admin");
+    }
+    if req.files.is_empty() {
+        return refuse("Choose at least one file to import.".into()).await;
+    }
+    match state
+        .service
+        .import(&viewer.caller, req, "POST /admin/imports")
+        .await
+    {
+        Ok(job) => Redirect::to(&format!("/admin/imports/{}", job.id)).into_response(),
+        Err(AppError::Input(i)) => refuse(format!("{}: expected {}.", i.field, i.expected)).await,
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+async fn import_job(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    match state
+        .service
+        .import_job(&viewer.caller, &id, "GET /admin/imports/{id}")
+        .await
+    {
+        Ok(job) => render(&state, &viewer, "admin", "admin_import.html", "Import", job),
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+fn admin_gate(viewer: &Viewer) -> Result<(), AppError> {
+    if viewer.caller.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("admin"))
+    }
+}
+
+async fn models(State(state): State<AppState>, viewer: Viewer) -> Response {
+    match admin_gate(&viewer).and_then(|()| state.service.models()) {
+        Ok(m) => render(&state, &viewer, "admin", "admin_models.html", "Models", m),
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+async fn model(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((kind, version)): Path<(String, String)>,
+) -> Response {
+    match admin_gate(&viewer).and_then(|()| state.service.model_card(&kind, &version)) {
+        Ok(m) => {
+            let title = format!("{} model v{}", m.model.kind, m.model.version);
+            render(&state, &viewer, "admin", "admin_model.html", &title, m)
+        }
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+#[derive(Serialize)]
+struct TokensPage {
+    tokens: Vec<pipewise_app::auth::TokenRecord>,
+    /// A token just created: shown once.
+    created: Option<pipewise_app::auth::NewToken>,
+    error: Option<String>,
+}
+
+async fn tokens(State(state): State<AppState>, viewer: Viewer) -> Response {
+    tokens_page(&state, &viewer, None, None).await
+}
+
+async fn tokens_page(
+    state: &AppState,
+    viewer: &Viewer,
+    created: Option<pipewise_app::auth::NewToken>,
+    error: Option<String>,
+) -> Response {
+    match state
+        .service
+        .tokens(&viewer.caller, "GET /admin/tokens")
+        .await
+    {
+        Ok(tokens) => render_status(
+            state,
+            viewer,
+            if error.is_some() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            },
+            "admin",
+            "admin_tokens.html",
+            "API tokens",
+            TokensPage {
+                tokens,
+                created,
+                error,
+            },
+        ),
+        Err(e) => error_page(state, viewer, "admin", e),
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    expires_days: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &f.csrf) {
+        return csrf_refused(&state, &viewer, "admin");
+    }
+    let days = match f.expires_days.trim() {
+        "" => None,
+        d => match d.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return tokens_page(
+                    &state,
+                    &viewer,
+                    None,
+                    Some("Expires after: a number of days from 1 to 365, or empty.".into()),
+                )
+                .await;
+            }
+        },
+    };
+    let label = Some(f.label.trim()).filter(|l| !l.is_empty());
+    match state
+        .service
+        .create_token(
+            &viewer.caller,
+            f.user_id.trim(),
+            label,
+            days,
+            "POST /admin/tokens",
+        )
+        .await
+    {
+        Ok(t) => tokens_page(&state, &viewer, Some(t), None).await,
+        Err(AppError::Input(i)) => {
+            tokens_page(
+                &state,
+                &viewer,
+                None,
+                Some(format!(
+                    "{}: expected {}, got {:?}.",
+                    i.field, i.expected, i.got
+                )),
+            )
+            .await
+        }
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &f.csrf) {
+        return csrf_refused(&state, &viewer, "admin");
+    }
+    match state
+        .service
+        .revoke_token(&viewer.caller, id, "POST /admin/tokens/{id}/revoke")
+        .await
+    {
+        Ok(_) => Redirect::to("/admin/tokens").into_response(),
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+#[derive(Serialize)]
+struct AuditPage {
+    rows: Vec<pipewise_app::AuditEntry>,
+    user: Option<String>,
+    id: Option<String>,
+}
+
+async fn audit(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQuery) -> Response {
+    let p = params(q);
+    let (user, id) = (p.get("user").cloned(), p.get("id").cloned());
+    match state
+        .service
+        .audit_log(
+            &viewer.caller,
+            user.as_deref(),
+            id.as_deref(),
+            200,
+            "GET /admin/audit",
+        )
+        .await
+    {
+        Ok(rows) => render(
+            &state,
+            &viewer,
+            "admin",
+            "admin_audit.html",
+            "Audit log",
+            AuditPage { rows, user, id },
+        ),
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match super::asset(&file) {
+        Some((media, bytes)) => {
+            let mut r = bytes.into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            );
+            r.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            r
+        }
+        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}
