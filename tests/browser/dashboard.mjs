@@ -6,12 +6,14 @@
 //   "users": [{ "role": "rep", "user_id": "...", "password": "...",
 //               "own_deal": "...", "foreign_deal": "...", "rep": "...",
 //               "call": "..." | null }, ...],
-//   "decide": { "role": "manager", "rep": "...", "reason": "..." } }
+//   "decide": { "role": "manager", "rep": "...", "reason": "..." },
+//   "override": { "role": "manager", "deal": "...", "reason": "..." } }
 //
 // For each user: signs in, visits every page, checks its key content and
 // that the console shows no error, and saves a screenshot of each page (and
 // of a phone-sized view of a few) under DIR. A rep asking for another rep's
-// deal must get 404; the manager dismisses a recommendation with a reason.
+// deal must get 404; the manager dismisses a recommendation with a reason
+// and takes a deal out of the forecast with a reason.
 // Prints a JSON summary; exits 1 on any failure.
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
@@ -139,6 +141,23 @@ for (const u of plan.users) {
       const t2 = await page.locator("main").innerText();
       if (!t2.includes("say why")) fail(who, "a dismissal without a reason was not refused");
     }
+  }
+
+  // A rep sees whether a deal is in the forecast, but cannot take it out.
+  if (who === "rep") {
+    await page.goto(`${plan.base}/deals/${u.own_deal}`);
+    if (await page.locator("#ov-reason").count()) fail(who, "a rep is offered the forecast override");
+  }
+  // The manager takes a deal out of the forecast with a reason.
+  if (plan.override && plan.override.role === who) {
+    await page.goto(`${plan.base}/deals/${plan.override.deal}`);
+    await page.fill("#ov-reason", plan.override.reason);
+    await Promise.all([page.waitForNavigation(), page.click("#override button[type=submit]")]);
+    const text = await page.locator("main").innerText();
+    if (!text.includes("Taken out of the forecast")) fail(who, "the override is not shown on the deal");
+    if (!text.includes(plan.override.reason)) fail(who, "the override's reason is not shown");
+    await page.screenshot({ path: `${plan.shots}/${who}-override.png`, fullPage: true });
+    await check(page, who, "forecast-after-override", "/forecast", ["taken out by managers", plan.override.deal], { wait: 600 });
   }
 
   // A phone.

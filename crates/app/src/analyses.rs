@@ -385,6 +385,7 @@ impl Analyses {
         self.timed("lead_scores", &self.leads, generation, || {
             crate::leads::build(&crm, &store)
         });
+        let excluded = crate::forecasting::excluded_deals(&store);
         drop(store);
         if !self.current(generation) {
             return;
@@ -437,6 +438,7 @@ impl Analyses {
         self.timed("forecast_models", &self.forecast, generation, || {
             load_data(&crm).and_then(|data| {
                 let base = ForecastBase::build(data, &progress)?;
+                base.set_excluded(excluded?);
                 base.warm(&progress);
                 Ok(base)
             })

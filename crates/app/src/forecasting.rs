@@ -190,6 +190,20 @@ pub struct ForecastBase {
     pub as_of: i64,
     opts: ForecastOptions,
     periods: Mutex<HashMap<String, std::sync::Arc<PeriodForecast>>>,
+    /// Deals managers took out of the forecast (opportunity ids).
+    excluded: Mutex<std::collections::HashSet<String>>,
+}
+
+/// The deals whose latest override takes them out of the forecast.
+pub fn excluded_deals(
+    store: &pipewise_store::SqliteStore,
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    Ok(store
+        .forecast_overrides()?
+        .into_iter()
+        .filter(|o| o.excluded)
+        .map(|o| o.opportunity_id)
+        .collect())
 }
 
 /// Periods kept per base (the oldest requested goes first).
@@ -229,6 +243,7 @@ impl ForecastBase {
             as_of,
             opts,
             periods: Mutex::new(HashMap::new()),
+            excluded: Mutex::new(Default::default()),
         })
     }
 
@@ -282,6 +297,11 @@ impl ForecastBase {
             .find(|(k, _)| *k == period.kind)
             .map(|(_, r)| r.clone())
             .unwrap_or_else(RangeModel::prior);
+        let excluded = self
+            .excluded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let (by_rep, draws) = forecast::forecast_by_rep_id(
             &self.data,
             &self.models,
@@ -289,6 +309,7 @@ impl ForecastBase {
             self.as_of,
             &range,
             &self.opts,
+            &excluded,
         )?;
         let moved = forecast::changes(
             &self.data,
@@ -302,6 +323,10 @@ impl ForecastBase {
             draws,
             moved,
         });
+        if *self.excluded.lock().unwrap_or_else(|p| p.into_inner()) != excluded {
+            // Overridden meanwhile: answer, but do not keep.
+            return Ok(p);
+        }
         let mut cache = self.periods.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= KEEP_PERIODS {
             cache.clear();
@@ -405,6 +430,20 @@ impl ForecastBase {
                 Vec::new()
             },
         })
+    }
+
+    /// Sets the deals taken out of the forecast; the periods computed are
+    /// dropped (computed again on request).
+    pub fn set_excluded(&self, excluded: std::collections::HashSet<String>) {
+        let mut cur = self.excluded.lock().unwrap_or_else(|p| p.into_inner());
+        if *cur != excluded {
+            *cur = excluded;
+            drop(cur);
+            self.periods
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
     }
 
     /// Computes the default quarter and the window's months ahead of the

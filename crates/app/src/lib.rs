@@ -22,6 +22,7 @@ pub mod scope;
 mod service;
 pub mod stage;
 
+pub use pipewise_store::ForecastOverride;
 pub use service::{AppError, AuditEntry, Me, Service, SessionStart};
 
 /// Limits of sign-in and sessions.

@@ -625,6 +625,96 @@ impl Service {
         Ok(view)
     }
 
+    /// Takes an open deal out of the forecast, or puts it back, with a
+    /// reason (a manager, director or admin; the deal in their scope, else
+    /// 404). The forecast is recomputed on its next request.
+    pub async fn override_forecast(
+        &self,
+        caller: &Caller,
+        id: &str,
+        excluded: bool,
+        reason: &str,
+        via: &str,
+    ) -> Result<pipewise_store::ForecastOverride, AppError> {
+        let reason = reason.trim();
+        if self.book()?.deal(&caller.scope, id, None).is_none() {
+            self.audit(
+                Some(caller),
+                "override.denied",
+                via,
+                &[id.to_string()],
+                None,
+            )
+            .await?;
+            return Err(AppError::NotFound {
+                what: "open opportunity",
+                id: id.to_string(),
+            });
+        }
+        if caller.role == Role::Rep && !caller.is_admin() {
+            self.audit(
+                Some(caller),
+                "override.denied",
+                via,
+                &[id.to_string()],
+                None,
+            )
+            .await?;
+            return Err(AppError::Forbidden("manager"));
+        }
+        if reason.is_empty() || reason.chars().count() > 2000 {
+            return Err(InputError::new(
+                "reason",
+                "why, in 1 to 2000 characters",
+                if reason.is_empty() {
+                    ""
+                } else {
+                    "a longer text"
+                },
+            )
+            .into());
+        }
+        let rec = {
+            let mut store = self.store();
+            let rec = store.record_forecast_override(
+                id,
+                excluded,
+                reason,
+                Some(&caller.user_id),
+                &auth::now(),
+            )?;
+            if let Ok(base) = self.analyses.forecasts() {
+                base.set_excluded(crate::forecasting::excluded_deals(&store)?);
+            }
+            rec
+        };
+        self.audit(
+            Some(caller),
+            "forecast.override",
+            via,
+            &[id.to_string()],
+            Some(if excluded { "excluded" } else { "included" }),
+        )
+        .await?;
+        Ok(rec)
+    }
+
+    /// The latest forecast override of a deal in the caller's scope, if any.
+    pub fn forecast_override_of(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Option<pipewise_store::ForecastOverride>, AppError> {
+        if self.book()?.deal(&caller.scope, id, None).is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .store()
+            .forecast_overrides()?
+            .into_iter()
+            .find(|o| o.opportunity_id == id))
+    }
+
     /// The currency of every amount, when the data says (ISO 4217).
     pub fn currency(&self) -> Option<String> {
         self.book().ok().and_then(|b| b.currency.clone())

@@ -648,6 +648,66 @@ fn tokens_roles_scope_errors_and_audit() {
         serde_json::json!(["dismissed", "on a course already"])
     );
 
+    // The forecast override: a manager takes a team deal out of the
+    // forecast with a reason; the forecast counts it for nothing; a rep may
+    // not, nor may a manager for a deal outside the team.
+    let (team_deal, _) = deals
+        .iter()
+        .find(|(_, o)| o.as_str() == rep)
+        .expect("the rep has an open deal");
+    let (foreign_deal, _) = deals
+        .iter()
+        .find(|(_, o)| !team.contains(o.as_str()))
+        .expect("a deal outside the team");
+    let over = |tok: &str, id: &str, body: serde_json::Value| {
+        send(
+            &base,
+            "POST",
+            &format!("/api/v1/opportunities/{id}/forecast-override"),
+            &[("Authorization", &format!("Bearer {tok}"))],
+            Some(&body.to_string()),
+        )
+    };
+    let out = serde_json::json!({"excluded": true, "reason": "budget frozen until next year"});
+    assert_eq!(over(&t_rep, team_deal, out.clone()).status, 403);
+    assert_eq!(over(&t_mgr, foreign_deal, out.clone()).status, 404);
+    let r = over(
+        &t_mgr,
+        team_deal,
+        serde_json::json!({"excluded": true, "reason": "  "}),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("reason")),
+        "{}",
+        r.body
+    );
+    let in_forecast = |id: &str| -> serde_json::Value {
+        let f = get(&base, "/api/v1/forecast?by=company", Some(&t_mgr)).json();
+        f["deals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["opportunity_id"] == id)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let before = in_forecast(team_deal);
+    let r = over(&t_mgr, team_deal, out);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["decided_by"], manager.as_str());
+    let after = in_forecast(team_deal);
+    assert_eq!(after["excluded"], true, "{after}");
+    assert_eq!(after["expected"], 0.0, "{after}");
+    assert_eq!(before["excluded"], false, "{before}");
+    let r = over(
+        &t_mgr,
+        team_deal,
+        serde_json::json!({"excluded": false, "reason": "budget signed after all"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(in_forecast(team_deal)["excluded"], false);
+
     // The coaching report, as the command line renders it.
     let md = get(
         &base,
@@ -1112,5 +1172,183 @@ fn the_server_keeps_to_its_openapi_document() {
     assert!(
         text.contains("Tested: 5") || text.contains("Tested:"),
         "{text}"
+    );
+}
+
+/// Runs a command with a password in the environment.
+fn set_password(dir: &Path, user: &str, password: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .current_dir(dir)
+        .args(["--db", "org.db", "user", "set-password", user])
+        .env_remove("PIPEWISE_DB")
+        .env("PIPEWISE_PASSWORD", password)
+        .output()
+        .expect("run pipewise");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The dashboard in headless Chromium (Debian's `chromium`, driven by
+/// playwright-core from tests/browser; `.ci/run` installs both): for a rep,
+/// a manager and the director, sign in, visit every page, check its key
+/// content and a clean console, and save screenshots; a rep cannot open
+/// another rep's deal; a manager's dismissal with a reason is recorded.
+#[test]
+fn the_dashboard_in_a_real_browser() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let driver = repo.join("tests/browser/dashboard.mjs");
+    assert!(
+        repo.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is missing: run `npm ci --prefix tests/browser` (and `apt-get install chromium`), as .ci/run does"
+    );
+    let dir = org();
+    let d = dir.path();
+    let db = d.join("org.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let role_of = |id: &str| -> String {
+        c.query_row("SELECT role FROM users WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
+    };
+    // A manager with reps, one of their reps, and a deal of a rep outside the team.
+    let (manager, rep): (String, String) = c
+        .query_row(
+            "SELECT m.id, r.id FROM users r JOIN users m ON r.manager_id = m.id
+             WHERE m.role = 'manager' AND r.role = 'rep'
+               AND EXISTS (SELECT 1 FROM opportunities o WHERE o.owner_id = r.id AND o.stage NOT LIKE 'closed%')
+             ORDER BY m.id, r.id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let director: String = c
+        .query_row(
+            "SELECT id FROM users WHERE role = 'director' ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(role_of(&manager), "manager");
+    let open_deal = |owner_clause: &str| -> String {
+        c.query_row(
+            &format!(
+                "SELECT o.id FROM opportunities o JOIN users u ON u.id = o.owner_id
+                 WHERE o.stage NOT LIKE 'closed%' AND {owner_clause} ORDER BY o.amount DESC LIMIT 1"
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let own_deal = open_deal(&format!("o.owner_id = '{rep}'"));
+    let foreign_deal = open_deal(&format!(
+        "(u.manager_id IS NULL OR u.manager_id <> '{manager}') AND u.id <> '{manager}'"
+    ));
+    assert!(pipewise(d, &["--db", "org.db", "user", "grant-admin", &director]).0);
+    let passwords: Vec<(String, String)> = [&rep, &manager, &director]
+        .iter()
+        .map(|u| (u.to_string(), format!("correct horse {u} battery")))
+        .collect();
+    for (u, p) in &passwords {
+        set_password(d, u, p);
+    }
+    let manager_token = token(d, &manager, &[]);
+    let server = start(d, "org.db");
+    wait_ready(&server.base);
+    // The manager's report with a coaching priority to decide on, and a call of the rep's.
+    let overview = get(&server.base, "/api/v1/coaching", Some(&manager_token)).json();
+    let decide_rep = overview["reps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rep_id"] != manager.as_str() && !r["first_priority"].is_null())
+        .map(|r| r["rep_id"].as_str().unwrap().to_string())
+        .expect("a report with a coaching priority");
+    let calls = get(
+        &server.base,
+        &format!("/api/v1/calls?rep={rep}&limit=1"),
+        Some(&manager_token),
+    )
+    .json();
+    let call = calls["items"][0]["id"].as_str().map(str::to_string);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    let pw = |u: &str| passwords.iter().find(|x| x.0 == u).unwrap().1.clone();
+    let reason = "Covered in last week's one-to-one";
+    let plan = serde_json::json!({
+        "base": server.base,
+        "shots": shots,
+        "users": [
+            {"role": "rep", "user_id": rep, "password": pw(&rep), "own_deal": own_deal,
+             "foreign_deal": foreign_deal, "rep": rep, "call": call},
+            {"role": "manager", "user_id": manager, "password": pw(&manager), "own_deal": own_deal,
+             "foreign_deal": foreign_deal, "rep": decide_rep, "call": call},
+            {"role": "director", "user_id": director, "password": pw(&director), "own_deal": foreign_deal,
+             "foreign_deal": null, "rep": rep, "call": call},
+        ],
+        "decide": {"role": "manager", "rep": decide_rep, "reason": reason},
+        "override": {"role": "manager", "deal": own_deal, "reason": "The buyer froze budgets until Q3"},
+    });
+    let plan_file = d.join("plan.json");
+    std::fs::write(&plan_file, plan.to_string()).unwrap();
+    let out = Command::new("node")
+        .arg(&driver)
+        .arg(&plan_file)
+        .current_dir(repo.join("tests/browser"))
+        .output()
+        .expect("run node (Node.js is needed for the browser tests)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the dashboard failed in the browser:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert!(summary["visited"].as_u64().unwrap() >= 40, "{summary}");
+    // A screenshot of every page for every role.
+    let taken = std::fs::read_dir(&shots).unwrap().count();
+    assert!(taken >= 45, "{taken} screenshots in {}", shots.display());
+    eprintln!("dashboard screenshots: {}", shots.display());
+    // The dismissal is in the database with its reason, by the manager.
+    let (action, why, by): (String, Option<String>, Option<String>) = c
+        .query_row(
+            "SELECT action, reason, decided_by FROM coaching_decisions WHERE rep_id = ?1 ORDER BY id DESC LIMIT 1",
+            [&decide_rep],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (action.as_str(), why.as_deref(), by.as_deref()),
+        ("dismissed", Some(reason), Some(manager.as_str()))
+    );
+    // So is the forecast override, and the API's forecast counts the deal for nothing.
+    let (excluded, by): (bool, Option<String>) = c
+        .query_row(
+            "SELECT excluded, decided_by FROM forecast_overrides WHERE opportunity_id = ?1 ORDER BY id DESC LIMIT 1",
+            [&own_deal],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((excluded, by.as_deref()), (true, Some(manager.as_str())));
+    let f = get(
+        &server.base,
+        "/api/v1/forecast?by=company",
+        Some(&manager_token),
+    )
+    .json();
+    let d = f["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["opportunity_id"] == own_deal.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (d["excluded"].as_bool(), d["expected"].as_f64()),
+        (Some(true), Some(0.0)),
+        "{d}"
     );
 }

@@ -313,6 +313,8 @@ pub struct DealForecast {
     pub stage: Option<usize>,
     pub forecast_category: Option<String>,
     pub expected_close: Option<String>,
+    /// Taken out of the forecast by a manager: it counts for nothing.
+    pub excluded: bool,
 }
 
 /// Bookings from deals not yet created.
@@ -834,13 +836,20 @@ pub fn forecast(
     opts: &ForecastOptions,
 ) -> anyhow::Result<Forecast> {
     let key = |rep: &str| group_key(data, rep, by);
-    Ok(forecast_keyed(data, models, snap, period, as_of, by, &key, range, opts)?.0)
+    let none = std::collections::HashSet::new();
+    Ok(forecast_keyed(
+        data, models, snap, period, as_of, by, &key, range, opts, &none,
+    )?
+    .0)
 }
 
 /// The forecast of `period` as of `as_of` with one group per rep, keyed by
 /// the rep's user id (deals without an owner: the group `""`), and each
 /// group's Monte Carlo draws in draw order, aligned with `groups`: the input
 /// of [`roll_up`], which adds reps up into any roll-up over any set of reps.
+/// The deals in `excluded` (opportunity ids: a manager's override) count
+/// for nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn forecast_by_rep_id(
     data: &Data,
     models: &Models,
@@ -848,6 +857,7 @@ pub fn forecast_by_rep_id(
     as_of: Instant,
     range: &RangeModel,
     opts: &ForecastOptions,
+    excluded: &std::collections::HashSet<String>,
 ) -> anyhow::Result<(Forecast, Vec<Vec<f64>>)> {
     let key = |rep: &str| rep.to_string();
     forecast_keyed(
@@ -860,6 +870,7 @@ pub fn forecast_by_rep_id(
         &key,
         range,
         opts,
+        excluded,
     )
 }
 
@@ -940,9 +951,16 @@ fn forecast_keyed(
     group_of: &dyn Fn(&str) -> String,
     range: &RangeModel,
     opts: &ForecastOptions,
+    excluded: &std::collections::HashSet<String>,
 ) -> anyhow::Result<(Forecast, Vec<Vec<f64>>)> {
     let (opps, table) = open_features(data, snap, as_of);
-    let (win, won_in) = deal_probabilities(models, &table, as_of, period)?;
+    let (mut win, mut won_in) = deal_probabilities(models, &table, as_of, period)?;
+    for (k, &o) in opps.iter().enumerate() {
+        if excluded.contains(&data.opps[o].id) {
+            win[k] = 0.0;
+            won_in[k] = 0.0;
+        }
+    }
     let stage = numeric_col(&table, "stage").map(<[f64]>::to_vec);
     let mut deals = Vec::with_capacity(opps.len());
     for (k, &o) in opps.iter().enumerate() {
@@ -964,6 +982,7 @@ fn forecast_keyed(
                 .and_then(|s| s[k].is_finite().then_some(s[k] as usize)),
             forecast_category: opp.forecast_category.at(as_of).map(str::to_string),
             expected_close: data.close_date_at(opp, as_of).map(format_date),
+            excluded: excluded.contains(&opp.id),
         });
     }
     // Groups.

@@ -480,7 +480,19 @@ impl Data {
             opps,
             hire: crm.users.iter().map(|u| u.hire_date).collect(),
             user_names: crm.users.iter().map(|u| u.name.clone()).collect(),
-            user_teams: crm.users.iter().map(|u| u.team_id.clone()).collect(),
+            // Teams by name where the data names them (ids otherwise).
+            user_teams: crm
+                .users
+                .iter()
+                .map(|u| {
+                    u.team_id.as_ref().map(|t| {
+                        crm.teams
+                            .iter()
+                            .find(|x| &x.id == t && !x.name.trim().is_empty())
+                            .map_or_else(|| t.clone(), |x| x.name.clone())
+                    })
+                })
+                .collect(),
             user_regions: crm.users.iter().map(|u| u.region.clone()).collect(),
             user_index,
             closed_by_rep,
@@ -538,8 +550,9 @@ impl Data {
             .map_or_else(|| id.to_string(), |&u| self.user_names[u].clone())
     }
 
-    /// A user's name, team id and region (the id itself as the name of an
-    /// owner missing from the users).
+    /// A user's name, team (its name where the data has one, else its id)
+    /// and region (the id itself as the name of an owner missing from the
+    /// users).
     pub fn rep_info(&self, id: &str) -> RepInfo {
         match self.user_index.get(id) {
             Some(&u) => RepInfo {

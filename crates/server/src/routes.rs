@@ -84,6 +84,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(list_opportunities))
         .routes(routes!(get_opportunity))
+        .routes(routes!(override_forecast))
         .routes(routes!(audit_log))
         .routes(routes!(get_forecast))
         .routes(routes!(pipeline_inspection))
@@ -325,6 +326,55 @@ async fn get_opportunity(
         .await
         .map(Json)
         .map_err(Problem::from)
+}
+
+/// A manager's override of the forecast.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct OverrideBody {
+    /// `true` takes the deal out of the forecast; `false` puts it back.
+    excluded: bool,
+    /// Why (shown beside the deal, kept in the audit log).
+    #[schema(pattern = "\\S", max_length = 2000)]
+    reason: String,
+}
+
+/// Takes an open deal out of the forecast, or puts it back, with a reason
+/// (a manager, director or admin: the human override). The forecast counts
+/// the deal for nothing from its next request; deals outside the caller's
+/// scope answer 404.
+#[utoipa::path(post, path = "/api/v1/opportunities/{id}/forecast-override", tag = "forecast",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Opportunity id")),
+    request_body = OverrideBody,
+    responses(
+        (status = 201, body = pipewise_app::ForecastOverride),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No model trained yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn override_forecast(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<OverrideBody>,
+) -> Result<(StatusCode, Json<pipewise_app::ForecastOverride>), Problem> {
+    let s = state.service.clone();
+    s.override_forecast(
+        &caller,
+        &id,
+        body.excluded,
+        &body.reason,
+        "POST /api/v1/opportunities/{id}/forecast-override",
+    )
+    .await
+    .map(|o| (StatusCode::CREATED, Json(o)))
+    .map_err(Problem::from)
 }
 
 /// Filters of the audit log.

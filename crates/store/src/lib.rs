@@ -19,7 +19,7 @@ mod sqlite;
 mod stats;
 
 pub use read::CrmData;
-pub use registry::{CoachingDecision, ModelRecord, NewModel, ScoreRecord};
+pub use registry::{CoachingDecision, ForecastOverride, ModelRecord, NewModel, ScoreRecord};
 pub use sqlite::SqliteStore;
 pub use stats::{
     DataQuality, EntityStats, Finding, LeadSummary, OrgSummary, Pipeline, PipelineStage,

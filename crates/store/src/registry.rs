@@ -284,3 +284,70 @@ impl SqliteStore {
         Ok(rows)
     }
 }
+
+/// A manager's override of the forecast: a deal taken out (or put back in).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ForecastOverride {
+    pub id: i64,
+    pub opportunity_id: String,
+    /// True: taken out of the forecast; false: put back.
+    pub excluded: bool,
+    pub reason: String,
+    pub decided_by: Option<String>,
+    pub decided_at: String,
+}
+
+impl SqliteStore {
+    /// Records an override; the latest per deal holds. Errors on an empty reason.
+    pub fn record_forecast_override(
+        &mut self,
+        opportunity_id: &str,
+        excluded: bool,
+        reason: &str,
+        decided_by: Option<&str>,
+        decided_at: &str,
+    ) -> Result<ForecastOverride> {
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "a forecast override needs a reason".into(),
+            ));
+        }
+        self.conn.execute(
+            "INSERT INTO forecast_overrides (opportunity_id, excluded, reason, decided_by, decided_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![opportunity_id, excluded, reason, decided_by, decided_at],
+        )?;
+        Ok(ForecastOverride {
+            id: self.conn.last_insert_rowid(),
+            opportunity_id: opportunity_id.into(),
+            excluded,
+            reason: reason.into(),
+            decided_by: decided_by.map(Into::into),
+            decided_at: decided_at.into(),
+        })
+    }
+
+    /// The latest override of every deal that has one.
+    pub fn forecast_overrides(&self) -> Result<Vec<ForecastOverride>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, opportunity_id, excluded, reason, decided_by, decided_at
+             FROM forecast_overrides f
+             WHERE id = (SELECT MAX(id) FROM forecast_overrides g WHERE g.opportunity_id = f.opportunity_id)
+             ORDER BY opportunity_id",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(ForecastOverride {
+                    id: r.get(0)?,
+                    opportunity_id: r.get(1)?,
+                    excluded: r.get(2)?,
+                    reason: r.get(3)?,
+                    decided_by: r.get(4)?,
+                    decided_at: r.get(5)?,
+                })
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}

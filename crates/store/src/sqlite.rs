@@ -18,6 +18,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_history_seq_currencies.sql"),
     include_str!("migrations/0005_turn_speech.sql"),
     include_str!("migrations/0006_access.sql"),
+    include_str!("migrations/0007_forecast_overrides.sql"),
 ];
 
 pub struct SqliteStore {

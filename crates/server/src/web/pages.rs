@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-out", post(sign_out))
         .route("/deals", get(deals))
         .route("/deals/{id}", get(deal))
+        .route("/deals/{id}/override", post(override_forecast))
         .route("/forecast", get(forecast))
         .route("/coaching", get(coaching))
         .route("/coaching/{rep_id}", get(rep_coaching))
@@ -398,6 +399,11 @@ struct Event {
 
 #[derive(Serialize)]
 struct DealPageView {
+    /// The latest forecast override, and whether the viewer may make one.
+    forecast_override: Option<pipewise_app::ForecastOverride>,
+    can_override: bool,
+    saved: bool,
+    error: Option<String>,
     deal: pipewise_app::book::DealDetail,
     evidence: Option<pipewise_app::stage::InspectRow>,
     timeline: Vec<Event>,
@@ -405,16 +411,47 @@ struct DealPageView {
     lowering: Vec<pipewise_app::book::FactorView>,
 }
 
-async fn deal(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+async fn deal(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let saved = params(q).contains_key("saved");
+    deal_page(&state, &viewer, &id, saved, None).await
+}
+
+async fn deal_page(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    saved: bool,
+    error: Option<String>,
+) -> Response {
+    let (state, id) = (state.clone(), id.to_string());
     let d = match state
         .service
         .opportunity(&viewer.caller, &id, "GET /deals/{id}")
         .await
     {
         Ok(d) => d,
-        Err(e) => return error_page(&state, &viewer, "deals", e),
+        Err(e) => return error_page(&state, viewer, "deals", e),
     };
     let evidence = state.service.deal_evidence(&viewer.caller, &id);
+    let directory = state.service.directory();
+    let name_of = |id: &str| {
+        directory
+            .caller(id)
+            .map_or_else(|| id.to_string(), |c| c.name)
+    };
+    let forecast_override = state
+        .service
+        .forecast_override_of(&viewer.caller, &id)
+        .unwrap_or(None)
+        .map(|mut o| {
+            o.decided_by = o.decided_by.as_deref().map(name_of);
+            o
+        });
     let mut timeline: Vec<Event> = d
         .history
         .iter()
@@ -429,6 +466,10 @@ async fn deal(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Stri
                         .and_then(|v| v.parse::<f64>().ok())
                         .map(super::format::thousands)
                         .unwrap_or_else(|| c.value.clone().unwrap_or_default())
+                ),
+                "owner" => format!(
+                    "owner set to {}",
+                    c.value.as_deref().map_or_else(|| "(empty)".into(), name_of)
                 ),
                 f => format!(
                     "{} set to {}",
@@ -471,13 +512,22 @@ async fn deal(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Stri
         .cloned()
         .collect();
     let title = d.deal.name.clone().unwrap_or_else(|| d.deal.id.clone());
-    render(
+    render_status(
         &state,
-        &viewer,
+        viewer,
+        if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
         "deals",
         "deal.html",
         &title,
         DealPageView {
+            forecast_override,
+            can_override: viewer.caller.role != Role::Rep || viewer.caller.is_admin(),
+            saved,
+            error,
             deal: d,
             evidence,
             timeline,
@@ -485,6 +535,49 @@ async fn deal(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Stri
             lowering,
         },
     )
+}
+
+#[derive(Deserialize)]
+struct OverrideForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn override_forecast(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<OverrideForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &f.csrf) {
+        return csrf_refused(&state, &viewer, "deals");
+    }
+    if f.reason.trim().is_empty() {
+        let why = "Say why the deal comes out of (or goes back into) the forecast.";
+        return deal_page(&state, &viewer, &id, false, Some(why.into())).await;
+    }
+    match state
+        .service
+        .override_forecast(
+            &viewer.caller,
+            &id,
+            f.action != "include",
+            &f.reason,
+            "POST /deals/{id}/override",
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/deals/{id}?saved=1#override")).into_response(),
+        Err(AppError::Input(i)) => {
+            let why = format!("{}: expected {}.", i.field, i.expected);
+            deal_page(&state, &viewer, &id, false, Some(why)).await
+        }
+        Err(e) => error_page(&state, &viewer, "deals", e),
+    }
 }
 
 // ---------------------------------------------------------------- forecast
