@@ -20,6 +20,9 @@ use crate::{InputError, Progress};
 /// after `as_of`) as of `as_of`, rolled up `by`, and what moved it over the
 /// week before: what `pipewise forecast` shows. Fits the models and learns
 /// the range from the org's earlier periods (slow: minutes on large orgs).
+/// The deals in `excluded` (managers' overrides, [`excluded_deals`]) count
+/// for nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn forecast_at(
     data: &Data,
     snap: &Snapshots,
@@ -27,6 +30,7 @@ pub fn forecast_at(
     by: RollUp,
     as_of: i64,
     draws: usize,
+    excluded: &std::collections::HashSet<String>,
     progress: &dyn Progress,
 ) -> anyhow::Result<(Forecast, Vec<DealChange>)> {
     let period = match period {
@@ -45,7 +49,9 @@ pub fn forecast_at(
         progress.report(label, k as f64 / n.max(1) as f64)
     });
     progress.report(label, 1.0);
-    let f = forecast::forecast(data, &models, None, &period, as_of, by, &range, &opts)?;
+    let f = forecast::forecast_excluding(
+        data, &models, None, &period, as_of, by, &range, &opts, excluded,
+    )?;
     let moved = forecast::changes(data, &models, &period, as_of - 7 * DAY, as_of)?;
     Ok((f, moved))
 }

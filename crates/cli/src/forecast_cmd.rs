@@ -89,6 +89,13 @@ pub fn forecast_cmd(db: &Path, args: ForecastArgs) -> Result<ExitCode> {
     let as_of = parse_as_of(args.as_of.as_deref(), &data)?;
     let opts = ForecastOptions::default();
     let snap = snapshots(&data, &opts, args.json);
+    // Managers' overrides hold for the forecast made today, not for one
+    // made as of an earlier date.
+    let excluded = if as_of == data.end {
+        pipewise_app::forecasting::excluded_deals(&store)?
+    } else {
+        Default::default()
+    };
     let (f, moved) = forecast_at(
         &data,
         &snap,
@@ -96,6 +103,7 @@ pub fn forecast_cmd(db: &Path, args: ForecastArgs) -> Result<ExitCode> {
         args.by.roll_up(),
         as_of,
         args.draws,
+        &excluded,
         &Bars::new(!args.json),
     )?;
     if args.json {

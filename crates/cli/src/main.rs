@@ -871,6 +871,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         pipewise_engines::forecast::RollUp::Company,
         crm.end,
         10_000,
+        &Default::default(),
         &bars,
     )?;
     // Coaching: every rep's plan, a headline per team, checked against the latent skills.

@@ -835,10 +835,36 @@ pub fn forecast(
     range: &RangeModel,
     opts: &ForecastOptions,
 ) -> anyhow::Result<Forecast> {
+    forecast_excluding(
+        data,
+        models,
+        snap,
+        period,
+        as_of,
+        by,
+        range,
+        opts,
+        &std::collections::HashSet::new(),
+    )
+}
+
+/// [`forecast`] with the deals in `excluded` (opportunity ids: managers'
+/// overrides) counted for nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn forecast_excluding(
+    data: &Data,
+    models: &Models,
+    snap: Option<&Snapshots>,
+    period: &Period,
+    as_of: Instant,
+    by: RollUp,
+    range: &RangeModel,
+    opts: &ForecastOptions,
+    excluded: &std::collections::HashSet<String>,
+) -> anyhow::Result<Forecast> {
     let key = |rep: &str| group_key(data, rep, by);
-    let none = std::collections::HashSet::new();
     Ok(forecast_keyed(
-        data, models, snap, period, as_of, by, &key, range, opts, &none,
+        data, models, snap, period, as_of, by, &key, range, opts, excluded,
     )?
     .0)
 }
