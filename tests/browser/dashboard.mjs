@@ -111,6 +111,40 @@ for (const u of plan.users) {
     await check(page, who, "admin-model", "/admin/models/win/1", ["Model card"]);
     await check(page, who, "admin-tokens", "/admin/tokens", ["API tokens", "New token"]);
     await check(page, who, "admin-audit", "/admin/audit", ["Audit log", "read"]);
+    // An import checked only (a file with a bad date): the job's page
+    // follows it to its report, with the error's file, line and column.
+    await page.goto(plan.base + "/admin/imports");
+    await page.setInputFiles("#files", {
+      name: "opportunities.csv", mimeType: "text/csv",
+      buffer: Buffer.from("id,name,account_id,owner_id,stage,amount,close_date,created_at\nx-1,Test deal,,,prospecting,1000,not-a-date,2025-01-01\n"),
+    });
+    await page.check("input[name=dry_run]");
+    await Promise.all([page.waitForNavigation(), page.click("form[enctype] button[type=submit]")]);
+    if (!/\/admin\/imports\/[^/]+$/.test(page.url())) fail(who, `the upload went to ${page.url()}`);
+    let body = "";
+    for (let i = 0; i < 60; i++) {
+      body = await page.locator("main").innerText();
+      if (/Status: (succeeded|failed)/.test(body)) break;
+      await page.waitForTimeout(1000);
+      await page.reload();
+    }
+    if (!/Status: (succeeded|failed)/.test(body)) fail(who, "the import job did not finish");
+    if (!body.includes("not-a-date") && !body.includes("close_date")) fail(who, "the import report does not name the bad value");
+    await page.screenshot({ path: `${plan.shots}/${who}-admin-import-job.png`, fullPage: true });
+    // A token created for the manager, shown once, then revoked.
+    await page.goto(plan.base + "/admin/tokens");
+    await page.fill("#t-user", plan.users.find((x) => x.role === "manager").user_id);
+    await page.fill("#t-label", "browser test");
+    await page.click("form.filters button[type=submit]");
+    await page.waitForLoadState("load");
+    const secret = await page.locator("code.secret").innerText().catch(() => "");
+    if (!secret.startsWith("pw_")) fail(who, "the new token is not shown");
+    await page.screenshot({ path: `${plan.shots}/${who}-admin-token-created.png`, fullPage: true });
+    const revoke = page.locator("tr", { hasText: "browser test" }).locator("button.danger");
+    await Promise.all([page.waitForNavigation(), revoke.click()]);
+    if (!(await page.locator("tr", { hasText: "browser test" }).innerText()).includes("revoked")) {
+      fail(who, "the token was not revoked");
+    }
   } else {
     await check(page, who, "admin-refused", "/admin/imports", ["Not allowed"], { status: 403 });
   }
