@@ -750,6 +750,34 @@ impl Service {
             .cloned()
     }
 
+    /// A period's forecast totals over the caller's scope, without the deal
+    /// list (recorded as a read of the totals, naming no deal): for overviews
+    /// such as the dashboard's home page and fan chart.
+    pub async fn forecast_totals(
+        &self,
+        caller: &Caller,
+        q: ForecastQuery,
+        via: &str,
+    ) -> Result<ForecastView, AppError> {
+        let base = self.analyses.forecasts()?;
+        base.parse(&q)?;
+        let scope = caller.scope.clone();
+        let mut view = tokio::task::spawn_blocking(move || base.view(&scope, &q))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("the forecast stopped: {e}")))??;
+        view.deals.clear();
+        view.accuracy = None;
+        self.audit(
+            Some(caller),
+            "read",
+            via,
+            &[],
+            Some(&format!("forecast totals {}", view.period)),
+        )
+        .await?;
+        Ok(view)
+    }
+
     /// Each rep's stage bias in the caller's scope.
     pub async fn rep_bias(&self, caller: &Caller, via: &str) -> Result<BiasView, AppError> {
         let v = insight::bias(&*self.analyses.stages()?, &caller.scope);

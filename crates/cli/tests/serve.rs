@@ -1258,6 +1258,30 @@ fn the_dashboard_in_a_real_browser() {
     let manager_token = token(d, &manager, &[]);
     let server = start(d, "org.db");
     wait_ready(&server.base);
+    // Signed out, a page redirects to sign-in and back; `next` stays on this
+    // site; another site cannot post the sign-in form.
+    let r = get(&server.base, "/deals?stage=x", None);
+    assert_eq!(r.status, 303);
+    assert_eq!(r.headers["location"], "/sign-in?next=%2Fdeals%3Fstage%3Dx");
+    let r = get(&server.base, "/sign-in?next=/%09/evil.example", None);
+    assert!(
+        r.body.contains(r#"name="next" value="&#x2f;""#),
+        "{}",
+        r.body
+    );
+    let form = format!("user_id={rep}&password=whatever");
+    let r = send(
+        &server.base,
+        "POST",
+        "/sign-in",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://evil.example"),
+        ],
+        Some(&form),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.headers.contains_key("set-cookie"));
     // The manager's report with a coaching priority to decide on, and a call of the rep's.
     let overview = get(&server.base, "/api/v1/coaching", Some(&manager_token)).json();
     let decide_rep = overview["reps"]

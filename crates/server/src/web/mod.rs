@@ -54,6 +54,7 @@ fn templates() -> &'static Environment<'static> {
                 .unwrap_or_else(|e| panic!("template {name}: {e}"));
         }
         format::register(&mut env);
+        env.add_global("version", env!("CARGO_PKG_VERSION"));
         env
     })
 }
@@ -109,10 +110,22 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let back = parts
-            .uri
-            .path_and_query()
-            .map_or("/".to_string(), |p| p.as_str().to_string());
+        // After signing in, back to the page; for a form posted with an
+        // expired session, to the page the form was on.
+        let back = if parts.method == axum::http::Method::GET {
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.as_str().to_string())
+        } else {
+            parts
+                .headers
+                .get(header::REFERER)
+                .and_then(|r| r.to_str().ok())
+                .and_then(|r| r.split_once("://").map(|x| x.1))
+                .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
+                .unwrap_or_else(|| "/".into())
+        };
         let to_sign_in = || {
             let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
             Redirect::to(&format!("/sign-in?next={next}")).into_response()
@@ -181,16 +194,11 @@ pub fn render(
 
 fn frame<'a>(state: &AppState, viewer: &'a Viewer, section: &str) -> Frame<'a> {
     let c = &viewer.caller;
-    let role = if c.is_admin() { Role::Admin } else { c.role };
+    let role = c.role;
     Frame {
         user_id: &c.user_id,
         name: &c.name,
-        role: if c.is_admin() && c.role != Role::Admin {
-            // A director granted admin.
-            "director (admin)"
-        } else {
-            c.role.name()
-        },
+        role: c.role.name(),
         scope_title: scope_title(c.role),
         csrf: &viewer.csrf,
         nav: NAV
@@ -348,7 +356,16 @@ pub fn error_page(state: &AppState, viewer: &Viewer, section: &str, e: AppError)
 /// A `next` path to return to after signing in: a path on this site only.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        // Browsers drop tabs and newlines from a URL ("/\t/evil" → "//evil"):
+        // a path with any control or space character is not trusted.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n.into()
+        }
         _ => "/".into(),
     }
 }
@@ -387,6 +404,9 @@ mod tests {
         assert_eq!(super::safe_next(Some("//evil.example/x")), "/");
         assert_eq!(super::safe_next(Some("https://evil.example/")), "/");
         assert_eq!(super::safe_next(Some("/\\evil")), "/");
+        assert_eq!(super::safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(super::safe_next(Some("/\n/evil.example")), "/");
+        assert_eq!(super::safe_next(Some("/ /evil.example")), "/");
         assert_eq!(super::safe_next(None), "/");
     }
 }

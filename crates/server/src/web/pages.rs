@@ -81,7 +81,13 @@ fn part<T>(r: Result<T, AppError>) -> Part<T> {
         Err(e) => Part {
             ok: None,
             computing: matches!(e, AppError::Computing(_)),
-            error: Some(e.to_string()),
+            error: Some(match e {
+                AppError::Internal(err) => {
+                    tracing::error!(error = %format!("{err:#}"), "a part of a page failed");
+                    "this part cannot be shown: the reason is in the server's log".to_string()
+                }
+                other => other.to_string(),
+            }),
         },
     }
 }
@@ -90,13 +96,49 @@ fn csrf_ok(viewer: &Viewer, sent: &str) -> bool {
     pipewise_app::auth::same_secret(sent, &viewer.csrf)
 }
 
+/// A form whose CSRF token is not the session's (a form from before the
+/// last sign-in, or from another site).
 fn csrf_refused(state: &AppState, viewer: &Viewer, section: &str) -> Response {
-    error_page(
+    #[derive(Serialize)]
+    struct Expired {
+        status: u16,
+        heading: &'static str,
+        message: &'static str,
+        refresh: bool,
+    }
+    render_status(
         state,
         viewer,
+        StatusCode::FORBIDDEN,
         section,
-        AppError::Auth(pipewise_app::auth::AuthError::Csrf),
+        "error.html",
+        "The form expired",
+        Expired {
+            status: 403,
+            heading: "The form expired",
+            message: "This form was opened before your last sign-in (or on another site): go back, reload the page and try again. Nothing was changed.",
+            refresh: false,
+        },
     )
+}
+
+/// Whether a sign-in form was posted from this site: a browser's `Origin`
+/// (or `Sec-Fetch-Site`) must not name another one, so no other site can
+/// sign a visitor into an account of its choosing.
+fn same_site(headers: &axum::http::HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return false;
+    }
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|x| x.1 == host),
+        (Some(_), None) => false,
+    }
 }
 
 // ---------------------------------------------------------------- sign-in
@@ -141,9 +183,20 @@ struct SignInForm {
 async fn sign_in(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    headers: axum::http::HeaderMap,
     Form(f): Form<SignInForm>,
 ) -> Response {
     let next = safe_next(f.next.as_deref());
+    if !same_site(&headers) {
+        return sign_in_view(
+            StatusCode::FORBIDDEN,
+            SignInPage {
+                next,
+                user_id: String::new(),
+                error: Some("Sign in from this site's own sign-in page.".into()),
+            },
+        );
+    }
     let s = state.service.clone();
     let (user, password) = (f.user_id.trim().to_string(), f.password.clone());
     let result = tokio::task::spawn_blocking(move || s.sign_in(&user, &password, &client)).await;
@@ -197,7 +250,11 @@ async fn sign_out(State(state): State<AppState>, req: axum::extract::Request) ->
     let form: CsrfForm = serde_urlencoded_csrf(&bytes);
     if let Some(sid) = sid {
         let s = state.service.clone();
-        let _ = tokio::task::spawn_blocking(move || s.sign_out(&sid, &form.csrf)).await;
+        let ended = tokio::task::spawn_blocking(move || s.sign_out(&sid, &form.csrf)).await;
+        // A wrong CSRF token (another site's form) signs no one out.
+        if let Ok(Err(AppError::Auth(pipewise_app::auth::AuthError::Csrf))) = ended {
+            return Redirect::to("/").into_response();
+        }
     }
     let mut r = Redirect::to("/sign-in").into_response();
     r.headers_mut().insert(
@@ -242,21 +299,16 @@ async fn home(State(state): State<AppState>, viewer: Viewer) -> Response {
         )
         .await;
     let forecast = s
-        .forecast(
+        .forecast_totals(
             c,
             ForecastQuery {
-                by: Some(if c.role == Role::Rep { "rep" } else { "team" }.into()),
-                top: Some(5),
+                by: Some("company".into()),
+                top: Some(0),
                 ..Default::default()
             },
             "GET /",
         )
-        .await
-        .map(|mut f| {
-            f.deals.truncate(0);
-            f.accuracy = None;
-            f
-        });
+        .await;
     let inspection = s
         .inspection(
             c,
@@ -336,6 +388,14 @@ async fn deals(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
     {
         close_from = x.2.clone();
         close_to = x.3.clone();
+    }
+    for key in ["min_win_pct", "max_win_pct"] {
+        if let Some(v) = p.get(key)
+            && !v.parse::<f64>().is_ok_and(|x| (0.0..=100.0).contains(&x))
+        {
+            let e = pipewise_app::InputError::new(key, "a percentage from 0 to 100", v);
+            return error_page(&state, &viewer, "deals", e.into());
+        }
     }
     let query = DealQuery {
         owner: p.get("owner").cloned(),
@@ -439,10 +499,11 @@ async fn deal_page(
     };
     let evidence = state.service.deal_evidence(&viewer.caller, &id);
     let directory = state.service.directory();
-    let name_of = |id: &str| {
-        directory
-            .caller(id)
-            .map_or_else(|| id.to_string(), |c| c.name)
+    // Names of people in the viewer's scope; others as a role.
+    let name_of = |id: &str| match directory.caller(id) {
+        Some(c) if viewer.caller.scope.allows(Some(id)) => c.name,
+        Some(c) => format!("a {}", c.role.name()),
+        None => id.to_string(),
     };
     let forecast_override = state
         .service
@@ -636,7 +697,7 @@ async fn forecast(
     let mut fan = Vec::new();
     for m in &months {
         if let Ok(f) = s
-            .forecast(
+            .forecast_totals(
                 &viewer.caller,
                 ForecastQuery {
                     period: Some(m.clone()),
@@ -860,6 +921,9 @@ async fn decide(
 struct CallsPage {
     list: pipewise_app::calls::CallPage,
     rep: Option<String>,
+    rep_name: Option<String>,
+    /// The filters as a query string (for the pager).
+    base_query: String,
     prev_offset: Option<usize>,
     next_offset: Option<usize>,
 }
@@ -888,6 +952,20 @@ async fn calls(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
                 CallsPage {
                     prev_offset: (list.offset > 0).then(|| list.offset.saturating_sub(list.limit)),
                     next_offset: (next < list.total).then_some(next),
+                    rep_name: query.rep.as_ref().map(|r| {
+                        list.items
+                            .iter()
+                            .find(|c| c.rep_id.as_deref() == Some(r))
+                            .and_then(|c| c.rep.clone())
+                            .unwrap_or_else(|| r.clone())
+                    }),
+                    base_query: form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(
+                            [("rep", &query.rep), ("opportunity", &query.opportunity)]
+                                .iter()
+                                .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.as_str()))),
+                        )
+                        .finish(),
                     list,
                     rep: query.rep,
                 },
@@ -1008,6 +1086,9 @@ async fn start_import(
             },
         )
     };
+    if !viewer.caller.is_admin() {
+        return error_page(&state, &viewer, "admin", AppError::Forbidden("admin"));
+    }
     let Ok(mut form) = form else {
         return refuse("The upload is not a form with files.".into()).await;
     };
