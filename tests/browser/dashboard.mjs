@@ -135,11 +135,15 @@ for (const u of plan.users) {
     await page.goto(plan.base + "/admin/tokens");
     await page.fill("#t-user", plan.users.find((x) => x.role === "manager").user_id);
     await page.fill("#t-label", "browser test");
-    await page.click("form.filters button[type=submit]");
-    await page.waitForLoadState("load");
+    await Promise.all([page.waitForNavigation(), page.click("form.filters button[type=submit]")]);
     const secret = await page.locator("code.secret").innerText().catch(() => "");
     if (!secret.startsWith("pw_")) fail(who, "the new token is not shown");
     await page.screenshot({ path: `${plan.shots}/${who}-admin-token-created.png`, fullPage: true });
+    // Reloading shows the list: not the secret again, not a second token.
+    await page.reload();
+    if (await page.locator("code.secret").count()) fail(who, "the token's secret is shown again on reload");
+    const made = await page.locator("tr", { hasText: "browser test" }).count();
+    if (made !== 1) fail(who, `${made} tokens labelled "browser test" after a reload, expected 1`);
     const revoke = page.locator("tr", { hasText: "browser test" }).locator("button.danger");
     await Promise.all([page.waitForNavigation(), revoke.click()]);
     if (!(await page.locator("tr", { hasText: "browser test" }).innerText()).includes("revoked")) {
@@ -174,6 +178,17 @@ for (const u of plan.users) {
       await Promise.all([page.waitForNavigation(), again.locator("button[type=submit]").click()]);
       const t2 = await page.locator("main").innerText();
       if (!t2.includes("say why")) fail(who, "a dismissal without a reason was not refused");
+      // An edit shows the recommendation as the manager rewrote it.
+      const edit = page.locator("details.decide").nth(1);
+      await edit.locator("summary").click();
+      await edit.locator("input[value=edit]").check();
+      await edit.locator("textarea[name=reason]").fill("Shorter, for this quarter");
+      await edit.locator("textarea[name=text]").fill("Agree a dated next step on every call this month");
+      await Promise.all([page.waitForNavigation(), edit.locator("button[type=submit]").click()]);
+      const t3 = await page.locator("main").innerText();
+      if (!t3.includes("As edited: Agree a dated next step on every call this month")) {
+        fail(who, "the edited recommendation is not shown");
+      }
     }
   }
 

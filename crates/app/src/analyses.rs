@@ -92,15 +92,29 @@ pub struct CoachBase {
     /// Every rep's plan (profile order), made with the decisions as of the
     /// stamp (the number of decisions recorded: they are only appended).
     plans: std::sync::Mutex<Option<(usize, Arc<Vec<pipewise_engines::coach_plan::Plan>>)>>,
+    /// Each call's (rep on it, current owner of the deal or lead it is
+    /// about), in the run's order, and the calls by id: who may see a call.
+    pub call_owners: Vec<[Option<String>; 2]>,
+    pub call_index: std::collections::HashMap<String, usize>,
 }
 
 impl CoachBase {
     pub fn new(run: CoachRun, catalogue: Catalogue, opts: CoachOptions) -> CoachBase {
+        let call_owners = crate::calls::call_owners(&run.crm);
+        let call_index = run
+            .crm
+            .conversations
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (c.id.clone(), k))
+            .collect();
         CoachBase {
             run,
             catalogue,
             opts,
             plans: std::sync::Mutex::new(None),
+            call_owners,
+            call_index,
         }
     }
 
@@ -109,7 +123,7 @@ impl CoachBase {
     pub fn plans(
         &self,
         stamp: usize,
-        decisions: &std::collections::HashMap<String, (String, Option<String>)>,
+        decisions: &std::collections::HashMap<String, pipewise_engines::coach_plan::DecisionNote>,
     ) -> Arc<Vec<pipewise_engines::coach_plan::Plan>> {
         let mut g = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((s, p)) = &*g

@@ -592,7 +592,7 @@ fn facets(items: impl Iterator<Item = (String, String)>) -> Vec<Facet> {
 
 /// The close periods a deal list filters by, around `as_of` (YYYY-MM-DD):
 /// (key, label, first day, last day) for overdue deals, this and next month,
-/// this and next quarter. Empty when `as_of` is not a date.
+/// this quarter and the next three, and later. Empty when `as_of` is not a date.
 pub fn close_periods(as_of: &str) -> Vec<(String, String, Option<String>, Option<String>)> {
     let Ok(d) = chrono::NaiveDate::parse_from_str(as_of, "%Y-%m-%d") else {
         return Vec::new();
@@ -622,8 +622,11 @@ pub fn close_periods(as_of: &str) -> Vec<(String, String, Option<String>, Option
             Some(fmt(b)),
         ));
     }
-    let q = (m - 1) / 3;
-    for (qy, qq) in [(y, q), if q == 3 { (y + 1, 0) } else { (y, q + 1) }] {
+    // This quarter and the next three, then everything after them.
+    let q0 = y * 4 + ((m - 1) / 3) as i32;
+    let mut after = None;
+    for k in 0..4 {
+        let (qy, qq) = ((q0 + k).div_euclid(4), (q0 + k).rem_euclid(4) as u32);
         let a = month(qy, qq * 3 + 1).0;
         let b = month(qy, qq * 3 + 3).1;
         out.push((
@@ -631,6 +634,15 @@ pub fn close_periods(as_of: &str) -> Vec<(String, String, Option<String>, Option
             format!("Q{} {qy}", qq + 1),
             Some(fmt(a)),
             Some(fmt(b)),
+        ));
+        after = b.succ_opt();
+    }
+    if let Some(a) = after {
+        out.push((
+            "later".into(),
+            format!("From {}", fmt(a)),
+            Some(fmt(a)),
+            None,
         ));
     }
     out
@@ -690,7 +702,7 @@ fn deal_activities(
     }
     out.into_iter()
         .map(|(k, mut v)| {
-            v.sort_by(|a, b| b.0.cmp(&a.0));
+            v.sort_by_key(|b| std::cmp::Reverse(b.0));
             v.truncate(ACTIVITIES_PER_DEAL);
             (k, v.into_iter().map(|x| x.1).collect())
         })

@@ -71,35 +71,40 @@ pub struct CallDetail {
     pub analysis: Option<CallAnalysis>,
 }
 
-/// Whose a call is: the rep on it, and the current owner of the deal or
+/// Whose each call is: the rep on it, and the current owner of the deal or
 /// lead it is about. A caller sees a call when the rep or that owner is in
-/// their scope.
-fn owners<'a>(
-    crm: &'a CrmData,
-    deal_owner: &HashMap<&str, &'a str>,
-    k: usize,
-) -> [Option<&'a str>; 2] {
-    let c = &crm.conversations[k];
-    let linked = c
-        .opportunity_id
-        .as_deref()
-        .and_then(|o| deal_owner.get(o).copied())
-        .or_else(|| {
-            c.lead_id.as_deref().and_then(|l| {
-                crm.leads
-                    .iter()
-                    .find(|x| x.id == l)
-                    .and_then(|x| x.owner_id.as_deref())
-            })
-        });
-    [c.user_id.as_deref(), linked]
-}
-
-fn deal_owners(crm: &CrmData) -> HashMap<&str, &str> {
-    crm.opportunities
+/// their scope. Computed once per load ([`CoachBase::call_owners`]).
+pub fn call_owners(crm: &CrmData) -> Vec<[Option<String>; 2]> {
+    let deal_owner: HashMap<&str, &str> = crm
+        .opportunities
         .iter()
         .map(|o| (o.id.as_str(), o.owner_id.as_str()))
+        .collect();
+    let lead_owner: HashMap<&str, &str> = crm
+        .leads
+        .iter()
+        .filter_map(|l| Some((l.id.as_str(), l.owner_id.as_deref()?)))
+        .collect();
+    crm.conversations
+        .iter()
+        .map(|c| {
+            let linked = c
+                .opportunity_id
+                .as_deref()
+                .and_then(|o| deal_owner.get(o).copied())
+                .or_else(|| {
+                    c.lead_id
+                        .as_deref()
+                        .and_then(|l| lead_owner.get(l).copied())
+                });
+            [c.user_id.clone(), linked.map(str::to_string)]
+        })
         .collect()
+}
+
+fn owners(base: &CoachBase, k: usize) -> [Option<&str>; 2] {
+    let o = &base.call_owners[k];
+    [o[0].as_deref(), o[1].as_deref()]
 }
 
 fn visible(scope: &Scope, o: [Option<&str>; 2]) -> bool {
@@ -110,14 +115,13 @@ fn visible(scope: &Scope, o: [Option<&str>; 2]) -> bool {
 pub fn list(base: &CoachBase, scope: &Scope, q: &CallQuery) -> Result<CallPage, InputError> {
     let (limit, offset) = crate::page(q.limit, q.offset)?;
     let crm = &base.run.crm;
-    let deal_owner = deal_owners(crm);
     let names: HashMap<&str, &str> = crm
         .users
         .iter()
         .map(|u| (u.id.as_str(), u.name.as_str()))
         .collect();
     let mut hits: Vec<usize> = (0..crm.conversations.len())
-        .filter(|&k| visible(scope, owners(crm, &deal_owner, k)))
+        .filter(|&k| visible(scope, owners(base, k)))
         .filter(|&k| {
             let c = &crm.conversations[k];
             q.rep
@@ -140,7 +144,7 @@ pub fn list(base: &CoachBase, scope: &Scope, q: &CallQuery) -> Result<CallPage, 
             let c = &crm.conversations[k];
             let a = base.run.calls.get(k).and_then(Option::as_ref);
             // A linked deal or lead outside the scope is not named.
-            let [_, linked] = owners(crm, &deal_owner, k);
+            let [_, linked] = owners(base, k);
             let show_link = scope.allows(linked);
             CallRow {
                 id: c.id.clone(),
@@ -175,9 +179,8 @@ pub fn list(base: &CoachBase, scope: &Scope, q: &CallQuery) -> Result<CallPage, 
 
 /// Where a call is in the run, if the scope may see it.
 pub fn find(base: &CoachBase, scope: &Scope, id: &str) -> Option<usize> {
-    let crm = &base.run.crm;
-    let k = crm.conversations.iter().position(|c| c.id == id)?;
-    visible(scope, owners(crm, &deal_owners(crm), k)).then_some(k)
+    let k = *base.call_index.get(id)?;
+    visible(scope, owners(base, k)).then_some(k)
 }
 
 /// A call's stored detail and analysis, with links outside the scope removed.
@@ -187,8 +190,7 @@ pub fn detail(
     k: usize,
     mut call: ConversationDetail,
 ) -> CallDetail {
-    let crm = &base.run.crm;
-    let [_, linked] = owners(crm, &deal_owners(crm), k);
+    let [_, linked] = owners(base, k);
     if !scope.allows(linked) {
         call.opportunity_id = None;
         call.lead_id = None;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use pipewise_engines::coach::{self, CoachOptions, Impact, Profiles, Skill};
-use pipewise_engines::coach_plan::{self, Catalogue, Plan, PlanInputs, SlipRisk};
+use pipewise_engines::coach_plan::{self, Catalogue, DecisionNote, Plan, PlanInputs, SlipRisk};
 use pipewise_engines::predict;
 use pipewise_features::Data;
 use pipewise_features::conversation::{CallAnalysis, Trackers};
@@ -99,15 +99,21 @@ fn slip_risks(
         .collect())
 }
 
-/// The latest decision per recommendation: (action, reason).
-pub fn latest_decisions(
-    store: &SqliteStore,
-) -> anyhow::Result<HashMap<String, (String, Option<String>)>> {
+/// The latest decision per recommendation.
+pub fn latest_decisions(store: &SqliteStore) -> anyhow::Result<HashMap<String, DecisionNote>> {
     Ok(store
         .coaching_decisions()?
         .into_iter()
-        .map(|d| (d.recommendation, (d.action, d.reason)))
+        .map(|d| (d.recommendation.clone(), note(d)))
         .collect())
+}
+
+fn note(d: pipewise_store::CoachingDecision) -> DecisionNote {
+    DecisionNote {
+        action: d.action,
+        reason: d.reason,
+        edited_text: d.edited_text,
+    }
 }
 
 /// The latest decision per recommendation, and how many decisions there
@@ -118,7 +124,7 @@ pub fn latest_decisions_stamped(store: &SqliteStore) -> anyhow::Result<crate::in
     Ok((
         n,
         all.into_iter()
-            .map(|d| (d.recommendation, (d.action, d.reason)))
+            .map(|d| (d.recommendation.clone(), note(d)))
             .collect(),
     ))
 }
@@ -129,7 +135,7 @@ pub fn plans_for(
     reps: &[usize],
     catalogue: &Catalogue,
     opts: &CoachOptions,
-    decisions: &HashMap<String, (String, Option<String>)>,
+    decisions: &HashMap<String, DecisionNote>,
 ) -> Vec<Plan> {
     let inputs = PlanInputs {
         crm: &run.crm,

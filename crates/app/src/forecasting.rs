@@ -348,7 +348,13 @@ impl ForecastBase {
         let (period, by) = self.parse(q)?;
         let p = self.period(&period)?;
         let keep = |rep: &str| scope.allows((!rep.is_empty()).then_some(rep));
-        let (mut total, groups) = forecast::roll_up(&self.data, &p.by_rep, &p.draws, by, &keep);
+        let (mut total, mut groups) = forecast::roll_up(&self.data, &p.by_rep, &p.draws, by, &keep);
+        if by == RollUp::Company && scope.users().is_some() {
+            // Not the company: the caller's part of it.
+            for g in &mut groups {
+                g.group = "your scope".into();
+            }
+        }
         total.group = if scope.users().is_none() {
             "company".into()
         } else {

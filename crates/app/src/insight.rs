@@ -16,7 +16,7 @@ use crate::coaching::{TeamHeadline, team_headlines};
 /// The decisions recorded: their number (a stamp) and the latest per recommendation.
 pub type Decisions = (
     usize,
-    std::collections::HashMap<String, (String, Option<String>)>,
+    std::collections::HashMap<String, pipewise_engines::coach_plan::DecisionNote>,
 );
 use crate::scope::Scope;
 use crate::stage::InspectRow;

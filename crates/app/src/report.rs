@@ -158,12 +158,19 @@ impl Doc {
     }
 }
 
-fn decision_note(d: &Option<(String, Option<String>)>) -> String {
-    match d {
-        Some((a, Some(r))) => format!(" [manager: {a}: {r}]"),
-        Some((a, None)) => format!(" [manager: {a}]"),
-        None => String::new(),
+fn decision_note(d: &Option<pipewise_engines::coach_plan::DecisionNote>) -> String {
+    let Some(d) = d else {
+        return String::new();
+    };
+    let mut out = format!(" [manager: {}", d.action);
+    if let Some(t) = &d.edited_text {
+        out.push_str(&format!(" to \"{t}\""));
     }
+    if let Some(r) = &d.reason {
+        out.push_str(&format!(": {r}"));
+    }
+    out.push(']');
+    out
 }
 
 /// The coaching report of some reps.

@@ -699,6 +699,18 @@ impl Service {
         Ok(rec)
     }
 
+    /// The open deals in the caller's scope that managers took out of the forecast.
+    pub fn excluded_from_forecast(
+        &self,
+        caller: &Caller,
+    ) -> Result<std::collections::HashSet<String>, AppError> {
+        let book = self.book()?;
+        Ok(crate::forecasting::excluded_deals(&self.store())?
+            .into_iter()
+            .filter(|id| book.deal(&caller.scope, id, None).is_some())
+            .collect())
+    }
+
     /// The latest forecast override of a deal in the caller's scope, if any.
     pub fn forecast_override_of(
         &self,
@@ -1167,7 +1179,7 @@ impl Service {
     ) -> Result<Vec<pipewise_store::access::TokenRecord>, AppError> {
         self.admin_only(caller, "token.denied", via).await?;
         let mut t = self.store().tokens(None)?;
-        t.sort_by(|a, b| b.id.cmp(&a.id));
+        t.sort_by_key(|b| std::cmp::Reverse(b.id));
         Ok(t)
     }
 

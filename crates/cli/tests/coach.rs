@@ -242,7 +242,7 @@ fn coaching_recovers_latent_skills_and_builds_plans() {
     assert_eq!(decisions[0]["action"], "dismissed");
     let again = json(d, &["--db", "c.db", "coach", "--rep", name, "--json"]);
     assert_eq!(
-        again["plans"][0]["priorities"][0]["decision"][0],
+        again["plans"][0]["priorities"][0]["decision"]["action"],
         "dismissed"
     );
     let (ok, _, err) = pipewise(

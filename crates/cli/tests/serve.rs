@@ -645,7 +645,7 @@ fn tokens_roles_scope_errors_and_audit() {
     let plan = get(&base, &format!("/api/v1/coaching/{rep}"), Some(&t_rep)).json();
     assert_eq!(
         plan["plan"]["priorities"][0]["decision"],
-        serde_json::json!(["dismissed", "on a course already"])
+        serde_json::json!({"action": "dismissed", "reason": "on a course already", "edited_text": null})
     );
 
     // The forecast override: a manager takes a team deal out of the
@@ -1339,7 +1339,7 @@ fn the_dashboard_in_a_real_browser() {
     // The dismissal is in the database with its reason, by the manager.
     let (action, why, by): (String, Option<String>, Option<String>) = c
         .query_row(
-            "SELECT action, reason, decided_by FROM coaching_decisions WHERE rep_id = ?1 ORDER BY id DESC LIMIT 1",
+            "SELECT action, reason, decided_by FROM coaching_decisions WHERE rep_id = ?1 AND action = 'dismissed' ORDER BY id DESC LIMIT 1",
             [&decide_rep],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -1348,6 +1348,14 @@ fn the_dashboard_in_a_real_browser() {
         (action.as_str(), why.as_deref(), by.as_deref()),
         ("dismissed", Some(reason), Some(manager.as_str()))
     );
+    let edited: String = c
+        .query_row(
+            "SELECT edited_text FROM coaching_decisions WHERE rep_id = ?1 AND action = 'edited' ORDER BY id DESC LIMIT 1",
+            [&decide_rep],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(edited, "Agree a dated next step on every call this month");
     // So is the forecast override, and the API's forecast counts the deal for nothing.
     let (excluded, by): (bool, Option<String>) = c
         .query_row(

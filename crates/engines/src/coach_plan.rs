@@ -152,6 +152,17 @@ pub struct PeerCoach {
     pub level: Option<f64>,
 }
 
+/// A manager's latest decision about a recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DecisionNote {
+    /// `accepted`, `edited` or `dismissed`.
+    pub action: String,
+    pub reason: Option<String>,
+    /// The recommendation as the manager rewrote it (`edited` only).
+    pub edited_text: Option<String>,
+}
+
 /// One priority of a plan.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -165,8 +176,8 @@ pub struct Priority {
     pub roleplay: Option<RolePlay>,
     pub quotes: Vec<Quote>,
     pub peer_coach: Option<PeerCoach>,
-    /// The latest manager decision, if any: (action, reason).
-    pub decision: Option<(String, Option<String>)>,
+    /// The latest manager decision, if any.
+    pub decision: Option<DecisionNote>,
 }
 
 /// An open deal at risk, for the manager's next one-to-one.
@@ -179,7 +190,7 @@ pub struct Alert {
     pub amount: Option<f64>,
     pub slip_probability: f64,
     pub talking_points: Vec<String>,
-    pub decision: Option<(String, Option<String>)>,
+    pub decision: Option<DecisionNote>,
 }
 
 /// A rep's open deal scored by the slip model.
@@ -235,8 +246,8 @@ pub struct PlanInputs<'a> {
     pub slip: &'a [SlipRisk],
     pub alert_slip: f64,
     pub max_priorities: usize,
-    /// Latest decision per recommendation id: (action, reason).
-    pub decisions: &'a HashMap<String, (String, Option<String>)>,
+    /// Latest decision per recommendation id.
+    pub decisions: &'a HashMap<String, DecisionNote>,
 }
 
 /// The plan of the rep at `rep` (index into `p.reps`).

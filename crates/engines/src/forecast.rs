@@ -1188,6 +1188,8 @@ type Side = HashMap<usize, (f64, f64, f64, f64, Option<Instant>)>;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DealChange {
     pub opportunity_id: String,
+    /// The deal's name, when the data has one.
+    pub name: Option<String>,
     pub rep: String,
     /// Change of the deal's expected contribution to the period.
     pub delta: f64,
@@ -1301,6 +1303,7 @@ pub fn changes(
         }
         out.push(DealChange {
             opportunity_id: opp.id.clone(),
+            name: opp.name.clone(),
             rep: data.owner_name(opp, after),
             delta,
             before: x0,

@@ -7,7 +7,8 @@
     var a = Math.abs(x), s = x < 0 ? "-" : "";
     if (a >= 1e9) return s + (a / 1e9).toFixed(2) + "B";
     if (a >= 1e6) return s + (a / 1e6).toFixed(1) + "M";
-    if (a >= 1e4) return s + (a / 1e3).toFixed(0) + "k";
+    if (a >= 1e5) return s + (a / 1e3).toFixed(0) + "k";
+    if (a >= 1e3) return s + (a / 1e3).toFixed(1) + "k";
     return s + Math.round(a).toLocaleString("en");
   }
   var ink = "#1b1f24", brand = "#1f4e79", band = "rgba(31,78,121,0.18)";
@@ -53,7 +54,7 @@
           { label: "Better than this share of peers (%)", data: rows.map(function (r) { return r.percentile; }),
             backgroundColor: rows.map(function (r) { return r.percentile >= 50 ? "#17663a" : "#a3261b"; }) }
         ] },
-        options: { indexAxis: "y", maintainAspectRatio: false, scales: { x: { min: 0, max: 100 } }, plugins: { legend: { display: true } } }
+        options: { indexAxis: "y", maintainAspectRatio: false, scales: { x: { min: 0, max: 100, title: { display: true, text: "better than this share of peers (%): green at or above the median peer, red below" } }, y: { ticks: { autoSkip: false } } }, plugins: { legend: { display: false } } }
       };
     },
     skills: function (rows) {
@@ -75,7 +76,7 @@
             backgroundColor: rows.map(function (r) { return r.mean_gap > 0 ? "rgba(163,38,27,0.55)" : "rgba(11,74,143,0.55)"; }) },
           { type: "scatter", label: "Mean gap (stages)", data: rows.map(function (r, i) { return { x: r.mean_gap, y: r.rep }; }), backgroundColor: ink, pointRadius: 4 }
         ] },
-        options: { indexAxis: "y", maintainAspectRatio: false, scales: { x: { title: { display: true, text: "stages ahead (+) or behind (−) the evidence" } } } }
+        options: { indexAxis: "y", maintainAspectRatio: false, scales: { x: { title: { display: true, text: "stages ahead (+) or behind (−) the evidence" } }, y: { ticks: { autoSkip: false } } } }
       };
     }
   };

@@ -221,8 +221,16 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     resp
 }
 
-async fn not_found() -> Problem {
-    Problem::not_found("no such route: the routes are listed in /openapi.json")
+async fn not_found(headers: axum::http::HeaderMap) -> Response {
+    // A browser asking for a page gets one; API clients get problem+json.
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        return crate::web::no_such_page();
+    }
+    Problem::not_found("no such route: the routes are listed in /openapi.json").into_response()
 }
 
 async fn method_not_allowed() -> Problem {

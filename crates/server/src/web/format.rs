@@ -1,5 +1,5 @@
 //! Numbers as people write them: money with its symbol and a magnitude
-//! (`$1.2M`, `$45k`, `$9,850`), probabilities as percentages, points of
+//! (`$1.2M`, `$45k`, `$9.8k`), probabilities as percentages, points of
 //! win rate, durations.
 
 use minijinja::{Environment, State, Value};
@@ -58,19 +58,20 @@ pub fn thousands(x: f64) -> String {
     }
 }
 
-/// Money with a magnitude: `$1.2M`, `$450k`, `$12.3k`, `$9,850`; `—` when unknown.
+/// Money with a magnitude: `$1.2M`, `$450k`, `$12.3k`, `$7.2k`, `$850`; `—`
+/// when unknown. One decimal below a hundred of a unit, so a column reads alike.
 pub fn compact_money(sym: &str, x: f64) -> String {
     let sign = if x < 0.0 { "-" } else { "" };
     let a = x.abs();
     let body = if a >= 1e9 {
         format!("{:.2}B", a / 1e9)
-    } else if a >= 1e7 {
+    } else if a >= 1e8 {
         format!("{:.0}M", a / 1e6)
     } else if a >= 1e6 {
         format!("{:.1}M", a / 1e6)
     } else if a >= 1e5 {
         format!("{:.0}k", a / 1e3)
-    } else if a >= 1e4 {
+    } else if a >= 1e3 {
         format!("{:.1}k", a / 1e3)
     } else {
         thousands(a)
@@ -176,10 +177,12 @@ mod tests {
     #[test]
     fn money_as_people_write_it() {
         assert_eq!(compact_money("$", 1_234_567.0), "$1.2M");
-        assert_eq!(compact_money("$", 23_456_789.0), "$23M");
+        assert_eq!(compact_money("$", 23_456_789.0), "$23.5M");
+        assert_eq!(compact_money("$", 234_567_890.0), "$235M");
         assert_eq!(compact_money("$", 450_400.0), "$450k");
         assert_eq!(compact_money("$", 12_340.0), "$12.3k");
-        assert_eq!(compact_money("$", 9_850.0), "$9,850");
+        assert_eq!(compact_money("$", 9_840.0), "$9.8k");
+        assert_eq!(compact_money("$", 850.0), "$850");
         assert_eq!(compact_money("€", -2_500_000_000.0), "-€2.50B");
         assert_eq!(compact_money("", 0.0), "0");
         assert_eq!(thousands(1_234_567.8), "1,234,568");
@@ -203,7 +206,7 @@ mod tests {
         );
         assert_eq!(r("{{ 0.001|pct }}", ctx.clone()), "<1%");
         assert_eq!(r("{{ 65000|clock }}", ctx.clone()), "1:05");
-        let plain = minijinja::context! { x => 9850.0 };
-        assert_eq!(r("{{ x|money }}", plain), "9,850");
+        let plain = minijinja::context! { x => 98500.0 };
+        assert_eq!(r("{{ x|money }}", plain), "98.5k");
     }
 }

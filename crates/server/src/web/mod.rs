@@ -289,12 +289,13 @@ struct ErrorPage {
 
 pub fn error_page(state: &AppState, viewer: &Viewer, section: &str, e: AppError) -> Response {
     let (status, heading, message, refresh) = match &e {
-        AppError::NotFound { .. } | AppError::Absent(_) => (
+        AppError::NotFound { .. } => (
             StatusCode::NOT_FOUND,
             "Not found",
             format!("{e}: it does not exist, or it is not in what you can see."),
             false,
         ),
+        AppError::Absent(m) => (StatusCode::NOT_FOUND, "Not found", format!("{m}."), false),
         AppError::Forbidden(role) => (
             StatusCode::FORBIDDEN,
             "Not allowed",
@@ -351,6 +352,22 @@ pub fn error_page(state: &AppState, viewer: &Viewer, section: &str, e: AppError)
             refresh,
         },
     )
+}
+
+/// The 404 page for an address that is no page (a browser asking for HTML;
+/// API clients get problem+json).
+pub fn no_such_page() -> Response {
+    let ctx = minijinja::context! {
+        title => "Not found",
+        frame => minijinja::Value::from(()),
+        page => minijinja::context! {
+            status => 404,
+            heading => "Not found",
+            message => "There is no page at this address.",
+            refresh => false,
+        },
+    };
+    html(StatusCode::NOT_FOUND, "error.html", ctx)
 }
 
 /// A `next` path to return to after signing in: a path on this site only.

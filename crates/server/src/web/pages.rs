@@ -368,6 +368,8 @@ struct PeriodChoice {
 #[derive(Serialize)]
 struct DealsPage {
     list: pipewise_app::book::DealPage,
+    /// Deals managers took out of the forecast.
+    excluded: Vec<String>,
     /// The filters as given, to keep the form and the links.
     filters: HashMap<String, String>,
     /// The query string without `sort` and `offset` (for the column links).
@@ -383,11 +385,19 @@ async fn deals(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
     let as_of = state.service.as_of().unwrap_or_default();
     let periods = pipewise_app::book::close_periods(&as_of);
     let (mut close_from, mut close_to) = (p.get("close_from").cloned(), p.get("close_to").cloned());
-    if let Some(chosen) = p.get("period")
-        && let Some(x) = periods.iter().find(|x| &x.0 == chosen)
-    {
-        close_from = x.2.clone();
-        close_to = x.3.clone();
+    if let Some(chosen) = p.get("period") {
+        match periods.iter().find(|x| &x.0 == chosen) {
+            Some(x) => {
+                close_from = x.2.clone();
+                close_to = x.3.clone();
+            }
+            None => {
+                let choices: Vec<&str> = periods.iter().map(|x| x.0.as_str()).collect();
+                let expected = format!("one of {}", choices.join(", "));
+                let e = pipewise_app::InputError::new("period", &expected, chosen);
+                return error_page(&state, &viewer, "deals", e.into());
+            }
+        }
     }
     for key in ["min_win_pct", "max_win_pct"] {
         if let Some(v) = p.get(key)
@@ -431,6 +441,11 @@ async fn deals(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
         "deals.html",
         "Pipeline risk",
         DealsPage {
+            excluded: state
+                .service
+                .excluded_from_forecast(&viewer.caller)
+                .map(|e| e.into_iter().collect())
+                .unwrap_or_default(),
             prev_offset: (list.offset > 0).then(|| list.offset.saturating_sub(list.limit)),
             next_offset: (next < list.total).then_some(next),
             sort: query
@@ -554,6 +569,27 @@ async fn deal_page(
             kind: a.kind.clone(),
             text,
             call_id: a.call_id.clone(),
+        });
+    }
+    if let Some(o) = &forecast_override {
+        timeline.push(Event {
+            at: o
+                .decided_at
+                .get(..16)
+                .unwrap_or(&o.decided_at)
+                .replace('T', " "),
+            kind: "override".into(),
+            text: format!(
+                "{} the forecast by {}: {}",
+                if o.excluded {
+                    "taken out of"
+                } else {
+                    "put back into"
+                },
+                o.decided_by.as_deref().unwrap_or("someone"),
+                o.reason
+            ),
+            call_id: None,
         });
     }
     // Newest first; on one day, changes after activities.
@@ -1197,8 +1233,22 @@ struct TokensPage {
     error: Option<String>,
 }
 
+/// A token just created, kept for the one page view that shows it (by the
+/// session's CSRF token), so the form's answer can be a redirect: reloading
+/// the page then shows the list, not a second token.
+fn created_tokens() -> &'static std::sync::Mutex<HashMap<String, pipewise_app::auth::NewToken>> {
+    static CREATED: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<String, pipewise_app::auth::NewToken>>,
+    > = std::sync::OnceLock::new();
+    CREATED.get_or_init(Default::default)
+}
+
 async fn tokens(State(state): State<AppState>, viewer: Viewer) -> Response {
-    tokens_page(&state, &viewer, None, None).await
+    let created = created_tokens()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&viewer.csrf);
+    tokens_page(&state, &viewer, created, None).await
 }
 
 async fn tokens_page(
@@ -1280,7 +1330,13 @@ async fn create_token(
         )
         .await
     {
-        Ok(t) => tokens_page(&state, &viewer, Some(t), None).await,
+        Ok(t) => {
+            created_tokens()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(viewer.csrf.clone(), t);
+            Redirect::to("/admin/tokens").into_response()
+        }
         Err(AppError::Input(i)) => {
             tokens_page(
                 &state,
