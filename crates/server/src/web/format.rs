@@ -15,6 +15,24 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("hours", hours);
     env.add_filter("words", words);
     env.add_filter("plural", plural);
+    env.add_filter("markdown", markdown);
+}
+
+/// Markdown (a model card) as HTML: tables and strikethrough on; any HTML in
+/// the text is shown as text, never passed through.
+pub fn markdown(text: String) -> Value {
+    use pulldown_cmark::{Event, Options, Parser, html};
+    let parser = Parser::new_ext(
+        &text,
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
+    )
+    .map(|e| match e {
+        Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+        other => other,
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, parser);
+    Value::from_safe_string(out)
 }
 
 fn number(v: &Value) -> Option<f64> {
@@ -187,6 +205,20 @@ mod tests {
         assert_eq!(compact_money("", 0.0), "0");
         assert_eq!(thousands(1_234_567.8), "1,234,568");
         assert_eq!(thousands(-999.0), "-999");
+    }
+
+    #[test]
+    fn markdown_renders_and_never_passes_html() {
+        let h = markdown(
+            "# Card\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>x</script>\n\nthen **bold**"
+                .into(),
+        )
+        .to_string();
+        assert!(h.contains("<h1>Card</h1>"), "{h}");
+        assert!(h.contains("<table>"), "{h}");
+        assert!(h.contains("<strong>bold</strong>"), "{h}");
+        assert!(!h.contains("<script>"), "{h}");
+        assert!(h.contains("&lt;script&gt;"), "{h}");
     }
 
     #[test]
