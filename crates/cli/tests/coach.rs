@@ -137,7 +137,19 @@ fn coaching_recovers_latent_skills_and_builds_plans() {
             for m in pr["modules"].as_array().unwrap() {
                 assert_eq!(m["skill"], skill);
             }
-            assert!(pr["headline"].as_str().unwrap().contains("worth about"));
+            // A gap priced above nothing says what it is worth; one priced at
+            // nothing or less says so, never "worth about -1.0 points".
+            let headline = pr["headline"].as_str().unwrap();
+            let gap = &pr["gap"];
+            let gains = gap["bookings_per_quarter"].as_f64().unwrap() > 0.0
+                && gap["win_rate_points"].as_f64().is_none_or(|w| w > 0.0)
+                && gap["conversion_points"].as_f64().is_none_or(|c| c > 0.0);
+            if gains {
+                assert!(headline.contains("worth about"), "{headline}");
+                assert!(!headline.contains("about -"), "{headline}");
+            } else {
+                assert!(headline.contains("no measurable gain"), "{headline}");
+            }
             let coach = &pr["peer_coach"];
             if !coach.is_null() {
                 assert_ne!(coach["id"], plan["rep_id"]);

@@ -466,6 +466,16 @@ pub fn headline(g: &Gap) -> String {
         behind.join(" and ")
     };
     let money = pipewise_core::value::format_money(g.bookings_per_quarter);
+    // The outcome models find no gain (or a loss, within their noise): say
+    // so rather than print "worth about -1.0 points".
+    if g.bookings_per_quarter <= 0.0
+        || g.win_rate_points.is_some_and(|w| w <= 0.0)
+        || g.conversion_points.is_some_and(|c| c <= 0.0)
+    {
+        return format!(
+            "Moving {what} closes the gap to the top quartile; on this org's deals so far it shows no measurable gain in bookings."
+        );
+    }
     match (g.win_rate_points, g.conversion_points) {
         (Some(w), _) => format!(
             "Moving {what} is worth about {w:+.1} points of win rate on your deals (about {money} of bookings a quarter)."
