@@ -564,13 +564,15 @@ impl Service {
         Ok(d)
     }
 
-    /// The audit log, newest first (admin only).
+    /// The audit log, newest first (admin only): `limit` rows with a
+    /// sequence number below `before` (the next page: the last row's `seq`).
     /// (The log is read on the calling thread: an admin's occasional read.)
     pub async fn audit_log(
         &self,
         caller: &Caller,
         user: Option<&str>,
         id: Option<&str>,
+        before: Option<i64>,
         limit: usize,
         via: &str,
     ) -> Result<Vec<AuditEntry>, AppError> {
@@ -579,7 +581,7 @@ impl Service {
                 .await?;
             return Err(AppError::Forbidden("admin"));
         }
-        let rows = self.store().audit(user, id, limit)?;
+        let rows = self.store().audit(user, id, before, limit)?;
         self.audit(Some(caller), "audit.read", via, &[], None)
             .await?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())

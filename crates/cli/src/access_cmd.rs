@@ -402,7 +402,7 @@ pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
         Some(AuditCmd::Verify { json }) => {
             let check = store.verify_audit()?;
             let head = store
-                .audit(None, None, 1)?
+                .audit(None, None, None, 1)?
                 .into_iter()
                 .next()
                 .map(|a| a.hash);
@@ -430,7 +430,7 @@ pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
             })
         }
         None => {
-            let rows = store.audit(args.user.as_deref(), args.id.as_deref(), args.limit)?;
+            let rows = store.audit(args.user.as_deref(), args.id.as_deref(), None, args.limit)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if rows.is_empty() {

@@ -633,6 +633,33 @@ fn tokens_roles_scope_errors_and_audit() {
         "{}",
         r.body
     );
+    // The field at fault is named, and an enum's values are listed.
+    assert_eq!(r.json()["field"], "reason", "{}", r.body);
+    let r = decide(
+        &t_mgr,
+        rep,
+        serde_json::json!({"recommendation": rec, "action": "ignore"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.json()["expected"].as_str().unwrap().contains("dismiss"),
+        "{}",
+        r.body
+    );
+    let r = get(
+        &base,
+        &format!("/api/v1/coaching/{rep}/report?format=pdf"),
+        Some(&t_rep),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("format"))
+    );
+    assert!(
+        r.json()["expected"].as_str().unwrap().contains("markdown"),
+        "{}",
+        r.body
+    );
     let r = decide(
         &t_mgr,
         rep,
@@ -996,6 +1023,35 @@ fn tokens_roles_scope_errors_and_audit() {
             .iter()
             .any(|a| a["action"] == "read" && a["route"] == "GET /api/v1/opportunities/{id}"),
         "{log}"
+    );
+    // The log pages backwards by sequence number.
+    let page1 = get(&base, "/api/v1/audit?limit=3", Some(&t_admin)).json();
+    let seqs: Vec<i64> = page1
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 3);
+    let last = seqs[2];
+    let page2 = get(
+        &base,
+        &format!("/api/v1/audit?limit=3&before={last}"),
+        Some(&t_admin),
+    )
+    .json();
+    assert!(
+        page2
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["seq"].as_i64().unwrap() < last),
+        "{page2}"
+    );
+    assert_eq!(
+        page2[0]["seq"].as_i64(),
+        Some(last - 1),
+        "rows of the first page's reads come after it: {page2}"
     );
     // Imports: a job with progress and the report; an error names the
     // file, line and column as uploaded, and changes nothing; admin only.

@@ -104,7 +104,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                         let name = pair.split('=').next().unwrap_or(pair);
                         let name = percent_decode(name);
                         let text = one.body_text();
-                        let expected = if text.contains("unknown field") {
+                        let variants = text
+                            .split_once("expected one of ")
+                            .map(|(_, v)| format!("one of {}", v.replace('`', "")));
+                        let expected = if let Some(v) = &variants {
+                            v.as_str()
+                        } else if text.contains("`true` or `false`") {
+                            "true or false"
+                        } else if text.contains("unknown field") {
                             "one of the parameters the OpenAPI document lists for this route"
                         } else if text.contains("invalid digit")
                             || text.contains("number too large")
@@ -183,11 +190,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(j) => Ok(ApiJson(j.0)),
             Err(e) => {
-                let mut p = Problem::bad_request(
-                    "body",
-                    "a JSON object as the OpenAPI document describes (Content-Type: application/json)",
-                    e.body_text(),
-                );
+                let text = e.body_text();
+                // Name the field at fault where serde says it.
+                let quoted = |after: &str| {
+                    text.split_once(after)
+                        .and_then(|(_, rest)| rest.split('`').next())
+                        .map(str::to_string)
+                };
+                let (field, expected) = if let Some(f) = quoted("missing field `") {
+                    (f, "this field, which is required".to_string())
+                } else if let Some(f) = quoted("unknown field `") {
+                    (f, "only the fields the OpenAPI document lists".to_string())
+                } else if let Some((_, v)) = text.split_once("expected one of ") {
+                    let v = v.split(" at line").next().unwrap_or(v).replace('`', "");
+                    // serde does not say which field (an enum's tag or value).
+                    ("body".to_string(), format!("one of {v}"))
+                } else {
+                    (
+                        "body".to_string(),
+                        "a JSON object as the OpenAPI document describes (Content-Type: application/json)"
+                            .to_string(),
+                    )
+                };
+                let mut p = Problem::bad_request(&field, &expected, text);
                 p.status = e.status().as_u16();
                 p.title = e
                     .status()

@@ -397,6 +397,10 @@ struct AuditQuery {
     /// Rows, newest first, 1-1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Only rows before this sequence number: the next page starts before
+    /// the last row's `seq`.
+    #[param(minimum = 1)]
+    before: Option<i64>,
 }
 
 /// The audit log, newest first (admin only).
@@ -422,10 +426,20 @@ async fn audit_log(
         ));
     }
     let s = state.service.clone();
+    if let Some(b) = q.before
+        && b < 1
+    {
+        return Err(Problem::bad_request(
+            "before",
+            "a sequence number from 1",
+            format!("before {b} is out of range"),
+        ));
+    }
     s.audit_log(
         &caller,
         q.user.as_deref(),
         q.id.as_deref(),
+        q.before,
         limit,
         "GET /api/v1/audit",
     )

@@ -419,16 +419,18 @@ impl SqliteStore {
         &self,
         user_id: Option<&str>,
         id: Option<&str>,
+        before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<AuditRecord>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log
              WHERE (?1 IS NULL OR user_id = ?1)
                AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(audit_log.ids) WHERE value = ?2))
+               AND (?4 IS NULL OR seq < ?4)
              ORDER BY seq DESC LIMIT ?3"
         ))?;
         let rows = st
-            .query_map(params![user_id, id, limit as i64], audit_row)?
+            .query_map(params![user_id, id, limit as i64, before], audit_row)?
             .map(|r| r.map(|x| x.0))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
@@ -526,7 +528,22 @@ mod tests {
         assert_eq!(batch[1].prev_hash, batch[0].hash);
         let ok = s.verify_audit().unwrap();
         assert_eq!((ok.rows, ok.broken_at), (3, None));
-        assert_eq!(s.audit(Some("r1"), Some("o1"), 10).unwrap().len(), 2);
+        assert_eq!(s.audit(Some("r1"), Some("o1"), None, 10).unwrap().len(), 2);
+        // Pages by sequence number, newest first.
+        let first: Vec<i64> = s
+            .audit(None, None, None, 2)
+            .unwrap()
+            .iter()
+            .map(|a| a.seq)
+            .collect();
+        assert_eq!(first, [3, 2]);
+        let next: Vec<i64> = s
+            .audit(None, None, Some(2), 2)
+            .unwrap()
+            .iter()
+            .map(|a| a.seq)
+            .collect();
+        assert_eq!(next, [1]);
         // Refused as it is; found when the trigger is dropped first.
         assert!(
             s.conn

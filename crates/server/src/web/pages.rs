@@ -1377,30 +1377,55 @@ struct AuditPage {
     rows: Vec<pipewise_app::AuditEntry>,
     user: Option<String>,
     id: Option<String>,
+    /// The query string of the next (older) page, when there may be one.
+    older: Option<String>,
 }
+
+/// Rows per page of the audit log.
+const AUDIT_PAGE: usize = 200;
 
 async fn audit(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQuery) -> Response {
     let p = params(q);
     let (user, id) = (p.get("user").cloned(), p.get("id").cloned());
+    let before = number::<i64>(&p, "before");
     match state
         .service
         .audit_log(
             &viewer.caller,
             user.as_deref(),
             id.as_deref(),
-            200,
+            before,
+            AUDIT_PAGE,
             "GET /admin/audit",
         )
         .await
     {
-        Ok(rows) => render(
-            &state,
-            &viewer,
-            "admin",
-            "admin_audit.html",
-            "Audit log",
-            AuditPage { rows, user, id },
-        ),
+        Ok(rows) => {
+            let older = (rows.len() == AUDIT_PAGE).then(|| {
+                let last = rows.last().map_or(0, |r| r.seq);
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(
+                        [("user", &user), ("id", &id)]
+                            .iter()
+                            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.as_str()))),
+                    )
+                    .append_pair("before", &last.to_string())
+                    .finish()
+            });
+            render(
+                &state,
+                &viewer,
+                "admin",
+                "admin_audit.html",
+                "Audit log",
+                AuditPage {
+                    rows,
+                    user,
+                    id,
+                    older,
+                },
+            )
+        }
         Err(e) => error_page(&state, &viewer, "admin", e),
     }
 }
