@@ -33,7 +33,8 @@ pub struct LeadRow {
     /// Probability of converting (0-1) from the active lead model; null
     /// without one.
     pub conversion_probability: Option<f64>,
-    /// What drives it, strongest first ("source=partner (+0.41)").
+    /// What drives it, strongest first, in words ("source partner: raises
+    /// the chance", "first answer after 1.6 h: lowers the chance").
     pub factors: Vec<String>,
 }
 
@@ -99,7 +100,7 @@ pub fn build(crm: &CrmData, store: &SqliteStore) -> anyhow::Result<LeadBase> {
                     .map(|r| (r - l.created_at) as f64 / 3600.0),
                 conversion_probability: p.map(|p| p.probability),
                 factors: p
-                    .map(|p| p.factors.iter().map(|f| f.text()).collect())
+                    .map(|p| p.factors.iter().map(factor_words).collect())
                     .unwrap_or_default(),
             }
         })
@@ -116,6 +117,36 @@ pub fn build(crm: &CrmData, store: &SqliteStore) -> anyhow::Result<LeadBase> {
         model_version: model.map(|m| m.1),
         rows,
     })
+}
+
+/// A lead model's factor in words: the column as words, the value as people
+/// write it, and which way it pushes the chance of converting.
+pub fn factor_words(f: &pipewise_models::tabular::RowFactor) -> String {
+    let column = f.column.replace('_', " ");
+    let what = if f.value.trim().is_empty() {
+        format!("{column} not recorded")
+    } else {
+        match f.column.as_str() {
+            "response_hours" => match f.value.parse::<f64>() {
+                Ok(h) if h < 1.0 => format!("first answer after {:.0} min", h * 60.0),
+                Ok(h) if h < 48.0 => format!("first answer after {h:.1} h"),
+                Ok(h) => format!("first answer after {:.0} days", h / 24.0),
+                Err(_) => format!("first answer after {}", f.value),
+            },
+            "created_at" => format!("came in {}", &f.value[..f.value.len().min(10)]),
+            _ => {
+                let v: String = f.value.chars().take(40).collect();
+                let more = if f.value.chars().count() > 40 {
+                    "…"
+                } else {
+                    ""
+                };
+                format!("{column} {v}{more}")
+            }
+        }
+    };
+    let way = if f.effect >= 0.0 { "raises" } else { "lowers" };
+    format!("{what}: {way} the chance")
 }
 
 /// Filters and paging of the lead list.
@@ -399,4 +430,46 @@ pub fn fit_and_register(
         &as_of,
         &crate::auth::now(),
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::factor_words;
+    use pipewise_models::tabular::RowFactor;
+
+    fn f(column: &str, value: &str, effect: f64) -> String {
+        factor_words(&RowFactor {
+            column: column.into(),
+            value: value.into(),
+            effect,
+        })
+    }
+
+    #[test]
+    fn lead_factors_read_as_words() {
+        assert_eq!(
+            f("source", "referral", 0.88),
+            "source referral: raises the chance"
+        );
+        assert_eq!(
+            f("response_hours", "1.62", 0.69),
+            "first answer after 1.6 h: raises the chance"
+        );
+        assert_eq!(
+            f("response_hours", "0.25", -0.1),
+            "first answer after 15 min: lowers the chance"
+        );
+        assert_eq!(
+            f("response_hours", "72", -0.3),
+            "first answer after 3 days: lowers the chance"
+        );
+        assert_eq!(
+            f("created_at", "2025-11-24T17:56:13Z", 0.1),
+            "came in 2025-11-24: raises the chance"
+        );
+        assert_eq!(
+            f("campaign_id", "", -0.2),
+            "campaign id not recorded: lowers the chance"
+        );
+    }
 }
