@@ -611,12 +611,7 @@ impl Service {
         q: ForecastQuery,
         via: &str,
     ) -> Result<ForecastView, AppError> {
-        let base = self.analyses.forecasts()?;
-        base.parse(&q)?;
-        let scope = caller.scope.clone();
-        let view = tokio::task::spawn_blocking(move || base.view(&scope, &q))
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("the forecast stopped: {e}")))??;
+        let view = self.forecast_view(caller, q).await?;
         let ids: Vec<String> = view
             .deals
             .iter()
@@ -625,6 +620,21 @@ impl Service {
         self.audit(Some(caller), "read", via, &ids, Some(&view.period))
             .await?;
         Ok(view)
+    }
+
+    /// The forecast over the caller's scope, computed off the async workers
+    /// (a period not asked for before takes about a second on large orgs).
+    async fn forecast_view(
+        &self,
+        caller: &Caller,
+        q: ForecastQuery,
+    ) -> Result<ForecastView, AppError> {
+        let base = self.analyses.forecasts()?;
+        base.parse(&q)?;
+        let scope = caller.scope.clone();
+        tokio::task::spawn_blocking(move || base.view(&scope, &q))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("the forecast stopped: {e}")))?
     }
 
     /// Takes an open deal out of the forecast, or puts it back, with a
@@ -773,12 +783,7 @@ impl Service {
         q: ForecastQuery,
         via: &str,
     ) -> Result<ForecastView, AppError> {
-        let base = self.analyses.forecasts()?;
-        base.parse(&q)?;
-        let scope = caller.scope.clone();
-        let mut view = tokio::task::spawn_blocking(move || base.view(&scope, &q))
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("the forecast stopped: {e}")))??;
+        let mut view = self.forecast_view(caller, q).await?;
         view.deals.clear();
         view.accuracy = None;
         self.audit(

@@ -13,6 +13,28 @@ use crate::problem::Problem;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "pipewise_session";
 
+/// Sets the session cookie of a sign-in (HttpOnly, SameSite=Strict, for
+/// the session's lifetime) on a response.
+pub fn set_session_cookie(r: &mut axum::response::Response, session_id: &str) {
+    let cookie = format!(
+        "{SESSION_COOKIE}={session_id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        pipewise_app::service_consts::SESSION_HOURS * 3600
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(axum::http::header::SET_COOKIE, v);
+    }
+}
+
+/// Clears the session cookie on a response (sign-out).
+pub fn clear_session_cookie(r: &mut axum::response::Response) {
+    r.headers_mut().insert(
+        axum::http::header::SET_COOKIE,
+        axum::http::HeaderValue::from_static(
+            "pipewise_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+        ),
+    );
+}
+
 /// A cookie's value from the request.
 pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
     parts

@@ -487,15 +487,9 @@ async fn sign_in(
                 )
             })?
             .map_err(Problem::from)?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        started.session_id,
-        pipewise_app::service_consts::SESSION_HOURS * 3600
-    );
+    let sid = started.session_id.clone();
     let mut r = Json(started).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    crate::extract::set_session_cookie(&mut r, &sid);
     Ok(r)
 }
 
@@ -530,10 +524,7 @@ async fn sign_out(State(state): State<AppState>, req: Request) -> Result<Respons
         })?
         .map_err(Problem::from)?;
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("pipewise_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    crate::extract::clear_session_cookie(&mut r);
     Ok(r)
 }
 

@@ -58,6 +58,20 @@ fn params(q: Option<String>) -> HashMap<String, String> {
         .collect()
 }
 
+/// The offsets of the previous and next pages of a list, where there are.
+fn pager(
+    offset: usize,
+    limit: usize,
+    shown: usize,
+    total: usize,
+) -> (Option<usize>, Option<usize>) {
+    let next = offset + shown;
+    (
+        (offset > 0).then(|| offset.saturating_sub(limit)),
+        (next < total).then_some(next),
+    )
+}
+
 fn number<T: std::str::FromStr>(p: &HashMap<String, String>, key: &str) -> Option<T> {
     p.get(key).and_then(|v| v.parse().ok())
 }
@@ -203,14 +217,7 @@ async fn sign_in(
     match result {
         Ok(Ok(started)) => {
             let mut r = Redirect::to(&next).into_response();
-            let cookie = format!(
-                "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-                started.session_id,
-                pipewise_app::service_consts::SESSION_HOURS * 3600
-            );
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                r.headers_mut().insert(header::SET_COOKIE, v);
-            }
+            crate::extract::set_session_cookie(&mut r, &started.session_id);
             r
         }
         Ok(Err(e)) => {
@@ -257,10 +264,7 @@ async fn sign_out(State(state): State<AppState>, req: axum::extract::Request) ->
         }
     }
     let mut r = Redirect::to("/sign-in").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("pipewise_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    crate::extract::clear_session_cookie(&mut r);
     r
 }
 
@@ -433,7 +437,7 @@ async fn deals(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
                 .filter(|(k, _)| k.as_str() != "sort" && k.as_str() != "offset"),
         )
         .finish();
-    let next = list.offset + list.items.len();
+    let (prev_offset, next_offset) = pager(list.offset, list.limit, list.items.len(), list.total);
     render(
         &state,
         &viewer,
@@ -446,8 +450,8 @@ async fn deals(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
                 .excluded_from_forecast(&viewer.caller)
                 .map(|e| e.into_iter().collect())
                 .unwrap_or_default(),
-            prev_offset: (list.offset > 0).then(|| list.offset.saturating_sub(list.limit)),
-            next_offset: (next < list.total).then_some(next),
+            prev_offset,
+            next_offset,
             sort: query
                 .sort
                 .clone()
@@ -978,7 +982,8 @@ async fn calls(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
         .await
     {
         Ok(list) => {
-            let next = list.offset + list.items.len();
+            let (prev_offset, next_offset) =
+                pager(list.offset, list.limit, list.items.len(), list.total);
             render(
                 &state,
                 &viewer,
@@ -986,8 +991,8 @@ async fn calls(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
                 "calls.html",
                 "Calls",
                 CallsPage {
-                    prev_offset: (list.offset > 0).then(|| list.offset.saturating_sub(list.limit)),
-                    next_offset: (next < list.total).then_some(next),
+                    prev_offset,
+                    next_offset,
                     rep_name: query.rep.as_ref().map(|r| {
                         list.items
                             .iter()
@@ -1054,7 +1059,8 @@ async fn leads(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
         .await
     {
         Ok(list) => {
-            let next = list.offset + list.items.len();
+            let (prev_offset, next_offset) =
+                pager(list.offset, list.limit, list.items.len(), list.total);
             render(
                 &state,
                 &viewer,
@@ -1062,8 +1068,8 @@ async fn leads(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
                 "leads.html",
                 "Leads",
                 LeadsPage {
-                    prev_offset: (list.offset > 0).then(|| list.offset.saturating_sub(list.limit)),
-                    next_offset: (next < list.total).then_some(next),
+                    prev_offset,
+                    next_offset,
                     list,
                 },
             )
