@@ -15,6 +15,7 @@ use pipewise_engines::stage::{self, RepBias};
 use pipewise_features::conversation::Trackers;
 use pipewise_features::format_date;
 use pipewise_store::SqliteStore;
+use pipewise_store::read::CrmData;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -295,8 +296,9 @@ impl Analyses {
     }
 
     /// Recomputes everything from the database at `path` in a background
-    /// thread; a later call supersedes an earlier one still running.
-    pub fn start(self: &Arc<Self>, path: PathBuf) {
+    /// thread, from `crm` when the caller has loaded the records already;
+    /// a later call supersedes an earlier one still running.
+    pub fn start(self: &Arc<Self>, path: PathBuf, crm: Option<Arc<CrmData>>) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         // What is ready keeps answering until its successor is ready.
         fn restart<T>(slot: &RwLock<Slot<T>>) {
@@ -312,7 +314,7 @@ impl Analyses {
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name("analyses".into())
-            .spawn(move || me.compute(&path, generation));
+            .spawn(move || me.compute(&path, generation, crm));
         if let Err(e) = spawned {
             let why = format!("cannot start the analyses: {e}");
             *self.coach.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
@@ -364,10 +366,13 @@ impl Analyses {
         self.generation.load(Ordering::SeqCst) == generation
     }
 
-    fn compute(&self, path: &std::path::Path, generation: u64) {
+    fn compute(&self, path: &std::path::Path, generation: u64, crm: Option<Arc<CrmData>>) {
         let loaded = (|| -> anyhow::Result<_> {
             let store = SqliteStore::open(path)?;
-            let crm = store.load_crm()?;
+            let crm = match crm {
+                Some(crm) => crm,
+                None => Arc::new(store.load_crm()?),
+            };
             let models = coaching::active_models(&store)?;
             let win = crate::book::active_model(&store, "win")?;
             let slip = crate::book::active_model(&store, "slip")?;

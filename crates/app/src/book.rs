@@ -11,6 +11,7 @@ use pipewise_features::format_date;
 use pipewise_features::registry::{self, OPPORTUNITY_FEATURES};
 use pipewise_models::Classifier;
 use pipewise_store::SqliteStore;
+use pipewise_store::read::CrmData;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -315,13 +316,13 @@ fn change_list(o: &pipewise_features::Opp) -> Vec<Change> {
 impl Book {
     /// Scores every deal open at the end of the data with the active win
     /// (and slip) model. Errors when the database has no opportunities or
-    /// no trained win model.
-    pub fn build(store: &SqliteStore) -> anyhow::Result<Book> {
+    /// no trained win model. `crm`: the database's records, as loaded once
+    /// for this and the analyses.
+    pub fn build(store: &SqliteStore, crm: &CrmData) -> anyhow::Result<Book> {
         let (win, _, win_v) = active_model(store, "win")?.ok_or_else(|| {
             anyhow::anyhow!("no win model in the database yet: run `pipewise train` first")
         })?;
         let slip = active_model(store, "slip")?;
-        let crm = store.load_crm()?;
         let accounts: HashMap<&str, &str> = crm
             .accounts
             .iter()
@@ -332,7 +333,7 @@ impl Book {
             .iter()
             .filter_map(|o| Some((o.id.as_str(), o.account_id.as_deref()?)))
             .collect();
-        let data = load_data(&crm)?;
+        let data = load_data(crm)?;
         let as_of = data.end;
         let (scored, table) = predict::score_with_features(
             &data,
@@ -341,7 +342,7 @@ impl Book {
             slip.as_ref().map(|s| &s.0),
             usize::MAX,
         )?;
-        let mut activities = deal_activities(&crm, &scored);
+        let mut activities = deal_activities(crm, &scored);
         let mut rows = Vec::with_capacity(scored.len());
         let mut details = Vec::with_capacity(scored.len());
         for (k, s) in scored.iter().enumerate() {

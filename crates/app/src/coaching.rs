@@ -3,6 +3,7 @@
 //! decisions about the recommendations (the human override).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pipewise_engines::coach::{self, CoachOptions, Impact, Profiles, Skill};
 use pipewise_engines::coach_plan::{self, Catalogue, DecisionNote, Plan, PlanInputs, SlipRisk};
@@ -19,7 +20,8 @@ use crate::InputError;
 
 /// Everything the coach computes for one database.
 pub struct CoachRun {
-    pub crm: CrmData,
+    /// Shared with the scored pipeline and the other analyses of one load.
+    pub crm: Arc<CrmData>,
     pub calls: Vec<Option<CallAnalysis>>,
     pub profiles: Profiles,
     pub impact: Impact,
@@ -30,7 +32,7 @@ pub struct CoachRun {
 /// that price the gaps; `models` (win, slip) score the open deals for the
 /// managers' slip alerts. Errors when the CRM has no users with the role rep.
 pub fn run_coach(
-    crm: CrmData,
+    crm: Arc<CrmData>,
     models: Option<(&Classifier, &Classifier)>,
     opts: &CoachOptions,
     trackers: &Trackers,
@@ -158,12 +160,30 @@ pub struct TeamHeadline {
     pub team: String,
     pub reps: usize,
     /// The most common first priority and how many reps have it.
-    pub focus: Option<(Skill, usize)>,
+    pub focus: Option<TeamFocus>,
     /// Estimated worth if every rep closed their first gap, a quarter.
     pub worth_per_quarter: f64,
-    /// The rep whose first gap is worth most (name), that gap and its worth a quarter.
-    pub biggest: Option<(String, Skill, f64)>,
+    /// The rep whose first gap is worth most, that gap and its worth.
+    pub biggest: Option<BiggestGap>,
     pub alerts: usize,
+}
+
+/// A team's most common first priority.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TeamFocus {
+    pub skill: Skill,
+    /// Reps whose first priority it is.
+    pub reps: usize,
+}
+
+/// The first gap worth most in a team.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BiggestGap {
+    /// The rep's name.
+    pub rep: String,
+    pub skill: Skill,
+    /// Expected extra won bookings a quarter, in the corporate currency.
+    pub bookings_per_quarter: f64,
 }
 
 /// Headlines of the teams the plans belong to, over those plans only.
@@ -189,7 +209,8 @@ pub fn team_headlines(plans: &[Plan]) -> Vec<TeamHeadline> {
             }
             let focus = counts
                 .into_iter()
-                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+                .map(|(skill, reps)| TeamFocus { skill, reps });
             let firsts = ps.iter().filter_map(|p| Some((p, p.priorities.first()?)));
             let biggest = firsts
                 .clone()
@@ -198,7 +219,11 @@ pub fn team_headlines(plans: &[Plan]) -> Vec<TeamHeadline> {
                         .bookings_per_quarter
                         .total_cmp(&b.1.gap.bookings_per_quarter)
                 })
-                .map(|(p, pr)| (p.rep.clone(), pr.skill, pr.gap.bookings_per_quarter));
+                .map(|(p, pr)| BiggestGap {
+                    rep: p.rep.clone(),
+                    skill: pr.skill,
+                    bookings_per_quarter: pr.gap.bookings_per_quarter,
+                });
             TeamHeadline {
                 reps: ps.len(),
                 focus,

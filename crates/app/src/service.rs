@@ -126,10 +126,28 @@ struct AuditJob {
 /// once its row is committed.
 fn audit_writer(path: &Path) -> anyhow::Result<mpsc::Sender<AuditJob>> {
     let mut store = SqliteStore::open(path)?;
+    // Commits answer requests: the write-ahead log is copied into the
+    // database by a thread of its own, once a second, not inside a commit.
+    store.defer_checkpoints()?;
+    let mut checkpoints = SqliteStore::open(path)?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("audit-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(std::time::Duration::from_secs(1))
+            {
+                if let Err(e) = checkpoints.checkpoint() {
+                    tracing::warn!("audit log checkpoint: {e}");
+                }
+            }
+        })?;
     let (tx, rx) = mpsc::channel::<AuditJob>();
     std::thread::Builder::new()
         .name("audit-writer".into())
         .spawn(move || {
+            // Dropped when the writer stops: the checkpoints stop too.
+            let _stop = stop;
             while let Ok(first) = rx.recv() {
                 let mut jobs = vec![first];
                 while jobs.len() < 512 {
@@ -166,6 +184,27 @@ fn audit_writer(path: &Path) -> anyhow::Result<mpsc::Sender<AuditJob>> {
             }
         })?;
     Ok(tx)
+}
+
+/// The database's records, loaded once per (re)load, and the open pipeline
+/// scored from them; the analyses start from the same records (None: they
+/// could not be read, and the analyses say why).
+fn scored_book(
+    store: &SqliteStore,
+) -> (
+    Result<Arc<Book>, String>,
+    Option<Arc<pipewise_store::read::CrmData>>,
+) {
+    match store.load_crm() {
+        Ok(crm) => {
+            let crm = Arc::new(crm);
+            let book = Book::build(store, &crm)
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+            (book, Some(crm))
+        }
+        Err(e) => (Err(format!("cannot read the database: {e:#}")), None),
+    }
 }
 
 /// Failed sign-ins allowed per user, and per client address, within
@@ -223,9 +262,9 @@ impl Service {
     pub fn open(path: &Path) -> anyhow::Result<Service> {
         let store = SqliteStore::open(path)?;
         let directory = Directory::new(store.users()?, store.admins()?);
-        let book = Book::build(&store).map(Arc::new).map_err(|e| e.to_string());
+        let (book, crm) = scored_book(&store);
         let analyses = Analyses::new();
-        analyses.start(path.to_path_buf());
+        analyses.start(path.to_path_buf(), crm);
         Ok(Service {
             path: path.to_path_buf(),
             analyses,
@@ -258,11 +297,11 @@ impl Service {
         let store = self.store();
         *self.version.lock().unwrap_or_else(|p| p.into_inner()) = store.serving_version()?;
         let directory = Directory::new(store.users()?, store.admins()?);
-        let book = Book::build(&store).map(Arc::new).map_err(|e| e.to_string());
+        let (book, crm) = scored_book(&store);
         drop(store);
         *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
         *self.book.write().unwrap_or_else(|p| p.into_inner()) = book;
-        self.analyses.start(self.path.clone());
+        self.analyses.start(self.path.clone(), crm);
         Ok(())
     }
 

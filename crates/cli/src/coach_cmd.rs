@@ -773,7 +773,7 @@ pub fn coach(db: &Path, a: CoachArgs) -> Result<ExitCode> {
     }
     let models = active_models(&store)?;
     let mut run = run_coach(
-        load_crm(&store)?,
+        std::sync::Arc::new(load_crm(&store)?),
         models.as_ref().map(|(w, s)| (w, s)),
         &opts,
         &trackers,
@@ -947,14 +947,15 @@ pub fn headlines_text(h: &[TeamHeadline]) -> String {
         "Coaching headlines by team (each rep's first priority; `pipewise coach --team NAME` for the plans):\n",
     );
     for t in h {
-        let focus = t.focus.map_or("-".to_string(), |(k, n)| {
-            format!("{} for {n} of {} reps", k.label(), t.reps)
+        let focus = t.focus.as_ref().map_or("-".to_string(), |f| {
+            format!("{} for {} of {} reps", f.skill.label(), f.reps, t.reps)
         });
-        let biggest = t.biggest.as_ref().map_or(String::new(), |(r, k, w)| {
+        let biggest = t.biggest.as_ref().map_or(String::new(), |b| {
             format!(
-                "; biggest: {r}, {} ({} a quarter)",
-                k.label(),
-                pipewise_core::value::format_money(*w)
+                "; biggest: {}, {} ({} a quarter)",
+                b.rep,
+                b.skill.label(),
+                pipewise_core::value::format_money(b.bookings_per_quarter)
             )
         });
         let _ = writeln!(

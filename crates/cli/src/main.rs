@@ -877,7 +877,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
     // Coaching: every rep's plan, a headline per team, checked against the latent skills.
     let coach_opts = pipewise_engines::coach::CoachOptions::default();
     let coaching = pipewise_app::coaching::run_coach(
-        store.load_crm()?,
+        std::sync::Arc::new(store.load_crm()?),
         slip.map(|s| (win, s)),
         &coach_opts,
         &pipewise_features::conversation::Trackers::default_set(),

@@ -261,6 +261,27 @@ fn truncated_row_is_located() {
 }
 
 #[test]
+fn an_unclosed_quote_is_located_where_it_opens() {
+    // A stray quote opening a value on line 8790 swallows the rest of the
+    // file into one field: the error names line 8790 and that column, not the
+    // header or the file's end.
+    assert_rejected(
+        |b| {
+            let lines: Vec<&[u8]> = b.split(|&c| c == b'\n').collect();
+            let mut row = lines[8789].to_vec();
+            let comma = row.iter().position(|&c| c == b',').unwrap();
+            row.insert(comma + 1, b'"');
+            replace_line(b, 8790, &row);
+        },
+        &[&[
+            "sales_pipeline.csv:8790:2:",
+            "closing quote is missing or misplaced",
+            "lines 8790-",
+        ]],
+    );
+}
+
+#[test]
 fn wrong_type_is_located() {
     assert_rejected(
         |b| {

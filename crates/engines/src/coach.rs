@@ -1134,6 +1134,30 @@ const LEAD_COLUMNS: [(&str, Option<Skill>); 2] = [
     ("touches_per_lead", Some(Skill::FollowUp)),
 ];
 
+/// One metric behind a gap: the rep's value and the top-quartile level, in
+/// the metric's own unit (see `coach::METRICS`).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GapMetric {
+    /// The metric's key (e.g. `question_rate`).
+    pub metric: String,
+    pub rep: f64,
+    pub top_quartile: f64,
+}
+
+impl GapMetric {
+    /// Whether the rep is behind the top-quartile level (in the metric's
+    /// better direction).
+    pub fn behind(&self) -> bool {
+        let d = &METRICS[mi(&self.metric)];
+        if d.higher_is_better {
+            self.rep < self.top_quartile
+        } else {
+            self.rep > self.top_quartile
+        }
+    }
+}
+
 /// A gap and what closing it is worth.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -1142,8 +1166,8 @@ pub struct Gap {
     /// The rep's estimate and the skill's top-quartile level (z-scale).
     pub level: f64,
     pub target_level: f64,
-    /// The metrics behind it: (key, rep value, top-quartile value).
-    pub metrics: Vec<(String, f64, f64)>,
+    /// The metrics behind it, the rep's value against the top quartile's.
+    pub metrics: Vec<GapMetric>,
     /// Points of win rate on the rep's deals (call skills).
     pub win_rate_points: Option<f64>,
     /// Points of lead conversion on the rep's leads (lead skills).
@@ -1335,36 +1359,34 @@ impl Impact {
             let (Some(level), Some(top)) = (r.skills[k], p.quartile_skill[k]) else {
                 continue;
             };
-            let metrics: Vec<(String, f64, f64)> = METRICS
+            let metrics: Vec<GapMetric> = METRICS
                 .iter()
                 .enumerate()
                 .filter(|(_, d)| d.skill == Some(skill))
                 .filter_map(|(j, d)| {
-                    Some((d.key.to_string(), r.values[j]?, p.quartile_reference[j]?))
+                    Some(GapMetric {
+                        metric: d.key.to_string(),
+                        rep: r.values[j]?,
+                        top_quartile: p.quartile_reference[j]?,
+                    })
                 })
                 .collect();
             // Only the metrics where the rep is behind the top level move.
-            let behind: Vec<&(String, f64, f64)> = metrics
-                .iter()
-                .filter(|(key, v, t)| {
-                    let d = &METRICS[mi(key)];
-                    if d.higher_is_better { v < t } else { v > t }
-                })
-                .collect();
+            let behind: Vec<&GapMetric> = metrics.iter().filter(|m| m.behind()).collect();
             let (mut win_pts, mut conv_pts, mut bookings) = (None, None, 0.0);
             match skill {
                 Skill::Prospecting => {
-                    if let Some((_, v, t)) = behind.first() {
-                        bookings = (t - v) * 13.0 * self.value_per_outbound_deal;
+                    if let Some(m) = behind.first() {
+                        bookings = (m.top_quartile - m.rep) * 13.0 * self.value_per_outbound_deal;
                     }
                 }
                 Skill::FollowUp | Skill::ResponseSpeed => {
                     if let Some(model) = &self.lead_model {
                         let set: Vec<(usize, f64)> = behind
                             .iter()
-                            .map(|(key, _, t)| match key.as_str() {
-                                "first_response_hours" => (0, (1.0 + t).ln()),
-                                _ => (1, *t),
+                            .map(|m| match m.metric.as_str() {
+                                "first_response_hours" => (0, (1.0 + m.top_quartile).ln()),
+                                _ => (1, m.top_quartile),
                             })
                             .collect();
                         if !set.is_empty()
@@ -1381,11 +1403,11 @@ impl Impact {
                     if let Some(model) = &self.deal_model {
                         let set: Vec<(usize, f64)> = behind
                             .iter()
-                            .filter_map(|(key, _, t)| {
+                            .filter_map(|m| {
                                 DEAL_COLUMNS
                                     .iter()
-                                    .position(|c| c.0 == key)
-                                    .map(|j| (j, *t))
+                                    .position(|c| c.0 == m.metric)
+                                    .map(|j| (j, m.top_quartile))
                             })
                             .collect();
                         if !set.is_empty()

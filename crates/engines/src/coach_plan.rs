@@ -446,17 +446,14 @@ pub fn headline(g: &Gap) -> String {
     let behind: Vec<String> = g
         .metrics
         .iter()
-        .filter(|(key, v, t)| {
-            let d = &METRICS[metric_index(key).expect("known")];
-            if d.higher_is_better { v < t } else { v > t }
-        })
-        .map(|(key, v, t)| {
-            let d = &METRICS[metric_index(key).expect("known")];
+        .filter(|m| m.behind())
+        .map(|m| {
+            let d = &METRICS[metric_index(&m.metric).expect("known")];
             format!(
                 "{} from {} to {}",
                 d.label,
-                format_metric(d, *v),
-                format_metric(d, *t)
+                format_metric(d, m.rep),
+                format_metric(d, m.top_quartile)
             )
         })
         .collect();

@@ -464,11 +464,15 @@ impl Lines {
     /// after it (`end`, past its terminator): the line of its last byte, less
     /// the newlines inside its quoted fields. (A record's own start position
     /// counts from the blank lines before it.)
-    /// `fields`: the record's field bytes, concatenated.
-    fn record_line(&self, end: u64, fields: &[u8]) -> u64 {
+    /// `fields`: the record's field bytes, concatenated. `start`: the
+    /// reader's position before the record (the end of the one before): a
+    /// quote never closed swallows the file's last newline into the field,
+    /// and the record still starts no earlier than there.
+    fn record_line(&self, start: u64, end: u64, fields: &[u8]) -> u64 {
+        let first = self.line_at(start);
         let last = self.line_at(end.saturating_sub(1));
         let inner = memchr::memchr_iter(b'\n', fields).count() as u64;
-        last.saturating_sub(inner).max(1)
+        last.saturating_sub(inner).max(first).max(1)
     }
 }
 
@@ -527,11 +531,12 @@ fn open_csv(
     })?;
     let mut rec = ByteRecord::new();
     loop {
+        let start = csv.rdr.position().byte();
         match csv.rdr.read_byte_record(&mut rec) {
             Ok(true) => {
                 let line = csv
                     .lines
-                    .record_line(csv.rdr.position().byte(), rec.as_slice());
+                    .record_line(start, csv.rdr.position().byte(), rec.as_slice());
                 if line > fm.skip_rows {
                     return Ok(Some((csv, rec, line)));
                 }
@@ -645,13 +650,14 @@ fn import_csv(
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
+            let mut start = scan.rdr.position().byte();
             while let Ok(true) = scan.rdr.read_byte_record(&mut r) {
                 if plan.parser.is_footer(&r) {
                     break;
                 }
-                let line = scan
-                    .lines
-                    .record_line(scan.rdr.position().byte(), r.as_slice());
+                let end = scan.rdr.position().byte();
+                let line = scan.lines.record_line(start, end, r.as_slice());
+                start = end;
                 for &c in &cols {
                     if let Some(cell) = r.get(c).and_then(|b| std::str::from_utf8(b).ok()) {
                         inference.add(c, cell, line);
@@ -723,12 +729,13 @@ fn find_header_below(
     let mut csv = csv_reader(path, fm, encoding).ok()?;
     let mut rec = csv::StringRecord::new();
     for _ in 0..30 {
+        let start = csv.rdr.position().byte();
         if !csv.rdr.read_record(&mut rec).ok()? {
             return None;
         }
-        let line = csv
-            .lines
-            .record_line(csv.rdr.position().byte(), rec.as_slice().as_bytes());
+        let line =
+            csv.lines
+                .record_line(start, csv.rdr.position().byte(), rec.as_slice().as_bytes());
         if line > header_line
             && wanted.iter().all(|w| {
                 rec.iter()
@@ -795,9 +802,10 @@ fn pipe_records(
             let mut cleanings = table::Cleanings::default();
             let mut rows = Vec::with_capacity(BATCH);
             loop {
+                let start = rdr.position().byte();
                 match rdr.read_byte_record(&mut rec) {
                     Ok(true) => {
-                        let line = lines.record_line(rdr.position().byte(), rec.as_slice());
+                        let line = lines.record_line(start, rdr.position().byte(), rec.as_slice());
                         if parser.is_footer(&rec) {
                             footer_at = Some(line);
                             break;

@@ -966,6 +966,51 @@ impl RowParser {
                 .map(|c| String::from_utf8_lossy(c).trim().to_string())
                 .filter(|c| !c.is_empty())
                 .collect();
+            // A quote never closed (or closed late) runs the record over
+            // the lines after it: say where, not that fields are missing.
+            let quoted = rec.iter().position(|c| c.contains(&b'\n')).map(|i| {
+                // A quote left open to the end swallows the file's last
+                // newline too: that one starts no line.
+                let trailing = rec.iter().next_back().is_some_and(|c| c.ends_with(b"\n"));
+                let newlines: usize = rec
+                    .iter()
+                    .map(|c| memchr::memchr_iter(b'\n', c).count())
+                    .sum();
+                (i, newlines - usize::from(trailing))
+            });
+            if let Some((i, spans)) = quoted {
+                let cell = String::from_utf8_lossy(rec.get(i).unwrap_or_default());
+                let head: String = cell
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(40)
+                    .collect();
+                row.errors.push(RowError {
+                    file: self.file.clone(),
+                    line,
+                    column: Some(i + 1),
+                    column_name: self.header.get(i).cloned(),
+                    value: Some(head),
+                    message: format!(
+                        "a quoted value opened here {}: its closing quote is missing or misplaced, so {} read as one record of {} fields (expected {}); close the quote, or write a quote inside a value as \"\"",
+                        match spans {
+                            0 => "runs to the end of the file".to_string(),
+                            1 => "runs over the next line".to_string(),
+                            n => format!("runs over the next {n} lines"),
+                        },
+                        if spans == 0 {
+                            "this line was".to_string()
+                        } else {
+                            format!("lines {line}-{} were", line + spans as u64)
+                        },
+                        rec.len(),
+                        self.width
+                    ),
+                });
+                return row;
+            }
             let message = if filled.len() <= 2 && rec.len() < self.width {
                 // A report's title, footer or totals line.
                 let first = filled.first().cloned().unwrap_or_default();

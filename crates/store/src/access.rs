@@ -365,6 +365,26 @@ impl SqliteStore {
             .expect("one row in, one out"))
     }
 
+    /// Leaves the write-ahead log's checkpoints to [`Self::checkpoint`]
+    /// (SQLite otherwise copies the log into the database inside whichever
+    /// commit crosses 1,000 pages, and that commit's callers wait for it).
+    /// For the audit writer, whose commits answer requests.
+    pub fn defer_checkpoints(&mut self) -> Result<()> {
+        self.conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        Ok(())
+    }
+
+    /// Copies what it can of the write-ahead log into the database without
+    /// waiting for readers or writers (a passive checkpoint); returns the
+    /// log's size and the pages copied, in pages.
+    pub fn checkpoint(&mut self) -> Result<(i64, i64)> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })?)
+    }
+
     /// Appends audit rows in order, chained, in one immediate transaction
     /// (group commit: one write for many requests).
     pub fn append_audit_batch(&mut self, entries: &[NewAudit<'_>]) -> Result<Vec<AuditRecord>> {
