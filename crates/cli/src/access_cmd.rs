@@ -28,6 +28,12 @@ pub struct ServeArgs {
     /// Seconds before a request is answered 408.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
+    /// Mark the session cookie Secure on every response: the server is
+    /// reached only over HTTPS, through a proxy that terminates TLS. (Without
+    /// it, responses to requests forwarded with `X-Forwarded-Proto: https`
+    /// get a Secure cookie.)
+    #[arg(long)]
+    pub secure_cookies: bool,
     /// Largest request body, in MiB.
     #[arg(long, default_value_t = 64)]
     pub body_limit_mib: usize,
@@ -55,6 +61,7 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
         json_logs: args.log_format == LogFormat::Json,
         request_timeout: Duration::from_secs(args.timeout_secs.max(1)),
         body_limit: args.body_limit_mib.max(1) << 20,
+        secure_cookies: args.secure_cookies,
     };
     pipewise_server::run(db, &opts, |addr| {
         // On standard output, for people and for scripts waiting for it; a

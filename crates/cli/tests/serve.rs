@@ -914,6 +914,22 @@ fn tokens_roles_scope_errors_and_audit() {
         set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
         "{set_cookie}"
     );
+    // Over plain HTTP the cookie cannot be Secure (the browser would drop
+    // it); forwarded from HTTPS by a TLS-terminating proxy, it is.
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+    let proxied = send(
+        &base,
+        "POST",
+        "/api/v1/session",
+        &[("X-Forwarded-Proto", "https")],
+        Some(&serde_json::json!({"user_id": rep, "password": "correct horse battery"}).to_string()),
+    );
+    assert_eq!(proxied.status, 200, "{}", proxied.body);
+    let proxied_cookie = &proxied.headers["set-cookie"];
+    assert!(
+        proxied_cookie.ends_with("; Secure") && proxied_cookie.contains("HttpOnly"),
+        "{proxied_cookie}"
+    );
     let session = set_cookie.split(';').next().unwrap().to_string();
     let csrf = ok.json()["csrf_token"].as_str().unwrap().to_string();
     let me = send(&base, "GET", "/api/v1/me", &[("Cookie", &session)], None);

@@ -30,6 +30,8 @@ pub enum Unit {
     Count,
     Days,
     Share,
+    /// A share of peers at or below, said as an ordinal (0.9: 90th).
+    Percentile,
     /// A difference of two rates, in percentage points.
     ShareDiff,
     Money,
@@ -51,7 +53,10 @@ pub struct FeatureDef {
     pub family: Family,
     pub unit: Unit,
     pub description: &'static str,
-    /// Used in explanations: `{v}` is replaced by the formatted value.
+    /// Used in explanations: `{v}` is replaced by the formatted value;
+    /// `[one|many]` by the word agreeing with a count (`one` for exactly 1);
+    /// ` || ` separates the phrase used for a negative value (whose `{v}`
+    /// is then the magnitude).
     pub phrase: &'static str,
     /// Said instead when the value is missing.
     pub missing: &'static str,
@@ -92,7 +97,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Calls, emails and meetings on the deal in the last 7 days.",
-        "{v} touches in the last 7 days",
+        "{v} [touch|touches] in the last 7 days",
         "",
     ),
     f(
@@ -100,7 +105,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Calls, emails and meetings on the deal in the last 30 days.",
-        "{v} touches in the last 30 days",
+        "{v} [touch|touches] in the last 30 days",
         "",
     ),
     f(
@@ -108,7 +113,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Calls in the last 30 days.",
-        "{v} calls in the last 30 days",
+        "{v} [call|calls] in the last 30 days",
         "",
     ),
     f(
@@ -116,7 +121,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Emails in the last 30 days.",
-        "{v} emails in the last 30 days",
+        "{v} [email|emails] in the last 30 days",
         "",
     ),
     f(
@@ -124,7 +129,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Meetings in the last 30 days.",
-        "{v} meetings in the last 30 days",
+        "{v} [meeting|meetings] in the last 30 days",
         "",
     ),
     f(
@@ -132,7 +137,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Customer responses in the last 30 days: replies, connected calls, held meetings, inbound touches.",
-        "{v} customer responses in the last 30 days",
+        "{v} customer [response|responses] in the last 30 days",
         "",
     ),
     f(
@@ -172,7 +177,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Distinct contacts touched on the deal, to date.",
-        "{v} contacts engaged",
+        "{v} [contact|contacts] engaged",
         "",
     ),
     f(
@@ -180,7 +185,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Distinct director, VP or C-level contacts touched, to date.",
-        "{v} senior contacts engaged",
+        "{v} senior [contact|contacts] engaged",
         "",
     ),
     f(
@@ -204,7 +209,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Emails on the deal either way, to date.",
-        "{v} emails exchanged",
+        "{v} [email|emails] exchanged",
         "",
     ),
     f(
@@ -212,7 +217,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Customer replies to those emails, to date.",
-        "{v} email replies",
+        "{v} email [reply|replies]",
         "",
     ),
     f(
@@ -220,7 +225,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Calls on the deal either way, to date.",
-        "{v} calls",
+        "{v} [call|calls]",
         "",
     ),
     f(
@@ -228,7 +233,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Activity,
         Count,
         "Calls that connected, to date.",
-        "{v} calls connected",
+        "{v} [call|calls] connected",
         "",
     ),
     // Communication (recorded calls).
@@ -237,7 +242,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Communication,
         Count,
         "Recorded calls with a transcript, to date.",
-        "{v} recorded calls",
+        "{v} recorded [call|calls]",
         "",
     ),
     f(
@@ -269,7 +274,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Communication,
         Count,
         "Objections the customer raised on recorded calls.",
-        "{v} objections raised",
+        "{v} [objection|objections] raised",
         "no recorded call",
     ),
     f(
@@ -277,7 +282,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Communication,
         Count,
         "Objections brushed aside rather than acknowledged or explored.",
-        "{v} objections left unhandled",
+        "{v} [objection|objections] left unhandled",
         "no recorded call",
     ),
     f(
@@ -285,7 +290,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Communication,
         Count,
         "Recorded calls that ended with a concrete next step agreed.",
-        "next steps agreed on {v} calls",
+        "next steps agreed on {v} [call|calls]",
         "no recorded call",
     ),
     f(
@@ -350,7 +355,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Opportunity,
         Count,
         "Times the amount was changed.",
-        "amount changed {v} times",
+        "amount changed {v} [time|times]",
         "",
     ),
     f(
@@ -358,7 +363,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Opportunity,
         Count,
         "Times the expected close date was moved later.",
-        "close date pushed {v} times",
+        "close date pushed {v} [time|times]",
         "",
     ),
     f(
@@ -366,7 +371,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Opportunity,
         Days,
         "Days until the expected close date (negative: overdue).",
-        "expected close in {v}",
+        "expected close in {v} || close date passed {v} ago",
         "no close date",
     ),
     f(
@@ -382,7 +387,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Opportunity,
         Count,
         "Products on the deal.",
-        "{v} products",
+        "{v} [product|products]",
         "",
     ),
     f(
@@ -406,7 +411,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Opportunity,
         Count,
         "Account employees.",
-        "account of {v} employees",
+        "account of {v} [employee|employees]",
         "account size unknown",
     ),
     f(
@@ -509,7 +514,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
     f(
         "rep_percentile",
         Rep,
-        Share,
+        Percentile,
         "Owner's trailing win rate as a percentile among peers.",
         "rep at the {v} percentile of peers",
         "rep not ranked",
@@ -555,16 +560,30 @@ const STAGE_NAMES: [&str; 5] = [
 /// A value in the feature's unit, for people.
 pub fn format_value(unit: Unit, v: f64) -> String {
     match unit {
-        Count => format!("{}", v.round() as i64),
+        Count => thousands(v.round() as i64),
         Days => {
             let d = v.round() as i64;
-            if d.abs() == 1 {
+            if d.abs() >= 730 {
+                // Tenures and long gaps as people say them.
+                format!("{:.1} years", v / 365.25)
+            } else if d.abs() == 1 {
                 format!("{d} day")
             } else {
-                format!("{d} days")
+                format!("{} days", thousands(d))
             }
         }
         Share => format!("{:.0}%", v * 100.0),
+        Percentile => {
+            let p = (v * 100.0).round() as i64;
+            let suffix = match (p % 10, p % 100) {
+                (_, 11..=13) => "th",
+                (1, _) => "st",
+                (2, _) => "nd",
+                (3, _) => "rd",
+                _ => "th",
+            };
+            format!("{p}{suffix}")
+        }
         ShareDiff => {
             let p = (v * 100.0).round() as i64;
             match p {
@@ -575,7 +594,9 @@ pub fn format_value(unit: Unit, v: f64) -> String {
         }
         Money => {
             let a = v.abs();
-            if a >= 1e6 {
+            if a >= 1e9 {
+                format!("{:.1}B", v / 1e9)
+            } else if a >= 1e6 {
                 format!("{:.1}M", v / 1e6)
             } else if a >= 1e3 {
                 format!("{:.1}k", v / 1e3)
@@ -606,17 +627,135 @@ pub fn format_value(unit: Unit, v: f64) -> String {
     }
 }
 
+/// An integer with thousands separators: 79,368.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `[one|many]` in `text` replaced by the word agreeing with `one`.
+fn agree(text: &str, one: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let choice = &rest[open + 1..close];
+        let (singular, plural) = choice.split_once('|').unwrap_or((choice, choice));
+        out.push_str(if one { singular } else { plural });
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The plain-language phrase for a feature's value (`None`/NaN: missing).
 pub fn phrase(def: &FeatureDef, numeric: Option<f64>, category: Option<&str>) -> String {
+    let (template, numeric) = match (def.phrase.split_once(" || "), numeric) {
+        (Some((_, negative)), Some(v)) if v < 0.0 && v.is_finite() => (negative, Some(-v)),
+        (Some((positive, _)), v) => (positive, v),
+        (None, v) => (def.phrase, v),
+    };
     let value = match (def.unit, numeric, category) {
         (Category, _, Some(c)) => Some(c.replace('_', " ")),
         (Category, _, None) => None,
         (u, Some(v), _) if v.is_finite() => Some(format_value(u, v)),
         _ => None,
     };
+    let one = def.unit == Count && numeric.is_some_and(|v| v.round() == 1.0);
     match value {
-        Some(v) => def.phrase.replace("{v}", &v),
+        Some(v) => agree(&template.replace("{v}", &v), one),
         None if !def.missing.is_empty() => def.missing.to_string(),
-        None => def.phrase.replace("{v}", "unknown"),
+        None => agree(&template.replace("{v}", "unknown"), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every feature's phrase reads as people write: no template left, the
+    /// noun agreeing with a count, big numbers grouped, long spans in years.
+    #[test]
+    fn every_phrase_is_grammatical_and_in_the_users_units() {
+        for d in OPPORTUNITY_FEATURES {
+            let values: &[f64] = match d.unit {
+                Category => &[],
+                _ => &[-3.0, 0.0, 0.4, 1.0, 2.0, 1234.0, 79368.0],
+            };
+            for &v in values {
+                let p = phrase(d, Some(v), None);
+                assert!(
+                    !p.contains(['{', '}', '[', ']', '|']),
+                    "{}: {p:?} for {v}",
+                    d.name
+                );
+                assert!(!p.contains("in -"), "{}: {p:?}", d.name);
+            }
+            if d.unit == Count {
+                let (one, two) = (phrase(d, Some(1.0), None), phrase(d, Some(2.0), None));
+                assert_ne!(
+                    one,
+                    two.replace('2', "1"),
+                    "{}: the noun must agree with 1 ({one:?})",
+                    d.name
+                );
+            }
+            let c = phrase(d, None, Some("financial_services"));
+            assert!(!c.contains(['{', '[']), "{}: {c:?}", d.name);
+        }
+        let by_name = |n: &str| OPPORTUNITY_FEATURES.iter().find(|d| d.name == n).unwrap();
+        assert_eq!(
+            phrase(by_name("employees"), Some(79368.0), None),
+            "account of 79,368 employees"
+        );
+        assert_eq!(
+            phrase(by_name("employees"), Some(1.0), None),
+            "account of 1 employee"
+        );
+        assert_eq!(
+            phrase(by_name("annual_revenue"), Some(20_733e6), None),
+            "account revenue 20.7B"
+        );
+        assert_eq!(
+            phrase(by_name("contacts_engaged"), Some(1.0), None),
+            "1 contact engaged"
+        );
+        assert_eq!(
+            phrase(by_name("rep_tenure"), Some(2191.0), None),
+            "rep tenure 6.0 years"
+        );
+        assert_eq!(
+            phrase(by_name("age"), Some(106.0), None),
+            "deal is 106 days old"
+        );
+        assert_eq!(
+            phrase(by_name("rep_percentile"), Some(0.9), None),
+            "rep at the 90th percentile of peers"
+        );
+        assert_eq!(
+            phrase(by_name("rep_percentile"), Some(0.22), None),
+            "rep at the 22nd percentile of peers"
+        );
+        assert_eq!(
+            phrase(by_name("days_to_close"), Some(-12.0), None),
+            "close date passed 12 days ago"
+        );
+        assert_eq!(
+            phrase(by_name("days_to_close"), Some(30.0), None),
+            "expected close in 30 days"
+        );
     }
 }

@@ -35,6 +35,11 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes (larger: 413).
     pub body_limit: usize,
+    /// Marks the session cookie `Secure` on every response (for a server
+    /// reached only over HTTPS through a TLS-terminating proxy). Without it
+    /// the cookie is `Secure` on the responses to requests the proxy
+    /// forwarded from HTTPS (`X-Forwarded-Proto: https`).
+    pub secure_cookies: bool,
 }
 
 impl Default for Options {
@@ -44,6 +49,7 @@ impl Default for Options {
             json_logs: false,
             request_timeout: Duration::from_secs(30),
             body_limit: 64 << 20,
+            secure_cookies: false,
         }
     }
 }

@@ -159,8 +159,49 @@ pub fn router(state: AppState, opts: &Options) -> (Router, utoipa::openapi::Open
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(opts.body_limit))
         .layer(middleware::map_response(plain_errors_as_problems))
+        .layer(middleware::from_fn_with_state(
+            opts.secure_cookies,
+            secure_session_cookie,
+        ))
         .with_state(state);
     (router, spec)
+}
+
+/// Adds `Secure` to the session cookie a response sets when the server
+/// is told it is reached over HTTPS, or when the request came through a
+/// TLS-terminating proxy (`X-Forwarded-Proto: https`; a forged header only
+/// makes the sender's own cookie stricter).
+async fn secure_session_cookie(
+    State(always): State<bool>,
+    req: Request,
+    next: middleware::Next,
+) -> Response {
+    let https = always
+        || req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let mut r = next.run(req).await;
+    if https {
+        let cookies: Vec<axum::http::HeaderValue> = r
+            .headers_mut()
+            .remove(axum::http::header::SET_COOKIE)
+            .into_iter()
+            .collect();
+        for c in cookies {
+            let v = match c.to_str() {
+                Ok(s)
+                    if s.starts_with(crate::extract::SESSION_COOKIE) && !s.contains("; Secure") =>
+                {
+                    axum::http::HeaderValue::from_str(&format!("{s}; Secure")).unwrap_or(c)
+                }
+                _ => c,
+            };
+            r.headers_mut().append(axum::http::header::SET_COOKIE, v);
+        }
+    }
+    r
 }
 
 /// The errors the tower layers answer in plain text (a body over the limit,
