@@ -675,10 +675,12 @@ pub fn phrase(def: &FeatureDef, numeric: Option<f64>, category: Option<&str>) ->
         _ => None,
     };
     let one = def.unit == Count && numeric.is_some_and(|v| v.round() == 1.0);
+    // The markup is resolved before the value goes in: a value of the
+    // user's own ("Suite [EU]") is never read as markup.
     match value {
-        Some(v) => agree(&template.replace("{v}", &v), one),
+        Some(v) => agree(template, one).replace("{v}", &v),
         None if !def.missing.is_empty() => def.missing.to_string(),
-        None => agree(&template.replace("{v}", "unknown"), false),
+        None => agree(template, false).replace("{v}", "unknown"),
     }
 }
 
@@ -715,6 +717,11 @@ mod tests {
             }
             let c = phrase(d, None, Some("financial_services"));
             assert!(!c.contains(['{', '[']), "{}: {c:?}", d.name);
+            if d.unit == Category {
+                // A value of the user's own is shown as it is.
+                let odd = phrase(d, None, Some("Suite [EU|US]"));
+                assert!(odd.contains("Suite [EU|US]"), "{}: {odd:?}", d.name);
+            }
         }
         let by_name = |n: &str| OPPORTUNITY_FEATURES.iter().find(|d| d.name == n).unwrap();
         assert_eq!(

@@ -967,17 +967,31 @@ impl RowParser {
                 .filter(|c| !c.is_empty())
                 .collect();
             // A quote never closed (or closed late) runs the record over
-            // the lines after it: say where, not that fields are missing.
-            let quoted = rec.iter().position(|c| c.contains(&b'\n')).map(|i| {
-                // A quote left open to the end swallows the file's last
-                // newline too: that one starts no line.
-                let trailing = rec.iter().next_back().is_some_and(|c| c.ends_with(b"\n"));
-                let newlines: usize = rec
-                    .iter()
-                    .map(|c| memchr::memchr_iter(b'\n', c).count())
-                    .sum();
-                (i, newlines - usize::from(trailing))
-            });
+            // the lines after it: say where, not that fields are missing. Told
+            // from a legitimate multi-line value (notes) by what it swallowed:
+            // the file's end, or a whole row's worth of delimiters on a line.
+            let width = self.width;
+            let swallowed = |c: &[u8]| {
+                c.ends_with(b"\n")
+                    || c.split(|&b| b == b'\n').skip(1).any(|line| {
+                        [b',', b';', b'\t', b'|']
+                            .iter()
+                            .any(|d| line.iter().filter(|&b| b == d).count() + 1 >= width)
+                    })
+            };
+            let quoted = rec
+                .iter()
+                .position(|c| c.contains(&b'\n') && swallowed(c))
+                .map(|i| {
+                    // A quote left open to the end swallows the file's last
+                    // newline too: that one starts no line.
+                    let trailing = rec.iter().next_back().is_some_and(|c| c.ends_with(b"\n"));
+                    let newlines: usize = rec
+                        .iter()
+                        .map(|c| memchr::memchr_iter(b'\n', c).count())
+                        .sum();
+                    (i, newlines - usize::from(trailing))
+                });
             if let Some((i, spans)) = quoted {
                 let cell = String::from_utf8_lossy(rec.get(i).unwrap_or_default());
                 let head: String = cell

@@ -181,6 +181,8 @@ async fn secure_session_cookie(
             .headers()
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
+            // A chain of proxies lists the client's side first.
+            .and_then(|v| v.split(',').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
     let mut r = next.run(req).await;
     if https {
@@ -192,7 +194,8 @@ async fn secure_session_cookie(
         for c in cookies {
             let v = match c.to_str() {
                 Ok(s)
-                    if s.starts_with(crate::extract::SESSION_COOKIE) && !s.contains("; Secure") =>
+                    if s.starts_with(&format!("{}=", crate::extract::SESSION_COOKIE))
+                        && !s.contains("; Secure") =>
                 {
                     axum::http::HeaderValue::from_str(&format!("{s}; Secure")).unwrap_or(c)
                 }
