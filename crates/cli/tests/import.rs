@@ -281,6 +281,59 @@ fn an_unclosed_quote_is_located_where_it_opens() {
     );
 }
 
+/// The same class in the places a line count goes wrong: after blank lines
+/// (LF and CRLF), open on the file's last line without a final newline, and
+/// a legitimate multi-line value in a short row (not blamed on a quote).
+#[test]
+fn unclosed_quotes_are_located_after_blank_lines_and_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "id,name,account_id,owner_id,amount,stage,created_at,close_date";
+    let good = "x1,Deal one,a1,u1,1000,discovery,2025-01-01,2025-03-01";
+    let open = "x3,\"Deal three, unclosed,a1,u1,3000,discovery,2025-01-03,2025-03-03";
+    let after = "x4,Deal four,a1,u1,4000,discovery,2025-01-04,2025-03-04";
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "blank.csv",
+            format!("{header}\n{good}\n\n\n{open}\n{after}\n"),
+            "blank.csv:5:2:",
+        ),
+        (
+            "crlf.csv",
+            format!("{header}\r\n{good}\r\n\r\n{open}\r\n{after}\r\n"),
+            "crlf.csv:4:2:",
+        ),
+        (
+            "end.csv",
+            format!("{header}\n{good}\n{open}"),
+            "end.csv:3:2:",
+        ),
+        (
+            "notes.csv",
+            format!("{header}\nx1,\"Deal\none\",a1,u1,100,discovery,2025-01-01\n{after}\n"),
+            "notes.csv:2:8:",
+        ),
+    ];
+    for (name, text, at) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = pipewise(
+            &dir.path().join("t.db"),
+            &["import", "csv", "--entity", "opportunities", p(&path)],
+        );
+        assert!(!out.ok, "{name}: {}", out.stdout);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains(at))
+            .unwrap_or_else(|| panic!("{name}: no error at {at}\n{}", out.stdout));
+        if name == "notes.csv" {
+            assert!(line.contains("expected 8 fields, found 7"), "{line}");
+        } else {
+            assert!(line.contains("closing quote is missing"), "{line}");
+        }
+    }
+}
+
 #[test]
 fn wrong_type_is_located() {
     assert_rejected(

@@ -563,7 +563,7 @@ pub fn format_value(unit: Unit, v: f64) -> String {
         Count => thousands(v.round() as i64),
         Days => {
             let d = v.round() as i64;
-            if d.abs() >= 730 {
+            if d.abs() >= 365 {
                 // Tenures and long gaps as people say them.
                 format!("{:.1} years", v / 365.25)
             } else if d.abs() == 1 {
@@ -574,7 +574,8 @@ pub fn format_value(unit: Unit, v: f64) -> String {
         }
         Share => format!("{:.0}%", v * 100.0),
         Percentile => {
-            let p = (v * 100.0).round() as i64;
+            // The lowest and highest of peers still have an ordinal place.
+            let p = ((v * 100.0).round() as i64).clamp(1, 99);
             let suffix = match (p % 10, p % 100) {
                 (_, 11..=13) => "th",
                 (1, _) => "st",
@@ -586,10 +587,17 @@ pub fn format_value(unit: Unit, v: f64) -> String {
         }
         ShareDiff => {
             let p = (v * 100.0).round() as i64;
+            let points = |n: i64| {
+                if n == 1 {
+                    "1 point".to_string()
+                } else {
+                    format!("{n} points")
+                }
+            };
             match p {
                 0 => "level with".to_string(),
-                p if p > 0 => format!("{p} points above"),
-                p => format!("{} points below", -p),
+                p if p > 0 => format!("{} above", points(p)),
+                p => format!("{} below", points(-p)),
             }
         }
         Money => {
@@ -755,6 +763,18 @@ mod tests {
         assert_eq!(
             phrase(by_name("rep_percentile"), Some(0.22), None),
             "rep at the 22nd percentile of peers"
+        );
+        assert_eq!(
+            phrase(by_name("rep_percentile"), Some(0.0), None),
+            "rep at the 1st percentile of peers"
+        );
+        assert_eq!(
+            phrase(by_name("rep_win_lift"), Some(0.01), None),
+            "rep's trailing win rate is 1 point above the org's"
+        );
+        assert_eq!(
+            phrase(by_name("rep_tenure"), Some(497.0), None),
+            "rep tenure 1.4 years"
         );
         assert_eq!(
             phrase(by_name("days_to_close"), Some(-12.0), None),

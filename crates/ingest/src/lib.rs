@@ -439,8 +439,11 @@ struct Lines(std::sync::Arc<std::sync::Mutex<LineCount>>);
 struct LineCount {
     /// Bytes read so far.
     pos: u64,
-    /// Offsets of newlines not yet passed by a query.
-    ahead: std::collections::VecDeque<u64>,
+    /// Offsets of newlines not yet passed by a query, each with whether a
+    /// carriage return comes right before it.
+    ahead: std::collections::VecDeque<(u64, bool)>,
+    /// Whether the last byte read was a carriage return.
+    cr: bool,
     /// Newlines before the first of `ahead`.
     passed: u64,
 }
@@ -449,11 +452,28 @@ impl Lines {
     /// The 1-based line of the byte at `offset` (queries in increasing order).
     fn line_at(&self, offset: u64) -> u64 {
         let mut l = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        while l.ahead.front().is_some_and(|&p| p < offset) {
+        while l.ahead.front().is_some_and(|&(p, _)| p < offset) {
             l.ahead.pop_front();
             l.passed += 1;
         }
         l.passed + 1
+    }
+
+    /// Blank lines (LF or CRLF) starting at `offset`, which the CSV reader
+    /// skips before a record (call after `line_at(offset)`).
+    fn blank_lines_at(&self, offset: u64) -> u64 {
+        let l = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut expected = offset;
+        let mut blank = 0;
+        for &(p, cr) in &l.ahead {
+            if p == expected || (cr && p == expected + 1) {
+                blank += 1;
+                expected = p + 1;
+            } else {
+                break;
+            }
+        }
+        blank
     }
 
     fn line_of(&self, pos: Option<&csv::Position>) -> u64 {
@@ -469,7 +489,7 @@ impl Lines {
     /// quote never closed swallows the file's last newline into the field,
     /// and the record still starts no earlier than there.
     fn record_line(&self, start: u64, end: u64, fields: &[u8]) -> u64 {
-        let first = self.line_at(start);
+        let first = self.line_at(start) + self.blank_lines_at(start);
         let last = self.line_at(end.saturating_sub(1));
         let inner = memchr::memchr_iter(b'\n', fields).count() as u64;
         last.saturating_sub(inner).max(first).max(1)
@@ -487,7 +507,11 @@ impl<R: Read> Read for Tap<R> {
         let mut l = self.lines.0.lock().unwrap_or_else(|e| e.into_inner());
         let at = l.pos;
         for i in memchr::memchr_iter(b'\n', &buf[..n]) {
-            l.ahead.push_back(at + i as u64);
+            let cr = if i == 0 { l.cr } else { buf[i - 1] == b'\r' };
+            l.ahead.push_back((at + i as u64, cr));
+        }
+        if n > 0 {
+            l.cr = buf[n - 1] == b'\r';
         }
         l.pos += n as u64;
         Ok(n)

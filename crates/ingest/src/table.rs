@@ -955,6 +955,79 @@ impl RowParser {
             errors: Vec::new(),
             blocks: Vec::new(),
         };
+        // A quote never closed (or closed late) runs the record over what
+        // follows it: say where, not that fields are missing or a value is
+        // malformed. Told from a legitimate value with newlines or
+        // delimiters (notes) by what it swallowed: the file's end, a later
+        // line with a whole row's worth of delimiters, or (in a record short
+        // of fields) the missing fields' delimiters on its own line.
+        let width = self.width;
+        let missing = width.saturating_sub(rec.len());
+        let delimiters = |line: &[u8]| {
+            [b',', b';', b'\t', b'|']
+                .iter()
+                .map(|d| line.iter().filter(|&b| b == d).count())
+                .max()
+                .unwrap_or(0)
+        };
+        let last = rec.len().saturating_sub(1);
+        let swallowed = |i: usize, c: &[u8]| {
+            let mut lines = c.split(|&b| b == b'\n');
+            let first = lines.next().unwrap_or_default();
+            (c.ends_with(b"\n") && rec.len() < width)
+                || lines.any(|l| delimiters(l) + 1 >= width)
+                // Open on the file's last line: the rest of the row is in
+                // the record's last field.
+                || (missing > 0 && i == last && delimiters(first) >= missing)
+        };
+        let quoted = if rec.len() < width || rec.iter().any(|c| c.contains(&b'\n')) {
+            rec.iter().enumerate().position(|(i, c)| swallowed(i, c))
+        } else {
+            None
+        }
+        .map(|i| {
+            // A quote left open to the end swallows the file's last
+            // newline too: that one starts no line.
+            let trailing = rec.iter().next_back().is_some_and(|c| c.ends_with(b"\n"));
+            let newlines: usize = rec
+                .iter()
+                .map(|c| memchr::memchr_iter(b'\n', c).count())
+                .sum();
+            (i, newlines - usize::from(trailing))
+        });
+        if let Some((i, spans)) = quoted {
+            let cell = String::from_utf8_lossy(rec.get(i).unwrap_or_default());
+            let head: String = cell
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(40)
+                .collect();
+            row.errors.push(RowError {
+                file: self.file.clone(),
+                line,
+                column: Some(i + 1),
+                column_name: self.header.get(i).cloned(),
+                value: Some(head),
+                message: format!(
+                    "a quoted value opened here {}: its closing quote is missing or misplaced, so {} read as one record of {} fields (expected {}); close the quote, or write a quote inside a value as \"\"",
+                    match spans {
+                        0 => "runs to the end of the file".to_string(),
+                        1 => "runs over the next line".to_string(),
+                        n => format!("runs over the next {n} lines"),
+                    },
+                    if spans == 0 {
+                        "this line was".to_string()
+                    } else {
+                        format!("lines {line}-{} were", line + spans as u64)
+                    },
+                    rec.len(),
+                    self.width
+                ),
+            });
+            return row;
+        }
         if rec.len() != self.width {
             let (column, name) = if rec.len() < self.width {
                 (Some(rec.len() + 1), self.header.get(rec.len()).cloned())
@@ -966,65 +1039,6 @@ impl RowParser {
                 .map(|c| String::from_utf8_lossy(c).trim().to_string())
                 .filter(|c| !c.is_empty())
                 .collect();
-            // A quote never closed (or closed late) runs the record over
-            // the lines after it: say where, not that fields are missing. Told
-            // from a legitimate multi-line value (notes) by what it swallowed:
-            // the file's end, or a whole row's worth of delimiters on a line.
-            let width = self.width;
-            let swallowed = |c: &[u8]| {
-                c.ends_with(b"\n")
-                    || c.split(|&b| b == b'\n').skip(1).any(|line| {
-                        [b',', b';', b'\t', b'|']
-                            .iter()
-                            .any(|d| line.iter().filter(|&b| b == d).count() + 1 >= width)
-                    })
-            };
-            let quoted = rec
-                .iter()
-                .position(|c| c.contains(&b'\n') && swallowed(c))
-                .map(|i| {
-                    // A quote left open to the end swallows the file's last
-                    // newline too: that one starts no line.
-                    let trailing = rec.iter().next_back().is_some_and(|c| c.ends_with(b"\n"));
-                    let newlines: usize = rec
-                        .iter()
-                        .map(|c| memchr::memchr_iter(b'\n', c).count())
-                        .sum();
-                    (i, newlines - usize::from(trailing))
-                });
-            if let Some((i, spans)) = quoted {
-                let cell = String::from_utf8_lossy(rec.get(i).unwrap_or_default());
-                let head: String = cell
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(40)
-                    .collect();
-                row.errors.push(RowError {
-                    file: self.file.clone(),
-                    line,
-                    column: Some(i + 1),
-                    column_name: self.header.get(i).cloned(),
-                    value: Some(head),
-                    message: format!(
-                        "a quoted value opened here {}: its closing quote is missing or misplaced, so {} read as one record of {} fields (expected {}); close the quote, or write a quote inside a value as \"\"",
-                        match spans {
-                            0 => "runs to the end of the file".to_string(),
-                            1 => "runs over the next line".to_string(),
-                            n => format!("runs over the next {n} lines"),
-                        },
-                        if spans == 0 {
-                            "this line was".to_string()
-                        } else {
-                            format!("lines {line}-{} were", line + spans as u64)
-                        },
-                        rec.len(),
-                        self.width
-                    ),
-                });
-                return row;
-            }
             let message = if filled.len() <= 2 && rec.len() < self.width {
                 // A report's title, footer or totals line.
                 let first = filled.first().cloned().unwrap_or_default();
