@@ -26,8 +26,13 @@ pub struct FactorView {
     pub family: String,
     /// The factor in words ("3 touches in the last 7 days").
     pub text: String,
-    /// Push on the log-odds of the probability (positive raises it).
+    /// Push on the log-odds of the probability (positive raises it),
+    /// against the typical deal.
     pub contribution: f64,
+    /// The deal's value of a numeric feature, in the registry's unit.
+    pub value: Option<f64>,
+    /// The typical deal's value the push is measured from.
+    pub typical: Option<f64>,
 }
 
 impl From<&Factor> for FactorView {
@@ -37,6 +42,8 @@ impl From<&Factor> for FactorView {
             family: f.family.to_string(),
             text: f.text.clone(),
             contribution: f.contribution,
+            value: f.value,
+            typical: f.typical,
         }
     }
 }
@@ -129,6 +136,9 @@ pub struct DealDetail {
     pub deal_type: Option<String>,
     pub lead_source: Option<String>,
     pub product: Option<String>,
+    /// The win probability of the typical deal the factors are measured
+    /// from (the training rows' medians), when the model has one.
+    pub typical_win_probability: Option<f64>,
     /// Every factor of the win probability, strongest first.
     pub win_factors: Vec<FactorView>,
     /// Every factor of the slip probability, strongest first.
@@ -401,6 +411,7 @@ impl Book {
                 deal_type: o.kind.clone(),
                 lead_source: o.lead_source.clone(),
                 product: o.product.clone(),
+                typical_win_probability: win.reference_probability(),
                 win_factors: s.factors.iter().map(FactorView::from).collect(),
                 slip_factors: s.slip_factors.iter().map(FactorView::from).collect(),
                 features,

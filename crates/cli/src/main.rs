@@ -170,6 +170,11 @@ struct TrainCmd {
     /// open then have an outcome.
     #[arg(long, default_value_t = 120)]
     horizon_days: i64,
+    /// Fit the trees without the feature registry's known directions as
+    /// monotone constraints (to measure what they cost; explanations may
+    /// then say that a bad sign raised a score).
+    #[arg(long)]
+    no_monotone: bool,
     #[arg(long)]
     json: bool,
 }
@@ -483,6 +488,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     learner: args.learner,
                     budget: args.budget,
                     horizon_days: args.horizon_days,
+                    monotone: !args.no_monotone,
                 },
                 args.json,
             )?;
@@ -845,6 +851,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
             learner: Learner::Hist,
             budget: pipewise_models::FitOptions::default().budget,
             horizon_days: 120,
+            monotone: true,
         },
         json,
     )?;

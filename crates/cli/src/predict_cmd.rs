@@ -114,6 +114,7 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         "\n**Top drivers (share of mean absolute contribution on the test window).** {}\n",
         drivers(r, 8)
     );
+    let _ = writeln!(s, "{}", explanations_text(r));
     if !r.unseen_in_training.is_empty() {
         let _ = writeln!(
             s,
@@ -129,6 +130,45 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         s,
         "**Intended use.** Decision support for managers and RevOps: which deals to inspect, coach or re-forecast, with the factors shown. Not for judging or paying individual reps, and never a substitute for talking to the customer."
     );
+    s
+}
+
+/// The model card's paragraph on explanations: the constraints and the
+/// faithfulness check.
+fn explanations_text(r: &ModelReport) -> String {
+    let mut s = String::from("**Explanations.** ");
+    let m = &r.monotone;
+    if m.raises.is_empty() && m.lowers.is_empty() {
+        s.push_str("Fitted without monotone constraints: a factor may be said to raise the probability although its value reads as a bad sign.");
+    } else {
+        let _ = write!(
+            s,
+            "Fitted with the feature registry's known directions as monotone constraints, so no factor is ever said to push the wrong way: a higher value may only raise the probability for {}; only lower it for {}.",
+            if m.raises.is_empty() {
+                "none".to_string()
+            } else {
+                m.raises.join(", ")
+            },
+            if m.lowers.is_empty() {
+                "none".to_string()
+            } else {
+                m.lowers.join(", ")
+            },
+        );
+    }
+    if let Some(f) = &r.faithfulness {
+        let _ = write!(
+            s,
+            " Each factor is measured against a typical deal (the training rows' medians). Removing each test row's {} strongest factors (setting them to the typical values) moved the score the stated way on {:.0}% of {} rows, by {:.2} times the stated amount (median); mean error {:.3} log-odds against a mean stated change of {:.3}.",
+            f.top,
+            f.same_direction * 100.0,
+            f.rows,
+            f.median_ratio,
+            f.mean_abs_error,
+            f.mean_abs_stated
+        );
+    }
+    s.push('\n');
     s
 }
 
@@ -206,6 +246,8 @@ pub struct TrainArgs {
     pub learner: crate::Learner,
     pub budget: f32,
     pub horizon_days: i64,
+    /// The registry's monotone constraints (see `TrainOptions::monotone`).
+    pub monotone: bool,
 }
 
 /// The features of every deal open at each date, with a progress bar.
@@ -246,6 +288,7 @@ pub fn train(store: &mut SqliteStore, args: &TrainArgs, quiet: bool) -> Result<T
     let defaults = TrainOptions::default();
     let opts = TrainOptions {
         horizon_days: args.horizon_days,
+        monotone: args.monotone,
         algorithm: match args.learner {
             crate::Learner::Hist => pipewise_models::Algorithm::Hist,
             crate::Learner::Perpetual => pipewise_models::Algorithm::Gbm,
@@ -659,9 +702,15 @@ pub fn explain_cmd(
     };
     show(true);
     show(false);
-    println!(
-        "\n(contributions in log-odds, before calibration; `--json` lists every feature and factor)"
-    );
+    match e.typical_probability {
+        Some(p) => println!(
+            "\n(each factor against a typical deal, whose {kind} probability is {:.0}%: its change of the log-odds, before calibration; `--json` lists every feature and factor)",
+            p * 100.0
+        ),
+        None => println!(
+            "\n(contributions in log-odds, before calibration; `--json` lists every feature and factor)"
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -141,7 +141,12 @@ impl Default for ForecastOptions {
             horizon_days: 120,
             warmup_days: 56,
             calibration_folds: 4,
-            fit: FitOptions { bags: 4, ..fit },
+            // The win model of `train`, constrained the same way.
+            fit: FitOptions {
+                bags: 4,
+                monotone: Some(pipewise_features::registry::win_effect),
+                ..fit
+            },
         }
     }
 }

@@ -106,6 +106,10 @@ pub struct TrainOptions {
     /// The tree learner: [`Algorithm::Hist`] or [`Algorithm::Gbm`] (perpetual).
     pub algorithm: Algorithm,
     pub fit: FitOptions,
+    /// Fit the trees with the feature registry's known directions as
+    /// monotone constraints ([`registry::win_effect`],
+    /// [`registry::slip_effect`]); off only to measure what they cost.
+    pub monotone: bool,
 }
 
 impl Default for TrainOptions {
@@ -116,6 +120,7 @@ impl Default for TrainOptions {
             test_share: 0.25,
             calibration_folds: 4,
             algorithm: Algorithm::Hist,
+            monotone: true,
             fit: FitOptions {
                 // Each bag holds one snapshot per deal (about 2,000 rows):
                 // smaller trees, more of them, a slower rate than the defaults.
@@ -185,6 +190,92 @@ pub struct ModelReport {
     /// little, and calibration suffers.
     #[serde(default)]
     pub unseen_in_training: Vec<Novelty>,
+    /// Whether the explanations' top factors are what moves the scores, on
+    /// the test window (`None` for a learner without a reference row).
+    pub faithfulness: Option<Faithfulness>,
+    /// Monotone constraints the trees were fitted with: feature names whose
+    /// higher values may only raise (`raises`) or only lower (`lowers`) the
+    /// probability, from the feature registry.
+    pub monotone: Monotone,
+}
+
+/// The features a model was constrained on.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Monotone {
+    pub raises: Vec<String>,
+    pub lowers: Vec<String>,
+}
+
+/// A check of the explanations against the model: on each test row, the
+/// [`Faithfulness::top`] strongest factors are removed (set to the typical
+/// deal's values) and the row re-scored. Stated: minus the sum of their
+/// contributions, the change the explanation implies; actual: the change
+/// of the log-odds the model gives.
+#[derive(Debug, Clone, Serialize)]
+pub struct Faithfulness {
+    pub rows: usize,
+    pub top: usize,
+    /// Share of rows whose actual change has the stated sign (rows whose
+    /// stated change is below 0.05 log-odds are not counted).
+    pub same_direction: f64,
+    /// Median of actual / stated change over the counted rows (1: exactly
+    /// the stated amount).
+    pub median_ratio: f64,
+    /// Mean |actual − stated| over all rows, log-odds.
+    pub mean_abs_error: f64,
+    /// Mean |stated| over all rows, log-odds (the scale of the error).
+    pub mean_abs_stated: f64,
+}
+
+/// [`Faithfulness`] of `model` on the rows of `table` (at most 5,000,
+/// evenly spaced).
+pub fn faithfulness(
+    model: &Classifier,
+    table: &Table,
+    top: usize,
+) -> anyhow::Result<Option<Faithfulness>> {
+    let step = table.rows().div_ceil(5_000).max(1);
+    let rows: Vec<usize> = (0..table.rows()).step_by(step).collect();
+    let t = table.take(&rows);
+    let contrib = model.contributions(&t)?;
+    let (remove, stated): (Vec<Vec<usize>>, Vec<f64>) = contrib
+        .iter()
+        .map(|c| {
+            let mut order: Vec<usize> = (0..c.len()).filter(|&j| c[j].abs() > 1e-9).collect();
+            order.sort_by(|&a, &b| c[b].abs().total_cmp(&c[a].abs()));
+            order.truncate(top);
+            let stated = -order.iter().map(|&j| c[j]).sum::<f64>();
+            (order, stated)
+        })
+        .unzip();
+    let Some(actual) = model.removal_effects(&t, &remove)? else {
+        return Ok(None);
+    };
+    let n = rows.len().max(1) as f64;
+    let mut ratios: Vec<f64> = Vec::new();
+    let mut same = 0usize;
+    for (a, s) in actual.iter().zip(&stated) {
+        if s.abs() >= 0.05 {
+            ratios.push(a / s);
+            if a * s > 0.0 {
+                same += 1;
+            }
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Some(Faithfulness {
+        rows: rows.len(),
+        top,
+        same_direction: same as f64 / ratios.len().max(1) as f64,
+        median_ratio: ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN),
+        mean_abs_error: actual
+            .iter()
+            .zip(&stated)
+            .map(|(a, s)| (a - s).abs())
+            .sum::<f64>()
+            / n,
+        mean_abs_stated: stated.iter().map(|s| s.abs()).sum::<f64>() / n,
+    }))
 }
 
 /// A category of the test window that training barely saw.
@@ -485,13 +576,20 @@ pub fn train(
     // snapshots, which the trees have seen (over-confident maps), and would
     // keep the most recent months out of training.
     let groups: Vec<usize> = tr.iter().map(|&r| snap.opp[r]).collect();
+    let fit = FitOptions {
+        monotone: opts.monotone.then_some(match target {
+            Target::Win => registry::win_effect as fn(&str) -> i8,
+            Target::Slip => registry::slip_effect,
+        }),
+        ..opts.fit
+    };
     let (gbm, _) = Classifier::fit_cross_calibrated(
         opts.algorithm,
         &x_tr,
         &y_tr,
         &groups,
         opts.calibration_folds,
-        &opts.fit,
+        &fit,
     )?;
     // Features the trees never split on carry no signal here: reported as
     // dropped and left out of the logistic baseline (their tree contribution
@@ -664,6 +762,18 @@ pub fn train(
         data_gate: gate,
         fields_without_history: data.without_history.iter().map(|f| f.to_string()).collect(),
         unseen_in_training: novelties(&snap.table, &tr, &te),
+        faithfulness: faithfulness(&gbm, &all_te, 3)?,
+        monotone: {
+            let mut m = Monotone::default();
+            for (name, d) in gbm.names.iter().zip(gbm.monotone()) {
+                match d {
+                    1 => m.raises.push(name.clone()),
+                    -1 => m.lowers.push(name.clone()),
+                    _ => {}
+                }
+            }
+            m
+        },
     };
     Ok(Trained {
         target,
@@ -679,8 +789,16 @@ pub struct Factor {
     pub feature: String,
     pub family: &'static str,
     pub text: String,
-    /// Log-odds contribution (positive: raises the probability).
+    /// Log-odds contribution (positive: raises the probability), measured
+    /// against the model's typical deal: the feature's baseline Shapley
+    /// value (see `Classifier::contributions`).
     pub contribution: f64,
+    /// The deal's value of a numeric feature (`None`: missing or
+    /// categorical), in the feature registry's unit.
+    pub value: Option<f64>,
+    /// The typical deal's value the contribution is measured from
+    /// (`None`: missing there, categorical, or a learner without one).
+    pub typical: Option<f64>,
 }
 
 /// The factors of each row, strongest first.
@@ -690,6 +808,12 @@ pub fn factors(model: &Classifier, table: &Table) -> anyhow::Result<Vec<Vec<Fact
         .names
         .iter()
         .map(|n| table.column(n).expect("model columns present"))
+        .collect();
+    let typical: Vec<Option<f64>> = (0..model.names.len())
+        .map(|j| match cols[j] {
+            Column::Numeric(_) => model.reference().map(|r| r[j]).filter(|v| v.is_finite()),
+            Column::Categorical(_) => None,
+        })
         .collect();
     Ok(contrib
         .into_iter()
@@ -702,8 +826,14 @@ pub fn factors(model: &Classifier, table: &Table) -> anyhow::Result<Vec<Vec<Fact
                 .map(|(j, &v)| {
                     let name = &model.names[j];
                     let def = registry::def(name);
+                    let value = match cols[j] {
+                        Column::Numeric(x) => Some(x[row]).filter(|v| v.is_finite()),
+                        Column::Categorical(_) => None,
+                    };
                     let text = match (def, cols[j]) {
-                        (Some(d), Column::Numeric(x)) => registry::phrase(d, Some(x[row]), None),
+                        (Some(d), Column::Numeric(_)) => {
+                            registry::phrase_against(d, value, typical[j])
+                        }
                         (Some(d), Column::Categorical(x)) => {
                             registry::phrase(d, None, x[row].as_deref())
                         }
@@ -717,9 +847,40 @@ pub fn factors(model: &Classifier, table: &Table) -> anyhow::Result<Vec<Vec<Fact
                         family: def.map_or("", |d| d.family.name()),
                         text,
                         contribution: v,
+                        value,
+                        typical: typical[j],
                     }
                 })
                 .collect();
+            // Features that only make sense together say so in one line.
+            let mut f = f;
+            for group in registry::TOGETHER {
+                let (mut parts, rest): (Vec<Factor>, Vec<Factor>) = f
+                    .into_iter()
+                    .partition(|x| group.contains(&x.feature.as_str()));
+                f = rest;
+                parts.sort_by_key(|x| group.iter().position(|g| *g == x.feature));
+                match parts.len() {
+                    0 => {}
+                    1 => f.extend(parts),
+                    _ => f.push(Factor {
+                        feature: parts
+                            .iter()
+                            .map(|x| x.feature.as_str())
+                            .collect::<Vec<_>>()
+                            .join("+"),
+                        family: parts[0].family,
+                        text: parts
+                            .iter()
+                            .map(|x| x.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        contribution: parts.iter().map(|x| x.contribution).sum(),
+                        value: None,
+                        typical: None,
+                    }),
+                }
+            }
             // One line per phrase: missing transcript features all say "no recorded call".
             let mut merged: Vec<Factor> = Vec::with_capacity(f.len());
             for x in f {
@@ -727,6 +888,8 @@ pub fn factors(model: &Classifier, table: &Table) -> anyhow::Result<Vec<Vec<Fact
                     Some(m) => {
                         m.contribution += x.contribution;
                         m.feature = format!("{}+{}", m.feature, x.feature);
+                        m.value = None;
+                        m.typical = None;
                     }
                     None => merged.push(x),
                 }
@@ -800,6 +963,9 @@ pub struct Explanation {
     pub as_of: String,
     pub open: bool,
     pub probability: f64,
+    /// The probability of the typical deal the factors are measured from
+    /// (the training rows' medians); `None` for a learner without one.
+    pub typical_probability: Option<f64>,
     /// Every factor, strongest first.
     pub factors: Vec<Factor>,
     /// The feature values, with their descriptions.
@@ -840,6 +1006,7 @@ pub fn explain(
         as_of: format_date(as_of),
         open: data.is_open(o, as_of),
         probability,
+        typical_probability: model.reference_probability(),
         factors,
         features,
     })

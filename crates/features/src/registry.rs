@@ -60,9 +60,22 @@ pub struct FeatureDef {
     pub phrase: &'static str,
     /// Said instead when the value is missing.
     pub missing: &'static str,
+    /// The direction in which a higher value moves the chance of winning,
+    /// where the domain knows it: +1 raises it, -1 lowers it, 0 not
+    /// known (or not one direction). The win model is fitted with these as
+    /// monotone constraints, and an explanation never says the opposite.
+    pub win: i8,
+    /// The same for the chance of slipping past the close date.
+    pub slip: i8,
 }
 
 impl FeatureDef {
+    /// The known directions of the effect of a higher value on winning and
+    /// on slipping (see [`FeatureDef::win`]).
+    pub const fn effect(self, win: i8, slip: i8) -> FeatureDef {
+        FeatureDef { win, slip, ..self }
+    }
+
     pub fn is_categorical(&self) -> bool {
         self.unit == Unit::Category
     }
@@ -83,6 +96,8 @@ const fn f(
         description,
         phrase,
         missing,
+        win: 0,
+        slip: 0,
     }
 }
 
@@ -131,7 +146,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Meetings in the last 30 days.",
         "{v} [meeting|meetings] in the last 30 days",
         "",
-    ),
+    ).effect(1, 0),
     f(
         "responses_30d",
         Activity,
@@ -139,7 +154,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Customer responses in the last 30 days: replies, connected calls, held meetings, inbound touches.",
         "{v} customer [response|responses] in the last 30 days",
         "",
-    ),
+    ).effect(1, 0),
     f(
         "reply_rate",
         Activity,
@@ -147,7 +162,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Share of the emails on the deal that were replies or got one, to date.",
         "email reply rate {v}",
         "no emails sent yet",
-    ),
+    ).effect(1, 0),
     f(
         "connect_rate",
         Activity,
@@ -155,7 +170,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Share of the calls on the deal that connected (or came from the customer), to date.",
         "call connect rate {v}",
         "no calls made yet",
-    ),
+    ).effect(1, 0),
     f(
         "days_since_touch",
         Activity,
@@ -163,7 +178,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Days since the last touch of any kind.",
         "last touch {v} ago",
         "never touched",
-    ),
+    ).effect(-1, 1),
     f(
         "days_since_response",
         Activity,
@@ -171,7 +186,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Days since the customer last responded.",
         "last customer response {v} ago",
         "no customer response yet",
-    ),
+    ).effect(-1, 1),
     f(
         "contacts_engaged",
         Activity,
@@ -179,7 +194,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Distinct contacts touched on the deal, to date.",
         "{v} [contact|contacts] engaged",
         "",
-    ),
+    ).effect(1, 0),
     f(
         "senior_contacts_engaged",
         Activity,
@@ -187,7 +202,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Distinct director, VP or C-level contacts touched, to date.",
         "{v} senior [contact|contacts] engaged",
         "",
-    ),
+    ).effect(1, 0),
     f(
         "days_in_stage",
         Activity,
@@ -195,7 +210,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Days in the current (entered) stage.",
         "{v} in the current stage",
         "",
-    ),
+    ).effect(-1, 0),
     f(
         "stage_velocity",
         Activity,
@@ -203,7 +218,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Stages advanced per 30 days since creation.",
         "{v} stages advanced per month",
         "",
-    ),
+    ).effect(1, 0),
     f(
         "emails_sent",
         Activity,
@@ -219,7 +234,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Customer replies to those emails, to date.",
         "{v} email [reply|replies]",
         "",
-    ),
+    ).effect(1, 0),
     f(
         "calls_made",
         Activity,
@@ -235,7 +250,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Calls that connected, to date.",
         "{v} [call|calls] connected",
         "",
-    ),
+    ).effect(1, 0),
     // Communication (recorded calls).
     f(
         "recorded_calls",
@@ -268,7 +283,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Rep's longest monologue, longest over recorded calls.",
         "longest rep monologue {v}",
         "no recorded call",
-    ),
+    ).effect(-1, 0),
     f(
         "objections",
         Communication,
@@ -284,7 +299,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Objections brushed aside rather than acknowledged or explored.",
         "{v} [objection|objections] left unhandled",
         "no recorded call",
-    ),
+    ).effect(-1, 0),
     f(
         "next_steps_agreed",
         Communication,
@@ -292,7 +307,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Recorded calls that ended with a concrete next step agreed.",
         "next steps agreed on {v} [call|calls]",
         "no recorded call",
-    ),
+    ).effect(1, 0),
     f(
         "last_call_next_step",
         Communication,
@@ -300,7 +315,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Whether the latest recorded call ended with a next step agreed.",
         "latest call: next step agreed {v}",
         "no recorded call",
-    ),
+    ).effect(1, 0),
     f(
         "sentiment",
         Communication,
@@ -308,7 +323,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Customer sentiment on recorded calls (-1 to 1), mean.",
         "customer sentiment {v}",
         "no recorded call",
-    ),
+    ).effect(1, 0),
     f(
         "filler_rate",
         Communication,
@@ -316,7 +331,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Rep filler words per minute of speech, mean.",
         "rep says {v} filler words per minute",
         "no recorded call",
-    ),
+    ).effect(-1, 0),
     // Opportunity.
     f(
         "stage",
@@ -325,7 +340,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Entered stage as of the date (0 prospecting ... 4 negotiation).",
         "entered stage {v}",
         "",
-    ),
+    ).effect(1, 0),
     f(
         "forecast_category",
         Opportunity,
@@ -333,7 +348,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Rep's forecast category (0 pipeline, 1 best case, 2 commit).",
         "forecast category {v}",
         "no forecast category",
-    ),
+    ).effect(1, 0),
     f(
         "amount",
         Opportunity,
@@ -365,7 +380,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Times the expected close date was moved later.",
         "close date pushed {v} [time|times]",
         "",
-    ),
+    ).effect(-1, 1),
     f(
         "days_to_close",
         Opportunity,
@@ -373,7 +388,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Days until the expected close date (negative: overdue).",
         "expected close in {v} || close date passed {v} ago",
         "no close date",
-    ),
+    ).effect(0, -1),
     f(
         "age",
         Opportunity,
@@ -381,7 +396,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Days since the deal was created.",
         "deal is {v} old",
         "",
-    ),
+    ).effect(-1, 0),
     f(
         "product_count",
         Opportunity,
@@ -443,9 +458,9 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         Opportunity,
         Score,
         "Deals won with the account in the previous 365 days, per year of recorded history (fewer than 365 days are scaled up).",
-        "{v} wins a year with the account",
+        "{v} [win|wins] a year with the account",
         "",
-    ),
+    ).effect(1, 0),
     f(
         "usage_trend",
         Opportunity,
@@ -453,7 +468,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Change in the account's product usage: the quantities of its usage events in the last 60 days against the 60 days before (each plus one), minus 1. Missing for accounts with no usage recorded by then.",
         "the account's product usage changed by {v} in 60 days",
         "no product usage recorded",
-    ),
+    ).effect(1, 0),
     f(
         "usage_per_employee",
         Opportunity,
@@ -461,7 +476,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "The quantities of the account's usage events in the last 60 days per employee of the account. Missing for accounts with no usage recorded by then or no headcount.",
         "{v} product usage per employee in 60 days",
         "no product usage recorded",
-    ),
+    ).effect(1, 0),
     f(
         "industry_win_lift",
         Opportunity,
@@ -469,7 +484,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Win rate of deals in the account's industry closed in the previous 365 days minus the org's (shrunk toward it).",
         "deals in this industry win {v} the org's rate",
         "industry unknown",
-    ),
+    ).effect(1, 0),
     f(
         "product_industry_win_lift",
         Opportunity,
@@ -477,7 +492,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Win rate of this product in this industry, previous 365 days, minus the industry's (shrunk toward it).",
         "this product wins {v} the rate of its industry",
         "product or industry unknown",
-    ),
+    ).effect(1, 0),
     // Rep.
     f(
         "rep_tenure",
@@ -494,7 +509,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Owner's win rate over deals closed in the previous 365 days minus the org's (shrunk toward it).",
         "rep's trailing win rate is {v} the org's",
         "rep has no closed deals",
-    ),
+    ).effect(1, 0),
     f(
         "rep_volume_ratio",
         Rep,
@@ -518,7 +533,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Owner's trailing win rate as a percentile among peers.",
         "rep at the {v} percentile of peers",
         "rep not ranked",
-    ),
+    ).effect(1, 0),
     f(
         "rep_book_ratio",
         Rep,
@@ -534,7 +549,7 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Owner's win rate, previous 365 days, of deals of this type that reached this deal's entered stage minus the org's (shrunk toward it): negative when the rep's deals at this stage win less (optimistic staging).",
         "rep's win rate from this stage is {v} the org's",
         "rep has no closed deals",
-    ),
+    ).effect(1, 0),
     f(
         "rep_industry_win_lift",
         Rep,
@@ -542,11 +557,29 @@ pub const OPPORTUNITY_FEATURES: &[FeatureDef] = &[
         "Owner's win rate in the account's industry, previous 365 days, minus the rep's overall (shrunk toward it).",
         "rep wins {v} their overall rate in this industry",
         "rep has no closed deals",
-    ),
+    ).effect(1, 0),
 ];
 
 pub fn def(name: &str) -> Option<&'static FeatureDef> {
     OPPORTUNITY_FEATURES.iter().find(|d| d.name == name)
+}
+
+/// Features explained as one factor, in this order: their effects only
+/// make sense together (a deal's amount against the size of the account
+/// buying it), and the trees split the effect between them.
+pub const TOGETHER: &[&[&str]] = &[&["amount", "employees", "annual_revenue"]];
+
+/// The known direction of a feature's effect on winning (+1, -1; 0 for
+/// unknown and for names not in the registry): the win model's monotone
+/// constraints.
+pub fn win_effect(name: &str) -> i8 {
+    def(name).map_or(0, |d| d.win)
+}
+
+/// The known direction of a feature's effect on slipping: the slip model's
+/// monotone constraints.
+pub fn slip_effect(name: &str) -> i8 {
+    def(name).map_or(0, |d| d.slip)
 }
 
 const STAGE_NAMES: [&str; 5] = [
@@ -619,6 +652,8 @@ pub fn format_value(unit: Unit, v: f64) -> String {
                 format!("{v:.0} s")
             }
         }
+        // Whole numbers without a trailing ".0" ("2 wins a year").
+        PerHour | PerMinute | Score if (v - v.round()).abs() < 0.05 => format!("{v:.0}"),
         PerHour | PerMinute | Score => format!("{v:.1}"),
         Stage => STAGE_NAMES
             .get(v.round().max(0.0) as usize)
@@ -682,7 +717,8 @@ pub fn phrase(def: &FeatureDef, numeric: Option<f64>, category: Option<&str>) ->
         (u, Some(v), _) if v.is_finite() => Some(format_value(u, v)),
         _ => None,
     };
-    let one = def.unit == Count && numeric.is_some_and(|v| v.round() == 1.0);
+    // The noun agrees with what is shown: "1 contact", "1 win a year".
+    let one = value.as_deref() == Some("1");
     // The markup is resolved before the value goes in: a value of the
     // user's own ("Suite [EU]") is never read as markup.
     match value {
@@ -690,6 +726,44 @@ pub fn phrase(def: &FeatureDef, numeric: Option<f64>, category: Option<&str>) ->
         None if !def.missing.is_empty() => def.missing.to_string(),
         None => agree(template, false).replace("{v}", "unknown"),
     }
+}
+
+/// [`phrase`] with the typical value the explanation is measured from,
+/// where saying it helps: "deal is 106 days old (typical: 45 days)". Left
+/// out for values that are already relative (percentiles, lifts), yes/no
+/// and categories, a missing value or a missing reference.
+pub fn phrase_against(def: &FeatureDef, value: Option<f64>, typical: Option<f64>) -> String {
+    let text = phrase(def, value, None);
+    let (Some(v), Some(t)) = (
+        value.filter(|v| v.is_finite()),
+        typical.filter(|t| t.is_finite()),
+    ) else {
+        return text;
+    };
+    let comparable = matches!(
+        def.unit,
+        Count
+            | Days
+            | Share
+            | Money
+            | Seconds
+            | PerHour
+            | PerMinute
+            | Score
+            | Stage
+            | ForecastCategory
+    );
+    if !comparable || format_value(def.unit, v) == format_value(def.unit, t) {
+        return text;
+    }
+    let said = match def.phrase.split_once(" || ") {
+        // A signed value of the other sign reads as its own phrase ("close
+        // date passed 12 days ago"); of the same sign, as a magnitude.
+        Some(_) if (t < 0.0) != (v < 0.0) => phrase(def, Some(t), None),
+        Some(_) => format_value(def.unit, t.abs()),
+        None => format_value(def.unit, t),
+    };
+    format!("{text} (typical: {said})")
 }
 
 #[cfg(test)]
@@ -735,6 +809,18 @@ mod tests {
         assert_eq!(
             phrase(by_name("employees"), Some(79368.0), None),
             "account of 79,368 employees"
+        );
+        assert_eq!(
+            phrase(by_name("account_wins_per_year"), Some(2.0), None),
+            "2 wins a year with the account"
+        );
+        assert_eq!(
+            phrase(by_name("account_wins_per_year"), Some(1.0), None),
+            "1 win a year with the account"
+        );
+        assert_eq!(
+            phrase(by_name("account_wins_per_year"), Some(0.5), None),
+            "0.5 wins a year with the account"
         );
         assert_eq!(
             phrase(by_name("employees"), Some(1.0), None),
@@ -783,6 +869,44 @@ mod tests {
         assert_eq!(
             phrase(by_name("days_to_close"), Some(30.0), None),
             "expected close in 30 days"
+        );
+        // Against the typical value the contributions are measured from.
+        assert_eq!(
+            phrase_against(by_name("age"), Some(106.0), Some(45.0)),
+            "deal is 106 days old (typical: 45 days)"
+        );
+        assert_eq!(
+            phrase_against(by_name("stage"), Some(3.0), Some(2.0)),
+            "entered stage proposal (typical: discovery)"
+        );
+        assert_eq!(
+            phrase_against(by_name("employees"), Some(79368.0), Some(2300.0)),
+            "account of 79,368 employees (typical: 2,300)"
+        );
+        assert_eq!(
+            phrase_against(by_name("days_to_close"), Some(30.0), Some(-12.0)),
+            "expected close in 30 days (typical: close date passed 12 days ago)"
+        );
+        assert_eq!(
+            phrase_against(by_name("days_to_close"), Some(-3.0), Some(-12.0)),
+            "close date passed 3 days ago (typical: 12 days)"
+        );
+        assert_eq!(
+            phrase_against(by_name("days_to_close"), Some(-3.0), Some(20.0)),
+            "close date passed 3 days ago (typical: expected close in 20 days)"
+        );
+        // Already relative, the same as typical, or nothing to compare.
+        assert_eq!(
+            phrase_against(by_name("rep_win_lift"), Some(0.05), Some(0.0)),
+            "rep's trailing win rate is 5 points above the org's"
+        );
+        assert_eq!(
+            phrase_against(by_name("age"), Some(45.2), Some(45.0)),
+            "deal is 45 days old"
+        );
+        assert_eq!(
+            phrase_against(by_name("reply_rate"), None, Some(0.3)),
+            "no emails sent yet"
         );
     }
 }

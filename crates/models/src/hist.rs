@@ -5,6 +5,15 @@
 //! histogram obtained by subtraction, missing values sent to the side that
 //! gains more. Columns are processed on all cores.
 //!
+//! Monotone constraints (a feature whose effect may only raise, or only
+//! lower, the log-odds) follow LightGBM's `monotone_constraints_method =
+//! basic`: a split on a constrained feature is only taken when its
+//! children's outputs are in the required order, and every leaf below it is
+//! bounded by the midpoint of the two outputs (the left subtree below it,
+//! the right one above it, or the reverse), so that the whole tree, and the
+//! sum of trees, is monotone in the feature whatever the other features
+//! are. Split gains are computed from the bounded outputs.
+//!
 //! It exists because perpetual, the learner of the win and slip models, is
 //! two orders of magnitude slower on large matrices (docs/benchmarks.md).
 
@@ -65,6 +74,10 @@ pub struct HistGbm {
     trees: Vec<Tree>,
     /// Total split gain per feature.
     gain: Vec<f64>,
+    /// Per feature: +1 the log-odds never fall as it rises, -1 never rise,
+    /// 0 unconstrained (empty: none constrained).
+    #[serde(default)]
+    monotone: Vec<i8>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -115,6 +128,10 @@ struct Leaf {
     rows: Vec<u32>,
     g: f64,
     h: f64,
+    /// Bounds on the leaf's output (before the learning rate), from the
+    /// monotone splits above it.
+    lo: f64,
+    hi: f64,
     hist: Vec<Bin>,
     best: Option<Split>,
 }
@@ -194,17 +211,45 @@ impl HistGbm {
     /// Fits on the column-major matrix `x` (`n` rows × `p` columns; NaN is
     /// missing) against 0/1 outcomes `y`.
     pub fn fit(x: &[f64], n: usize, p: usize, y: &[f64], params: HistParams) -> HistGbm {
+        Self::fit_monotone(x, n, p, y, params, &[])
+    }
+
+    /// As [`HistGbm::fit`], with a monotone constraint per feature in
+    /// `monotone` (+1: the model's log-odds never fall as the feature
+    /// rises; -1: never rise; 0: free). Missing values are not ordered:
+    /// they go to whichever side gains more, as without constraints.
+    /// `monotone` is empty (no constraints) or has one entry per feature.
+    pub fn fit_monotone(
+        x: &[f64],
+        n: usize,
+        p: usize,
+        y: &[f64],
+        params: HistParams,
+        monotone: &[i8],
+    ) -> HistGbm {
+        assert!(
+            monotone.is_empty() || monotone.len() == p,
+            "one monotone constraint per feature"
+        );
         match rayon::ThreadPoolBuilder::new()
             .num_threads(params.threads.max(1))
             .build()
         {
-            Ok(pool) => pool.install(|| Self::fit_on_pool(x, n, p, y, params)),
-            Err(_) => Self::fit_on_pool(x, n, p, y, params),
+            Ok(pool) => pool.install(|| Self::fit_on_pool(x, n, p, y, params, monotone)),
+            Err(_) => Self::fit_on_pool(x, n, p, y, params, monotone),
         }
     }
 
-    fn fit_on_pool(x: &[f64], n: usize, p: usize, y: &[f64], params: HistParams) -> HistGbm {
+    fn fit_on_pool(
+        x: &[f64],
+        n: usize,
+        p: usize,
+        y: &[f64],
+        params: HistParams,
+        monotone: &[i8],
+    ) -> HistGbm {
         assert_eq!(x.len(), n * p);
+        let constraint = |j: usize| monotone.get(j).copied().unwrap_or(0).signum();
         let max_bin = params.max_bin.clamp(2, 256);
         let edges: Vec<Vec<f64>> =
             per_feature(p, true, |j| bin_edges(&x[j * n..(j + 1) * n], max_bin));
@@ -240,7 +285,11 @@ impl HistGbm {
         let mut trees = Vec::with_capacity(params.iterations);
         let mut gain_total = vec![0.0; p];
         let lambda = params.lambda_l2;
-        let leaf_value = |g: f64, h: f64| -g / (h + lambda) * params.learning_rate;
+        // A leaf's output before the learning rate, within its bounds.
+        let output = |g: f64, h: f64, lo: f64, hi: f64| (-g / (h + lambda)).clamp(lo, hi);
+        // The loss reduction of a leaf giving output `w` (LightGBM's
+        // GetLeafGainGivenOutput); g²/(h+λ) at the unbounded optimum.
+        let gain_of = |g: f64, h: f64, w: f64| -(2.0 * g * w + (h + lambda) * w * w);
 
         // Threads only pay off on enough rows.
         let par = |rows: usize| rows * p >= 20_000;
@@ -289,54 +338,71 @@ impl HistGbm {
             }
             out
         };
-        let find_split = |hist: &[Bin], g_sum: f64, h_sum: f64, n_sum: u32| -> Option<Split> {
-            let parent = g_sum * g_sum / (h_sum + lambda);
-            let cands = per_feature(p, total_bins >= 1_000, |j| {
-                let hb = &hist[offsets[j]..offsets[j] + nbins[j]];
-                let miss = hb[0];
-                let mut best: Option<Split> = None;
-                let (mut gl, mut hl, mut nl) = (0.0, 0.0, 0u32);
-                for b in 1..nbins[j] - 1 {
-                    gl += hb[b].g;
-                    hl += hb[b].h;
-                    nl += hb[b].n;
-                    for default_left in [false, true] {
-                        let (g_l, h_l, n_l) = if default_left {
-                            (gl + miss.g, hl + miss.h, nl + miss.n)
-                        } else {
-                            (gl, hl, nl)
-                        };
-                        let (g_r, h_r, n_r) = (g_sum - g_l, h_sum - h_l, n_sum - n_l);
-                        if (n_l as usize) < params.min_data_in_leaf
-                            || (n_r as usize) < params.min_data_in_leaf
-                            || h_l < params.min_sum_hessian
-                            || h_r < params.min_sum_hessian
-                        {
-                            continue;
-                        }
-                        let gain = g_l * g_l / (h_l + lambda) + g_r * g_r / (h_r + lambda) - parent;
-                        if gain > best.map_or(1e-12, |s| s.gain) {
-                            best = Some(Split {
-                                gain,
-                                feature: j,
-                                bin: b as u8,
-                                default_left,
-                                left_g: g_l,
-                                left_h: h_l,
-                            });
-                        }
-                        if miss.n == 0 {
-                            break;
+        let find_split =
+            |hist: &[Bin], g_sum: f64, h_sum: f64, n_sum: u32, lo: f64, hi: f64| -> Option<Split> {
+                let bounded = lo > f64::NEG_INFINITY || hi < f64::INFINITY;
+                let parent = if bounded {
+                    gain_of(g_sum, h_sum, output(g_sum, h_sum, lo, hi))
+                } else {
+                    g_sum * g_sum / (h_sum + lambda)
+                };
+                let cands = per_feature(p, total_bins >= 1_000, |j| {
+                    let dir = constraint(j);
+                    let hb = &hist[offsets[j]..offsets[j] + nbins[j]];
+                    let miss = hb[0];
+                    let mut best: Option<Split> = None;
+                    let (mut gl, mut hl, mut nl) = (0.0, 0.0, 0u32);
+                    for b in 1..nbins[j] - 1 {
+                        gl += hb[b].g;
+                        hl += hb[b].h;
+                        nl += hb[b].n;
+                        for default_left in [false, true] {
+                            let (g_l, h_l, n_l) = if default_left {
+                                (gl + miss.g, hl + miss.h, nl + miss.n)
+                            } else {
+                                (gl, hl, nl)
+                            };
+                            let (g_r, h_r, n_r) = (g_sum - g_l, h_sum - h_l, n_sum - n_l);
+                            if (n_l as usize) < params.min_data_in_leaf
+                                || (n_r as usize) < params.min_data_in_leaf
+                                || h_l < params.min_sum_hessian
+                                || h_r < params.min_sum_hessian
+                            {
+                                continue;
+                            }
+                            let gain = if bounded || dir != 0 {
+                                let (w_l, w_r) =
+                                    (output(g_l, h_l, lo, hi), output(g_r, h_r, lo, hi));
+                                // Higher values go right.
+                                if (dir > 0 && w_l > w_r) || (dir < 0 && w_l < w_r) {
+                                    continue;
+                                }
+                                gain_of(g_l, h_l, w_l) + gain_of(g_r, h_r, w_r) - parent
+                            } else {
+                                g_l * g_l / (h_l + lambda) + g_r * g_r / (h_r + lambda) - parent
+                            };
+                            if gain > best.map_or(1e-12, |s| s.gain) {
+                                best = Some(Split {
+                                    gain,
+                                    feature: j,
+                                    bin: b as u8,
+                                    default_left,
+                                    left_g: g_l,
+                                    left_h: h_l,
+                                });
+                            }
+                            if miss.n == 0 {
+                                break;
+                            }
                         }
                     }
-                }
-                best
-            });
-            cands
-                .into_iter()
-                .flatten()
-                .max_by(|a, b| a.gain.total_cmp(&b.gain).then(b.feature.cmp(&a.feature)))
-        };
+                    best
+                });
+                cands
+                    .into_iter()
+                    .flatten()
+                    .max_by(|a, b| a.gain.total_cmp(&b.gain).then(b.feature.cmp(&a.feature)))
+            };
 
         for _ in 0..params.iterations {
             // Gradients in fixed chunks, their sums added in chunk order: the
@@ -365,20 +431,23 @@ impl HistGbm {
             }
             let rows: Vec<u32> = (0..n as u32).collect();
             let hist = build_hist(&rows, &gh);
-            let best = find_split(&hist, gs, hs, n as u32);
+            let (inf, ninf) = (f64::INFINITY, f64::NEG_INFINITY);
+            let best = find_split(&hist, gs, hs, n as u32, ninf, inf);
             let mut nodes = vec![Node {
                 feature: u32::MAX,
                 threshold: 0.0,
                 default_left: false,
                 left: 0,
                 right: 0,
-                value: leaf_value(gs, hs),
+                value: output(gs, hs, ninf, inf) * params.learning_rate,
             }];
             let mut leaves = vec![Leaf {
                 node: 0,
                 rows,
                 g: gs,
                 h: hs,
+                lo: ninf,
+                hi: inf,
                 hist,
                 best,
             }];
@@ -453,23 +522,37 @@ impl HistGbm {
                     parent.left = li_node as u32;
                     parent.right = li_node as u32 + 1;
                 }
-                for (gg, hh) in [(s.left_g, s.left_h), (rg, rh)] {
+                let (w_l, w_r) = (
+                    output(s.left_g, s.left_h, leaf.lo, leaf.hi),
+                    output(rg, rh, leaf.lo, leaf.hi),
+                );
+                for w in [w_l, w_r] {
                     nodes.push(Node {
                         feature: u32::MAX,
                         threshold: 0.0,
                         default_left: false,
                         left: 0,
                         right: 0,
-                        value: leaf_value(gg, hh),
+                        value: w * params.learning_rate,
                     });
                 }
-                let lbest = find_split(&lhist, s.left_g, s.left_h, lrows.len() as u32);
-                let rbest = find_split(&rhist, rg, rh, rrows.len() as u32);
+                // Below a monotone split, each side stays on its side of
+                // the midpoint of the two outputs.
+                let mid = (w_l + w_r) / 2.0;
+                let ((l_lo, l_hi), (r_lo, r_hi)) = match constraint(s.feature) {
+                    1 => ((leaf.lo, mid), (mid, leaf.hi)),
+                    -1 => ((mid, leaf.hi), (leaf.lo, mid)),
+                    _ => ((leaf.lo, leaf.hi), (leaf.lo, leaf.hi)),
+                };
+                let lbest = find_split(&lhist, s.left_g, s.left_h, lrows.len() as u32, l_lo, l_hi);
+                let rbest = find_split(&rhist, rg, rh, rrows.len() as u32, r_lo, r_hi);
                 leaves.push(Leaf {
                     node: li_node,
                     rows: lrows,
                     g: s.left_g,
                     h: s.left_h,
+                    lo: l_lo,
+                    hi: l_hi,
                     hist: lhist,
                     best: lbest,
                 });
@@ -478,6 +561,8 @@ impl HistGbm {
                     rows: rrows,
                     g: rg,
                     h: rh,
+                    lo: r_lo,
+                    hi: r_hi,
                     hist: rhist,
                     best: rbest,
                 });
@@ -496,7 +581,18 @@ impl HistGbm {
             base,
             trees,
             gain: gain_total,
+            monotone: if monotone.iter().any(|&m| m != 0) {
+                monotone.iter().map(|m| m.signum()).collect()
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    /// The monotone constraint of each feature (+1, -1, 0), or an empty
+    /// slice when none was constrained.
+    pub fn monotone(&self) -> &[i8] {
+        &self.monotone
     }
 
     /// Log-odds for the column-major matrix `x` of `n` rows.
@@ -606,6 +702,106 @@ impl HistGbm {
                         c[nd.feature as usize] += t.nodes[next].value - nd.value;
                         i = next;
                     }
+                }
+                c
+            })
+            .collect()
+    }
+
+    /// Per row, each feature's baseline Shapley value against one reference
+    /// row (Sundararajan and Najmi, "The many Shapley values for model
+    /// explanation", 2020; computed exactly per tree as in Lundberg et
+    /// al.'s interventional TreeSHAP with a single background row): the
+    /// average, over every order of switching features from the
+    /// reference's values to the row's, of the change of the log-odds
+    /// when this feature is switched. Shape: `n` rows × features, in
+    /// log-odds; each row's values add up to its log-odds minus the
+    /// reference's. A feature whose value equals the reference's gets 0.
+    /// For a feature fitted with a monotone constraint the sign is
+    /// guaranteed: with +1, positive when the row's value is above the
+    /// reference's and negative below (the reverse with -1), because every
+    /// switch of that feature moves the log-odds that way.
+    ///
+    /// `x` is column-major (`n` rows × features, NaN missing); `reference`
+    /// has one value per feature (NaN: missing).
+    pub fn shapley_against(&self, x: &[f64], n: usize, reference: &[f64]) -> Vec<Vec<f64>> {
+        assert_eq!(
+            reference.len(),
+            self.features,
+            "one reference value per feature"
+        );
+        let goes_left = |nd: &Node, v: f64| {
+            if v.is_nan() {
+                nd.default_left
+            } else {
+                v <= nd.threshold
+            }
+        };
+        // Shapley weights: factorials up to the deepest path.
+        let fact: Vec<f64> = (0..64)
+            .scan(1.0, |acc: &mut f64, k: i32| {
+                let v = *acc;
+                *acc *= f64::from(k + 1);
+                Some(v)
+            })
+            .collect();
+        /// Walks the leaves a mix of the row and the reference can reach.
+        /// `path` holds each feature whose split separated them, and whose
+        /// side the walk took: `true` the row's, `false` the reference's.
+        #[allow(clippy::too_many_arguments)]
+        fn walk(
+            t: &Tree,
+            k: usize,
+            row: &dyn Fn(u32) -> f64,
+            reference: &[f64],
+            path: &mut Vec<(u32, bool)>,
+            fact: &[f64],
+            goes_left: &dyn Fn(&Node, f64) -> bool,
+            out: &mut [f64],
+        ) {
+            let nd = &t.nodes[k];
+            if nd.feature == u32::MAX {
+                let u = path.iter().filter(|p| p.1).count();
+                let v = path.len() - u;
+                if u + v == 0 || u + v >= fact.len() {
+                    return;
+                }
+                for &(f, own) in path.iter() {
+                    // The leaf counts in the game when every `own` feature is
+                    // switched and no other one is.
+                    out[f as usize] += if own {
+                        nd.value * fact[u - 1] * fact[v] / fact[u + v]
+                    } else {
+                        -nd.value * fact[u] * fact[v - 1] / fact[u + v]
+                    };
+                }
+                return;
+            }
+            let side = |left: bool| if left { nd.left } else { nd.right } as usize;
+            let xl = goes_left(nd, row(nd.feature));
+            let rl = goes_left(nd, reference[nd.feature as usize]);
+            if xl == rl {
+                return walk(t, side(xl), row, reference, path, fact, goes_left, out);
+            }
+            match path.iter().find(|p| p.0 == nd.feature) {
+                Some(&(_, true)) => walk(t, side(xl), row, reference, path, fact, goes_left, out),
+                Some(&(_, false)) => walk(t, side(rl), row, reference, path, fact, goes_left, out),
+                None => {
+                    for (own, left) in [(true, xl), (false, rl)] {
+                        path.push((nd.feature, own));
+                        walk(t, side(left), row, reference, path, fact, goes_left, out);
+                        path.pop();
+                    }
+                }
+            }
+        }
+        (0..n)
+            .map(|r| {
+                let mut c = vec![0.0; self.features];
+                let row = |f: u32| x[f as usize * n + r];
+                let mut path = Vec::new();
+                for t in &self.trees {
+                    walk(t, 0, &row, reference, &mut path, &fact, &goes_left, &mut c);
                 }
                 c
             })
@@ -726,5 +922,118 @@ mod tests {
             },
         );
         assert_eq!(one.logits(&x, n), z);
+    }
+
+    /// x0's true effect rises then falls (a hump), x2's interacts with x0;
+    /// constrained to rise with x0 and fall with x2, the model must never
+    /// go against either, for any row, at any value.
+    #[test]
+    fn monotone_constraints_hold_everywhere_and_shapley_values_follow_them() {
+        let n = 6000;
+        let (mut x, _) = data(n);
+        let mut s: u64 = 7;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut y = vec![0.0; n];
+        for r in 0..n {
+            x[2 * n + r] = rnd();
+            let (a, c) = (x[r], x[2 * n + r]);
+            let z = 4.0 * a - 5.0 * (a - 0.7).max(0.0) * 4.0 + 3.0 * (c - 0.5) * (a - 0.5);
+            y[r] = f64::from(rnd() < 1.0 / (1.0 + (-z).exp()));
+        }
+        let params = HistParams {
+            iterations: 60,
+            ..HistParams::default()
+        };
+        let free = HistGbm::fit(&x, n, 3, &y, params);
+        let tied = HistGbm::fit_monotone(&x, n, 3, &y, params, &[1, 0, -1]);
+        assert_eq!(tied.monotone(), &[1, 0, -1]);
+        assert!(free.monotone().is_empty());
+        // A grid of values for one feature, the other features of 200 rows.
+        let sweep = |m: &HistGbm, f: usize| -> usize {
+            let rows = 200;
+            let grid: Vec<f64> = (0..=40).map(|k| f64::from(k) / 40.0).collect();
+            let mut against = 0;
+            for r in 0..rows {
+                let mut xs = vec![0.0; 3 * grid.len()];
+                for (i, &g) in grid.iter().enumerate() {
+                    for j in 0..3 {
+                        xs[j * grid.len() + i] = if j == f { g } else { x[j * n + r] };
+                    }
+                }
+                let z = m.logits(&xs, grid.len());
+                let dir = if f == 0 { 1.0 } else { -1.0 };
+                against += z
+                    .windows(2)
+                    .filter(|w| dir * (w[1] - w[0]) < -1e-12)
+                    .count();
+            }
+            against
+        };
+        // Unconstrained, the trees follow the hump down; constrained, never.
+        assert!(sweep(&free, 0) > 100, "{}", sweep(&free, 0));
+        assert_eq!(sweep(&tied, 0), 0);
+        assert_eq!(sweep(&tied, 2), 0);
+        // Where the truth is monotone (x0 in `data`), the constraint costs
+        // next to nothing on rows the model did not see.
+        let (xa, ya) = data(2 * n);
+        let half = |lo: usize| -> (Vec<f64>, Vec<f64>) {
+            let x = (0..3)
+                .flat_map(|j| xa[j * 2 * n + lo..j * 2 * n + lo + n].to_vec())
+                .collect();
+            (x, ya[lo..lo + n].to_vec())
+        };
+        let ((x_tr, y_tr), (x_te, y_te)) = (half(0), half(n));
+        let auc = |m: &HistGbm| crate::metrics::roc_auc(&m.logits(&x_te, n), &y_te);
+        let (a_free, a_tied) = (
+            auc(&HistGbm::fit(&x_tr, n, 3, &y_tr, params)),
+            auc(&HistGbm::fit_monotone(
+                &x_tr,
+                n,
+                3,
+                &y_tr,
+                params,
+                &[1, 0, 0],
+            )),
+        );
+        assert!(a_tied > a_free - 0.005, "{a_tied} {a_free}");
+
+        // Baseline Shapley values against a reference row add up to the
+        // difference of log-odds, and follow the constraints' signs.
+        let reference = [0.5, f64::NAN, 0.5];
+        let z = tied.logits(&x, n);
+        let z_ref = tied.logits(&reference, 1)[0];
+        let c = tied.shapley_against(&x, n, &reference);
+        for r in 0..n {
+            let sum: f64 = c[r].iter().sum();
+            assert!(
+                (z_ref + sum - z[r]).abs() < 1e-9,
+                "row {r}: {sum} vs {}",
+                z[r] - z_ref
+            );
+            let (a, b) = (x[r], x[2 * n + r]);
+            assert!(
+                c[r][0] * (a - 0.5).signum() >= -1e-12,
+                "row {r}: x0 {a} gets {}",
+                c[r][0]
+            );
+            assert!(
+                c[r][2] * (0.5 - b).signum() >= -1e-12,
+                "row {r}: x2 {b} gets {}",
+                c[r][2]
+            );
+            if x[n + r].is_nan() {
+                assert_eq!(c[r][1], 0.0, "same value as the reference: no share");
+            }
+        }
+        // With one feature differing, its value is the whole difference.
+        let one = [0.9, f64::NAN, 0.5];
+        let c1 = tied.shapley_against(&one, 1, &reference);
+        let d = tied.logits(&one, 1)[0] - z_ref;
+        assert!((c1[0][0] - d).abs() < 1e-12 && c1[0][2] == 0.0);
     }
 }

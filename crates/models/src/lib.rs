@@ -88,6 +88,10 @@ pub struct FitOptions {
     pub native_categorical: bool,
     /// The histogram learner's settings ([`Algorithm::Hist`]).
     pub hist: hist::HistParams,
+    /// Monotone constraints by column name for the histogram learner: +1
+    /// the log-odds never fall as the column rises, -1 never rise, 0 free
+    /// (see [`hist`]). Categorical columns are never constrained.
+    pub monotone: Option<fn(&str) -> i8>,
 }
 
 impl Default for FitOptions {
@@ -101,6 +105,7 @@ impl Default for FitOptions {
             oob_folds: 0,
             native_categorical: true,
             hist: hist::HistParams::default(),
+            monotone: None,
         }
     }
 }
@@ -126,6 +131,66 @@ pub struct Classifier {
     pub names: Vec<String>,
     inner: Inner,
     pub calibration: Option<Isotonic>,
+    /// The reference row of the explanations (histogram trees): per input
+    /// column, the training rows' median (numeric) or most frequent level
+    /// (categorical), or missing when most training rows miss it. `None`
+    /// for other learners and models saved before it existed.
+    #[serde(default, with = "missing_as_null")]
+    reference: Option<Vec<f64>>,
+}
+
+/// A row with missing (NaN) values as JSON: NaN written as `null`.
+mod missing_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<f64>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref()
+            .map(|r| {
+                r.iter()
+                    .map(|x| x.is_finite().then_some(*x))
+                    .collect::<Vec<_>>()
+            })
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+        let v: Option<Vec<Option<f64>>> = Option::deserialize(d)?;
+        Ok(v.map(|r| r.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect()))
+    }
+}
+
+/// The reference row of an encoded column-major matrix (`n` rows): per
+/// column the median of the present values, the most frequent code for a
+/// categorical column, NaN when more than half the rows miss the column.
+fn reference_row(x: &[f64], n: usize, encoder: &Encoder) -> Vec<f64> {
+    let categorical: HashSet<usize> = encoder.categorical_indices().into_iter().collect();
+    (0..encoder.names.len())
+        .map(|j| {
+            let mut v: Vec<f64> = x[j * n..(j + 1) * n]
+                .iter()
+                .copied()
+                .filter(|v| !v.is_nan())
+                .collect();
+            if v.len() * 2 < n || v.is_empty() {
+                return f64::NAN;
+            }
+            v.sort_by(f64::total_cmp);
+            if categorical.contains(&j) {
+                // The longest run of one code.
+                let (mut best, mut best_len, mut i) = (v[0], 0, 0);
+                while i < v.len() {
+                    let k = v[i..].iter().take_while(|&&c| c == v[i]).count();
+                    if k > best_len {
+                        (best, best_len) = (v[i], k);
+                    }
+                    i += k;
+                }
+                best
+            } else {
+                v[v.len() / 2]
+            }
+        })
+        .collect()
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -367,6 +432,7 @@ impl Classifier {
         opts: &FitOptions,
     ) -> Result<(Classifier, Option<(Vec<usize>, Vec<usize>)>), ModelError> {
         check_target(y)?;
+        let mut reference = None;
         let (inner, folds) = match algorithm {
             Algorithm::Logistic => (Inner::Logistic(Logistic::fit(table, y, opts.l2)?), None),
             Algorithm::Hist => {
@@ -377,9 +443,26 @@ impl Classifier {
                     params.threads = t;
                 }
                 let cols = encoder.names.len();
+                let categorical: HashSet<usize> =
+                    encoder.categorical_indices().into_iter().collect();
+                let monotone: Vec<i8> = match opts.monotone {
+                    Some(dir) => (0..cols)
+                        .map(|j| {
+                            if categorical.contains(&j) {
+                                0
+                            } else {
+                                dir(&encoder.names[j]).signum()
+                            }
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 let b = bagged(&x, table.rows(), cols, y, groups, opts, |x, y, rows, _| {
-                    Ok(hist::HistGbm::fit(x, rows, cols, y, params))
+                    Ok(hist::HistGbm::fit_monotone(
+                        x, rows, cols, y, params, &monotone,
+                    ))
                 })?;
+                reference = Some(reference_row(&x, table.rows(), &encoder));
                 (
                     Inner::Hist {
                         encoder,
@@ -435,6 +518,7 @@ impl Classifier {
                 names: table.names.clone(),
                 inner,
                 calibration: None,
+                reference,
             },
             folds,
         ))
@@ -504,11 +588,16 @@ impl Classifier {
             .collect())
     }
 
-    /// Per row, each input column's contribution to the log-odds: for trees
-    /// the path contributions (each split's change of the node mean, summed per
-    /// feature, averaged over bags; they add up to the log-odds exactly and
-    /// cost one pass down each tree); for the logistic model coefficient ×
-    /// standardised value.
+    /// Per row, each input column's contribution to the log-odds (shape:
+    /// rows × [`Classifier::names`]). For histogram trees fitted with a
+    /// reference row: baseline Shapley values against it
+    /// ([`hist::HistGbm::shapley_against`], averaged over bags), which add
+    /// up to the row's log-odds minus the reference's
+    /// ([`Classifier::reference_logit`]) and respect the monotone
+    /// constraints' signs. For perpetual's trees and older models: path
+    /// contributions (each split's change of the node mean; they add up to
+    /// the log-odds minus the trees' mean). For the logistic model:
+    /// coefficient × standardised value.
     pub fn contributions(&self, table: &Table) -> Result<Vec<Vec<f64>>, ModelError> {
         Ok(match &self.inner {
             Inner::Logistic(l) => l.contributions(table)?,
@@ -516,7 +605,11 @@ impl Classifier {
                 let x = encoder.matrix(table)?;
                 let mut out = vec![vec![0.0; encoder.names.len()]; table.rows()];
                 for m in models {
-                    for (o, c) in out.iter_mut().zip(m.contributions(&x, table.rows())) {
+                    let c = match &self.reference {
+                        Some(r) => m.shapley_against(&x, table.rows(), r),
+                        None => m.contributions(&x, table.rows()),
+                    };
+                    for (o, c) in out.iter_mut().zip(c) {
                         for (a, b) in o.iter_mut().zip(c) {
                             *a += b / models.len() as f64;
                         }
@@ -540,6 +633,72 @@ impl Classifier {
                 out
             }
         })
+    }
+
+    /// The uncalibrated log-odds of the reference row the contributions are
+    /// measured from (a typical training row), when there is one.
+    pub fn reference_logit(&self) -> Option<f64> {
+        let (Inner::Hist { models, .. }, Some(r)) = (&self.inner, &self.reference) else {
+            return None;
+        };
+        let z: f64 = models.iter().map(|m| m.logits(r, 1)[0]).sum();
+        Some(z / models.len() as f64)
+    }
+
+    /// For each row of `table`, the change of the uncalibrated log-odds when
+    /// the input columns `remove[row]` (indices into [`Classifier::names`])
+    /// are set to the reference row's values: what "without these factors"
+    /// would score, to check the factors against. `None` for a model
+    /// without a reference row.
+    pub fn removal_effects(
+        &self,
+        table: &Table,
+        remove: &[Vec<usize>],
+    ) -> Result<Option<Vec<f64>>, ModelError> {
+        let (Inner::Hist { encoder, models }, Some(r)) = (&self.inner, &self.reference) else {
+            return Ok(None);
+        };
+        assert_eq!(remove.len(), table.rows(), "one list of columns per row");
+        let n = table.rows();
+        let x = encoder.matrix(table)?;
+        let mut moved = x.clone();
+        for (row, cols) in remove.iter().enumerate() {
+            for &j in cols {
+                moved[j * n + row] = r[j];
+            }
+        }
+        let mut out = vec![0.0; n];
+        for m in models {
+            let (before, after) = (m.logits(&x, n), m.logits(&moved, n));
+            for ((o, b), a) in out.iter_mut().zip(before).zip(after) {
+                *o += (a - b) / models.len() as f64;
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The (calibrated) probability of the reference row: the typical
+    /// deal the explanations start from.
+    pub fn reference_probability(&self) -> Option<f64> {
+        self.reference_logit().map(|z| {
+            let p = sigmoid(z);
+            self.calibration.as_ref().map_or(p, |c| c.apply(p))
+        })
+    }
+
+    /// The reference row (encoded: categorical columns as codes), when
+    /// there is one.
+    pub fn reference(&self) -> Option<&[f64]> {
+        self.reference.as_deref()
+    }
+
+    /// The monotone constraint of each input column (+1, -1, 0) for
+    /// histogram trees fitted with constraints; empty otherwise.
+    pub fn monotone(&self) -> Vec<i8> {
+        match &self.inner {
+            Inner::Hist { models, .. } => models[0].monotone().to_vec(),
+            _ => Vec::new(),
+        }
     }
 
     /// Global importance per input column, normalised to sum to 1.
@@ -660,5 +819,51 @@ mod tests {
         assert!(
             Classifier::fit_cross_calibrated(Algorithm::Hist, &t, &y, &groups, 4, &few).is_err()
         );
+    }
+
+    /// The reference row the explanations are measured from: medians, the
+    /// most frequent level, missing for a mostly missing column; it
+    /// survives saving, and the contributions add up against it.
+    #[test]
+    fn contributions_are_measured_from_a_typical_row_that_survives_saving() {
+        let (mut t, y, _) = noise_groups(3);
+        let n = t.rows();
+        let sparse: Vec<f64> = (0..n)
+            .map(|r| if r % 3 == 0 { r as f64 } else { f64::NAN })
+            .collect();
+        t.push("sparse", Column::Numeric(sparse));
+        let level: Vec<Option<String>> = (0..n)
+            .map(|r| Some(if r % 4 == 0 { "b" } else { "a" }.to_string()))
+            .collect();
+        t.push("level", Column::Categorical(level));
+        let opts = FitOptions {
+            bags: 2,
+            hist: hist::HistParams {
+                min_data_in_leaf: 5,
+                iterations: 20,
+                ..Default::default()
+            },
+            ..FitOptions::default()
+        };
+        let m = Classifier::fit(Algorithm::Hist, &t, &y, &opts).unwrap();
+        let r = m.reference().unwrap().to_vec();
+        let median = |c: &str| {
+            let Some(Column::Numeric(v)) = t.column(c) else {
+                unreachable!()
+            };
+            let mut v = v.clone();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        assert_eq!(r[0], median("g"));
+        assert!(r[2].is_nan(), "two thirds missing: missing");
+        assert_eq!(r[3], 0.0, "the most frequent level's code");
+        let back = Classifier::from_json(&m.to_json()).unwrap();
+        assert!(back.reference().unwrap()[2].is_nan());
+        let z = back.logits(&t).unwrap();
+        let z_ref = back.reference_logit().unwrap();
+        for (row, c) in back.contributions(&t).unwrap().iter().enumerate() {
+            assert!((z_ref + c.iter().sum::<f64>() - z[row]).abs() < 1e-9);
+        }
     }
 }
