@@ -76,6 +76,13 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         r.test.positives,
         r.test_label_coverage * 100.0
     );
+    if let Some(w) = &r.refit {
+        let _ = writeln!(
+            s,
+            "**Registered model.** After evaluation, refitted the same way (features, constraints, out-of-fold calibration) on every snapshot whose outcome was known by the end of the data: {} to {} ({} rows, {} positive), so that scores draw on the latest months. The test figures below are those of the evaluated model, fitted on the earlier window only.\n",
+            w.from, w.to, w.rows, w.positives
+        );
+    }
     let _ = writeln!(
         s,
         "**Data gate.** Needs {}. This data had {}.\n",

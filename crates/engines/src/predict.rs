@@ -106,6 +106,11 @@ pub struct TrainOptions {
     /// The tree learner: [`Algorithm::Hist`] or [`Algorithm::Gbm`] (perpetual).
     pub algorithm: Algorithm,
     pub fit: FitOptions,
+    /// After evaluation, refit the model that is returned (and registered
+    /// for scoring) on every snapshot whose outcome is known by the end of
+    /// the data, the test window included; otherwise the evaluated model,
+    /// which knows nothing of the last months, is returned.
+    pub refit: bool,
     /// Fit the trees with the feature registry's known directions as
     /// monotone constraints ([`registry::win_effect`],
     /// [`registry::slip_effect`]); off only to measure what they cost.
@@ -121,6 +126,7 @@ impl Default for TrainOptions {
             calibration_folds: 4,
             algorithm: Algorithm::Hist,
             monotone: true,
+            refit: true,
             fit: FitOptions {
                 // Each bag holds one snapshot per deal (about 2,000 rows):
                 // smaller trees, more of them, a slower rate than the defaults.
@@ -193,6 +199,10 @@ pub struct ModelReport {
     /// Whether the explanations' top factors are what moves the scores, on
     /// the test window (`None` for a learner without a reference row).
     pub faithfulness: Option<Faithfulness>,
+    /// The rows the returned model was refitted on after evaluation (every
+    /// snapshot with an outcome known by the end of the data), or `None`
+    /// when the returned model is the evaluated one.
+    pub refit: Option<Window>,
     /// Monotone constraints the trees were fitted with: feature names whose
     /// higher values may only raise (`raises`) or only lower (`lowers`) the
     /// probability, from the feature registry.
@@ -763,6 +773,7 @@ pub fn train(
         fields_without_history: data.without_history.iter().map(|f| f.to_string()).collect(),
         unseen_in_training: novelties(&snap.table, &tr, &te),
         faithfulness: faithfulness(&gbm, &all_te, 3)?,
+        refit: None,
         monotone: {
             let mut m = Monotone::default();
             for (name, d) in gbm.names.iter().zip(gbm.monotone()) {
@@ -775,11 +786,64 @@ pub fn train(
             m
         },
     };
+    let mut report = report;
+    let model = if opts.refit {
+        let (model, rows) = refit(data, snap, target, &gbm.names, opts, &fit)?;
+        report.refit = Some(rows);
+        model
+    } else {
+        gbm
+    };
     Ok(Trained {
         target,
         report,
-        model: gbm,
+        model,
     })
+}
+
+/// The model for scoring: fitted as the evaluated one was (its features,
+/// learner, constraints and out-of-fold calibration) on every snapshot
+/// whose outcome is known by the end of the data, and those rows.
+fn refit(
+    data: &Data,
+    snap: &Snapshots,
+    target: Target,
+    features: &[String],
+    opts: &TrainOptions,
+    fit: &FitOptions,
+) -> anyhow::Result<(Classifier, Window)> {
+    let mut labels = vec![f64::NAN; snap.opp.len()];
+    let mut rows = Vec::new();
+    for (r, l) in labels.iter_mut().enumerate() {
+        if let Some((y, known)) = label(data, snap.opp[r], snap.date[r], target) {
+            if known <= data.end {
+                *l = y;
+                rows.push(r);
+            }
+        }
+    }
+    let all = snap.table.take(&rows);
+    let mut x = Table::default();
+    for name in features {
+        let c = all
+            .column(name)
+            .expect("the evaluated model's features are snapshot columns");
+        x.push(name.clone(), c.clone());
+    }
+    let y: Vec<f64> = rows.iter().map(|&r| labels[r]).collect();
+    let groups: Vec<usize> = rows.iter().map(|&r| snap.opp[r]).collect();
+    let (model, _) = Classifier::fit_cross_calibrated(
+        opts.algorithm,
+        &x,
+        &y,
+        &groups,
+        opts.calibration_folds,
+        fit,
+    )?;
+    let mut dates: Vec<Instant> = rows.iter().map(|&r| snap.date[r]).collect();
+    dates.sort();
+    dates.dedup();
+    Ok((model, window(&dates, &rows, &labels)))
 }
 
 /// One reason a score is what it is.
