@@ -456,7 +456,8 @@ impl Analyses {
         };
         self.timed("forecast_models", &self.forecast, generation, || {
             load_data(&crm).and_then(|data| {
-                let base = ForecastBase::build(data, &progress)?;
+                let registered = win.as_ref().map(|w| (w.0.clone(), w.2));
+                let base = ForecastBase::build(data, registered, &progress)?;
                 base.set_excluded(excluded?);
                 base.warm(&progress);
                 Ok(base)

@@ -10,6 +10,7 @@ use pipewise_engines::forecast::{
 };
 use pipewise_engines::predict::Snapshots;
 use pipewise_features::{DAY, Data, format_date};
+use pipewise_models::Classifier;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,7 +22,10 @@ use crate::{InputError, Progress};
 /// week before: what `pipewise forecast` shows. Fits the models and learns
 /// the range from the org's earlier periods (slow: minutes on large orgs).
 /// The deals in `excluded` (managers' overrides, [`excluded_deals`]) count
-/// for nothing.
+/// for nothing. `registered_win`: the registered win model and its version,
+/// used for the open deals' win probabilities (their deal pages' numbers)
+/// when `as_of` is the end of the data; ignored for an earlier date, whose
+/// win model is fitted with what was known then.
 #[allow(clippy::too_many_arguments)]
 pub fn forecast_at(
     data: &Data,
@@ -31,6 +35,7 @@ pub fn forecast_at(
     as_of: i64,
     draws: usize,
     excluded: &std::collections::HashSet<String>,
+    registered_win: Option<(Classifier, i64)>,
     progress: &dyn Progress,
 ) -> anyhow::Result<(Forecast, Vec<DealChange>)> {
     let period = match period {
@@ -43,7 +48,8 @@ pub fn forecast_at(
         ..ForecastOptions::default()
     };
     progress.report("fitting win and close-timing models", 0.1);
-    let models = forecast::fit_models(data, snap, as_of, &opts)?;
+    let registered = registered_win.filter(|_| as_of == data.end);
+    let models = forecast::fit_models_using(data, snap, as_of, &opts, registered)?;
     let label = "learning the range from earlier periods";
     let range = forecast::range_at(data, snap, period.kind, as_of, &opts, &mut |k, n| {
         progress.report(label, k as f64 / n.max(1) as f64)
@@ -110,6 +116,9 @@ pub struct ForecastView {
     pub as_of: String,
     /// The models learnt from deals closed before this date.
     pub models_cutoff: String,
+    /// The registered win model whose probabilities the open deals carry
+    /// (as on their deal pages); `None`: one fitted at `models_cutoff`.
+    pub win_model_version: Option<i64>,
     pub draws: usize,
     pub by: RollUp,
     /// The caller's whole scope: P10/P50/P90 and mean of bookings in the
@@ -218,12 +227,19 @@ const KEEP_PERIODS: usize = 12;
 impl ForecastBase {
     /// Fits the models at the end of the data and learns the quarter and
     /// month ranges (minutes on large orgs; reports progress).
-    pub fn build(data: Data, progress: &dyn Progress) -> anyhow::Result<ForecastBase> {
+    ///
+    /// `registered_win`: the registered win model and its version, whose
+    /// probabilities the open deals then carry (as on their deal pages).
+    pub fn build(
+        data: Data,
+        registered_win: Option<(Classifier, i64)>,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<ForecastBase> {
         let opts = ForecastOptions::default();
         let as_of = data.end;
         let snap = crate::snapshots(&data, &snapshot_dates(&data), progress);
         progress.report("fitting win and close-timing models", 0.0);
-        let models = forecast::fit_models(&data, &snap, as_of, &opts)?;
+        let models = forecast::fit_models_using(&data, &snap, as_of, &opts, registered_win)?;
         progress.report("fitting win and close-timing models", 1.0);
         let mut ranges = Vec::new();
         let mut backtests = Vec::new();
@@ -394,6 +410,7 @@ impl ForecastBase {
             period_end: last_day,
             as_of: format_date(self.as_of),
             models_cutoff: p.by_rep.models_cutoff.clone(),
+            win_model_version: p.by_rep.win_model_version,
             draws: p.by_rep.draws,
             by,
             total,

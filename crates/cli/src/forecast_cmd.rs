@@ -104,6 +104,7 @@ pub fn forecast_cmd(db: &Path, args: ForecastArgs) -> Result<ExitCode> {
         as_of,
         args.draws,
         &excluded,
+        pipewise_app::book::active_model(&store, "win")?.map(|(m, _, version)| (m, version)),
         &Bars::new(!args.json),
     )?;
     if args.json {
@@ -137,10 +138,16 @@ pub fn forecast_text(f: &Forecast, moved: &[DealChange], top: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Forecast of {} bookings as of {} ({} Monte Carlo draws; models fitted on what was known then)\n",
+        "Forecast of {} bookings as of {} ({} Monte Carlo draws; {})\n",
         f.period.label,
         f.as_of,
-        crate::output::thousands(f.draws as u64)
+        crate::output::thousands(f.draws as u64),
+        match f.win_model_version {
+            Some(v) => format!(
+                "win probabilities from the registered win model v{v}, as `score` and the deal pages show them; close timing fitted on what was known then"
+            ),
+            None => "models fitted on what was known then".to_string(),
+        }
     );
     let width = f
         .groups

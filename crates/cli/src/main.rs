@@ -879,6 +879,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
         crm.end,
         10_000,
         &Default::default(),
+        pipewise_app::book::active_model(&store, "win")?.map(|(m, _, version)| (m, version)),
         &bars,
     )?;
     // Coaching: every rep's plan, a headline per team, checked against the latent skills.

@@ -154,6 +154,30 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     assert!(q("open_expected") > 0.0 && q("new_expected") > 0.0);
     assert_eq!(t["open_deals"].as_u64().unwrap() as usize, scores.len());
     assert!(!v["forecast"]["moved"].as_array().unwrap().is_empty());
+    // Each open deal carries the win probability it is scored with (the
+    // registered model's), and a win inside the quarter is at most a win.
+    assert_eq!(fc["win_model_version"], v["models"][0]["version"]);
+    let scored: std::collections::HashMap<&str, f64> = scores
+        .iter()
+        .map(|s| {
+            (
+                s["opportunity_id"].as_str().unwrap(),
+                s["win_probability"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let fc_deals = fc["deals"].as_array().unwrap();
+    assert_eq!(fc_deals.len(), scores.len());
+    for deal in fc_deals {
+        let id = deal["opportunity_id"].as_str().unwrap();
+        let p = deal["win_probability"].as_f64().unwrap();
+        assert!(
+            (p - scored[id]).abs() < 1e-9,
+            "{id}: forecast {p}, score {}",
+            scored[id]
+        );
+        assert!(deal["in_period_probability"].as_f64().unwrap() <= 1.0 + 1e-9);
+    }
 
     // A past quarter by rep: the reps' parts add up to the company's.
     let f = pipewise(

@@ -160,6 +160,9 @@ pub struct Models {
     /// the horizon's length, how far past the expected close date it ends and
     /// whether it ends on a quarter's end.
     pub timing: Classifier,
+    /// The registered win model's version when `win` is that model (the
+    /// deal pages' probabilities), `None` when it was fitted at the cutoff.
+    pub win_version: Option<i64>,
 }
 
 /// Horizons (days after a snapshot) the timing model learns: the ends of the
@@ -233,6 +236,21 @@ pub fn fit_models(
     cutoff: Instant,
     opts: &ForecastOptions,
 ) -> anyhow::Result<Models> {
+    fit_models_using(data, snap, cutoff, opts, None)
+}
+
+/// As [`fit_models`], with the registered win model `(model, version)`
+/// when given instead of fitting one: the forecast at the end of the data
+/// then weighs each open deal by the probability its deal page shows.
+/// Only for a cutoff at the end of the data, or the model knows outcomes
+/// the cutoff did not.
+pub fn fit_models_using(
+    data: &Data,
+    snap: &Snapshots,
+    cutoff: Instant,
+    opts: &ForecastOptions,
+    registered: Option<(Classifier, i64)>,
+) -> anyhow::Result<Models> {
     if let Some(refusal) = data_gate(data).refusal("the forecast") {
         anyhow::bail!(refusal);
     }
@@ -255,15 +273,21 @@ pub fn fit_models(
     let won = |r: &usize| f64::from(u8::from(data.opps[snap.opp[*r]].won == Some(true)));
     let y: Vec<f64> = rows.iter().map(won).collect();
     let groups: Vec<usize> = rows.iter().map(|&r| snap.opp[r]).collect();
-    // Calibrated on out-of-fold scores, as the win model of `train`.
-    let (win, _) = Classifier::fit_cross_calibrated(
-        Algorithm::Hist,
-        &snap.table.take(&rows),
-        &y,
-        &groups,
-        opts.calibration_folds,
-        &opts.fit,
-    )?;
+    let (win, win_version) = match registered {
+        Some((model, version)) => (model, Some(version)),
+        None => {
+            // Calibrated on out-of-fold scores, as the win model of `train`.
+            let (win, _) = Classifier::fit_cross_calibrated(
+                Algorithm::Hist,
+                &snap.table.take(&rows),
+                &y,
+                &groups,
+                opts.calibration_folds,
+                &opts.fit,
+            )?;
+            (win, None)
+        }
+    };
     // Won-by: every snapshot before the cutoff at each horizon that ends by
     // the cutoff, so that every label is known then (no deal still open at
     // the cutoff is left out or guessed).
@@ -300,6 +324,7 @@ pub fn fit_models(
         cutoff,
         win,
         timing,
+        win_version,
     })
 }
 
@@ -518,6 +543,10 @@ pub struct Forecast {
     pub period: Period,
     pub as_of: String,
     pub models_cutoff: String,
+    /// The registered win model whose probabilities the open deals carry
+    /// (the same as on their deal pages); `None`: a win model fitted with
+    /// what was known at `models_cutoff`.
+    pub win_model_version: Option<i64>,
     pub draws: usize,
     pub by: RollUp,
     pub total: GroupForecast,
@@ -1231,6 +1260,7 @@ fn forecast_keyed(
         period: period.clone(),
         as_of: format_date(as_of),
         models_cutoff: format_date(models.cutoff),
+        win_model_version: models.win_version,
         draws: opts.draws,
         by,
         total,

@@ -815,11 +815,11 @@ fn refit(
     let mut labels = vec![f64::NAN; snap.opp.len()];
     let mut rows = Vec::new();
     for (r, l) in labels.iter_mut().enumerate() {
-        if let Some((y, known)) = label(data, snap.opp[r], snap.date[r], target) {
-            if known <= data.end {
-                *l = y;
-                rows.push(r);
-            }
+        if let Some((y, known)) = label(data, snap.opp[r], snap.date[r], target)
+            && known <= data.end
+        {
+            *l = y;
+            rows.push(r);
         }
     }
     let all = snap.table.take(&rows);

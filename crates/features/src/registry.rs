@@ -721,6 +721,13 @@ pub fn phrase(def: &FeatureDef, numeric: Option<f64>, category: Option<&str>) ->
     let one = value.as_deref() == Some("1");
     // The markup is resolved before the value goes in: a value of the
     // user's own ("Suite [EU]") is never read as markup.
+    // "last touch today", not "0 days ago".
+    let template = if def.unit == Days && numeric.is_some_and(|v| v.abs() < 0.5) {
+        template.replace("{v} ago", "today")
+    } else {
+        template.to_string()
+    };
+    let template = template.as_str();
     match value {
         Some(v) => agree(template, one).replace("{v}", &v),
         None if !def.missing.is_empty() => def.missing.to_string(),
@@ -869,6 +876,14 @@ mod tests {
         assert_eq!(
             phrase(by_name("days_to_close"), Some(30.0), None),
             "expected close in 30 days"
+        );
+        assert_eq!(
+            phrase(by_name("days_since_touch"), Some(0.2), None),
+            "last touch today"
+        );
+        assert_eq!(
+            phrase(by_name("days_since_touch"), Some(1.0), None),
+            "last touch 1 day ago"
         );
         // Against the typical value the contributions are measured from.
         assert_eq!(
