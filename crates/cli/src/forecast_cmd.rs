@@ -211,7 +211,7 @@ pub fn forecast_text(f: &Forecast, moved: &[DealChange], top: usize) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "\n  open pipeline: {} deals, each P(won inside {}) × amount, drawn independently given a shared shock;\n  not yet created: {} ± {} ({}; past periods at the same point: {}).\n  Range: the models' own error is in it as period-level multipliers on the open pipeline's wins\n  (log sd {:.2}) and on the not yet created part (median ×{:.2}, log sd {:.2}), {}.\n  Baselines: commit = won + open deals in the commit category closing in the period;\n  stage-weighted = won + CRM stage probability × amount for deals closing in the period;\n  run-rate = won + the last 91 days' bookings per day × days left.",
+        "\n  open pipeline: {} deals, each P(won inside {}) × amount; in each draw the deals are won or lost\n  one by one, and all of them share that draw's luck for the period (a good or a bad one);\n  not yet created: {} ± {} ({}; past periods at the same point: {}).\n  Range: widened by how far earlier forecasts missed: the open pipeline's wins by about ±{:.0}%\n  and the not yet created part by about ±{:.0}% around ×{:.2} of its estimate (one standard deviation); {}.\n  Baselines: commit = won + open deals in the commit category closing in the period;\n  stage-weighted = won + CRM stage probability × amount for deals closing in the period;\n  run-rate = won + the last 91 days' bookings per day × days left.",
         f.total.open_deals,
         f.period.label,
         money(n.mean),
@@ -222,9 +222,9 @@ pub fn forecast_text(f: &Forecast, moved: &[DealChange], top: usize) -> String {
         } else {
             hist.join(", ")
         },
-        f.range.shock.open_sigma,
+        f.range.shock.open_sigma.exp_m1() * 100.0,
+        f.range.shock.new_sigma.exp_m1() * 100.0,
         f.range.shock.new_shift.exp(),
-        f.range.shock.new_sigma,
         if f.range.learnt_from.is_empty() {
             f.range.method.clone()
         } else {

@@ -102,26 +102,57 @@ fn the_months_of_a_quarter_add_up_to_the_quarter() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     simulated_org(d, "3005", "24");
-    let forecast = |period: &str| -> (f64, f64, f64) {
+    // (mean, open expected, new expected) of the whole org, and each team's
+    // new expected by name.
+    type Parts = ((f64, f64, f64), std::collections::BTreeMap<String, f64>);
+    let forecast = |period: &str| -> Parts {
         let (ok, out, err) = common::pipewise(
             d,
             &[
-                "--db", "o.db", "forecast", "--period", period, "--draws", "2000", "--json",
+                "--db", "o.db", "forecast", "--period", period, "--by", "team", "--draws", "2000",
+                "--json",
             ],
         );
         assert!(ok, "{period}: {err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let t = &v["forecast"]["total"];
         let q = |k: &str| t[k].as_f64().unwrap();
-        (q("mean"), q("open_expected"), q("new_expected"))
+        let teams = v["forecast"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["group"].as_str().unwrap().to_string(),
+                    g["new_expected"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        ((q("mean"), q("open_expected"), q("new_expected")), teams)
     };
     // The simulated window ends 2025-12-31: the next quarter and its months.
-    let quarter = forecast("2026-Q1");
-    let months: Vec<(f64, f64, f64)> = ["2026-01", "2026-02", "2026-03"]
+    let (quarter, quarter_teams) = forecast("2026-Q1");
+    let (months, month_teams): (Vec<(f64, f64, f64)>, Vec<_>) = ["2026-01", "2026-02", "2026-03"]
         .iter()
         .map(|m| forecast(m))
-        .collect();
+        .unzip();
     let sum = |f: fn(&(f64, f64, f64)) -> f64| months.iter().map(f).sum::<f64>();
+    // Each team's months book the same share of their not-yet-created part
+    // as the team does of the quarter's: a team's months add up to its
+    // quarter as the org's do.
+    let org_ratio = months.iter().map(|m| m.2).sum::<f64>() / quarter.2;
+    assert!(quarter_teams.len() > 1, "{quarter_teams:?}");
+    for (team, q) in quarter_teams.iter().filter(|t| *t.1 > 0.0) {
+        let m: f64 = month_teams
+            .iter()
+            .map(|t| t.get(team).copied().unwrap_or(0.0))
+            .sum();
+        assert!(
+            (m / q - org_ratio).abs() < 1e-6,
+            "{team}: months / quarter = {} against {org_ratio} for the org",
+            m / q
+        );
+    }
     // The open pipeline's part is one close-timing model: it adds up exactly.
     assert!(
         (sum(|m| m.1) - quarter.1).abs() < 0.01 * quarter.1,

@@ -32,13 +32,26 @@ pub enum PeriodKind {
     Quarter,
 }
 
-/// A calendar month or quarter, `[start, end)` in UTC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A calendar month or quarter, `[start, end)` in UTC. In JSON: its label,
+/// kind, and first and last days (YYYY-MM-DD).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Period {
     pub label: String,
     pub kind: PeriodKind,
     pub start: Instant,
     pub end: Instant,
+}
+
+impl Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("Period", 4)?;
+        out.serialize_field("label", &self.label)?;
+        out.serialize_field("kind", &self.kind)?;
+        out.serialize_field("first_day", &format_date(self.start))?;
+        out.serialize_field("last_day", &format_date(self.end - DAY))?;
+        out.end()
+    }
 }
 
 fn midnight(y: i32, m: u32) -> Instant {
@@ -340,7 +353,8 @@ pub struct DealForecast {
     pub in_period_probability: f64,
     /// P(won inside the period) × amount.
     pub expected: f64,
-    pub stage: Option<usize>,
+    /// The stage as the CRM names it, as of the forecast's date.
+    pub stage: Option<String>,
     pub forecast_category: Option<String>,
     pub expected_close: Option<String>,
     /// Taken out of the forecast by a manager: it counts for nothing.
@@ -1091,7 +1105,12 @@ fn forecast_keyed(
             won_in[k] = 0.0;
         }
     }
-    let stage = numeric_col(&table, "stage").map(<[f64]>::to_vec);
+    // The entered stage's code (0 prospecting ... 4 negotiation), for the
+    // stage-weighted baseline.
+    let stage_code: Vec<Option<usize>> = match numeric_col(&table, "stage") {
+        Some(c) => c.iter().map(|s| s.is_finite().then_some(*s as usize)).collect(),
+        None => vec![None; opps.len()],
+    };
     let mut deals = Vec::with_capacity(opps.len());
     for (k, &o) in opps.iter().enumerate() {
         let opp = &data.opps[o];
@@ -1107,9 +1126,7 @@ fn forecast_keyed(
                 0.0
             },
             expected: won_in[k] * amount,
-            stage: stage
-                .as_ref()
-                .and_then(|s| s[k].is_finite().then_some(s[k] as usize)),
+            stage: opp.stage.at(as_of).map(str::to_string),
             forecast_category: opp.forecast_category.at(as_of).map(str::to_string),
             expected_close: data.close_date_at(opp, as_of).map(format_date),
             excluded: excluded.contains(&opp.id),
@@ -1133,10 +1150,13 @@ fn forecast_keyed(
         })
         .collect();
     // Who books new-pipeline wins: each group's share of the created-and-won
-    // bookings in the last four periods.
+    // bookings in the last four quarters before the one holding the period,
+    // for a month as for its quarter, so that a group's months add up to its
+    // quarter as the company's do.
     let mut share_raw: HashMap<usize, f64> = HashMap::new();
+    let quarter = Period::containing(period.start, PeriodKind::Quarter);
     for n in 1..=4 {
-        let p = period.back(n);
+        let p = quarter.back(n);
         if p.end > as_of {
             continue;
         }
@@ -1194,11 +1214,13 @@ fn forecast_keyed(
     let mut out_groups: Vec<GroupForecast> = Vec::new();
     let build = |gi: Option<usize>, name: String, sorted: &[f64]| {
         let sel = |k: usize| gi.is_none_or(|g| deal_group[k] == g);
+        // (+ 0.0: an empty sum is -0.0, which JSON would show.)
         let won_to_date: f64 = won_group
             .iter()
             .filter(|(g, _)| gi.is_none_or(|x| x == *g))
             .map(|x| x.1)
-            .sum();
+            .sum::<f64>()
+            + 0.0;
         let mut open_expected = 0.0;
         let mut commit = won_to_date;
         let mut stage_weighted = won_to_date;
@@ -1215,7 +1237,7 @@ fn forecast_keyed(
                 if d.forecast_category.as_deref() == Some("commit") {
                     commit += d.amount;
                 }
-                if let Some(s) = d.stage {
+                if let Some(s) = stage_code[k] {
                     stage_weighted += STAGE_WEIGHTS[s.min(4)] * d.amount;
                 }
             }
