@@ -68,19 +68,22 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         "**Data.** Weekly (Monday) snapshots of every open opportunity, features computed as of each snapshot from what was known then. Training {} to {} ({} snapshots with a known outcome, {} positive); test {} to {} ({} rows, {} positive). Outcomes used in training were known before the test window began. {:.0}% of the test window's open-deal snapshots had an outcome by the end of the data; the rest (deals still open) are not in the test figures.\n",
         r.train.from,
         r.train.to,
-        r.train.rows,
-        r.train.positives,
+        crate::output::thousands(r.train.rows as u64),
+        crate::output::thousands(r.train.positives as u64),
         r.test.from,
         r.test.to,
-        r.test.rows,
-        r.test.positives,
+        crate::output::thousands(r.test.rows as u64),
+        crate::output::thousands(r.test.positives as u64),
         r.test_label_coverage * 100.0
     );
     if let Some(w) = &r.refit {
         let _ = writeln!(
             s,
             "**Registered model.** After evaluation, refitted the same way (features, constraints, out-of-fold calibration) on every snapshot whose outcome was known by the end of the data: {} to {} ({} rows, {} positive), so that scores draw on the latest months. The test figures below are those of the evaluated model, fitted on the earlier window only.\n",
-            w.from, w.to, w.rows, w.positives
+            w.from,
+            w.to,
+            crate::output::thousands(w.rows as u64),
+            crate::output::thousands(w.positives as u64)
         );
     }
     let _ = writeln!(

@@ -1108,7 +1108,10 @@ fn forecast_keyed(
     // The entered stage's code (0 prospecting ... 4 negotiation), for the
     // stage-weighted baseline.
     let stage_code: Vec<Option<usize>> = match numeric_col(&table, "stage") {
-        Some(c) => c.iter().map(|s| s.is_finite().then_some(*s as usize)).collect(),
+        Some(c) => c
+            .iter()
+            .map(|s| s.is_finite().then_some(*s as usize))
+            .collect(),
         None => vec![None; opps.len()],
     };
     let mut deals = Vec::with_capacity(opps.len());
