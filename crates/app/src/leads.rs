@@ -473,3 +473,350 @@ mod tests {
         );
     }
 }
+
+/// pipewise's lead policies learned from an org's records before a date.
+pub struct LearnedPolicies {
+    pub router: Option<pipewise_engines::lead_policy::Router>,
+    pub cadence: Option<pipewise_engines::lead_policy::PipewiseCadence>,
+    /// What was learned, in words (one line each).
+    pub summary: Vec<String>,
+}
+
+/// Imports the canonical files in `dir` into a temporary database and
+/// learns the routing (when `routing`) and the cadence's send-time model
+/// (when `cadence`) from what was known at `as_of` (epoch seconds).
+/// Errors: an import that fails, or too few leads to learn routing from.
+pub fn learn_lead_policies(
+    dir: &std::path::Path,
+    as_of: i64,
+    routing: bool,
+    cadence: bool,
+    progress: &dyn pipewise_ingest::Progress,
+) -> anyhow::Result<LearnedPolicies> {
+    use pipewise_engines::lead_policy::{
+        CadenceDef, ConversionModel, DEFAULT_CADENCE, PipewiseCadence, Router, RouterOptions,
+        SendTimeModel,
+    };
+    let tmp = tempfile::tempdir()?;
+    let mut store = SqliteStore::open(tmp.path().join("history.db"))?;
+    let sources = pipewise_ingest::sources_in_dir(dir, None)?;
+    let opts = pipewise_ingest::ImportOptions {
+        dry_run: false,
+        max_errors: 100,
+        as_of: pipewise_core::value::format_instant(
+            chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
+        ),
+        kind: "canonical".into(),
+        encoding: None,
+    };
+    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, progress)?;
+    if !report.ok() {
+        anyhow::bail!(
+            "the history in {} did not import: {} errors",
+            dir.display(),
+            report.errors.len()
+        );
+    }
+    let crm = store.load_crm()?;
+    let mut summary = Vec::new();
+    let router = if routing {
+        let model = ConversionModel::fit(&crm, as_of)?;
+        summary.push(format!(
+            "routing learned from {} leads ({} converted); priors: rep sd {:.2}, rep-industry sd {:.2} \
+             log-odds; validation log loss {:.4} against {:.4} for the lead alone",
+            model.leads,
+            model.converted,
+            model.tau_rep,
+            model.tau_cell,
+            model.validation.0,
+            model.validation.1
+        ));
+        Some(Router::new(model, RouterOptions::default()))
+    } else {
+        None
+    };
+    let cadence = if cadence {
+        let def = CadenceDef::parse(DEFAULT_CADENCE)?;
+        let send_time = SendTimeModel::fit(&crm, as_of);
+        summary.push(format!(
+            "cadence {}: {} touches, stop on reply; send times learned from {} lead touches",
+            def.name,
+            def.steps.len(),
+            send_time.touches
+        ));
+        Some(PipewiseCadence::new(def, send_time, &crm))
+    } else {
+        None
+    };
+    Ok(LearnedPolicies {
+        router,
+        cadence,
+        summary,
+    })
+}
+
+/// Drafts the first reply to the lead `lead_id` from its inquiry
+/// (`pipewise leads draft`). Errors: no such lead.
+pub fn draft_reply(
+    crm: &CrmData,
+    lead_id: &str,
+) -> Result<pipewise_engines::lead_draft::Draft, InputError> {
+    let lead = crm
+        .leads
+        .iter()
+        .find(|l| l.id == lead_id)
+        .ok_or_else(|| InputError::new("lead", "the id of a lead in the database", lead_id))?;
+    let account = lead
+        .account_id
+        .as_deref()
+        .and_then(|a| crm.accounts.iter().find(|x| x.id == a));
+    let rep = lead
+        .owner_id
+        .as_deref()
+        .and_then(|o| crm.users.iter().find(|u| u.id == o));
+    let products: Vec<String> = crm.products.iter().map(|p| p.1.clone()).collect();
+    Ok(pipewise_engines::lead_draft::draft(
+        &pipewise_engines::lead_draft::DraftInput {
+            lead_id: &lead.id,
+            inquiry: lead.inquiry.as_deref().unwrap_or(""),
+            contact_name: lead.contact_name.as_deref(),
+            company: lead.company.as_deref().or(account.map(|a| a.name.as_str())),
+            industry: account.and_then(|a| a.industry.as_deref()),
+            source: lead.source.as_deref(),
+            rep_name: rep.map(|u| u.name.as_str()),
+            products: &products,
+        },
+    ))
+}
+
+/// A candidate owner of a lead, as the router saw them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteCandidate {
+    pub rep_id: String,
+    pub rep_name: String,
+    /// Predicted conversion (0-1) with this rep at their current queue.
+    pub probability: f64,
+    /// The rep's leads not answered yet (count).
+    pub unanswered: u32,
+    /// Why the rep cannot take the lead, if so.
+    pub excluded: Option<String>,
+}
+
+/// A routing recommendation for one lead.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoutedLead {
+    pub lead_id: String,
+    /// YYYY-MM-DD HH:MM UTC.
+    pub created_at: String,
+    pub current_owner: Option<String>,
+    pub recommended: RouteCandidate,
+    /// The decision in words.
+    pub why: String,
+    /// Every candidate, the recommended first.
+    pub candidates: Vec<RouteCandidate>,
+}
+
+/// Routing recommendations for the leads not answered yet.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoutingReport {
+    /// The instant the queues were read at (the latest lead event).
+    pub as_of: String,
+    /// What the conversion model learned from.
+    pub model: String,
+    pub leads: Vec<RoutedLead>,
+}
+
+/// Routes the leads not answered yet (or only `only`), each among the reps
+/// of its current owner's region (every rep when it has no owner), with
+/// queues as of the latest lead event (`pipewise leads route`). Errors:
+/// too few leads to learn from; `only` not a lead.
+pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingReport> {
+    use pipewise_engines::lead_policy::{ConversionModel, Router, RouterOptions};
+    use pipewise_sim::policy::{LeadView, RepView};
+    let rows = leads::lead_table(crm);
+    let as_of = rows.as_of;
+    if let Some(id) = only
+        && !crm.leads.iter().any(|l| l.id == id)
+    {
+        return Err(InputError::new("lead", "the id of a lead in the database", id).into());
+    }
+    let model = ConversionModel::fit(crm, as_of + 1)?;
+    let summary = format!(
+        "learned from {} leads ({} converted) that arrived 35-400 days before {}",
+        model.leads,
+        model.converted,
+        format_date(as_of)
+    );
+    let router = Router::new(model, RouterOptions::default());
+    let users: HashMap<&str, &pipewise_store::read::User> =
+        crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let accounts: HashMap<&str, &pipewise_store::read::Account> =
+        crm.accounts.iter().map(|a| (a.id.as_str(), a)).collect();
+    let reps: Vec<&pipewise_store::read::User> = crm
+        .users
+        .iter()
+        .filter(|u| u.role.as_deref() == Some("rep"))
+        .collect();
+    let mut unanswered: HashMap<&str, u32> = HashMap::new();
+    for l in &crm.leads {
+        if let Some(o) = l.owner_id.as_deref() {
+            let until = l.first_response_at.unwrap_or(l.created_at + 2 * 86_400);
+            if l.created_at <= as_of && until > as_of {
+                *unanswered.entry(o).or_default() += 1;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for l in &crm.leads {
+        let waiting = l.first_response_at.is_none()
+            && l.converted_at.is_none()
+            && l.disqualified_at.is_none()
+            && as_of - l.created_at <= 14 * 86_400;
+        if only.map_or(!waiting, |id| id != l.id) {
+            continue;
+        }
+        let owner = l.owner_id.as_deref().and_then(|o| users.get(o));
+        let region = owner.and_then(|u| u.region.as_deref());
+        let cands: Vec<&&pipewise_store::read::User> = reps
+            .iter()
+            .filter(|u| region.is_none() || u.region.as_deref() == region)
+            .filter(|u| u.hire_date.is_none_or(|h| h <= as_of))
+            .collect();
+        if cands.is_empty() {
+            continue;
+        }
+        let account = l.account_id.as_deref().and_then(|a| accounts.get(a));
+        let view = LeadView {
+            id: &l.id,
+            created: l.created_at,
+            source: l.source.as_deref().unwrap_or(""),
+            account_id: l.account_id.as_deref().unwrap_or(""),
+            industry: account
+                .and_then(|a| a.industry.as_deref())
+                .unwrap_or("unknown"),
+            employees: account.and_then(|a| a.employees).unwrap_or(0.0) as u32,
+            region: region.unwrap_or(""),
+            title: l.title.as_deref().unwrap_or(""),
+            inquiry: l.inquiry.as_deref().unwrap_or(""),
+        };
+        let rep_views: Vec<RepView> = cands
+            .iter()
+            .map(|u| RepView {
+                id: &u.id,
+                team_id: u.team_id.as_deref().unwrap_or(""),
+                region: u.region.as_deref().unwrap_or(""),
+                unanswered: unanswered.get(u.id.as_str()).copied().unwrap_or(0),
+            })
+            .collect();
+        let ranked = router.rank(&view, &rep_views);
+        let candidates: Vec<RouteCandidate> = ranked
+            .iter()
+            .map(|c| RouteCandidate {
+                rep_id: c.rep_id.clone(),
+                rep_name: users
+                    .get(c.rep_id.as_str())
+                    .map_or(c.rep_id.clone(), |u| u.name.clone()),
+                probability: c.probability,
+                unanswered: c.unanswered,
+                excluded: c.excluded.clone(),
+            })
+            .collect();
+        let best = candidates[0].clone();
+        let industry = match view.industry {
+            "unknown" => String::new(),
+            i => format!("{i} "),
+        };
+        let what = match l.source.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => format!("a {industry}lead from {}", s.replace('_', " ")),
+            None => format!("a {industry}lead"),
+        };
+        let mut why = format!(
+            "{}: {:.0}% predicted conversion for {what}",
+            best.rep_name,
+            best.probability * 100.0
+        );
+        if let Some(cur) = owner
+            && cur.id != best.rep_id
+            && let Some(c) = candidates.iter().find(|c| c.rep_id == cur.id)
+        {
+            why += &format!(
+                "; {}, the current owner, {:.0}% and {} unanswered lead{}",
+                c.rep_name,
+                c.probability * 100.0,
+                c.unanswered,
+                if c.unanswered == 1 { "" } else { "s" }
+            );
+            if let Some(e) = &c.excluded {
+                why += &format!(" ({e})");
+            }
+        }
+        out.push(RoutedLead {
+            lead_id: l.id.clone(),
+            created_at: pipewise_core::value::format_instant(
+                chrono::DateTime::from_timestamp(l.created_at, 0).unwrap_or_default(),
+            ),
+            current_owner: owner.map(|u| u.name.clone()),
+            recommended: best,
+            why,
+            candidates,
+        });
+    }
+    Ok(RoutingReport {
+        as_of: pipewise_core::value::format_instant(
+            chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
+        ),
+        model: summary,
+        leads: out,
+    })
+}
+
+/// The speed-to-lead report with an SLA of `minutes` business minutes
+/// (`pipewise leads sla`).
+pub fn lead_sla(crm: &CrmData, minutes: f64) -> pipewise_engines::lead_sla::SlaReport {
+    pipewise_engines::lead_sla::report(
+        crm,
+        &pipewise_engines::lead_sla::SlaOptions {
+            minutes,
+            ..Default::default()
+        },
+    )
+}
+
+/// A rep's follow-up tasks for a day.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RepQueue {
+    pub rep_id: String,
+    pub rep_name: String,
+    /// YYYY-MM-DD.
+    pub date: String,
+    pub cadence: String,
+    pub tasks: Vec<pipewise_engines::lead_queue::Task>,
+}
+
+/// The follow-up tasks of `rep` (a name or an id) on `date` (epoch seconds;
+/// default: the latest lead event's day) under the built-in cadence
+/// (`pipewise leads queue`). Errors: no such rep.
+pub fn rep_queue(
+    crm: &CrmData,
+    rep: &str,
+    date: Option<i64>,
+    all: bool,
+) -> anyhow::Result<RepQueue> {
+    use pipewise_engines::lead_policy::{CadenceDef, DEFAULT_CADENCE, SendTimeModel};
+    let user = crm
+        .users
+        .iter()
+        .find(|u| u.id == rep || u.name.eq_ignore_ascii_case(rep))
+        .ok_or_else(|| InputError::new("rep", "a rep's name or id", rep))?;
+    let date = date.unwrap_or(leads::lead_table(crm).as_of);
+    let def = CadenceDef::parse(DEFAULT_CADENCE)?;
+    let send_time = SendTimeModel::fit(crm, date);
+    let tasks = pipewise_engines::lead_queue::queue(crm, &user.id, date, &def, &send_time, all);
+    Ok(RepQueue {
+        rep_id: user.id.clone(),
+        rep_name: user.name.clone(),
+        date: format_date(date),
+        cadence: def.name,
+        tasks,
+    })
+}

@@ -4,6 +4,7 @@
 mod access_cmd;
 mod coach_cmd;
 mod forecast_cmd;
+mod leads_cmd;
 mod model_cmd;
 mod output;
 mod predict_cmd;
@@ -95,6 +96,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inbound leads: routing recommendations and first-reply drafts.
+    #[command(subcommand)]
+    Leads(leads_cmd::LeadsCmd),
+    /// Shows and checks a follow-up cadence (TOML).
+    Cadences(leads_cmd::CadencesArgs),
     /// Bookings forecast of a month or quarter with its range, by rep, team or region.
     Forecast(forecast_cmd::ForecastArgs),
     /// Backtests: forecasts made at past dates with what was known then.
@@ -213,6 +219,19 @@ enum ScoreWhat {
     Leads,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum RoutingArg {
+    Territory,
+    RoundRobin,
+    Pipewise,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum CadenceArg {
+    Rep,
+    Pipewise,
+}
+
 #[derive(Args, Clone)]
 struct SimArgs {
     #[arg(long, default_value_t = 42)]
@@ -248,6 +267,37 @@ struct SimArgs {
     /// Follow-up touches do not affect lead conversion.
     #[arg(long)]
     no_touch_effect: bool,
+    /// No rep converts one segment's leads better than another's.
+    #[arg(long)]
+    no_lead_fit: bool,
+    /// A rep's queue of unanswered leads does not slow their replies.
+    #[arg(long)]
+    no_capacity: bool,
+    /// The hour and weekday of a touch do not affect replies.
+    #[arg(long)]
+    no_contact_timing: bool,
+    /// A first reply naming the inquiry's product and pain point draws no
+    /// more replies than any other.
+    #[arg(long)]
+    no_personalisation: bool,
+    /// Who owns each lead from --policy-start on: territory (a random rep of
+    /// the lead's region, the org's own rule), round-robin (the region's reps
+    /// in turn) or pipewise (the rep most likely to convert it, within
+    /// capacity and fairness bounds, learned from the leads before the
+    /// policy start).
+    #[arg(long, value_enum, default_value_t = RoutingArg::Territory)]
+    routing: RoutingArg,
+    /// How leads are followed up from --policy-start on: rep (each rep's own
+    /// habit) or pipewise (8 touches over three weeks at the hours leads
+    /// answer, stopping on a reply, the first reply naming the inquiry's
+    /// product and pain point).
+    #[arg(long, value_enum, default_value_t = CadenceArg::Rep)]
+    cadence: CadenceArg,
+    /// The day the --routing and --cadence policies take over (YYYY-MM-DD;
+    /// default: 6 months before the window's end when either is not the
+    /// org's own).
+    #[arg(long)]
+    policy_start: Option<String>,
     #[arg(long)]
     no_seasonality: bool,
     #[arg(long)]
@@ -280,6 +330,10 @@ impl SimArgs {
             affinity: !self.no_affinity,
             speed_effect: !self.no_speed_effect,
             touch_effect: !self.no_touch_effect,
+            lead_fit: !self.no_lead_fit,
+            capacity: !self.no_capacity,
+            contact_timing: !self.no_contact_timing,
+            personalisation: !self.no_personalisation,
             seasonality: !self.no_seasonality,
             quarter_end: !self.no_quarter_end,
             installed_base: !self.no_installed_base,
@@ -535,10 +589,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             activate,
             json,
         } => predict_cmd::models_cmd(&cli.db, card.as_deref(), activate.as_deref(), json),
+        Command::Leads(cmd) => leads_cmd::leads(&cli.db, cmd),
+        Command::Cadences(args) => leads_cmd::cadences(args),
         Command::Simulate(args) => {
             let cfg = args.config()?;
+            let policies = lead_policies(&args, &cfg)?;
             let bar = output::FractionBar::new(!args.json, "simulating");
-            let summary = pipewise_sim::simulate(&cfg, &args.out, &mut |f| bar.set(f))?;
+            let summary =
+                pipewise_sim::simulate_with(&cfg, policies, &args.out, &mut |f| bar.set(f))?;
             bar.finish();
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -567,6 +625,140 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// The lead policies of `simulate --routing/--cadence/--policy-start`.
+fn lead_policies(
+    args: &SimArgs,
+    cfg: &pipewise_sim::Config,
+) -> Result<pipewise_sim::policy::Policies> {
+    use pipewise_sim::policy::{Cadence, Policies, Routing};
+    let own = args.routing == RoutingArg::Territory && args.cadence == CadenceArg::Rep;
+    let start = match &args.policy_start {
+        Some(s) => pipewise_sim::time::parse_date(s)
+            .with_context(|| format!("--policy-start {s:?}: expected a date such as 2025-07-01"))?,
+        None if own => return Ok(Policies::default()),
+        None => cfg.end() - 183 * pipewise_sim::time::DAY,
+    };
+    if start <= cfg.start || start >= cfg.end() {
+        bail!(
+            "--policy-start {}: must fall inside the simulated window ({} to {})",
+            pipewise_sim::time::date(start),
+            pipewise_sim::time::date(cfg.start),
+            pipewise_sim::time::date(cfg.end() - pipewise_sim::time::DAY)
+        );
+    }
+    let want_routing = args.routing == RoutingArg::Pipewise;
+    let want_cadence = args.cadence == CadenceArg::Pipewise;
+    let mut learned = None;
+    if want_routing || want_cadence {
+        // The org's history under its own rules: the same draws as the run
+        // itself up to the policy start (common random numbers).
+        let tmp = tempfile::tempdir()?;
+        let bar = output::FractionBar::new(!args.json, "simulating the history to learn from");
+        pipewise_sim::simulate(cfg, tmp.path(), &mut |f| bar.set(f))?;
+        bar.finish();
+        let l = pipewise_app::leads::learn_lead_policies(
+            tmp.path(),
+            start,
+            want_routing,
+            want_cadence,
+            &output::Bar::new(!args.json),
+        )?;
+        for line in &l.summary {
+            eprintln!("{line}");
+        }
+        learned = Some(l);
+    }
+    let routing = match args.routing {
+        RoutingArg::Territory => Routing::Territory,
+        RoutingArg::RoundRobin => Routing::RoundRobin,
+        RoutingArg::Pipewise => Routing::Policy(Box::new(
+            learned
+                .as_mut()
+                .and_then(|l| l.router.take())
+                .context("no router")?,
+        )),
+    };
+    let cadence = match args.cadence {
+        CadenceArg::Rep => Cadence::Rep,
+        CadenceArg::Pipewise => Cadence::Policy(Box::new(
+            learned
+                .as_mut()
+                .and_then(|l| l.cadence.take())
+                .context("no cadence")?,
+        )),
+    };
+    Ok(Policies {
+        routing,
+        cadence,
+        start,
+    })
+}
+
+/// The demo's lead-policy comparison: the last six months' leads of the demo
+/// org (the same leads, common random numbers) under the org's own rules,
+/// under pipewise routing and under the pipewise cadence.
+#[derive(serde::Serialize)]
+struct LeadLift {
+    /// The policy start (YYYY-MM-DD).
+    start: String,
+    leads: u64,
+    /// Conversion rates (0-1) of the leads from the start on.
+    territory: f64,
+    pipewise_routing: f64,
+    pipewise_cadence: f64,
+}
+
+fn lead_lift(cfg: &pipewise_sim::Config, history: &Path, json: bool) -> Result<LeadLift> {
+    use pipewise_sim::policy::{Cadence, Policies, Routing};
+    let start = cfg.end() - 183 * pipewise_sim::time::DAY;
+    let mut learned = pipewise_app::leads::learn_lead_policies(
+        history,
+        start,
+        true,
+        true,
+        &output::Bar::new(!json),
+    )?;
+    let runs = [
+        Policies {
+            routing: Routing::Territory,
+            cadence: Cadence::Rep,
+            start,
+        },
+        Policies {
+            routing: Routing::Policy(Box::new(learned.router.take().context("no router")?)),
+            cadence: Cadence::Rep,
+            start,
+        },
+        Policies {
+            routing: Routing::Territory,
+            cadence: Cadence::Policy(Box::new(learned.cadence.take().context("no cadence")?)),
+            start,
+        },
+    ];
+    let mut rates = Vec::new();
+    let mut leads = 0;
+    for (policies, what) in
+        runs.into_iter()
+            .zip(["own rules", "pipewise routing", "pipewise cadence"])
+    {
+        let tmp = tempfile::tempdir()?;
+        let bar =
+            output::FractionBar::new(!json, &format!("the last six months' leads under {what}"));
+        let s = pipewise_sim::simulate_with(cfg, policies, tmp.path(), &mut |f| bar.set(f))?;
+        bar.finish();
+        let p = s.policy.context("no policy period")?;
+        leads = p.leads;
+        rates.push(p.conversion_rate);
+    }
+    Ok(LeadLift {
+        start: pipewise_sim::time::date(start),
+        leads,
+        territory: rates[0],
+        pipewise_routing: rates[1],
+        pipewise_cadence: rates[2],
+    })
 }
 
 fn open(db: &Path) -> Result<SqliteStore> {
@@ -905,6 +1097,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
     // whose outcome is known.
     let lead_model =
         pipewise_app::leads::fit_and_register(&mut store, &coaching.crm, &|_: &str| {})?;
+    let lift = lead_lift(&cfg, data, json)?;
     if json {
         let reports: Vec<_> = trained
             .trained
@@ -918,7 +1111,8 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
                     "stage": {"deals": stage, "rep_bias": bias, "validation": validation},
                     "forecast": {"forecast": fc, "moved": moved},
                     "coaching": {"teams": headlines, "validation": coach_validation},
-                    "lead_model": lead_model.as_ref().map(|m| serde_json::json!({"version": m.version, "validation": m.metrics}))})
+                    "lead_model": lead_model.as_ref().map(|m| serde_json::json!({"version": m.version, "validation": m.metrics})),
+                    "lead_policies": lift})
             )?
         );
     } else {
@@ -969,6 +1163,19 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
                 v["metrics"]["lift_top_decile"].as_f64().unwrap_or(f64::NAN)
             );
         }
+        let gain = |x: f64| (x / lift.territory - 1.0) * 100.0;
+        println!(
+            "\nLead routing and follow-up, measured on the same {} leads from {} (the simulator's hidden outcomes):\n  \
+             the org's own rules convert {:.1}%; pipewise routing {:.1}% ({:+.0}%); the pipewise cadence {:.1}% ({:+.0}%).\n  \
+             Try `pipewise simulate --routing pipewise --cadence pipewise`, `pipewise leads route`, `pipewise leads draft LEAD_ID`.",
+            output::thousands(lift.leads),
+            lift.start,
+            lift.territory * 100.0,
+            lift.pipewise_routing * 100.0,
+            gain(lift.pipewise_routing),
+            lift.pipewise_cadence * 100.0,
+            gain(lift.pipewise_cadence)
+        );
         println!(
             "\nSimulated in {:.1}s; the hidden truth (skills, biases, true win probabilities) is in {}.",
             simulated.as_secs_f64(),

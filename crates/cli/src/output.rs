@@ -336,6 +336,18 @@ pub fn sim_text(s: &pipewise_sim::Summary) -> String {
         thousands(s.transcripts),
         s.vtt_files
     );
+    if let Some(p) = &s.policy {
+        let _ = writeln!(
+            out,
+            "  from {}: routing {}, cadence {}: {} leads, {} converted ({:.1}%)",
+            p.start,
+            p.routing,
+            p.cadence,
+            thousands(p.leads),
+            thousands(p.converted),
+            p.conversion_rate * 100.0
+        );
+    }
     let _ = writeln!(
         out,
         "  hidden truth: {}",

@@ -876,6 +876,7 @@ fn demo_simulates_imports_trains_and_summarises() {
         "stage-weighted",
         "oracle (simulator's true win probability)",
         "Riskiest open deals",
+        "Lead routing and follow-up, measured on the same",
     ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }

@@ -37,6 +37,15 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     let rate = v["stats"]["pipeline"]["win_rate"].as_f64().unwrap();
     // All closed deals, renewals of the installed base included.
     assert!((0.25..=0.5).contains(&rate), "win rate {rate}");
+    // The lead policies on the demo org's last six months (same leads).
+    let lift = &v["lead_policies"];
+    let (own, routed, cadenced) = (
+        lift["territory"].as_f64().unwrap(),
+        lift["pipewise_routing"].as_f64().unwrap(),
+        lift["pipewise_cadence"].as_f64().unwrap(),
+    );
+    assert!(lift["leads"].as_u64().unwrap() > 2000, "{lift}");
+    assert!(routed > 1.05 * own && cadenced > 1.2 * own, "{lift}");
 
     // The win model: honest figures on the later test window.
     let win = &v["models"][0]["report"];

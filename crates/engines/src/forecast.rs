@@ -590,7 +590,30 @@ fn booked(data: &Data, o: usize) -> f64 {
 /// Bookings won in each past period from deals created after the same offset
 /// into it as `as_of` is into `period`, for every past period that ended by
 /// `as_of` and began after the data did; then smoothed one step ahead.
+///
+/// A month is forecast top-down: its quarter's not-yet-created part times
+/// the share of that part the same month of the quarter booked in the (up
+/// to) four quarters before, with the same offset. The three months of a
+/// quarter then add up to the quarter's own forecast, and quarter-end
+/// months book more, as they did.
 pub fn new_pipeline(data: &Data, period: &Period, as_of: Instant) -> NewPipeline {
+    if period.kind == PeriodKind::Month {
+        return month_new_pipeline(data, period, as_of);
+    }
+    let (history, _) = new_history(data, period, as_of);
+    let y: Vec<f64> = history.iter().map(|h| h.1).collect();
+    let (mean, sd, method) = smooth(&y);
+    NewPipeline {
+        mean: mean.max(0.0),
+        sd,
+        history,
+        method,
+    }
+}
+
+/// The past periods' bookings from deals created after the same offset as
+/// `as_of` into `period`, oldest first, with how many periods back each is.
+fn new_history(data: &Data, period: &Period, as_of: Instant) -> (Vec<(String, f64)>, Vec<usize>) {
     let offset = as_of - period.start;
     let mut history = Vec::new();
     let mut back = Vec::new();
@@ -613,78 +636,69 @@ pub fn new_pipeline(data: &Data, period: &Period, as_of: Instant) -> NewPipeline
     }
     history.reverse();
     back.reverse();
-    let y: Vec<f64> = history.iter().map(|h| h.1).collect();
-    // Months book unevenly across a quarter (deals are pushed to close by
-    // its end): a month is forecast from the months' deseasonalised series
-    // times its month-in-quarter factor, so that the three months of a
-    // quarter add up to about what the quarter's own forecast says.
-    let factors = match period.kind {
-        PeriodKind::Month => month_in_quarter_factors(period, &y, &back),
-        PeriodKind::Quarter => None,
-    };
-    let Some((factors, pos)) = factors else {
-        let (mean, sd, method) = smooth(&y);
-        return NewPipeline {
-            mean: mean.max(0.0),
-            sd,
-            history,
-            method,
-        };
-    };
-    let adjusted: Vec<f64> = y
-        .iter()
-        .zip(&back)
-        .map(|(v, &b)| v / factors[(pos + 2 * b) % 3]) // (pos - b) mod 3
-        .collect();
-    let (mean, sd, method) = smooth(&adjusted);
-    let f = factors[pos];
-    NewPipeline {
-        mean: (mean * f).max(0.0),
-        sd: sd * f,
-        history,
-        method: format!(
-            "{method}, deseasonalised by month of the quarter (this month's factor {f:.2})"
-        ),
-    }
+    (history, back)
 }
 
-/// Month-in-quarter factors of a monthly series (`y` oldest first, `back[i]`
-/// months before `period`), each month's mean over the series' mean,
-/// shrunk towards 1 by one month's worth of evidence; with the target
-/// month's position (0: first month of a quarter). None below two values in
-/// each position or without bookings.
-fn month_in_quarter_factors(
-    period: &Period,
-    y: &[f64],
-    back: &[usize],
-) -> Option<([f64; 3], usize)> {
-    let d = chrono::DateTime::from_timestamp(period.start, 0)?;
-    let pos = d.month0() as usize % 3;
-    let (mut sum, mut count) = ([0.0; 3], [0.0; 3]);
-    for (v, &b) in y.iter().zip(back) {
-        let q = (pos + 2 * b) % 3; // (pos - b) mod 3
-        sum[q] += v;
-        count[q] += 1.0;
+fn month_new_pipeline(data: &Data, month: &Period, as_of: Instant) -> NewPipeline {
+    let quarter = Period::containing(month.start, PeriodKind::Quarter);
+    let q = new_pipeline(data, &quarter, as_of);
+    let offset = as_of - quarter.start;
+    let (mut part, mut total, mut quarters) = (0.0, 0.0, 0);
+    for n in 1..=40 {
+        let pq = quarter.back(n);
+        if pq.end > as_of {
+            continue;
+        }
+        if pq.start < data.start || quarters == 4 {
+            break;
+        }
+        quarters += 1;
+        // The same month of that quarter.
+        let pm = month.back(3 * n);
+        let created_after = pq.start + offset;
+        for o in won_between(data, pq.start, pq.end) {
+            if data.opps[o].created > created_after {
+                let v = booked(data, o);
+                total += v;
+                if data.opps[o]
+                    .closed
+                    .is_some_and(|c| c >= pm.start && c < pm.end)
+                {
+                    part += v;
+                }
+            }
+        }
     }
-    if count.iter().any(|&c| c < 2.0) {
-        return None;
+    let (share, how) = if total > 0.0 {
+        (
+            part / total,
+            format!(
+                "this month's share of it in the {quarters} quarter{} before",
+                if quarters == 1 { "" } else { "s" }
+            ),
+        )
+    } else {
+        let len = |p: &Period| (p.end - p.start) as f64;
+        (
+            if month.end <= as_of {
+                0.0
+            } else {
+                len(month) / len(&quarter)
+            },
+            "this month's share of the quarter's days (no earlier quarter booked any)".into(),
+        )
+    };
+    NewPipeline {
+        mean: q.mean * share,
+        sd: q.sd * share,
+        history: q.history,
+        method: format!(
+            "{}'s not-yet-created part ({}) × {how}, {:.0}%",
+            quarter.label,
+            q.method,
+            share * 100.0
+        ),
     }
-    let means: Vec<f64> = (0..3).map(|q| sum[q] / count[q]).collect();
-    let overall = means.iter().sum::<f64>() / 3.0;
-    if overall <= 0.0 {
-        return None;
-    }
-    let mut f = [1.0; 3];
-    for q in 0..3 {
-        f[q] = (sum[q] / overall + 1.0) / (count[q] + 1.0);
-    }
-    // Keep the factors' mean at one.
-    let m = f.iter().sum::<f64>() / 3.0;
-    f.iter_mut().for_each(|v| *v /= m);
-    if f.iter().any(|&v| v <= 0.0) {
-        return None;
-    }
-    Some((f, pos))
 }
 
 /// One-step-ahead mean and standard deviation of a short series.
@@ -1770,29 +1784,6 @@ mod tests {
         assert!((group_means - mean).abs() < 1e-6 * mean);
         // Same seed, same draws.
         assert_eq!(out, run());
-    }
-
-    #[test]
-    fn months_are_deseasonalised_by_their_place_in_the_quarter() {
-        // Nine past months, quarter-end months booking three times the
-        // others; the target is March (the third month), the last value
-        // December (three months back).
-        let march = Period::month(2026, 3);
-        let back: Vec<usize> = (3..12).rev().collect();
-        let y: Vec<f64> = back
-            .iter()
-            .map(|&b| if b % 3 == 0 { 300.0 } else { 100.0 })
-            .collect();
-        let (f, pos) = month_in_quarter_factors(&march, &y, &back).unwrap();
-        assert_eq!(pos, 2);
-        // Shrunk towards one by a month's worth: (3 × 1.8 + 1) / 4 = 1.6
-        // before renormalising the factors' mean to one.
-        assert!(f[2] > 1.4 && f[2] < 1.8, "{f:?}");
-        assert!(f[0] < 0.8 && f[1] < 0.8, "{f:?}");
-        assert!((f.iter().sum::<f64>() - 3.0).abs() < 1e-9);
-        // Too few months in a position, or no bookings: no factors.
-        assert!(month_in_quarter_factors(&march, &y[5..], &back[5..]).is_none());
-        assert!(month_in_quarter_factors(&march, &[0.0; 9], &back).is_none());
     }
 
     #[test]

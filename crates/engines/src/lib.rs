@@ -10,6 +10,10 @@
 pub mod coach;
 pub mod coach_plan;
 pub mod forecast;
+pub mod lead_draft;
+pub mod lead_policy;
+pub mod lead_queue;
+pub mod lead_sla;
 pub mod leads;
 pub mod predict;
 pub mod stage;

@@ -18,6 +18,7 @@
 
 pub mod model;
 mod output;
+pub mod policy;
 pub mod process;
 pub mod rng;
 pub mod text;
@@ -38,6 +39,8 @@ pub(crate) const STREAM_LEAD: u64 = 4;
 pub(crate) const STREAM_OUTBOUND: u64 = 5;
 pub(crate) const STREAM_OPP: u64 = 6;
 pub(crate) const STREAM_BASE: u64 = 7;
+pub(crate) const STREAM_LEAD_PATH: u64 = 8;
+pub(crate) const STREAM_LEAD_LABELS: u64 = 9;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -96,8 +99,23 @@ pub struct Config {
     pub affinity: bool,
     /// Lead conversion falls with response time. Off: response time has no effect.
     pub speed_effect: bool,
-    /// Lead conversion rises with follow-up touches. Off: touches have no effect.
+    /// Lead conversion rises with follow-up touches: each touch may draw a
+    /// reply, the eleventh and later barely do, and touches after a reply
+    /// cost conversion. Off: touches have no effect.
     pub touch_effect: bool,
+    /// A lead converts more with a rep who fits its segment (the rep's
+    /// segment affinity). Off: every rep converts every segment alike.
+    pub lead_fit: bool,
+    /// A rep's response time and chance of never answering grow with their
+    /// queue of unanswered leads. Off: queues do not matter.
+    pub capacity: bool,
+    /// Whether a call connects or a message is answered depends on the hour
+    /// and weekday, differently by segment and channel. Off: timing does not
+    /// matter.
+    pub contact_timing: bool,
+    /// A first reply naming the inquiry's product and pain point draws more
+    /// replies. Off: it does not.
+    pub personalisation: bool,
     /// Monthly seasonality of inbound demand.
     pub seasonality: bool,
     /// Negotiations pulled into the quarter's end.
@@ -129,6 +147,10 @@ impl Default for Config {
             affinity: true,
             speed_effect: true,
             touch_effect: true,
+            lead_fit: true,
+            capacity: true,
+            contact_timing: true,
+            personalisation: true,
             seasonality: true,
             quarter_end: true,
             installed_base: true,
@@ -175,11 +197,40 @@ pub struct Summary {
     pub transcripts: u64,
     pub vtt_files: usize,
     pub activities: u64,
+    /// The leads under the run's policies, when they started in the window.
+    pub policy: Option<PolicySummary>,
 }
 
-/// Runs the simulation into `out` (created if needed).
+/// How the leads that arrived from the policy start on fared.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySummary {
+    pub routing: String,
+    pub cadence: String,
+    /// The policy start (YYYY-MM-DD).
+    pub start: String,
+    pub leads: u64,
+    pub converted: u64,
+    /// converted / leads (0 without leads).
+    pub conversion_rate: f64,
+}
+
+/// Runs the simulation into `out` (created if needed), with the org's own
+/// lead handling throughout.
 pub fn simulate(
     cfg: &Config,
+    out: &Path,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Summary, SimError> {
+    simulate_with(cfg, policy::Policies::default(), out, progress)
+}
+
+/// Runs the simulation into `out` with `policies` routing and following up
+/// the leads that arrive from their start on. Every lead, and every draw of
+/// its path, is the same under any policy (common random numbers); the
+/// ground truth marks the leads under the policy (`under_policy`).
+pub fn simulate_with(
+    cfg: &Config,
+    policies: policy::Policies,
     out: &Path,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Summary, SimError> {
@@ -187,12 +238,35 @@ pub fn simulate(
     let org = model::build(cfg);
     let mut w = output::Out::create(out)?;
     write_org(cfg, &org, &mut w)?;
-    let mut sim = process::Sim::new(cfg, &org, w);
+    let started = policies.start < cfg.end();
+    let policy_head = started.then(|| {
+        (
+            policies.routing_name(),
+            policies.cadence_name(),
+            time::date(policies.start),
+        )
+    });
+    let mut sim = process::Sim::new(cfg, &org, w, policies);
     sim.run(progress)?;
     let tally = sim.tally;
     let out_w = sim.out;
     let vtt_files = out_w.vtt_written;
-    let head = ground_truth_head(cfg, &org);
+    let mut head = ground_truth_head(cfg, &org);
+    if let Some((routing, cadence, start)) = &policy_head {
+        head["policy"] = json!({"routing": routing, "cadence": cadence, "start": start});
+    }
+    let policy = policy_head.map(|(routing, cadence, start)| PolicySummary {
+        routing,
+        cadence,
+        start,
+        leads: tally.policy_leads,
+        converted: tally.policy_converted,
+        conversion_rate: if tally.policy_leads > 0 {
+            tally.policy_converted as f64 / tally.policy_leads as f64
+        } else {
+            0.0
+        },
+    });
     let rows = out_w.finish(&head)?;
     let closed = tally.won + tally.lost;
     Ok(Summary {
@@ -214,6 +288,7 @@ pub fn simulate(
         transcripts: tally.conversations,
         vtt_files,
         activities: tally.activities,
+        policy,
     })
 }
 

@@ -6,15 +6,20 @@
 use serde_json::json;
 
 use crate::model::{
-    Bias, CLOSING, FOLLOW_UP, OBJECTIONS, Org, PRODUCT_KNOWLEDGE, PRODUCTS, PROSPECTING,
-    RESPONSE_SPEED, SEGMENTS,
+    Bias, CLOSING, DISCOVERY, FOLLOW_UP, OBJECTIONS, Org, PRODUCT_KNOWLEDGE, PRODUCTS, PROSPECTING,
+    REGIONS, RESPONSE_SPEED, SEGMENTS,
 };
 use crate::output::{Out, push_json};
+use crate::policy::{
+    AFTER_REPLY_COST, AFTER_REPLY_MAX, Cadence, CadencePlan, Channel, LeadView, PERSONAL_GAIN,
+    PlannedTouch, Policies, REPLY_BASE, RepView, Routing, fatigue_effect, timing_effect,
+};
 use crate::rng::{Rng, sigmoid};
 use crate::text;
 use crate::time::{self, DAY, HOUR, MINUTE};
 use crate::{
-    Config, STREAM_BASE, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_OPP, STREAM_OUTBOUND, SimError,
+    Config, STREAM_BASE, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_LEAD_LABELS, STREAM_LEAD_PATH,
+    STREAM_OPP, STREAM_OUTBOUND, SimError,
 };
 
 pub const STAGES: [&str; 5] = [
@@ -218,6 +223,84 @@ pub struct Tally {
     pub lost: u64,
     pub activities: u64,
     pub conversations: u64,
+    /// Leads that arrived from the policy start on, and how many converted.
+    pub policy_leads: u64,
+    pub policy_converted: u64,
+}
+
+/// At most this many touches per lead (the first reply and 15 more).
+const MAX_TOUCHES: usize = 16;
+
+/// The channels of a rep's own sequence, touch by touch.
+const REP_CADENCE: [Channel; MAX_TOUCHES] = {
+    use Channel::{Call, Email, Sms};
+    [
+        Call, Email, Email, Call, Sms, Email, Call, Email, Call, Email, Call, Email, Sms, Email,
+        Call, Email,
+    ]
+};
+
+/// Weight of the rep's segment affinity in a lead's conversion log-odds.
+const LEAD_FIT: f64 = 1.2;
+
+/// A lead's conversion log-odds once engaged, before quality, skill, fit
+/// and speed.
+const LEAD_CONVERSION_BASE: f64 = 0.3;
+
+/// Reply log-odds lost per earlier unanswered touch (interest fades).
+const REPLY_DECAY: f64 = 0.2;
+
+/// A lead's conversion log-odds when it never replied (it may still come
+/// back by itself).
+const NOT_ENGAGED: f64 = -3.8;
+
+/// The draws of a lead's path that depend on no policy.
+struct PathDraws {
+    never: f64,
+    minutes: f64,
+    morning: i64,
+    off_hours_wait: f64,
+    keep: [f64; 10],
+    gap_days: [i64; MAX_TOUCHES],
+    hour: [i64; MAX_TOUCHES],
+    reply: [f64; MAX_TOUCHES],
+    convert: f64,
+    stop: f64,
+    personal: f64,
+    silent_days: i64,
+    outcome_delay: i64,
+    disqualified: f64,
+    territory: f64,
+}
+
+/// A lead as drawn, before routing.
+struct LeadDraw {
+    idx: u64,
+    created: i64,
+    region: usize,
+    account: usize,
+    contact: usize,
+    source: &'static str,
+    product: usize,
+    pain: usize,
+    quality: f64,
+    inquiry: String,
+    path: PathDraws,
+}
+
+fn lead_id(idx: u64) -> String {
+    format!("l{:08}", idx + 1)
+}
+
+/// Whether two phrases have the same words, ignoring case and punctuation.
+fn same_words(a: &str, b: &str) -> bool {
+    let words = |s: &str| {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
+    words(a) == words(b)
 }
 
 pub struct Sim<'a> {
@@ -234,6 +317,12 @@ pub struct Sim<'a> {
     /// Deals won in the window, (closed at, rep, final strength): the
     /// installed base mirrors them.
     wins: Vec<(i64, usize, f64)>,
+    policies: Policies,
+    /// Per rep, recent leads as (arrived, answered or given up): the queue
+    /// of unanswered leads.
+    queues: Vec<Vec<(i64, i64)>>,
+    /// Per region, the next round-robin turn.
+    round_robin: Vec<usize>,
 }
 
 /// Days between a customer's win and its renewal deal's creation (a renewal
@@ -257,8 +346,11 @@ fn season(month: u32) -> f64 {
 }
 
 impl<'a> Sim<'a> {
-    pub fn new(cfg: &'a Config, org: &'a Org, out: Out) -> Self {
+    pub fn new(cfg: &'a Config, org: &'a Org, out: Out, policies: Policies) -> Self {
         Sim {
+            policies,
+            queues: vec![Vec::new(); org.reps.len()],
+            round_robin: vec![0; org.region_reps.len()],
             cfg,
             org,
             out,
@@ -284,9 +376,7 @@ impl<'a> Sim<'a> {
                 if day >= self.end {
                     break;
                 }
-                for region in 0..self.org.region_reps.len() {
-                    self.leads_of_day(day, region)?;
-                }
+                self.leads_of_day(day)?;
             }
             for r in 0..self.org.reps.len() {
                 let rep = &self.org.reps[r];
@@ -390,111 +480,363 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
-    fn leads_of_day(&mut self, day: i64, region: usize) -> Result<(), SimError> {
+    /// One day's inbound leads in every region, handled in order of arrival
+    /// (a rep's queue at a lead's arrival counts the leads before it).
+    fn leads_of_day(&mut self, day: i64) -> Result<(), SimError> {
         let org = self.org;
-        let active: Vec<usize> = org.region_reps[region]
-            .iter()
-            .copied()
-            .filter(|&r| org.reps[r].hired <= day)
-            .collect();
-        if active.is_empty() || org.region_accounts[region].is_empty() {
-            return Ok(());
+        let mut drawn = Vec::new();
+        for region in 0..org.region_reps.len() {
+            let active = org.region_reps[region]
+                .iter()
+                .filter(|&&r| org.reps[r].hired <= day)
+                .count();
+            if active == 0 || org.region_accounts[region].is_empty() {
+                continue;
+            }
+            let mut rng = Rng::stream(
+                self.cfg.seed,
+                STREAM_LEAD_DAY,
+                ((day / DAY) as u64) << 4 | region as u64,
+            );
+            let weekday = if time::weekday(day) < 5 { 1.22 } else { 0.45 };
+            let seasonal = if self.cfg.seasonality {
+                season(time::month_of(day))
+            } else {
+                1.0
+            };
+            let rate = self.cfg.leads_per_rep_month * active as f64 / 30.4 * weekday * seasonal;
+            for _ in 0..rng.poisson(rate) {
+                let idx = self.next_lead;
+                self.next_lead += 1;
+                if let Some(d) = self.draw_lead(idx, day, region) {
+                    drawn.push(d);
+                }
+            }
         }
-        let mut rng = Rng::stream(
-            self.cfg.seed,
-            STREAM_LEAD_DAY,
-            ((day / DAY) as u64) << 4 | region as u64,
-        );
-        let weekday = if time::weekday(day) < 5 { 1.22 } else { 0.45 };
-        let seasonal = if self.cfg.seasonality {
-            season(time::month_of(day))
-        } else {
-            1.0
-        };
-        let rate = self.cfg.leads_per_rep_month * active.len() as f64 / 30.4 * weekday * seasonal;
-        for _ in 0..rng.poisson(rate) {
-            let idx = self.next_lead;
-            self.next_lead += 1;
-            let owner = active[rng.below(active.len())];
-            let account = org.region_accounts[region][rng.below(org.region_accounts[region].len())];
-            self.lead(idx, day, owner, account)?;
+        drawn.sort_by_key(|d| (d.created, d.idx));
+        for d in drawn {
+            let owner = self.route(&d);
+            self.lead(d, owner)?;
         }
         Ok(())
     }
 
-    fn lead(&mut self, idx: u64, day: i64, r: usize, a: usize) -> Result<(), SimError> {
-        let cfg = self.cfg;
+    /// Everything about a lead that no policy can change, drawn from the
+    /// lead's own streams in a fixed order (common random numbers).
+    fn draw_lead(&self, idx: u64, day: i64, region: usize) -> Option<LeadDraw> {
         let org = self.org;
-        let rep = &org.reps[r];
-        let account = &org.accounts[a];
-        let seg = &SEGMENTS[account.segment];
-        let mut rng = Rng::stream(cfg.seed, STREAM_LEAD, idx);
-        let id = format!("l{:08}", idx + 1);
+        let mut rng = Rng::stream(self.cfg.seed, STREAM_LEAD, idx);
         let created = if rng.chance(0.78) {
             day + rng.int(8 * HOUR, 18 * HOUR)
         } else {
             day + rng.int(0, DAY - 1)
         };
         if created >= self.end {
-            return Ok(());
+            return None;
         }
+        let accounts = &org.region_accounts[region];
+        let account = accounts[rng.below(accounts.len())];
+        let a = &org.accounts[account];
+        let seg = &SEGMENTS[a.segment];
         let src = rng.weighted(&SOURCES.iter().map(|s| s.1).collect::<Vec<_>>());
         let (source, _, q_off) = SOURCES[src];
-        let contact = &account.contacts[rng.below(account.contacts.len())];
+        let contact = rng.below(a.contacts.len());
         let product = rng.weighted(&seg.product_need);
         let quality = q_off + 0.3 * seg.base + rng.gauss(0.0, 0.8);
+        let c = &a.contacts[contact];
+        let (inquiry, pain) = text::inquiry(&mut rng, a, &c.name, c.title, PRODUCTS[product].name);
+        let mut p = Rng::stream(self.cfg.seed, STREAM_LEAD_PATH, idx);
+        let path = PathDraws {
+            never: p.f64(),
+            minutes: p.normal(),
+            morning: p.int(0, 90 * MINUTE),
+            off_hours_wait: p.f64(),
+            keep: std::array::from_fn(|_| p.f64()),
+            gap_days: std::array::from_fn(|_| p.int(1, 3)),
+            hour: std::array::from_fn(|_| p.int(0, 9 * HOUR)),
+            reply: std::array::from_fn(|_| p.f64()),
+            convert: p.f64(),
+            stop: p.f64(),
+            personal: p.f64(),
+            silent_days: p.int(2, 20),
+            outcome_delay: p.int(HOUR * 12, 3 * DAY),
+            disqualified: p.f64(),
+            territory: p.f64(),
+        };
+        Some(LeadDraw {
+            idx,
+            created,
+            region,
+            account,
+            contact,
+            source,
+            product,
+            pain,
+            quality,
+            inquiry,
+            path,
+        })
+    }
+
+    /// The lead's region's reps hired by its arrival, with their queues.
+    fn candidates(&mut self, d: &LeadDraw) -> Vec<usize> {
+        let org = self.org;
+        let cands: Vec<usize> = org.region_reps[d.region]
+            .iter()
+            .copied()
+            .filter(|&r| org.reps[r].hired <= d.created)
+            .collect();
+        for &r in &cands {
+            self.queues[r].retain(|&(_, until)| until > d.created);
+        }
+        cands
+    }
+
+    fn unanswered(&self, r: usize, t: i64) -> u32 {
+        self.queues[r]
+            .iter()
+            .filter(|&&(from, until)| from <= t && t < until)
+            .count() as u32
+    }
+
+    fn lead_view<'b>(&'b self, d: &'b LeadDraw, id: &'b str) -> LeadView<'b> {
+        let a = &self.org.accounts[d.account];
+        LeadView {
+            id,
+            created: d.created,
+            source: d.source,
+            account_id: &a.id,
+            industry: a.industry,
+            employees: a.employees as u32,
+            region: REGIONS[d.region].0,
+            title: a.contacts[d.contact].title,
+            inquiry: &d.inquiry,
+        }
+    }
+
+    fn rep_view(&self, r: usize, t: i64) -> RepView<'_> {
+        let rep = &self.org.reps[r];
+        RepView {
+            id: &rep.id,
+            team_id: &self.org.teams[rep.team].id,
+            region: REGIONS[rep.region].0,
+            unanswered: self.unanswered(r, t),
+        }
+    }
+
+    /// The lead's owner: the territory's rule before the policy start, the
+    /// run's routing after it.
+    fn route(&mut self, d: &LeadDraw) -> usize {
+        let cands = self.candidates(d);
+        let territory =
+            cands[((d.path.territory * cands.len() as f64) as usize).min(cands.len() - 1)];
+        if d.created < self.policies.start {
+            return territory;
+        }
+        let mut routing = std::mem::replace(&mut self.policies.routing, Routing::Territory);
+        let owner = match &mut routing {
+            Routing::Territory => territory,
+            Routing::RoundRobin => {
+                let next = &mut self.round_robin[d.region];
+                let r = cands[*next % cands.len()];
+                *next += 1;
+                r
+            }
+            Routing::Policy(p) => {
+                let id = lead_id(d.idx);
+                let lead = self.lead_view(d, &id);
+                let views: Vec<RepView> =
+                    cands.iter().map(|&r| self.rep_view(r, d.created)).collect();
+                let k = p.route(&lead, &views);
+                cands[k.min(cands.len() - 1)]
+            }
+        };
+        self.policies.routing = routing;
+        owner
+    }
+
+    /// The touches after the first reply, with stop-on-reply and
+    /// personalisation: the rep's habit, or the run's cadence after the
+    /// policy start.
+    fn follow_up(&mut self, d: &LeadDraw, r: usize, first: i64) -> CadencePlan {
+        let rep = &self.org.reps[r];
+        let path = &d.path;
+        if d.created >= self.policies.start
+            && let Cadence::Policy(_) = &self.policies.cadence
+        {
+            let mut cadence = std::mem::replace(&mut self.policies.cadence, Cadence::Rep);
+            let Cadence::Policy(p) = &mut cadence else {
+                unreachable!()
+            };
+            let id = lead_id(d.idx);
+            let lead = self.lead_view(d, &id);
+            let view = self.rep_view(r, d.created);
+            let mut plan = p.plan(&lead, &view, first, REP_CADENCE[0]);
+            self.policies.cadence = cadence;
+            plan.touches.truncate(MAX_TOUCHES - 1);
+            return plan;
+        }
+        let keep_going = sigmoid(-0.2 + 0.9 * rep.skill(FOLLOW_UP, d.created));
+        let mut n = 1;
+        while n < 10 && path.keep[n - 1] < keep_going {
+            n += 1;
+        }
+        let mut t = first;
+        let mut touches = Vec::new();
+        for ((&gap, &hour), &channel) in path.gap_days[1..n]
+            .iter()
+            .zip(&path.hour[1..n])
+            .zip(&REP_CADENCE[1..n])
+        {
+            t = time::next_business_morning(t + gap * DAY - 8 * HOUR) + hour;
+            touches.push(PlannedTouch {
+                at: t,
+                channel,
+                due: t,
+            });
+        }
+        let personal = path.personal < sigmoid(0.7 + 0.6 * rep.skill(DISCOVERY, d.created));
+        CadencePlan {
+            touches,
+            stop_on_reply: path.stop < sigmoid(1.0 + 0.8 * rep.skill(FOLLOW_UP, d.created)),
+            personal: personal.then(|| {
+                (
+                    PRODUCTS[d.product].name.to_string(),
+                    text::PAINS[d.pain].to_string(),
+                )
+            }),
+        }
+    }
+
+    fn lead(&mut self, d: LeadDraw, r: usize) -> Result<(), SimError> {
+        let cfg = self.cfg;
+        let org = self.org;
+        let rep = &org.reps[r];
+        let account = &org.accounts[d.account];
+        let contact = &account.contacts[d.contact];
+        let path = &d.path;
+        let (created, quality, source, product) = (d.created, d.quality, d.source, d.product);
+        let id = lead_id(d.idx);
+        let in_queue = self.unanswered(r, created);
+        let queue = if cfg.capacity {
+            f64::from(in_queue)
+        } else {
+            0.0
+        };
         let off_hours = !time::is_business_hours(created);
         let speed = rep.skill(RESPONSE_SPEED, created);
-        let never = rng.chance(sigmoid(
-            -1.6 - 0.8 * speed + if off_hours { 0.3 } else { 0.0 },
-        ));
-        let mut touches_at = Vec::new();
+        let never = path.never
+            < sigmoid(-1.6 - 0.8 * speed + if off_hours { 0.3 } else { 0.0 } + 0.25 * queue);
         let mut response_minutes = None;
-        if !never {
-            let mut minutes = rng
-                .lognormal(60.0 * (-1.1 * speed).exp(), 1.0)
-                .clamp(0.5, 7.0 * 1440.0);
-            if off_hours && rng.chance(0.8) {
-                let morning = time::next_business_morning(created) + rng.int(0, 90 * MINUTE);
+        let mut planned: Vec<PlannedTouch> = Vec::new();
+        let mut plan = CadencePlan::default();
+        if never {
+            self.queues[r].push((created, created + 2 * DAY));
+        } else {
+            let mut minutes =
+                (60.0 * (-1.1 * speed).exp() * (1.0 + 0.35 * queue) * path.minutes.exp())
+                    .clamp(0.5, 7.0 * 1440.0);
+            if off_hours && path.off_hours_wait < 0.8 {
+                let morning = time::next_business_morning(created) + path.morning;
                 minutes = minutes.min(120.0) + (morning - created) as f64 / 60.0;
             }
             response_minutes = Some(minutes);
-            let mut n = 1;
-            let keep_going = sigmoid(-0.2 + 0.9 * rep.skill(FOLLOW_UP, created));
-            while n < 10 && rng.chance(keep_going) {
-                n += 1;
-            }
-            let mut t = created + (minutes * 60.0) as i64;
-            for k in 0..n {
-                if k > 0 {
-                    t = time::next_business_morning(t + rng.int(1, 3) * DAY - 8 * HOUR)
-                        + rng.int(0, 9 * HOUR);
-                }
-                touches_at.push(t);
+            let first = created + (minutes * 60.0) as i64;
+            self.queues[r].push((created, first));
+            planned.push(PlannedTouch {
+                at: first,
+                channel: REP_CADENCE[0],
+                due: first,
+            });
+            plan = self.follow_up(&d, r, first);
+            for t in &plan.touches {
+                let at = t.at.max(planned.last().map_or(first, |p| p.at));
+                planned.push(PlannedTouch {
+                    at,
+                    due: t.due.max(first),
+                    ..*t
+                });
             }
         }
+        let personal = plan.personal.as_ref().is_some_and(|(p, pain)| {
+            same_words(p, PRODUCTS[product].name) && same_words(pain, text::PAINS[d.pain])
+        });
+        // The sequence: each touch may draw a reply; a stop-on-reply cadence
+        // ends there, any other keeps touching (and pays for it).
+        let seg = account.segment;
+        let mut replied_at = None;
+        let mut after_reply = 0u32;
+        let mut made = 0;
+        // True reply chances of the follow-ups at their send time and at
+        // the time they fell due.
+        let (mut at_send, mut at_due) = (0.0, 0.0);
+        for (k, t) in planned.iter().enumerate() {
+            if replied_at.is_some() {
+                if plan.stop_on_reply {
+                    break;
+                }
+                after_reply += 1;
+            }
+            made += 1;
+            if k > 0 {
+                let rest = REPLY_BASE[t.channel.index()] + 0.5 * quality - REPLY_DECAY * k as f64;
+                at_send += sigmoid(rest + timing_effect(seg, t.channel, t.at, cfg.contact_timing));
+                at_due += sigmoid(rest + timing_effect(seg, t.channel, t.due, cfg.contact_timing));
+            }
+            if replied_at.is_none() && (cfg.touch_effect || k == 0) {
+                let mut q = REPLY_BASE[t.channel.index()] + 0.5 * quality - REPLY_DECAY * k as f64
+                    + timing_effect(seg, t.channel, t.at, cfg.contact_timing);
+                if cfg.touch_effect {
+                    q += fatigue_effect(k);
+                }
+                if k == 0 && personal && cfg.personalisation {
+                    q += PERSONAL_GAIN;
+                }
+                let mut p_reply = sigmoid(q);
+                if !cfg.touch_effect {
+                    // Without the mechanism the number of touches does not
+                    // matter: one draw worth two average touches.
+                    p_reply = 1.0 - (1.0 - p_reply).powi(2);
+                }
+                if path.reply[k] < p_reply {
+                    replied_at = Some(k);
+                }
+            }
+        }
+        let touches_at: Vec<PlannedTouch> = planned[..made].to_vec();
         let n_touch = touches_at.len() as u32;
         let speed_term = match response_minutes {
             Some(m) if cfg.speed_effect => speed_effect(m),
             Some(_) => speed_effect(60.0),
             None => 0.0,
         };
-        let touch_term = if never {
-            -2.6
-        } else if cfg.touch_effect {
-            touch_effect(n_touch)
+        let fit = if cfg.lead_fit {
+            LEAD_FIT * rep.affinity[seg]
         } else {
-            touch_effect(2)
+            0.0
+        };
+        let engaged_term = if replied_at.is_some() {
+            speed_term
+                - if cfg.touch_effect {
+                    AFTER_REPLY_COST * f64::from(after_reply.min(AFTER_REPLY_MAX))
+                } else {
+                    0.0
+                }
+        } else {
+            NOT_ENGAGED
         };
         let p = sigmoid(
-            -1.8 + quality + 0.25 * rep.skill(PROSPECTING, created) + speed_term + touch_term,
+            LEAD_CONVERSION_BASE
+                + quality
+                + 0.25 * rep.skill(PROSPECTING, created)
+                + fit
+                + engaged_term,
         );
-        let converted = rng.chance(p);
+        let converted = path.convert < p;
         let outcome_at = touches_at
             .last()
-            .copied()
-            .unwrap_or(created + rng.int(2, 20) * DAY)
-            + rng.int(HOUR * 12, 3 * DAY);
+            .map_or(created + path.silent_days * DAY, |t| t.at)
+            + path.outcome_delay;
         let campaign = match source {
             "webinar" | "content_download" | "event" => Some(campaign_id(created, source)),
             _ => None,
@@ -504,32 +846,25 @@ impl<'a> Sim<'a> {
         let status = if converted && known {
             "converted"
         } else if known && !converted {
-            if rng.chance(0.6) {
+            if path.disqualified < 0.6 {
                 "disqualified"
             } else {
                 "nurturing"
             }
-        } else if touches_at.first().is_some_and(|t| *t <= self.end) {
+        } else if touches_at.first().is_some_and(|t| t.at <= self.end) {
             "working"
         } else {
             "new"
         };
         let first_response = touches_at
             .first()
-            .filter(|t| **t <= self.end)
-            .map(|t| time::instant(*t))
+            .filter(|t| t.at <= self.end)
+            .map(|t| time::instant(t.at))
             .unwrap_or_default();
         let email = format!(
             "{}@{}.example",
             contact.name.to_lowercase().replace(' ', "."),
             account.name.split(' ').next().unwrap_or("x").to_lowercase()
-        );
-        let inquiry = text::inquiry(
-            &mut rng,
-            account,
-            &contact.name,
-            contact.title,
-            PRODUCTS[product].name,
         );
         self.out.leads.row([
             id.as_str(),
@@ -540,7 +875,7 @@ impl<'a> Sim<'a> {
             &contact.name,
             &email,
             contact.title,
-            &inquiry,
+            &d.inquiry,
             &rep.id,
             &first_response,
             status,
@@ -560,7 +895,7 @@ impl<'a> Sim<'a> {
             &contact.id,
         ])?;
         if let Some(c) = &campaign {
-            let tid = format!("ct{:08}", idx + 1);
+            let tid = format!("ct{:08}", d.idx + 1);
             let kind = if source == "event" || source == "webinar" {
                 "attended"
             } else {
@@ -570,27 +905,26 @@ impl<'a> Sim<'a> {
                 .campaign_touches
                 .row([tid.as_str(), c, &id, &time::instant(created), kind])?;
         }
-        const CADENCE: [&str; 10] = [
-            "call", "email", "email", "call", "sms", "email", "call", "email", "call", "email",
-        ];
-        for (k, &t) in touches_at.iter().enumerate() {
-            if t > self.end {
+        // Labels of the touches that drew no reply: their own stream, so
+        // they never shift the lead's draws.
+        let mut labels = Rng::stream(cfg.seed, STREAM_LEAD_LABELS, d.idx);
+        for (k, t) in touches_at.iter().enumerate() {
+            if t.at > self.end {
                 break;
             }
-            let kind = CADENCE[k];
-            let last = k + 1 == touches_at.len();
-            let outcome = match kind {
-                "call" if converted && last => "connected",
-                "call" => {
-                    ["connected", "voicemail", "no_answer"][rng.weighted(&[0.22, 0.45, 0.33])]
+            let kind = t.channel.as_str();
+            let reply = replied_at == Some(k);
+            let outcome = match t.channel {
+                Channel::Call if reply => "connected",
+                Channel::Call => ["voicemail", "no_answer"][labels.weighted(&[0.58, 0.42])],
+                _ if reply => "replied",
+                Channel::Email => {
+                    ["opened", "sent", "bounced"][labels.weighted(&[0.45, 0.52, 0.03])]
                 }
-                "email" if converted && last => "replied",
-                "email" => ["opened", "sent", "bounced"][rng.weighted(&[0.45, 0.52, 0.03])],
-                _ if converted && last => "replied",
-                _ => "delivered",
+                Channel::Sms => "delivered",
             };
-            let duration = if kind == "call" && outcome == "connected" {
-                rng.int(120, 900).to_string()
+            let duration = if outcome == "connected" {
+                labels.int(120, 900).to_string()
             } else {
                 String::new()
             };
@@ -599,7 +933,7 @@ impl<'a> Sim<'a> {
                 aid.as_str(),
                 kind,
                 "outbound",
-                &time::instant(t),
+                &time::instant(t.at),
                 &duration,
                 outcome,
                 &format!("Re: your inquiry about {}", PRODUCTS[product].name),
@@ -615,18 +949,31 @@ impl<'a> Sim<'a> {
         }
         self.tally.leads += 1;
         self.tally.leads_never_answered += u64::from(never);
+        let policy = d.created >= self.policies.start;
+        if policy {
+            self.tally.policy_leads += 1;
+            self.tally.policy_converted += u64::from(converted);
+        }
         push_json(
             &mut self.out.gt_leads,
             &mut self.out.gt_leads_n,
             &json!({"id": id, "true_conversion_probability": round4(p), "quality": round4(quality),
-                    "response_minutes": response_minutes.map(round4), "touches": n_touch, "converted": converted}),
+                    "segment": SEGMENTS[seg].id, "owner": rep.id,
+                    "unanswered_at_arrival": in_queue,
+                    "response_minutes": response_minutes.map(round4), "touches": n_touch,
+                    "planned_touches": planned.len(), "replied_at_touch": replied_at.map(|k| k + 1),
+                    "touches_after_reply": after_reply, "personal": personal,
+                    "follow_up_reply_chance": (made > 1).then(|| round4(at_send / (made - 1) as f64)),
+                    "follow_up_reply_chance_when_due": (made > 1).then(|| round4(at_due / (made - 1) as f64)),
+                    "product": PRODUCTS[product].name, "pain": text::PAINS[d.pain],
+                    "under_policy": policy, "converted": converted}),
         )?;
         if converted && known {
             self.tally.leads_converted += 1;
             self.opportunity(OppSeed {
                 created: outcome_at,
                 rep: r,
-                account: a,
+                account: d.account,
                 lead: Some((id, quality, source, Some(contact.id.clone()))),
                 kind: Kind::NewBusiness,
                 product: Some(product),

@@ -28,9 +28,10 @@ pub fn inquiry(
     contact_name: &str,
     title: &str,
     product: &str,
-) -> String {
-    let pain = rng.pick(&PAINS);
-    match rng.below(4) {
+) -> (String, usize) {
+    let pain_idx = rng.below(PAINS.len());
+    let pain = PAINS[pain_idx];
+    let text = match rng.below(4) {
         0 => format!(
             "Hi, I'm {contact_name}, {title} at {}. We're looking at {product} because {pain}. Can someone walk us through pricing?",
             account.name
@@ -48,7 +49,8 @@ pub fn inquiry(
             "Requesting a demo of {product} for {}. Main problem: {pain}. - {contact_name}",
             account.name
         ),
-    }
+    };
+    (text, pain_idx)
 }
 
 fn capitalise_first(s: &str) -> String {

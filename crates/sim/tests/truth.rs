@@ -248,27 +248,43 @@ fn slower_first_response_lowers_conversion() {
     );
 }
 
-/// Conversion by number of follow-up touches: 1-2, 4-6, 8-10.
+/// Conversion by the number of touches the owner meant to make (their
+/// persistence; the touches made stop early on a reply): 1-2, 4-6, 8-10,
+/// each as the mean of converted minus the owner's own conversion rate, so
+/// that reps' other skills (which go with persistence) do not enter.
 fn touch_curve(run: &Run) -> [f64; 3] {
-    let mut b: [Vec<bool>; 3] = Default::default();
-    for l in run.truth["leads"].as_array().unwrap() {
-        let n = l["touches"].as_u64().unwrap();
-        let c = l["converted"].as_bool().unwrap();
-        match n {
-            1..=2 => b[0].push(c),
-            4..=6 => b[1].push(c),
-            8..=10 => b[2].push(c),
-            _ => {}
+    let leads = run.truth["leads"].as_array().unwrap();
+    let mut by_rep: HashMap<&str, (f64, f64)> = HashMap::new();
+    for l in leads {
+        if l["planned_touches"].as_u64().unwrap() == 0 {
+            continue;
         }
+        let e = by_rep.entry(l["owner"].as_str().unwrap()).or_default();
+        e.0 += f64::from(u8::from(l["converted"].as_bool().unwrap()));
+        e.1 += 1.0;
     }
-    [rate(&b[0]), rate(&b[1]), rate(&b[2])]
+    let mut b = [(0.0, 0.0); 3];
+    for l in leads {
+        let n = l["planned_touches"].as_u64().unwrap();
+        let c = f64::from(u8::from(l["converted"].as_bool().unwrap()));
+        let k = match n {
+            1..=2 => 0,
+            4..=6 => 1,
+            8..=10 => 2,
+            _ => continue,
+        };
+        let (conv, all) = by_rep[l["owner"].as_str().unwrap()];
+        b[k].0 += c - conv / all;
+        b[k].1 += 1.0;
+    }
+    b.map(|(s, n)| s / n)
 }
 
 #[test]
 fn more_touches_raise_conversion_up_to_a_plateau() {
     let [few, some, many] = touch_curve(default_run());
     eprintln!("conversion by touches: 1-2 {few:.3}, 4-6 {some:.3}, 8-10 {many:.3}");
-    assert!(some > few + 0.05, "1-2 touches {few:.3}, 4-6 {some:.3}");
+    assert!(some > few + 0.025, "1-2 touches {few:.3}, 4-6 {some:.3}");
     assert!(
         many - some < some - few,
         "plateau: 4-6 {some:.3}, 8-10 {many:.3}"
@@ -277,8 +293,9 @@ fn more_touches_raise_conversion_up_to_a_plateau() {
         touch_effect: false,
         ..base()
     }));
+    eprintln!("touch effect off: 1-2 {few:.3}, 4-6 {some:.3}");
     assert!(
-        some < few + 0.04,
+        some < few + 0.012,
         "with the mechanism off: 1-2 {few:.3}, 4-6 {some:.3}"
     );
 }
@@ -357,8 +374,17 @@ fn calibrated_auc(r: &Run, field: &str) -> f64 {
         let p: f64 = chunk.iter().map(|x| x.0).sum::<f64>() / chunk.len() as f64;
         let y = rate(&chunk.iter().map(|x| x.1).collect::<Vec<_>>());
         eprintln!("{field} decile {d}: predicted {p:.3}, observed {y:.3}");
+        // The probability without the deal's draw integrates the draw's
+        // prior, not its posterior given that the deal is still open at the
+        // snapshot: deals with poor draws leave early, so it runs a little
+        // low on the deals that remain.
+        let tolerance = if field == "win_probability_without_deal_draw" {
+            0.08
+        } else {
+            0.06
+        };
         assert!(
-            (p - y).abs() < 0.06,
+            (p - y).abs() < tolerance,
             "{field} decile {d}: predicted {p:.3}, observed {y:.3}"
         );
     }
@@ -482,4 +508,306 @@ fn every_seed_imports() {
             "seed {seed}"
         );
     }
+}
+
+/// One run with the four lead mechanisms of the routing and cadence
+/// policies switched off.
+fn lead_mechanisms_off() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        run(Config {
+            lead_fit: false,
+            capacity: false,
+            contact_timing: false,
+            personalisation: false,
+            ..base()
+        })
+    })
+}
+
+/// Conversion of answered leads whose owner's affinity for the lead's
+/// segment is in the top third, and in the bottom third.
+fn fit_split(run: &Run) -> (f64, f64) {
+    let affinity: HashMap<String, &Value> = run.truth["reps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                &r["segment_affinity"],
+            )
+        })
+        .collect();
+    let mut pairs: Vec<(f64, bool)> = run.truth["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| !l["response_minutes"].is_null())
+        .map(|l| {
+            let a = affinity[l["owner"].as_str().unwrap()][l["segment"].as_str().unwrap()]
+                .as_f64()
+                .unwrap();
+            (a, l["converted"].as_bool().unwrap())
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let third = pairs.len() / 3;
+    let low: Vec<bool> = pairs[..third].iter().map(|p| p.1).collect();
+    let high: Vec<bool> = pairs[pairs.len() - third..].iter().map(|p| p.1).collect();
+    (rate(&high), rate(&low))
+}
+
+#[test]
+fn reps_convert_the_segments_they_fit_better() {
+    let (high, low) = fit_split(default_run());
+    eprintln!("lead conversion, owner's segment affinity top third {high:.3}, bottom {low:.3}");
+    assert!(high > 1.25 * low, "top third {high:.3}, bottom {low:.3}");
+    let (high, low) = fit_split(lead_mechanisms_off());
+    assert!(
+        high < 1.12 * low && low < 1.12 * high,
+        "with the mechanism off: {high:.3} vs {low:.3}"
+    );
+}
+
+/// The same leads (common random numbers) with the capacity mechanism on
+/// and off: the median ratio of their first-response minutes, for leads
+/// that arrived to an empty queue and to a queue of two or more.
+fn queue_ratios(on: &Run, off: &Run) -> (f64, f64, usize) {
+    let minutes = |r: &Run| -> HashMap<String, (f64, u64)> {
+        r.truth["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l["id"].as_str().unwrap().to_string(),
+                    (
+                        l["response_minutes"].as_f64()?,
+                        l["unanswered_at_arrival"].as_u64().unwrap(),
+                    ),
+                ))
+            })
+            .collect()
+    };
+    let (a, b) = (minutes(on), minutes(off));
+    let (mut empty, mut busy) = (Vec::new(), Vec::new());
+    for (id, (m, q)) in &a {
+        let Some((m_off, q_off)) = b.get(id) else {
+            continue;
+        };
+        if *q == 0 && *q_off == 0 {
+            empty.push(m / m_off);
+        } else if *q >= 2 && *q_off >= 2 {
+            busy.push(m / m_off);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let n = busy.len();
+    (median(&mut empty), median(&mut busy), n)
+}
+
+#[test]
+fn a_longer_queue_slows_the_first_reply() {
+    let (empty, busy, n) = queue_ratios(default_run(), lead_mechanisms_off());
+    eprintln!(
+        "first response, capacity on against off (same leads): empty queue x{empty:.2}, \
+         2+ unanswered x{busy:.2} ({n} leads)"
+    );
+    assert!(n > 100, "only {n} leads met a queue of 2 or more");
+    assert!(busy > 1.5, "2+ unanswered: x{busy:.2}");
+    assert!((empty - 1.0).abs() < 0.02, "empty queue: x{empty:.2}");
+}
+
+/// Reply (or connect) rate of lead touches within three hours of their
+/// segment's peak hour for the channel, and more than six hours from it,
+/// on weekdays, among follow-ups (not first replies).
+fn timing_split(run: &Run) -> (f64, f64) {
+    use pipewise_sim::policy::{Channel, PEAK_HOUR};
+    let segments: Vec<String> = run.truth["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let lead_segment: HashMap<String, usize> = run.truth["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let seg = l["segment"].as_str().unwrap();
+            (
+                l["id"].as_str().unwrap().to_string(),
+                segments.iter().position(|s| s == seg).unwrap(),
+            )
+        })
+        .collect();
+    let order = [
+        "digital_scaleup",
+        "enterprise_incumbent",
+        "smb_price_sensitive",
+        "regulated_health",
+        "public_education",
+        "industrial_moderniser",
+    ];
+    let (mut near, mut far) = (Vec::new(), Vec::new());
+    for a in rows(&run.path, "activities.csv") {
+        let Some(&seg) = lead_segment.get(&a["lead_id"]) else {
+            continue;
+        };
+        let Some(ch) = Channel::parse(&a["type"]) else {
+            continue;
+        };
+        // Follow-ups only: their hours are drawn at random, while a first
+        // reply's hour follows the lead's arrival.
+        if a["sequence_step"] == "1" {
+            continue;
+        }
+        let t = &a["occurred_at"];
+        let hour: f64 =
+            t[11..13].parse::<f64>().unwrap() + t[14..16].parse::<f64>().unwrap() / 60.0;
+        let date = &t[..10];
+        let y: i64 = date[..4].parse().unwrap();
+        let m: u32 = date[5..7].parse().unwrap();
+        let d: u32 = date[8..10].parse().unwrap();
+        let days = pipewise_sim::time::days_from_civil(y, m, d);
+        if pipewise_sim::time::weekday(days * 86_400) >= 5 {
+            continue;
+        }
+        let idx = order.iter().position(|s| *s == segments[seg]).unwrap();
+        let peak = PEAK_HOUR[idx][match ch {
+            Channel::Call => 0,
+            Channel::Email => 1,
+            Channel::Sms => 2,
+        }];
+        let dist = (hour - peak).abs().min(24.0 - (hour - peak).abs());
+        let reply = matches!(a["outcome"].as_str(), "replied" | "connected");
+        if dist <= 3.0 {
+            near.push(reply);
+        } else if dist > 6.0 {
+            far.push(reply);
+        }
+    }
+    (rate(&near), rate(&far))
+}
+
+#[test]
+fn touches_near_the_segments_best_hour_draw_more_replies() {
+    let (near, far) = timing_split(default_run());
+    eprintln!("reply rate within 3 h of the peak hour {near:.3}, over 6 h away {far:.3}");
+    assert!(near > 1.3 * far, "near {near:.3}, far {far:.3}");
+    let (near, far) = timing_split(lead_mechanisms_off());
+    assert!(
+        near < 1.12 * far && far < 1.12 * near,
+        "with the mechanism off: near {near:.3}, far {far:.3}"
+    );
+}
+
+/// Share of answered leads replying to the first touch, with a personal
+/// first reply and without.
+fn personal_split(run: &Run) -> (f64, f64) {
+    let (mut yes, mut no) = (Vec::new(), Vec::new());
+    for l in run.truth["leads"].as_array().unwrap() {
+        if l["response_minutes"].is_null() {
+            continue;
+        }
+        let first = l["replied_at_touch"].as_u64() == Some(1);
+        if l["personal"].as_bool().unwrap() {
+            yes.push(first);
+        } else {
+            no.push(first);
+        }
+    }
+    (rate(&yes), rate(&no))
+}
+
+#[test]
+fn a_personal_first_reply_draws_more_replies() {
+    let (yes, no) = personal_split(default_run());
+    eprintln!("first-touch replies: personal {yes:.3}, not {no:.3}");
+    assert!(yes > 1.3 * no, "personal {yes:.3}, not {no:.3}");
+    let (yes, no) = personal_split(lead_mechanisms_off());
+    assert!(
+        yes < 1.1 * no && no < 1.1 * yes,
+        "with the mechanism off: personal {yes:.3}, not {no:.3}"
+    );
+}
+
+#[test]
+fn touches_after_a_reply_cost_conversion() {
+    let (mut stopped, mut kept_on) = (Vec::new(), Vec::new());
+    for l in default_run().truth["leads"].as_array().unwrap() {
+        if l["replied_at_touch"].is_null() {
+            continue;
+        }
+        let c = l["converted"].as_bool().unwrap();
+        if l["touches_after_reply"].as_u64().unwrap() == 0 {
+            stopped.push(c);
+        } else if l["touches_after_reply"].as_u64().unwrap() >= 2 {
+            kept_on.push(c);
+        }
+    }
+    let (s, k) = (rate(&stopped), rate(&kept_on));
+    eprintln!("replied leads' conversion: stopped on the reply {s:.3}, 2+ touches after {k:.3}");
+    assert!(
+        kept_on.len() > 100 && s > k + 0.05,
+        "stopped {s:.3}, kept on {k:.3}"
+    );
+}
+
+/// Under a policy from a start date, every lead is the same lead (common
+/// random numbers): the same ids, arrival times and inquiries; before the
+/// start every row is the same; after it, owners differ.
+#[test]
+fn a_policy_changes_owners_but_not_the_leads() {
+    use pipewise_sim::policy::{Cadence, Policies, Routing};
+    let cfg = Config {
+        seed: 11,
+        reps: 16,
+        months: 8,
+        transcript_share: 0.0,
+        vtt_sample: 0,
+        ..Config::default()
+    };
+    let start = cfg.start + 150 * 86_400;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("territory"), dir.path().join("round-robin"));
+    simulate(&cfg, &a, &mut |_| {}).unwrap();
+    let summary = pipewise_sim::simulate_with(
+        &cfg,
+        Policies {
+            routing: Routing::RoundRobin,
+            cadence: Cadence::Rep,
+            start,
+        },
+        &b,
+        &mut |_| {},
+    )
+    .unwrap();
+    let p = summary.policy.unwrap();
+    assert_eq!(p.routing, "round-robin");
+    assert!(p.leads > 100, "{} leads under the policy", p.leads);
+    let (la, lb) = (rows(&a, "leads.csv"), rows(&b, "leads.csv"));
+    assert_eq!(la.len(), lb.len());
+    let start_s = pipewise_sim::time::instant(start);
+    let mut moved = 0;
+    for (x, y) in la.iter().zip(&lb) {
+        assert_eq!(
+            (&x["id"], &x["created_at"], &x["inquiry"]),
+            (&y["id"], &y["created_at"], &y["inquiry"])
+        );
+        if x["created_at"] < start_s {
+            assert_eq!(x, y, "a lead before the policy start changed");
+        } else {
+            moved += usize::from(x["owner_id"] != y["owner_id"]);
+        }
+    }
+    assert!(
+        moved as u64 > p.leads / 3,
+        "only {moved} of {} owners changed",
+        p.leads
+    );
 }

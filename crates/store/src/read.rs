@@ -237,6 +237,9 @@ pub struct Lead {
     pub converted_at: Option<Instant>,
     pub disqualified_at: Option<Instant>,
     pub account_id: Option<String>,
+    /// The company and person as the lead gave them.
+    pub company: Option<String>,
+    pub contact_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +265,8 @@ pub struct CrmData {
     /// Sorted by start; turns in order.
     pub conversations: Vec<Conversation>,
     pub leads: Vec<Lead>,
+    /// The product catalogue as (id, name), sorted by id.
+    pub products: Vec<(String, String)>,
     /// Product-usage events, sorted by (account, time).
     pub usage: Vec<Usage>,
     /// How amounts were brought into one currency.
@@ -409,6 +414,10 @@ impl SqliteStore {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare("SELECT id, name FROM products ORDER BY id")?;
+        data.products = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut st = c.prepare(
             "SELECT opportunity_id, product_id FROM opportunity_products ORDER BY opportunity_id, product_id",
         )?;
@@ -516,7 +525,7 @@ impl SqliteStore {
             .sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
         let mut st = c.prepare(
             "SELECT id, created_at, source, campaign_id, title, inquiry, owner_id, first_response_at,
-                    status, converted_at, disqualified_at, account_id
+                    status, converted_at, disqualified_at, account_id, company, contact_name
              FROM leads ORDER BY created_at, id",
         )?;
         data.leads = st
@@ -534,6 +543,8 @@ impl SqliteStore {
                     converted_at: opt_t(r, 9)?,
                     disqualified_at: opt_t(r, 10)?,
                     account_id: opt_s(r, 11)?,
+                    company: opt_s(r, 12)?,
+                    contact_name: opt_s(r, 13)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

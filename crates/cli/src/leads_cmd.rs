@@ -1,0 +1,302 @@
+//! `pipewise leads route|draft` and `pipewise cadences`: parse, call the use
+//! case, present.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand)]
+pub enum LeadsCmd {
+    /// Recommends an owner for each lead not answered yet (last 14 days), or
+    /// for one lead, among the reps of its current owner's region: the rep
+    /// most likely to convert it within capacity and fairness bounds, every
+    /// candidate's predicted conversion and why.
+    Route {
+        /// Only this lead.
+        #[arg(long)]
+        lead: Option<String>,
+        /// Show every candidate, not only the recommendation.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Speed to lead: the response-time SLA (business minutes), who meets
+    /// it, the leads waiting and past it, and conversion by response time.
+    Sla {
+        /// The SLA in business minutes (Monday-Friday, 08:00-18:00 UTC).
+        #[arg(long, default_value_t = 5.0)]
+        minutes: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A rep's follow-up tasks for the day under the built-in cadence: late
+    /// ones first, then today's, each with its channel and send hour.
+    Queue {
+        /// The rep's name or id.
+        #[arg(long)]
+        rep: String,
+        /// The day (YYYY-MM-DD; default: the latest lead event's day).
+        #[arg(long)]
+        date: Option<String>,
+        /// Also list the upcoming steps.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drafts the first reply to a lead from its inquiry's product and pain
+    /// point, listing the details used and those not found.
+    Draft {
+        lead_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct CadencesArgs {
+    /// A cadence file (TOML) to check and show; default: the built-in cadence.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
+    let store = pipewise_store::SqliteStore::open(db)?;
+    let crm = store.load_crm()?;
+    match cmd {
+        LeadsCmd::Draft { lead_id, json } => {
+            let d = pipewise_app::leads::draft_reply(&crm, &lead_id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                println!("Subject: {}\n\n{}\n", d.subject, d.body);
+                for u in &d.used {
+                    println!("  used {}: {} (from the {})", u.slot, u.value, u.from);
+                }
+                for m in &d.missing {
+                    println!("  not found in the inquiry: {}", m.replace('_', " "));
+                }
+            }
+        }
+        LeadsCmd::Sla { minutes, json } => {
+            if minutes.is_nan() || minutes <= 0.0 {
+                anyhow::bail!("--minutes {minutes}: expected a positive number of minutes");
+            }
+            let r = pipewise_app::leads::lead_sla(&crm, minutes);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", sla_text(&r, &crm));
+            }
+        }
+        LeadsCmd::Queue {
+            rep,
+            date,
+            all,
+            json,
+        } => {
+            let date = date
+                .map(|d| {
+                    pipewise_core::value::parse_datetime(&d, &[])
+                        .map(|t| t.timestamp())
+                        .with_context(|| {
+                            format!("--date {d:?}: expected a date such as 2025-12-01")
+                        })
+                })
+                .transpose()?;
+            let q = pipewise_app::leads::rep_queue(&crm, &rep, date, all)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&q)?);
+            } else {
+                println!(
+                    "{}'s follow-ups on {} (cadence {}): {} task{}",
+                    q.rep_name,
+                    q.date,
+                    q.cadence,
+                    q.tasks.len(),
+                    if q.tasks.len() == 1 { "" } else { "s" }
+                );
+                for t in &q.tasks {
+                    println!(
+                        "  {:<8} {}  {:<10} step {}/{} {:<5} {}{}",
+                        t.status,
+                        when(t.due_at),
+                        t.lead_id,
+                        t.step,
+                        t.steps,
+                        t.channel,
+                        t.company.as_deref().unwrap_or(""),
+                        t.template
+                            .as_deref()
+                            .map(|x| format!(" [{x}]"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        LeadsCmd::Route { lead, all, json } => {
+            let r = pipewise_app::leads::route_leads(&crm, lead.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("Routing as of {}; model {}", r.as_of, r.model);
+                if r.leads.is_empty() {
+                    println!("No lead is waiting for a first response.");
+                }
+                for l in &r.leads {
+                    println!("{} ({}): {}", l.lead_id, l.created_at, l.why);
+                    if all {
+                        for c in &l.candidates {
+                            println!(
+                                "    {:<24} {:>5.1}%  {} unanswered{}",
+                                c.rep_name,
+                                c.probability * 100.0,
+                                c.unanswered,
+                                c.excluded
+                                    .as_deref()
+                                    .map(|e| format!("  (excluded: {e})"))
+                                    .unwrap_or_default()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn cadences(args: CadencesArgs) -> Result<ExitCode> {
+    use pipewise_engines::lead_policy::{CadenceDef, DEFAULT_CADENCE};
+    let (text, from) = match &args.file {
+        Some(f) => (
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+            f.display().to_string(),
+        ),
+        None => (DEFAULT_CADENCE.to_string(), "built in".to_string()),
+    };
+    let def = CadenceDef::parse(&text).with_context(|| from.clone())?;
+    if args.json {
+        let steps: Vec<serde_json::Value> = def
+            .steps
+            .iter()
+            .map(
+                |s| serde_json::json!({"day": s.day, "channel": s.channel, "template": s.template}),
+            )
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"name": def.name, "from": from, "stop_on_reply": def.stop_on_reply, "steps": steps})
+        );
+    } else {
+        println!(
+            "Cadence {} ({from}): {} touches over {} days{}",
+            def.name,
+            def.steps.len(),
+            def.steps.last().map_or(0, |s| s.day),
+            if def.stop_on_reply {
+                ", stopping on a reply"
+            } else {
+                ""
+            }
+        );
+        for (i, s) in def.steps.iter().enumerate() {
+            println!(
+                "  {:>2}. day {:>2}  {:<5} {}",
+                i + 1,
+                s.day,
+                s.channel,
+                s.template.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn when(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn sla_text(
+    r: &pipewise_engines::lead_sla::SlaReport,
+    crm: &pipewise_store::read::CrmData,
+) -> String {
+    use std::fmt::Write as _;
+    let names: std::collections::HashMap<&str, &str> = crm
+        .users
+        .iter()
+        .map(|u| (u.id.as_str(), u.name.as_str()))
+        .collect();
+    let name = |id: &str| names.get(id).copied().unwrap_or(id).to_string();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Speed to lead: SLA {} business minutes (Mon-Fri 08:00-18:00 UTC), leads of the {} days to {}",
+        r.sla_minutes,
+        r.window_days,
+        when(r.as_of)
+    );
+    let _ = writeln!(
+        s,
+        "  {} leads: {:.0}% answered within the SLA, {:.0}% never answered, median first response {}",
+        r.leads,
+        r.within_sla * 100.0,
+        r.never_answered * 100.0,
+        r.median_minutes
+            .map(|m| format!("{m:.0} business minutes"))
+            .unwrap_or_else(|| "none".into())
+    );
+    let _ = writeln!(
+        s,
+        "Conversion by time to the first response, nights included (leads 35-400 days old):"
+    );
+    for b in &r.conversion_by_response {
+        let _ = writeln!(
+            s,
+            "  {:<16} {:>6} leads  {:>5.1}%",
+            b.band,
+            b.leads,
+            b.conversion * 100.0
+        );
+    }
+    let _ = writeln!(s, "Reps least often within the SLA:");
+    for p in r.by_rep.iter().take(5) {
+        let _ = writeln!(
+            s,
+            "  {:<24} {:>4} leads  {:>3.0}% within  {:>3.0}% never  median {}",
+            name(&p.rep_id),
+            p.leads,
+            p.within_sla * 100.0,
+            p.never_answered * 100.0,
+            p.median_minutes
+                .map(|m| format!("{m:.0} min"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    let breached = r.waiting.iter().filter(|w| w.state != "within").count();
+    let _ = writeln!(
+        s,
+        "Waiting for a first response: {} ({} past the SLA, {} due for reassignment)",
+        r.waiting.len(),
+        breached,
+        r.waiting.iter().filter(|w| w.state == "reassign").count()
+    );
+    for w in r.waiting.iter().take(10) {
+        let _ = writeln!(
+            s,
+            "  {:<10} {:<24} {:>8.0} business minutes  {}",
+            w.lead_id,
+            w.owner_id.as_deref().map(name).unwrap_or_default(),
+            w.waiting_minutes,
+            w.state
+        );
+    }
+    s
+}

@@ -1,0 +1,311 @@
+//! Speed to lead: each lead's response clock against a service-level
+//! agreement (default 5 minutes in business hours), the leads waiting and
+//! those past it, and what response time was worth on the org's own leads.
+//!
+//! The clock counts business minutes only (Monday to Friday, 08:00-18:00
+//! UTC, [`SlaOptions`]): a lead that arrives on Friday evening starts its
+//! clock on Monday morning. A lead is *breached* once its clock passes the
+//! SLA, and due for *reassignment* once it passes twice the SLA without an
+//! answer.
+
+use std::collections::HashMap;
+
+use pipewise_store::read::CrmData;
+use serde::Serialize;
+
+const DAY: i64 = 86_400;
+const MINUTE: i64 = 60;
+
+/// The SLA and the business hours its clock runs in.
+#[derive(Debug, Clone)]
+pub struct SlaOptions {
+    /// Business minutes allowed to the first response.
+    pub minutes: f64,
+    /// First and last business hour (UTC), e.g. 8 and 18: 08:00-18:00.
+    pub open_hour: i64,
+    pub close_hour: i64,
+    /// Leads waiting longer than this are no longer listed as waiting (days).
+    pub waiting_days: i64,
+}
+
+impl Default for SlaOptions {
+    fn default() -> Self {
+        SlaOptions {
+            minutes: 5.0,
+            open_hour: 8,
+            close_hour: 18,
+            waiting_days: 14,
+        }
+    }
+}
+
+/// Business seconds between two instants (epoch seconds).
+pub fn business_seconds(from: i64, to: i64, o: &SlaOptions) -> i64 {
+    if to <= from {
+        return 0;
+    }
+    let mut total = 0;
+    let mut day = from.div_euclid(DAY) * DAY;
+    while day < to {
+        // 1970-01-01 was a Thursday: weekday 0 = Monday.
+        let weekday = (day / DAY + 3).rem_euclid(7);
+        if weekday < 5 {
+            let open = day + o.open_hour * 3600;
+            let close = day + o.close_hour * 3600;
+            let a = from.max(open);
+            let b = to.min(close);
+            if b > a {
+                total += b - a;
+            }
+        }
+        day += DAY;
+    }
+    total
+}
+
+/// A lead waiting for its first response.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WaitingLead {
+    pub lead_id: String,
+    pub owner_id: Option<String>,
+    /// Epoch seconds.
+    pub created_at: i64,
+    /// Business minutes on the clock so far.
+    pub waiting_minutes: f64,
+    /// `within`, `breached` (past the SLA) or `reassign` (past twice the SLA).
+    pub state: String,
+}
+
+/// Response figures of one rep over the report's window.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepResponse {
+    pub rep_id: String,
+    pub leads: usize,
+    /// Median business minutes to the first response, over answered leads.
+    pub median_minutes: Option<f64>,
+    /// Share (0-1) of leads answered within the SLA.
+    pub within_sla: f64,
+    /// Share (0-1) of leads never answered.
+    pub never_answered: f64,
+}
+
+/// Conversion of the leads in one response band.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResponseBand {
+    /// "under 5 minutes", "5-60 minutes", "1-24 hours", "over a day", "never".
+    pub band: String,
+    pub leads: usize,
+    /// Share (0-1) converted.
+    pub conversion: f64,
+}
+
+/// The speed-to-lead report.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SlaReport {
+    pub sla_minutes: f64,
+    /// Epoch seconds: the latest lead event.
+    pub as_of: i64,
+    /// The leads the figures cover: arrived in the 90 days before `as_of`.
+    pub window_days: i64,
+    pub leads: usize,
+    /// Share (0-1) answered within the SLA; never-answered leads count as
+    /// not.
+    pub within_sla: f64,
+    /// Share (0-1) never answered (of leads older than two days).
+    pub never_answered: f64,
+    /// Median business minutes to the first response (answered leads).
+    pub median_minutes: Option<f64>,
+    pub by_rep: Vec<RepResponse>,
+    /// Conversion by response band, over leads 35-400 days old (whose
+    /// outcome has had time to happen), in wall-clock time (what the lead
+    /// waited, nights included).
+    pub conversion_by_response: Vec<ResponseBand>,
+    /// Leads waiting for their first response (up to `waiting_days` old),
+    /// longest first.
+    pub waiting: Vec<WaitingLead>,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// The report as of the latest lead event in `data`.
+pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
+    let as_of = data
+        .leads
+        .iter()
+        .flat_map(|l| {
+            [
+                Some(l.created_at),
+                l.first_response_at,
+                l.converted_at,
+                l.disqualified_at,
+            ]
+        })
+        .flatten()
+        .max()
+        .unwrap_or(0);
+    let minutes = |l: &pipewise_store::read::Lead| {
+        l.first_response_at
+            .map(|r| business_seconds(l.created_at, r, o) as f64 / MINUTE as f64)
+    };
+    const WINDOW: i64 = 90;
+    let recent: Vec<&pipewise_store::read::Lead> = data
+        .leads
+        .iter()
+        .filter(|l| l.created_at > as_of - WINDOW * DAY && l.created_at <= as_of)
+        .collect();
+    let settled: Vec<&&pipewise_store::read::Lead> = recent
+        .iter()
+        .filter(|l| l.first_response_at.is_some() || as_of - l.created_at > 2 * DAY)
+        .collect();
+    let share = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+    let within = settled
+        .iter()
+        .filter(|l| minutes(l).is_some_and(|m| m <= o.minutes))
+        .count();
+    let never = settled
+        .iter()
+        .filter(|l| l.first_response_at.is_none())
+        .count();
+    let mut per_rep: HashMap<&str, Vec<&pipewise_store::read::Lead>> = HashMap::new();
+    for l in &settled {
+        if let Some(r) = l.owner_id.as_deref() {
+            per_rep.entry(r).or_default().push(l);
+        }
+    }
+    let mut by_rep: Vec<RepResponse> = per_rep
+        .into_iter()
+        .map(|(r, ls)| RepResponse {
+            rep_id: r.to_string(),
+            leads: ls.len(),
+            median_minutes: median(ls.iter().filter_map(|l| minutes(l)).collect()),
+            within_sla: share(
+                ls.iter()
+                    .filter(|l| minutes(l).is_some_and(|m| m <= o.minutes))
+                    .count(),
+                ls.len(),
+            ),
+            never_answered: share(
+                ls.iter().filter(|l| l.first_response_at.is_none()).count(),
+                ls.len(),
+            ),
+        })
+        .collect();
+    by_rep.sort_by(|a, b| {
+        a.within_sla
+            .total_cmp(&b.within_sla)
+            .then(a.rep_id.cmp(&b.rep_id))
+    });
+    // Conversion by response band on leads old enough to have an outcome.
+    let bands = [
+        "under 5 minutes",
+        "5-60 minutes",
+        "1-24 hours",
+        "over a day",
+        "never",
+    ];
+    let mut counts = [(0usize, 0usize); 5];
+    for l in &data.leads {
+        let age = as_of - l.created_at;
+        if !(35 * DAY..=400 * DAY).contains(&age) {
+            continue;
+        }
+        // Wall-clock minutes: what the lead waited (a night counts).
+        let k = match l
+            .first_response_at
+            .map(|r| (r - l.created_at) as f64 / 60.0)
+        {
+            None => 4,
+            Some(m) if m < 5.0 => 0,
+            Some(m) if m < 60.0 => 1,
+            Some(m) if m < 24.0 * 60.0 => 2,
+            Some(_) => 3,
+        };
+        counts[k].0 += 1;
+        counts[k].1 += usize::from(l.converted_at.is_some_and(|t| t <= as_of));
+    }
+    let conversion_by_response = bands
+        .iter()
+        .zip(counts)
+        .map(|(b, (n, c))| ResponseBand {
+            band: b.to_string(),
+            leads: n,
+            conversion: share(c, n),
+        })
+        .collect();
+    let mut waiting: Vec<WaitingLead> = data
+        .leads
+        .iter()
+        .filter(|l| {
+            l.first_response_at.is_none()
+                && l.converted_at.is_none()
+                && l.disqualified_at.is_none()
+                && l.created_at <= as_of
+                && as_of - l.created_at <= o.waiting_days * DAY
+        })
+        .map(|l| {
+            let m = business_seconds(l.created_at, as_of, o) as f64 / MINUTE as f64;
+            WaitingLead {
+                lead_id: l.id.clone(),
+                owner_id: l.owner_id.clone(),
+                created_at: l.created_at,
+                waiting_minutes: m,
+                state: if m > 2.0 * o.minutes {
+                    "reassign"
+                } else if m > o.minutes {
+                    "breached"
+                } else {
+                    "within"
+                }
+                .into(),
+            }
+        })
+        .collect();
+    waiting.sort_by(|a, b| b.waiting_minutes.total_cmp(&a.waiting_minutes));
+    SlaReport {
+        sla_minutes: o.minutes,
+        as_of,
+        window_days: WINDOW,
+        leads: recent.len(),
+        within_sla: share(within, settled.len()),
+        never_answered: share(never, settled.len()),
+        median_minutes: median(settled.iter().filter_map(|l| minutes(l)).collect()),
+        by_rep,
+        conversion_by_response,
+        waiting,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_runs_in_business_hours_only() {
+        let o = SlaOptions::default();
+        // 2024-01-05 was a Friday.
+        let friday = 19_727 * DAY;
+        assert_eq!((friday / DAY + 3).rem_euclid(7), 4);
+        // Friday 17:58 to Monday 08:03: two minutes on Friday, three on Monday.
+        let from = friday + 17 * 3600 + 58 * 60;
+        let to = friday + 3 * DAY + 8 * 3600 + 3 * 60;
+        assert_eq!(business_seconds(from, to, &o), 5 * 60);
+        // Within one business hour.
+        assert_eq!(
+            business_seconds(friday + 9 * 3600, friday + 9 * 3600 + 90, &o),
+            90
+        );
+        // A Saturday counts nothing.
+        assert_eq!(business_seconds(friday + DAY, friday + 2 * DAY, &o), 0);
+        assert_eq!(business_seconds(to, from, &o), 0);
+    }
+}

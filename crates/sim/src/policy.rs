@@ -1,0 +1,233 @@
+//! Lead policies: who owns each new inbound lead and which follow-up
+//! touches are made when. The simulator asks a policy from the policy start
+//! on (`Policies::start`); before it, and for every built-in baseline, the
+//! org's own behaviour applies.
+//!
+//! A policy sees only what a CRM records: the lead as it arrives (source,
+//! account, title, inquiry text) and each candidate rep's id, team, region
+//! and current queue of unanswered leads. It never sees latent skills,
+//! segments or lead quality. Every latent draw of a lead comes from the
+//! lead's own streams in a fixed order whatever the policy does (common
+//! random numbers), so two runs of one seed under two policies are an
+//! honest A/B on the same leads.
+
+use crate::time::{self, DAY, HOUR};
+
+/// A follow-up channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Call,
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Call, Channel::Email, Channel::Sms];
+
+    /// The activity kind the CRM records ("call", "email", "sms").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Call => "call",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "call" => Some(Channel::Call),
+            "email" => Some(Channel::Email),
+            "sms" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Channel::Call => 0,
+            Channel::Email => 1,
+            Channel::Sms => 2,
+        }
+    }
+}
+
+/// A new lead as the CRM records it when it arrives.
+#[derive(Debug, Clone)]
+pub struct LeadView<'a> {
+    pub id: &'a str,
+    /// Epoch seconds (UTC).
+    pub created: i64,
+    pub source: &'a str,
+    pub account_id: &'a str,
+    pub industry: &'a str,
+    pub employees: u32,
+    /// The lead's region (its account's), e.g. "EMEA".
+    pub region: &'a str,
+    pub title: &'a str,
+    pub inquiry: &'a str,
+}
+
+/// A rep who could own a lead, as the CRM knows them at the lead's arrival.
+#[derive(Debug, Clone)]
+pub struct RepView<'a> {
+    pub id: &'a str,
+    pub team_id: &'a str,
+    pub region: &'a str,
+    /// Leads this rep owns that are not answered yet (count).
+    pub unanswered: u32,
+}
+
+/// A follow-up touch to make: when (epoch seconds) and on which channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedTouch {
+    pub at: i64,
+    pub channel: Channel,
+    /// When the step fell due, before any choice of send time (epoch
+    /// seconds; `at` when no time was chosen). The ground truth compares
+    /// the true reply chance at `at` with the one at `due`.
+    pub due: i64,
+}
+
+/// What a cadence does with one lead after the rep's first reply.
+#[derive(Debug, Clone, Default)]
+pub struct CadencePlan {
+    /// The touches after the first reply, in time order (the simulator
+    /// drops any earlier than the touch before it).
+    pub touches: Vec<PlannedTouch>,
+    /// Stop the sequence once the lead replies or a call connects.
+    pub stop_on_reply: bool,
+    /// The product and pain point the first reply names, if it names any
+    /// (as the policy read them from the inquiry). The reply counts as
+    /// personal only when both are the inquiry's true ones.
+    pub personal: Option<(String, String)>,
+}
+
+/// Who owns each new lead.
+pub trait RoutingPolicy {
+    /// Picks the owner among `candidates` (the lead's region's reps hired by
+    /// then, never empty): an index into `candidates`.
+    fn route(&mut self, lead: &LeadView, candidates: &[RepView]) -> usize;
+    /// A short name for reports ("pipewise").
+    fn name(&self) -> &str;
+}
+
+/// Which touches follow the first reply.
+pub trait CadencePolicy {
+    /// The plan for `lead`, owned by `rep`, first answered at `first_touch`
+    /// (epoch seconds) on `first_channel`.
+    fn plan(
+        &mut self,
+        lead: &LeadView,
+        rep: &RepView,
+        first_touch: i64,
+        first_channel: Channel,
+    ) -> CadencePlan;
+    fn name(&self) -> &str;
+}
+
+/// How leads are routed.
+pub enum Routing {
+    /// The territory's reps, each lead to one of them at random (the org's
+    /// own rule; also before the policy start).
+    Territory,
+    /// The territory's reps in turn, skipping reps not hired yet.
+    RoundRobin,
+    Policy(Box<dyn RoutingPolicy>),
+}
+
+/// How leads are followed up.
+pub enum Cadence {
+    /// Each rep's own habit: as many touches as their follow-up skill makes
+    /// them try (1-10, mean about 2), at random business hours 1-3 days apart,
+    /// sometimes personal, sometimes not stopping on a reply.
+    Rep,
+    Policy(Box<dyn CadencePolicy>),
+}
+
+/// The policies a run uses from `start` (epoch seconds) on.
+pub struct Policies {
+    pub routing: Routing,
+    pub cadence: Cadence,
+    pub start: i64,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            routing: Routing::Territory,
+            cadence: Cadence::Rep,
+            start: i64::MAX,
+        }
+    }
+}
+
+impl Policies {
+    /// The routing's name for reports.
+    pub fn routing_name(&self) -> String {
+        match &self.routing {
+            Routing::Territory => "territory".into(),
+            Routing::RoundRobin => "round-robin".into(),
+            Routing::Policy(p) => p.name().into(),
+        }
+    }
+
+    /// The cadence's name for reports.
+    pub fn cadence_name(&self) -> String {
+        match &self.cadence {
+            Cadence::Rep => "rep".into(),
+            Cadence::Policy(p) => p.name().into(),
+        }
+    }
+}
+
+/// The hour of day (UTC) at which each segment best answers each channel
+/// (call, email, SMS), in the order of [`crate::model::SEGMENTS`].
+pub const PEAK_HOUR: [[f64; 3]; 6] = [
+    [16.0, 9.0, 12.0],
+    [10.0, 8.0, 14.0],
+    [11.0, 15.0, 17.0],
+    [15.0, 8.0, 11.0],
+    [9.0, 16.0, 13.0],
+    [13.0, 10.0, 9.0],
+];
+
+/// Log-odds of a reply (email, SMS) or a connect (call) to an average lead
+/// at its segment's peak hour on a weekday, by channel.
+pub const REPLY_BASE: [f64; 3] = [-1.0, -1.3, -1.6];
+
+/// The contact-timing effect on a touch's reply log-odds: 0 at the
+/// segment's peak hour for the channel, down to -1.6 twelve hours away,
+/// and -0.7 more at weekends. 0 everywhere when `on` is false.
+pub fn timing_effect(segment: usize, channel: Channel, t: i64, on: bool) -> f64 {
+    if !on {
+        return -0.6;
+    }
+    let hour = (t - time::day_start(t)) as f64 / HOUR as f64;
+    let peak = PEAK_HOUR[segment % PEAK_HOUR.len()][channel.index()];
+    let weekend = if time::weekday(t) >= 5 { -0.7 } else { 0.0 };
+    0.8 * ((2.0 * std::f64::consts::PI * (hour - peak) / 24.0).cos() - 1.0) + weekend
+}
+
+/// The touch-count effect on a touch's reply log-odds: the 11th and later
+/// unanswered touches barely land (a lead that has ignored ten is gone).
+pub fn fatigue_effect(k: usize) -> f64 {
+    if k >= 10 { -3.0 } else { 0.0 }
+}
+
+/// The conversion log-odds a touch after the lead's reply costs (it reads as
+/// not listening), for up to [`AFTER_REPLY_MAX`] such touches.
+pub const AFTER_REPLY_COST: f64 = 0.2;
+pub const AFTER_REPLY_MAX: u32 = 4;
+
+/// Reply log-odds gained by a first reply that names the inquiry's product
+/// and pain point.
+pub const PERSONAL_GAIN: f64 = 0.6;
+
+/// A business hour `hour` (UTC) on the business day `days` after `t`'s day.
+pub fn business_day_at(t: i64, days: i64, hour: f64) -> i64 {
+    let mut d = time::day_start(t) + days * DAY;
+    while time::weekday(d) >= 5 {
+        d += DAY;
+    }
+    d + (hour * HOUR as f64) as i64
+}
