@@ -575,18 +575,22 @@ pub fn draft_reply(
         .as_deref()
         .and_then(|o| crm.users.iter().find(|u| u.id == o));
     let products: Vec<String> = crm.products.iter().map(|p| p.1.clone()).collect();
-    Ok(pipewise_engines::lead_draft::draft(
-        &pipewise_engines::lead_draft::DraftInput {
-            lead_id: &lead.id,
-            inquiry: lead.inquiry.as_deref().unwrap_or(""),
-            contact_name: lead.contact_name.as_deref(),
-            company: lead.company.as_deref().or(account.map(|a| a.name.as_str())),
-            industry: account.and_then(|a| a.industry.as_deref()),
-            source: lead.source.as_deref(),
-            rep_name: rep.map(|u| u.name.as_str()),
-            products: &products,
-        },
-    ))
+    let mut d = pipewise_engines::lead_draft::draft(&pipewise_engines::lead_draft::DraftInput {
+        lead_id: &lead.id,
+        inquiry: lead.inquiry.as_deref().unwrap_or(""),
+        contact_name: lead.contact_name.as_deref(),
+        company: lead.company.as_deref().or(account.map(|a| a.name.as_str())),
+        industry: account.and_then(|a| a.industry.as_deref()),
+        source: lead.source.as_deref(),
+        rep_name: rep.map(|u| u.name.as_str()),
+        products: &products,
+    });
+    d.already_answered = lead.first_response_at.map(|t| {
+        pipewise_core::value::format_instant(
+            chrono::DateTime::from_timestamp(t, 0).unwrap_or_default(),
+        )
+    });
+    Ok(d)
 }
 
 /// A candidate owner of a lead, as the router saw them.
@@ -626,10 +630,13 @@ pub struct RoutingReport {
     pub leads: Vec<RoutedLead>,
 }
 
-/// Routes the leads not answered yet (or only `only`), each among the reps
-/// of its current owner's region (every rep when it has no owner), with
-/// queues as of the latest lead event (`pipewise leads route`). Errors:
-/// too few leads to learn from; `only` not a lead.
+/// Routes the leads waiting for a first response (up to 14 days old; or
+/// only `only`) in order of arrival, each among the reps of its current
+/// owner's region (every rep when it has no owner), with queues of waiting
+/// leads as of the latest lead event; each recommendation counts towards
+/// the next (queues and fairness counts), as if the leads were reassigned
+/// as recommended (`pipewise leads route`). Errors: too few leads to learn
+/// from; `only` not a lead.
 pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingReport> {
     use pipewise_engines::lead_policy::{ConversionModel, Router, RouterOptions};
     use pipewise_sim::policy::{LeadView, RepView};
@@ -647,7 +654,7 @@ pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingR
         model.converted,
         format_date(as_of)
     );
-    let router = Router::new(model, RouterOptions::default());
+    let mut router = Router::new(model, RouterOptions::default());
     let users: HashMap<&str, &pipewise_store::read::User> =
         crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
     let accounts: HashMap<&str, &pipewise_store::read::Account> =
@@ -657,22 +664,28 @@ pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingR
         .iter()
         .filter(|u| u.role.as_deref() == Some("rep"))
         .collect();
+    // Each rep's queue: their leads waiting for a first response (not
+    // closed, up to 14 days old), as `leads sla` lists them.
+    let waiting = |l: &pipewise_store::read::Lead| {
+        l.first_response_at.is_none_or(|r| r > as_of)
+            && l.converted_at.is_none()
+            && l.disqualified_at.is_none()
+            && l.created_at <= as_of
+            && as_of - l.created_at <= 14 * 86_400
+    };
     let mut unanswered: HashMap<&str, u32> = HashMap::new();
     for l in &crm.leads {
-        if let Some(o) = l.owner_id.as_deref() {
-            let until = l.first_response_at.unwrap_or(l.created_at + 2 * 86_400);
-            if l.created_at <= as_of && until > as_of {
-                *unanswered.entry(o).or_default() += 1;
-            }
+        if let Some(o) = l.owner_id.as_deref()
+            && waiting(l)
+        {
+            *unanswered.entry(o).or_default() += 1;
         }
     }
     let mut out = Vec::new();
+    // In order of arrival, each assignment counting towards the next (the
+    // chosen rep's queue grows, and the fairness counts with it).
     for l in &crm.leads {
-        let waiting = l.first_response_at.is_none()
-            && l.converted_at.is_none()
-            && l.disqualified_at.is_none()
-            && as_of - l.created_at <= 14 * 86_400;
-        if only.map_or(!waiting, |id| id != l.id) {
+        if only.map_or(!waiting(l), |id| id != l.id) {
             continue;
         }
         let owner = l.owner_id.as_deref().and_then(|o| users.get(o));
@@ -709,6 +722,11 @@ pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingR
             })
             .collect();
         let ranked = router.rank(&view, &rep_views);
+        if let Some(best) = ranked.first() {
+            use pipewise_sim::policy::RoutingPolicy as _;
+            let k = router.route(&view, &rep_views);
+            debug_assert_eq!(k, best.index);
+        }
         let candidates: Vec<RouteCandidate> = ranked
             .iter()
             .map(|c| RouteCandidate {
@@ -722,18 +740,37 @@ pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingR
             })
             .collect();
         let best = candidates[0].clone();
+        // The lead is the chosen rep's now; out of its old owner's queue.
+        if owner.is_none_or(|o| o.id != best.rep_id) {
+            if let Some(o) = owner
+                && let Some(n) = unanswered.get_mut(o.id.as_str())
+            {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(u) = cands.iter().find(|u| u.id == best.rep_id) {
+                *unanswered.entry(u.id.as_str()).or_default() += 1;
+            }
+        }
         let industry = match view.industry {
             "unknown" => String::new(),
             i => format!("{i} "),
         };
-        let what = match l.source.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => format!("a {industry}lead from {}", s.replace('_', " ")),
-            None => format!("a {industry}lead"),
+        let article = if industry.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
         };
+        let what = match l.source.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => format!("{article} {industry}lead from {}", s.replace('_', " ")),
+            None => format!("{article} {industry}lead"),
+        };
+        let plural = |n: u32| if n == 1 { "" } else { "s" };
         let mut why = format!(
-            "{}: {:.0}% predicted conversion for {what}",
+            "{}: {:.0}% predicted conversion for {what}, {} unanswered lead{}",
             best.rep_name,
-            best.probability * 100.0
+            best.probability * 100.0,
+            best.unanswered,
+            plural(best.unanswered)
         );
         if let Some(cur) = owner
             && cur.id != best.rep_id
@@ -744,7 +781,7 @@ pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingR
                 c.rep_name,
                 c.probability * 100.0,
                 c.unanswered,
-                if c.unanswered == 1 { "" } else { "s" }
+                plural(c.unanswered)
             );
             if let Some(e) = &c.excluded {
                 why += &format!(" ({e})");

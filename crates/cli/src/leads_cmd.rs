@@ -27,7 +27,7 @@ pub enum LeadsCmd {
     /// it, the leads waiting and past it, and conversion by response time.
     Sla {
         /// The SLA in business minutes (Monday-Friday, 08:00-18:00 UTC).
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
         minutes: f64,
         #[arg(long)]
         json: bool,
@@ -74,6 +74,11 @@ pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
+                if let Some(t) = &d.already_answered {
+                    println!(
+                        "Note: this lead was already answered ({t}); this is a first reply as it would have been.\n"
+                    );
+                }
                 println!("Subject: {}\n\n{}\n", d.subject, d.body);
                 for u in &d.used {
                     println!("  used {}: {} (from the {})", u.slot, u.value, u.from);
@@ -85,7 +90,9 @@ pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
         }
         LeadsCmd::Sla { minutes, json } => {
             if minutes.is_nan() || minutes <= 0.0 {
-                anyhow::bail!("--minutes {minutes}: expected a positive number of minutes");
+                anyhow::bail!(
+                    "--minutes {minutes}: expected a positive number of business minutes"
+                );
             }
             let r = pipewise_app::leads::lead_sla(&crm, minutes);
             if json {
@@ -121,10 +128,21 @@ pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
                     q.tasks.len(),
                     if q.tasks.len() == 1 { "" } else { "s" }
                 );
+                let day = q.date.clone();
                 for t in &q.tasks {
+                    let late = if t.status == "late" {
+                        let days = (pipewise_core::value::parse_datetime(&day, &[])
+                            .map_or(0, |d| d.timestamp())
+                            - t.due_at)
+                            .div_euclid(86_400)
+                            + 1;
+                        format!("late {days}d")
+                    } else {
+                        t.status.clone()
+                    };
                     println!(
                         "  {:<8} {}  {:<10} step {}/{} {:<5} {}{}",
-                        t.status,
+                        late,
                         when(t.due_at),
                         t.lead_id,
                         t.step,
@@ -270,14 +288,22 @@ fn sla_text(
     for p in r.by_rep.iter().take(5) {
         let _ = writeln!(
             s,
-            "  {:<24} {:>4} leads  {:>3.0}% within  {:>3.0}% never  median {}",
+            "  {:<24} {:>4} lead{} {:>3.0}% within  {:>3.0}% never  median {}",
             name(&p.rep_id),
             p.leads,
+            if p.leads == 1 { " " } else { "s" },
             p.within_sla * 100.0,
             p.never_answered * 100.0,
             p.median_minutes
                 .map(|m| format!("{m:.0} min"))
                 .unwrap_or_else(|| "-".into())
+        );
+    }
+    if r.by_rep.len() > 5 {
+        let _ = writeln!(
+            s,
+            "  ... and {} more reps (--json lists every rep)",
+            r.by_rep.len() - 5
         );
     }
     let breached = r.waiting.iter().filter(|w| w.state != "within").count();
@@ -296,6 +322,13 @@ fn sla_text(
             w.owner_id.as_deref().map(name).unwrap_or_default(),
             w.waiting_minutes,
             w.state
+        );
+    }
+    if r.waiting.len() > 10 {
+        let _ = writeln!(
+            s,
+            "  ... and {} more (--json lists every lead)",
+            r.waiting.len() - 10
         );
     }
     s

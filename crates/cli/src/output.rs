@@ -339,13 +339,14 @@ pub fn sim_text(s: &pipewise_sim::Summary) -> String {
     if let Some(p) = &s.policy {
         let _ = writeln!(
             out,
-            "  from {}: routing {}, cadence {}: {} leads, {} converted ({:.1}%)",
+            "  from {}: routing {}, cadence {}: {} leads, {} converted ({:.1}%), {:.1}% never answered",
             p.start,
             p.routing,
             p.cadence,
             thousands(p.leads),
             thousands(p.converted),
-            p.conversion_rate * 100.0
+            p.conversion_rate * 100.0,
+            p.never_answered * 100.0
         );
     }
     let _ = writeln!(

@@ -33,6 +33,9 @@ pub struct Draft {
     pub personal: bool,
     /// `template` (the only generator so far).
     pub generator: String,
+    /// Set when the lead was already answered (the first response's
+    /// instant): the draft is then not the first reply it got.
+    pub already_answered: Option<String>,
 }
 
 /// What a draft is made from.
@@ -164,7 +167,8 @@ pub fn draft(input: &DraftInput) -> Draft {
         (Some(p), Some(_)) => {
             body += &format!(" That is exactly the problem {p} is built to solve");
             if let Some(i) = industry {
-                body += &format!(", and I can show you how other {i} teams use it");
+                body +=
+                    &format!(", and I can show you how {who} could use it, as other {i} teams do");
                 used.push(DraftDetail {
                     slot: "industry".into(),
                     value: i.into(),
@@ -199,6 +203,7 @@ pub fn draft(input: &DraftInput) -> Draft {
         used,
         missing,
         generator: "template".into(),
+        already_answered: None,
     }
 }
 
@@ -237,7 +242,12 @@ mod tests {
             "{}",
             d.body
         );
-        assert!(d.body.contains("other banking teams"), "{}", d.body);
+        assert!(
+            d.body
+                .contains("how Vexmer could use it, as other banking teams do"),
+            "{}",
+            d.body
+        );
         assert!(d.body.ends_with("Maya Rossi"));
         let slots: Vec<&str> = d.used.iter().map(|u| u.slot.as_str()).collect();
         for s in [

@@ -98,8 +98,13 @@ pub fn queue(
             .and_then(|a| industry.get(a).copied())
             .unwrap_or("unknown");
         let due_at = if k == 0 {
-            // The first reply is due at once (the SLA's clock).
-            l.created_at
+            // The first reply is due at once, or at the next business
+            // morning when the lead came in out of hours (the SLA's clock).
+            if pipewise_sim::time::is_business_hours(l.created_at) {
+                l.created_at
+            } else {
+                pipewise_sim::time::next_business_morning(l.created_at)
+            }
         } else {
             let first = made[0].0;
             let hour = send_time.best_hour(ind, channel);

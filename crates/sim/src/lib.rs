@@ -212,6 +212,8 @@ pub struct PolicySummary {
     pub converted: u64,
     /// converted / leads (0 without leads).
     pub conversion_rate: f64,
+    /// Share (0-1) of the leads never answered.
+    pub never_answered: f64,
 }
 
 /// Runs the simulation into `out` (created if needed), with the org's own
@@ -263,6 +265,11 @@ pub fn simulate_with(
         converted: tally.policy_converted,
         conversion_rate: if tally.policy_leads > 0 {
             tally.policy_converted as f64 / tally.policy_leads as f64
+        } else {
+            0.0
+        },
+        never_answered: if tally.policy_leads > 0 {
+            tally.policy_never as f64 / tally.policy_leads as f64
         } else {
             0.0
         },

@@ -226,6 +226,7 @@ pub struct Tally {
     /// Leads that arrived from the policy start on, and how many converted.
     pub policy_leads: u64,
     pub policy_converted: u64,
+    pub policy_never: u64,
 }
 
 /// At most this many touches per lead (the first reply and 15 more).
@@ -953,6 +954,7 @@ impl<'a> Sim<'a> {
         if policy {
             self.tally.policy_leads += 1;
             self.tally.policy_converted += u64::from(converted);
+            self.tally.policy_never += u64::from(never);
         }
         push_json(
             &mut self.out.gt_leads,
