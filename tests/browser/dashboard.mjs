@@ -104,7 +104,27 @@ for (const u of plan.users) {
   await check(page, who, "calls", "/calls", ["Calls", "Rep talk"]);
   if (u.call) await check(page, who, "call", `/calls/${u.call}`, ["Transcript", "Talk ratio", "Questions"]);
   await check(page, who, "reps", "/reps", ["Stage bias", "95% interval"], { charts: 1, wait: 600 });
-  await check(page, who, "leads", "/leads", ["Leads"]);
+  await check(page, who, "leads", "/leads", ["Leads", "Follow-ups", "Speed to lead", "Open leads"]);
+  // A lead's page: the drafted first reply; for managers up, who should own it.
+  const leadLink = page.locator("#open a[href^='/leads/']").first();
+  if (await leadLink.count()) {
+    const href = await leadLink.getAttribute("href");
+    await check(page, who, "lead", href,
+      who === "rep" ? ["Draft first reply", "Details used"] : ["Draft first reply", "Who should own it"]);
+  } else fail(who, "no lead to open on /leads");
+  // The rep marks the first follow-up of the day done; the queue moves on.
+  if (who === "rep") {
+    await page.goto(plan.base + "/leads");
+    const done = page.locator("#queue button[value=done]").first();
+    if (await done.count()) {
+      const row = await page.locator("#queue tbody tr").first().innerText();
+      await Promise.all([page.waitForNavigation(), done.click()]);
+      const text = await page.locator("main").innerText();
+      if (!text.includes("Marked: lead")) fail(who, "marking a task done was not confirmed");
+      if (!/\bdone\b/.test(await page.locator("#queue").innerText())) fail(who, `the task marked done is not shown as done (was: ${row})`);
+      await page.screenshot({ path: `${plan.shots}/${who}-leads-marked.png`, fullPage: true });
+    } else fail(who, "no follow-up to mark on /leads");
+  }
   if (who === "director") {
     await check(page, who, "admin-imports", "/admin/imports", ["Imports", "Import files"]);
     await check(page, who, "admin-models", "/admin/models", ["Models", "win v"]);

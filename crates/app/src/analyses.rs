@@ -268,7 +268,7 @@ impl Analyses {
                     let generation = me.generation.load(Ordering::SeqCst);
                     let r = SqliteStore::open(&path)
                         .map_err(anyhow::Error::from)
-                        .and_then(|store| Ok((store.load_crm()?, store)))
+                        .and_then(|store| Ok((Arc::new(store.load_crm()?), store)))
                         .and_then(|(crm, store)| crate::leads::build(&crm, &store));
                     if let Ok(b) = r
                         && me.current(generation)

@@ -14,6 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::InputError;
 use crate::scope::Scope;
+pub use pipewise_engines::lead_draft::Draft;
+pub use pipewise_engines::lead_sla::{ResponseBand, SlaReport};
 
 /// An open lead with its score.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -43,10 +45,15 @@ pub struct LeadBase {
     pub as_of: i64,
     pub model_version: Option<i64>,
     pub rows: Vec<LeadRow>,
+    /// Routing, follow-up queues, speed to lead and drafts over the same data.
+    pub desk: crate::lead_desk::LeadDesk,
 }
 
-/// Scores the open leads with the active lead model, if any.
-pub fn build(crm: &CrmData, store: &SqliteStore) -> anyhow::Result<LeadBase> {
+/// Scores the open leads with the active lead model, if any, and reads the
+/// lead desk (router, cadence, task marks).
+pub fn build(crm: &std::sync::Arc<CrmData>, store: &SqliteStore) -> anyhow::Result<LeadBase> {
+    let desk = crate::lead_desk::LeadDesk::new(crm.clone(), store.lead_task_marks()?)?;
+    let crm: &CrmData = crm;
     let leads::LeadRows { table, open, as_of } = leads::lead_table(crm);
     let model = match store.model("lead", None)? {
         Some(rec) => Some((
@@ -116,6 +123,7 @@ pub fn build(crm: &CrmData, store: &SqliteStore) -> anyhow::Result<LeadBase> {
         as_of,
         model_version: model.map(|m| m.1),
         rows,
+        desk,
     })
 }
 
@@ -231,7 +239,10 @@ pub struct InboundLead {
     /// What they wrote.
     #[schema(max_length = 20000)]
     pub inquiry: Option<String>,
-    /// The rep it goes to, if the sender routes (else it waits for routing).
+    /// The rep it goes to, if the sender routes; else pipewise routes it
+    /// at once (the rep most likely to convert it within capacity and
+    /// fairness, or the owner of its account), or it waits unassigned when
+    /// there are too few past leads to learn routing from.
     pub owner_id: Option<String>,
 }
 
@@ -247,6 +258,9 @@ pub struct InboundAccepted {
     pub created_at: String,
     pub status: String,
     pub owner_id: Option<String>,
+    /// How pipewise routed it, when the sender named no owner and a router
+    /// is trained (null otherwise).
+    pub routing: Option<RoutedLead>,
 }
 
 impl InboundLead {
@@ -614,6 +628,10 @@ pub struct RoutedLead {
     pub created_at: String,
     pub current_owner: Option<String>,
     pub recommended: RouteCandidate,
+    /// `conversion` (the best predicted conversion within capacity and
+    /// fairness) or `account_owner` (the lead's account is an existing one:
+    /// its owner keeps the lead).
+    pub rule: String,
     /// The decision in words.
     pub why: String,
     /// Every candidate, the recommended first.
@@ -631,178 +649,36 @@ pub struct RoutingReport {
 }
 
 /// Routes the leads waiting for a first response (up to 14 days old; or
-/// only `only`) in order of arrival, each among the reps of its current
-/// owner's region (every rep when it has no owner), with queues of waiting
-/// leads as of the latest lead event; each recommendation counts towards
-/// the next (queues and fairness counts), as if the leads were reassigned
-/// as recommended (`pipewise leads route`). Errors: too few leads to learn
-/// from; `only` not a lead.
+/// only `only`) in order of arrival with [`crate::lead_desk::LiveRouter`]:
+/// each among the reps of its current owner's region (every rep when it has
+/// no owner), with queues of waiting leads as of the latest lead event and
+/// fairness counts from the last 30 days; each recommendation counts
+/// towards the next, as if the leads were reassigned as recommended; a lead
+/// from an existing account stays with its owner (`pipewise leads route`).
+/// Errors: too few leads to learn from; `only` not a lead.
 pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingReport> {
-    use pipewise_engines::lead_policy::{ConversionModel, Router, RouterOptions};
-    use pipewise_sim::policy::{LeadView, RepView};
-    let rows = leads::lead_table(crm);
-    let as_of = rows.as_of;
+    use crate::lead_desk::{LiveRouter, waiting};
+    let as_of = leads::lead_table(crm).as_of;
     if let Some(id) = only
         && !crm.leads.iter().any(|l| l.id == id)
     {
         return Err(InputError::new("lead", "the id of a lead in the database", id).into());
     }
-    let model = ConversionModel::fit(crm, as_of + 1)?;
-    let summary = format!(
-        "learned from {} leads ({} converted) that arrived 35-400 days before {}",
-        model.leads,
-        model.converted,
-        format_date(as_of)
-    );
-    let mut router = Router::new(model, RouterOptions::default());
-    let users: HashMap<&str, &pipewise_store::read::User> =
-        crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
-    let accounts: HashMap<&str, &pipewise_store::read::Account> =
-        crm.accounts.iter().map(|a| (a.id.as_str(), a)).collect();
-    let reps: Vec<&pipewise_store::read::User> = crm
-        .users
-        .iter()
-        .filter(|u| u.role.as_deref() == Some("rep"))
-        .collect();
-    // Each rep's queue: their leads waiting for a first response (not
-    // closed, up to 14 days old), as `leads sla` lists them.
-    let waiting = |l: &pipewise_store::read::Lead| {
-        l.first_response_at.is_none_or(|r| r > as_of)
-            && l.converted_at.is_none()
-            && l.disqualified_at.is_none()
-            && l.created_at <= as_of
-            && as_of - l.created_at <= 14 * 86_400
-    };
-    let mut unanswered: HashMap<&str, u32> = HashMap::new();
-    for l in &crm.leads {
-        if let Some(o) = l.owner_id.as_deref()
-            && waiting(l)
-        {
-            *unanswered.entry(o).or_default() += 1;
-        }
-    }
+    let mut router = LiveRouter::new(crm, as_of)?;
     let mut out = Vec::new();
-    // In order of arrival, each assignment counting towards the next (the
-    // chosen rep's queue grows, and the fairness counts with it).
     for l in &crm.leads {
-        if only.map_or(!waiting(l), |id| id != l.id) {
+        if only.map_or(!waiting(l, as_of), |id| id != l.id) {
             continue;
         }
-        let owner = l.owner_id.as_deref().and_then(|o| users.get(o));
-        let region = owner.and_then(|u| u.region.as_deref());
-        let cands: Vec<&&pipewise_store::read::User> = reps
-            .iter()
-            .filter(|u| region.is_none() || u.region.as_deref() == region)
-            .filter(|u| u.hire_date.is_none_or(|h| h <= as_of))
-            .collect();
-        if cands.is_empty() {
-            continue;
+        if let Some(r) = router.route(crm, l.into()) {
+            out.push(r);
         }
-        let account = l.account_id.as_deref().and_then(|a| accounts.get(a));
-        let view = LeadView {
-            id: &l.id,
-            created: l.created_at,
-            source: l.source.as_deref().unwrap_or(""),
-            account_id: l.account_id.as_deref().unwrap_or(""),
-            industry: account
-                .and_then(|a| a.industry.as_deref())
-                .unwrap_or("unknown"),
-            employees: account.and_then(|a| a.employees).unwrap_or(0.0) as u32,
-            region: region.unwrap_or(""),
-            title: l.title.as_deref().unwrap_or(""),
-            inquiry: l.inquiry.as_deref().unwrap_or(""),
-        };
-        let rep_views: Vec<RepView> = cands
-            .iter()
-            .map(|u| RepView {
-                id: &u.id,
-                team_id: u.team_id.as_deref().unwrap_or(""),
-                region: u.region.as_deref().unwrap_or(""),
-                unanswered: unanswered.get(u.id.as_str()).copied().unwrap_or(0),
-            })
-            .collect();
-        let ranked = router.rank(&view, &rep_views);
-        if let Some(best) = ranked.first() {
-            use pipewise_sim::policy::RoutingPolicy as _;
-            let k = router.route(&view, &rep_views);
-            debug_assert_eq!(k, best.index);
-        }
-        let candidates: Vec<RouteCandidate> = ranked
-            .iter()
-            .map(|c| RouteCandidate {
-                rep_id: c.rep_id.clone(),
-                rep_name: users
-                    .get(c.rep_id.as_str())
-                    .map_or(c.rep_id.clone(), |u| u.name.clone()),
-                probability: c.probability,
-                unanswered: c.unanswered,
-                excluded: c.excluded.clone(),
-            })
-            .collect();
-        let best = candidates[0].clone();
-        // The lead is the chosen rep's now; out of its old owner's queue.
-        if owner.is_none_or(|o| o.id != best.rep_id) {
-            if let Some(o) = owner
-                && let Some(n) = unanswered.get_mut(o.id.as_str())
-            {
-                *n = n.saturating_sub(1);
-            }
-            if let Some(u) = cands.iter().find(|u| u.id == best.rep_id) {
-                *unanswered.entry(u.id.as_str()).or_default() += 1;
-            }
-        }
-        let industry = match view.industry {
-            "unknown" => String::new(),
-            i => format!("{i} "),
-        };
-        let article = if industry.starts_with(['a', 'e', 'i', 'o', 'u']) {
-            "an"
-        } else {
-            "a"
-        };
-        let what = match l.source.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => format!("{article} {industry}lead from {}", s.replace('_', " ")),
-            None => format!("{article} {industry}lead"),
-        };
-        let plural = |n: u32| if n == 1 { "" } else { "s" };
-        let mut why = format!(
-            "{}: {:.0}% predicted conversion for {what}, {} unanswered lead{}",
-            best.rep_name,
-            best.probability * 100.0,
-            best.unanswered,
-            plural(best.unanswered)
-        );
-        if let Some(cur) = owner
-            && cur.id != best.rep_id
-            && let Some(c) = candidates.iter().find(|c| c.rep_id == cur.id)
-        {
-            why += &format!(
-                "; {}, the current owner, {:.0}% and {} unanswered lead{}",
-                c.rep_name,
-                c.probability * 100.0,
-                c.unanswered,
-                plural(c.unanswered)
-            );
-            if let Some(e) = &c.excluded {
-                why += &format!(" ({e})");
-            }
-        }
-        out.push(RoutedLead {
-            lead_id: l.id.clone(),
-            created_at: pipewise_core::value::format_instant(
-                chrono::DateTime::from_timestamp(l.created_at, 0).unwrap_or_default(),
-            ),
-            current_owner: owner.map(|u| u.name.clone()),
-            recommended: best,
-            why,
-            candidates,
-        });
     }
     Ok(RoutingReport {
         as_of: pipewise_core::value::format_instant(
             chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
         ),
-        model: summary,
+        model: router.summary.clone(),
         leads: out,
     })
 }
@@ -831,13 +707,16 @@ pub struct RepQueue {
 }
 
 /// The follow-up tasks of `rep` (a name or an id) on `date` (epoch seconds;
-/// default: the latest lead event's day) under the built-in cadence
+/// default: the latest lead event's day) under `cadence` (default: the
+/// built-in one), with the steps reps marked done or skipped (`marks`)
 /// (`pipewise leads queue`). Errors: no such rep.
 pub fn rep_queue(
     crm: &CrmData,
     rep: &str,
     date: Option<i64>,
     all: bool,
+    cadence: Option<pipewise_engines::lead_policy::CadenceDef>,
+    marks: &[pipewise_store::LeadTaskMark],
 ) -> anyhow::Result<RepQueue> {
     use pipewise_engines::lead_policy::{CadenceDef, DEFAULT_CADENCE, SendTimeModel};
     let user = crm
@@ -846,9 +725,13 @@ pub fn rep_queue(
         .find(|u| u.id == rep || u.name.eq_ignore_ascii_case(rep))
         .ok_or_else(|| InputError::new("rep", "a rep's name or id", rep))?;
     let date = date.unwrap_or(leads::lead_table(crm).as_of);
-    let def = CadenceDef::parse(DEFAULT_CADENCE)?;
+    let def = match cadence {
+        Some(c) => c,
+        None => CadenceDef::parse(DEFAULT_CADENCE)?,
+    };
     let send_time = SendTimeModel::fit(crm, date);
-    let tasks = pipewise_engines::lead_queue::queue(crm, &user.id, date, &def, &send_time, all);
+    let tasks =
+        pipewise_engines::lead_queue::queue(crm, &user.id, date, &def, &send_time, all, marks);
     Ok(RepQueue {
         rep_id: user.id.clone(),
         rep_name: user.name.clone(),

@@ -15,6 +15,7 @@ pub mod coaching;
 pub mod forecasting;
 pub mod imports;
 pub mod insight;
+pub mod lead_desk;
 pub mod leads;
 pub mod models;
 pub mod report;
@@ -22,7 +23,7 @@ pub mod scope;
 mod service;
 pub mod stage;
 
-pub use pipewise_store::ForecastOverride;
+pub use pipewise_store::{ForecastOverride, LeadTaskMark};
 pub use service::{AppError, AuditEntry, Me, Service, SessionStart};
 
 /// Limits of sign-in and sessions.

@@ -1077,7 +1077,36 @@ impl Service {
             Some(i) => i.clone(),
             None => format!("in-{}", auth::random_hex(8)?),
         };
-        let row = lead.to_new(id.clone())?;
+        let mut row = lead.to_new(id.clone())?;
+        // Routed at once when the sender names no owner and a router is
+        // trained; the decision counts towards the next lead's.
+        let mut routing = None;
+        if row.owner_id.is_none()
+            && let Ok(base) = self.analyses.leads()
+            && let Ok(router) = &base.desk.router
+        {
+            let created =
+                chrono::DateTime::parse_from_rfc3339(&row.created_at).map_or(0, |t| t.timestamp());
+            let known = base.desk.lead(&id).is_some();
+            if !known {
+                let r = router.lock().unwrap_or_else(|p| p.into_inner()).route(
+                    &base.desk.crm,
+                    crate::lead_desk::LeadToRoute {
+                        id: &id,
+                        created_at: created,
+                        source: row.source.as_deref(),
+                        account_id: None,
+                        title: row.title.as_deref(),
+                        inquiry: row.inquiry.as_deref(),
+                        owner_id: None,
+                    },
+                );
+                if let Some(r) = r {
+                    row.owner_id = Some(r.recommended.rep_id.clone());
+                    routing = Some(r);
+                }
+            }
+        }
         let stored = self.store().insert_lead(&row).map_err(|e| match e {
             pipewise_store::StoreError::Invalid(why) if why.starts_with("no campaign") => {
                 AppError::Input(InputError::new(
@@ -1101,7 +1130,10 @@ impl Service {
             "lead.inbound",
             via,
             std::slice::from_ref(&id),
-            None,
+            routing
+                .as_ref()
+                .map(|r| format!("routed: {}", r.why))
+                .as_deref(),
         )
         .await?;
         self.analyses.refresh_leads(self.path.clone());
@@ -1110,7 +1142,161 @@ impl Service {
             created_at: row.created_at,
             status: "new".into(),
             owner_id: row.owner_id,
+            routing,
         })
+    }
+
+    /// The lead `id` when the caller's scope holds it (else 404, audited).
+    async fn scoped_lead(
+        &self,
+        caller: &Caller,
+        base: &crate::leads::LeadBase,
+        id: &str,
+        via: &str,
+    ) -> Result<(), AppError> {
+        let ok = base
+            .desk
+            .lead(id)
+            .is_some_and(|l| caller.scope.allows(l.owner_id.as_deref()));
+        if !ok {
+            self.audit(Some(caller), "read.denied", via, &[id.to_string()], None)
+                .await?;
+            return Err(AppError::NotFound {
+                what: "lead",
+                id: id.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A rep's follow-up tasks for a day (default: the caller's own; a rep
+    /// outside the caller's scope answers 404).
+    pub async fn lead_queue(
+        &self,
+        caller: &Caller,
+        q: &crate::lead_desk::QueueQuery,
+        via: &str,
+    ) -> Result<crate::leads::RepQueue, AppError> {
+        let base = self.analyses.leads()?;
+        let date = q
+            .date
+            .as_deref()
+            .map(|d| crate::lead_desk::parse_day("date", d))
+            .transpose()?;
+        let rep = q.rep.clone().unwrap_or_else(|| caller.user_id.clone());
+        if base.desk.crm.users.iter().all(|u| u.id != rep) || !caller.scope.allows(Some(&rep)) {
+            self.audit(
+                Some(caller),
+                "read.denied",
+                via,
+                std::slice::from_ref(&rep),
+                None,
+            )
+            .await?;
+            return Err(AppError::NotFound {
+                what: "rep",
+                id: rep,
+            });
+        }
+        let v = base.desk.queue(&rep, date, q.all.unwrap_or(false))?;
+        let ids: Vec<String> = v.tasks.iter().map(|t| t.lead_id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(v)
+    }
+
+    /// Speed to lead over the leads the caller's scope holds.
+    pub async fn lead_sla(
+        &self,
+        caller: &Caller,
+        q: &crate::lead_desk::SlaQuery,
+        via: &str,
+    ) -> Result<pipewise_engines::lead_sla::SlaReport, AppError> {
+        let minutes = q.minutes()?;
+        let base = self.analyses.leads()?;
+        let r = pipewise_engines::lead_sla::report(
+            &base.desk.crm,
+            &pipewise_engines::lead_sla::SlaOptions {
+                minutes,
+                owners: caller.scope.users().cloned(),
+                ..Default::default()
+            },
+        );
+        let ids: Vec<String> = r.waiting.iter().map(|w| w.lead_id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(r)
+    }
+
+    /// The first reply to a lead in the caller's scope, drafted from its
+    /// inquiry.
+    pub async fn lead_draft(
+        &self,
+        caller: &Caller,
+        id: &str,
+        via: &str,
+    ) -> Result<pipewise_engines::lead_draft::Draft, AppError> {
+        let base = self.analyses.leads()?;
+        self.scoped_lead(caller, &base, id, via).await?;
+        let d = crate::leads::draft_reply(&base.desk.crm, id)?;
+        self.audit(Some(caller), "read", via, &[id.to_string()], None)
+            .await?;
+        Ok(d)
+    }
+
+    /// Who should own a lead in the caller's scope, and why, among the reps
+    /// of that scope (managers and above: the reason compares reps).
+    /// Nothing changes.
+    pub async fn lead_routing(
+        &self,
+        caller: &Caller,
+        id: &str,
+        via: &str,
+    ) -> Result<crate::leads::RoutedLead, AppError> {
+        if caller.role < Role::Manager {
+            self.audit(Some(caller), "read.denied", via, &[id.to_string()], None)
+                .await?;
+            return Err(AppError::Forbidden("manager"));
+        }
+        let base = self.analyses.leads()?;
+        self.scoped_lead(caller, &base, id, via).await?;
+        let r = base.desk.recommend(id, caller.scope.users())?;
+        self.audit(Some(caller), "read", via, &[id.to_string()], None)
+            .await?;
+        Ok(r)
+    }
+
+    /// Marks a follow-up task of a lead in the caller's scope done or
+    /// skipped; the queue moves on at once.
+    pub async fn mark_lead_task(
+        &self,
+        caller: &Caller,
+        id: &str,
+        mark: &crate::lead_desk::TaskMarkRequest,
+        via: &str,
+    ) -> Result<pipewise_store::LeadTaskMark, AppError> {
+        let base = self.analyses.leads()?;
+        self.scoped_lead(caller, &base, id, via).await?;
+        mark.check(base.desk.cadence.steps.len())?;
+        let m = self.store().record_lead_task(
+            id,
+            mark.step,
+            &mark.status,
+            mark.note
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty()),
+            Some(&caller.user_id),
+            &auth::now(),
+        )?;
+        base.desk.add_mark(m.clone());
+        self.audit(
+            Some(caller),
+            "lead.task",
+            via,
+            &[id.to_string()],
+            Some(&format!("step {} {}", m.step, m.status)),
+        )
+        .await?;
+        Ok(m)
     }
 
     /// Starts an import job (admin): the files are checked and stored, the

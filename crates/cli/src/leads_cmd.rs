@@ -44,6 +44,29 @@ pub enum LeadsCmd {
         /// Also list the upcoming steps.
         #[arg(long)]
         all: bool,
+        /// A cadence file (TOML, as `pipewise cadences --file` checks);
+        /// default: the built-in cadence.
+        #[arg(long)]
+        cadence: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Marks a follow-up task (a cadence step of a lead) done or skipped;
+    /// the rep's queue moves on to the next step.
+    Mark {
+        lead_id: String,
+        /// The cadence step (1-based), as `leads queue` lists it.
+        #[arg(long)]
+        step: u32,
+        /// `done` or `skipped`.
+        #[arg(long, value_parser = ["done", "skipped"])]
+        status: String,
+        /// Why, or what happened (optional).
+        #[arg(long)]
+        note: Option<String>,
+        /// Who marked it (a user id; default: none recorded).
+        #[arg(long)]
+        by: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -66,9 +89,30 @@ pub struct CadencesArgs {
 }
 
 pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
-    let store = pipewise_store::SqliteStore::open(db)?;
+    let mut store = pipewise_store::SqliteStore::open(db)?;
+    if let LeadsCmd::Mark {
+        lead_id,
+        step,
+        status,
+        note,
+        by,
+        json,
+    } = &cmd
+    {
+        let at = pipewise_core::value::format_instant(chrono::Utc::now());
+        let m = store
+            .record_lead_task(lead_id, *step, status, note.as_deref(), by.as_deref(), &at)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&m)?);
+        } else {
+            println!("Lead {lead_id}: step {step} marked {status} at {at}.");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let crm = store.load_crm()?;
     match cmd {
+        LeadsCmd::Mark { .. } => unreachable!("handled above"),
         LeadsCmd::Draft { lead_id, json } => {
             let d = pipewise_app::leads::draft_reply(&crm, &lead_id)?;
             if json {
@@ -105,8 +149,17 @@ pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
             rep,
             date,
             all,
+            cadence,
             json,
         } => {
+            let cadence = cadence
+                .map(|f| {
+                    let text = std::fs::read_to_string(&f)
+                        .with_context(|| format!("cannot read {}", f.display()))?;
+                    pipewise_engines::lead_policy::CadenceDef::parse(&text)
+                        .with_context(|| f.display().to_string())
+                })
+                .transpose()?;
             let date = date
                 .map(|d| {
                     pipewise_core::value::parse_datetime(&d, &[])
@@ -116,7 +169,8 @@ pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
                         })
                 })
                 .transpose()?;
-            let q = pipewise_app::leads::rep_queue(&crm, &rep, date, all)?;
+            let marks = store.lead_task_marks()?;
+            let q = pipewise_app::leads::rep_queue(&crm, &rep, date, all, cadence, &marks)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&q)?);
             } else {

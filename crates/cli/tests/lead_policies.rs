@@ -209,18 +209,32 @@ fn leads_are_routed_and_drafted_from_the_database() {
     let r: Value = serde_json::from_str(&out).unwrap();
     let leads = r["leads"].as_array().unwrap();
     assert!(!leads.is_empty(), "no lead waiting: {out}");
+    assert!(
+        leads.iter().any(|l| l["rule"] == "conversion"),
+        "every lead kept by an account owner: {out}"
+    );
     for l in leads {
         let cands = l["candidates"].as_array().unwrap();
         assert!(cands.len() >= 2);
-        // The recommendation is the best candidate not excluded.
         assert_eq!(l["recommended"], cands[0]);
+        let why = l["why"].as_str().unwrap();
+        if l["rule"] == "account_owner" {
+            // An existing account's owner keeps its leads, and is named.
+            let name = l["recommended"]["rep_name"].as_str().unwrap();
+            assert!(
+                why.starts_with(&format!("{name} owns the account ")),
+                "{why}"
+            );
+            continue;
+        }
+        assert_eq!(l["rule"], "conversion");
+        // The recommendation is the best candidate not excluded.
         let best = cands
             .iter()
             .filter(|c| c["excluded"].is_null())
             .map(|c| c["probability"].as_f64().unwrap())
             .fold(0.0, f64::max);
         assert_eq!(l["recommended"]["probability"].as_f64().unwrap(), best);
-        let why = l["why"].as_str().unwrap();
         assert!(
             why.contains("% predicted conversion for a ")
                 || why.contains("% predicted conversion for an "),
@@ -302,6 +316,73 @@ fn leads_are_routed_and_drafted_from_the_database() {
     }
     let (ok, _, err) = pipewise(d, &["--db", "org.db", "leads", "queue", "--rep", "Nobody"]);
     assert!(!ok && err.contains("a rep's name or id"), "{err}");
+
+    // A task marked done: the queue shows it done and moves the lead on.
+    let lead = tasks[0]["lead_id"].as_str().unwrap();
+    let step = tasks[0]["step"].as_u64().unwrap().to_string();
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "--db", "org.db", "leads", "mark", lead, "--step", &step, "--status", "done",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "--db", "org.db", "leads", "mark", "nope", "--step", "1", "--status", "done",
+        ],
+    );
+    assert!(!ok && err.contains("no lead with id \"nope\""), "{err}");
+    let (ok, out, err) = pipewise(
+        d,
+        &[
+            "--db", "org.db", "leads", "queue", "--rep", owner, "--all", "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let q: Value = serde_json::from_str(&out).unwrap();
+    let of_lead: Vec<&Value> = q["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["lead_id"] == lead)
+        .collect();
+    assert!(
+        of_lead
+            .iter()
+            .any(|t| t["status"] == "done" && t["step"].as_u64().unwrap().to_string() == step),
+        "{of_lead:?}"
+    );
+    // A cadence of one's own: two steps, so a lead past them has no task.
+    std::fs::write(
+        d.join("short.toml"),
+        "name = \"short\"\n[[step]]\nday = 0\nchannel = \"email\"\n[[step]]\nday = 2\nchannel = \"call\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "leads",
+            "queue",
+            "--rep",
+            owner,
+            "--cadence",
+            "short.toml",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let q: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(q["cadence"], "short");
+    for t in q["tasks"].as_array().unwrap() {
+        assert_eq!(t["steps"], 2, "{t}");
+        if t["status"] != "done" {
+            assert!(t["touches_made"].as_u64().unwrap() < 2, "{t}");
+        }
+    }
 
     let (ok, out, _) = pipewise(d, &["cadences", "--json"]);
     assert!(ok);

@@ -360,6 +360,18 @@ fn tokens_roles_scope_errors_and_audit() {
         .collect()
     };
     assert!(calls.len() > 10);
+    // Leads with an owner, for `/leads/{id}/...`.
+    let leads: Vec<(String, Vec<String>)> = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut st = c
+            .prepare("SELECT id, owner_id FROM leads WHERE owner_id IS NOT NULL ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, vec![r.get(1)?])))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(leads.len() > 10);
     // An import job (a dry run: it changes nothing) for `{job_id}`.
     let job = send(
         &base,
@@ -397,6 +409,8 @@ fn tokens_roles_scope_errors_and_audit() {
                 reps.iter().map(|r| (r.clone(), vec![r.clone()])).collect()
             } else if template.contains("{call_id}") {
                 calls.clone()
+            } else if template.starts_with("/api/v1/leads/{id}") {
+                leads.clone()
             } else if template.contains("{job_id}") {
                 vec![(job_id.clone(), Vec::new())]
             } else if template.contains("{kind}") {
@@ -474,6 +488,11 @@ fn tokens_roles_scope_errors_and_audit() {
                     continue;
                 }
                 if admin_only && who != "admin" {
+                    assert_eq!(r.status, 403, "{ctx}");
+                    continue;
+                }
+                // Routing advice compares reps: managers and up.
+                if template.ends_with("/routing") && who == "rep" {
                     assert_eq!(r.status, 403, "{ctx}");
                     continue;
                 }
@@ -858,6 +877,181 @@ fn tokens_roles_scope_errors_and_audit() {
     assert!(seen, "the inbound lead is not in its rep's queue");
     let other = get(&base, "/api/v1/leads?limit=500", Some(&t_dir)).json();
     assert!(other["total"].as_u64().unwrap() > 0);
+
+    // An inbound lead with no owner is routed at once, with the reason.
+    let r = post_lead(
+        &t_admin,
+        serde_json::json!({"id": "web-2", "email": "bo@kay.example", "company": "Kay Ltd",
+            "inquiry": "We cannot see our pipeline in real time. Any demo?", "source": "web_form"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let a = r.json();
+    let routed_to = a["owner_id"].as_str().expect("routed to a rep").to_string();
+    assert_eq!(a["routing"]["recommended"]["rep_id"], routed_to.as_str());
+    assert_eq!(a["routing"]["rule"], "conversion");
+    assert!(
+        a["routing"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("% predicted conversion for a lead from web form"),
+        "{a}"
+    );
+    assert!(reps.contains(&routed_to), "{routed_to}");
+    let stored: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT owner_id FROM leads WHERE id = 'web-2'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, routed_to);
+
+    // A rep's follow-up queue; a manager may read a rep in their team's,
+    // not one outside it.
+    let q = get(&base, "/api/v1/leads/queue", Some(&t_rep)).json();
+    assert_eq!(q["rep_id"], rep);
+    let tasks = q["tasks"].as_array().unwrap().clone();
+    assert!(!tasks.is_empty(), "{q}");
+    let late_first = tasks
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect::<Vec<_>>();
+    assert!(late_first.is_sorted_by_key(|s| match *s {
+        "late" => 0,
+        "today" => 1,
+        "upcoming" => 2,
+        _ => 3,
+    }));
+    let q = get(
+        &base,
+        &format!("/api/v1/leads/queue?rep={rep}"),
+        Some(&t_mgr),
+    );
+    assert_eq!(q.status, 200, "{}", q.body);
+    let foreign = reps
+        .iter()
+        .find(|r| users[r.as_str()].as_deref() != Some(manager.as_str()))
+        .unwrap();
+    let q = get(
+        &base,
+        &format!("/api/v1/leads/queue?rep={foreign}"),
+        Some(&t_mgr),
+    );
+    assert_eq!(q.status, 404, "{}", q.body);
+    let q = get(&base, "/api/v1/leads/queue?date=31/12/2025", Some(&t_rep));
+    assert_eq!((q.status, q.json()["field"].as_str()), (400, Some("date")));
+
+    // Marking a task done moves the queue on at once.
+    let task = &tasks[0];
+    let lead_id = task["lead_id"].as_str().unwrap();
+    let step = task["step"].as_u64().unwrap();
+    let mark = |tok: &str, lead: &str, body: serde_json::Value| {
+        send(
+            &base,
+            "POST",
+            &format!("/api/v1/leads/{lead}/tasks"),
+            &[("Authorization", &format!("Bearer {tok}"))],
+            Some(&body.to_string()),
+        )
+    };
+    let r = mark(
+        &t_rep,
+        lead_id,
+        serde_json::json!({"step": 99, "status": "done"}),
+    );
+    assert_eq!(
+        r.status, 404,
+        "a step the cadence does not have: {}",
+        r.body
+    );
+    let r = mark(
+        &t_rep,
+        lead_id,
+        serde_json::json!({"step": step, "status": "maybe"}),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("status"))
+    );
+    let r = mark(
+        &t_rep,
+        lead_id,
+        serde_json::json!({"step": step, "status": "done", "note": "left a voicemail"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["marked_by"], rep);
+    let q = get(&base, "/api/v1/leads/queue?all=true", Some(&t_rep)).json();
+    let of_lead: Vec<&serde_json::Value> = q["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["lead_id"] == lead_id)
+        .collect();
+    assert!(
+        of_lead
+            .iter()
+            .any(|t| t["step"] == step && t["status"] == "done"),
+        "{of_lead:?}"
+    );
+    assert!(
+        of_lead
+            .iter()
+            .all(|t| t["status"] == "done" || t["step"].as_u64().unwrap() > step),
+        "{of_lead:?}"
+    );
+
+    // The first reply's draft for a lead in scope; another rep's lead is
+    // not found. Routing advice is for managers.
+    let foreign_lead: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT id FROM leads WHERE owner_id = ?1 LIMIT 1",
+            [foreign],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let dr = get(
+        &base,
+        &format!("/api/v1/leads/{lead_id}/draft"),
+        Some(&t_rep),
+    );
+    assert_eq!(dr.status, 200, "{}", dr.body);
+    assert!(dr.json()["body"].as_str().unwrap().len() > 40);
+    let dr = get(
+        &base,
+        &format!("/api/v1/leads/{foreign_lead}/draft"),
+        Some(&t_rep),
+    );
+    assert_eq!(dr.status, 404, "{}", dr.body);
+    let rr = get(
+        &base,
+        &format!("/api/v1/leads/{lead_id}/routing"),
+        Some(&t_rep),
+    );
+    assert_eq!(rr.status, 403, "{}", rr.body);
+    let rr = get(
+        &base,
+        &format!("/api/v1/leads/{lead_id}/routing"),
+        Some(&t_mgr),
+    );
+    assert_eq!(rr.status, 200, "{}", rr.body);
+    let rr = rr.json();
+    assert_eq!(rr["recommended"], rr["candidates"][0]);
+    assert!(
+        rr["why"]
+            .as_str()
+            .unwrap()
+            .contains("% predicted conversion")
+    );
+
+    // Speed to lead over the caller's own leads.
+    let sla = get(&base, "/api/v1/leads/sla?minutes=5", Some(&t_rep)).json();
+    let by_rep = sla["by_rep"].as_array().unwrap();
+    assert!(by_rep.iter().all(|r| r["rep_id"] == rep), "{sla}");
+    let r = get(&base, "/api/v1/leads/sla?minutes=0", Some(&t_rep));
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("minutes"))
+    );
 
     // Errors name the parameter and what was expected.
     for (q, field) in [

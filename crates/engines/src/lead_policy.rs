@@ -454,7 +454,31 @@ impl Router {
         out
     }
 
-    fn is_high_quality(&self, lead: &LeadView) -> bool {
+    /// The fairness counts (leads and high-quality leads per rep), to put
+    /// back with [`Router::restore`] after a what-if.
+    pub fn snapshot(&self) -> HashMap<String, [u32; 2]> {
+        self.assigned.clone()
+    }
+
+    /// Puts back fairness counts taken by [`Router::snapshot`].
+    pub fn restore(&mut self, counts: HashMap<String, [u32; 2]>) {
+        self.assigned = counts;
+    }
+
+    /// Counts `lead` as routed to `rep_id` in the fairness counts (as
+    /// [`RoutingPolicy::route`] does for its choice); a live router seeds
+    /// them with the leads of a recent window this way.
+    pub fn record(&mut self, rep_id: &str, lead: &LeadView) {
+        let hq = self.is_high_quality(lead);
+        let c = self.assigned.entry(rep_id.to_string()).or_default();
+        c[0] += 1;
+        c[1] += u32::from(hq);
+    }
+
+    /// Whether the lead model (the lead's own terms) puts `lead` in the
+    /// top third of the training leads, the high-quality leads fairness
+    /// shares out.
+    pub fn is_high_quality(&self, lead: &LeadView) -> bool {
         let size = size_band(Some(f64::from(lead.employees)));
         self.model.lead_logit(lead.source, lead.industry, size) >= self.model.high_quality
     }
@@ -464,13 +488,7 @@ impl RoutingPolicy for Router {
     fn route(&mut self, lead: &LeadView, candidates: &[RepView]) -> usize {
         let ranked = self.rank(lead, candidates);
         let k = ranked.first().map_or(0, |c| c.index);
-        let hq = self.is_high_quality(lead);
-        let c = self
-            .assigned
-            .entry(candidates[k].id.to_string())
-            .or_default();
-        c[0] += 1;
-        c[1] += u32::from(hq);
+        self.record(candidates[k].id, lead);
         k
     }
 

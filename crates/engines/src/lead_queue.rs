@@ -33,7 +33,9 @@ pub struct Task {
     /// When the step is due (epoch seconds): its day at the send-time
     /// model's best hour for the lead's industry and the channel.
     pub due_at: i64,
-    /// `late` (due before the day), `today`, or `upcoming`.
+    /// `late` (due before the day), `today`, `upcoming`, or as the rep
+    /// marked it (on the day or since): `done` or `skipped`; `due_at` is
+    /// then when it was marked.
     pub status: String,
     /// Touches made so far and the last one's time (epoch seconds).
     pub touches_made: usize,
@@ -41,8 +43,12 @@ pub struct Task {
 }
 
 /// The tasks of `rep_id` for the day holding `date` (epoch seconds): late
-/// ones first, then today's by time; `upcoming` ones only when `all`.
-/// Leads older than 45 days are left out (their cadence is long over).
+/// ones first, then today's by time, then the ones marked done or skipped
+/// on the day or since; `upcoming` ones only when `all`. A step counts as made when
+/// the CRM records that many touches or the rep marked it (`marks`, the
+/// latest per lead and step); the next task is the first step neither
+/// covers. Leads older than 45 days are left out (their cadence is long
+/// over).
 pub fn queue(
     data: &CrmData,
     rep_id: &str,
@@ -50,6 +56,7 @@ pub fn queue(
     cadence: &CadenceDef,
     send_time: &SendTimeModel,
     all: bool,
+    marks: &[pipewise_store::LeadTaskMark],
 ) -> Vec<Task> {
     let day = date.div_euclid(DAY) * DAY;
     let industry: HashMap<&str, &str> = data
@@ -75,6 +82,18 @@ pub fn queue(
             touches.entry(l).or_default().push((a.occurred_at, reply));
         }
     }
+    // Per lead: (step, status, marked at). A mark counts whenever it was
+    // made: the records often end before today (the last import), while
+    // reps mark tasks as they work.
+    let mut marked: HashMap<&str, Vec<(usize, &str, i64)>> = HashMap::new();
+    for m in marks {
+        let at = chrono::DateTime::parse_from_rfc3339(&m.marked_at).map_or(day, |t| t.timestamp());
+        marked.entry(m.lead_id.as_str()).or_default().push((
+            m.step as usize,
+            m.status.as_str(),
+            at,
+        ));
+    }
     let mut out = Vec::new();
     for l in &data.leads {
         if l.owner_id.as_deref() != Some(rep_id)
@@ -86,10 +105,43 @@ pub fn queue(
             continue;
         }
         let made = touches.get(l.id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        if made.iter().any(|t| t.1) || made.len() >= cadence.steps.len() {
+        let marks = marked.get(l.id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let company_of = || {
+            l.company.clone().or_else(|| {
+                l.account_id
+                    .as_deref()
+                    .and_then(|a| company.get(a))
+                    .map(|s| s.to_string())
+            })
+        };
+        // The steps marked on the day or since, shown as such.
+        for &(step, status, at) in marks {
+            if at >= day && step <= cadence.steps.len() {
+                let s = &cadence.steps[step - 1];
+                out.push(Task {
+                    lead_id: l.id.clone(),
+                    company: company_of(),
+                    step,
+                    steps: cadence.steps.len(),
+                    channel: Channel::parse(&s.channel)
+                        .unwrap_or(Channel::Email)
+                        .as_str()
+                        .into(),
+                    template: s.template.clone(),
+                    due_at: at,
+                    status: status.into(),
+                    touches_made: made.len(),
+                    last_touch_at: made.last().map(|t| t.0),
+                });
+            }
+        }
+        if made.iter().any(|t| t.1) {
             continue;
         }
-        let k = made.len();
+        let covered = |k: usize| k < made.len() || marks.iter().any(|m| m.0 == k + 1);
+        let Some(k) = (0..cadence.steps.len()).find(|&k| !covered(k)) else {
+            continue;
+        };
         let step = &cadence.steps[k];
         let channel = Channel::parse(&step.channel).unwrap_or(Channel::Email);
         let ind = l
@@ -106,9 +158,27 @@ pub fn queue(
                 pipewise_sim::time::next_business_morning(l.created_at)
             }
         } else {
-            let first = made[0].0;
-            let hour = send_time.best_hour(ind, channel);
-            pipewise_sim::policy::business_day_at(first, step.day, f64::from(hour))
+            // Day offsets count from the first touch (or the first mark).
+            let first = made
+                .first()
+                .map(|t| t.0)
+                .into_iter()
+                .chain(marks.iter().map(|m| m.2))
+                .min()
+                .unwrap_or(l.created_at);
+            let hour = f64::from(send_time.best_hour(ind, channel));
+            let scheduled = pipewise_sim::policy::business_day_at(first, step.day, hour);
+            // A step made late pushes the next one back by the cadence's
+            // gap between them: no two steps on top of each other.
+            let last = made
+                .last()
+                .map(|t| t.0)
+                .into_iter()
+                .chain(marks.iter().filter(|m| m.0 <= k).map(|m| m.2))
+                .max()
+                .unwrap_or(first);
+            let gap = step.day - cadence.steps[k - 1].day;
+            scheduled.max(pipewise_sim::policy::business_day_at(last, gap, hour))
         };
         let status = if due_at < day {
             "late"
@@ -122,26 +192,22 @@ pub fn queue(
         }
         out.push(Task {
             lead_id: l.id.clone(),
-            company: l.company.clone().or_else(|| {
-                l.account_id
-                    .as_deref()
-                    .and_then(|a| company.get(a))
-                    .map(|s| s.to_string())
-            }),
+            company: company_of(),
             step: k + 1,
             steps: cadence.steps.len(),
             channel: channel.as_str().into(),
             template: step.template.clone(),
             due_at,
             status: status.into(),
-            touches_made: k,
+            touches_made: made.len(),
             last_touch_at: made.last().map(|t| t.0),
         });
     }
     let rank = |s: &str| match s {
         "late" => 0,
         "today" => 1,
-        _ => 2,
+        "upcoming" => 2,
+        _ => 3,
     };
     out.sort_by(|a, b| {
         rank(&a.status)

@@ -26,6 +26,9 @@ pub struct SlaOptions {
     pub close_hour: i64,
     /// Leads waiting longer than this are no longer listed as waiting (days).
     pub waiting_days: i64,
+    /// Only the leads these users own (`None`: every lead, owned or not);
+    /// the clock's as-of instant is still the whole data's.
+    pub owners: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Default for SlaOptions {
@@ -35,6 +38,7 @@ impl Default for SlaOptions {
             open_hour: 8,
             close_hour: 18,
             waiting_days: 14,
+            owners: None,
         }
     }
 }
@@ -137,7 +141,8 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-/// The report as of the latest lead event in `data`.
+/// The report as of the latest lead event in `data` (of every lead,
+/// whatever `o.owners` keeps).
 pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
     let as_of = data
         .leads
@@ -153,14 +158,23 @@ pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
         .flatten()
         .max()
         .unwrap_or(0);
+    let leads: Vec<&pipewise_store::read::Lead> = data
+        .leads
+        .iter()
+        .filter(|l| {
+            o.owners
+                .as_ref()
+                .is_none_or(|u| l.owner_id.as_ref().is_some_and(|x| u.contains(x)))
+        })
+        .collect();
     let minutes = |l: &pipewise_store::read::Lead| {
         l.first_response_at
             .map(|r| business_seconds(l.created_at, r, o) as f64 / MINUTE as f64)
     };
     const WINDOW: i64 = 90;
-    let recent: Vec<&pipewise_store::read::Lead> = data
-        .leads
+    let recent: Vec<&pipewise_store::read::Lead> = leads
         .iter()
+        .copied()
         .filter(|l| l.created_at > as_of - WINDOW * DAY && l.created_at <= as_of)
         .collect();
     let settled: Vec<&&pipewise_store::read::Lead> = recent
@@ -214,7 +228,7 @@ pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
         "never",
     ];
     let mut counts = [(0usize, 0usize); 5];
-    for l in &data.leads {
+    for l in leads.iter().copied() {
         let age = as_of - l.created_at;
         if !(35 * DAY..=400 * DAY).contains(&age) {
             continue;
@@ -242,9 +256,9 @@ pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
             conversion: share(c, n),
         })
         .collect();
-    let mut waiting: Vec<WaitingLead> = data
-        .leads
+    let mut waiting: Vec<WaitingLead> = leads
         .iter()
+        .copied()
         .filter(|l| {
             l.first_response_at.is_none()
                 && l.converted_at.is_none()

@@ -101,6 +101,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(export_scores))
         .routes(routes!(list_leads))
         .routes(routes!(inbound_lead))
+        .routes(routes!(lead_queue))
+        .routes(routes!(lead_sla))
+        .routes(routes!(lead_draft))
+        .routes(routes!(lead_routing))
+        .routes(routes!(mark_lead_task))
         .routes(routes!(start_import, list_imports))
         .routes(routes!(get_import))
         .routes(routes!(sign_in, sign_out))
@@ -887,6 +892,142 @@ async fn inbound_lead(
     s.inbound_lead(&caller, &body, "POST /api/v1/leads/inbound")
         .await
         .map(|d| (StatusCode::CREATED, Json(d)))
+        .map_err(Problem::from)
+}
+
+/// A rep's follow-up tasks for the day under the built-in cadence (8
+/// touches over about three weeks, stop on reply): late ones first, then
+/// the day's, each with its channel and the send-time model's hour, then
+/// the ones marked done or skipped that day. Default: the caller's own; a
+/// manager may name a rep in their scope (others answer 404).
+#[utoipa::path(get, path = "/api/v1/leads/queue", tag = "leads", security(("bearer" = [])),
+    params(pipewise_app::lead_desk::QueueQuery),
+    responses(
+        (status = 200, body = pipewise_app::leads::RepQueue),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn lead_queue(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::lead_desk::QueueQuery>,
+) -> Result<Json<pipewise_app::leads::RepQueue>, Problem> {
+    let s = state.service.clone();
+    s.lead_queue(&caller, &q, "GET /api/v1/leads/queue")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Speed to lead over the caller's scope: each lead's response clock in
+/// business minutes (Monday-Friday, 08:00-18:00 UTC) against the SLA, the
+/// share answered within it and never answered per rep, the leads waiting
+/// (`breached` past the SLA, `reassign` past twice it) and conversion by
+/// response time.
+#[utoipa::path(get, path = "/api/v1/leads/sla", tag = "leads", security(("bearer" = [])),
+    params(pipewise_app::lead_desk::SlaQuery),
+    responses(
+        (status = 200, body = pipewise_app::leads::SlaReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn lead_sla(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::lead_desk::SlaQuery>,
+) -> Result<Json<pipewise_app::leads::SlaReport>, Problem> {
+    let s = state.service.clone();
+    s.lead_sla(&caller, &q, "GET /api/v1/leads/sla")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The first reply to a lead, drafted from its inquiry: the product of
+/// interest and pain point found by the product catalogue and a pain
+/// lexicon, the company, industry and source, in a template; the details
+/// used and those not found are listed. Leads outside the caller's scope
+/// answer 404.
+#[utoipa::path(get, path = "/api/v1/leads/{id}/draft", tag = "leads", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The lead's id")),
+    responses(
+        (status = 200, body = pipewise_app::leads::Draft),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn lead_draft(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<pipewise_app::leads::Draft>, Problem> {
+    let s = state.service.clone();
+    s.lead_draft(&caller, &id, "GET /api/v1/leads/{id}/draft")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Who should own a lead and why (a manager, director or admin): every
+/// candidate rep's predicted conversion at their current queue, the ones
+/// capacity or fairness rules out, the recommendation in words; a lead from
+/// an existing account stays with its owner. A manager's candidates are
+/// the reps of their team. Nothing changes. Leads outside the caller's
+/// scope answer 404.
+#[utoipa::path(get, path = "/api/v1/leads/{id}/routing", tag = "leads", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The lead's id")),
+    responses(
+        (status = 200, body = pipewise_app::leads::RoutedLead),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed, or too few past leads to learn routing from", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn lead_routing(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<pipewise_app::leads::RoutedLead>, Problem> {
+    let s = state.service.clone();
+    s.lead_routing(&caller, &id, "GET /api/v1/leads/{id}/routing")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Marks a follow-up task (a cadence step of the lead) done or skipped; the
+/// rep's queue moves on to the next step at once. The latest mark of a step
+/// holds. Leads outside the caller's scope answer 404.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/tasks", tag = "leads",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The lead's id")),
+    request_body = pipewise_app::lead_desk::TaskMarkRequest,
+    responses(
+        (status = 201, body = pipewise_app::LeadTaskMark),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn mark_lead_task(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<pipewise_app::lead_desk::TaskMarkRequest>,
+) -> Result<(StatusCode, Json<pipewise_app::LeadTaskMark>), Problem> {
+    let s = state.service.clone();
+    s.mark_lead_task(&caller, &id, &body, "POST /api/v1/leads/{id}/tasks")
+        .await
+        .map(|m| (StatusCode::CREATED, Json(m)))
         .map_err(Problem::from)
 }
 

@@ -19,7 +19,9 @@ mod sqlite;
 mod stats;
 
 pub use read::CrmData;
-pub use registry::{CoachingDecision, ForecastOverride, ModelRecord, NewModel, ScoreRecord};
+pub use registry::{
+    CoachingDecision, ForecastOverride, LeadTaskMark, ModelRecord, NewModel, ScoreRecord,
+};
 pub use sqlite::SqliteStore;
 pub use stats::{
     DataQuality, EntityStats, Finding, LeadSummary, OrgSummary, Pipeline, PipelineStage,

@@ -351,3 +351,108 @@ impl SqliteStore {
         Ok(rows)
     }
 }
+
+/// A follow-up task (a cadence step of a lead) a rep marked done or skipped.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LeadTaskMark {
+    pub id: i64,
+    pub lead_id: String,
+    /// The cadence step, 1-based.
+    pub step: u32,
+    /// `done` or `skipped`.
+    pub status: String,
+    pub note: Option<String>,
+    pub marked_by: Option<String>,
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub marked_at: String,
+}
+
+impl SqliteStore {
+    /// Marks step `step` of lead `lead_id` done or skipped; the latest mark
+    /// per step holds. Errors: no such lead, a step below 1, a status other
+    /// than `done` or `skipped`.
+    pub fn record_lead_task(
+        &mut self,
+        lead_id: &str,
+        step: u32,
+        status: &str,
+        note: Option<&str>,
+        marked_by: Option<&str>,
+        marked_at: &str,
+    ) -> Result<LeadTaskMark> {
+        if !matches!(status, "done" | "skipped") {
+            return Err(StoreError::Invalid(format!(
+                "a task is marked done or skipped, not {status:?}"
+            )));
+        }
+        if step == 0 {
+            return Err(StoreError::Invalid("cadence steps count from 1".into()));
+        }
+        let known: Option<i64> = self
+            .conn
+            .query_row("SELECT 1 FROM leads WHERE id = ?1", [lead_id], |r| r.get(0))
+            .optional()?;
+        if known.is_none() {
+            return Err(StoreError::Invalid(format!("no lead with id {lead_id:?}")));
+        }
+        self.conn.execute(
+            "INSERT INTO lead_task_marks (lead_id, step, status, note, marked_by, marked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![lead_id, step, status, note, marked_by, marked_at],
+        )?;
+        Ok(LeadTaskMark {
+            id: self.conn.last_insert_rowid(),
+            lead_id: lead_id.into(),
+            step,
+            status: status.into(),
+            note: note.map(Into::into),
+            marked_by: marked_by.map(Into::into),
+            marked_at: marked_at.into(),
+        })
+    }
+
+    /// The latest mark of every (lead, step) that has one, by lead and step.
+    pub fn lead_task_marks(&self) -> Result<Vec<LeadTaskMark>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, lead_id, step, status, note, marked_by, marked_at
+             FROM lead_task_marks m
+             WHERE id = (SELECT MAX(id) FROM lead_task_marks n
+                         WHERE n.lead_id = m.lead_id AND n.step = m.step)
+             ORDER BY lead_id, step",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(LeadTaskMark {
+                    id: r.get(0)?,
+                    lead_id: r.get(1)?,
+                    step: r.get(2)?,
+                    status: r.get(3)?,
+                    note: r.get(4)?,
+                    marked_by: r.get(5)?,
+                    marked_at: r.get(6)?,
+                })
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Gives lead `lead_id` to `owner_id` (a routing decision); false when
+    /// there is no such lead. Errors: no such user.
+    pub fn assign_lead(&mut self, lead_id: &str, owner_id: &str) -> Result<bool> {
+        let known: Option<i64> = self
+            .conn
+            .query_row("SELECT 1 FROM users WHERE id = ?1", [owner_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if known.is_none() {
+            return Err(StoreError::Invalid(format!("no user with id {owner_id:?}")));
+        }
+        let n = self.conn.execute(
+            "UPDATE leads SET owner_id = ?2 WHERE id = ?1",
+            params![lead_id, owner_id],
+        )?;
+        Ok(n > 0)
+    }
+}

@@ -19,6 +19,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_turn_speech.sql"),
     include_str!("migrations/0006_access.sql"),
     include_str!("migrations/0007_forecast_overrides.sql"),
+    include_str!("migrations/0008_lead_tasks.sql"),
 ];
 
 pub struct SqliteStore {

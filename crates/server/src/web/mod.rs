@@ -80,6 +80,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "call.html",
     "reps.html",
     "leads.html",
+    "lead.html",
     "admin_imports.html",
     "admin_import.html",
     "admin_models.html",

@@ -39,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route("/calls/{id}", get(call))
         .route("/reps", get(reps))
         .route("/leads", get(leads))
+        .route("/leads/{id}", get(lead))
+        .route("/leads/{id}/tasks", post(mark_task))
         .route("/admin", get(|| async { Redirect::to("/admin/imports") }))
         .route("/admin/imports", get(imports).post(start_import))
         .route("/admin/imports/{id}", get(import_job))
@@ -1039,11 +1041,68 @@ async fn reps(State(state): State<AppState>, viewer: Viewer) -> Response {
     }
 }
 
+/// Epoch seconds as `YYYY-MM-DD HH:MM` (UTC).
+fn at(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// A follow-up task as the page shows it.
+#[derive(Serialize)]
+struct TaskView {
+    lead_id: String,
+    company: Option<String>,
+    step: usize,
+    steps: usize,
+    channel: String,
+    template: Option<String>,
+    /// When due (or, for a marked task, when marked), `YYYY-MM-DD HH:MM`.
+    due: String,
+    status: String,
+}
+
+#[derive(Serialize)]
+struct QueueView {
+    rep_id: String,
+    rep_name: String,
+    date: String,
+    cadence: String,
+    tasks: Vec<TaskView>,
+    open: usize,
+}
+
+#[derive(Serialize)]
+struct WaitingView {
+    lead_id: String,
+    owner: Option<String>,
+    arrived: String,
+    waiting_minutes: f64,
+    state: String,
+}
+
+#[derive(Serialize)]
+struct SlaView {
+    sla_minutes: f64,
+    leads: usize,
+    within_sla: f64,
+    never_answered: f64,
+    median_minutes: Option<f64>,
+    breached: Vec<WaitingView>,
+    bands: Vec<pipewise_app::leads::ResponseBand>,
+}
+
 #[derive(Serialize)]
 struct LeadsPage {
     list: pipewise_app::leads::LeadPage,
     prev_offset: Option<usize>,
     next_offset: Option<usize>,
+    queue: Part<QueueView>,
+    sla: Part<SlaView>,
+    /// The reps whose queue the viewer may open: (id, name).
+    reps: Vec<(String, String)>,
+    rep: Option<String>,
+    marked: Option<String>,
 }
 
 async fn leads(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQuery) -> Response {
@@ -1053,6 +1112,97 @@ async fn leads(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
         offset: number(&p, "offset"),
         ..Default::default()
     };
+    let directory = state.service.directory();
+    let reps: Vec<(String, String)> = directory
+        .all()
+        .into_iter()
+        .filter(|u| directory.role(&u.id) == Some(Role::Rep))
+        .filter(|u| viewer.caller.scope.allows(Some(&u.id)))
+        .map(|u| (u.id.clone(), u.name.clone()))
+        .collect();
+    // A rep's own queue; a manager's first rep's unless they pick one.
+    let rep = p
+        .get("rep")
+        .cloned()
+        .or_else(|| (viewer.caller.role == Role::Rep).then(|| viewer.caller.user_id.clone()))
+        .or_else(|| reps.first().map(|r| r.0.clone()));
+    let names: HashMap<String, String> = directory
+        .all()
+        .into_iter()
+        .map(|u| (u.id.clone(), u.name.clone()))
+        .collect();
+    let queue = match &rep {
+        Some(r) => part(
+            state
+                .service
+                .lead_queue(
+                    &viewer.caller,
+                    &pipewise_app::lead_desk::QueueQuery {
+                        rep: Some(r.clone()),
+                        ..Default::default()
+                    },
+                    "GET /leads",
+                )
+                .await
+                .map(|q| QueueView {
+                    open: q
+                        .tasks
+                        .iter()
+                        .filter(|t| matches!(t.status.as_str(), "late" | "today"))
+                        .count(),
+                    rep_id: q.rep_id,
+                    rep_name: q.rep_name,
+                    date: q.date,
+                    cadence: q.cadence,
+                    tasks: q
+                        .tasks
+                        .into_iter()
+                        .map(|t| TaskView {
+                            lead_id: t.lead_id,
+                            company: t.company,
+                            step: t.step,
+                            steps: t.steps,
+                            channel: t.channel,
+                            template: t.template,
+                            due: at(t.due_at),
+                            status: t.status,
+                        })
+                        .collect(),
+                }),
+        ),
+        None => part(Err(AppError::Absent("no rep in your scope".into()))),
+    };
+    let sla = part(
+        state
+            .service
+            .lead_sla(
+                &viewer.caller,
+                &pipewise_app::lead_desk::SlaQuery::default(),
+                "GET /leads",
+            )
+            .await
+            .map(|r| SlaView {
+                sla_minutes: r.sla_minutes,
+                leads: r.leads,
+                within_sla: r.within_sla,
+                never_answered: r.never_answered,
+                median_minutes: r.median_minutes,
+                breached: r
+                    .waiting
+                    .into_iter()
+                    .filter(|w| w.state != "within")
+                    .take(25)
+                    .map(|w| WaitingView {
+                        owner: w.owner_id.as_ref().and_then(|o| names.get(o).cloned()),
+                        lead_id: w.lead_id,
+                        arrived: at(w.created_at),
+                        waiting_minutes: w.waiting_minutes,
+                        state: w.state,
+                    })
+                    .collect(),
+                bands: r.conversion_by_response,
+            }),
+    );
     match state
         .service
         .leads(&viewer.caller, &query, "GET /leads")
@@ -1071,8 +1221,97 @@ async fn leads(State(state): State<AppState>, viewer: Viewer, RawQuery(q): RawQu
                     prev_offset,
                     next_offset,
                     list,
+                    queue,
+                    sla,
+                    reps,
+                    rep,
+                    marked: p.get("marked").cloned(),
                 },
             )
+        }
+        Err(e) => error_page(&state, &viewer, "leads", e),
+    }
+}
+
+#[derive(Serialize)]
+struct LeadPageView {
+    id: String,
+    draft: Part<pipewise_app::leads::Draft>,
+    routing: Option<Part<pipewise_app::leads::RoutedLead>>,
+}
+
+async fn lead(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let draft = state
+        .service
+        .lead_draft(&viewer.caller, &id, "GET /leads/{id}")
+        .await;
+    // Outside the scope (or not there): the 404 page, as the API answers.
+    if let Err(e @ AppError::NotFound { .. }) = draft {
+        return error_page(&state, &viewer, "leads", e);
+    }
+    let routing = if viewer.caller.role >= Role::Manager {
+        Some(part(
+            state
+                .service
+                .lead_routing(&viewer.caller, &id, "GET /leads/{id}")
+                .await,
+        ))
+    } else {
+        None
+    };
+    render(
+        &state,
+        &viewer,
+        "leads",
+        "lead.html",
+        &format!("Lead {id}"),
+        LeadPageView {
+            id,
+            draft: part(draft),
+            routing,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct MarkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    step: u32,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    note: Option<String>,
+    /// Whose queue to go back to.
+    #[serde(default)]
+    rep: Option<String>,
+}
+
+async fn mark_task(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<MarkForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &f.csrf) {
+        return csrf_refused(&state, &viewer, "leads");
+    }
+    let mark = pipewise_app::lead_desk::TaskMarkRequest {
+        step: f.step,
+        status: f.status,
+        note: f.note.filter(|n| !n.trim().is_empty()),
+    };
+    match state
+        .service
+        .mark_lead_task(&viewer.caller, &id, &mark, "POST /leads/{id}/tasks")
+        .await
+    {
+        Ok(_) => {
+            let rep: String =
+                form_urlencoded::byte_serialize(f.rep.unwrap_or_default().as_bytes()).collect();
+            let lead: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            Redirect::to(&format!("/leads?rep={rep}&marked={lead}#queue")).into_response()
         }
         Err(e) => error_page(&state, &viewer, "leads", e),
     }
