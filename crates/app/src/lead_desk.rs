@@ -17,6 +17,8 @@ use crate::InputError;
 use crate::leads::{RouteCandidate, RoutedLead};
 
 const DAY: i64 = 86_400;
+/// Leads per linear program of a batch (`Router::assign_batch`).
+pub const BATCH_CHUNK: usize = 50_000;
 /// A lead waits for its first response in its owner's queue this long at
 /// most (days), as `leads sla` lists them.
 pub const WAITING_DAYS: i64 = 14;
@@ -229,6 +231,144 @@ impl LiveRouter {
             why,
             candidates,
         })
+    }
+}
+
+impl LiveRouter {
+    /// Routes `leads` jointly ([`Router::assign_batch`]: a linear program
+    /// per chunk of 2,000 leads maximising the predicted conversions within
+    /// each rep's share and queue limit) instead of one after another; a
+    /// lead from an existing account stays with its owner, as in
+    /// [`LiveRouter::route`]. Each lead's candidates are the reps of its
+    /// current owner's region (every rep without one). Returns the
+    /// decisions in the order given and how the batch was solved.
+    pub fn route_batch(
+        &mut self,
+        crm: &CrmData,
+        leads: &[LeadToRoute],
+    ) -> (Vec<RoutedLead>, pipewise_engines::lead_policy::BatchReport) {
+        use pipewise_engines::lead_policy::BatchLead;
+        let users: HashMap<&str, &User> = crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
+        let reps: Vec<&User> = crm
+            .users
+            .iter()
+            .filter(|u| u.role.as_deref() == Some("rep"))
+            .filter(|u| u.hire_date.is_none_or(|h| h <= self.as_of))
+            .collect();
+        let unanswered: Vec<u32> = reps.iter().map(|u| self.unanswered(&u.id)).collect();
+        let mut views: Vec<RepView> = reps
+            .iter()
+            .zip(&unanswered)
+            .map(|(u, &q)| RepView {
+                id: &u.id,
+                team_id: u.team_id.as_deref().unwrap_or(""),
+                region: u.region.as_deref().unwrap_or(""),
+                unanswered: q,
+            })
+            .collect();
+        let accounts = Accounts::new(crm);
+        let regions: Vec<&str> = leads
+            .iter()
+            .map(|l| {
+                l.owner_id
+                    .and_then(|o| users.get(o))
+                    .and_then(|u| u.region.as_deref())
+                    .unwrap_or("")
+            })
+            .collect();
+        let mut batch = Vec::new();
+        let mut in_batch = Vec::new();
+        let mut kept = Vec::new();
+        for (k, l) in leads.iter().enumerate() {
+            let keeper =
+                account_keeper(crm, l).is_some_and(|(u, _)| u.role.as_deref() == Some("rep"));
+            if keeper {
+                kept.push(k);
+                continue;
+            }
+            let region = regions[k];
+            let mut cands: Vec<usize> = (0..reps.len())
+                .filter(|&r| region.is_empty() || reps[r].region.as_deref() == Some(region))
+                .collect();
+            if cands.is_empty() {
+                cands = (0..reps.len()).collect();
+            }
+            batch.push(BatchLead {
+                view: accounts.view(l, region),
+                candidates: cands,
+            });
+            in_batch.push(k);
+        }
+        let n = batch.len();
+        let (choice, report) = self.router.assign_batch(&batch, &mut views, BATCH_CHUNK);
+        let mut out: Vec<Option<RoutedLead>> = vec![None; leads.len()];
+        for ((b, k), chosen) in batch.iter().zip(&in_batch).zip(&choice) {
+            let Some(chosen) = *chosen else { continue };
+            let l = &leads[*k];
+            // Each candidate as the program saw them: queues at the batch's start.
+            let mut candidates: Vec<RouteCandidate> = b
+                .candidates
+                .iter()
+                .map(|&r| {
+                    let at_start = RepView {
+                        unanswered: unanswered[r],
+                        ..views[r].clone()
+                    };
+                    RouteCandidate {
+                        rep_id: reps[r].id.clone(),
+                        rep_name: reps[r].name.clone(),
+                        probability: self.router.probability(&b.view, &at_start),
+                        unanswered: unanswered[r],
+                        excluded: None,
+                    }
+                })
+                .collect();
+            candidates.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+            let top = candidates[0].clone();
+            let at = candidates
+                .iter()
+                .position(|c| c.rep_id == reps[chosen].id)
+                .unwrap_or(0);
+            let best = candidates.remove(at);
+            candidates.insert(0, best.clone());
+            let owner = l.owner_id.and_then(|o| users.get(o).copied());
+            if owner.is_none_or(|o| o.id != best.rep_id) {
+                if let Some(o) = owner
+                    && let Some(q) = self.unanswered.get_mut(o.id.as_str())
+                {
+                    *q = q.saturating_sub(1);
+                }
+                *self.unanswered.entry(best.rep_id.clone()).or_default() += 1;
+            }
+            let mut why = explain(l, &b.view, &best, owner, &candidates, None);
+            if n > 1 {
+                why += &format!(
+                    "; assigned jointly with the batch's {} other lead{}",
+                    n - 1,
+                    if n == 2 { "" } else { "s" }
+                );
+            }
+            if top.rep_id != best.rep_id {
+                why += &format!(
+                    " ({}, {:.0}% alone, is at their share of the batch)",
+                    top.rep_name,
+                    top.probability * 100.0
+                );
+            }
+            out[*k] = Some(RoutedLead {
+                lead_id: l.id.to_string(),
+                created_at: instant(l.created_at),
+                current_owner: owner.map(|u| u.name.clone()),
+                recommended: best,
+                rule: "batch".into(),
+                why,
+                candidates,
+            });
+        }
+        for k in kept {
+            out[k] = self.route(crm, leads[k]);
+        }
+        (out.into_iter().flatten().collect(), report)
     }
 }
 
@@ -570,4 +710,136 @@ pub fn parse_day(field: &str, text: &str) -> Result<i64, InputError> {
         .and_then(|d| d.and_hms_opt(12, 0, 0))
         .map(|t| t.and_utc().timestamp())
         .ok_or_else(|| InputError::new(field, "a date such as 2025-12-01", text))
+}
+
+/// Routing speed on an org's conversion model (`pipewise bench routing`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoutingBench {
+    pub reps: usize,
+    /// One lead at a time among every rep: latency quantiles (milliseconds)
+    /// over `single_leads` leads.
+    pub single_leads: usize,
+    pub single_p50_ms: f64,
+    pub single_p99_ms: f64,
+    /// A batch of `batch_leads` leads, each among its region's reps (4
+    /// regions): the linear programs' time (seconds), how many programs and
+    /// leads left to one-at-a-time routing, and the same leads routed one
+    /// after another (seconds).
+    pub batch_leads: usize,
+    pub batch_seconds: f64,
+    pub batch_programs: usize,
+    pub batch_fallback: usize,
+    /// Why programs failed, if any did.
+    pub batch_failed: Vec<String>,
+    pub sequential_seconds: f64,
+}
+
+/// Times routing with the conversion model fitted on `crm` (its leads'
+/// sources, industries and sizes, cycled) among `reps` synthetic reps of
+/// the org's teams: `single` leads one at a time among every rep, then
+/// `batch` leads jointly and one after another. Errors: too few leads to
+/// fit the model.
+pub fn bench_routing(
+    crm: &CrmData,
+    reps: usize,
+    single: usize,
+    batch: usize,
+) -> anyhow::Result<RoutingBench> {
+    use pipewise_engines::lead_policy::BatchLead;
+    use std::time::Instant;
+    anyhow::ensure!(
+        reps >= 4 && single > 0 && batch > 0,
+        "reps (4 or more), leads and batch must be positive"
+    );
+    let as_of = pipewise_engines::leads::lead_table(crm).as_of;
+    let model = ConversionModel::fit(crm, as_of + 1)?;
+    let teams: Vec<&str> = crm.teams.iter().map(|t| t.id.as_str()).collect();
+    let ids: Vec<String> = (0..reps).map(|i| format!("bench-r{i:04}")).collect();
+    const REGIONS: [&str; 4] = ["NA", "EMEA", "APAC", "LATAM"];
+    let mut views: Vec<RepView> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| RepView {
+            id,
+            team_id: teams.get(i % teams.len().max(1)).copied().unwrap_or(""),
+            region: REGIONS[i % 4],
+            unanswered: (i % 3) as u32,
+        })
+        .collect();
+    let accounts = Accounts::new(crm);
+    let sample: Vec<LeadView> = crm
+        .leads
+        .iter()
+        .take(5_000)
+        .map(|l| accounts.view(&l.into(), ""))
+        .collect();
+    anyhow::ensure!(!sample.is_empty(), "the database holds no leads");
+    let names: Vec<String> = (0..single.max(batch))
+        .map(|i| format!("bench-l{i}"))
+        .collect();
+    let lead = |i: usize| -> LeadView {
+        let s = &sample[i % sample.len()];
+        LeadView {
+            id: &names[i],
+            region: REGIONS[i % 4],
+            ..s.clone()
+        }
+    };
+    // One at a time among every rep.
+    let mut router = Router::new(model.clone(), RouterOptions::default());
+    let mut times: Vec<f64> = Vec::with_capacity(single);
+    for i in 0..single {
+        let l = lead(i);
+        let started = Instant::now();
+        let k = router.route(&l, &views);
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(k);
+    }
+    times.sort_by(f64::total_cmp);
+    let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    // A batch, each lead among its region's reps.
+    let by_region: Vec<Vec<usize>> = (0..4)
+        .map(|g| (0..reps).filter(|r| r % 4 == g).collect())
+        .collect();
+    let leads: Vec<BatchLead> = (0..batch)
+        .map(|i| BatchLead {
+            view: lead(i),
+            candidates: by_region[i % 4].clone(),
+        })
+        .collect();
+    let start_queues: Vec<u32> = views.iter().map(|v| v.unanswered).collect();
+    // Nobody answers during the benchmark, so queues only grow: the queue
+    // limit is lifted (the shares still bound each rep), for both ways.
+    let options = RouterOptions {
+        max_queue: u32::MAX / 4,
+        ..RouterOptions::default()
+    };
+    let mut router = Router::new(model.clone(), options.clone());
+    let started = Instant::now();
+    let (_, report) = router.assign_batch(&leads, &mut views, BATCH_CHUNK);
+    let batch_seconds = started.elapsed().as_secs_f64();
+    // The same leads one after another, queues growing as in the batch.
+    for (v, &q) in views.iter_mut().zip(&start_queues) {
+        v.unanswered = q;
+    }
+    let mut router = Router::new(model, options);
+    let started = Instant::now();
+    for l in &leads {
+        let cands: Vec<RepView> = l.candidates.iter().map(|&r| views[r].clone()).collect();
+        let k = router.route(&l.view, &cands);
+        views[l.candidates[k]].unanswered += 1;
+    }
+    let sequential_seconds = started.elapsed().as_secs_f64();
+    Ok(RoutingBench {
+        reps,
+        single_leads: single,
+        single_p50_ms: q(0.5),
+        single_p99_ms: q(0.99),
+        batch_leads: batch,
+        batch_seconds,
+        batch_programs: report.programs,
+        batch_fallback: report.fallback,
+        batch_failed: report.failed,
+        sequential_seconds,
+    })
 }

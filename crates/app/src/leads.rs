@@ -645,6 +645,9 @@ pub struct RoutingReport {
     pub as_of: String,
     /// What the conversion model learned from.
     pub model: String,
+    /// With `--batch`: how the joint assignment was solved.
+    #[schema(value_type = Option<Object>)]
+    pub batch: Option<pipewise_engines::lead_policy::BatchReport>,
     pub leads: Vec<RoutedLead>,
 }
 
@@ -655,8 +658,14 @@ pub struct RoutingReport {
 /// fairness counts from the last 30 days; each recommendation counts
 /// towards the next, as if the leads were reassigned as recommended; a lead
 /// from an existing account stays with its owner (`pipewise leads route`).
-/// Errors: too few leads to learn from; `only` not a lead.
-pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingReport> {
+/// With `batch`, the leads are assigned jointly by a linear program
+/// ([`crate::lead_desk::LiveRouter::route_batch`]). Errors: too few leads
+/// to learn from; `only` not a lead.
+pub fn route_leads(
+    crm: &CrmData,
+    only: Option<&str>,
+    batch: bool,
+) -> anyhow::Result<RoutingReport> {
     use crate::lead_desk::{LiveRouter, waiting};
     let as_of = leads::lead_table(crm).as_of;
     if let Some(id) = only
@@ -665,13 +674,23 @@ pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingR
         return Err(InputError::new("lead", "the id of a lead in the database", id).into());
     }
     let mut router = LiveRouter::new(crm, as_of)?;
+    let chosen: Vec<crate::lead_desk::LeadToRoute> = crm
+        .leads
+        .iter()
+        .filter(|l| only.map_or(waiting(l, as_of), |id| id == l.id))
+        .map(Into::into)
+        .collect();
     let mut out = Vec::new();
-    for l in &crm.leads {
-        if only.map_or(!waiting(l, as_of), |id| id != l.id) {
-            continue;
-        }
-        if let Some(r) = router.route(crm, l.into()) {
-            out.push(r);
+    let mut solved = None;
+    if batch {
+        let (routed, report) = router.route_batch(crm, &chosen);
+        out = routed;
+        solved = Some(report);
+    } else {
+        for l in chosen {
+            if let Some(r) = router.route(crm, l) {
+                out.push(r);
+            }
         }
     }
     Ok(RoutingReport {
@@ -679,6 +698,7 @@ pub fn route_leads(crm: &CrmData, only: Option<&str>) -> anyhow::Result<RoutingR
             chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
         ),
         model: router.summary.clone(),
+        batch: solved,
         leads: out,
     })
 }

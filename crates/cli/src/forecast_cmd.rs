@@ -366,6 +366,25 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Lead routing on a database's conversion model among synthetic reps
+    /// of its teams: one lead at a time among every rep (latency p50/p99),
+    /// then a batch assigned jointly by linear programs and the same leads
+    /// one after another.
+    Routing {
+        /// The database to fit the (lead, rep) conversion model on.
+        #[arg(long, env = "PIPEWISE_DB", default_value = "pipewise.db")]
+        db: std::path::PathBuf,
+        #[arg(long, default_value_t = 500)]
+        reps: usize,
+        /// Leads routed one at a time.
+        #[arg(long, default_value_t = 10_000)]
+        leads: usize,
+        /// Leads of the batch.
+        #[arg(long, default_value_t = 100_000)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Conversation analytics on synthetic transcripts of realistic length
     /// (speech at 150 words a minute, turns of 5-60 s): every measure and
     /// the default keyword trackers.
@@ -382,6 +401,37 @@ pub enum BenchCmd {
 
 pub fn bench_cmd(cmd: BenchCmd) -> Result<ExitCode> {
     let (deals, reps, draws, json) = match cmd {
+        BenchCmd::Routing {
+            db,
+            reps,
+            leads,
+            batch,
+            json,
+        } => {
+            let crm = pipewise_store::SqliteStore::open(&db)?.load_crm()?;
+            let b = pipewise_app::lead_desk::bench_routing(&crm, reps, leads, batch)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!(
+                    "One lead at a time among {} reps ({} leads): p50 {:.3} ms, p99 {:.3} ms",
+                    b.reps,
+                    crate::output::thousands(b.single_leads as u64),
+                    b.single_p50_ms,
+                    b.single_p99_ms
+                );
+                println!(
+                    "A batch of {} leads, each among its region's {} reps: {:.2} s in {} linear programs ({} leads left to one-at-a-time routing); the same leads one after another: {:.2} s",
+                    crate::output::thousands(b.batch_leads as u64),
+                    b.reps / 4,
+                    b.batch_seconds,
+                    b.batch_programs,
+                    b.batch_fallback,
+                    b.sequential_seconds
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         BenchCmd::Forecast {
             deals,
             reps,

@@ -20,6 +20,11 @@ pub enum LeadsCmd {
         /// Show every candidate, not only the recommendation.
         #[arg(long)]
         all: bool,
+        /// Assign the waiting leads jointly (a linear program maximising
+        /// the predicted conversions within each rep's share of the batch)
+        /// instead of one after another in order of arrival.
+        #[arg(long)]
+        batch: bool,
         #[arg(long)]
         json: bool,
     },
@@ -211,12 +216,28 @@ pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
                 }
             }
         }
-        LeadsCmd::Route { lead, all, json } => {
-            let r = pipewise_app::leads::route_leads(&crm, lead.as_deref())?;
+        LeadsCmd::Route {
+            lead,
+            all,
+            batch,
+            json,
+        } => {
+            let r = pipewise_app::leads::route_leads(&crm, lead.as_deref(), batch)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!("Routing as of {}; model {}", r.as_of, r.model);
+                if let Some(b) = &r.batch {
+                    println!(
+                        "Batch: {} linear program{}, {} lead{} assigned jointly, {} one at a time; {:.1} expected conversions",
+                        b.programs,
+                        if b.programs == 1 { "" } else { "s" },
+                        b.assigned,
+                        if b.assigned == 1 { "" } else { "s" },
+                        b.fallback,
+                        b.expected_conversions
+                    );
+                }
                 if r.leads.is_empty() {
                     println!("No lead is waiting for a first response.");
                 }

@@ -243,6 +243,25 @@ fn leads_are_routed_and_drafted_from_the_database() {
         // The recommended rep's queue is part of the reason.
         assert!(why.contains(" unanswered lead"), "{why}");
     }
+    // The same leads assigned jointly by a linear program.
+    let (ok, out, err) = pipewise(
+        d,
+        &["--db", "org.db", "leads", "route", "--batch", "--json"],
+    );
+    assert!(ok, "{err}");
+    let b: Value = serde_json::from_str(&out).unwrap();
+    assert!(b["batch"]["programs"].as_u64().unwrap() >= 1, "{out}");
+    assert_eq!(b["batch"]["failed"].as_array().unwrap().len(), 0, "{out}");
+    let joint = b["leads"].as_array().unwrap();
+    assert_eq!(joint.len(), leads.len());
+    for l in joint {
+        assert!(l["rule"] == "batch" || l["rule"] == "account_owner", "{l}");
+        assert_eq!(l["recommended"], l["candidates"][0]);
+    }
+    assert_eq!(
+        b["batch"]["assigned"].as_u64().unwrap() + b["batch"]["fallback"].as_u64().unwrap(),
+        joint.iter().filter(|l| l["rule"] == "batch").count() as u64
+    );
     let id = leads[0]["lead_id"].as_str().unwrap();
     let (ok, out, err) = pipewise(d, &["--db", "org.db", "leads", "draft", id, "--json"]);
     assert!(ok, "{err}");

@@ -35,7 +35,7 @@ use pipewise_sim::policy::{
     business_day_at,
 };
 use pipewise_store::read::CrmData;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 const DAY: i64 = 86_400;
 
@@ -941,6 +941,83 @@ mod tests {
         assert!((20..=32).contains(&to_a), "a got {to_a} of 40");
     }
 
+    /// Two industries: rep "a" converts software leads at 40% and banking
+    /// at 20%; rep "b" 5% and 18%. Greedy one at a time gives "a" the first
+    /// leads whatever their industry, until its share is full; the joint
+    /// program gives "a" the software leads and "b" the banking ones.
+    #[test]
+    fn the_batch_program_assigns_jointly_within_the_shares() {
+        let mut rows = Vec::new();
+        for i in 0..400 {
+            rows.push(row("a", "software", i % 10 < 4, 0.0, i));
+            rows.push(row("a", "banking", i % 10 < 2, 0.0, i));
+            rows.push(row("b", "software", i % 20 == 0, 0.0, i));
+            rows.push(row("b", "banking", i % 50 < 9, 0.0, i));
+        }
+        let refs: Vec<&Row> = rows.iter().collect();
+        let mut model = backfit(&refs, 0.5, 0.5);
+        model.high_quality = f64::INFINITY; // no lead counts as high quality
+        let options = RouterOptions {
+            max_queue: 100,
+            fairness_band: 0.5,
+            max_share: 1.0,
+        };
+        let names: Vec<String> = (0..20).map(|i| format!("l{i}")).collect();
+        let lead = |i: usize| LeadView {
+            id: &names[i],
+            created: 0,
+            source: "web",
+            account_id: "x",
+            // Banking first: a greedy router spends "a" on them.
+            industry: if i < 10 { "banking" } else { "software" },
+            employees: 500,
+            region: "EMEA",
+            title: "CFO",
+            inquiry: "",
+        };
+        let rep = |id: &'static str| RepView {
+            id,
+            team_id: "t1",
+            region: "EMEA",
+            unanswered: 0,
+        };
+        let leads: Vec<BatchLead> = (0..20)
+            .map(|i| BatchLead {
+                view: lead(i),
+                candidates: vec![0, 1],
+            })
+            .collect();
+        let mut reps = vec![rep("a"), rep("b")];
+        let mut batch = Router::new(model.clone(), options.clone());
+        let (chosen, report) = batch.assign_batch(&leads, &mut reps, 2_000);
+        assert_eq!((report.programs, report.fallback), (1, 0));
+        // Shares: each rep at most 1.0 x 10 + 1 leads.
+        let to_a = chosen.iter().filter(|c| **c == Some(0)).count();
+        assert!((9..=11).contains(&to_a), "a got {to_a}");
+        // Software to "a", banking to "b" (one either way for the +1).
+        let software_to_a = (10..20).filter(|&i| chosen[i] == Some(0)).count();
+        assert!(software_to_a >= 9, "{chosen:?}");
+        // Against greedy on the same leads and queues.
+        let greedy_total: f64 = {
+            let mut g = Router::new(model.clone(), options.clone());
+            let reps = [rep("a"), rep("b")];
+            (0..20)
+                .map(|i| {
+                    let k = g.route(&lead(i), &reps);
+                    g.probability(&lead(i), &reps[k])
+                })
+                .sum()
+        };
+        let reps0 = [rep("a"), rep("b")];
+        let batch_total: f64 = (0..20)
+            .map(|i| batch.probability(&lead(i), &reps0[chosen[i].unwrap()]))
+            .sum();
+        assert!(
+            batch_total > greedy_total + 0.5,
+            "batch {batch_total:.2}, greedy {greedy_total:.2}"
+        );
+    }
+
     #[test]
     fn inquiry_details_read_product_and_pain() {
         let products = vec!["Core Platform".to_string(), "Analytics Add-on".to_string()];
@@ -961,5 +1038,291 @@ mod tests {
         assert_eq!(d.pain.as_deref(), Some("Onboarding new staff is slow"));
         let d = inquiry_details("Please call me back.", &products);
         assert_eq!(d, InquiryDetails::default());
+    }
+}
+
+/// A lead of a batch with the reps (indices into the batch's reps) who
+/// could own it.
+#[derive(Debug, Clone)]
+pub struct BatchLead<'a> {
+    pub view: LeadView<'a>,
+    pub candidates: Vec<usize>,
+}
+
+/// Reps a batch's program weighs per class of leads: the class's best this
+/// many (a class's leads rarely need more; those left over are routed one
+/// at a time).
+pub const BATCH_CANDIDATES: usize = 16;
+
+/// How a batch was assigned.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BatchReport {
+    /// Linear programs solved (one per chunk of leads).
+    pub programs: usize,
+    /// Leads the programs assigned, and those left to one-at-a-time
+    /// routing (no candidate with room in their chunk, or a program that
+    /// failed).
+    pub assigned: usize,
+    pub fallback: usize,
+    /// Why programs failed, if any did (their leads went one at a time).
+    pub failed: Vec<String>,
+    /// Sum of the chosen reps' predicted conversion (expected conversions).
+    pub expected_conversions: f64,
+}
+
+impl Router {
+    /// Predicted conversion (0-1) of `lead` with `rep` at their queue.
+    pub fn probability(&self, lead: &LeadView, rep: &RepView) -> f64 {
+        let size = size_band(Some(f64::from(lead.employees)));
+        sigmoid(self.model.logit(
+            [lead.source, lead.industry, size],
+            rep.team_id,
+            rep.id,
+            f64::from(rep.unanswered),
+        ))
+    }
+
+    /// Assigns `leads` jointly, in chunks of `chunk` leads in the order
+    /// given, by a linear program per chunk (good_lp with the microlp
+    /// simplex): maximise the sum of predicted conversions, each lead to one
+    /// of its [`BATCH_CANDIDATES`] best candidates whose queue is at most
+    /// `max_queue` above the least loaded candidate's, each rep at most `max_share` times their expected
+    /// share of the chunk (the share they would get if each lead went to one
+    /// of its candidates at random) plus one, and at most `1 +
+    /// fairness_band` times their expected share of its high-quality leads
+    /// plus one.
+    ///
+    /// The model sees a lead only through its source, industry and size
+    /// band, so leads alike in those and in their candidates form a class,
+    /// and the program's variables are how many of each class go to each
+    /// rep: its size grows with the classes, not with the leads. The
+    /// constraint matrix is a transportation problem's (classes to reps,
+    /// with each rep's high-quality classes a nested subset), so vertex
+    /// solutions are whole numbers. A class's leads then go, in the order
+    /// given, to its reps best first. Probabilities use each rep's queue at
+    /// the chunk's start; queues (`reps[i].unanswered`) and the fairness
+    /// counts grow with each chunk's assignments. A lead the program leaves
+    /// out (a slack that costs more than any conversion gains keeps it
+    /// feasible) is routed one at a time as [`RoutingPolicy::route`] does.
+    /// Returns each lead's rep (an index into `reps`; `None` when it has no
+    /// candidate).
+    pub fn assign_batch(
+        &mut self,
+        leads: &[BatchLead],
+        reps: &mut [RepView],
+        chunk: usize,
+    ) -> (Vec<Option<usize>>, BatchReport) {
+        use good_lp::{Expression, ProblemVariables, Solution, SolverModel, variable};
+        let mut out: Vec<Option<usize>> = vec![None; leads.len()];
+        let mut report = BatchReport::default();
+        let chunk = chunk.max(1);
+        for (c, part) in leads.chunks(chunk).enumerate() {
+            let base = c * chunk;
+            // Classes: (source, industry, size band, candidates) -> members.
+            let mut class_of: HashMap<(&str, &str, &str, &[usize]), usize> = HashMap::new();
+            let mut members: Vec<Vec<usize>> = Vec::new();
+            for (k, l) in part.iter().enumerate() {
+                let key = (
+                    l.view.source,
+                    l.view.industry,
+                    size_band(Some(f64::from(l.view.employees))),
+                    l.candidates.as_slice(),
+                );
+                let n = class_of.len();
+                let id = *class_of.entry(key).or_insert(n);
+                if id == members.len() {
+                    members.push(Vec::new());
+                }
+                members[id].push(k);
+            }
+            // Per class: its eligible reps with their probability, best
+            // first, and whether it is high quality.
+            let mut options: Vec<Vec<(usize, f64)>> = Vec::with_capacity(members.len());
+            let mut hq: Vec<bool> = Vec::with_capacity(members.len());
+            let mut share = vec![[0.0f64; 2]; reps.len()];
+            for m in &members {
+                let l = &part[m[0]];
+                let min_queue = l
+                    .candidates
+                    .iter()
+                    .map(|&r| reps[r].unanswered)
+                    .min()
+                    .unwrap_or(0);
+                // In a batch every queue grows: a rep stays a candidate
+                // while no more than `max_queue` above the least loaded.
+                let limit = min_queue + self.options.max_queue;
+                let mut o: Vec<(usize, f64)> = l
+                    .candidates
+                    .iter()
+                    .filter(|&&r| reps[r].unanswered <= limit)
+                    .map(|&r| (r, self.probability(&l.view, &reps[r])))
+                    .collect();
+                o.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let h = self.is_high_quality(&l.view);
+                let n = l.candidates.len().max(1) as f64;
+                for &r in &l.candidates {
+                    share[r][0] += m.len() as f64 / n;
+                    if h {
+                        share[r][1] += m.len() as f64 / n;
+                    }
+                }
+                options.push(o);
+                hq.push(h);
+            }
+            // Each rep's room in the chunk: (all, high quality).
+            let mut room: Vec<[f64; 2]> = share
+                .iter()
+                .map(|s| {
+                    [
+                        (self.options.max_share * s[0]).floor() + 1.0,
+                        ((1.0 + self.options.fairness_band) * s[1]).floor() + 1.0,
+                    ]
+                })
+                .collect();
+            // Per class: leads still to place, and how far down its
+            // options the rounds have looked.
+            let mut left: Vec<usize> = members.iter().map(Vec::len).collect();
+            let mut next: Vec<usize> = vec![0; members.len()];
+            let mut counts: Vec<Vec<(usize, usize)>> = vec![Vec::new(); members.len()];
+            // Rounds: each program weighs every class's next best reps with
+            // room; what a round cannot place, the next tries further down.
+            for _round in 0..4 {
+                let mut window: Vec<Vec<(usize, f64)>> = vec![Vec::new(); members.len()];
+                for k in 0..members.len() {
+                    if left[k] == 0 {
+                        continue;
+                    }
+                    while next[k] < options[k].len() && window[k].len() < BATCH_CANDIDATES {
+                        let (r, p) = options[k][next[k]];
+                        next[k] += 1;
+                        if room[r][0] >= 1.0 && (!hq[k] || room[r][1] >= 1.0) {
+                            window[k].push((r, p));
+                        }
+                    }
+                }
+                if window.iter().all(Vec::is_empty) {
+                    break;
+                }
+                let mut vars = ProblemVariables::new();
+                let y: Vec<Vec<good_lp::Variable>> = window
+                    .iter()
+                    .zip(&left)
+                    .map(|(o, &n)| {
+                        o.iter()
+                            .map(|_| vars.add(variable().min(0.0).max(n as f64)))
+                            .collect()
+                    })
+                    .collect();
+                let skip: Vec<Option<good_lp::Variable>> = window
+                    .iter()
+                    .zip(&left)
+                    .map(|(o, &n)| {
+                        (!o.is_empty()).then(|| vars.add(variable().min(0.0).max(n as f64)))
+                    })
+                    .collect();
+                let mut objective =
+                    Expression::with_capacity(y.iter().map(Vec::len).sum::<usize>());
+                for (o, ys) in window.iter().zip(&y) {
+                    for (&(_, p), &v) in o.iter().zip(ys) {
+                        objective.add_mul(p, v);
+                    }
+                }
+                for s in skip.iter().flatten() {
+                    objective.add_mul(-1.0, *s);
+                }
+                let mut load: Vec<[Expression; 2]> = (0..reps.len())
+                    .map(|_| [Expression::default(), Expression::default()])
+                    .collect();
+                let mut used = vec![[false; 2]; reps.len()];
+                let mut problem = vars.maximise(objective).using(good_lp::microlp);
+                for (k, (o, ys)) in window.iter().zip(&y).enumerate() {
+                    let Some(sk) = skip[k] else { continue };
+                    let mut all = Expression::with_capacity(ys.len() + 1);
+                    for (&(r, _), &v) in o.iter().zip(ys) {
+                        all.add_mul(1.0, v);
+                        load[r][0].add_mul(1.0, v);
+                        used[r][0] = true;
+                        if hq[k] {
+                            load[r][1].add_mul(1.0, v);
+                            used[r][1] = true;
+                        }
+                    }
+                    all.add_mul(1.0, sk);
+                    problem.add_constraint(all.eq(left[k] as f64));
+                }
+                for (r, [all, high]) in load.into_iter().enumerate() {
+                    if used[r][0] {
+                        problem.add_constraint(all.leq(room[r][0]));
+                    }
+                    if used[r][1] {
+                        problem.add_constraint(high.leq(room[r][1]));
+                    }
+                }
+                report.programs += 1;
+                let solved = match problem.solve() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        report.failed.push(e.to_string());
+                        break;
+                    }
+                };
+                let mut placed = 0;
+                for k in 0..members.len() {
+                    for ((r, _), v) in window[k].iter().zip(&y[k]) {
+                        // Whole counts (a vertex; rounding only guards
+                        // against the simplex's floating point).
+                        let n = (solved.value(*v).round().max(0.0) as usize).min(left[k]);
+                        if n > 0 {
+                            counts[k].push((*r, n));
+                            left[k] -= n;
+                            room[*r][0] -= n as f64;
+                            if hq[k] {
+                                room[*r][1] -= n as f64;
+                            }
+                            placed += n;
+                        }
+                    }
+                }
+                if placed == 0 || left.iter().all(|&n| n == 0) {
+                    break;
+                }
+            }
+            for (k, m) in members.iter().enumerate() {
+                // The class's leads in order, to its reps best first.
+                counts[k].sort_by(|a, b| {
+                    let p = |r: usize| options[k].iter().find(|o| o.0 == r).map_or(0.0, |o| o.1);
+                    p(b.0).total_cmp(&p(a.0))
+                });
+                let counts = &mut counts[k];
+                for &i in m {
+                    let l = &part[i];
+                    let chosen = match counts.iter_mut().find(|c| c.1 > 0) {
+                        Some(c) => {
+                            c.1 -= 1;
+                            report.assigned += 1;
+                            self.record(reps[c.0].id, &l.view);
+                            Some(c.0)
+                        }
+                        None if l.candidates.is_empty() => None,
+                        None => {
+                            report.fallback += 1;
+                            let views: Vec<RepView> =
+                                l.candidates.iter().map(|&r| reps[r].clone()).collect();
+                            let j = self.route(&l.view, &views);
+                            Some(l.candidates[j])
+                        }
+                    };
+                    if let Some(r) = chosen {
+                        report.expected_conversions += self.probability(&l.view, &reps[r]);
+                        out[base + i] = Some(r);
+                    }
+                }
+            }
+            // The chunk's assignments wait in their reps' queues.
+            for r in out[base..base + part.len()].iter().flatten() {
+                reps[*r].unanswered += 1;
+            }
+        }
+        (out, report)
     }
 }
