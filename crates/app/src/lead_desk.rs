@@ -843,3 +843,32 @@ pub fn bench_routing(
         sequential_seconds,
     })
 }
+
+/// What the speed-to-lead watch does (`pipewise serve --sla-minutes`).
+#[derive(Debug, Clone)]
+pub struct SlaWatch {
+    /// Business minutes allowed to the first response.
+    pub minutes: f64,
+    /// Give a lead to another rep once it waits past twice the SLA.
+    pub reassign: bool,
+}
+
+/// A speed-to-lead event, as the server posts it to the lead webhook.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LeadEvent {
+    /// `lead.sla_breached` or `lead.reassigned`.
+    pub event: String,
+    pub lead_id: String,
+    /// The rep the lead waited with, and their manager.
+    pub owner_id: Option<String>,
+    pub manager_id: Option<String>,
+    /// The rep it went to (`lead.reassigned`).
+    pub new_owner_id: Option<String>,
+    /// Business minutes waited, and the SLA.
+    pub waiting_minutes: f64,
+    pub sla_minutes: f64,
+    /// When the watch saw it (UTC).
+    pub at: String,
+    /// Why it was reassigned.
+    pub why: Option<String>,
+}

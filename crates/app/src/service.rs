@@ -253,6 +253,8 @@ pub struct Service {
     version: Mutex<String>,
     /// Failed sign-ins by key (`user:ID`, `client:ADDR`), their times.
     failures: Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+    /// Speed-to-lead events already sent: (lead, event).
+    lead_events: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Service {
@@ -273,6 +275,7 @@ impl Service {
             tokens: Mutex::new(std::collections::HashMap::new()),
             version: Mutex::new(store.serving_version()?),
             failures: Mutex::new(std::collections::HashMap::new()),
+            lead_events: Mutex::new(std::collections::HashSet::new()),
             store: Mutex::new(store),
             directory: RwLock::new(Arc::new(directory)),
             book: RwLock::new(book),
@@ -1262,6 +1265,106 @@ impl Service {
         self.audit(Some(caller), "read", via, &[id.to_string()], None)
             .await?;
         Ok(r)
+    }
+
+    /// The speed-to-lead watch at `now` (epoch seconds): each lead waiting
+    /// past the SLA gives one `lead.sla_breached` event (for its rep and
+    /// their manager); past twice the SLA, when `watch.reassign`, the lead
+    /// is given to the rep the live router recommends among the others
+    /// (recorded in the audit log) and gives one `lead.reassigned` event.
+    /// Events already given are not given again while the server runs.
+    pub async fn sla_sweep(
+        &self,
+        watch: &crate::lead_desk::SlaWatch,
+        now: i64,
+    ) -> Result<Vec<crate::lead_desk::LeadEvent>, AppError> {
+        use crate::lead_desk::LeadEvent;
+        let base = self.analyses.leads()?;
+        let o = pipewise_engines::lead_sla::SlaOptions {
+            minutes: watch.minutes,
+            ..Default::default()
+        };
+        let waiting = pipewise_engines::lead_sla::waiting_at(&base.desk.crm, now, &o);
+        let directory = self.directory();
+        let mut out = Vec::new();
+        let mut reassigned = false;
+        for w in waiting.iter().filter(|w| w.state != "within") {
+            let fresh = |event: &str| {
+                self.lead_events
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((w.lead_id.clone(), event.to_string()))
+            };
+            let manager = |owner: &Option<String>| {
+                owner
+                    .as_deref()
+                    .and_then(|o| directory.user(o))
+                    .and_then(|u| u.manager_id.clone())
+            };
+            let event = |kind: &str, owner: Option<String>, new: Option<String>, why| LeadEvent {
+                event: kind.into(),
+                lead_id: w.lead_id.clone(),
+                manager_id: manager(&owner),
+                owner_id: owner,
+                new_owner_id: new,
+                waiting_minutes: w.waiting_minutes,
+                sla_minutes: watch.minutes,
+                at: pipewise_core::value::format_instant(
+                    chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+                ),
+                why,
+            };
+            if fresh("lead.sla_breached") {
+                out.push(event("lead.sla_breached", w.owner_id.clone(), None, None));
+            }
+            if w.state != "reassign" || !watch.reassign || !fresh("lead.reassigned") {
+                continue;
+            }
+            let (Some(lead), Ok(router)) = (base.desk.lead(&w.lead_id), &base.desk.router) else {
+                continue;
+            };
+            let others: std::collections::BTreeSet<String> = base
+                .desk
+                .crm
+                .users
+                .iter()
+                .filter(|u| u.role.as_deref() == Some("rep"))
+                .filter(|u| Some(u.id.as_str()) != lead.owner_id.as_deref())
+                .map(|u| u.id.clone())
+                .collect();
+            let decision = router
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .route_within(&base.desk.crm, lead.into(), Some(&others));
+            let Some(d) = decision else { continue };
+            let new = d.recommended.rep_id.clone();
+            if !self.store().assign_lead(&w.lead_id, &new)? {
+                continue;
+            }
+            let why = format!(
+                "no first response after {:.0} business minutes (SLA {} min, twice it passed): {}",
+                w.waiting_minutes, watch.minutes, d.why
+            );
+            self.audit(
+                None,
+                "lead.reassigned",
+                "sla watch",
+                std::slice::from_ref(&w.lead_id),
+                Some(&why),
+            )
+            .await?;
+            reassigned = true;
+            out.push(event(
+                "lead.reassigned",
+                w.owner_id.clone(),
+                Some(new),
+                Some(why),
+            ));
+        }
+        if reassigned {
+            self.analyses.refresh_leads(self.path.clone());
+        }
+        Ok(out)
     }
 
     /// Marks a follow-up task of a lead in the caller's scope done or

@@ -37,6 +37,21 @@ pub struct ServeArgs {
     /// Largest request body, in MiB.
     #[arg(long, default_value_t = 64)]
     pub body_limit_mib: usize,
+    /// The speed-to-lead SLA in business minutes (Monday-Friday, 08:00-18:00
+    /// UTC): a lead waiting longer gives a `lead.sla_breached` event.
+    #[arg(long, default_value_t = 5.0)]
+    pub sla_minutes: f64,
+    /// Seconds between two checks of the waiting leads against the SLA.
+    #[arg(long, default_value_t = 60)]
+    pub sla_check_secs: u64,
+    /// Keep a lead with its rep past twice the SLA (default: give it to the
+    /// rep the router recommends among the others, a `lead.reassigned` event).
+    #[arg(long)]
+    pub no_reassign: bool,
+    /// Post each speed-to-lead event as JSON to this URL (http://; e.g. a
+    /// chat or e-mail bridge that tells the rep and their manager).
+    #[arg(long)]
+    pub lead_webhook: Option<String>,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     pub print_openapi: bool,
@@ -50,6 +65,17 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if !(args.sla_minutes > 0.0 && args.sla_minutes <= 3000.0) {
+        bail!(
+            "--sla-minutes {}: expected business minutes from 0.1 to 3000",
+            args.sla_minutes
+        );
+    }
+    if let Some(u) = &args.lead_webhook
+        && !u.starts_with("http://")
+    {
+        bail!("--lead-webhook {u}: expected an http:// URL (TLS is left to a local relay)");
+    }
     if !db.exists() {
         bail!(
             "{}: no such database (import data first, or run `pipewise demo`)",
@@ -62,6 +88,10 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
         request_timeout: Duration::from_secs(args.timeout_secs.max(1)),
         body_limit: args.body_limit_mib.max(1) << 20,
         secure_cookies: args.secure_cookies,
+        sla_minutes: args.sla_minutes,
+        sla_check: Duration::from_secs(args.sla_check_secs.max(1)),
+        reassign: !args.no_reassign,
+        lead_webhook: args.lead_webhook.clone(),
     };
     pipewise_server::run(db, &opts, |addr| {
         // On standard output, for people and for scripts waiting for it; a

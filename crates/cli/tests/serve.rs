@@ -29,9 +29,14 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path, db: &str) -> Server {
+    start_with(dir, db, &[])
+}
+
+fn start_with(dir: &Path, db: &str, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipewise"))
         .current_dir(dir)
         .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
+        .args(extra)
         .env_remove("PIPEWISE_DB")
         .env("PIPEWISE_LOG", "warn")
         .env("PIPEWISE_RELOAD_SECS", "1")
@@ -1648,5 +1653,158 @@ fn the_dashboard_in_a_real_browser() {
         (d["excluded"].as_bool(), d["expected"].as_f64()),
         (Some(true), Some(0.0)),
         "{d}"
+    );
+}
+
+/// Speed to lead: a lead waiting past twice the SLA is pushed to the lead
+/// webhook (with its rep and their manager), then given to another rep,
+/// with the reason in the audit log; each event is sent once.
+#[test]
+fn speed_to_lead_breaches_are_pushed_and_the_lead_reassigned() {
+    let dir = org();
+    let d = dir.path();
+    let db = d.join("org.db");
+    // A webhook receiver: the JSON body of each POST.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(String, serde_json::Value)>();
+    std::thread::spawn(move || {
+        for stream in hook.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut r = BufReader::new(stream);
+            let (mut request, mut length) = (String::new(), 0usize);
+            r.read_line(&mut request).unwrap();
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            r.read_exact(&mut body).unwrap();
+            r.get_mut()
+                .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            let _ = tx.send((request, serde_json::from_slice(&body).unwrap()));
+        }
+    });
+    assert!(pipewise(d, &["--db", "org.db", "user", "grant-admin", "r00012"]).0);
+    let t_admin = token(d, "r00012", &[]);
+    let hook_url = format!("http://{hook_addr}/hooks/leads");
+    let server = start_with(
+        d,
+        "org.db",
+        &[
+            "--sla-minutes",
+            "1",
+            "--sla-check-secs",
+            "1",
+            "--lead-webhook",
+            &hook_url,
+        ],
+    );
+    let base = server.base.clone();
+    for _ in 0..600 {
+        if get(&base, "/api/v1/leads/sla", Some(&t_admin)).status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // A lead that came in at 09:00 UTC on the last weekday before today,
+    // still unanswered: hours of business time past a 1-minute SLA.
+    let mut day = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    while chrono::Datelike::weekday(&day).number_from_monday() > 5 {
+        day -= chrono::Duration::days(1);
+    }
+    let received = format!("{day}T09:00:00Z");
+    let r = send(
+        &base,
+        "POST",
+        "/api/v1/leads/inbound",
+        &[("Authorization", &format!("Bearer {t_admin}"))],
+        Some(
+            &serde_json::json!({"id": "late-1", "company": "Slow Co", "email": "kim@slow.example",
+                "received_at": received, "owner_id": "r00001"})
+            .to_string(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while std::time::Instant::now() < deadline
+        && !events.iter().any(|e| e["event"] == "lead.reassigned")
+    {
+        if let Ok((request, e)) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            assert!(request.starts_with("POST /hooks/leads "), "{request}");
+            if e["lead_id"] == "late-1" {
+                events.push(e);
+            }
+        }
+    }
+    let manager: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT manager_id FROM users WHERE id = 'r00001'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let breached = events
+        .iter()
+        .find(|e| e["event"] == "lead.sla_breached")
+        .unwrap_or_else(|| panic!("no breach pushed: {events:?}"));
+    assert_eq!(breached["owner_id"], "r00001");
+    assert_eq!(breached["manager_id"], manager.as_str());
+    assert!(
+        breached["waiting_minutes"].as_f64().unwrap() > 2.0,
+        "{breached}"
+    );
+    let moved = events
+        .iter()
+        .find(|e| e["event"] == "lead.reassigned")
+        .unwrap_or_else(|| panic!("not reassigned: {events:?}"));
+    let new_owner = moved["new_owner_id"].as_str().unwrap().to_string();
+    assert_ne!(new_owner, "r00001");
+    assert!(
+        moved["why"]
+            .as_str()
+            .unwrap()
+            .contains("no first response after"),
+        "{moved}"
+    );
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let owner: String = c
+        .query_row("SELECT owner_id FROM leads WHERE id = 'late-1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(owner, new_owner);
+    let role: String = c
+        .query_row("SELECT role FROM users WHERE id = ?1", [&new_owner], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(role, "rep");
+    let audited: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'lead.reassigned' AND ids LIKE '%late-1%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(audited, 1);
+    // Each event once, though the watch keeps running.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let again: Vec<(String, serde_json::Value)> = rx.try_iter().collect();
+    assert!(
+        again.iter().all(|(_, e)| e["lead_id"] != "late-1"
+            || e["event"] == "lead.sla_breached" && e["owner_id"] == new_owner.as_str()),
+        "{again:?}"
     );
 }

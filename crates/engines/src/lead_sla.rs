@@ -158,15 +158,7 @@ pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
         .flatten()
         .max()
         .unwrap_or(0);
-    let leads: Vec<&pipewise_store::read::Lead> = data
-        .leads
-        .iter()
-        .filter(|l| {
-            o.owners
-                .as_ref()
-                .is_none_or(|u| l.owner_id.as_ref().is_some_and(|x| u.contains(x)))
-        })
-        .collect();
+    let leads = owned(data, o);
     let minutes = |l: &pipewise_store::read::Lead| {
         l.first_response_at
             .map(|r| business_seconds(l.created_at, r, o) as f64 / MINUTE as f64)
@@ -256,6 +248,49 @@ pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
             conversion: share(c, n),
         })
         .collect();
+    let waiting = waiting_among(&leads, as_of, o);
+    SlaReport {
+        sla_minutes: o.minutes,
+        as_of,
+        window_days: WINDOW,
+        leads: recent.len(),
+        within_sla: share(within, settled.len()),
+        never_answered: share(never, settled.len()),
+        median_minutes: median(settled.iter().filter_map(|l| minutes(l)).collect()),
+        by_rep,
+        conversion_by_response,
+        waiting,
+    }
+}
+
+/// The leads `o.owners` own (every lead when unset).
+fn owned<'a>(data: &'a CrmData, o: &SlaOptions) -> Vec<&'a pipewise_store::read::Lead> {
+    data.leads
+        .iter()
+        .filter(|l| {
+            o.owners
+                .as_ref()
+                .is_none_or(|u| l.owner_id.as_ref().is_some_and(|x| u.contains(x)))
+        })
+        .collect()
+}
+
+/// The leads of `data` (only `o.owners`' when set) waiting for a first
+/// response at `now` (epoch seconds): not answered, converted or
+/// disqualified by then, arrived at most `o.waiting_days` before; each with
+/// its business minutes waited and its state (`within`, `breached` past the
+/// SLA, `reassign` past twice it), longest waiting first. The live SLA
+/// watch calls it with the wall clock.
+pub fn waiting_at(data: &CrmData, now: i64, o: &SlaOptions) -> Vec<WaitingLead> {
+    let leads = owned(data, o);
+    waiting_among(&leads, now, o)
+}
+
+fn waiting_among(
+    leads: &[&pipewise_store::read::Lead],
+    as_of: i64,
+    o: &SlaOptions,
+) -> Vec<WaitingLead> {
     let mut waiting: Vec<WaitingLead> = leads
         .iter()
         .copied()
@@ -285,18 +320,7 @@ pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
         })
         .collect();
     waiting.sort_by(|a, b| b.waiting_minutes.total_cmp(&a.waiting_minutes));
-    SlaReport {
-        sla_minutes: o.minutes,
-        as_of,
-        window_days: WINDOW,
-        leads: recent.len(),
-        within_sla: share(within, settled.len()),
-        never_answered: share(never, settled.len()),
-        median_minutes: median(settled.iter().filter_map(|l| minutes(l)).collect()),
-        by_rep,
-        conversion_by_response,
-        waiting,
-    }
+    waiting
 }
 
 #[cfg(test)]

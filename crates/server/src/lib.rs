@@ -40,6 +40,14 @@ pub struct Options {
     /// the cookie is `Secure` on the responses to requests the proxy
     /// forwarded from HTTPS (`X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
+    /// The speed-to-lead SLA in business minutes, the watch's period, and
+    /// whether a lead waiting past twice the SLA is given to another rep.
+    pub sla_minutes: f64,
+    pub sla_check: Duration,
+    pub reassign: bool,
+    /// Where the watch posts its events (`lead.sla_breached`,
+    /// `lead.reassigned`) as JSON; none: they are only logged.
+    pub lead_webhook: Option<String>,
 }
 
 impl Default for Options {
@@ -50,6 +58,10 @@ impl Default for Options {
             request_timeout: Duration::from_secs(30),
             body_limit: 64 << 20,
             secure_cookies: false,
+            sla_minutes: 5.0,
+            sla_check: Duration::from_secs(60),
+            reassign: true,
+            lead_webhook: None,
         }
     }
 }
@@ -125,6 +137,7 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
         metrics.engine("score_pipeline", scored_in.as_secs_f64());
         let service = Arc::new(service);
         tokio::spawn(reload_loop(service.clone(), metrics.clone()));
+        tokio::spawn(sla_loop(service.clone(), opts.clone()));
         let (router, _) = app_with(service, metrics, opts);
         let listener = tokio::net::TcpListener::bind(opts.addr)
             .await
@@ -172,6 +185,48 @@ async fn reload_loop(service: Arc<Service>, metrics: Arc<metrics::Metrics>) {
             Ok(Ok(false)) => {}
             Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "cannot reload"),
             Err(e) => tracing::warn!(error = %e, "reload task failed"),
+        }
+    }
+}
+
+/// Every `opts.sla_check`: the speed-to-lead watch over the wall clock
+/// (`Service::sla_sweep`), each event logged and posted to the lead webhook
+/// (a failed post is logged, not retried).
+async fn sla_loop(service: Arc<Service>, opts: Options) {
+    let watch = pipewise_app::lead_desk::SlaWatch {
+        minutes: opts.sla_minutes,
+        reassign: opts.reassign,
+    };
+    let mut tick = tokio::time::interval(opts.sla_check.max(Duration::from_secs(1)));
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp();
+        let events = match service.sla_sweep(&watch, now).await {
+            Ok(e) => e,
+            // Lead scores still computing, or no leads: try at the next tick.
+            Err(_) => continue,
+        };
+        for e in events {
+            tracing::info!(event = %e.event, lead = %e.lead_id, owner = ?e.owner_id,
+                new_owner = ?e.new_owner_id, minutes = e.waiting_minutes, "speed to lead");
+            if let Some(url) = opts.lead_webhook.clone() {
+                let posted = tokio::task::spawn_blocking(move || {
+                    ureq::post(&url)
+                        .config()
+                        .timeout_global(Some(Duration::from_secs(10)))
+                        .build()
+                        .send_json(&e)
+                        .map(|_| ())
+                })
+                .await;
+                match posted {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "the lead webhook refused an event")
+                    }
+                    Err(err) => tracing::warn!(error = %err, "the lead webhook task failed"),
+                }
+            }
         }
     }
 }
