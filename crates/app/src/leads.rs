@@ -607,6 +607,97 @@ pub fn draft_reply(
     Ok(d)
 }
 
+/// A local language model behind an OpenAI-compatible chat endpoint (a
+/// llama.cpp server, Ollama, vLLM...), for first-reply drafts. Optional:
+/// without it, or when it fails, the template writes the draft.
+#[derive(Debug, Clone)]
+pub struct LlmOptions {
+    /// The server's base URL (`http://127.0.0.1:8081`, `.../v1`) or the
+    /// full `.../chat/completions` address.
+    pub url: String,
+    /// The model name sent with each request.
+    pub model: String,
+    /// Seconds before giving up on an answer.
+    pub timeout_secs: u64,
+}
+
+impl LlmOptions {
+    fn endpoint(&self) -> String {
+        let u = self.url.trim_end_matches('/');
+        if u.ends_with("/chat/completions") {
+            u.to_string()
+        } else if u.ends_with("/v1") {
+            format!("{u}/chat/completions")
+        } else {
+            format!("{u}/v1/chat/completions")
+        }
+    }
+}
+
+/// [`draft_reply`], with the body written by the language model of `llm`
+/// from the same details when it answers with a body that names the
+/// product and the pain point the template used
+/// ([`pipewise_engines::lead_draft::check_llm_body`]); otherwise the
+/// template's draft with `fallback` saying why. Blocks for up to
+/// `llm.timeout_secs`. Errors: no such lead.
+pub fn draft_reply_with(
+    crm: &CrmData,
+    lead_id: &str,
+    llm: Option<&LlmOptions>,
+) -> Result<pipewise_engines::lead_draft::Draft, InputError> {
+    let mut d = draft_reply(crm, lead_id)?;
+    let Some(llm) = llm else {
+        return Ok(d);
+    };
+    let rep = crm
+        .leads
+        .iter()
+        .find(|l| l.id == lead_id)
+        .and_then(|l| l.owner_id.as_deref())
+        .and_then(|o| crm.users.iter().find(|u| u.id == o))
+        .map(|u| u.name.as_str());
+    let (system, user) = pipewise_engines::lead_draft::llm_prompt(&d, rep);
+    let request = serde_json::json!({
+        "model": llm.model,
+        "temperature": 0.3,
+        "max_tokens": 400,
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ],
+    });
+    let answer = ureq::post(&llm.endpoint())
+        .config()
+        .timeout_global(Some(std::time::Duration::from_secs(
+            llm.timeout_secs.max(1),
+        )))
+        .build()
+        .send_json(&request)
+        .map_err(|e| format!("the language model at {} did not answer: {e}", llm.url))
+        .and_then(|mut r| {
+            r.body_mut()
+                .read_json::<serde_json::Value>()
+                .map_err(|e| format!("the language model's answer was not JSON: {e}"))
+        })
+        .and_then(|v| {
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| {
+                    "the language model's answer had no choices[0].message.content".into()
+                })
+        })
+        .and_then(|text| pipewise_engines::lead_draft::check_llm_body(&text, &d));
+    match answer {
+        Ok(body) => {
+            d.body = body;
+            d.generator = format!("llm:{}", llm.model);
+        }
+        Err(why) => d.fallback = Some(why),
+    }
+    Ok(d)
+}
+
 /// A candidate owner of a lead, as the router saw them.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RouteCandidate {

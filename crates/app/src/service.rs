@@ -255,6 +255,8 @@ pub struct Service {
     failures: Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
     /// Speed-to-lead events already sent: (lead, event).
     lead_events: Mutex<std::collections::HashSet<(String, String)>>,
+    /// The language model for first-reply drafts, if any.
+    llm: Option<crate::leads::LlmOptions>,
 }
 
 impl Service {
@@ -276,10 +278,18 @@ impl Service {
             version: Mutex::new(store.serving_version()?),
             failures: Mutex::new(std::collections::HashMap::new()),
             lead_events: Mutex::new(std::collections::HashSet::new()),
+            llm: None,
             store: Mutex::new(store),
             directory: RwLock::new(Arc::new(directory)),
             book: RwLock::new(book),
         })
+    }
+
+    /// Drafts first replies with `llm` (a local language model; the
+    /// template stays the fallback).
+    pub fn with_llm(mut self, llm: Option<crate::leads::LlmOptions>) -> Service {
+        self.llm = llm;
+        self
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, SqliteStore> {
@@ -1239,7 +1249,12 @@ impl Service {
     ) -> Result<pipewise_engines::lead_draft::Draft, AppError> {
         let base = self.analyses.leads()?;
         self.scoped_lead(caller, &base, id, via).await?;
-        let d = crate::leads::draft_reply(&base.desk.crm, id)?;
+        let (crm, llm, lead) = (base.desk.crm.clone(), self.llm.clone(), id.to_string());
+        let d = tokio::task::spawn_blocking(move || {
+            crate::leads::draft_reply_with(&crm, &lead, llm.as_ref())
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
         self.audit(Some(caller), "read", via, &[id.to_string()], None)
             .await?;
         Ok(d)

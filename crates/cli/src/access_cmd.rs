@@ -52,6 +52,13 @@ pub struct ServeArgs {
     /// chat or e-mail bridge that tells the rep and their manager).
     #[arg(long)]
     pub lead_webhook: Option<String>,
+    /// An OpenAI-compatible chat endpoint of a local language model for
+    /// first-reply drafts (the template is the fallback).
+    #[arg(long, env = "PIPEWISE_LLM_URL")]
+    pub llm_url: Option<String>,
+    /// The model name to ask for.
+    #[arg(long, env = "PIPEWISE_LLM_MODEL", default_value = "local")]
+    pub llm_model: String,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     pub print_openapi: bool,
@@ -92,6 +99,14 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
         sla_check: Duration::from_secs(args.sla_check_secs.max(1)),
         reassign: !args.no_reassign,
         lead_webhook: args.lead_webhook.clone(),
+        llm: args
+            .llm_url
+            .clone()
+            .map(|url| pipewise_app::leads::LlmOptions {
+                url,
+                model: args.llm_model.clone(),
+                timeout_secs: 30,
+            }),
     };
     pipewise_server::run(db, &opts, |addr| {
         // On standard output, for people and for scripts waiting for it; a

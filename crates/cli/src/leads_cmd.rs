@@ -79,6 +79,17 @@ pub enum LeadsCmd {
     /// point, listing the details used and those not found.
     Draft {
         lead_id: String,
+        /// An OpenAI-compatible chat endpoint of a local language model
+        /// (e.g. a llama.cpp server, `http://127.0.0.1:8081`) to write the
+        /// body from the same details; the template is the fallback.
+        #[arg(long, env = "PIPEWISE_LLM_URL")]
+        llm_url: Option<String>,
+        /// The model name to ask for.
+        #[arg(long, env = "PIPEWISE_LLM_MODEL", default_value = "local")]
+        llm_model: String,
+        /// Seconds to wait for the model.
+        #[arg(long, default_value_t = 30)]
+        llm_timeout: u64,
         #[arg(long)]
         json: bool,
     },
@@ -118,8 +129,19 @@ pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
     let crm = store.load_crm()?;
     match cmd {
         LeadsCmd::Mark { .. } => unreachable!("handled above"),
-        LeadsCmd::Draft { lead_id, json } => {
-            let d = pipewise_app::leads::draft_reply(&crm, &lead_id)?;
+        LeadsCmd::Draft {
+            lead_id,
+            llm_url,
+            llm_model,
+            llm_timeout,
+            json,
+        } => {
+            let llm = llm_url.map(|url| pipewise_app::leads::LlmOptions {
+                url,
+                model: llm_model,
+                timeout_secs: llm_timeout,
+            });
+            let d = pipewise_app::leads::draft_reply_with(&crm, &lead_id, llm.as_ref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
@@ -134,6 +156,11 @@ pub fn leads(db: &Path, cmd: LeadsCmd) -> Result<ExitCode> {
                 }
                 for m in &d.missing {
                     println!("  not found in the inquiry: {}", m.replace('_', " "));
+                }
+                match (&d.fallback, d.generator.strip_prefix("llm:")) {
+                    (Some(why), _) => println!("  written by the template: {why}"),
+                    (None, Some(model)) => println!("  written by the language model {model}"),
+                    _ => {}
                 }
             }
         }

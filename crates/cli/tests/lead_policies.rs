@@ -290,6 +290,106 @@ fn leads_are_routed_and_drafted_from_the_database() {
         "{pain} not in {body}"
     );
 
+    // A local language model (a stand-in OpenAI-compatible server): its
+    // body is used when it names the product and the pain point, and the
+    // template stands, saying why, when it does not or cannot answer.
+    let product = t["product"].as_str().unwrap().to_string();
+    let replies = vec![
+        format!(
+            "Hi,\n\nThanks for asking about {product}. You said {pain}; that is what we fix. Could we talk this week?\n\nBest"
+        ),
+        "Hi, thanks for reaching out. Could we talk this week?".to_string(),
+    ];
+    let llm = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let llm_url = format!("http://{}", llm.local_addr().unwrap());
+    let asked = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut requests = Vec::new();
+        for reply in replies {
+            let (stream, _) = llm.accept().unwrap();
+            let mut r = BufReader::new(stream);
+            let (mut line, mut length) = (String::new(), 0usize);
+            r.read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap().to_string();
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            r.read_exact(&mut body).unwrap();
+            let answer = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": reply}}]})
+                .to_string();
+            write!(
+                r.get_mut(),
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                answer.len()
+            )
+            .unwrap();
+            requests.push((path, serde_json::from_slice::<Value>(&body).unwrap()));
+        }
+        requests
+    });
+    let draft_with = |url: &str| {
+        let (ok, out, err) = pipewise(
+            d,
+            &[
+                "--db",
+                "org.db",
+                "leads",
+                "draft",
+                id,
+                "--llm-url",
+                url,
+                "--llm-model",
+                "tiny",
+                "--json",
+            ],
+        );
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let by_model = draft_with(&llm_url);
+    assert_eq!(by_model["generator"], "llm:tiny", "{by_model}");
+    assert!(by_model["fallback"].is_null());
+    assert!(by_model["body"].as_str().unwrap().contains(&product));
+    assert_eq!(by_model["used"], draft["used"]);
+    let refused = draft_with(&llm_url);
+    assert_eq!(refused["generator"], "template");
+    assert_eq!(refused["body"], draft["body"]);
+    assert!(
+        refused["fallback"]
+            .as_str()
+            .unwrap()
+            .contains("did not name the product"),
+        "{refused}"
+    );
+    let requests = asked.join().unwrap();
+    assert_eq!(requests[0].0, "/v1/chat/completions");
+    assert_eq!(requests[0].1["model"], "tiny");
+    let prompt = requests[0].1["messages"][1]["content"].as_str().unwrap();
+    assert!(prompt.contains(&format!("product: {product}")), "{prompt}");
+    // Nobody listening: the template, and why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = draft_with(&dead);
+    assert_eq!(unreachable["generator"], "template");
+    assert!(
+        unreachable["fallback"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{unreachable}"
+    );
+
     let (ok, _, err) = pipewise(d, &["--db", "org.db", "leads", "draft", "nope", "--json"]);
     assert!(!ok && err.contains("expected the id of a lead"), "{err}");
 

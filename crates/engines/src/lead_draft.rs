@@ -31,8 +31,14 @@ pub struct Draft {
     pub missing: Vec<String>,
     /// Whether the draft names both the product and the pain point.
     pub personal: bool,
-    /// `template` (the only generator so far).
+    /// `template`, or `llm:MODEL` when a local language model wrote the
+    /// body from the same details (`fallback` says why it did not, when
+    /// one was asked).
     pub generator: String,
+    /// Why the language model's draft was not used (unreachable, an
+    /// error, or a reply that left out the product or the pain point):
+    /// the template's draft stands.
+    pub fallback: Option<String>,
     /// Set when the lead was already answered (the first response's
     /// instant): the draft is then not the first reply it got.
     pub already_answered: Option<String>,
@@ -89,7 +95,7 @@ fn to_second_person(s: &str) -> String {
 fn source_phrase(source: &str) -> Option<&'static str> {
     match source {
         "webinar" => Some("joining our webinar"),
-        "event" => Some("stopping by at the event"),
+        "event" => Some("stopping by our stand at the event"),
         "content_download" => Some("downloading our guide"),
         "referral" => Some("the introduction"),
         "chat" => Some("the chat"),
@@ -200,11 +206,92 @@ pub fn draft(input: &DraftInput) -> Draft {
         subject,
         body: body.trim_end().to_string(),
         personal: d.product.is_some() && d.pain.is_some(),
+        fallback: None,
         used,
         missing,
         generator: "template".into(),
         already_answered: None,
     }
+}
+
+/// The chat messages (system, user) asking a language model for the body
+/// of `template`'s reply from the same details: the details used, in their
+/// words, and the rules (name the product and the pain point as written,
+/// invent nothing, ask for a short call, sign with the rep's name). Only
+/// the details the template used are sent, never the whole record.
+pub fn llm_prompt(template: &Draft, rep_name: Option<&str>) -> (String, String) {
+    let system = "You write the first reply of a B2B sales rep to an inbound inquiry. \
+        Write only the e-mail body: a greeting, two to four sentences, a question \
+        proposing a short call, and a sign-off with the rep's name. Under 130 words. \
+        Use the details given and nothing else: never invent prices, customers, \
+        features or figures. Name the product exactly as written, and restate the \
+        pain point in the reader's terms."
+        .to_string();
+    let mut user = String::from("Details of the inquiry:\n");
+    for u in &template.used {
+        user += &format!("- {}: {}\n", u.slot.replace('_', " "), u.value);
+    }
+    if !template.missing.is_empty() {
+        user += &format!(
+            "Not stated in the inquiry: {}.\n",
+            template.missing.join(", ").replace('_', " ")
+        );
+    }
+    user += &format!("Rep's name: {}\n", rep_name.unwrap_or("(none)"));
+    (system, user)
+}
+
+/// Checks a language model's body for `template`'s reply: not empty, at
+/// most 2,000 characters, and naming the product and the pain point the
+/// template used (its key words, case-insensitive). Errors say what was
+/// wrong; the template's body then stands.
+pub fn check_llm_body(text: &str, template: &Draft) -> Result<String, String> {
+    let body = text.trim();
+    if body.is_empty() {
+        return Err("the model's reply was empty".into());
+    }
+    if body.chars().count() > 2_000 {
+        return Err(format!(
+            "the model's reply was {} characters (at most 2,000)",
+            body.chars().count()
+        ));
+    }
+    let lower = body.to_lowercase();
+    for u in &template.used {
+        match u.slot.as_str() {
+            "product" if !lower.contains(&u.value.to_lowercase()) => {
+                return Err(format!(
+                    "the model's reply did not name the product {}",
+                    u.value
+                ));
+            }
+            "pain_point" => {
+                // Its content words (four letters or more), most of them.
+                let words: Vec<String> = u
+                    .value
+                    .to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| {
+                        w.len() >= 4
+                            && !matches!(
+                                *w,
+                                "that" | "with" | "have" | "keep" | "from" | "your" | "ours"
+                            )
+                    })
+                    .map(String::from)
+                    .collect();
+                let found = words.iter().filter(|w| lower.contains(w.as_str())).count();
+                if !words.is_empty() && found * 2 < words.len() {
+                    return Err(format!(
+                        "the model's reply did not restate the pain point \"{}\"",
+                        u.value
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(body.to_string())
 }
 
 #[cfg(test)]
@@ -287,5 +374,41 @@ mod tests {
             to_second_person("We keep losing track of renewals"),
             "you keep losing track of renewals"
         );
+    }
+
+    #[test]
+    fn a_language_model_body_must_name_the_product_and_the_pain() {
+        let products = vec!["Compliance Pack".to_string()];
+        let t = draft(&DraftInput {
+            lead_id: "l1",
+            inquiry: "We're looking at Compliance Pack because audits take far too much manual work.",
+            contact_name: Some("Ana Lima"),
+            products: &products,
+            ..Default::default()
+        });
+        let (system, user) = llm_prompt(&t, Some("Tom Wu"));
+        assert!(system.contains("never invent"), "{system}");
+        assert!(user.contains("product: Compliance Pack"), "{user}");
+        assert!(
+            user.contains("pain point: audits take far too much manual work"),
+            "{user}"
+        );
+        assert!(user.contains("Rep's name: Tom Wu"), "{user}");
+        let good = "Hi Ana,\n\nThanks for asking about Compliance Pack. Audits that take \
+                    far too much manual work are what it removes. Could we talk for 20 minutes?\n\nTom Wu";
+        assert!(check_llm_body(good, &t).is_ok());
+        let no_product = "Hi Ana, audits take far too much manual work; shall we talk? Tom Wu";
+        assert!(
+            check_llm_body(no_product, &t)
+                .unwrap_err()
+                .contains("product")
+        );
+        let no_pain = "Hi Ana, thanks for asking about Compliance Pack. Shall we talk? Tom Wu";
+        assert!(
+            check_llm_body(no_pain, &t)
+                .unwrap_err()
+                .contains("pain point")
+        );
+        assert!(check_llm_body("  ", &t).unwrap_err().contains("empty"));
     }
 }

@@ -48,6 +48,8 @@ pub struct Options {
     /// Where the watch posts its events (`lead.sla_breached`,
     /// `lead.reassigned`) as JSON; none: they are only logged.
     pub lead_webhook: Option<String>,
+    /// A local language model for first-reply drafts (none: the template).
+    pub llm: Option<pipewise_app::leads::LlmOptions>,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             sla_check: Duration::from_secs(60),
             reassign: true,
             lead_webhook: None,
+            llm: None,
         }
     }
 }
@@ -123,9 +126,11 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
     rt.block_on(async {
         let started = Instant::now();
         let path = db.to_path_buf();
-        let service = tokio::task::spawn_blocking(move || Service::open(&path))
-            .await
-            .context("opening the database")??;
+        let llm = opts.llm.clone();
+        let service =
+            tokio::task::spawn_blocking(move || Service::open(&path).map(|s| s.with_llm(llm)))
+                .await
+                .context("opening the database")??;
         let scored_in = started.elapsed();
         tracing::info!(
             database = %db.display(),
