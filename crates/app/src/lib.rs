@@ -19,6 +19,7 @@ pub mod lead_desk;
 pub mod leads;
 pub mod models;
 pub mod report;
+pub mod roi;
 pub mod scope;
 mod service;
 pub mod stage;

@@ -118,6 +118,10 @@ enum Command {
     /// Coaching: each rep's metrics against peers and top performers, skill
     /// gaps ranked by what closing them is worth, and a coaching plan.
     Coach(coach_cmd::CoachArgs),
+    /// The return on AI-assisted coaching: managers' coaching time priced as
+    /// the share of salary it takes, the software, the revenue a win-rate
+    /// change brings (measured on the database when not given), payback.
+    Roi(coach_cmd::RoiArgs),
     /// Recorded calls: conversation analytics.
     #[command(subcommand)]
     Calls(coach_cmd::CallsCmd),
@@ -577,6 +581,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reps(cmd) => stage_cmd::reps(&cli.db, cmd),
         Command::Pipeline(cmd) => stage_cmd::pipeline(&cli.db, cmd),
         Command::Coach(a) => coach_cmd::coach(&cli.db, a),
+        Command::Roi(a) => coach_cmd::roi(&cli.db, a),
         Command::Calls(cmd) => coach_cmd::calls(&cli.db, cmd),
         Command::Explain {
             opportunity_id,

@@ -304,4 +304,109 @@ fn coaching_recovers_latent_skills_and_builds_plans() {
         !ok && err.contains("broken.toml") && err.contains("line"),
         "{err}"
     );
+
+    // ROI with the win-rate change measured on this org: within its interval,
+    // positive, and priced over the org's own closed deals.
+    let r = json(
+        d,
+        &[
+            "--db",
+            "c.db",
+            "roi",
+            "--reps",
+            "40",
+            "--managers",
+            "5",
+            "--manager-salary",
+            "150000",
+            "--coaching-hours-before",
+            "2",
+            "--coaching-hours-after",
+            "1",
+            "--software-per-rep",
+            "500",
+            "--json",
+        ],
+    );
+    let w = &r["win_rate_change"];
+    let (v, lo, hi) = (
+        w["value"].as_f64().unwrap(),
+        w["low"].as_f64().unwrap(),
+        w["high"].as_f64().unwrap(),
+    );
+    assert!(v > 0.0 && lo <= v && v <= hi, "{w}");
+    assert_eq!(r["measured"]["reps"], 40);
+    let m = &r["measured"];
+    let expected =
+        40.0 * m["deals_per_rep"].as_f64().unwrap() * m["deal_size"].as_f64().unwrap() * v;
+    assert!((r["revenue_change"].as_f64().unwrap() - expected).abs() < 1e-6 * expected);
+    // 40 reps x 2 hours of 5 managers' 200 hours: 40% of 750,000.
+    assert_eq!(r["manual"]["coaching_cost"], 300000.0);
+}
+
+/// Seed 004's example priced by the time coaching takes, exactly.
+#[test]
+fn roi_prices_manager_time_as_the_share_of_salary_it_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r = json(
+        d,
+        &[
+            "--db",
+            "none.db",
+            "roi",
+            "--reps",
+            "100",
+            "--managers",
+            "10",
+            "--manager-salary",
+            "150000",
+            "--coaching-hours-before",
+            "2",
+            "--coaching-hours-after",
+            "1",
+            "--software-per-rep",
+            "500",
+            "--win-rate-change",
+            "0.03",
+            "--deals-per-rep",
+            "40",
+            "--deal-size",
+            "25000",
+            "--json",
+        ],
+    );
+    assert_eq!(r["manual"]["coaching_cost"], 750000.0);
+    assert_eq!(r["ai"]["coaching_cost"], 375000.0);
+    assert_eq!(r["ai"]["software_cost"], 50000.0);
+    assert_eq!(r["ai"]["total_cost"], 425000.0);
+    assert_eq!(r["revenue_change"], 3000000.0);
+    let months = 12.0 * 50_000.0 / (375_000.0 + 3_000_000.0);
+    assert!(
+        (r["payback_months"].as_f64().unwrap() - months).abs() < 1e-9,
+        "{r}"
+    );
+    assert!(r["measured"].is_null());
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "roi",
+            "--reps",
+            "100",
+            "--managers",
+            "2",
+            "--manager-salary",
+            "150000",
+            "--coaching-hours-before",
+            "2",
+            "--coaching-hours-after",
+            "1",
+            "--software-per-rep",
+            "500",
+        ],
+    );
+    assert!(
+        !ok && err.contains("100.0 hours a week per manager"),
+        "{err}"
+    );
 }

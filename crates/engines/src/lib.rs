@@ -16,5 +16,6 @@ pub mod lead_queue;
 pub mod lead_sla;
 pub mod leads;
 pub mod predict;
+pub mod roi;
 pub mod stage;
 pub mod truth;
