@@ -253,10 +253,22 @@ pub struct Service {
     version: Mutex<String>,
     /// Failed sign-ins by key (`user:ID`, `client:ADDR`), their times.
     failures: Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
-    /// Speed-to-lead events already sent: (lead, event).
-    lead_events: Mutex<std::collections::HashSet<(String, String)>>,
+    /// The speed-to-lead watch's memory (read back from the audit log).
+    lead_watch: Mutex<LeadWatchState>,
     /// The language model for first-reply drafts, if any.
     llm: Option<crate::leads::LlmOptions>,
+}
+
+/// What the speed-to-lead watch has done: the events given, keyed by
+/// (lead, event, owner), and when each lead was last reassigned (epoch
+/// seconds), from which its new owner's clock runs. Read back from the
+/// audit log at the first sweep, so a restart neither repeats an alert nor
+/// reassigns a lead again on the old clock.
+#[derive(Debug, Default)]
+struct LeadWatchState {
+    loaded: bool,
+    sent: std::collections::HashSet<(String, String, String)>,
+    reassigned_at: std::collections::HashMap<String, i64>,
 }
 
 impl Service {
@@ -277,7 +289,7 @@ impl Service {
             tokens: Mutex::new(std::collections::HashMap::new()),
             version: Mutex::new(store.serving_version()?),
             failures: Mutex::new(std::collections::HashMap::new()),
-            lead_events: Mutex::new(std::collections::HashSet::new()),
+            lead_watch: Mutex::new(LeadWatchState::default()),
             llm: None,
             store: Mutex::new(store),
             directory: RwLock::new(Arc::new(directory)),
@@ -1283,11 +1295,12 @@ impl Service {
     }
 
     /// The speed-to-lead watch at `now` (epoch seconds): each lead waiting
-    /// past the SLA gives one `lead.sla_breached` event (for its rep and
-    /// their manager); past twice the SLA, when `watch.reassign`, the lead
-    /// is given to the rep the live router recommends among the others
-    /// (recorded in the audit log) and gives one `lead.reassigned` event.
-    /// Events already given are not given again while the server runs.
+    /// past the SLA gives one `lead.sla_breached` event per owner (for the
+    /// rep and their manager); past twice the SLA, when `watch.reassign`,
+    /// the lead is given to the rep the live router recommends among the
+    /// others and gives a `lead.reassigned` event. A reassigned lead's clock
+    /// starts again for its new owner at the reassignment. Both are written
+    /// to the audit log, which the watch reads back after a restart.
     pub async fn sla_sweep(
         &self,
         watch: &crate::lead_desk::SlaWatch,
@@ -1299,40 +1312,71 @@ impl Service {
             minutes: watch.minutes,
             ..Default::default()
         };
+        self.load_lead_watch(now, o.waiting_days)?;
         let waiting = pipewise_engines::lead_sla::waiting_at(&base.desk.crm, now, &o);
         let directory = self.directory();
+        let at = pipewise_core::value::format_instant(
+            chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+        );
         let mut out = Vec::new();
         let mut reassigned = false;
-        for w in waiting.iter().filter(|w| w.state != "within") {
-            let fresh = |event: &str| {
-                self.lead_events
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((w.lead_id.clone(), event.to_string()))
+        for w in &waiting {
+            let owner = w.owner_id.clone().unwrap_or_default();
+            // The owner's clock: from the last reassignment, if any.
+            let since = self
+                .lead_watch()
+                .reassigned_at
+                .get(&w.lead_id)
+                .copied()
+                .filter(|&t| t > w.created_at);
+            let minutes = match since {
+                Some(t) => pipewise_engines::lead_sla::business_seconds(t, now, &o) as f64 / 60.0,
+                None => w.waiting_minutes,
             };
-            let manager = |owner: &Option<String>| {
-                owner
-                    .as_deref()
-                    .and_then(|o| directory.user(o))
-                    .and_then(|u| u.manager_id.clone())
-            };
-            let event = |kind: &str, owner: Option<String>, new: Option<String>, why| LeadEvent {
+            if minutes <= watch.minutes {
+                continue;
+            }
+            let manager = w
+                .owner_id
+                .as_deref()
+                .and_then(|o| directory.user(o))
+                .and_then(|u| u.manager_id.clone());
+            let event = |kind: &str, new: Option<String>, why: Option<String>| LeadEvent {
                 event: kind.into(),
                 lead_id: w.lead_id.clone(),
-                manager_id: manager(&owner),
-                owner_id: owner,
+                owner_id: w.owner_id.clone(),
+                manager_id: manager.clone(),
                 new_owner_id: new,
-                waiting_minutes: w.waiting_minutes,
+                waiting_minutes: minutes,
                 sla_minutes: watch.minutes,
-                at: pipewise_core::value::format_instant(
-                    chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
-                ),
+                at: at.clone(),
                 why,
             };
-            if fresh("lead.sla_breached") {
-                out.push(event("lead.sla_breached", w.owner_id.clone(), None, None));
+            let key = (
+                w.lead_id.clone(),
+                "lead.sla_breached".to_string(),
+                owner.clone(),
+            );
+            if self.lead_watch().sent.insert(key) {
+                self.audit(
+                    None,
+                    "lead.sla_breached",
+                    "sla watch",
+                    std::slice::from_ref(&w.lead_id),
+                    Some(&format!("owner {owner}: {minutes:.0} business minutes")),
+                )
+                .await?;
+                out.push(event("lead.sla_breached", None, None));
             }
-            if w.state != "reassign" || !watch.reassign || !fresh("lead.reassigned") {
+            if minutes <= 2.0 * watch.minutes || !watch.reassign {
+                continue;
+            }
+            let key = (
+                w.lead_id.clone(),
+                "lead.reassigned".to_string(),
+                owner.clone(),
+            );
+            if self.lead_watch().sent.contains(&key) {
                 continue;
             }
             let (Some(lead), Ok(router)) = (base.desk.lead(&w.lead_id), &base.desk.router) else {
@@ -1356,30 +1400,68 @@ impl Service {
             if !self.store().assign_lead(&w.lead_id, &new)? {
                 continue;
             }
+            {
+                let mut st = self.lead_watch();
+                st.sent.insert(key);
+                st.reassigned_at.insert(w.lead_id.clone(), now);
+            }
             let why = format!(
-                "no first response after {:.0} business minutes (SLA {} min, twice it passed): {}",
-                w.waiting_minutes, watch.minutes, d.why
+                "no first response after {minutes:.0} business minutes (SLA {} min, twice it passed): {}",
+                watch.minutes, d.why
             );
             self.audit(
                 None,
                 "lead.reassigned",
                 "sla watch",
                 std::slice::from_ref(&w.lead_id),
-                Some(&why),
+                Some(&format!("owner {owner} to {new}: {why}")),
             )
             .await?;
             reassigned = true;
-            out.push(event(
-                "lead.reassigned",
-                w.owner_id.clone(),
-                Some(new),
-                Some(why),
-            ));
+            out.push(event("lead.reassigned", Some(new), Some(why)));
         }
         if reassigned {
             self.analyses.refresh_leads(self.path.clone());
         }
         Ok(out)
+    }
+
+    fn lead_watch(&self) -> std::sync::MutexGuard<'_, LeadWatchState> {
+        self.lead_watch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the watch's past events back from the audit log (the last
+    /// `days` + 1 days), once.
+    fn load_lead_watch(&self, now: i64, days: i64) -> Result<(), AppError> {
+        if self.lead_watch().loaded {
+            return Ok(());
+        }
+        let since = pipewise_core::value::format_instant(
+            chrono::DateTime::from_timestamp(now - (days + 1) * 86_400, 0).unwrap_or_default(),
+        );
+        let rows = self
+            .store()
+            .audit_actions(&["lead.sla_breached", "lead.reassigned"], &since)?;
+        let mut st = self.lead_watch();
+        for r in rows {
+            let (Some(lead), Some(detail)) = (r.ids.first(), r.detail.as_deref()) else {
+                continue;
+            };
+            // "owner ID: ..." or "owner ID to NEW: ...".
+            let owner = detail
+                .strip_prefix("owner ")
+                .and_then(|x| x.split([':', ' ']).next())
+                .unwrap_or("")
+                .to_string();
+            st.sent.insert((lead.clone(), r.action.clone(), owner));
+            if r.action == "lead.reassigned"
+                && let Ok(t) = chrono::DateTime::parse_from_rfc3339(&r.at)
+            {
+                st.reassigned_at.insert(lead.clone(), t.timestamp());
+            }
+        }
+        st.loaded = true;
+        Ok(())
     }
 
     /// Marks a follow-up task of a lead in the caller's scope done or

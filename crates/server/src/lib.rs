@@ -196,7 +196,7 @@ async fn reload_loop(service: Arc<Service>, metrics: Arc<metrics::Metrics>) {
 
 /// Every `opts.sla_check`: the speed-to-lead watch over the wall clock
 /// (`Service::sla_sweep`), each event logged and posted to the lead webhook
-/// (a failed post is logged, not retried).
+/// (three tries; a post that still fails is logged).
 async fn sla_loop(service: Arc<Service>, opts: Options) {
     let watch = pipewise_app::lead_desk::SlaWatch {
         minutes: opts.sla_minutes,
@@ -215,13 +215,22 @@ async fn sla_loop(service: Arc<Service>, opts: Options) {
             tracing::info!(event = %e.event, lead = %e.lead_id, owner = ?e.owner_id,
                 new_owner = ?e.new_owner_id, minutes = e.waiting_minutes, "speed to lead");
             if let Some(url) = opts.lead_webhook.clone() {
+                // Three tries, 1 s and then 4 s apart.
                 let posted = tokio::task::spawn_blocking(move || {
-                    ureq::post(&url)
-                        .config()
-                        .timeout_global(Some(Duration::from_secs(10)))
-                        .build()
-                        .send_json(&e)
-                        .map(|_| ())
+                    let mut last = None;
+                    for wait in [0u64, 1, 4] {
+                        std::thread::sleep(Duration::from_secs(wait));
+                        match ureq::post(&url)
+                            .config()
+                            .timeout_global(Some(Duration::from_secs(10)))
+                            .build()
+                            .send_json(&e)
+                        {
+                            Ok(_) => return Ok(()),
+                            Err(err) => last = Some(err),
+                        }
+                    }
+                    Err(last.expect("three tries"))
                 })
                 .await;
                 match posted {

@@ -456,6 +456,22 @@ impl SqliteStore {
         Ok(rows)
     }
 
+    /// Audit rows of the actions `actions` at or after `since` (UTC,
+    /// `YYYY-MM-DDTHH:MM:SSZ`), oldest first (one pass over the log).
+    pub fn audit_actions(&self, actions: &[&str], since: &str) -> Result<Vec<AuditRecord>> {
+        let list = serde_json::to_string(actions).unwrap_or_else(|_| "[]".into());
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log
+             WHERE at >= ?2 AND action IN (SELECT value FROM json_each(?1))
+             ORDER BY seq"
+        ))?;
+        let rows = st
+            .query_map(params![list, since], audit_row)?
+            .map(|r| r.map(|x| x.0))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Walks the whole chain: every row's hash must match its fields and the
     /// previous row's hash, and the sequence must have no gaps.
     pub fn verify_audit(&self) -> Result<AuditCheck> {
