@@ -1181,7 +1181,13 @@ pub fn roi(db: &Path, a: RoiArgs) -> Result<ExitCode> {
         println!("Revenue change: {}{range} a year", money(rev));
     }
     match r.payback_months {
-        Some(m) if m < 0.1 => println!("Payback: {:.0} days", m * 365.25 / 12.0),
+        Some(m) if m < 0.1 => {
+            let days = (m * 365.25 / 12.0).ceil().max(1.0);
+            println!(
+                "Payback: {days:.0} day{}",
+                if days == 1.0 { "" } else { "s" }
+            )
+        }
         Some(m) => println!("Payback: {m:.1} months"),
         None => println!("Payback: never (no benefit)"),
     }
