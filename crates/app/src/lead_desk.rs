@@ -39,6 +39,14 @@ pub fn waiting(l: &Lead, as_of: i64) -> bool {
         && as_of - l.created_at <= WAITING_DAYS * DAY
 }
 
+/// A user by id, else by (case-insensitive) name.
+pub fn find_user<'c>(crm: &'c CrmData, rep: &str) -> Option<&'c User> {
+    crm.users
+        .iter()
+        .find(|u| u.id == rep)
+        .or_else(|| crm.users.iter().find(|u| u.name.eq_ignore_ascii_case(rep)))
+}
+
 /// A lead as the router reads it (a stored lead or one arriving).
 #[derive(Debug, Clone, Copy)]
 pub struct LeadToRoute<'a> {
@@ -541,12 +549,7 @@ impl LeadDesk {
 
     /// A user by id or (case-insensitive) name.
     pub fn user(&self, rep: &str) -> Option<&User> {
-        self.crm.users.iter().find(|u| u.id == rep).or_else(|| {
-            self.crm
-                .users
-                .iter()
-                .find(|u| u.name.eq_ignore_ascii_case(rep))
-        })
+        find_user(&self.crm, rep)
     }
 
     /// The follow-up tasks of `rep` (a name or an id) on `date` (epoch
@@ -560,23 +563,16 @@ impl LeadDesk {
         let user = self
             .user(rep)
             .ok_or_else(|| InputError::new("rep", "a rep's name or id", rep))?;
-        let date = date.unwrap_or(self.as_of);
-        let tasks = pipewise_engines::lead_queue::queue(
+        let marks = self.marks.read().unwrap_or_else(|p| p.into_inner());
+        Ok(crate::leads::queue_of(
             &self.crm,
-            &user.id,
-            date,
+            user,
+            date.unwrap_or(self.as_of),
             &self.cadence,
             &self.send_time,
             all,
-            &self.marks.read().unwrap_or_else(|p| p.into_inner()),
-        );
-        Ok(crate::leads::RepQueue {
-            rep_id: user.id.clone(),
-            rep_name: user.name.clone(),
-            date: format_date(date),
-            cadence: self.cadence.name.clone(),
-            tasks,
-        })
+            &marks,
+        ))
     }
 
     /// The routing recommendation for the stored lead `id` among the reps

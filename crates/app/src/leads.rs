@@ -830,10 +830,7 @@ pub fn rep_queue(
     marks: &[pipewise_store::LeadTaskMark],
 ) -> anyhow::Result<RepQueue> {
     use pipewise_engines::lead_policy::{CadenceDef, DEFAULT_CADENCE, SendTimeModel};
-    let user = crm
-        .users
-        .iter()
-        .find(|u| u.id == rep || u.name.eq_ignore_ascii_case(rep))
+    let user = crate::lead_desk::find_user(crm, rep)
         .ok_or_else(|| InputError::new("rep", "a rep's name or id", rep))?;
     let date = date.unwrap_or(leads::lead_table(crm).as_of);
     let def = match cadence {
@@ -841,13 +838,25 @@ pub fn rep_queue(
         None => CadenceDef::parse(DEFAULT_CADENCE)?,
     };
     let send_time = SendTimeModel::fit(crm, date);
-    let tasks =
-        pipewise_engines::lead_queue::queue(crm, &user.id, date, &def, &send_time, all, marks);
-    Ok(RepQueue {
+    Ok(queue_of(crm, user, date, &def, &send_time, all, marks))
+}
+
+/// `user`'s follow-up tasks on `date` under `def` with `send_time`'s hours
+/// and the tasks marked (`marks`), as a [`RepQueue`].
+pub(crate) fn queue_of(
+    crm: &CrmData,
+    user: &pipewise_store::read::User,
+    date: i64,
+    def: &pipewise_engines::lead_policy::CadenceDef,
+    send_time: &pipewise_engines::lead_policy::SendTimeModel,
+    all: bool,
+    marks: &[pipewise_store::LeadTaskMark],
+) -> RepQueue {
+    RepQueue {
         rep_id: user.id.clone(),
         rep_name: user.name.clone(),
         date: format_date(date),
-        cadence: def.name,
-        tasks,
-    })
+        cadence: def.name.clone(),
+        tasks: pipewise_engines::lead_queue::queue(crm, &user.id, date, def, send_time, all, marks),
+    }
 }
