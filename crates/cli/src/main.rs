@@ -9,6 +9,7 @@ mod model_cmd;
 mod output;
 mod predict_cmd;
 mod stage_cmd;
+mod territory_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -99,6 +100,10 @@ enum Command {
     /// Inbound leads: routing recommendations and first-reply drafts.
     #[command(subcommand)]
     Leads(leads_cmd::LeadsCmd),
+    /// Territories: account segments by how they buy, which reps win where,
+    /// and balanced account plans against the current one.
+    #[command(subcommand)]
+    Territories(territory_cmd::TerritoriesCmd),
     /// Shows and checks a follow-up cadence (TOML).
     Cadences(leads_cmd::CadencesArgs),
     /// Bookings forecast of a month or quarter with its range, by rep, team or region.
@@ -595,6 +600,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => predict_cmd::models_cmd(&cli.db, card.as_deref(), activate.as_deref(), json),
         Command::Leads(cmd) => leads_cmd::leads(&cli.db, cmd),
+        Command::Territories(cmd) => territory_cmd::territories(&cli.db, cmd),
         Command::Cadences(args) => leads_cmd::cadences(args),
         Command::Simulate(args) => {
             let cfg = args.config()?;

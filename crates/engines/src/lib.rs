@@ -17,5 +17,7 @@ pub mod lead_sla;
 pub mod leads;
 pub mod predict;
 pub mod roi;
+pub mod segments;
 pub mod stage;
+pub mod territory;
 pub mod truth;

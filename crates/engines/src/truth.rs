@@ -12,6 +12,25 @@ struct File {
     #[serde(default)]
     reps: Vec<Rep>,
     opportunities: Vec<Opp>,
+    #[serde(default)]
+    accounts: Vec<AccountT>,
+    #[serde(default)]
+    segments: Vec<SegmentT>,
+}
+
+#[derive(Deserialize)]
+struct AccountT {
+    id: String,
+    segment: String,
+}
+
+#[derive(Deserialize)]
+struct SegmentT {
+    id: String,
+    #[serde(default)]
+    base: Option<f64>,
+    #[serde(default)]
+    product_need: HashMap<String, f64>,
 }
 
 #[derive(Deserialize)]
@@ -20,6 +39,8 @@ struct Rep {
     forecast_bias: String,
     #[serde(default)]
     skills: HashMap<String, f64>,
+    #[serde(default)]
+    segment_affinity: HashMap<String, f64>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +83,14 @@ pub struct Truth {
     pub rep_bias: HashMap<String, String>,
     /// Rep id to latent skill (by name, on a z-scale) as drawn by the simulator.
     pub rep_skills: HashMap<String, HashMap<String, f64>>,
+    /// Rep id to their extra deal strength (log-odds) per segment id.
+    pub rep_affinity: HashMap<String, HashMap<String, f64>>,
+    /// Account id to its latent segment id.
+    pub account_segment: HashMap<String, String>,
+    /// Segment id to its offset of deal strength (log-odds), when written.
+    pub segment_base: HashMap<String, f64>,
+    /// Segment id to its propensity to buy each product (product id to weight).
+    pub segment_need: HashMap<String, HashMap<String, f64>>,
 }
 
 impl Truth {
@@ -96,6 +125,22 @@ impl Truth {
                 win.insert((o.id.clone(), s.date), oracles);
             }
         }
+        let rep_affinity = f
+            .reps
+            .iter()
+            .map(|r| (r.id.clone(), r.segment_affinity.clone()))
+            .collect();
+        let account_segment = f.accounts.into_iter().map(|a| (a.id, a.segment)).collect();
+        let segment_base = f
+            .segments
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.base?)))
+            .collect();
+        let segment_need = f
+            .segments
+            .into_iter()
+            .map(|s| (s.id, s.product_need))
+            .collect();
         let rep_skills = f
             .reps
             .iter()
@@ -111,6 +156,10 @@ impl Truth {
             stage,
             rep_bias,
             rep_skills,
+            rep_affinity,
+            account_segment,
+            segment_base,
+            segment_need,
         })
     }
 

@@ -425,7 +425,12 @@ fn ground_truth_head(cfg: &Config, org: &model::Org) -> serde_json::Value {
         .collect();
     let segments: Vec<serde_json::Value> = SEGMENTS
         .iter()
-        .map(|s| json!({"id": s.id, "name": s.name, "industries": s.industries, "tech_maturity": s.tech_maturity, "growth": s.growth}))
+        .map(|s| {
+            let need: serde_json::Map<String, serde_json::Value> =
+                PRODUCTS.iter().zip(s.product_need).map(|(p, v)| (p.id.to_string(), json!(v))).collect();
+            json!({"id": s.id, "name": s.name, "industries": s.industries, "tech_maturity": s.tech_maturity,
+                   "growth": s.growth, "base": s.base, "product_need": need})
+        })
         .collect();
     let accounts: Vec<serde_json::Value> = org
         .accounts

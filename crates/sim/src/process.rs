@@ -1876,3 +1876,34 @@ fn business_time(rng: &mut Rng, t: i64) -> i64 {
 pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
+
+/// The chance a new-business deal created at the first stage is won, for
+/// evaluation against the hidden truth: the product of the five stages'
+/// advance chances `sigmoid(ALPHA[k] + s)` (the last with the owner's
+/// closing skill times 0.45 added), averaged over the deal's own strength
+/// draw (normal, sd 0.7; a 41-point grid) around `strength` (segment offset,
+/// rep affinity and product fit, on the log-odds scale). What activities
+/// and calls add along the way is left out, so it is an approximation of
+/// the walk's win rate, the same for every plan it compares.
+pub fn win_probability_at_strength(strength: f64, closing: f64) -> f64 {
+    let n = 41;
+    let (mut num, mut den) = (0.0, 0.0);
+    for i in 0..n {
+        let z = -4.0 + 8.0 * i as f64 / (n - 1) as f64;
+        let w = (-0.5 * z * z).exp();
+        let s = strength + DEAL_DRAW_SD * z;
+        let p: f64 = (0..5)
+            .map(|k| {
+                let bonus = if k == 4 {
+                    CLOSING_WEIGHT * closing
+                } else {
+                    0.0
+                };
+                sigmoid(ALPHA[k] + s + bonus)
+            })
+            .product();
+        num += w * p;
+        den += w;
+    }
+    num / den
+}

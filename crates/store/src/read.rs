@@ -38,6 +38,10 @@ pub struct Account {
     pub employees: Option<f64>,
     pub annual_revenue: Option<f64>,
     pub location: Option<String>,
+    /// Year the company was founded.
+    pub year_established: Option<i64>,
+    /// The rep who owns the account in the CRM (its territory today).
+    pub owner_id: Option<String>,
 }
 
 /// A product-usage event of an account: `quantity` is the count or amount
@@ -47,6 +51,8 @@ pub struct Usage {
     pub account_id: String,
     pub occurred_at: Instant,
     pub quantity: f64,
+    /// The product the event is about, when the export names one.
+    pub product_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -359,7 +365,8 @@ impl SqliteStore {
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut st = c.prepare(
-            "SELECT id, name, industry, employees, annual_revenue, location FROM accounts ORDER BY id",
+            "SELECT id, name, industry, employees, annual_revenue, location, year_established, owner_id
+             FROM accounts ORDER BY id",
         )?;
         data.accounts = st
             .query_map([], |r| {
@@ -370,6 +377,8 @@ impl SqliteStore {
                     employees: r.get(3)?,
                     annual_revenue: r.get(4)?,
                     location: opt_s(r, 5)?,
+                    year_established: r.get::<_, Option<i64>>(6).ok().flatten(),
+                    owner_id: opt_s(r, 7)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -470,7 +479,7 @@ impl SqliteStore {
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut st = c.prepare(
-            "SELECT account_id, occurred_at, quantity FROM usage_events
+            "SELECT account_id, occurred_at, quantity, product_id FROM usage_events
              ORDER BY account_id, occurred_at, id",
         )?;
         data.usage = st
@@ -479,6 +488,7 @@ impl SqliteStore {
                     account_id: r.get(0)?,
                     occurred_at: opt_t(r, 1)?.unwrap_or(i64::MIN),
                     quantity: r.get::<_, Option<f64>>(2)?.unwrap_or(1.0),
+                    product_id: opt_s(r, 3)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

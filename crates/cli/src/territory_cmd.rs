@@ -1,0 +1,388 @@
+//! `pipewise territories segments|plan|compare`: parse, call the engine,
+//! present.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use pipewise_engines::segments::{SegmentOptions, Segmentation, adjusted_rand_index};
+
+#[derive(Subcommand)]
+pub enum TerritoriesCmd {
+    /// Account segments by how accounts buy (principal components of each
+    /// industry's buying profile and company size, then k-means with k
+    /// chosen by silhouette), each described by what sets it apart.
+    Segments {
+        /// Number of segments (default: chosen by silhouette, 2 to 10).
+        #[arg(long)]
+        k: Option<usize>,
+        /// The simulator's ground_truth.json: also report the adjusted Rand
+        /// index against the accounts' latent segments.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A proposed account plan: each account with the rep most likely to
+    /// win it (pooled win rate in its segment × its potential), each rep's
+    /// accounts and potential within the band, accounts kept in their
+    /// owner's region, at most --max-moved of them moved; with the
+    /// current plan's figures beside it.
+    Plan(PlanArgs),
+    /// The current plan against the proposal, side by side, in text:
+    /// expected bookings with intervals, balance per rep, the moves and why.
+    Compare(PlanArgs),
+}
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// Each rep's accounts and potential within this share of their peers'
+    /// mean (0..1).
+    #[arg(long, default_value_t = 0.1)]
+    band: f64,
+    /// At most this share of all accounts changes owner (0..1).
+    #[arg(long, default_value_t = 0.2)]
+    max_moved: f64,
+    /// A customer moves only if another rep's expected bookings beat the
+    /// owner's by more than this share.
+    #[arg(long, default_value_t = 0.2)]
+    customer_gain: f64,
+    /// Accounts may move across regions.
+    #[arg(long)]
+    any_region: bool,
+    /// A file of account ids (one per line, or a CSV whose first column is
+    /// the id) that keep their owner.
+    #[arg(long)]
+    locked: Option<PathBuf>,
+    /// Number of segments (default: chosen by silhouette).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Write the plan as CSV for the CRM (account_id, account_name,
+    /// current_rep_id, rep_id, moved, reason).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// The simulator's ground_truth.json: also judge both plans with the
+    /// hidden truth.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn territories(db: &Path, cmd: TerritoriesCmd) -> Result<ExitCode> {
+    let store = crate::open(db)?;
+    let crm = store.load_crm()?;
+    match cmd {
+        TerritoriesCmd::Segments { k, truth, json } => {
+            let opts = SegmentOptions {
+                k,
+                ..SegmentOptions::default()
+            };
+            let seg = pipewise_engines::segments::segment(&crm, &opts)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let ari = match &truth {
+                Some(p) => Some(truth_ari(p, &crm, &seg)?),
+                None => None,
+            };
+            if json {
+                let mut v = serde_json::to_value(&seg)?;
+                if let Some(a) = ari {
+                    v["truth"] = serde_json::json!({"adjusted_rand_index": a.0, "accounts": a.1});
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_segments(&seg);
+                if let Some((a, n)) = ari {
+                    println!(
+                        "\nAgainst the simulator's latent segments ({n} accounts): adjusted Rand index {a:.3}."
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TerritoriesCmd::Plan(a) => plan(&crm, a, false),
+        TerritoriesCmd::Compare(a) => plan(&crm, a, true),
+    }
+}
+
+fn read_locked(path: &Path) -> Result<std::collections::HashSet<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| {
+            l.split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"')
+                .to_string()
+        })
+        .filter(|l| !l.is_empty() && l != "id" && l != "account_id")
+        .collect())
+}
+
+fn plan(crm: &pipewise_store::read::CrmData, a: PlanArgs, compare: bool) -> Result<ExitCode> {
+    use pipewise_engines::territory::{PlanOptions, check_with_truth};
+    anyhow::ensure!(
+        (0.0..1.0).contains(&a.band),
+        "--band {}: expected a share between 0 and 1 (0.1 is ±10%)",
+        a.band
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.max_moved),
+        "--max-moved {}: expected a share between 0 and 1",
+        a.max_moved
+    );
+    let locked = match &a.locked {
+        Some(p) => read_locked(p)?,
+        None => Default::default(),
+    };
+    let unknown: Vec<&String> = locked
+        .iter()
+        .filter(|id| !crm.accounts.iter().any(|acc| &acc.id == *id))
+        .collect();
+    anyhow::ensure!(
+        unknown.is_empty(),
+        "--locked: {} account id(s) not in the database, e.g. {}",
+        unknown.len(),
+        unknown.first().map_or("", |s| s.as_str())
+    );
+    let seg = pipewise_engines::segments::segment(
+        crm,
+        &SegmentOptions {
+            k: a.k,
+            ..SegmentOptions::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let opts = PlanOptions {
+        band: a.band,
+        max_moved: a.max_moved,
+        keep_region: !a.any_region,
+        customer_gain: a.customer_gain,
+        locked,
+        as_of: None,
+    };
+    let report =
+        pipewise_engines::territory::plan(crm, &seg, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let truth = match &a.truth {
+        Some(p) => {
+            let t = pipewise_engines::truth::Truth::load(p)?;
+            check_with_truth(crm, &report, &t)
+        }
+        None => None,
+    };
+    if let Some(path) = &a.csv {
+        let mut w = csv::Writer::from_path(path)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        w.write_record([
+            "account_id",
+            "account_name",
+            "current_rep_id",
+            "rep_id",
+            "moved",
+            "reason",
+        ])?;
+        for x in &report.assignments {
+            let moved = x.current_rep_id.as_deref() != Some(x.rep_id.as_str());
+            w.write_record([
+                x.account_id.as_str(),
+                x.account_name.as_str(),
+                x.current_rep_id.as_deref().unwrap_or(""),
+                x.rep_id.as_str(),
+                if moved { "yes" } else { "no" },
+                x.reason.as_str(),
+            ])?;
+        }
+        w.flush()?;
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["segments"] = serde_json::to_value(&seg.segments)?;
+        if let Some(t) = &truth {
+            v["truth"] = serde_json::to_value(t)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let money = |x: f64| crate::output::thousands(x.round().max(0.0) as u64);
+    println!(
+        "Plan for {} accounts and {} reps in {} segments ({}; band ±{:.0}%, at most {:.0}% moved{}).",
+        report.accounts,
+        report.current.reps,
+        seg.segments.len(),
+        report.status,
+        report.band * 100.0,
+        report.max_moved * 100.0,
+        if report.keep_region {
+            ", accounts stay in their region"
+        } else {
+            ""
+        }
+    );
+    println!("\n{:<34} {:>16} {:>16}", "", "current", "proposed");
+    println!(
+        "{:<34} {:>16} {:>16}",
+        "expected bookings",
+        money(report.current.expected_bookings),
+        money(report.proposed.expected_bookings)
+    );
+    println!(
+        "{:<34} {:>16} {:>16}",
+        "  80% interval",
+        format!(
+            "{}-{}",
+            money(report.current.low),
+            money(report.current.high)
+        ),
+        format!(
+            "{}-{}",
+            money(report.proposed.low),
+            money(report.proposed.high)
+        )
+    );
+    println!(
+        "{:<34} {:>16} {:>16}",
+        "reps within the band",
+        format!(
+            "{} of {}",
+            report.current.reps_within_band, report.current.reps
+        ),
+        format!(
+            "{} of {}",
+            report.proposed.reps_within_band, report.proposed.reps
+        )
+    );
+    println!(
+        "\nGain: {} ({:+.1}%; 80% interval {} to {}). Accounts moved: {} ({:.1}%), of which customers {}; newly assigned: {}.",
+        money(report.gain.max(0.0)),
+        report.gain / report.current.expected_bookings.max(1.0) * 100.0,
+        report.gain_low,
+        report.gain_high,
+        report.moved,
+        report.moved_share * 100.0,
+        report.customers_moved,
+        report.newly_assigned
+    );
+    if let Some(t) = &truth {
+        println!(
+            "With the simulator's hidden truth: current {} , proposed {} ({:+.1}%).",
+            money(t.current),
+            money(t.proposed),
+            t.gain * 100.0
+        );
+    }
+    if compare {
+        println!(
+            "\n{:<24} {:<20} {:>9} {:>9} {:>11} {:>11} {:>8}",
+            "rep", "region", "accounts", "->", "potential", "->", "band"
+        );
+        for (c, p) in report.current.balance.iter().zip(&report.proposed.balance) {
+            println!(
+                "{:<24} {:<20} {:>9} {:>9} {:>10.0}% {:>10.0}% {:>8}",
+                c.name,
+                c.region.as_deref().unwrap_or("-"),
+                c.accounts,
+                p.accounts,
+                c.potential_ratio * 100.0,
+                p.potential_ratio * 100.0,
+                if p.within_band { "ok" } else { "outside" }
+            );
+        }
+        let mut moves: Vec<&pipewise_engines::territory::Assignment> = report
+            .assignments
+            .iter()
+            .filter(|x| !x.reason.is_empty())
+            .collect();
+        moves.sort_by(|x, y| {
+            (y.expected - y.current_expected.unwrap_or(0.0))
+                .total_cmp(&(x.expected - x.current_expected.unwrap_or(0.0)))
+        });
+        println!("\nLargest moves ({} in all):", moves.len());
+        for m in moves.iter().take(15) {
+            println!(
+                "  {} {}: {} -> {}; {}",
+                m.account_id,
+                m.account_name,
+                m.current_rep_id.as_deref().unwrap_or("-"),
+                m.rep_id,
+                m.reason
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truth_ari(
+    path: &Path,
+    crm: &pipewise_store::read::CrmData,
+    seg: &Segmentation,
+) -> Result<(f64, usize)> {
+    let t = pipewise_engines::truth::Truth::load(path)?;
+    let mut names: std::collections::HashMap<&str, usize> = Default::default();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (i, acc) in crm.accounts.iter().enumerate() {
+        if let Some(s) = t.account_segment.get(&acc.id) {
+            let k = names.len();
+            a.push(*names.entry(s.as_str()).or_insert(k));
+            b.push(seg.labels[i]);
+        }
+    }
+    anyhow::ensure!(
+        !a.is_empty(),
+        "{}: no account of the database has a latent segment there",
+        path.display()
+    );
+    Ok((
+        (adjusted_rand_index(&a, &b) * 1000.0).round() / 1000.0,
+        a.len(),
+    ))
+}
+
+fn print_segments(s: &Segmentation) {
+    let how = if s.k_chosen_by == "given" {
+        "as asked".to_string()
+    } else {
+        let curve: Vec<String> = s
+            .silhouettes
+            .iter()
+            .map(|k| format!("k={} {:.2}", k.k, k.silhouette))
+            .collect();
+        format!(
+            "the smallest k within 0.03 of the best silhouette ({})",
+            curve.join(", ")
+        )
+    };
+    println!(
+        "{} segments of {} accounts by {} ({} principal components, {:.0}% of the variance); k: {how}.",
+        s.k,
+        s.accounts.len(),
+        s.basis,
+        s.components,
+        s.explained_variance * 100.0
+    );
+    for seg in &s.segments {
+        println!(
+            "\n{} — {} ({} accounts, {:.0}%)\n  {}",
+            seg.id,
+            seg.name,
+            seg.accounts,
+            seg.share * 100.0,
+            seg.description
+        );
+    }
+    let dropped: Vec<&str> = s
+        .features
+        .iter()
+        .filter(|f| f.reliability == 0.0)
+        .map(|f| f.feature.as_str())
+        .collect();
+    if !dropped.is_empty() {
+        println!(
+            "\nLeft out as sampling noise (industries differ no more than chance): {}.",
+            dropped.join(", ")
+        );
+    }
+}
