@@ -23,6 +23,7 @@ pub mod roi;
 pub mod scope;
 mod service;
 pub mod stage;
+pub mod territories;
 
 pub use pipewise_store::{ForecastOverride, LeadTaskMark};
 pub use service::{AppError, AuditEntry, Me, Service, SessionStart};

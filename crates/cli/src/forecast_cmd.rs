@@ -385,6 +385,22 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Territories at scale from a database's accounts and deals: segments
+    /// of --segment-accounts copies of its accounts, then a plan for
+    /// --accounts copies (with copies of their deals) among --reps
+    /// synthetic reps in 4 regions.
+    Territories {
+        #[arg(long, env = "PIPEWISE_DB", default_value = "pipewise.db")]
+        db: std::path::PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        accounts: usize,
+        #[arg(long, default_value_t = 500)]
+        reps: usize,
+        #[arg(long, default_value_t = 400_000)]
+        segment_accounts: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Conversation analytics on synthetic transcripts of realistic length
     /// (speech at 150 words a minute, turns of 5-60 s): every measure and
     /// the default keyword trackers.
@@ -401,6 +417,41 @@ pub enum BenchCmd {
 
 pub fn bench_cmd(cmd: BenchCmd) -> Result<ExitCode> {
     let (deals, reps, draws, json) = match cmd {
+        BenchCmd::Territories {
+            db,
+            accounts,
+            reps,
+            segment_accounts,
+            json,
+        } => {
+            let crm = pipewise_store::SqliteStore::open(&db)?.load_crm()?;
+            let b = pipewise_app::territories::bench(&crm, accounts, reps, segment_accounts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!(
+                    "Segments of {} accounts: {:.1} s (k = {}).",
+                    crate::output::thousands(b.segment_accounts as u64),
+                    b.segment_seconds,
+                    b.segment_k
+                );
+                println!(
+                    "Plan for {} accounts ({} deals) and {} reps: segments {:.1} s, plan {:.1} s ({}; {} classes, {} variables; {:.1}% moved; {} of {} reps within the band).",
+                    crate::output::thousands(b.plan_accounts as u64),
+                    crate::output::thousands(b.plan_deals as u64),
+                    b.plan_reps,
+                    b.plan_segment_seconds,
+                    b.plan_seconds,
+                    b.plan_status,
+                    b.plan_classes,
+                    b.plan_variables,
+                    b.plan_moved_share * 100.0,
+                    b.plan_reps_within_band,
+                    b.plan_reps
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         BenchCmd::Routing {
             db,
             reps,

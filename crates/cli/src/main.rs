@@ -2,6 +2,7 @@
 //! by the library crates (ingest, store, and later the engines).
 
 mod access_cmd;
+mod accounts_cmd;
 mod coach_cmd;
 mod forecast_cmd;
 mod leads_cmd;
@@ -104,6 +105,9 @@ enum Command {
     /// and balanced account plans against the current one.
     #[command(subcommand)]
     Territories(territory_cmd::TerritoriesCmd),
+    /// Accounts: each customer's next product and each renewal's churn risk.
+    #[command(subcommand)]
+    Accounts(accounts_cmd::AccountsCmd),
     /// Shows and checks a follow-up cadence (TOML).
     Cadences(leads_cmd::CadencesArgs),
     /// Bookings forecast of a month or quarter with its range, by rep, team or region.
@@ -601,6 +605,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => predict_cmd::models_cmd(&cli.db, card.as_deref(), activate.as_deref(), json),
         Command::Leads(cmd) => leads_cmd::leads(&cli.db, cmd),
         Command::Territories(cmd) => territory_cmd::territories(&cli.db, cmd),
+        Command::Accounts(cmd) => accounts_cmd::accounts(&cli.db, cmd),
         Command::Cadences(args) => leads_cmd::cadences(args),
         Command::Simulate(args) => {
             let cfg = args.config()?;

@@ -33,6 +33,20 @@ pub enum TerritoriesCmd {
     /// The current plan against the proposal, side by side, in text:
     /// expected bookings with intervals, balance per rep, the moves and why.
     Compare(PlanArgs),
+    /// Whitespace: accounts nobody has worked yet (and, with --accounts, a
+    /// list of prospects) by likeness to the accounts that became
+    /// customers and expected value; the ranking judged on the last year.
+    Whitespace {
+        /// A CSV of prospects to score too: id, name, industry, employees,
+        /// annual_revenue (and optionally location), with a header row.
+        #[arg(long)]
+        accounts: Option<PathBuf>,
+        /// How many to list (text; JSON lists all).
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -101,6 +115,11 @@ pub fn territories(db: &Path, cmd: TerritoriesCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        TerritoriesCmd::Whitespace {
+            accounts,
+            top,
+            json,
+        } => whitespace(crm, accounts.as_deref(), top, json),
         TerritoriesCmd::Plan(a) => plan(&crm, a, false),
         TerritoriesCmd::Compare(a) => plan(&crm, a, true),
     }
@@ -385,4 +404,148 @@ fn print_segments(s: &Segmentation) {
             dropped.join(", ")
         );
     }
+}
+
+/// Reads a prospects CSV into accounts (errors name the file, line and
+/// column).
+fn read_prospects(
+    path: &Path,
+    known: &std::collections::HashSet<String>,
+) -> Result<Vec<pipewise_store::read::Account>> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let headers: Vec<String> = r
+        .headers()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .iter()
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
+    let id = col(&["id", "account_id"]).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: line 1: no id column (expected 'id' or 'account_id')",
+            path.display()
+        )
+    })?;
+    let (name, industry, employees, revenue, location) = (
+        col(&["name", "account_name", "account"]),
+        col(&["industry", "sector"]),
+        col(&["employees"]),
+        col(&["annual_revenue", "revenue"]),
+        col(&["location", "country"]),
+    );
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, rec) in r.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| anyhow::anyhow!("{}: line {line}: {e}", path.display()))?;
+        let get = |c: Option<usize>| {
+            c.and_then(|c| rec.get(c))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let number = |c: Option<usize>, what: &str| -> Result<Option<f64>> {
+            match get(c) {
+                None => Ok(None),
+                Some(v) => v.replace(',', "").parse::<f64>().map(Some).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: line {line}, column {}: {what} '{v}' is not a number",
+                        path.display(),
+                        c.map_or(0, |c| c + 1)
+                    )
+                }),
+            }
+        };
+        let account_id = get(Some(id)).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: line {line}, column {}: empty id",
+                path.display(),
+                id + 1
+            )
+        })?;
+        anyhow::ensure!(
+            !known.contains(&account_id),
+            "{}: line {line}: account {account_id} is already in the database",
+            path.display()
+        );
+        anyhow::ensure!(
+            seen.insert(account_id.clone()),
+            "{}: line {line}: account {account_id} appears twice",
+            path.display()
+        );
+        out.push(pipewise_store::read::Account {
+            name: get(name).unwrap_or_else(|| account_id.clone()),
+            id: account_id,
+            industry: get(industry),
+            employees: number(employees, "employees")?,
+            annual_revenue: number(revenue, "annual_revenue")?,
+            location: get(location),
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
+
+fn whitespace(
+    mut crm: pipewise_store::read::CrmData,
+    prospects: Option<&Path>,
+    top: usize,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut imported = std::collections::HashSet::new();
+    if let Some(p) = prospects {
+        let known: std::collections::HashSet<String> =
+            crm.accounts.iter().map(|a| a.id.clone()).collect();
+        let extra = read_prospects(p, &known)?;
+        imported.extend(extra.iter().map(|a| a.id.clone()));
+        crm.accounts.extend(extra);
+    }
+    let seg = pipewise_engines::segments::segment(&crm, &SegmentOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = pipewise_engines::whitespace::whitespace(&crm, &seg, &imported)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} untouched accounts{} ({} worked, {} became customers); best expected value first:",
+        r.untouched,
+        if imported.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} of them from {}",
+                imported.len(),
+                prospects.map_or(String::new(), |p| p.display().to_string())
+            )
+        },
+        r.worked,
+        r.customers
+    );
+    let money = |x: f64| crate::output::thousands(x.round().max(0.0) as u64);
+    for a in r.accounts.iter().take(top) {
+        println!(
+            "  {} {}: {:.0}% like a customer, potential {}, expected {} ({}; {})",
+            a.account_id,
+            a.account_name,
+            a.likeness * 100.0,
+            money(a.potential),
+            money(a.expected_value),
+            a.segment,
+            a.why
+        );
+    }
+    match &r.evaluation {
+        Some(e) => println!(
+            "\nJudged as of {}: of the {} accounts untouched then and worked since, {} became customers; \
+             likeness AUC {:.3}, company size alone {:.3}.",
+            e.split, e.accounts, e.became_customers, e.auc, e.baseline_auc
+        ),
+        None => println!("\nNot judged: too little history a year back."),
+    }
+    Ok(ExitCode::SUCCESS)
 }

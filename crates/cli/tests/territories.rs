@@ -124,6 +124,65 @@ fn segments_recover_latent_segments_and_the_plan_beats_the_current_one() {
     assert_eq!(csv.lines().count(), 1001);
     assert!(csv.starts_with("account_id,account_name,current_rep_id,rep_id,moved,reason"));
 
+    // Whitespace: untouched accounts and two imported prospects, ranked.
+    std::fs::write(
+        d.join("prospects.csv"),
+        "id,name,industry,employees,annual_revenue\nP-1,Prospect One,software,800,120000000\nP-2,Prospect Two,retail,40,\n",
+    )
+    .unwrap();
+    let (ok, out, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "t.db",
+            "territories",
+            "whitespace",
+            "--accounts",
+            "prospects.csv",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let w: Value = serde_json::from_str(&out).unwrap();
+    let list = w["accounts"].as_array().unwrap();
+    let imported: Vec<&Value> = list.iter().filter(|a| a["imported"] == true).collect();
+    assert_eq!(imported.len(), 2, "{imported:?}");
+    let ev: Vec<f64> = list
+        .iter()
+        .map(|a| a["expected_value"].as_f64().unwrap())
+        .collect();
+    assert!(
+        ev.windows(2).all(|x| x[0] >= x[1]),
+        "best expected value first"
+    );
+    assert!(
+        list.iter()
+            .all(|a| (0.0..=1.0).contains(&a["likeness"].as_f64().unwrap()))
+    );
+    assert!(
+        w["evaluation"]["accounts"].as_u64().unwrap() >= 20,
+        "{}",
+        w["evaluation"]
+    );
+    std::fs::write(d.join("bad.csv"), "id,name,employees\nP-9,Bad,many\n").unwrap();
+    let (ok, out, _) = pipewise(
+        d,
+        &[
+            "--db",
+            "t.db",
+            "territories",
+            "whitespace",
+            "--accounts",
+            "bad.csv",
+            "--json",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("line 2, column 3") && out.contains("'many'"),
+        "{out}"
+    );
+
     // Bad options: a clear error, in JSON too.
     let (ok, out, _) = pipewise(
         d,
@@ -139,4 +198,103 @@ fn segments_recover_latent_segments_and_the_plan_beats_the_current_one() {
     );
     assert!(!ok);
     assert!(out.contains("--band 1.5"), "{out}");
+}
+
+#[test]
+fn next_product_beats_the_most_popular_pick_and_churn_scores_open_renewals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    org(d);
+
+    let (ok, out, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "t.db",
+            "accounts",
+            "next-product",
+            "--truth",
+            "sim/ground_truth.json",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let list = v["accounts"].as_array().unwrap();
+    assert!(list.len() > 100, "{} customers", list.len());
+    for a in list {
+        let c = a["candidates"].as_array().unwrap();
+        let owned: Vec<&str> = a["owned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        assert!(
+            c.iter()
+                .all(|p| !owned.contains(&p["product"].as_str().unwrap())),
+            "{a}"
+        );
+        let total: f64 = c.iter().map(|p| p["probability"].as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 0.01, "{total}");
+    }
+    let e = &v["evaluation"];
+    assert!(e["accounts"].as_u64().unwrap() >= 30, "{e}");
+    assert!(
+        e["hit_rate"].as_f64().unwrap() > e["baseline_hit_rate"].as_f64().unwrap(),
+        "{e}"
+    );
+    assert!(
+        e["true_chance"].as_f64().unwrap() > e["baseline_true_chance"].as_f64().unwrap(),
+        "{e}"
+    );
+
+    let (ok, out, err) = pipewise(d, &["--db", "t.db", "accounts", "churn", "--json"]);
+    assert!(ok, "{err}");
+    let c: Value = serde_json::from_str(&out).unwrap();
+    let e = &c["evaluation"];
+    assert!(
+        e["test"].as_u64().unwrap() > 50
+            && e["train"].as_u64().unwrap() > e["test"].as_u64().unwrap()
+    );
+    let auc = e["auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc));
+    let open = c["open"].as_array().unwrap();
+    assert!(!open.is_empty());
+    let risks: Vec<f64> = open.iter().map(|r| r["risk"].as_f64().unwrap()).collect();
+    assert!(risks.windows(2).all(|w| w[0] >= w[1]), "riskiest first");
+    assert!(
+        open.iter()
+            .all(|r| !r["factors"].as_array().unwrap().is_empty())
+    );
+
+    // An org without renewals yet cannot be judged, and says so.
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "simulate",
+            "--seed",
+            "7302",
+            "--reps",
+            "8",
+            "--months",
+            "6",
+            "--no-installed-base",
+            "--out",
+            "young",
+            "--transcript-share",
+            "0",
+            "--vtt-sample",
+            "0",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = pipewise(d, &["--db", "young.db", "import", "dir", "young"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = pipewise(d, &["--db", "young.db", "accounts", "churn", "--json"]);
+    assert!(!ok);
+    assert!(
+        out.contains("cannot judge") && out.contains("renewals"),
+        "{out}"
+    );
 }

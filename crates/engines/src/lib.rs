@@ -7,6 +7,7 @@
 //! - [`leads`]: lead scoring on the database's leads with the tabular engine;
 //! - [`truth`]: the simulator's hidden truth, for evaluation only.
 
+pub mod accounts;
 pub mod coach;
 pub mod coach_plan;
 pub mod forecast;
@@ -21,3 +22,4 @@ pub mod segments;
 pub mod stage;
 pub mod territory;
 pub mod truth;
+pub mod whitespace;

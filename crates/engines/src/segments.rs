@@ -201,12 +201,7 @@ pub(crate) struct DealFacts<'a> {
 }
 
 pub(crate) fn deal_facts<'a>(crm: &'a CrmData, as_of: Option<i64>) -> Vec<DealFacts<'a>> {
-    let index: HashMap<&str, usize> = crm
-        .accounts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.id.as_str(), i))
-        .collect();
+    let index = account_index(crm);
     let cutoff = as_of.unwrap_or(i64::MAX);
     crm.opportunities
         .iter()
@@ -239,6 +234,23 @@ pub(crate) fn deal_facts<'a>(crm: &'a CrmData, as_of: Option<i64>) -> Vec<DealFa
             })
         })
         .collect()
+}
+
+/// Each account's position in `crm.accounts`, by id.
+pub(crate) fn account_index(crm: &CrmData) -> HashMap<&str, usize> {
+    crm.accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.as_str(), i))
+        .collect()
+}
+
+/// A product's name from the CRM's product list (its id when unlisted).
+pub(crate) fn product_name(crm: &CrmData, id: &str) -> String {
+    crm.products
+        .iter()
+        .find(|(pid, _)| pid == id)
+        .map_or_else(|| id.to_string(), |(_, name)| name.clone())
 }
 
 /// Company size per account as log employees (imputed from revenue at the
@@ -348,15 +360,7 @@ pub fn segment(crm: &CrmData, opts: &SegmentOptions) -> Result<Segmentation, Seg
     for (i, v) in reasons.values_mut().enumerate() {
         *v = i;
     }
-    let product_names: Vec<String> = products
-        .keys()
-        .map(|id| {
-            crm.products
-                .iter()
-                .find(|(pid, _)| pid == id)
-                .map_or_else(|| id.to_string(), |(_, name)| name.clone())
-        })
-        .collect();
+    let product_names: Vec<String> = products.keys().map(|id| product_name(crm, id)).collect();
     let reason_names: Vec<String> = reasons.keys().map(|s| s.to_string()).collect();
     let (np, nr) = (products.len(), reasons.len());
 

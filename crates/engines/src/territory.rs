@@ -29,8 +29,11 @@
 //! apart (region, segment, potential octile); a linear program over
 //! classes × reps (good_lp with the microlp solver) decides how many of
 //! each class each rep holds, and how many each keeps of the ones they own;
-//! the counts are rounded and the accounts handed out (each rep keeps their
-//! own first). When the band cannot be met within the cap, slack on the
+//! a second program over the same cells makes the counts whole (each
+//! between the floor and ceiling of the first's, each rep's total fixed),
+//! the accounts are handed out (each rep keeps their own first), and swaps
+//! of two accounts between a rep outside the potential band and a peer
+//! repair what the class averages blurred. When the band cannot be met within the cap, slack on the
 //! balance rows (at a high price) lets the program answer, and the report
 //! names the reps outside it.
 
@@ -154,12 +157,7 @@ pub fn rep_segment_rates(crm: &CrmData, seg: &Segmentation, as_of: Option<i64>) 
         .enumerate()
         .map(|(r, &u)| (crm.users[u].id.as_str(), r))
         .collect();
-    let account_index: HashMap<&str, usize> = crm
-        .accounts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.id.as_str(), i))
-        .collect();
+    let account_index = crate::segments::account_index(crm);
     let nr = rep_users.len();
     let cutoff = as_of.unwrap_or(i64::MAX);
     let mut w = vec![0.0; nr * k];
@@ -285,12 +283,7 @@ pub fn rep_segment_rates(crm: &CrmData, seg: &Segmentation, as_of: Option<i64>) 
 pub fn potentials(crm: &CrmData, seg: &Segmentation, as_of: Option<i64>) -> Vec<f64> {
     let k = seg.segments.len();
     let size = log_size(crm);
-    let account_index: HashMap<&str, usize> = crm
-        .accounts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.id.as_str(), i))
-        .collect();
+    let account_index = crate::segments::account_index(crm);
     let cutoff = as_of.unwrap_or(i64::MAX);
     // Rows: (segment, log size, log amount).
     let rows: Vec<(usize, f64, f64)> = crm
@@ -521,12 +514,7 @@ pub fn plan(
             })
         })
         .collect();
-    let account_index: HashMap<&str, usize> = crm
-        .accounts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.id.as_str(), i))
-        .collect();
+    let account_index = crate::segments::account_index(crm);
     let mut deal_regions: Vec<HashMap<usize, usize>> = vec![HashMap::new(); na];
     for o in &crm.opportunities {
         if let (Some(&a), Some(&r)) = (
@@ -573,9 +561,9 @@ pub fn plan(
     };
     let reps_in: Vec<Vec<usize>> = {
         let mut v = vec![Vec::new(); region_names.len() + 1];
-        for r in 0..nr {
+        for (r, region) in rep_region.iter().enumerate() {
             let g = if opts.keep_region {
-                rep_region[r].unwrap_or(region_names.len())
+                region.unwrap_or(region_names.len())
             } else {
                 region_names.len()
             };
@@ -900,9 +888,9 @@ pub fn plan(
     }
 
     // Repair the potential balance the class averages blur: swap two
-    // movable accounts of one segment and region between a rep above the
-    // band and one below it, the swap losing the least expected bookings
-    // per unit of potential brought back, without passing the move cap.
+    // movable accounts of one region between a rep outside the band and one
+    // of the four peers furthest the other way, the swap losing the least
+    // expected bookings per unit of potential brought back, within the cap.
     let moved_now = |owner: &[Option<usize>]| {
         (0..na)
             .filter(|&a| current[a].is_some() && owner[a] != current[a])
@@ -920,69 +908,72 @@ pub fn plan(
             }
         }
         let mut moved = moved_now(&owner) as f64;
+        let mut stuck = vec![false; nr];
         for _ in 0..(4 * nr + 100) {
             let dev = |r: usize, p: f64| p / mean_pot(r).max(1e-9) - 1.0;
             let Some(hi) = (0..nr)
-                .filter(|&r| dev(r, potsum[r]).abs() > opts.band)
+                .filter(|&r| !stuck[r] && dev(r, potsum[r]).abs() > opts.band)
                 .max_by(|&x, &y| dev(x, potsum[x]).abs().total_cmp(&dev(y, potsum[y]).abs()))
             else {
                 break;
             };
             let over = dev(hi, potsum[hi]) > 0.0;
-            // The partner: the peer furthest the other way.
-            let Some(lo) = (0..nr)
+            // Partners: the four peers furthest the other way.
+            let mut partners: Vec<usize> = (0..nr)
                 .filter(|&r| r != hi && peers_of(r) == peers_of(hi))
-                .min_by(|&x, &y| {
-                    let (dx, dy) = (dev(x, potsum[x]), dev(y, potsum[y]));
-                    if over {
-                        dx.total_cmp(&dy)
-                    } else {
-                        dy.total_cmp(&dx)
-                    }
-                })
-            else {
-                break;
-            };
-            let need = (dev(hi, potsum[hi]).abs() - opts.band * 0.5) * mean_pot(hi);
-            let room = ((opts.band * 0.9
-                - if over {
-                    dev(lo, potsum[lo])
+                .collect();
+            partners.sort_by(|&x, &y| {
+                let (dx, dy) = (dev(x, potsum[x]), dev(y, potsum[y]));
+                if over {
+                    dx.total_cmp(&dy)
                 } else {
-                    -dev(lo, potsum[lo])
-                })
-                * mean_pot(lo))
-            .max(0.0);
-            let mut best: Option<(f64, usize, usize)> = None;
-            for &a in &books[hi] {
-                for &b in &books[lo] {
-                    if seg.labels[a] != seg.labels[b] || group_of(a) != group_of(b) {
-                        continue;
-                    }
-                    // Potential leaving the high side.
-                    let d = if over {
-                        pot[a] - pot[b]
+                    dy.total_cmp(&dx)
+                }
+            });
+            partners.truncate(4);
+            let need = (dev(hi, potsum[hi]).abs() - opts.band * 0.5) * mean_pot(hi);
+            let mut best: Option<(f64, usize, usize, usize)> = None;
+            for &lo in &partners {
+                let room = ((opts.band * 0.9
+                    - if over {
+                        dev(lo, potsum[lo])
                     } else {
-                        pot[b] - pot[a]
-                    };
-                    if d <= 0.0 || d > need.max(0.0) + room {
-                        continue;
-                    }
-                    let extra = f64::from(current[a] != Some(lo))
-                        - f64::from(current[a] != Some(hi))
-                        + f64::from(current[b] != Some(hi))
-                        - f64::from(current[b] != Some(lo));
-                    if moved + extra > cap {
-                        continue;
-                    }
-                    let loss = value(a, hi) + value(b, lo) - value(a, lo) - value(b, hi);
-                    let score = loss / d.min(need.max(1e-9));
-                    if best.is_none_or(|x| score < x.0) {
-                        best = Some((score, a, b));
+                        -dev(lo, potsum[lo])
+                    })
+                    * mean_pot(lo))
+                .max(0.0);
+                for &a in &books[hi] {
+                    for &b in &books[lo] {
+                        if group_of(a) != group_of(b) {
+                            continue;
+                        }
+                        // Potential leaving the high side.
+                        let d = if over {
+                            pot[a] - pot[b]
+                        } else {
+                            pot[b] - pot[a]
+                        };
+                        if d <= 0.0 || d > need.max(0.0) + room {
+                            continue;
+                        }
+                        let extra = f64::from(current[a] != Some(lo))
+                            - f64::from(current[a] != Some(hi))
+                            + f64::from(current[b] != Some(hi))
+                            - f64::from(current[b] != Some(lo));
+                        if moved + extra > cap {
+                            continue;
+                        }
+                        let loss = value(a, hi) + value(b, lo) - value(a, lo) - value(b, hi);
+                        let score = loss / d.min(need.max(1e-9));
+                        if best.is_none_or(|x| score < x.0) {
+                            best = Some((score, a, b, lo));
+                        }
                     }
                 }
             }
-            let Some((_, a, b)) = best else {
-                break;
+            let Some((_, a, b, lo)) = best else {
+                stuck[hi] = true;
+                continue;
             };
             moved += f64::from(current[a] != Some(lo)) - f64::from(current[a] != Some(hi))
                 + f64::from(current[b] != Some(hi))
@@ -995,6 +986,7 @@ pub fn plan(
             books[lo].retain(|&x| x != b);
             books[hi].push(b);
             books[lo].push(a);
+            stuck.iter_mut().for_each(|x| *x = false);
         }
     }
 
@@ -1058,13 +1050,12 @@ pub fn plan(
         if moved as f64 + 1.0 > cap {
             break;
         }
-        let (ok0, ok1) = (within(r0, &count, &potsum), within(r, &count, &potsum));
         count[r0] -= 1.0;
         potsum[r0] -= pot[a];
         count[r] += 1.0;
         potsum[r] += pot[a];
-        // Keep the band where it held.
-        if (ok0 && !within(r0, &count, &potsum)) || (ok1 && !within(r, &count, &potsum)) {
+        // Both reps inside the band afterwards.
+        if !within(r0, &count, &potsum) || !within(r, &count, &potsum) {
             count[r0] += 1.0;
             potsum[r0] += pot[a];
             count[r] -= 1.0;
