@@ -104,6 +104,9 @@ for (const u of plan.users) {
   await check(page, who, "calls", "/calls", ["Calls", "Rep talk"]);
   if (u.call) await check(page, who, "call", `/calls/${u.call}`, ["Transcript", "Talk ratio", "Questions"]);
   await check(page, who, "reps", "/reps", ["Stage bias", "95% interval"], { charts: 1, wait: 600 });
+  await check(page, who, "territories", "/territories", who === "rep"
+    ? ["Segments", "Renewals at risk", "Next product"]
+    : ["Segments", "Proposed account plan", "Balance per rep", "Largest moves", "Renewals at risk", "Next product", "Whitespace"]);
   await check(page, who, "leads", "/leads", ["Leads", "Follow-ups", "Speed to lead", "Open leads"]);
   // A lead's page: the drafted first reply; for managers up, who should own it.
   const leadLink = page.locator("#open a[href^='/leads/']").first();

@@ -1,5 +1,5 @@
-//! The slow analyses the server keeps ready: the coaching run, the
-//! evidence-stage fit and the forecast's models. Each is computed in the
+//! The slow analyses the server keeps ready: the coaching run, lead scores,
+//! territories and accounts, the evidence-stage fit and the forecast's models. Each is computed in the
 //! background after every load (in that order, one at a time: they share the
 //! machine with the requests) and read by every caller through their scope.
 //! Until one is ready its routes answer "computing" with how far it is.
@@ -150,6 +150,7 @@ pub struct Analyses {
     generation: AtomicU64,
     pub coach: RwLock<Slot<CoachBase>>,
     pub leads: RwLock<Slot<LeadBase>>,
+    pub territories: RwLock<Slot<crate::territories::TerritoryBase>>,
     pub stage: RwLock<Slot<StageBase>>,
     pub forecast: RwLock<Slot<ForecastBase>>,
     /// (analysis, seconds) of the analyses finished since last taken.
@@ -193,6 +194,7 @@ impl<T: Send + Sync> Progress for SlotProgress<'_, T> {
 pub struct AnalysesStatus {
     pub coaching: String,
     pub leads: String,
+    pub territories: String,
     pub stage: String,
     pub forecast: String,
 }
@@ -203,6 +205,7 @@ impl Analyses {
             generation: AtomicU64::new(0),
             coach: RwLock::new(Slot::pending()),
             leads: RwLock::new(Slot::pending()),
+            territories: RwLock::new(Slot::pending()),
             stage: RwLock::new(Slot::pending()),
             forecast: RwLock::new(Slot::pending()),
             leads_dirty: std::sync::Mutex::new((false, false)),
@@ -217,6 +220,7 @@ impl Analyses {
         AnalysesStatus {
             coaching: st(&self.coach),
             leads: st(&self.leads),
+            territories: st(&self.territories),
             stage: st(&self.stage),
             forecast: st(&self.forecast),
         }
@@ -226,7 +230,11 @@ impl Analyses {
     pub fn settled(&self) -> bool {
         let done = |s: &str| !s.starts_with("computing");
         let st = self.status();
-        done(&st.coaching) && done(&st.leads) && done(&st.stage) && done(&st.forecast)
+        done(&st.coaching)
+            && done(&st.leads)
+            && done(&st.territories)
+            && done(&st.stage)
+            && done(&st.forecast)
     }
 
     fn get<T>(slot: &RwLock<Slot<T>>, what: &str) -> Result<Arc<T>, AppError> {
@@ -246,6 +254,10 @@ impl Analyses {
 
     pub fn leads(&self) -> Result<Arc<LeadBase>, AppError> {
         Self::get(&self.leads, "lead scoring")
+    }
+
+    pub fn territories(&self) -> Result<Arc<crate::territories::TerritoryBase>, AppError> {
+        Self::get(&self.territories, "territory analysis")
     }
 
     /// Re-scores the open leads only (after an inbound lead), in the
@@ -309,6 +321,7 @@ impl Analyses {
         }
         restart(&self.coach);
         restart(&self.leads);
+        restart(&self.territories);
         restart(&self.stage);
         restart(&self.forecast);
         let me = self.clone();
@@ -319,13 +332,15 @@ impl Analyses {
             let why = format!("cannot start the analyses: {e}");
             *self.coach.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
             *self.leads.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
+            *self.territories.write().unwrap_or_else(|p| p.into_inner()) =
+                Slot::Failed(why.clone());
             *self.stage.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why.clone());
             *self.forecast.write().unwrap_or_else(|p| p.into_inner()) = Slot::Failed(why);
         }
     }
 
     /// (analysis, seconds) of every analysis finished since the last call:
-    /// `coaching`, `lead_scores`, `evidence_stage`, `forecast_models`.
+    /// `coaching`, `lead_scores`, `territories`, `evidence_stage`, `forecast_models`.
     pub fn take_timings(&self) -> Vec<(&'static str, f64)> {
         std::mem::take(&mut *self.timings.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -384,6 +399,11 @@ impl Analyses {
                 let why = format!("cannot read the database: {e:#}");
                 self.set(&self.coach, generation, Err(anyhow::anyhow!(why.clone())));
                 self.set(&self.leads, generation, Err(anyhow::anyhow!(why.clone())));
+                self.set(
+                    &self.territories,
+                    generation,
+                    Err(anyhow::anyhow!(why.clone())),
+                );
                 self.set(&self.stage, generation, Err(anyhow::anyhow!(why.clone())));
                 self.set(&self.forecast, generation, Err(anyhow::anyhow!(why)));
                 return;
@@ -403,6 +423,10 @@ impl Analyses {
         // Lead scores (seconds).
         self.timed("lead_scores", &self.leads, generation, || {
             crate::leads::build(&crm, &store)
+        });
+        // Territories and accounts (seconds).
+        self.timed("territories", &self.territories, generation, || {
+            crate::territories::build(&crm)
         });
         let excluded = crate::forecasting::excluded_deals(&store);
         drop(store);

@@ -1294,6 +1294,82 @@ impl Service {
         Ok(r)
     }
 
+    /// Account segments: every segment's description, and the accounts of
+    /// the caller's scope with their segment.
+    pub async fn territory_segments(
+        &self,
+        caller: &Caller,
+        via: &str,
+    ) -> Result<crate::territories::SegmentsView, AppError> {
+        let base = self.analyses.territories()?;
+        let v = base.segments_view(caller);
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(v)
+    }
+
+    /// The proposed account plan against the current one (managers and
+    /// above): the org's totals, the assignments and balances of the
+    /// caller's reps.
+    pub async fn territory_plan(
+        &self,
+        caller: &Caller,
+        via: &str,
+    ) -> Result<pipewise_engines::territory::PlanReport, AppError> {
+        if caller.role < Role::Manager {
+            self.audit(Some(caller), "read.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("manager"));
+        }
+        let base = self.analyses.territories()?;
+        let p = base.plan_view(caller)?;
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(p)
+    }
+
+    /// Untouched accounts of the caller's scope by likeness to customers and
+    /// expected value (managers and above).
+    pub async fn territory_whitespace(
+        &self,
+        caller: &Caller,
+        via: &str,
+    ) -> Result<pipewise_engines::whitespace::WhitespaceReport, AppError> {
+        if caller.role < Role::Manager {
+            self.audit(Some(caller), "read.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("manager"));
+        }
+        let base = self.analyses.territories()?;
+        let r = base.whitespace_view(caller)?;
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(r)
+    }
+
+    /// Each customer's next product in the caller's scope.
+    pub async fn next_products(
+        &self,
+        caller: &Caller,
+        via: &str,
+    ) -> Result<crate::territories::NextProductsView, AppError> {
+        let base = self.analyses.territories()?;
+        let v = base.next_products_view(caller)?;
+        let ids: Vec<String> = v.accounts.iter().map(|a| a.account_id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(v)
+    }
+
+    /// Churn risk of the open renewals in the caller's scope.
+    pub async fn churn_risk(
+        &self,
+        caller: &Caller,
+        via: &str,
+    ) -> Result<pipewise_engines::accounts::ChurnReport, AppError> {
+        let base = self.analyses.territories()?;
+        let r = base.churn_view(caller)?;
+        let ids: Vec<String> = r.open.iter().map(|c| c.opportunity_id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(r)
+    }
+
     /// The speed-to-lead watch at `now` (epoch seconds): each lead waiting
     /// past the SLA gives one `lead.sla_breached` event per owner (for the
     /// rep and their manager); past twice the SLA, when `watch.reassign`,

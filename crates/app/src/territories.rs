@@ -125,3 +125,184 @@ pub fn bench(
         plan_reps_within_band: p.proposed.reps_within_band,
     })
 }
+
+// ---------------------------------------------------------------------------
+// The server's territory analysis.
+
+pub use pipewise_engines::accounts::{ChurnReport, NextProduct, NextProductEvaluation};
+use pipewise_engines::segments::{AccountSegment, Segmentation};
+pub use pipewise_engines::territory::PlanReport;
+pub use pipewise_engines::whitespace::WhitespaceReport;
+
+use crate::AppError;
+use crate::scope::Caller;
+
+/// Segments, the proposed plan, next products, churn risk and whitespace,
+/// computed once per load of the database. A part that cannot be computed
+/// (its data gate) keeps the reason.
+pub struct TerritoryBase {
+    pub segments: Segmentation,
+    pub plan: Result<PlanReport, String>,
+    pub next_products: Result<Vec<NextProduct>, String>,
+    pub next_product_evaluation: NextProductEvaluation,
+    pub churn: Result<ChurnReport, String>,
+    pub whitespace: Result<WhitespaceReport, String>,
+    /// Account id to its owner (for scoping).
+    pub owners: std::collections::HashMap<String, Option<String>>,
+}
+
+/// Computes every part from `crm`. Errors: the segments cannot be made
+/// (fewer than 3 accounts).
+pub fn build(crm: &CrmData) -> anyhow::Result<TerritoryBase> {
+    let segments = segment(crm, &SegmentOptions::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = plan(crm, &segments, &PlanOptions::default()).map_err(|e| e.to_string());
+    let next_products =
+        pipewise_engines::accounts::next_products(crm, &segments).map_err(|e| e.to_string());
+    let next_product_evaluation =
+        pipewise_engines::accounts::evaluate_next_product(crm, &segments, None, None);
+    let churn = pipewise_engines::accounts::churn(crm, &segments).map_err(|e| e.to_string());
+    let whitespace = pipewise_engines::whitespace::whitespace(crm, &segments, &Default::default())
+        .map_err(|e| e.to_string());
+    let owners = crm
+        .accounts
+        .iter()
+        .map(|a| (a.id.clone(), a.owner_id.clone()))
+        .collect();
+    Ok(TerritoryBase {
+        segments,
+        plan,
+        next_products,
+        next_product_evaluation,
+        churn,
+        whitespace,
+        owners,
+    })
+}
+
+/// Segments as a caller sees them: every segment's description, and the
+/// accounts of their scope.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SegmentsView {
+    pub basis: String,
+    pub k: usize,
+    pub k_chosen_by: String,
+    pub silhouettes: Vec<pipewise_engines::segments::KScore>,
+    pub components: usize,
+    pub explained_variance: f64,
+    pub features: Vec<pipewise_engines::segments::FeatureWeight>,
+    pub segments: Vec<pipewise_engines::segments::Segment>,
+    /// The caller's accounts (all for a director or admin).
+    pub accounts: Vec<AccountSegment>,
+}
+
+/// Each customer's next product in the caller's scope, and how the pick
+/// rates fared on the last 180 days of the whole org's purchases.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NextProductsView {
+    pub accounts: Vec<NextProduct>,
+    pub evaluation: NextProductEvaluation,
+}
+
+fn unavailable(why: &str) -> AppError {
+    AppError::Unavailable(why.to_string())
+}
+
+/// What a plan shows for a rep outside the caller's scope.
+pub const OUTSIDE_SCOPE: &str = "outside-scope";
+
+impl TerritoryBase {
+    fn visible(&self, caller: &Caller, account: &str) -> bool {
+        caller
+            .scope
+            .allows(self.owners.get(account).and_then(|o| o.as_deref()))
+    }
+
+    pub fn segments_view(&self, caller: &Caller) -> SegmentsView {
+        let s = &self.segments;
+        SegmentsView {
+            basis: s.basis.clone(),
+            k: s.k,
+            k_chosen_by: s.k_chosen_by.clone(),
+            silhouettes: s.silhouettes.clone(),
+            components: s.components,
+            explained_variance: s.explained_variance,
+            features: s.features.clone(),
+            segments: s.segments.clone(),
+            accounts: s
+                .accounts
+                .iter()
+                .filter(|a| self.visible(caller, &a.id))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The org's plan with the assignments and balances of the caller's
+    /// reps (those whose current or proposed owner is in the scope; a rep
+    /// outside it shown as [`OUTSIDE_SCOPE`], unnamed); totals stay the
+    /// org's.
+    pub fn plan_view(&self, caller: &Caller) -> Result<PlanReport, AppError> {
+        let p = self.plan.as_ref().map_err(|e| unavailable(e))?;
+        let mut p = p.clone();
+        let mine = |id: Option<&str>| caller.scope.allows(id);
+        p.assignments
+            .retain(|a| mine(Some(&a.rep_id)) || mine(a.current_rep_id.as_deref()));
+        // A rep outside the scope is not named: their id becomes
+        // OUTSIDE_SCOPE and their name in a reason "a rep outside your scope".
+        let outside: Vec<(String, String)> = p
+            .rates
+            .reps
+            .iter()
+            .filter(|r| !mine(Some(&r.id)))
+            .map(|r| (r.id.clone(), r.name.clone()))
+            .collect();
+        for a in &mut p.assignments {
+            for (id, name) in &outside {
+                if &a.rep_id == id {
+                    a.rep_id = OUTSIDE_SCOPE.into();
+                    a.reason = a.reason.replace(name.as_str(), "a rep outside your scope");
+                }
+                if a.current_rep_id.as_deref() == Some(id.as_str()) {
+                    a.current_rep_id = Some(OUTSIDE_SCOPE.into());
+                    a.reason = a.reason.replace(name.as_str(), "a rep outside your scope");
+                }
+            }
+        }
+        p.current.balance.retain(|b| mine(Some(&b.rep_id)));
+        p.proposed.balance.retain(|b| mine(Some(&b.rep_id)));
+        p.rates.cells.retain(|c| mine(Some(&c.rep_id)));
+        p.rates.reps.retain(|r| mine(Some(&r.id)));
+        Ok(p)
+    }
+
+    pub fn next_products_view(&self, caller: &Caller) -> Result<NextProductsView, AppError> {
+        let list = self.next_products.as_ref().map_err(|e| unavailable(e))?;
+        Ok(NextProductsView {
+            accounts: list
+                .iter()
+                .filter(|n| self.visible(caller, &n.account_id))
+                .cloned()
+                .collect(),
+            evaluation: self.next_product_evaluation.clone(),
+        })
+    }
+
+    /// Open renewals whose deal owner is in the caller's scope.
+    pub fn churn_view(&self, caller: &Caller) -> Result<ChurnReport, AppError> {
+        let mut r = self.churn.as_ref().map_err(|e| unavailable(e))?.clone();
+        r.open.retain(|c| caller.scope.allows(Some(&c.owner_id)));
+        Ok(r)
+    }
+
+    /// Untouched accounts owned by the caller's scope (unowned ones to a
+    /// director or admin).
+    pub fn whitespace_view(&self, caller: &Caller) -> Result<WhitespaceReport, AppError> {
+        let mut r = self
+            .whitespace
+            .as_ref()
+            .map_err(|e| unavailable(e))?
+            .clone();
+        r.accounts.retain(|a| self.visible(caller, &a.account_id));
+        Ok(r)
+    }
+}

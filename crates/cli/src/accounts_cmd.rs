@@ -59,17 +59,11 @@ pub fn accounts(db: &Path, cmd: AccountsCmd) -> Result<ExitCode> {
                     "--account {id}: not a customer in the database (no won deal with a product)"
                 );
             }
-            let end = crm
-                .opportunities
-                .iter()
-                .filter_map(|o| o.closed_at)
-                .max()
-                .unwrap_or(0);
             let t = match &truth {
                 Some(p) => Some(pipewise_engines::truth::Truth::load(p)?),
                 None => None,
             };
-            let eval = evaluate_next_product(&crm, &seg, end - 180 * 86_400, t.as_ref());
+            let eval = evaluate_next_product(&crm, &seg, None, t.as_ref());
             if json {
                 println!(
                     "{}",

@@ -153,17 +153,20 @@ fn wait_ready(base: &str) {
     for _ in 0..1200 {
         health = get(base, "/health", None).json();
         let a = &health["analyses"];
-        if ["coaching", "stage", "forecast"].iter().all(|k| {
-            !a[k]
-                .as_str()
-                .unwrap_or("computing")
-                .starts_with("computing")
-        }) {
+        if ["coaching", "territories", "stage", "forecast"]
+            .iter()
+            .all(|k| {
+                !a[k]
+                    .as_str()
+                    .unwrap_or("computing")
+                    .starts_with("computing")
+            })
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    for k in ["coaching", "stage", "forecast"] {
+    for k in ["coaching", "territories", "stage", "forecast"] {
         assert_eq!(health["analyses"][k], "ready", "{health}");
     }
 }
@@ -496,8 +499,12 @@ fn tokens_roles_scope_errors_and_audit() {
                     assert_eq!(r.status, 403, "{ctx}");
                     continue;
                 }
-                // Routing advice compares reps: managers and up.
-                if template.ends_with("/routing") && who == "rep" {
+                // Routing advice, account plans and whitespace compare
+                // reps: managers and up.
+                let managers_only = template.ends_with("/routing")
+                    || template.ends_with("/territories/plan")
+                    || template.ends_with("/territories/whitespace");
+                if managers_only && who == "rep" {
                     assert_eq!(r.status, 403, "{ctx}");
                     continue;
                 }
@@ -1057,6 +1064,47 @@ fn tokens_roles_scope_errors_and_audit() {
         (r.status, r.json()["field"].as_str()),
         (400, Some("minutes"))
     );
+
+    // Territories and accounts: segments for everyone, the plan and
+    // whitespace for managers up; lists within the caller's scope.
+    let seg = get(&base, "/api/v1/territories/segments", Some(&t_rep)).json();
+    assert!(seg["segments"].as_array().unwrap().len() >= 2, "{seg}");
+    let all_seg = get(&base, "/api/v1/territories/segments", Some(&t_mgr)).json();
+    assert!(
+        seg["accounts"].as_array().unwrap().len() < all_seg["accounts"].as_array().unwrap().len(),
+        "a rep sees fewer accounts than their manager"
+    );
+    assert_eq!(
+        get(&base, "/api/v1/territories/plan", Some(&t_rep)).status,
+        403
+    );
+    assert_eq!(
+        get(&base, "/api/v1/territories/whitespace", Some(&t_rep)).status,
+        403
+    );
+    let plan = get(&base, "/api/v1/territories/plan", Some(&t_mgr));
+    assert_eq!(plan.status, 200, "{}", plan.body);
+    let plan = plan.json();
+    assert!(
+        plan["moved_share"].as_f64().unwrap() <= 0.2,
+        "{}",
+        plan["moved_share"]
+    );
+    assert!(!plan["assignments"].as_array().unwrap().is_empty());
+    let churn = get(&base, "/api/v1/accounts/churn", Some(&t_rep));
+    assert_eq!(churn.status, 200, "{}", churn.body);
+    let churn = churn.json();
+    assert!(
+        churn["open"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["owner_id"] == rep),
+        "{churn}"
+    );
+    let np = get(&base, "/api/v1/accounts/next-product", Some(&t_rep));
+    assert_eq!(np.status, 200, "{}", np.body);
+    assert!(get(&base, "/api/v1/territories/plan?band=0.2", Some(&t_mgr)).status == 400);
 
     // Errors name the parameter and what was expected.
     for (q, field) in [

@@ -82,6 +82,7 @@ fn purchases(crm: &CrmData, until: i64) -> Vec<Vec<(i64, Vec<String>)>> {
 
 /// One candidate product for an account.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductScore {
     pub product_id: String,
     pub product: String,
@@ -91,6 +92,7 @@ pub struct ProductScore {
 
 /// An account's next product.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NextProduct {
     pub account_id: String,
     pub account_name: String,
@@ -329,6 +331,7 @@ pub fn next_products(crm: &CrmData, seg: &Segmentation) -> Result<Vec<NextProduc
 
 /// Next product judged on a later window.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NextProductEvaluation {
     /// The split date (`YYYY-MM-DD`): rates learnt from purchases before it.
     pub split: String,
@@ -345,15 +348,24 @@ pub struct NextProductEvaluation {
     pub baseline_true_chance: Option<f64>,
 }
 
-/// Learns pick rates from purchases before `split` and checks, for every
+/// Learns pick rates from purchases before `split` (default: 180 days
+/// before the last closed deal) and checks, for every
 /// customer at the split that later bought a product it lacked, whether the
 /// top pick was that product; with `truth`, also the picks' true chance.
 pub fn evaluate_next_product(
     crm: &CrmData,
     seg: &Segmentation,
-    split: i64,
+    split: Option<i64>,
     truth: Option<&crate::truth::Truth>,
 ) -> NextProductEvaluation {
+    let split = split.unwrap_or_else(|| {
+        crm.opportunities
+            .iter()
+            .filter_map(|o| o.closed_at)
+            .max()
+            .unwrap_or(0)
+            - 180 * DAY
+    });
     let model = NextProductModel::fit(crm, seg, split);
     let all = purchases(crm, i64::MAX);
     let (mut n, mut hits, mut base_hits) = (0usize, 0usize, 0usize);
@@ -630,6 +642,7 @@ fn churn_table(rows: &[&RenewalRow], seg: &Segmentation) -> Table {
 
 /// A factor of one renewal's risk.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChurnFactor {
     pub feature: String,
     /// The renewal's value, as text.
@@ -641,6 +654,7 @@ pub struct ChurnFactor {
 
 /// One open renewal's risk.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChurnRisk {
     pub account_id: String,
     pub account_name: String,
@@ -658,6 +672,7 @@ pub struct ChurnRisk {
 
 /// The churn model judged on the later renewals.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChurnEvaluation {
     /// Closed renewals, those trained on (earlier) and tested on (later).
     pub renewals: usize,
@@ -671,13 +686,23 @@ pub struct ChurnEvaluation {
     pub baseline_auc: f64,
 }
 
+/// A feature of the churn model and its weight.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Driver {
+    pub feature: String,
+    /// The size of its coefficients: log-odds per standard deviation.
+    pub weight: f64,
+}
+
 /// Churn risk of every open renewal and the model's evaluation.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChurnReport {
     pub evaluation: ChurnEvaluation,
     /// Per feature, the size of its coefficients (log-odds per standard
     /// deviation, summed over a category's levels).
-    pub drivers: Vec<(String, f64)>,
+    pub drivers: Vec<Driver>,
     pub open: Vec<ChurnRisk>,
 }
 
@@ -738,7 +763,10 @@ pub fn churn(crm: &CrmData, seg: &Segmentation) -> Result<ChurnReport, AccountsE
     let drivers = CHURN_FEATURES
         .iter()
         .zip(imp)
-        .map(|(n, v)| (n.to_string(), round4(v)))
+        .map(|(n, v)| Driver {
+            feature: n.to_string(),
+            weight: round4(v),
+        })
         .collect();
     let open: Vec<&RenewalRow> = rows.iter().filter(|r| r.churned.is_none()).collect();
     let mut out = Vec::new();

@@ -77,6 +77,7 @@ impl Default for SegmentOptions {
 
 /// The silhouette of one k.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KScore {
     pub k: usize,
     /// Mean silhouette on the sample, -1..1.
@@ -85,6 +86,7 @@ pub struct KScore {
 
 /// A feature column and the weight it was given.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeatureWeight {
     pub feature: String,
     /// Share of the column's variance across accounts that is not sampling
@@ -94,6 +96,7 @@ pub struct FeatureWeight {
 
 /// A value's share in a segment against the org's.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Share {
     pub name: String,
     /// Share in the segment, 0..1.
@@ -104,6 +107,7 @@ pub struct Share {
 
 /// One segment, described by what sets it apart.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segment {
     /// `seg1` ... by decreasing number of accounts.
     pub id: String,
@@ -134,6 +138,7 @@ pub struct Segment {
 
 /// An account's segment.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountSegment {
     pub id: String,
     pub segment: String,
@@ -141,6 +146,7 @@ pub struct AccountSegment {
 
 /// The result of [`segment`].
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segmentation {
     /// `buying profile` (industries' deal history and company size) or
     /// `firmographics` (industry and company size: no closed deals).

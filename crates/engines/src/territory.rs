@@ -65,6 +65,7 @@ fn round4(x: f64) -> f64 {
 
 /// One rep's estimate in one segment.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Cell {
     pub rep_id: String,
     pub segment: String,
@@ -83,6 +84,7 @@ pub struct Cell {
 
 /// A rep, as the plan sees them.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanRep {
     pub id: String,
     pub name: String,
@@ -94,6 +96,7 @@ pub struct PlanRep {
 
 /// Win rates of every rep in every segment, pooled.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepSegmentRates {
     pub reps: Vec<PlanRep>,
     pub segments: Vec<String>,
@@ -374,6 +377,7 @@ impl Default for PlanOptions {
 
 /// One account's place in the plan.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assignment {
     pub account_id: String,
     pub account_name: String,
@@ -393,6 +397,7 @@ pub struct Assignment {
 
 /// A rep's book under one plan.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Balance {
     pub rep_id: String,
     pub name: String,
@@ -408,6 +413,7 @@ pub struct Balance {
 
 /// Totals of one plan.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanTotals {
     /// Expected bookings (sum over accounts of potential × win rate), with
     /// an 80% interval from the win-rate estimates' uncertainty.
@@ -421,6 +427,7 @@ pub struct PlanTotals {
 
 /// A proposed plan against the current one.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanReport {
     pub band: f64,
     pub max_moved: f64,
@@ -1267,6 +1274,7 @@ fn gain_interval(
 /// weighted by the segment's product needs, with the rep's closing skill),
 /// times the account's estimated potential.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TruthCheck {
     pub current: f64,
     pub proposed: f64,

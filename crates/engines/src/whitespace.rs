@@ -38,6 +38,7 @@ fn round4(x: f64) -> f64 {
 
 /// One untouched account.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhitespaceAccount {
     pub account_id: String,
     pub account_name: String,
@@ -56,6 +57,7 @@ pub struct WhitespaceAccount {
 
 /// The whitespace ranking judged on a later year.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhitespaceEvaluation {
     /// `YYYY-MM-DD`: everything learnt from deals created before it.
     pub split: String,
@@ -69,6 +71,7 @@ pub struct WhitespaceEvaluation {
 
 /// Untouched accounts, best expected value first.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhitespaceReport {
     /// Accounts with at least one deal, and customers among them.
     pub worked: usize,

@@ -46,6 +46,7 @@ use crate::{AppState, Options};
         (name = "forecast", description = "Bookings forecasts with their range, rolled up over the caller's scope"),
         (name = "coaching", description = "Rep profiles, coaching plans and managers' decisions; recorded calls and their analysis"),
         (name = "leads", description = "Open leads with conversion scores; inbound leads"),
+        (name = "territories", description = "Account segments, which reps win where, account plans and whitespace; customers' next product and churn risk"),
         (name = "models", description = "The model registry and model cards"),
         (name = "admin", description = "Admin only")
     )
@@ -106,6 +107,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(lead_draft))
         .routes(routes!(lead_routing))
         .routes(routes!(mark_lead_task))
+        .routes(routes!(territory_segments))
+        .routes(routes!(territory_plan))
+        .routes(routes!(territory_whitespace))
+        .routes(routes!(next_products))
+        .routes(routes!(churn_risk))
         .routes(routes!(start_import, list_imports))
         .routes(routes!(get_import))
         .routes(routes!(sign_in, sign_out))
@@ -1288,4 +1294,114 @@ async fn rep_report(
         .await
         .map_err(Problem::from)?;
     Ok(text_response(media, body))
+}
+
+/// Account segments by how accounts buy (principal components of each
+/// industry's buying profile and company size, k-means with k by
+/// silhouette): every segment with what sets it apart, and the accounts of
+/// the caller's scope with their segment.
+#[utoipa::path(get, path = "/api/v1/territories/segments", tag = "territories", security(("bearer" = [])),
+    responses(
+        (status = 200, body = pipewise_app::territories::SegmentsView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn territory_segments(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+) -> Result<Json<pipewise_app::territories::SegmentsView>, Problem> {
+    let s = state.service.clone();
+    s.territory_segments(&caller, "GET /api/v1/territories/segments")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The proposed account plan against the current one (managers and above):
+/// accounts with the rep most likely to win them within a ±10% balance
+/// band, in their region, at most 20% moved; the org's expected bookings
+/// under both with 80% intervals, and the assignments and balances of the
+/// caller's reps, each move with its reason.
+#[utoipa::path(get, path = "/api/v1/territories/plan", tag = "territories", security(("bearer" = [])),
+    responses(
+        (status = 200, body = pipewise_app::territories::PlanReport),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn territory_plan(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+) -> Result<Json<pipewise_app::territories::PlanReport>, Problem> {
+    let s = state.service.clone();
+    s.territory_plan(&caller, "GET /api/v1/territories/plan")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Accounts nobody has worked yet in the caller's scope, by likeness to the
+/// accounts that became customers and expected value (managers and above),
+/// with the ranking's AUC on the last year against company size alone.
+#[utoipa::path(get, path = "/api/v1/territories/whitespace", tag = "territories", security(("bearer" = [])),
+    responses(
+        (status = 200, body = pipewise_app::territories::WhitespaceReport),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn territory_whitespace(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+) -> Result<Json<pipewise_app::territories::WhitespaceReport>, Problem> {
+    let s = state.service.clone();
+    s.territory_whitespace(&caller, "GET /api/v1/territories/whitespace")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Each customer's most likely next product in the caller's scope, with
+/// why and the naive pick beside it; the pick rates' hit rate on the last
+/// 180 days of purchases.
+#[utoipa::path(get, path = "/api/v1/accounts/next-product", tag = "territories", security(("bearer" = [])),
+    responses(
+        (status = 200, body = pipewise_app::territories::NextProductsView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn next_products(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+) -> Result<Json<pipewise_app::territories::NextProductsView>, Problem> {
+    let s = state.service.clone();
+    s.next_products(&caller, "GET /api/v1/accounts/next-product")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Churn risk of the open renewals in the caller's scope, riskiest first,
+/// each with its factors; the model's AUC on later renewals against the
+/// usage trend alone.
+#[utoipa::path(get, path = "/api/v1/accounts/churn", tag = "territories", security(("bearer" = [])),
+    responses(
+        (status = 200, body = pipewise_app::territories::ChurnReport),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After), or the data cannot support it", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn churn_risk(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+) -> Result<Json<pipewise_app::territories::ChurnReport>, Problem> {
+    let s = state.service.clone();
+    s.churn_risk(&caller, "GET /api/v1/accounts/churn")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
 }

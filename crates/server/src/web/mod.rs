@@ -37,6 +37,7 @@ pub const NAV: &[(&str, &str, &str, Role)] = &[
     ("calls", "/calls", "Calls", Role::Rep),
     ("reps", "/reps", "Stage bias", Role::Rep),
     ("leads", "/leads", "Leads", Role::Rep),
+    ("territories", "/territories", "Accounts", Role::Rep),
     ("admin", "/admin", "Admin", Role::Admin),
 ];
 
@@ -81,6 +82,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "reps.html",
     "leads.html",
     "lead.html",
+    "territories.html",
     "admin_imports.html",
     "admin_import.html",
     "admin_models.html",

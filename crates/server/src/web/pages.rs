@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/leads", get(leads))
         .route("/leads/{id}", get(lead))
         .route("/leads/{id}/tasks", post(mark_task))
+        .route("/territories", get(territories))
         .route("/admin", get(|| async { Redirect::to("/admin/imports") }))
         .route("/admin/imports", get(imports).post(start_import))
         .route("/admin/imports/{id}", get(import_job))
@@ -1693,4 +1694,124 @@ async fn asset(Path(file): Path<String>) -> Response {
         }
         None => (StatusCode::NOT_FOUND, "no such file").into_response(),
     }
+}
+
+/// The territories and accounts page: segments, the proposed plan against
+/// today's (managers and above), churn risk of the open renewals, next
+/// products and whitespace.
+#[derive(Serialize)]
+struct TerritoriesPage {
+    segments: Part<pipewise_app::territories::SegmentsView>,
+    plan: Option<Part<PlanView>>,
+    churn: Part<pipewise_app::territories::ChurnReport>,
+    next: Part<pipewise_app::territories::NextProductsView>,
+    whitespace: Option<Part<pipewise_app::territories::WhitespaceReport>>,
+    names: HashMap<String, String>,
+}
+
+/// The plan as the page shows it: the report with the moves sorted by gain
+/// and cut to 30.
+#[derive(Serialize)]
+struct PlanView {
+    report: pipewise_app::territories::PlanReport,
+    moves: Vec<PlanMove>,
+    moves_total: usize,
+}
+
+/// A move of the plan, as the page lists it.
+#[derive(Serialize)]
+struct PlanMove {
+    account_id: String,
+    account_name: String,
+    from: Option<String>,
+    to: String,
+    /// Expected bookings under the new owner less the current one's.
+    gain: f64,
+    reason: String,
+}
+
+async fn territories(State(state): State<AppState>, viewer: Viewer, _q: RawQuery) -> Response {
+    let s = &state.service;
+    let c = &viewer.caller;
+    let segments = part(s.territory_segments(c, "GET /territories").await);
+    let manager = c.role >= Role::Manager;
+    let plan = if manager {
+        Some(part(s.territory_plan(c, "GET /territories").await.map(
+            |mut report| {
+                let mut moves: Vec<PlanMove> = report
+                    .assignments
+                    .iter()
+                    .filter(|a| !a.reason.is_empty())
+                    .map(|a| PlanMove {
+                        account_id: a.account_id.clone(),
+                        account_name: a.account_name.clone(),
+                        from: a.current_rep_id.clone(),
+                        to: a.rep_id.clone(),
+                        gain: a.expected - a.current_expected.unwrap_or(0.0),
+                        reason: a.reason.clone(),
+                    })
+                    .collect();
+                moves.sort_by(|x, y| y.gain.total_cmp(&x.gain));
+                let moves_total = moves.len();
+                moves.truncate(30);
+                // The page lists moves and balances, not every assignment.
+                report.assignments.clear();
+                report.rates.cells.clear();
+                PlanView {
+                    report,
+                    moves,
+                    moves_total,
+                }
+            },
+        )))
+    } else {
+        None
+    };
+    let churn = part(s.churn_risk(c, "GET /territories").await.map(|mut r| {
+        r.open.truncate(30);
+        r
+    }));
+    let next = part(s.next_products(c, "GET /territories").await.map(|mut v| {
+        v.accounts.sort_by(|x, y| {
+            let p = |n: &pipewise_app::territories::NextProduct| {
+                n.candidates.first().map_or(0.0, |c| c.probability)
+            };
+            p(y).total_cmp(&p(x))
+        });
+        v.accounts.truncate(30);
+        v
+    }));
+    let whitespace = if manager {
+        Some(part(
+            s.territory_whitespace(c, "GET /territories")
+                .await
+                .map(|mut w| {
+                    w.accounts.truncate(30);
+                    w
+                }),
+        ))
+    } else {
+        None
+    };
+    let directory = s.directory();
+    let names: HashMap<String, String> = directory
+        .all()
+        .into_iter()
+        .map(|u| (u.id.clone(), u.name.clone()))
+        .collect();
+    render(
+        &state,
+        &viewer,
+        "territories",
+        "territories.html",
+        "Accounts",
+        TerritoriesPage {
+            segments,
+            plan,
+            churn,
+            next,
+            whitespace,
+            names,
+        },
+    )
 }
