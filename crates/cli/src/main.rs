@@ -455,6 +455,15 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .with_target(false)
             .init();
+        // Output piped into `head` and closed early ends the command quietly,
+        // as Unix tools do, instead of a panic on a broken pipe. (The server
+        // keeps Rust's default: a closed socket is an error, not a signal.)
+        #[cfg(unix)]
+        // SAFETY: restores the default disposition of one signal before any
+        // thread starts; no handler runs Rust code.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
     match run(cli) {
         Ok(code) => code,

@@ -118,6 +118,12 @@ fn segments_recover_latent_segments_and_the_plan_beats_the_current_one() {
     let cur = p["current"]["expected_bookings"].as_f64().unwrap();
     let new = p["proposed"]["expected_bookings"].as_f64().unwrap();
     assert!(new > cur, "proposed {new} vs current {cur}");
+    // Every rep ends inside the ±10% band (accounts and potential).
+    assert_eq!(
+        p["proposed"]["reps_within_band"], p["proposed"]["reps"],
+        "{}",
+        p["proposed"]["balance"]
+    );
     let gain = p["truth"]["gain"].as_f64().unwrap();
     assert!(gain > 0.0, "hidden-truth gain {gain}");
     let csv = std::fs::read_to_string(d.join("plan.csv")).unwrap();

@@ -14,7 +14,8 @@
 //! lacks.
 //!
 //! **Churn risk** ([`churn`]). Every renewal deal, described as of the day
-//! it was created (nothing later is read): the account's active users in
+//! it was created (nothing later is read), from the renewed product's usage
+//! when usage events name products (else the account's): active users in
 //! the last month with data before it, their trend (the last three months
 //! against the three before), active users against their own monthly average and
 //! peak (three years back), active users per employee, months since the first usage,
@@ -464,10 +465,11 @@ fn renewal_rows(crm: &CrmData, seg: &Segmentation) -> Vec<RenewalRow> {
     let index = crate::segments::account_index(crm);
     let size = log_size(crm);
     // Usage per account: (time, quantity), summed per month bucket later.
-    let mut usage: Vec<Vec<(i64, f64)>> = vec![Vec::new(); crm.accounts.len()];
+    // Usage per account: (time, quantity, product).
+    let mut usage: Vec<Vec<(i64, f64, Option<&str>)>> = vec![Vec::new(); crm.accounts.len()];
     for u in &crm.usage {
         if let Some(&a) = index.get(u.account_id.as_str()) {
-            usage[a].push((u.occurred_at, u.quantity));
+            usage[a].push((u.occurred_at, u.quantity, u.product_id.as_deref()));
         }
     }
     for v in &mut usage {
@@ -532,10 +534,23 @@ fn renewal_rows(crm: &CrmData, seg: &Segmentation) -> Vec<RenewalRow> {
             "closed_lost" => Some(true),
             _ => None,
         };
+        // The renewed product's usage when the events name products (a
+        // customer with two products renews each on its own use), else the
+        // account's.
+        let of_product: Vec<(i64, f64)> = usage[a]
+            .iter()
+            .filter(|x| x.2.is_some_and(|p| o.products.iter().any(|q| q == p)))
+            .map(|x| (x.0, x.1))
+            .collect();
+        let stream: Vec<(i64, f64)> = if of_product.is_empty() {
+            usage[a].iter().map(|x| (x.0, x.1)).collect()
+        } else {
+            of_product
+        };
         // Monthly usage before t0: 30-day buckets back from t0.
         let bucket = |k: i64| -> Option<f64> {
             let (from, to) = (t0 - (k + 1) * 30 * DAY, t0 - k * 30 * DAY);
-            let v: Vec<f64> = usage[a]
+            let v: Vec<f64> = stream
                 .iter()
                 .filter(|x| x.0 >= from && x.0 < to)
                 .map(|x| x.1)
@@ -561,7 +576,7 @@ fn renewal_rows(crm: &CrmData, seg: &Segmentation) -> Vec<RenewalRow> {
                 filled.iter().cloned().fold(f64::MIN, f64::max),
             )
         };
-        let n_months = usage[a]
+        let n_months = stream
             .first()
             .filter(|x| x.0 < t0)
             .map_or(0.0, |x| ((t0 - x.0) / (30 * DAY)) as f64);

@@ -894,6 +894,60 @@ pub fn plan(
         }
     }
 
+    // Back under the cap where undoing a move keeps both reps inside the
+    // band (the moves worth least first); what remains is undone after the
+    // repair below.
+    {
+        let mut count = vec![0.0; nr];
+        let mut potsum = vec![0.0; nr];
+        for a in 0..na {
+            if let Some(r) = owner[a] {
+                count[r] += 1.0;
+                potsum[r] += pot[a];
+            }
+        }
+        let inside = |r: usize, count: &[f64], potsum: &[f64]| {
+            let (ma, mp) = (mean_accounts(r), mean_pot(r));
+            (count[r] - ma).abs() <= opts.band * ma + 1e-9
+                && (potsum[r] - mp).abs() <= opts.band * mp + 1e-9
+        };
+        let mut moves: Vec<(f64, usize)> = (0..na)
+            .filter(|&a| current[a].is_some() && owner[a] != current[a])
+            .map(|a| {
+                let (r, r0) = (owner[a].expect("assigned"), current[a].expect("owned"));
+                (value(a, r) - value(a, r0), a)
+            })
+            .collect();
+        moves.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let mut excess = (moves.len() as f64 - cap).max(0.0) as usize;
+        for strict in [true] {
+            for &(_, a) in &moves {
+                if excess == 0 {
+                    break;
+                }
+                let (Some(r), Some(r0)) = (owner[a], current[a]) else {
+                    continue;
+                };
+                if r == r0 {
+                    continue;
+                }
+                count[r] -= 1.0;
+                potsum[r] -= pot[a];
+                count[r0] += 1.0;
+                potsum[r0] += pot[a];
+                if strict && !(inside(r, &count, &potsum) && inside(r0, &count, &potsum)) {
+                    count[r] += 1.0;
+                    potsum[r] += pot[a];
+                    count[r0] -= 1.0;
+                    potsum[r0] -= pot[a];
+                    continue;
+                }
+                owner[a] = current[a];
+                excess -= 1;
+            }
+        }
+    }
+
     // Repair the potential balance the class averages blur: swap two
     // movable accounts of one region between a rep outside the band and one
     // of the four peers furthest the other way, the swap losing the least
@@ -999,6 +1053,19 @@ pub fn plan(
 
     // Never past the cap: undo the moves worth least until within it.
     {
+        let mut count = vec![0.0; nr];
+        let mut potsum = vec![0.0; nr];
+        for a in 0..na {
+            if let Some(r) = owner[a] {
+                count[r] += 1.0;
+                potsum[r] += pot[a];
+            }
+        }
+        let inside = |r: usize, count: &[f64], potsum: &[f64]| {
+            let (ma, mp) = (mean_accounts(r), mean_pot(r));
+            (count[r] - ma).abs() <= opts.band * ma + 1e-9
+                && (potsum[r] - mp).abs() <= opts.band * mp + 1e-9
+        };
         let mut moves: Vec<(f64, usize)> = (0..na)
             .filter(|&a| current[a].is_some() && owner[a] != current[a])
             .map(|a| {
@@ -1006,11 +1073,32 @@ pub fn plan(
                 (value(a, r) - value(a, r0), a)
             })
             .collect();
-        if moves.len() as f64 > cap {
-            moves.sort_by(|x, y| x.0.total_cmp(&y.0));
-            let excess = moves.len() - cap as usize;
-            for &(_, a) in moves.iter().take(excess) {
+        moves.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let mut excess = (moves.len() as f64 - cap).max(0.0) as usize;
+        for strict in [false] {
+            for &(_, a) in &moves {
+                if excess == 0 {
+                    break;
+                }
+                let (Some(r), Some(r0)) = (owner[a], current[a]) else {
+                    continue;
+                };
+                if r == r0 {
+                    continue;
+                }
+                count[r] -= 1.0;
+                potsum[r] -= pot[a];
+                count[r0] += 1.0;
+                potsum[r0] += pot[a];
+                if strict && !(inside(r, &count, &potsum) && inside(r0, &count, &potsum)) {
+                    count[r] += 1.0;
+                    potsum[r] += pot[a];
+                    count[r0] -= 1.0;
+                    potsum[r0] -= pot[a];
+                    continue;
+                }
                 owner[a] = current[a];
+                excess -= 1;
             }
         }
     }
