@@ -686,7 +686,9 @@ pub fn plan(
                 .map(|&r| (r, vars.add(variable().min(0.0).max(n))))
                 .collect(),
         );
-        let mut cur: HashMap<usize, f64> = HashMap::new();
+        // Ordered: the variables are created in this order, and the
+        // simplex's answer among equally good ones depends on it.
+        let mut cur: BTreeMap<usize, f64> = BTreeMap::new();
         for &a in &class_members[c] {
             if let Some(r) = current[a] {
                 *cur.entry(r).or_default() += 1.0;
