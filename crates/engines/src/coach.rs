@@ -474,18 +474,7 @@ pub fn left_out(crm: &CrmData, analysed: &[Option<CallAnalysis>]) -> Vec<LeftOut
         .collect()
 }
 
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
+use crate::segments::median;
 
 fn mean(v: impl IntoIterator<Item = f64>) -> Option<f64> {
     let (mut s, mut n) = (0.0, 0usize);

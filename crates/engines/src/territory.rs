@@ -896,10 +896,9 @@ pub fn plan(
         }
     }
 
-    // Back under the cap where undoing a move keeps both reps inside the
-    // band (the moves worth least first); what remains is undone after the
-    // repair below.
-    {
+    // Undoes the moves worth least until the cap holds; with `strict`, only
+    // those whose undoing keeps both reps inside the band.
+    let undo_past_cap = |owner: &mut Vec<Option<usize>>, strict: bool| {
         let mut count = vec![0.0; nr];
         let mut potsum = vec![0.0; nr];
         for a in 0..na {
@@ -922,33 +921,35 @@ pub fn plan(
             .collect();
         moves.sort_by(|x, y| x.0.total_cmp(&y.0));
         let mut excess = (moves.len() as f64 - cap).max(0.0) as usize;
-        for strict in [true] {
-            for &(_, a) in &moves {
-                if excess == 0 {
-                    break;
-                }
-                let (Some(r), Some(r0)) = (owner[a], current[a]) else {
-                    continue;
-                };
-                if r == r0 {
-                    continue;
-                }
-                count[r] -= 1.0;
-                potsum[r] -= pot[a];
-                count[r0] += 1.0;
-                potsum[r0] += pot[a];
-                if strict && !(inside(r, &count, &potsum) && inside(r0, &count, &potsum)) {
-                    count[r] += 1.0;
-                    potsum[r] += pot[a];
-                    count[r0] -= 1.0;
-                    potsum[r0] -= pot[a];
-                    continue;
-                }
-                owner[a] = current[a];
-                excess -= 1;
+        for &(_, a) in &moves {
+            if excess == 0 {
+                break;
             }
+            let (Some(r), Some(r0)) = (owner[a], current[a]) else {
+                continue;
+            };
+            if r == r0 {
+                continue;
+            }
+            count[r] -= 1.0;
+            potsum[r] -= pot[a];
+            count[r0] += 1.0;
+            potsum[r0] += pot[a];
+            if strict && !(inside(r, &count, &potsum) && inside(r0, &count, &potsum)) {
+                count[r] += 1.0;
+                potsum[r] += pot[a];
+                count[r0] -= 1.0;
+                potsum[r0] -= pot[a];
+                continue;
+            }
+            owner[a] = current[a];
+            excess -= 1;
         }
-    }
+    };
+
+    // Back under the cap where that keeps both reps inside the band; what
+    // remains is undone after the repair below.
+    undo_past_cap(&mut owner, true);
 
     // Repair the potential balance the class averages blur: swap two
     // movable accounts of one region between a rep outside the band and one
@@ -1054,56 +1055,7 @@ pub fn plan(
     }
 
     // Never past the cap: undo the moves worth least until within it.
-    {
-        let mut count = vec![0.0; nr];
-        let mut potsum = vec![0.0; nr];
-        for a in 0..na {
-            if let Some(r) = owner[a] {
-                count[r] += 1.0;
-                potsum[r] += pot[a];
-            }
-        }
-        let inside = |r: usize, count: &[f64], potsum: &[f64]| {
-            let (ma, mp) = (mean_accounts(r), mean_pot(r));
-            (count[r] - ma).abs() <= opts.band * ma + 1e-9
-                && (potsum[r] - mp).abs() <= opts.band * mp + 1e-9
-        };
-        let mut moves: Vec<(f64, usize)> = (0..na)
-            .filter(|&a| current[a].is_some() && owner[a] != current[a])
-            .map(|a| {
-                let (r, r0) = (owner[a].expect("assigned"), current[a].expect("owned"));
-                (value(a, r) - value(a, r0), a)
-            })
-            .collect();
-        moves.sort_by(|x, y| x.0.total_cmp(&y.0));
-        let mut excess = (moves.len() as f64 - cap).max(0.0) as usize;
-        for strict in [false] {
-            for &(_, a) in &moves {
-                if excess == 0 {
-                    break;
-                }
-                let (Some(r), Some(r0)) = (owner[a], current[a]) else {
-                    continue;
-                };
-                if r == r0 {
-                    continue;
-                }
-                count[r] -= 1.0;
-                potsum[r] -= pot[a];
-                count[r0] += 1.0;
-                potsum[r0] += pot[a];
-                if strict && !(inside(r, &count, &potsum) && inside(r0, &count, &potsum)) {
-                    count[r] += 1.0;
-                    potsum[r] += pot[a];
-                    count[r0] -= 1.0;
-                    potsum[r0] -= pot[a];
-                    continue;
-                }
-                owner[a] = current[a];
-                excess -= 1;
-            }
-        }
-    }
+    undo_past_cap(&mut owner, false);
 
     // Customers: move one at a time, best gain first, within band and cap.
     let mut count: Vec<f64> = vec![0.0; nr];
