@@ -237,6 +237,7 @@ enum RoutingArg {
     Territory,
     RoundRobin,
     Pipewise,
+    PipewiseBatch,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -297,7 +298,9 @@ struct SimArgs {
     /// the lead's region, the org's own rule), round-robin (the region's reps
     /// in turn) or pipewise (the rep most likely to convert it, within
     /// capacity and fairness bounds, learned from the leads before the
-    /// policy start).
+    /// policy start); pipewise-batch as pipewise, but the leads arriving
+    /// outside business hours are held and assigned together at the next
+    /// opening by a linear program.
     #[arg(long, value_enum, default_value_t = RoutingArg::Territory)]
     routing: RoutingArg,
     /// How leads are followed up from --policy-start on: rep (each rep's own
@@ -673,7 +676,10 @@ fn lead_policies(
             pipewise_sim::time::date(cfg.end() - pipewise_sim::time::DAY)
         );
     }
-    let want_routing = args.routing == RoutingArg::Pipewise;
+    let want_routing = matches!(
+        args.routing,
+        RoutingArg::Pipewise | RoutingArg::PipewiseBatch
+    );
     let want_cadence = args.cadence == CadenceArg::Pipewise;
     let mut learned = None;
     if want_routing || want_cadence {
@@ -698,7 +704,7 @@ fn lead_policies(
     let routing = match args.routing {
         RoutingArg::Territory => Routing::Territory,
         RoutingArg::RoundRobin => Routing::RoundRobin,
-        RoutingArg::Pipewise => Routing::Policy(Box::new(
+        RoutingArg::Pipewise | RoutingArg::PipewiseBatch => Routing::Policy(Box::new(
             learned
                 .as_mut()
                 .and_then(|l| l.router.take())
@@ -718,6 +724,7 @@ fn lead_policies(
         routing,
         cadence,
         start,
+        batch: args.routing == RoutingArg::PipewiseBatch,
     })
 }
 
@@ -750,16 +757,19 @@ fn lead_lift(cfg: &pipewise_sim::Config, history: &Path, json: bool) -> Result<L
             routing: Routing::Territory,
             cadence: Cadence::Rep,
             start,
+            batch: false,
         },
         Policies {
             routing: Routing::Policy(Box::new(learned.router.take().context("no router")?)),
             cadence: Cadence::Rep,
             start,
+            batch: false,
         },
         Policies {
             routing: Routing::Territory,
             cadence: Cadence::Policy(Box::new(learned.cadence.take().context("no cadence")?)),
             start,
+            batch: false,
         },
     ];
     let mut rates = Vec::new();

@@ -492,6 +492,38 @@ impl RoutingPolicy for Router {
         k
     }
 
+    /// Held leads go through [`Router::assign_batch`] as one chunk, over
+    /// the union of their candidates.
+    fn route_batch(&mut self, leads: &[LeadView], candidates: &[Vec<RepView>]) -> Vec<usize> {
+        let mut reps: Vec<RepView> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let batch: Vec<BatchLead> = leads
+            .iter()
+            .zip(candidates)
+            .map(|(l, cands)| BatchLead {
+                view: l.clone(),
+                candidates: cands
+                    .iter()
+                    .map(|c| {
+                        *index.entry(c.id).or_insert_with(|| {
+                            reps.push(c.clone());
+                            reps.len() - 1
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        let (picks, _) = self.assign_batch(&batch, &mut reps, batch.len().max(1));
+        picks
+            .iter()
+            .zip(candidates)
+            .map(|(p, cands)| {
+                p.and_then(|r| cands.iter().position(|c| c.id == reps[r].id))
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
     fn name(&self) -> &str {
         "pipewise"
     }

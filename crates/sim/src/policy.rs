@@ -107,6 +107,18 @@ pub trait RoutingPolicy {
     /// Picks the owner among `candidates` (the lead's region's reps hired by
     /// then, never empty): an index into `candidates`.
     fn route(&mut self, lead: &LeadView, candidates: &[RepView]) -> usize;
+    /// Picks the owners of leads held for a batch ([`Policies::batch`]:
+    /// those arriving outside business hours, decided together at the next
+    /// opening): one index into `candidates[i]` per lead `leads[i]`, the
+    /// candidates' queues as they stand at the opening. The default routes
+    /// them one at a time in order of arrival.
+    fn route_batch(&mut self, leads: &[LeadView], candidates: &[Vec<RepView>]) -> Vec<usize> {
+        leads
+            .iter()
+            .zip(candidates)
+            .map(|(l, c)| self.route(l, c))
+            .collect()
+    }
     /// A short name for reports ("pipewise").
     fn name(&self) -> &str;
 }
@@ -149,6 +161,11 @@ pub struct Policies {
     pub routing: Routing,
     pub cadence: Cadence,
     pub start: i64,
+    /// With a [`Routing::Policy`]: leads arriving outside business hours
+    /// wait for the next opening (08:00 on a weekday) and are routed there
+    /// together by [`RoutingPolicy::route_batch`]; those arriving in
+    /// business hours are routed one at a time as they arrive.
+    pub batch: bool,
 }
 
 impl Default for Policies {
@@ -157,6 +174,7 @@ impl Default for Policies {
             routing: Routing::Territory,
             cadence: Cadence::Rep,
             start: i64::MAX,
+            batch: false,
         }
     }
 }
@@ -167,6 +185,7 @@ impl Policies {
         match &self.routing {
             Routing::Territory => "territory".into(),
             Routing::RoundRobin => "round-robin".into(),
+            Routing::Policy(p) if self.batch => format!("{} (batch)", p.name()),
             Routing::Policy(p) => p.name().into(),
         }
     }

@@ -324,6 +324,9 @@ pub struct Sim<'a> {
     queues: Vec<Vec<(i64, i64)>>,
     /// Per region, the next round-robin turn.
     round_robin: Vec<usize>,
+    /// Leads held for the next batch ([`Policies::batch`]), in order of
+    /// arrival.
+    pending: Vec<LeadDraw>,
 }
 
 /// Days between a customer's win and its renewal deal's creation (a renewal
@@ -352,6 +355,7 @@ impl<'a> Sim<'a> {
             policies,
             queues: vec![Vec::new(); org.reps.len()],
             round_robin: vec![0; org.region_reps.len()],
+            pending: Vec::new(),
             cfg,
             org,
             out,
@@ -414,6 +418,7 @@ impl<'a> Sim<'a> {
             }
             progress((w + 1) as f64 / weeks as f64);
         }
+        self.flush_batch()?;
         if self.cfg.installed_base {
             self.installed_base()?;
         }
@@ -515,8 +520,60 @@ impl<'a> Sim<'a> {
             }
         }
         drawn.sort_by_key(|d| (d.created, d.idx));
+        let batching = self.policies.batch && matches!(self.policies.routing, Routing::Policy(_));
         for d in drawn {
+            if batching && d.created >= self.policies.start && !time::is_business_hours(d.created) {
+                // Held for the next opening; a lead of a later opening
+                // sends the held ones first.
+                if self.pending.first().is_some_and(|p| {
+                    time::next_business_morning(p.created) != time::next_business_morning(d.created)
+                }) {
+                    self.flush_batch()?;
+                }
+                self.pending.push(d);
+                continue;
+            }
+            self.flush_batch()?;
             let owner = self.route(&d);
+            self.lead(d, owner)?;
+        }
+        Ok(())
+    }
+
+    /// Routes the held leads together at their opening (the next business
+    /// morning after they arrived), with the candidates' queues as they
+    /// stand then, and simulates each in order of arrival.
+    fn flush_batch(&mut self) -> Result<(), SimError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let at = time::next_business_morning(pending[0].created);
+        let cands: Vec<Vec<usize>> = pending.iter().map(|d| self.candidates(d, at)).collect();
+        let mut routing = std::mem::replace(&mut self.policies.routing, Routing::Territory);
+        let owners: Vec<usize> = match &mut routing {
+            Routing::Policy(p) => {
+                let ids: Vec<String> = pending.iter().map(|d| lead_id(d.idx)).collect();
+                let leads: Vec<LeadView> = pending
+                    .iter()
+                    .zip(&ids)
+                    .map(|(d, id)| self.lead_view(d, id))
+                    .collect();
+                let views: Vec<Vec<RepView>> = cands
+                    .iter()
+                    .map(|c| c.iter().map(|&r| self.rep_view(r, at)).collect())
+                    .collect();
+                let picks = p.route_batch(&leads, &views);
+                cands
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| c[picks.get(i).copied().unwrap_or(0).min(c.len() - 1)])
+                    .collect()
+            }
+            _ => unreachable!("only a policy routes in batch"),
+        };
+        self.policies.routing = routing;
+        for (d, owner) in pending.into_iter().zip(owners) {
             self.lead(d, owner)?;
         }
         Ok(())
@@ -579,8 +636,9 @@ impl<'a> Sim<'a> {
         })
     }
 
-    /// The lead's region's reps hired by its arrival, with their queues.
-    fn candidates(&mut self, d: &LeadDraw) -> Vec<usize> {
+    /// The lead's region's reps hired by its arrival, with their queues
+    /// (entries that ended by `now` dropped).
+    fn candidates(&mut self, d: &LeadDraw, now: i64) -> Vec<usize> {
         let org = self.org;
         let cands: Vec<usize> = org.region_reps[d.region]
             .iter()
@@ -588,7 +646,7 @@ impl<'a> Sim<'a> {
             .filter(|&r| org.reps[r].hired <= d.created)
             .collect();
         for &r in &cands {
-            self.queues[r].retain(|&(_, until)| until > d.created);
+            self.queues[r].retain(|&(_, until)| until > d.created.min(now));
         }
         cands
     }
@@ -628,7 +686,7 @@ impl<'a> Sim<'a> {
     /// The lead's owner: the territory's rule before the policy start, the
     /// run's routing after it.
     fn route(&mut self, d: &LeadDraw) -> usize {
-        let cands = self.candidates(d);
+        let cands = self.candidates(d, d.created);
         let territory =
             cands[((d.path.territory * cands.len() as f64) as usize).min(cands.len() - 1)];
         if d.created < self.policies.start {

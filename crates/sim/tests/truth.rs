@@ -782,6 +782,7 @@ fn a_policy_changes_owners_but_not_the_leads() {
             routing: Routing::RoundRobin,
             cadence: Cadence::Rep,
             start,
+            batch: false,
         },
         &b,
         &mut |_| {},
@@ -810,4 +811,82 @@ fn a_policy_changes_owners_but_not_the_leads() {
         "only {moved} of {} owners changed",
         p.leads
     );
+}
+
+/// With batch routing, the leads that arrive outside business hours after
+/// the policy start reach the policy together, at the next opening; those
+/// in business hours one at a time; and the leads themselves are the same.
+#[test]
+fn batch_routing_holds_off_hours_leads_for_the_next_opening() {
+    use pipewise_sim::policy::{Cadence, LeadView, Policies, RepView, Routing, RoutingPolicy};
+    use std::sync::{Arc, Mutex};
+    #[derive(Default)]
+    struct Seen {
+        one: Vec<i64>,
+        batches: Vec<Vec<i64>>,
+    }
+    struct Recorder(Arc<Mutex<Seen>>);
+    impl RoutingPolicy for Recorder {
+        fn route(&mut self, lead: &LeadView, _: &[RepView]) -> usize {
+            self.0.lock().unwrap().one.push(lead.created);
+            0
+        }
+        fn route_batch(&mut self, leads: &[LeadView], c: &[Vec<RepView>]) -> Vec<usize> {
+            self.0
+                .lock()
+                .unwrap()
+                .batches
+                .push(leads.iter().map(|l| l.created).collect());
+            c.iter().map(|c| c.len() - 1).collect()
+        }
+        fn name(&self) -> &str {
+            "recorder"
+        }
+    }
+    let cfg = Config {
+        seed: 12,
+        reps: 12,
+        months: 6,
+        transcript_share: 0.0,
+        vtt_sample: 0,
+        ..Config::default()
+    };
+    let start = cfg.start + 120 * 86_400;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("territory"), dir.path().join("batch"));
+    simulate(&cfg, &a, &mut |_| {}).unwrap();
+    let summary = pipewise_sim::simulate_with(
+        &cfg,
+        Policies {
+            routing: Routing::Policy(Box::new(Recorder(seen.clone()))),
+            cadence: Cadence::Rep,
+            start,
+            batch: true,
+        },
+        &b,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.policy.unwrap().routing, "recorder (batch)");
+    let seen = seen.lock().unwrap();
+    let time = pipewise_sim::time::is_business_hours;
+    assert!(seen.one.iter().all(|&t| t >= start && time(t)));
+    assert!(seen.batches.len() > 20, "{} batches", seen.batches.len());
+    for batch in &seen.batches {
+        let opening = pipewise_sim::time::next_business_morning(batch[0]);
+        for &t in batch {
+            assert!(t >= start && !time(t));
+            assert_eq!(pipewise_sim::time::next_business_morning(t), opening);
+        }
+    }
+    let held: usize = seen.batches.iter().map(Vec::len).sum();
+    let (la, lb) = (rows(&a, "leads.csv"), rows(&b, "leads.csv"));
+    assert_eq!(la.len(), lb.len());
+    let after = la
+        .iter()
+        .filter(|l| l["created_at"] >= pipewise_sim::time::instant(start))
+        .count();
+    assert_eq!(held + seen.one.len(), after, "every lead routed once");
+    assert!(held > after / 5, "{held} of {after} leads held");
 }
