@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use pipewise_engines::availability::Roster;
 use pipewise_engines::lead_policy::{
     CadenceDef, ConversionModel, DEFAULT_CADENCE, Router, RouterOptions, SendTimeModel,
 };
@@ -86,6 +87,8 @@ pub struct LiveRouter {
     pub summary: String,
     unanswered: HashMap<String, u32>,
     pub as_of: i64,
+    /// Each rep's working hours, time zone and absences.
+    roster: Roster,
 }
 
 impl LiveRouter {
@@ -119,7 +122,23 @@ impl LiveRouter {
             summary,
             unanswered,
             as_of,
+            roster: org_roster(crm),
         })
+    }
+
+    /// `u` as a routing candidate at instant `t`: queue, time to their next
+    /// working minute, absence and weekly hours.
+    fn rep_view<'u>(&self, u: &'u User, t: i64) -> RepView<'u> {
+        let a = self.roster.of_user(&u.id);
+        RepView {
+            id: &u.id,
+            team_id: u.team_id.as_deref().unwrap_or(""),
+            region: u.region.as_deref().unwrap_or(""),
+            unanswered: self.unanswered(&u.id),
+            at_work_in: a.next_at_work(t).map_or(i64::MAX, |w| w - t),
+            away_until: a.away_at(t).map(|p| p.1),
+            weekly_hours: a.weekly_hours(),
+        }
     }
 
     /// Each rep's leads waiting for a first response, as the router counts
@@ -180,15 +199,8 @@ impl LiveRouter {
         {
             cands.push(u);
         }
-        let rep_views: Vec<RepView> = cands
-            .iter()
-            .map(|u| RepView {
-                id: &u.id,
-                team_id: u.team_id.as_deref().unwrap_or(""),
-                region: u.region.as_deref().unwrap_or(""),
-                unanswered: self.unanswered(&u.id),
-            })
-            .collect();
+        let now = lead.created_at.max(self.as_of);
+        let rep_views: Vec<RepView> = cands.iter().map(|u| self.rep_view(u, now)).collect();
         let ranked = self.router.rank(&view, &rep_views);
         let mut candidates: Vec<RouteCandidate> = ranked
             .iter()
@@ -264,16 +276,7 @@ impl LiveRouter {
             .filter(|u| u.hire_date.is_none_or(|h| h <= self.as_of))
             .collect();
         let unanswered: Vec<u32> = reps.iter().map(|u| self.unanswered(&u.id)).collect();
-        let mut views: Vec<RepView> = reps
-            .iter()
-            .zip(&unanswered)
-            .map(|(u, &q)| RepView {
-                id: &u.id,
-                team_id: u.team_id.as_deref().unwrap_or(""),
-                region: u.region.as_deref().unwrap_or(""),
-                unanswered: q,
-            })
-            .collect();
+        let mut views: Vec<RepView> = reps.iter().map(|u| self.rep_view(u, self.as_of)).collect();
         let accounts = Accounts::new(crm);
         let regions: Vec<&str> = leads
             .iter()
@@ -314,10 +317,13 @@ impl LiveRouter {
             let Some(chosen) = *chosen else { continue };
             let l = &leads[*k];
             // Each candidate as the program saw them: queues at the batch's start.
+            let at_start: Vec<RepView> = b.candidates.iter().map(|&r| views[r].clone()).collect();
+            let absent = pipewise_engines::lead_policy::absence(&at_start);
             let mut candidates: Vec<RouteCandidate> = b
                 .candidates
                 .iter()
-                .map(|&r| {
+                .zip(absent)
+                .map(|(&r, excluded)| {
                     let at_start = RepView {
                         unanswered: unanswered[r],
                         ..views[r].clone()
@@ -327,11 +333,16 @@ impl LiveRouter {
                         rep_name: reps[r].name.clone(),
                         probability: self.router.probability(&b.view, &at_start),
                         unanswered: unanswered[r],
-                        excluded: None,
+                        excluded,
                     }
                 })
                 .collect();
-            candidates.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+            candidates.sort_by(|a, b| {
+                a.excluded
+                    .is_some()
+                    .cmp(&b.excluded.is_some())
+                    .then(b.probability.total_cmp(&a.probability))
+            });
             let top = candidates[0].clone();
             let at = candidates
                 .iter()
@@ -429,6 +440,14 @@ fn explain(
         }
     }
     why
+}
+
+/// Everyone's working time: their own hours, zone and absences, or the
+/// org's business hours (Monday to Friday, 08:00-18:00 UTC, as the SLA
+/// clock's default).
+pub fn org_roster(crm: &CrmData) -> Roster {
+    let d = pipewise_engines::lead_sla::SlaOptions::default();
+    Roster::with_org_hours(crm, d.open_hour, d.close_hour)
 }
 
 /// The accounts' industry and size, to read a lead as the router does.
@@ -760,6 +779,9 @@ pub fn bench_routing(
             team_id: teams.get(i % teams.len().max(1)).copied().unwrap_or(""),
             region: REGIONS[i % 4],
             unanswered: (i % 3) as u32,
+            at_work_in: 0,
+            away_until: None,
+            weekly_hours: 40.0,
         })
         .collect();
     let accounts = Accounts::new(crm);

@@ -1390,6 +1390,7 @@ impl Service {
         };
         self.load_lead_watch(now, o.waiting_days)?;
         let waiting = pipewise_engines::lead_sla::waiting_at(&base.desk.crm, now, &o);
+        let roster = pipewise_engines::lead_sla::roster(&base.desk.crm, &o);
         let directory = self.directory();
         let at = pipewise_core::value::format_instant(
             chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
@@ -1406,10 +1407,21 @@ impl Service {
                 .copied()
                 .filter(|&t| t > w.created_at);
             let minutes = match since {
-                Some(t) => pipewise_engines::lead_sla::business_seconds(t, now, &o) as f64 / 60.0,
+                Some(t) => {
+                    pipewise_engines::lead_sla::clock_seconds(
+                        &roster,
+                        w.owner_id.as_deref(),
+                        t,
+                        now,
+                    ) as f64
+                        / 60.0
+                }
                 None => w.waiting_minutes,
             };
-            if minutes <= watch.minutes {
+            // An owner who is away answers nothing: their clock stands
+            // still, and the lead moves at once.
+            let away = w.owner_away_until;
+            if minutes <= watch.minutes && away.is_none() {
                 continue;
             }
             let manager = w
@@ -1433,7 +1445,7 @@ impl Service {
                 "lead.sla_breached".to_string(),
                 owner.clone(),
             );
-            if self.lead_watch().sent.insert(key) {
+            if minutes > watch.minutes && self.lead_watch().sent.insert(key) {
                 self.audit(
                     None,
                     "lead.sla_breached",
@@ -1444,7 +1456,7 @@ impl Service {
                 .await?;
                 out.push(event("lead.sla_breached", None, None));
             }
-            if minutes <= 2.0 * watch.minutes || !watch.reassign {
+            if (minutes <= 2.0 * watch.minutes && away.is_none()) || !watch.reassign {
                 continue;
             }
             let key = (
@@ -1481,10 +1493,19 @@ impl Service {
                 st.sent.insert(key);
                 st.reassigned_at.insert(w.lead_id.clone(), now);
             }
-            let why = format!(
-                "no first response after {minutes:.0} business minutes (SLA {} min, twice it passed): {}",
-                watch.minutes, d.why
-            );
+            let why = match away {
+                Some(back) => format!(
+                    "the owner is out of office until {} ({minutes:.0} business minutes waited): {}",
+                    pipewise_core::value::format_instant(
+                        chrono::DateTime::from_timestamp(back, 0).unwrap_or_default()
+                    ),
+                    d.why
+                ),
+                None => format!(
+                    "no first response after {minutes:.0} business minutes (SLA {} min, twice it passed): {}",
+                    watch.minutes, d.why
+                ),
+            };
             self.audit(
                 None,
                 "lead.reassigned",

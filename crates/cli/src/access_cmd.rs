@@ -37,8 +37,10 @@ pub struct ServeArgs {
     /// Largest request body, in MiB.
     #[arg(long, default_value_t = 64)]
     pub body_limit_mib: usize,
-    /// The speed-to-lead SLA in business minutes (Monday-Friday, 08:00-18:00
-    /// UTC): a lead waiting longer gives a `lead.sla_breached` event.
+    /// The speed-to-lead SLA in working minutes (the owner's hours and time
+    /// zone; Monday-Friday 08:00-18:00 UTC without them): a lead waiting
+    /// longer gives a `lead.sla_breached` event, and a lead whose owner is
+    /// out of office is reassigned at once.
     #[arg(long, default_value_t = 5.0)]
     pub sla_minutes: f64,
     /// Seconds between two checks of the waiting leads against the SLA.

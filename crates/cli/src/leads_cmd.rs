@@ -31,7 +31,9 @@ pub enum LeadsCmd {
     /// Speed to lead: the response-time SLA (business minutes), who meets
     /// it, the leads waiting and past it, and conversion by response time.
     Sla {
-        /// The SLA in business minutes (Monday-Friday, 08:00-18:00 UTC).
+        /// The SLA in working minutes: the owner's working hours in their time
+        /// zone (users.working_hours, users.timezone), less time out of office;
+        /// Monday-Friday 08:00-18:00 UTC for users without hours of their own.
         #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
         minutes: f64,
         #[arg(long)]
@@ -358,7 +360,7 @@ fn sla_text(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Speed to lead: SLA {} business minutes (Mon-Fri 08:00-18:00 UTC), leads of the {} days to {}",
+        "Speed to lead: SLA {} working minutes (the owner's hours; Mon-Fri 08:00-18:00 UTC by default), leads of the {} days to {}",
         r.sla_minutes,
         r.window_days,
         when(r.as_of)
@@ -417,9 +419,19 @@ fn sla_text(
         r.waiting.iter().filter(|w| w.state == "reassign").count()
     );
     for w in r.waiting.iter().take(10) {
+        let away = w
+            .owner_away_until
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| {
+                format!(
+                    " (owner out of office until {})",
+                    t.format("%Y-%m-%d %H:%M UTC")
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  {:<10} {:<24} {:>8.0} business minutes  {}",
+            "  {:<10} {:<24} {:>8.0} working minutes  {}{away}",
             w.lead_id,
             w.owner_id.as_deref().map(name).unwrap_or_default(),
             w.waiting_minutes,

@@ -322,6 +322,11 @@ struct SimArgs {
     /// before the window (renewals then begin ten months in).
     #[arg(long)]
     no_installed_base: bool,
+    /// Reps take holidays (three blocks of one to two weeks a year, written
+    /// to out_of_office.csv): a lead owned by a rep who is away waits for
+    /// their return.
+    #[arg(long)]
+    absences: bool,
     #[arg(long)]
     json: bool,
 }
@@ -353,6 +358,7 @@ impl SimArgs {
             seasonality: !self.no_seasonality,
             quarter_end: !self.no_quarter_end,
             installed_base: !self.no_installed_base,
+            absences: self.absences,
             ..pipewise_sim::Config::default()
         })
     }

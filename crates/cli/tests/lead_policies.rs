@@ -45,6 +45,29 @@ fn run(dir: &Path, name: &str, seed: &str, routing: &str, cadence: &str) -> (Val
     (summary, truth)
 }
 
+/// Simulates a 16-rep, 10-month org of `seed` into `d/org` under its own
+/// rules, with `extra` options.
+fn small_org(d: &Path, seed: &str, extra: &[&str]) {
+    let mut args = vec![
+        "simulate",
+        "--seed",
+        seed,
+        "--reps",
+        "16",
+        "--months",
+        "10",
+        "--transcript-share",
+        "0",
+        "--vtt-sample",
+        "0",
+        "--out",
+        "org",
+    ];
+    args.extend_from_slice(extra);
+    let (ok, _, err) = pipewise(d, &args);
+    assert!(ok, "{err}");
+}
+
 fn under_policy(truth: &Value) -> Vec<&Value> {
     truth["leads"]
         .as_array()
@@ -183,25 +206,7 @@ fn a_policy_start_outside_the_window_is_refused() {
 fn leads_are_routed_and_drafted_from_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (ok, _, err) = pipewise(
-        d,
-        &[
-            "simulate",
-            "--seed",
-            "9111",
-            "--reps",
-            "16",
-            "--months",
-            "10",
-            "--transcript-share",
-            "0",
-            "--vtt-sample",
-            "0",
-            "--out",
-            "org",
-        ],
-    );
-    assert!(ok, "{err}");
+    small_org(d, "9111", &[]);
     let (ok, _, err) = pipewise(d, &["--db", "org.db", "import", "dir", "org"]);
     assert!(ok, "{err}");
     let (ok, out, err) = pipewise(d, &["--db", "org.db", "leads", "route", "--json"]);
@@ -516,5 +521,129 @@ fn leads_are_routed_and_drafted_from_the_database() {
     assert!(
         !ok && err.contains("bad.toml") && err.contains("day must be 0"),
         "{err}"
+    );
+}
+
+/// Working hours, time zones and absences: a simulated org with holidays
+/// imports them; bad calendar rows are refused with their line and column;
+/// a rep who is away gets no lead, and their waiting leads are due for
+/// reassignment.
+#[test]
+fn reps_who_are_away_get_no_leads_and_their_leads_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    small_org(d, "9112", &["--absences"]);
+    let ooo = std::fs::read_to_string(d.join("org/out_of_office.csv")).unwrap();
+    assert!(ooo.lines().count() > 16, "{ooo}");
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "import", "dir", "org", "--json"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("out_of_office"), "{out}");
+
+    // Bad rows: an unknown time zone, hours that end before they start, an
+    // absence that ends before it starts.
+    std::fs::write(
+        d.join("users.csv"),
+        "id,name,role,timezone,working_hours\nx1,Ann Bad,rep,Mars/Olympus,Mon-Fri 09:00-17:00\nx2,Bo Bad,rep,Europe/Berlin,Mon-Fri 17:00-09:00\n",
+    )
+    .unwrap();
+    let (ok, out, _) = pipewise(
+        d,
+        &["--db", "org.db", "import", "csv", "users.csv", "--json"],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("IANA time zone") && out.contains("Mars/Olympus"),
+        "{out}"
+    );
+    assert!(out.contains("the end must come after the start"), "{out}");
+    std::fs::write(
+        d.join("out_of_office.csv"),
+        "id,user_id,start_at,end_at\nbad1,r00001,2024-08-10,2024-08-03\n",
+    )
+    .unwrap();
+    let (ok, out, _) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "import",
+            "csv",
+            "out_of_office.csv",
+            "--json",
+        ],
+    );
+    assert!(!ok);
+    assert!(out.contains("expected an end after the start"), "{out}");
+    assert!(
+        out.contains("\"line\":2") || out.contains("\"line\": 2"),
+        "{out}"
+    );
+
+    // The rep the router picks first, sent on holiday over the as-of date.
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "leads", "route", "--json"]);
+    assert!(ok, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let lead = r["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rule"] == "conversion")
+        .expect("a lead routed by conversion");
+    let (id, rep) = (
+        lead["lead_id"].as_str().unwrap().to_string(),
+        lead["recommended"]["rep_id"].as_str().unwrap().to_string(),
+    );
+    std::fs::write(
+        d.join("out_of_office.csv"),
+        format!("id,user_id,start_at,end_at,reason\nt1,{rep},2020-01-01,2035-01-01,sabbatical\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = pipewise(d, &["--db", "org.db", "import", "csv", "out_of_office.csv"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = pipewise(
+        d,
+        &["--db", "org.db", "leads", "route", "--lead", &id, "--json"],
+    );
+    assert!(ok, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let l = &r["leads"][0];
+    assert_ne!(l["recommended"]["rep_id"], rep.as_str(), "{out}");
+    let away = l["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rep_id"] == rep.as_str())
+        .unwrap();
+    assert_eq!(
+        away["excluded"], "out of office until 2035-01-01 00:00 UTC",
+        "{out}"
+    );
+    // Every rep recommended anywhere is at work.
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "leads", "route", "--all", "--json"]);
+    assert!(ok, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    for l in r["leads"].as_array().unwrap() {
+        if l["rule"] == "conversion" {
+            assert_ne!(l["recommended"]["rep_id"], rep.as_str(), "{l}");
+        }
+    }
+    // The away rep's waiting leads are due for reassignment at once.
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "leads", "sla", "--json"]);
+    assert!(ok, "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let waiting = s["waiting"].as_array().unwrap();
+    for w in waiting {
+        if w["owner_id"] == rep.as_str() {
+            assert!(w["owner_away_until"].is_number(), "{w}");
+        }
+        // Away owners (the sabbatical, and the simulated holidays) answer
+        // nothing: their leads move at once.
+        if w["owner_away_until"].is_number() {
+            assert_eq!(w["state"], "reassign", "{w}");
+        }
+    }
+    assert!(
+        waiting.iter().any(|w| w["owner_away_until"].is_number()),
+        "no waiting lead of an away owner: {out}"
     );
 }

@@ -8,6 +8,7 @@
 //! later the feature engine reads the rows back as of a date.
 
 pub mod date;
+pub mod hours;
 pub mod number;
 pub mod schema;
 pub mod table;

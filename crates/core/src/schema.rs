@@ -140,6 +140,12 @@ pub enum FieldType {
     Ref(Entity),
     /// An ISO 4217 currency code (`USD`, `MXN`), stored upper-case.
     Currency,
+    /// An IANA time zone name (`Europe/Berlin`), stored as the database
+    /// spells it.
+    TimeZone,
+    /// A working week such as `Mon-Fri 09:00-17:30`
+    /// ([`crate::hours::WorkingHours`]), stored in its canonical form.
+    WorkingHours,
 }
 
 impl FieldType {
@@ -155,6 +161,10 @@ impl FieldType {
             FieldType::Enum(v) => format!("a {} ({})", v.name, v.values.join(", ")),
             FieldType::Ref(e) => format!("the id of a row in {}", e.table()),
             FieldType::Currency => "an ISO 4217 currency code such as USD or EUR".into(),
+            FieldType::TimeZone => {
+                "an IANA time zone such as Europe/Berlin or America/New_York".into()
+            }
+            FieldType::WorkingHours => crate::hours::WORKING_HOURS_EXPECTED.into(),
         }
     }
 }
@@ -197,12 +207,13 @@ pub enum Entity {
     CampaignTouch,
     UsageEvent,
     ExchangeRate,
+    OutOfOffice,
 }
 
 impl Entity {
     /// All entities, parents before children: the order in which a directory of
     /// files is imported.
-    pub const ALL: [Entity; 16] = [
+    pub const ALL: [Entity; 17] = [
         Entity::Team,
         Entity::User,
         Entity::Product,
@@ -219,6 +230,7 @@ impl Entity {
         Entity::CampaignTouch,
         Entity::UsageEvent,
         Entity::ExchangeRate,
+        Entity::OutOfOffice,
     ];
 
     /// Table name, also the canonical file stem (`opportunities.csv`).
@@ -240,6 +252,7 @@ impl Entity {
             Entity::CampaignTouch => "campaign_touches",
             Entity::UsageEvent => "usage_events",
             Entity::ExchangeRate => "exchange_rates",
+            Entity::OutOfOffice => "out_of_office",
         }
     }
 
@@ -268,6 +281,7 @@ impl Entity {
             Entity::CampaignTouch => "campaign_touch",
             Entity::UsageEvent => "usage_event",
             Entity::ExchangeRate => "exchange_rate",
+            Entity::OutOfOffice => "out_of_office_period",
         }
     }
 
@@ -296,6 +310,9 @@ impl Entity {
             Entity::ConversationTurn => "One speaker turn of a conversation transcript.",
             Entity::CampaignTouch => "One marketing touch of a lead or contact by a campaign.",
             Entity::UsageEvent => "A product-usage event of an account (optional).",
+            Entity::OutOfOffice => {
+                "A period a user is away (holiday, leave, training): leads are not routed to a rep who is away, and a lead whose owner is away is due for reassignment."
+            }
             Entity::ExchangeRate => {
                 "A dated exchange rate: from `valid_from` on, one unit of the corporate currency is `rate` units of `currency` (as Salesforce's dated conversion rates). Amounts are converted at the rate in effect on the deal's close date."
             }
@@ -350,6 +367,18 @@ impl Entity {
                         f("team_id", Ref(Entity::Team), false, "The user's team."),
                         f("region", Text, false, "Region or office."),
                         f("hire_date", Date, false, "Date of hire (tenure, ramp)."),
+                        f(
+                            "timezone",
+                            TimeZone,
+                            false,
+                            "IANA time zone the user works in (Europe/Berlin); empty: UTC.",
+                        ),
+                        f(
+                            "working_hours",
+                            WorkingHours,
+                            false,
+                            "Local working week, e.g. `Mon-Fri 09:00-17:30` or `Mon-Thu 09:00-17:00; Fri 09:00-13:00`; empty: the org's business hours. Leads are routed to reps at work, and the speed-to-lead clock runs in the owner's hours.",
+                        ),
                     ]
                 }
             }
@@ -812,6 +841,27 @@ impl Entity {
                     ]
                 }
             }
+            Entity::OutOfOffice => {
+                const {
+                    &[
+                        f("id", Text, true, "Stable external id."),
+                        f("user_id", Ref(Entity::User), true, "Who is away."),
+                        f(
+                            "start_at",
+                            DateTime,
+                            true,
+                            "First instant away (a date alone: its midnight UTC).",
+                        ),
+                        f(
+                            "end_at",
+                            DateTime,
+                            true,
+                            "Back at this instant (a date alone: its midnight UTC, so 2026-08-17 is back on the 17th).",
+                        ),
+                        f("reason", Text, false, "Holiday, leave, training..."),
+                    ]
+                }
+            }
             Entity::ExchangeRate => {
                 const {
                     &[
@@ -850,6 +900,7 @@ impl Entity {
             Entity::CampaignTouch => Some("touched_at"),
             Entity::Campaign => Some("started_at"),
             Entity::User => Some("hire_date"),
+            Entity::OutOfOffice => Some("start_at"),
             _ => None,
         }
     }
@@ -872,6 +923,8 @@ pub fn markdown_reference() -> String {
             let ty = match fl.ty {
                 Ref(t) => format!("id of `{}`", t.table()),
                 Enum(v) => v.values.join(" \\| "),
+                TimeZone => "time zone".to_string(),
+                WorkingHours => "working hours".to_string(),
                 t => format!("{t:?}").to_lowercase(),
             };
             out.push_str(&format!(

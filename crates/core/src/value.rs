@@ -126,6 +126,15 @@ pub fn parse_cell_with(
                 Err(err(ty))
             }
         }
+        FieldType::TimeZone => crate::hours::parse_time_zone(s)
+            .map(|tz| Value::Text(tz.name().to_string()))
+            .map_err(|_| err(ty)),
+        FieldType::WorkingHours => s
+            .parse::<crate::hours::WorkingHours>()
+            .map(|h| Value::Text(h.to_string()))
+            .map_err(|why| ParseError {
+                expected: format!("{} ({why})", ty.expected()),
+            }),
         FieldType::Enum(v) => v
             .normalise(s)
             .map(|c| Value::Text(c.to_string()))

@@ -371,6 +371,73 @@ pub struct Candidate {
     pub excluded: Option<String>,
 }
 
+/// Per candidate, why their availability rules them out, if it does: away
+/// (out of office) while a colleague is not, or off duty for more than an
+/// hour after the first colleague is at work.
+pub fn absence(candidates: &[RepView]) -> Vec<Option<String>> {
+    const HOUR: i64 = 3600;
+    let any_back = candidates.iter().any(|c| c.away_until.is_none());
+    let soonest = candidates
+        .iter()
+        .filter(|c| !any_back || c.away_until.is_none())
+        .map(|c| c.at_work_in)
+        .min()
+        .unwrap_or(0);
+    candidates
+        .iter()
+        .map(|c| {
+            if any_back && let Some(back) = c.away_until {
+                Some(format!("out of office until {}", when(back)))
+            } else if c.at_work_in > soonest.saturating_add(HOUR) {
+                Some(if c.at_work_in == i64::MAX {
+                    "not at work in the next 60 days".to_string()
+                } else if soonest == 0 {
+                    format!(
+                        "off duty for {:.1} h while a colleague is at work",
+                        c.at_work_in as f64 / HOUR as f64
+                    )
+                } else {
+                    format!(
+                        "at work in {:.1} h, a colleague in {:.1} h",
+                        c.at_work_in as f64 / HOUR as f64,
+                        soonest as f64 / HOUR as f64
+                    )
+                })
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Each candidate's weekly hours over the candidates' mean (1 when hours
+/// are unknown).
+fn hours_ratio(candidates: &[RepView]) -> Vec<f64> {
+    let known: Vec<f64> = candidates
+        .iter()
+        .map(|c| c.weekly_hours)
+        .filter(|h| *h > 0.0)
+        .collect();
+    let mean = known.iter().sum::<f64>() / known.len().max(1) as f64;
+    candidates
+        .iter()
+        .map(|c| {
+            if c.weekly_hours > 0.0 && mean > 0.0 {
+                c.weekly_hours / mean
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
+/// An instant as `YYYY-MM-DD HH:MM UTC`.
+fn when(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
 /// Routes each lead to the candidate most likely to convert it.
 pub struct Router {
     pub model: ConversionModel,
@@ -408,14 +475,27 @@ impl Router {
         let n = candidates.len().max(1) as f64;
         let mean = |k: usize| (counts.iter().map(|c| c[k]).sum::<u32>() + 1) as f64 / n;
         let top = [self.options.max_share, 1.0 + band];
+        // Volume shares scale with each rep's weekly hours.
+        let hours = hours_ratio(candidates);
         let over = |i: usize| {
-            kinds
-                .iter()
-                .any(|&k| f64::from(counts[i][k] + 1) > top[k] * mean(k) + 1.0)
+            kinds.iter().any(|&k| {
+                let scale = if k == 0 { hours[i] } else { 1.0 };
+                f64::from(counts[i][k] + 1) > top[k] * mean(k) * scale + 1.0
+            })
         };
-        let under = |i: usize| hq && f64::from(counts[i][1]) < (1.0 - band) * mean(1) - 1.0;
+        let absent = absence(candidates);
+        // Only a colleague who could take the lead can be short of leads.
+        let under = |i: usize| {
+            hq && absent[i].is_none() && f64::from(counts[i][1]) < (1.0 - band) * mean(1) - 1.0
+        };
         let any_under = (0..candidates.len()).any(under);
-        let min_queue = candidates.iter().map(|c| c.unanswered).min().unwrap_or(0);
+        let min_queue = candidates
+            .iter()
+            .zip(&absent)
+            .filter(|(_, a)| a.is_none())
+            .map(|(c, _)| c.unanswered)
+            .min()
+            .unwrap_or(0);
         let mut out: Vec<Candidate> = candidates
             .iter()
             .enumerate()
@@ -424,7 +504,9 @@ impl Router {
                     self.model
                         .logit(keys, c.team_id, c.id, f64::from(c.unanswered)),
                 );
-                let excluded = if c.unanswered > self.options.max_queue.max(min_queue) {
+                let excluded = if let Some(why) = &absent[i] {
+                    Some(why.clone())
+                } else if c.unanswered > self.options.max_queue.max(min_queue) {
                     Some(format!("{} unanswered leads", c.unanswered))
                 } else if over(i) {
                     Some(format!(
@@ -445,10 +527,14 @@ impl Router {
                 }
             })
             .collect();
+        // Excluded by capacity or fairness before excluded by absence: when
+        // every rule excludes everyone, the lead still goes to someone at
+        // work.
+        let rank =
+            |c: &Candidate| u8::from(c.excluded.is_some()) + u8::from(absent[c.index].is_some());
         out.sort_by(|a, b| {
-            a.excluded
-                .is_some()
-                .cmp(&b.excluded.is_some())
+            rank(a)
+                .cmp(&rank(b))
                 .then(b.probability.total_cmp(&a.probability))
         });
         out
@@ -957,6 +1043,9 @@ mod tests {
             team_id: "t1",
             region: "EMEA",
             unanswered,
+            at_work_in: 0,
+            away_until: None,
+            weekly_hours: 40.0,
         };
         let reps = [rep("a", 0), rep("b", 0)];
         assert_eq!(router.route(&lead, &reps), 0, "the better rep first");
@@ -965,6 +1054,54 @@ mod tests {
         let ranked = router.rank(&lead, &busy);
         assert_eq!(ranked[0].rep_id, "b");
         assert_eq!(ranked[1].excluded.as_deref(), Some("5 unanswered leads"));
+        // Away: the other rep, whatever their queue.
+        let away = [
+            RepView {
+                away_until: Some(1_788_220_800),
+                ..rep("a", 0)
+            },
+            rep("b", 2),
+        ];
+        let ranked = router.rank(&lead, &away);
+        assert_eq!(ranked[0].rep_id, "b");
+        assert_eq!(
+            ranked[1].excluded.as_deref(),
+            Some("out of office until 2026-09-01 00:00 UTC")
+        );
+        // Off duty (another time zone) while a colleague is at work.
+        let night = [
+            RepView {
+                at_work_in: 7 * 3600,
+                ..rep("a", 0)
+            },
+            rep("b", 0),
+        ];
+        let ranked = router.rank(&lead, &night);
+        assert_eq!(ranked[0].rep_id, "b");
+        assert!(
+            ranked[1]
+                .excluded
+                .as_deref()
+                .unwrap()
+                .starts_with("off duty for 7.0 h")
+        );
+        // Nobody at work: whoever starts first (within the hour) is eligible.
+        let both_off = [
+            RepView {
+                at_work_in: 3 * 3600,
+                ..rep("a", 0)
+            },
+            RepView {
+                at_work_in: 2 * 3600 + 1800,
+                ..rep("b", 0)
+            },
+        ];
+        assert!(
+            router
+                .rank(&lead, &both_off)
+                .iter()
+                .all(|c| c.excluded.is_none())
+        );
         // Fairness: "a" cannot take every high-quality lead.
         let mut to_a = 0;
         for _ in 0..40 {
@@ -1008,6 +1145,9 @@ mod tests {
             inquiry: "",
         };
         let rep = |id: &'static str| RepView {
+            at_work_in: 0,
+            away_until: None,
+            weekly_hours: 40.0,
             id,
             team_id: "t1",
             region: "EMEA",
@@ -1183,17 +1323,21 @@ impl Router {
                 // In a batch every queue grows: a rep stays a candidate
                 // while no more than `max_queue` above the least loaded.
                 let limit = min_queue + self.options.max_queue;
+                let views: Vec<RepView> = l.candidates.iter().map(|&r| reps[r].clone()).collect();
+                let absent = absence(&views);
+                let hours = hours_ratio(&views);
                 let mut o: Vec<(usize, f64)> = l
                     .candidates
                     .iter()
-                    .filter(|&&r| reps[r].unanswered <= limit)
-                    .map(|&r| (r, self.probability(&l.view, &reps[r])))
+                    .zip(&absent)
+                    .filter(|&(&r, a)| a.is_none() && reps[r].unanswered <= limit)
+                    .map(|(&r, _)| (r, self.probability(&l.view, &reps[r])))
                     .collect();
                 o.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let h = self.is_high_quality(&l.view);
                 let n = l.candidates.len().max(1) as f64;
-                for &r in &l.candidates {
-                    share[r][0] += m.len() as f64 / n;
+                for (&r, &scale) in l.candidates.iter().zip(&hours) {
+                    share[r][0] += m.len() as f64 * scale / n;
                     if h {
                         share[r][1] += m.len() as f64 / n;
                     }

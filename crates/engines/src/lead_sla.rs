@@ -2,16 +2,21 @@
 //! agreement (default 5 minutes in business hours), the leads waiting and
 //! those past it, and what response time was worth on the org's own leads.
 //!
-//! The clock counts business minutes only (Monday to Friday, 08:00-18:00
-//! UTC, [`SlaOptions`]): a lead that arrives on Friday evening starts its
-//! clock on Monday morning. A lead is *breached* once its clock passes the
-//! SLA, and due for *reassignment* once it passes twice the SLA without an
-//! answer.
+//! The clock counts the owner's working minutes only: their working hours
+//! in their time zone, less the periods they are away
+//! ([`crate::availability`]); for an owner without hours of their own, and
+//! a lead without an owner, the org's business hours (Monday to Friday,
+//! 08:00-18:00 UTC, [`SlaOptions`]). A lead that arrives on Friday evening
+//! starts its clock on Monday morning. A lead is *breached* once its clock
+//! passes the SLA, and due for *reassignment* once it passes twice the SLA
+//! without an answer, or at once when its owner is away.
 
 use std::collections::HashMap;
 
 use pipewise_store::read::CrmData;
 use serde::Serialize;
+
+use crate::availability::Roster;
 
 const DAY: i64 = 86_400;
 const MINUTE: i64 = 60;
@@ -43,7 +48,22 @@ impl Default for SlaOptions {
     }
 }
 
-/// Business seconds between two instants (epoch seconds).
+/// Everyone's working time for the clock: their own hours, zone and
+/// absences, or `o`'s business hours.
+pub fn roster(data: &CrmData, o: &SlaOptions) -> Roster {
+    Roster::with_org_hours(data, o.open_hour, o.close_hour)
+}
+
+/// Seconds on the clock of a lead owned by `owner` (`None`: no owner, the
+/// org's hours) between two instants: the owner's working time.
+pub fn clock_seconds(roster: &Roster, owner: Option<&str>, from: i64, to: i64) -> i64 {
+    roster
+        .of_user(owner.unwrap_or(""))
+        .working_seconds(from, to)
+}
+
+/// Business seconds between two instants (epoch seconds) in the org's
+/// business hours of `o` (UTC), whoever owns the lead.
 pub fn business_seconds(from: i64, to: i64, o: &SlaOptions) -> i64 {
     if to <= from {
         return 0;
@@ -77,8 +97,13 @@ pub struct WaitingLead {
     pub created_at: i64,
     /// Business minutes on the clock so far.
     pub waiting_minutes: f64,
-    /// `within`, `breached` (past the SLA) or `reassign` (past twice the SLA).
+    /// `within`, `breached` (past the SLA) or `reassign` (past twice the
+    /// SLA, or the owner away).
     pub state: String,
+    /// When the owner is away at the as-of instant: when they are back
+    /// (epoch seconds). Their clock stands still meanwhile, so the lead is
+    /// due for reassignment.
+    pub owner_away_until: Option<i64>,
 }
 
 /// Response figures of one rep over the report's window.
@@ -159,9 +184,11 @@ pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
         .max()
         .unwrap_or(0);
     let leads = owned(data, o);
+    let roster = roster(data, o);
     let minutes = |l: &pipewise_store::read::Lead| {
-        l.first_response_at
-            .map(|r| business_seconds(l.created_at, r, o) as f64 / MINUTE as f64)
+        l.first_response_at.map(|r| {
+            clock_seconds(&roster, l.owner_id.as_deref(), l.created_at, r) as f64 / MINUTE as f64
+        })
     };
     const WINDOW: i64 = 90;
     let recent: Vec<&pipewise_store::read::Lead> = leads
@@ -248,7 +275,7 @@ pub fn report(data: &CrmData, o: &SlaOptions) -> SlaReport {
             conversion: share(c, n),
         })
         .collect();
-    let waiting = waiting_among(&leads, as_of, o);
+    let waiting = waiting_among(&leads, as_of, o, &roster);
     SlaReport {
         sla_minutes: o.minutes,
         as_of,
@@ -283,13 +310,14 @@ fn owned<'a>(data: &'a CrmData, o: &SlaOptions) -> Vec<&'a pipewise_store::read:
 /// watch calls it with the wall clock.
 pub fn waiting_at(data: &CrmData, now: i64, o: &SlaOptions) -> Vec<WaitingLead> {
     let leads = owned(data, o);
-    waiting_among(&leads, now, o)
+    waiting_among(&leads, now, o, &roster(data, o))
 }
 
 fn waiting_among(
     leads: &[&pipewise_store::read::Lead],
     as_of: i64,
     o: &SlaOptions,
+    roster: &Roster,
 ) -> Vec<WaitingLead> {
     let mut waiting: Vec<WaitingLead> = leads
         .iter()
@@ -302,13 +330,16 @@ fn waiting_among(
                 && as_of - l.created_at <= o.waiting_days * DAY
         })
         .map(|l| {
-            let m = business_seconds(l.created_at, as_of, o) as f64 / MINUTE as f64;
+            let owner = l.owner_id.as_deref();
+            let m = clock_seconds(roster, owner, l.created_at, as_of) as f64 / MINUTE as f64;
+            let away = owner.and_then(|u| roster.of_user(u).away_at(as_of).map(|p| p.1));
             WaitingLead {
                 lead_id: l.id.clone(),
                 owner_id: l.owner_id.clone(),
                 created_at: l.created_at,
                 waiting_minutes: m,
-                state: if m > 2.0 * o.minutes {
+                owner_away_until: away,
+                state: if m > 2.0 * o.minutes || away.is_some() {
                     "reassign"
                 } else if m > o.minutes {
                     "breached"
@@ -345,5 +376,58 @@ mod tests {
         // A Saturday counts nothing.
         assert_eq!(business_seconds(friday + DAY, friday + 2 * DAY, &o), 0);
         assert_eq!(business_seconds(to, from, &o), 0);
+    }
+
+    /// The clock runs in the owner's own hours and zone, and stops while
+    /// they are away, which makes their waiting leads due for reassignment.
+    #[test]
+    fn the_clock_is_the_owners() {
+        use pipewise_store::read::{Lead, OutOfOffice, User};
+        // Monday 2026-03-23 00:00 UTC; New York is on daylight time (UTC-4).
+        const MON: i64 = 1_774_224_000;
+        let user = |id: &str, tz: Option<&str>| User {
+            id: id.into(),
+            name: id.into(),
+            role: Some("rep".into()),
+            timezone: tz.map(Into::into),
+            working_hours: tz.map(|_| "Mon-Fri 09:00-17:00".into()),
+            ..Default::default()
+        };
+        let lead = |id: &str, owner: &str| Lead {
+            id: id.into(),
+            owner_id: Some(owner.into()),
+            created_at: MON + 12 * 3600,
+            ..Default::default()
+        };
+        let data = CrmData {
+            users: vec![
+                user("ny", Some("America/New_York")),
+                user("utc", None),
+                user("off", None),
+            ],
+            leads: vec![lead("a", "ny"), lead("b", "utc"), lead("c", "off")],
+            out_of_office: vec![OutOfOffice {
+                user_id: "off".into(),
+                start: MON + 12 * 3600 + 60,
+                end: MON + 5 * DAY,
+                reason: None,
+            }],
+            ..Default::default()
+        };
+        let o = SlaOptions::default();
+        // 13:04 UTC: New York's day began at 13:00 UTC (4 minutes); the
+        // org's hours began at 08:00 (64 minutes since the lead).
+        let w = waiting_at(&data, MON + 13 * 3600 + 4 * 60, &o);
+        let get = |id: &str| w.iter().find(|x| x.lead_id == id).unwrap();
+        assert_eq!(get("a").waiting_minutes, 4.0);
+        assert_eq!(get("a").state, "within");
+        assert_eq!(get("b").waiting_minutes, 64.0);
+        assert_eq!(get("b").state, "reassign");
+        // Away a minute after the lead came: one minute on the clock, and
+        // due for reassignment.
+        assert_eq!(get("c").waiting_minutes, 1.0);
+        assert_eq!(get("c").state, "reassign");
+        assert_eq!(get("c").owner_away_until, Some(MON + 5 * DAY));
+        assert_eq!(get("a").owner_away_until, None);
     }
 }

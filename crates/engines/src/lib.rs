@@ -8,6 +8,7 @@
 //! - [`truth`]: the simulator's hidden truth, for evaluation only.
 
 pub mod accounts;
+pub mod availability;
 pub mod coach;
 pub mod coach_plan;
 pub mod forecast;

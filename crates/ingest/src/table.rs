@@ -1162,6 +1162,23 @@ impl RowParser {
         if block.entity == Entity::OpportunityHistory {
             validate_history(block, &mut values, file, line, &mut row_errors);
         }
+        // An away period must end after it starts.
+        if block.entity == Entity::OutOfOffice {
+            let pos = |name: &str| block.columns.iter().position(|c| *c == name);
+            if let (Some(a), Some(b)) = (pos("start_at"), pos("end_at"))
+                && let (Some(start), Some(end)) = (values[a].as_str(), values[b].as_str())
+                && end <= start
+            {
+                row_errors.push(RowError {
+                    file: file.into(),
+                    line,
+                    column: col_number(&block.cols[b].src),
+                    column_name: Some(block.cols[b].label.clone()),
+                    value: Some(end.to_string()),
+                    message: format!("expected an end after the start ({start})"),
+                });
+            }
+        }
         if cp_probability(block) {
             if let Some(i) = block.columns.iter().position(|c| *c == "probability") {
                 let cp = &block.cols[i];

@@ -928,10 +928,11 @@ async fn lead_queue(
 }
 
 /// Speed to lead over the caller's scope: each lead's response clock in
-/// business minutes (Monday-Friday, 08:00-18:00 UTC) against the SLA, the
-/// share answered within it and never answered per rep, the leads waiting
-/// (`breached` past the SLA, `reassign` past twice it) and conversion by
-/// response time.
+/// working minutes (the owner's hours in their time zone, less time out of
+/// office; Monday-Friday, 08:00-18:00 UTC without hours of their own)
+/// against the SLA, the share answered within it and never answered per
+/// rep, the leads waiting (`breached` past the SLA, `reassign` past twice
+/// it or with the owner away) and conversion by response time.
 #[utoipa::path(get, path = "/api/v1/leads/sla", tag = "leads", security(("bearer" = [])),
     params(pipewise_app::lead_desk::SlaQuery),
     responses(

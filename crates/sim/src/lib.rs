@@ -41,6 +41,7 @@ pub(crate) const STREAM_OPP: u64 = 6;
 pub(crate) const STREAM_BASE: u64 = 7;
 pub(crate) const STREAM_LEAD_PATH: u64 = 8;
 pub(crate) const STREAM_LEAD_LABELS: u64 = 9;
+pub(crate) const STREAM_ABSENCE: u64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -124,6 +125,11 @@ pub struct Config {
     /// inside it. Off: the org starts with no customers, and renewals begin
     /// ten months in.
     pub installed_base: bool,
+    /// Reps take holidays (three blocks of one to two weeks a year, recorded
+    /// in `out_of_office.csv` as a CRM calendar would): a lead owned by a
+    /// rep who is away waits for their return, and is more often never
+    /// answered. Off (the default): nobody is ever away.
+    pub absences: bool,
 }
 
 fn ser_date<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -154,6 +160,7 @@ impl Default for Config {
             seasonality: true,
             quarter_end: true,
             installed_base: true,
+            absences: false,
         }
     }
 }
@@ -299,6 +306,10 @@ pub fn simulate_with(
     })
 }
 
+/// Everyone's working week: the simulator's business hours (leads arriving
+/// outside them wait for the morning).
+const HOURS: &str = "Mon-Fri 08:00-18:00";
+
 fn write_org(cfg: &Config, org: &model::Org, w: &mut output::Out) -> Result<(), SimError> {
     for t in &org.teams {
         w.teams.row([t.id.as_str(), &t.name, REGIONS[t.region].0])?;
@@ -313,6 +324,8 @@ fn write_org(cfg: &Config, org: &model::Org, w: &mut output::Out) -> Result<(), 
         "",
         "",
         before.as_str(),
+        "UTC",
+        HOURS,
     ])?;
     for t in &org.teams {
         let email = format!(
@@ -328,6 +341,8 @@ fn write_org(cfg: &Config, org: &model::Org, w: &mut output::Out) -> Result<(), 
             &t.id,
             REGIONS[t.region].0,
             &before,
+            "UTC",
+            HOURS,
         ])?;
     }
     for r in &org.reps {
@@ -341,7 +356,17 @@ fn write_org(cfg: &Config, org: &model::Org, w: &mut output::Out) -> Result<(), 
             &team.id,
             REGIONS[r.region].0,
             &time::date(r.hired),
+            "UTC",
+            HOURS,
         ])?;
+    }
+    if cfg.absences {
+        let periods: Vec<(&str, i64, i64)> = org
+            .reps
+            .iter()
+            .flat_map(|r| r.away.iter().map(|&(a, b)| (r.id.as_str(), a, b)))
+            .collect();
+        w.write_out_of_office(&periods)?;
     }
     for p in &PRODUCTS {
         w.products

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::rng::Rng;
-use crate::time::{DAY, days_from_civil};
+use crate::time::{self, DAY, days_from_civil};
 use crate::{Config, STREAM_ACCOUNT, STREAM_ORG};
 
 pub const SKILLS: [&str; 7] = [
@@ -67,6 +67,9 @@ pub struct Rep {
     pub bias_strength: f64,
     /// Extra deal strength in each segment (some reps win more in some segments).
     pub affinity: Vec<f64>,
+    /// Holidays `[start, end)` (epoch seconds), in order; empty unless
+    /// [`Config::absences`].
+    pub away: Vec<(i64, i64)>,
 }
 
 impl Rep {
@@ -302,6 +305,46 @@ pub struct Org {
     pub region_accounts: Vec<Vec<usize>>,
 }
 
+impl Rep {
+    /// When the rep is away at `t`: when they are back.
+    pub fn away_until(&self, t: i64) -> Option<i64> {
+        self.away
+            .iter()
+            .find(|&&(a, b)| a <= t && t < b)
+            .map(|&(_, b)| b)
+    }
+}
+
+/// Rep `i`'s holidays over the window (and a year either side): three a
+/// year, each of one or two weeks starting on a Monday, at random weeks
+/// (their own stream: no other draw changes).
+fn holidays(cfg: &Config, i: usize) -> Vec<(i64, i64)> {
+    let mut rng = Rng::stream(cfg.seed, crate::STREAM_ABSENCE, i as u64);
+    // The Monday on or before the window's start, a year earlier.
+    let first = cfg.start - 364 * DAY;
+    let monday = first - time::weekday(first) * DAY;
+    let years = i64::from(cfg.months) / 12 + 3;
+    let mut out = Vec::new();
+    for y in 0..years {
+        for _ in 0..3 {
+            let week = rng.int(0, 51);
+            let weeks = if rng.f64() < 0.5 { 1 } else { 2 };
+            let a = monday + (y * 52 + week) * 7 * DAY;
+            out.push((a, a + weeks * 7 * DAY - 2 * DAY));
+        }
+    }
+    out.sort_unstable();
+    // Overlaps merge.
+    let mut merged: Vec<(i64, i64)> = Vec::new();
+    for (a, b) in out {
+        match merged.last_mut() {
+            Some(l) if a <= l.1 => l.1 = l.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
 const FIRST: [&str; 48] = [
     "Ava", "Ben", "Chloe", "Daniel", "Elena", "Farid", "Grace", "Hugo", "Isla", "Jonas", "Kira",
     "Liam", "Maya", "Noah", "Olivia", "Pavel", "Quinn", "Rosa", "Samir", "Tara", "Umar", "Vera",
@@ -473,6 +516,11 @@ pub fn build(cfg: &Config) -> Org {
             bias,
             bias_strength,
             affinity,
+            away: if cfg.absences {
+                holidays(cfg, i)
+            } else {
+                Vec::new()
+            },
         });
     }
     let mut region_reps = vec![Vec::new(); REGIONS.len()];

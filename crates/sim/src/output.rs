@@ -104,6 +104,8 @@ impl Out {
                     "team_id",
                     "region",
                     "hire_date",
+                    "timezone",
+                    "working_hours",
                 ],
             )?,
             products: Csv::create(
@@ -279,6 +281,28 @@ impl Out {
             gt_opps_n: 0,
             vtt_written: 0,
         })
+    }
+
+    /// Writes `out_of_office.csv`: each rep's holidays, as a CRM calendar
+    /// holds them. Returns the rows written.
+    pub fn write_out_of_office(&self, periods: &[(&str, i64, i64)]) -> Result<u64, SimError> {
+        let mut c = Csv::create(
+            &self.dir,
+            Entity::OutOfOffice,
+            &["id", "user_id", "start_at", "end_at", "reason"],
+        )?;
+        for (k, (user, a, b)) in periods.iter().enumerate() {
+            c.row([
+                format!("ooo{:06}", k + 1).as_str(),
+                user,
+                &crate::time::instant(*a),
+                &crate::time::instant(*b),
+                "holiday",
+            ])?;
+        }
+        let n = c.rows;
+        c.finish()?;
+        Ok(n)
     }
 
     pub fn write_vtt(&mut self, name: &str, text: &str, sidecar: &str) -> Result<(), SimError> {

@@ -75,6 +75,15 @@ pub struct RepView<'a> {
     pub region: &'a str,
     /// Leads this rep owns that are not answered yet (count).
     pub unanswered: u32,
+    /// Seconds until the rep is next at work (0: at work now), from their
+    /// working hours, time zone and absences as the CRM records them;
+    /// `i64::MAX` when not within 60 days.
+    pub at_work_in: i64,
+    /// When the rep is away (out of office) at this instant: when they are
+    /// back (epoch seconds).
+    pub away_until: Option<i64>,
+    /// Working hours a week (hours); capacity shares scale with it.
+    pub weekly_hours: f64,
 }
 
 /// A follow-up touch to make: when (epoch seconds) and on which channel.

@@ -680,6 +680,18 @@ impl<'a> Sim<'a> {
             team_id: &self.org.teams[rep.team].id,
             region: REGIONS[rep.region].0,
             unanswered: self.unanswered(r, t),
+            // Everyone works the simulator's business hours, 08:00-18:00
+            // on weekdays; a holiday runs to its end.
+            at_work_in: {
+                let back = rep.away_until(t).unwrap_or(t);
+                if time::is_business_hours(back) {
+                    back - t
+                } else {
+                    time::next_business_morning(back) - t
+                }
+            },
+            away_until: rep.away_until(t),
+            weekly_hours: 50.0,
         }
     }
 
@@ -784,8 +796,15 @@ impl<'a> Sim<'a> {
         };
         let off_hours = !time::is_business_hours(created);
         let speed = rep.skill(RESPONSE_SPEED, created);
+        // A rep on holiday answers when back, and more leads slip.
+        let away = rep.away_until(created);
         let never = path.never
-            < sigmoid(-1.6 - 0.8 * speed + if off_hours { 0.3 } else { 0.0 } + 0.25 * queue);
+            < sigmoid(
+                -1.6 - 0.8 * speed
+                    + if off_hours { 0.3 } else { 0.0 }
+                    + if away.is_some() { 0.8 } else { 0.0 }
+                    + 0.25 * queue,
+            );
         let mut response_minutes = None;
         let mut planned: Vec<PlannedTouch> = Vec::new();
         let mut plan = CadencePlan::default();
@@ -795,7 +814,10 @@ impl<'a> Sim<'a> {
             let mut minutes =
                 (60.0 * (-1.1 * speed).exp() * (1.0 + 0.35 * queue) * path.minutes.exp())
                     .clamp(0.5, 7.0 * 1440.0);
-            if off_hours && path.off_hours_wait < 0.8 {
+            if let Some(back) = away {
+                let morning = time::next_business_morning(back - 1) + path.morning;
+                minutes = minutes.min(120.0) + (morning - created) as f64 / 60.0;
+            } else if off_hours && path.off_hours_wait < 0.8 {
                 let morning = time::next_business_morning(created) + path.morning;
                 minutes = minutes.min(120.0) + (morning - created) as f64 / 60.0;
             }
@@ -1019,7 +1041,7 @@ impl<'a> Sim<'a> {
             &mut self.out.gt_leads_n,
             &json!({"id": id, "true_conversion_probability": round4(p), "quality": round4(quality),
                     "segment": SEGMENTS[seg].id, "owner": rep.id,
-                    "unanswered_at_arrival": in_queue,
+                    "unanswered_at_arrival": in_queue, "owner_away": away.is_some(),
                     "response_minutes": response_minutes.map(round4), "touches": n_touch,
                     "planned_touches": planned.len(), "replied_at_touch": replied_at.map(|k| k + 1),
                     "touches_after_reply": after_reply, "personal": personal,

@@ -28,6 +28,20 @@ pub struct User {
     pub team_id: Option<String>,
     pub region: Option<String>,
     pub hire_date: Option<Instant>,
+    /// IANA time zone name, as imported (validated); `None`: UTC.
+    pub timezone: Option<String>,
+    /// Working week in canonical form (`Mon-Fri 09:00-17:30`); `None`: the
+    /// org's business hours.
+    pub working_hours: Option<String>,
+}
+
+/// A period a user is away, `[start, end)` in epoch seconds.
+#[derive(Debug, Clone)]
+pub struct OutOfOffice {
+    pub user_id: String,
+    pub start: Instant,
+    pub end: Instant,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -277,6 +291,8 @@ pub struct CrmData {
     pub usage: Vec<Usage>,
     /// How amounts were brought into one currency.
     pub currencies: Currencies,
+    /// Periods users are away, sorted by (user, start).
+    pub out_of_office: Vec<OutOfOffice>,
 }
 
 fn opt_s(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
@@ -339,7 +355,8 @@ impl SqliteStore {
         let c = &self.conn;
         let mut data = CrmData::default();
         let mut st = c.prepare(
-            "SELECT id, name, role, manager_id, team_id, region, hire_date FROM users ORDER BY id",
+            "SELECT id, name, role, manager_id, team_id, region, hire_date, timezone, working_hours
+             FROM users ORDER BY id",
         )?;
         data.users = st
             .query_map([], |r| {
@@ -351,6 +368,8 @@ impl SqliteStore {
                     team_id: opt_s(r, 4)?,
                     region: opt_s(r, 5)?,
                     hire_date: opt_t(r, 6)?,
+                    timezone: opt_s(r, 7)?,
+                    working_hours: opt_s(r, 8)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -489,6 +508,20 @@ impl SqliteStore {
                     occurred_at: opt_t(r, 1)?.unwrap_or(i64::MIN),
                     quantity: r.get::<_, Option<f64>>(2)?.unwrap_or(1.0),
                     product_id: opt_s(r, 3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = c.prepare(
+            "SELECT user_id, start_at, end_at, reason FROM out_of_office
+             ORDER BY user_id, start_at, id",
+        )?;
+        data.out_of_office = st
+            .query_map([], |r| {
+                Ok(OutOfOffice {
+                    user_id: r.get(0)?,
+                    start: opt_t(r, 1)?.unwrap_or(i64::MIN),
+                    end: opt_t(r, 2)?.unwrap_or(i64::MIN),
+                    reason: opt_s(r, 3)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
