@@ -469,8 +469,16 @@ pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
                 println!("audit log BROKEN: {p} ({} rows read)", check.rows);
             } else {
                 println!(
-                    "audit log intact: {} rows, each chained to the one before{}",
+                    "audit log intact: {} rows, each chained to the one before{}{}",
                     check.rows,
+                    if check.redacted > 0 {
+                        format!(
+                            " ({} details blanked by erasures, their links checked)",
+                            check.redacted
+                        )
+                    } else {
+                        String::new()
+                    },
                     head.map(|h| format!(
                         "; head {h} (record it elsewhere to detect a truncated tail)"
                     ))
@@ -509,6 +517,86 @@ pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(Args, Clone)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["contact", "lead", "user"])))]
+pub struct EraseArgs {
+    /// A contact's id (their leads go with them).
+    #[arg(long)]
+    pub contact: Option<String>,
+    /// A lead's id (with the contact it is linked to: the same person).
+    #[arg(long)]
+    pub lead: Option<String>,
+    /// A user's id (rep, manager, admin).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Why (kept in the audit log; any mention of the person is removed).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pipewise erase`: the person removed or anonymised everywhere, the
+/// erasure audited without their identity, the file rewritten.
+pub fn erase(db: &Path, args: &EraseArgs) -> Result<ExitCode> {
+    use pipewise_store::erasure::Subject;
+    let subject = match (&args.contact, &args.lead, &args.user) {
+        (Some(c), _, _) => Subject::Contact(c),
+        (_, Some(l), _) => Subject::Lead(l),
+        (_, _, Some(u)) => Subject::User(u),
+        _ => bail!("give --contact, --lead or --user"),
+    };
+    let done = existing(db).and_then(|mut store| {
+        let r = store.erase(subject, None, args.reason.as_deref(), &auth::now())?;
+        store.vacuum()?;
+        Ok(r)
+    });
+    let r = match done {
+        Ok(r) => r,
+        Err(e) if args.json => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": format!("{e:#}")})
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e),
+    };
+    if args.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["ok"] = serde_json::Value::Bool(true);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "Erased a {}: {}.",
+            r.subject,
+            if r.changed.is_empty() {
+                "nothing held about them".to_string()
+            } else {
+                r.changed
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        println!(
+            "Audit row {} records it without their identity; {} earlier audit details that named them are blanked.",
+            r.audit_seq, r.audit_rows_blanked
+        );
+        if r.models_marked.is_empty() {
+            println!("No model was trained on their data.");
+        } else {
+            println!(
+                "Marked for retraining (trained on their data): {}.",
+                r.models_marked.join(", ")
+            );
+        }
+        println!("The database file was rewritten (VACUUM): no erased value is left in it.");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// After the demo: a rep, a manager and the director (granted admin, so the

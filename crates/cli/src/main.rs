@@ -147,6 +147,11 @@ enum Command {
     User(access_cmd::UserCmd),
     /// The audit log of who read or changed what; `audit verify` checks its hash chain.
     Audit(access_cmd::AuditArgs),
+    /// Erase a person (GDPR article 17, CCPA): a contact, a lead or a user,
+    /// removed or anonymised everywhere, the aggregates kept, the erasure
+    /// audited without their identity, models trained on them marked for
+    /// retraining, and the database file rewritten.
+    Erase(access_cmd::EraseArgs),
     /// Simulate a default org (40 reps, 24 months), import it into a fresh
     /// database and print what pipewise sees in it.
     Demo {
@@ -602,6 +607,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(cmd) => access_cmd::token(&cli.db, &cmd),
         Command::User(cmd) => access_cmd::user(&cli.db, &cmd),
         Command::Audit(args) => access_cmd::audit(&cli.db, &args),
+        Command::Erase(args) => access_cmd::erase(&cli.db, &args),
         Command::Forecast(args) => forecast_cmd::forecast_cmd(&cli.db, args),
         Command::Backtest(cmd) => forecast_cmd::backtest_cmd(&cli.db, cmd),
         Command::Bench(cmd) => forecast_cmd::bench_cmd(cmd),

@@ -803,6 +803,9 @@ pub fn models_cmd(
                 .map(|x| format!("{x:.3}"))
                 .unwrap_or_default(),
         );
+        if let Some(r) = &m.retrain_reason {
+            println!("        needs retraining: {r}");
+        }
     }
     println!(
         "\n`pipewise models --card win` prints a model card; `--activate win:1` switches versions."

@@ -71,12 +71,18 @@ pub struct AuditRecord {
     pub detail: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// The erasure row (its `seq`) that blanked this row's detail, which
+    /// named an erased person; the row's hash is of its original content.
+    pub redacted_by: Option<i64>,
 }
 
 /// What `verify_audit` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditCheck {
     pub rows: usize,
+    /// Rows whose detail an erasure blanked (their links are checked, their
+    /// content cannot be).
+    pub redacted: usize,
     /// The first row whose hash or link does not hold, and why.
     pub broken_at: Option<i64>,
     pub problem: Option<String>,
@@ -127,6 +133,52 @@ fn audit_hash(
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Appends audit rows in order, chained to the last one, inside `tx` (the
+/// caller's immediate transaction).
+pub(crate) fn append_audit_in(
+    tx: &rusqlite::Transaction<'_>,
+    entries: &[NewAudit<'_>],
+) -> Result<Vec<AuditRecord>> {
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (mut seq, mut prev) = match last {
+        Some((s, h)) => (s, h),
+        None => (0, GENESIS.to_string()),
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO audit_log ({AUDIT_INSERT}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?;
+    for e in entries {
+        seq += 1;
+        let ids_json = serde_json::to_string(e.ids).unwrap_or_else(|_| "[]".into());
+        let hash = audit_hash(
+            seq, e.at, e.user_id, e.action, e.route, &ids_json, e.detail, &prev,
+        );
+        st.execute(params![
+            seq, e.at, e.user_id, e.action, e.route, ids_json, e.detail, prev, hash
+        ])?;
+        out.push(AuditRecord {
+            seq,
+            at: e.at.into(),
+            user_id: e.user_id.map(Into::into),
+            action: e.action.into(),
+            route: e.route.map(Into::into),
+            ids: e.ids.to_vec(),
+            detail: e.detail.map(Into::into),
+            prev_hash: std::mem::replace(&mut prev, hash.clone()),
+            hash,
+            redacted_by: None,
+        });
+    }
+    Ok(out)
+}
+
 fn token(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
         id: r.get(0)?,
@@ -151,13 +203,16 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
             detail: r.get(6)?,
             prev_hash: r.get(7)?,
             hash: r.get(8)?,
+            redacted_by: r.get(9)?,
         },
         ids_json,
     ))
 }
 
 const TOKEN_COLUMNS: &str = "id, user_id, label, created_at, expires_at, revoked_at";
-const AUDIT_COLUMNS: &str = "seq, at, user_id, action, route, ids, detail, prev_hash, hash";
+const AUDIT_COLUMNS: &str =
+    "seq, at, user_id, action, route, ids, detail, prev_hash, hash, redacted_by";
+const AUDIT_INSERT: &str = "seq, at, user_id, action, route, ids, detail, prev_hash, hash";
 
 impl SqliteStore {
     /// Every user, by id.
@@ -391,44 +446,7 @@ impl SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (mut seq, mut prev) = match last {
-            Some((s, h)) => (s, h),
-            None => (0, GENESIS.to_string()),
-        };
-        let mut out = Vec::with_capacity(entries.len());
-        {
-            let mut st = tx.prepare_cached(&format!(
-                "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ))?;
-            for e in entries {
-                seq += 1;
-                let ids_json = serde_json::to_string(e.ids).unwrap_or_else(|_| "[]".into());
-                let hash = audit_hash(
-                    seq, e.at, e.user_id, e.action, e.route, &ids_json, e.detail, &prev,
-                );
-                st.execute(params![
-                    seq, e.at, e.user_id, e.action, e.route, ids_json, e.detail, prev, hash
-                ])?;
-                out.push(AuditRecord {
-                    seq,
-                    at: e.at.into(),
-                    user_id: e.user_id.map(Into::into),
-                    action: e.action.into(),
-                    route: e.route.map(Into::into),
-                    ids: e.ids.to_vec(),
-                    detail: e.detail.map(Into::into),
-                    prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                    hash,
-                });
-            }
-        }
+        let out = append_audit_in(&tx, entries)?;
         tx.commit()?;
         Ok(out)
     }
@@ -475,6 +493,12 @@ impl SqliteStore {
     /// Walks the whole chain: every row's hash must match its fields and the
     /// previous row's hash, and the sequence must have no gaps.
     pub fn verify_audit(&self) -> Result<AuditCheck> {
+        let erasures: std::collections::HashSet<i64> = self
+            .conn
+            .prepare("SELECT seq FROM audit_log WHERE action = 'privacy.erased'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut redacted = 0usize;
         let mut st = self.conn.prepare(&format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"
         ))?;
@@ -495,6 +519,16 @@ impl SqliteStore {
                     "row {} does not link to the row before it: a row was deleted or replaced",
                     a.seq
                 ))
+            } else if let Some(by) = a.redacted_by {
+                // Blanked by an erasure: the content cannot be checked, the
+                // erasure row must exist.
+                redacted += 1;
+                (!erasures.contains(&by) || by <= a.seq).then(|| {
+                    format!(
+                        "row {} is blanked by row {by}, which is not a later erasure",
+                        a.seq
+                    )
+                })
             } else if audit_hash(
                 a.seq,
                 &a.at,
@@ -516,6 +550,7 @@ impl SqliteStore {
             if let Some(p) = problem {
                 return Ok(AuditCheck {
                     rows: n,
+                    redacted,
                     broken_at: Some(expect.min(a.seq)),
                     problem: Some(p),
                 });
@@ -525,6 +560,7 @@ impl SqliteStore {
         }
         Ok(AuditCheck {
             rows: n,
+            redacted,
             broken_at: None,
             problem: None,
         })

@@ -13,6 +13,7 @@
 //! - an upsert that changes nothing writes nothing, so re-imports are idempotent.
 
 pub mod access;
+pub mod erasure;
 pub mod read;
 mod registry;
 mod sqlite;

@@ -36,6 +36,9 @@ pub struct ModelRecord {
     pub features: serde_json::Value,
     pub metrics: serde_json::Value,
     pub card: String,
+    /// Why the model should be retrained, when something it was trained on
+    /// has changed (a person erased from its training data).
+    pub retrain_reason: Option<String>,
     #[serde(skip)]
     pub artifact: Option<String>,
 }
@@ -51,7 +54,7 @@ pub struct ScoreRecord {
     pub factors: serde_json::Value,
 }
 
-const COLUMNS: &str = "id, kind, version, created_at, algorithm, train_from, train_to, test_from, test_to, active, features, metrics, card";
+const COLUMNS: &str = "id, kind, version, created_at, algorithm, train_from, train_to, test_from, test_to, active, features, metrics, card, retrain_reason";
 
 fn record(r: &rusqlite::Row<'_>, with_artifact: bool) -> rusqlite::Result<ModelRecord> {
     let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
@@ -72,7 +75,8 @@ fn record(r: &rusqlite::Row<'_>, with_artifact: bool) -> rusqlite::Result<ModelR
         features: json(10)?,
         metrics: json(11)?,
         card: r.get(12)?,
-        artifact: if with_artifact { r.get(13)? } else { None },
+        retrain_reason: r.get(13)?,
+        artifact: if with_artifact { r.get(14)? } else { None },
     })
 }
 

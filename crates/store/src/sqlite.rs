@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_forecast_overrides.sql"),
     include_str!("migrations/0008_lead_tasks.sql"),
     include_str!("migrations/0009_availability.sql"),
+    include_str!("migrations/0010_erasure.sql"),
 ];
 
 pub struct SqliteStore {

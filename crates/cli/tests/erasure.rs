@@ -1,0 +1,215 @@
+//! `pipewise erase`: a person erased from an imported org leaves no trace of
+//! their name, email or words in the database file (after the VACUUM the
+//! command runs) nor in the audit log, whose chain still verifies.
+
+mod common;
+
+use std::path::Path;
+
+use common::pipewise;
+use serde_json::Value;
+
+fn one(db: &Path, sql: &str) -> Option<String> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// The database file and its write-ahead log, lower-cased.
+fn file_text(db: &Path) -> String {
+    let mut bytes = std::fs::read(db).unwrap();
+    if let Ok(wal) = std::fs::read(db.with_extension("db-wal")) {
+        bytes.extend(wal);
+    }
+    String::from_utf8_lossy(&bytes).to_lowercase()
+}
+
+#[test]
+fn an_erased_person_leaves_no_trace_in_the_file_or_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "simulate",
+            "--seed",
+            "9201",
+            "--reps",
+            "8",
+            "--months",
+            "8",
+            "--transcript-share",
+            "0.6",
+            "--vtt-sample",
+            "0",
+            "--out",
+            "org",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = pipewise(d, &["--db", "org.db", "import", "dir", "org"]);
+    assert!(ok, "{err}");
+    let db = d.join("org.db");
+    // A customer who spoke on a recorded call, whose name no one else has.
+    let unique = "(SELECT count(*) FROM contacts x WHERE x.name = c.name)
+                + (SELECT count(*) FROM users u WHERE u.name = c.name)
+                + (SELECT count(*) FROM leads l WHERE l.contact_name = c.name AND l.contact_id IS NOT c.id) = 1";
+    let pick = |col: &str| {
+        one(
+            &db,
+            &format!(
+                "SELECT c.{col} FROM contacts c
+                 WHERE EXISTS (SELECT 1 FROM conversation_turns t
+                               WHERE t.speaker = c.name AND t.speaker_role = 'customer')
+                   AND c.email IS NOT NULL AND {unique}
+                 ORDER BY c.id LIMIT 1"
+            ),
+        )
+        .expect("a customer who spoke on a call")
+    };
+    let (contact, name, email) = (pick("id"), pick("name"), pick("email"));
+    // Something only they said.
+    let words = one(
+        &db,
+        &format!(
+            "SELECT text FROM conversation_turns t WHERE speaker = '{name}' AND length(text) > 30
+               AND NOT EXISTS (SELECT 1 FROM conversation_turns o WHERE o.text = t.text AND o.speaker <> t.speaker)
+             ORDER BY length(text) DESC LIMIT 1"
+        ),
+    );
+    // An audit row that names them (as a routing reason would).
+    {
+        let mut s = pipewise_store::SqliteStore::open(&db).unwrap();
+        s.append_audit(&pipewise_store::access::NewAudit {
+            at: "2025-01-01T00:00:00Z",
+            user_id: None,
+            action: "lead.reassigned",
+            route: None,
+            ids: &[],
+            detail: Some(&format!("{name} <{email}> asked for a call")),
+        })
+        .unwrap();
+    }
+    let text = file_text(&db);
+    assert!(text.contains(&name.to_lowercase()) && text.contains(&email.to_lowercase()));
+    eprintln!("erasing contact {contact} {name} <{email}>, who said {words:?}");
+
+    let (ok, out, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "erase",
+            "--contact",
+            &contact,
+            "--reason",
+            &format!("request from {email}"),
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["changed"]["contacts"], 1, "{out}");
+    assert!(
+        r["changed"]["conversation_turns"].as_u64().unwrap() >= 1,
+        "{out}"
+    );
+    assert!(r["audit_rows_blanked"].as_u64().unwrap() >= 1, "{out}");
+
+    // A lead with an inquiry, erased by its id.
+    let (lead, inquiry) = (
+        one(
+            &db,
+            "SELECT id FROM leads WHERE length(inquiry) > 60 ORDER BY id LIMIT 1",
+        )
+        .unwrap(),
+        one(
+            &db,
+            "SELECT inquiry FROM leads WHERE length(inquiry) > 60 ORDER BY id LIMIT 1",
+        )
+        .unwrap(),
+    );
+    let lead_email = one(&db, &format!("SELECT email FROM leads WHERE id = '{lead}'")).unwrap();
+    eprintln!("erasing lead {lead} <{lead_email}>: {inquiry:?}");
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "erase", "--lead", &lead, "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["ok"], true);
+
+    // A rep with a token, whose name no contact or lead shares.
+    let rep = one(
+        &db,
+        "SELECT id FROM users u WHERE role = 'rep'
+           AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.name = u.name)
+           AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.contact_name = u.name)
+         ORDER BY id LIMIT 1",
+    )
+    .unwrap();
+    let rep_name = one(&db, &format!("SELECT name FROM users WHERE id = '{rep}'")).unwrap();
+    let (ok, _, err) = pipewise(d, &["--db", "org.db", "token", "create", "--user", &rep]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "erase", "--user", &rep]);
+    assert!(ok, "{err}");
+    assert!(out.contains("api_tokens (deleted) 1"), "{out}");
+    assert!(out.contains("VACUUM"), "{out}");
+
+    // No trace in the file (or its log).
+    let text = file_text(&db);
+    for gone in [&name, &email, &inquiry, &lead_email, &rep_name] {
+        assert!(
+            !text.contains(&gone.to_lowercase()),
+            "{gone:?} is still in the file"
+        );
+    }
+    if let Some(w) = &words {
+        assert!(
+            !text.contains(&w.to_lowercase()),
+            "their words {w:?} are still in the file"
+        );
+    }
+    assert_eq!(
+        one(
+            &db,
+            &format!(
+                "SELECT CAST(count(*) AS TEXT) FROM conversation_turns WHERE speaker = '{name}'"
+            )
+        )
+        .as_deref(),
+        Some("0")
+    );
+    // The audit log: three erasures without identities, the chain intact.
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "audit", "--json", "--limit", "200"]);
+    assert!(ok, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let erasures: Vec<&Value> = rows
+        .iter()
+        .filter(|a| a["action"] == "privacy.erased")
+        .collect();
+    assert_eq!(erasures.len(), 3);
+    for a in &erasures {
+        assert_eq!(a["ids"].as_array().unwrap().len(), 0, "{a}");
+    }
+    let lower = out.to_lowercase();
+    for gone in [&name, &email, &rep_name] {
+        assert!(
+            !lower.contains(&gone.to_lowercase()),
+            "{gone:?} is in the audit log"
+        );
+    }
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "audit", "verify", "--json"]);
+    assert!(ok, "{err} {out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true, "{out}");
+    assert!(v["redacted"].as_u64().unwrap() >= 1, "{out}");
+
+    // An unknown id is an error, in JSON too.
+    let (ok, out, _) = pipewise(
+        d,
+        &["--db", "org.db", "erase", "--contact", "nobody", "--json"],
+    );
+    assert!(!ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("no contact with id"),
+        "{out}"
+    );
+}

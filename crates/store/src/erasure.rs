@@ -1,0 +1,705 @@
+//! Erasure of a person (GDPR article 17, CCPA "right to delete"): a contact,
+//! a lead (and the contact it names) or a user, removed or irreversibly
+//! anonymised everywhere the database holds them, while the rows the org's
+//! figures rest on stay (deals, activities, leads and their dates, outcomes
+//! and owners keep their ids).
+//!
+//! What goes, in one transaction:
+//! - the person's own fields: a contact's name, email and title; a lead's
+//!   contact name, email, title and inquiry text, and its scores; a user's
+//!   name (replaced by "Erased user N") and email, their API tokens,
+//!   sessions, password and grants, the reasons of their time out of office
+//!   and the texts of coaching decisions about them;
+//! - their words: the turns of calls they spoke (a contact's or lead's turns
+//!   as the customer, a user's as the rep), text and speaker name; the
+//!   subjects of the activities with them;
+//! - every other mention of their full name or email in free text (other
+//!   turns, activity subjects, call titles, deal names, inquiries, notes,
+//!   decisions, import reports, score factors, model cards and artifacts),
+//!   replaced by `[erased]`;
+//! - audit rows whose detail names them: the detail is blanked, the row's
+//!   hash and links are kept, and the row names the erasure that did it
+//!   (`redacted_by`); the erasure itself is an audit row without the
+//!   identity (`privacy.erased`);
+//! - models trained on data that includes the person are marked for
+//!   retraining (`retrain_reason`).
+//!
+//! Free pages keep old bytes until [`SqliteStore::vacuum`] rewrites the file
+//! and truncates the write-ahead log; erasing callers run it after.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter};
+use serde::Serialize;
+
+use crate::access::{NewAudit, append_audit_in};
+use crate::{Result, SqliteStore, StoreError};
+
+/// Who to erase.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A contact (and the leads that name it or its email).
+    Contact(&'a str),
+    /// A lead (and the contact it is linked to, with that contact's other
+    /// leads: the same person).
+    Lead(&'a str),
+    /// A user: a rep, manager or admin.
+    User(&'a str),
+}
+
+impl Subject<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Subject::Contact(_) => "contact",
+            Subject::Lead(_) => "lead",
+            Subject::User(_) => "user",
+        }
+    }
+}
+
+/// What an erasure changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureReport {
+    /// `contact`, `lead` or `user`.
+    pub subject: String,
+    /// The erasure's audit row.
+    pub audit_seq: i64,
+    /// Rows changed or deleted per table and column (`conversation_turns.text`).
+    pub changed: BTreeMap<String, usize>,
+    /// Audit rows whose detail named the person, now blank.
+    pub audit_rows_blanked: usize,
+    /// Models marked for retraining (`kind vVERSION`).
+    pub models_marked: Vec<String>,
+}
+
+/// Free-text columns searched for the person's full name and email:
+/// (table, column, key columns). Other people's name and email fields are
+/// not: a namesake keeps their name.
+const FREE_TEXT: &[(&str, &str, &[&str])] = &[
+    ("conversation_turns", "text", &["conversation_id", "seq"]),
+    ("conversation_turns", "speaker", &["conversation_id", "seq"]),
+    ("conversations", "title", &["rowid"]),
+    ("conversations", "source_file", &["rowid"]),
+    ("activities", "subject", &["rowid"]),
+    ("opportunities", "name", &["rowid"]),
+    ("leads", "inquiry", &["rowid"]),
+    ("coaching_decisions", "recommendation", &["rowid"]),
+    ("coaching_decisions", "reason", &["rowid"]),
+    ("coaching_decisions", "edited_text", &["rowid"]),
+    ("forecast_overrides", "reason", &["rowid"]),
+    ("lead_task_marks", "note", &["rowid"]),
+    ("out_of_office", "reason", &["rowid"]),
+    ("imports", "report", &["rowid"]),
+    ("imports", "sources", &["rowid"]),
+    ("scores", "factors", &["model_id", "entity_id", "as_of"]),
+    ("models", "card", &["rowid"]),
+    ("models", "artifact", &["rowid"]),
+    ("models", "metrics", &["rowid"]),
+    ("models", "features", &["rowid"]),
+];
+
+/// Replaces every ASCII-case-insensitive occurrence of each needle in `s`
+/// by `[erased]`; `None` when nothing matched.
+fn scrub(s: &str, needles: &[String]) -> Option<String> {
+    let mut out = s.to_string();
+    let mut hit = false;
+    for n in needles {
+        let low = n.to_ascii_lowercase();
+        // Scan forward past each replacement (a needle may occur in
+        // "[erased]" itself).
+        let mut from = 0;
+        while let Some(i) = out[from..]
+            .to_ascii_lowercase()
+            .find(&low)
+            .map(|i| i + from)
+        {
+            out.replace_range(i..i + low.len(), "[erased]");
+            from = i + "[erased]".len();
+            hit = true;
+        }
+    }
+    hit.then_some(out)
+}
+
+impl SqliteStore {
+    /// Erases `subject` (see the module's documentation) at instant `at`
+    /// (UTC, `YYYY-MM-DDTHH:MM:SSZ`), by `actor` (a user id, or `None` for
+    /// the command line), for `reason` (stored in the audit row with any
+    /// mention of the person removed). Errors: no such contact, lead or
+    /// user; a database error (nothing is changed).
+    pub fn erase(
+        &mut self,
+        subject: Subject<'_>,
+        actor: Option<&str>,
+        reason: Option<&str>,
+        at: &str,
+    ) -> Result<ErasureReport> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut changed: BTreeMap<String, usize> = BTreeMap::new();
+        let mut count = |key: &str, n: usize| {
+            if n > 0 {
+                *changed.entry(key.to_string()).or_default() += n;
+            }
+        };
+        let mut needles: Vec<String> = Vec::new();
+        // Dates of the person's records: models trained after the first
+        // saw them.
+        let mut first_seen: Option<String> = None;
+        let mut seen = |d: Option<String>| {
+            if let Some(d) = d
+                && first_seen.as_ref().is_none_or(|f| d < *f)
+            {
+                first_seen = Some(d);
+            }
+        };
+        match subject {
+            Subject::Contact(_) | Subject::Lead(_) => {
+                // The contact and leads of the person.
+                let contact: Option<String>;
+                let mut leads: BTreeSet<String> = BTreeSet::new();
+                match subject {
+                    Subject::Contact(id) => {
+                        let found: Option<String> = tx
+                            .query_row("SELECT id FROM contacts WHERE id = ?1", [id], |r| r.get(0))
+                            .optional()?;
+                        contact = Some(found.ok_or_else(|| {
+                            StoreError::Invalid(format!("no contact with id {id:?}"))
+                        })?);
+                    }
+                    Subject::Lead(id) => {
+                        let row: Option<Option<String>> = tx
+                            .query_row("SELECT contact_id FROM leads WHERE id = ?1", [id], |r| {
+                                r.get(0)
+                            })
+                            .optional()?;
+                        let Some(c) = row else {
+                            return Err(StoreError::Invalid(format!("no lead with id {id:?}")));
+                        };
+                        contact = c;
+                        leads.insert(id.to_string());
+                    }
+                    Subject::User(_) => unreachable!(),
+                }
+                let mut contacts: BTreeSet<String> = contact.into_iter().collect();
+                let mut emails: Vec<String> = Vec::new();
+                let mut read_contact = |c: &str,
+                                        leads: &mut BTreeSet<String>,
+                                        needles: &mut Vec<String>,
+                                        emails: &mut Vec<String>|
+                 -> Result<()> {
+                    let (name, email, created): (Option<String>, Option<String>, Option<String>) =
+                        tx.query_row(
+                            "SELECT name, email, created_at FROM contacts WHERE id = ?1",
+                            [c],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        )?;
+                    needles.extend(name);
+                    emails.extend(email);
+                    seen(created);
+                    let mut st = tx.prepare("SELECT id FROM leads WHERE contact_id = ?1")?;
+                    for id in st.query_map([c], |r| r.get::<_, String>(0))? {
+                        leads.insert(id?);
+                    }
+                    Ok(())
+                };
+                for c in contacts.clone() {
+                    read_contact(&c, &mut leads, &mut needles, &mut emails)?;
+                }
+                for id in leads.clone() {
+                    let (name, email): (Option<String>, Option<String>) = tx.query_row(
+                        "SELECT contact_name, email FROM leads WHERE id = ?1",
+                        [&id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
+                    needles.extend(name);
+                    emails.extend(email);
+                }
+                // Leads and contacts with the same email address are the
+                // same person.
+                for e in emails.clone() {
+                    let mut st = tx.prepare(
+                        "SELECT id FROM leads WHERE email IS NOT NULL AND lower(email) = lower(?1)",
+                    )?;
+                    for id in st.query_map([&e], |r| r.get::<_, String>(0))? {
+                        leads.insert(id?);
+                    }
+                    let mut st = tx.prepare(
+                        "SELECT id FROM contacts WHERE email IS NOT NULL AND lower(email) = lower(?1)",
+                    )?;
+                    let same: Vec<String> = st
+                        .query_map([&e], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    for c in same {
+                        if contacts.insert(c.clone()) {
+                            read_contact(&c, &mut leads, &mut needles, &mut emails)?;
+                        }
+                    }
+                }
+                needles.extend(emails);
+                let lead_list: Vec<String> = leads.into_iter().collect();
+                let in_leads = format!(
+                    "({})",
+                    (1..=lead_list.len())
+                        .map(|i| format!("?{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if !lead_list.is_empty() {
+                    let p = params_from_iter(lead_list.iter());
+                    let first: Option<String> = tx.query_row(
+                        &format!("SELECT min(created_at) FROM leads WHERE id IN {in_leads}"),
+                        p,
+                        |r| r.get(0),
+                    )?;
+                    seen(first);
+                    let n = tx.execute(
+                        &format!(
+                            "UPDATE leads SET contact_name = NULL, email = NULL, title = NULL, inquiry = NULL
+                             WHERE id IN {in_leads}"
+                        ),
+                        params_from_iter(lead_list.iter()),
+                    )?;
+                    count("leads", n);
+                    let n = tx.execute(
+                        &format!("DELETE FROM scores WHERE entity_id IN {in_leads}"),
+                        params_from_iter(lead_list.iter()),
+                    )?;
+                    count("scores (deleted)", n);
+                    let n = tx.execute(
+                        &format!(
+                            "UPDATE conversation_turns SET text = NULL, speaker = NULL
+                             WHERE (speaker_role IS NULL OR speaker_role <> 'rep')
+                               AND (text IS NOT NULL OR speaker IS NOT NULL)
+                               AND conversation_id IN (SELECT id FROM conversations WHERE lead_id IN {in_leads})"
+                        ),
+                        params_from_iter(lead_list.iter()),
+                    )?;
+                    count("conversation_turns", n);
+                    let n = tx.execute(
+                        &format!(
+                            "UPDATE activities SET subject = NULL
+                             WHERE subject IS NOT NULL AND lead_id IN {in_leads}"
+                        ),
+                        params_from_iter(lead_list.iter()),
+                    )?;
+                    count("activities", n);
+                }
+                for c in &contacts {
+                    count(
+                        "contacts",
+                        tx.execute(
+                            "UPDATE contacts SET name = NULL, email = NULL, title = NULL WHERE id = ?1",
+                            [c],
+                        )?,
+                    );
+                    count(
+                        "activities",
+                        tx.execute(
+                            "UPDATE activities SET subject = NULL
+                             WHERE subject IS NOT NULL AND contact_id = ?1",
+                            [c],
+                        )?,
+                    );
+                    let first: Option<String> = tx.query_row(
+                        "SELECT min(occurred_at) FROM activities WHERE contact_id = ?1",
+                        [c],
+                        |r| r.get(0),
+                    )?;
+                    seen(first);
+                }
+                // Their words on any call, by the name they spoke under.
+                for name in needles.iter().filter(|n| !n.contains('@')) {
+                    count(
+                        "conversation_turns",
+                        tx.execute(
+                            "UPDATE conversation_turns SET text = NULL, speaker = NULL
+                             WHERE speaker = ?1 COLLATE NOCASE
+                               AND (speaker_role IS NULL OR speaker_role <> 'rep')",
+                            [name],
+                        )?,
+                    );
+                }
+            }
+            Subject::User(id) => {
+                let row: Option<(String, Option<String>, Option<String>)> = tx
+                    .query_row(
+                        "SELECT name, email, hire_date FROM users WHERE id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((name, email, hired)) = row else {
+                    return Err(StoreError::Invalid(format!("no user with id {id:?}")));
+                };
+                seen(hired);
+                needles.push(name.clone());
+                needles.extend(email);
+                let n: i64 = tx.query_row(
+                    "SELECT count(*) FROM users WHERE name LIKE 'Erased user %'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                count(
+                    "users",
+                    tx.execute(
+                        "UPDATE users SET name = ?2, email = NULL WHERE id = ?1",
+                        params![id, format!("Erased user {}", n + 1)],
+                    )?,
+                );
+                for (table, label) in [
+                    ("api_tokens", "api_tokens (deleted)"),
+                    ("sessions", "sessions (deleted)"),
+                    ("user_credentials", "user_credentials (deleted)"),
+                    ("user_grants", "user_grants (deleted)"),
+                ] {
+                    count(
+                        label,
+                        tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [id])?,
+                    );
+                }
+                count(
+                    "out_of_office",
+                    tx.execute(
+                        "UPDATE out_of_office SET reason = NULL WHERE user_id = ?1 AND reason IS NOT NULL",
+                        [id],
+                    )?,
+                );
+                count(
+                    "coaching_decisions",
+                    tx.execute(
+                        "UPDATE coaching_decisions SET reason = NULL, edited_text = NULL
+                         WHERE rep_id = ?1 AND (reason IS NOT NULL OR edited_text IS NOT NULL)",
+                        [id],
+                    )?,
+                );
+                count(
+                    "conversation_turns",
+                    tx.execute(
+                        "UPDATE conversation_turns SET text = NULL, speaker = NULL
+                         WHERE (text IS NOT NULL OR speaker IS NOT NULL)
+                           AND ((speaker_role = 'rep'
+                                 AND conversation_id IN (SELECT id FROM conversations WHERE user_id = ?1))
+                                OR speaker = ?2 COLLATE NOCASE)",
+                        params![id, name],
+                    )?,
+                );
+            }
+        }
+        needles = needles
+            .into_iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| n.chars().count() >= 3)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // Longest first, so "Ann Lee-Smith" goes before "Ann Lee".
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        // Every other mention in free text.
+        if !needles.is_empty() {
+            let any = |col: &str| {
+                (1..=needles.len())
+                    .map(|i| format!("instr(lower({col}), lower(?{i})) > 0"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            };
+            for (table, col, key) in FREE_TEXT {
+                let keys = key.join(", ");
+                let sql = format!(
+                    "SELECT {keys}, {col} FROM {table} WHERE {col} IS NOT NULL AND ({})",
+                    any(col)
+                );
+                let hits: Vec<(Vec<rusqlite::types::Value>, String)> = {
+                    let mut st = tx.prepare(&sql)?;
+                    st.query_map(params_from_iter(needles.iter()), |r| {
+                        let k = (0..key.len())
+                            .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        Ok((k, r.get::<_, String>(key.len())?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?
+                };
+                let set = format!(
+                    "UPDATE {table} SET {col} = ?1 WHERE {}",
+                    key.iter()
+                        .enumerate()
+                        .map(|(i, k)| format!("{k} = ?{}", i + 2))
+                        .collect::<Vec<_>>()
+                        .join(" AND ")
+                );
+                let mut n = 0;
+                for (k, text) in hits {
+                    if let Some(clean) = scrub(&text, &needles) {
+                        let mut p: Vec<rusqlite::types::Value> = vec![clean.into()];
+                        p.extend(k);
+                        n += tx.execute(&set, params_from_iter(p))?;
+                    }
+                }
+                count(&format!("{table}.{col}"), n);
+            }
+        }
+        let reason = reason.map(|r| scrub(r, &needles).unwrap_or_else(|| r.to_string()));
+        let summary = changed
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let detail = format!(
+            "a {} erased ({summary}){}",
+            subject.kind(),
+            reason.map(|r| format!("; reason: {r}")).unwrap_or_default()
+        );
+        let rec = append_audit_in(
+            &tx,
+            &[NewAudit {
+                at,
+                user_id: actor,
+                action: "privacy.erased",
+                route: Some("erase"),
+                ids: &[],
+                detail: Some(&detail),
+            }],
+        )?
+        .pop()
+        .expect("one row in, one out");
+        let blanked = if needles.is_empty() {
+            0
+        } else {
+            let cond = (1..=needles.len())
+                .map(|i| format!("instr(lower(detail), lower(?{})) > 0", i + 1))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let mut p: Vec<String> = vec![rec.seq.to_string()];
+            p.extend(needles.iter().cloned());
+            tx.execute(
+                &format!(
+                    "UPDATE audit_log SET detail = NULL, redacted_by = CAST(?1 AS INTEGER)
+                     WHERE seq < CAST(?1 AS INTEGER) AND redacted_by IS NULL
+                       AND detail IS NOT NULL AND ({cond})"
+                ),
+                params_from_iter(p),
+            )?
+        };
+        // Models whose training data reached the person's first record.
+        let why = format!(
+            "trained on data of a person erased at {at} (audit row {})",
+            rec.seq
+        );
+        let mut marked = Vec::new();
+        {
+            let mut st = tx.prepare(
+                "SELECT id, kind, version FROM models
+                 WHERE retrain_reason IS NULL
+                   AND (?1 IS NULL OR train_to IS NULL OR train_to >= substr(?1, 1, 10))",
+            )?;
+            let rows: Vec<(i64, String, i64)> = st
+                .query_map([&first_seen], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, kind, version) in rows {
+                tx.execute(
+                    "UPDATE models SET retrain_reason = ?2 WHERE id = ?1",
+                    params![id, why],
+                )?;
+                marked.push(format!("{kind} v{version}"));
+            }
+        }
+        tx.commit()?;
+        Ok(ErasureReport {
+            subject: subject.kind().into(),
+            audit_seq: rec.seq,
+            changed,
+            audit_rows_blanked: blanked,
+            models_marked: marked,
+        })
+    }
+
+    /// Rewrites the database file without free pages (SQLite `VACUUM`) and
+    /// empties the write-ahead log, so erased or deleted values leave no
+    /// bytes behind. Takes as long as copying the file.
+    pub fn vacuum(&mut self) -> Result<()> {
+        self.conn.execute_batch("VACUUM")?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Subject, scrub};
+    use crate::SqliteStore;
+    use crate::access::NewAudit;
+
+    fn org() -> SqliteStore {
+        let mut s = SqliteStore::open_in_memory().unwrap();
+        s.conn
+            .execute_batch(
+                "INSERT INTO users (id, name, email, role) VALUES
+                   ('r1', 'Tom Wu', 'tom@seller.example', 'rep');
+                 INSERT INTO accounts (id, name) VALUES ('a1', 'Acme');
+                 INSERT INTO contacts (id, account_id, name, email, title, created_at) VALUES
+                   ('c1', 'a1', 'Ann Lee', 'ann@acme.example', 'CFO', '2025-02-01T00:00:00Z');
+                 INSERT INTO leads (id, created_at, contact_name, email, inquiry, owner_id, contact_id, company)
+                   VALUES ('l1', '2025-02-01T10:00:00Z', 'Ann Lee', 'ann@acme.example',
+                           'We cannot see our pipeline in real time', 'r1', 'c1', 'Acme'),
+                          ('l2', '2025-03-01T10:00:00Z', 'A. Lee', 'ANN@acme.example',
+                           'Pricing please', 'r1', NULL, 'Acme'),
+                          ('l3', '2025-03-02T10:00:00Z', 'Bo Chen', 'bo@acme.example',
+                           'Ann Lee said to write to you', 'r1', NULL, 'Acme');
+                 INSERT INTO conversations (id, started_at, lead_id, user_id, title)
+                   VALUES ('v1', '2025-02-02T10:00:00Z', 'l1', 'r1', 'Call with Ann Lee');
+                 INSERT INTO conversation_turns (conversation_id, seq, speaker, speaker_role, start_ms, end_ms, text)
+                   VALUES ('v1', 0, 'Tom Wu', 'rep', 0, 1000, 'Hi Ann Lee, thanks for joining'),
+                          ('v1', 1, 'Ann Lee', 'customer', 1000, 5000, 'Our forecast is a guess every quarter');
+                 INSERT INTO models (kind, version, created_at, algorithm, train_from, train_to,
+                                     features, metrics, card, artifact, active)
+                   VALUES ('lead', 1, '2025-06-01T00:00:00Z', 'hist', '2024-01-01', '2025-05-01',
+                           '[]', '{}', 'card', '{}', 1),
+                          ('win', 1, '2025-06-01T00:00:00Z', 'hist', '2023-01-01', '2024-06-01',
+                           '[]', '{}', 'card', '{}', 1);",
+            )
+            .unwrap();
+        s.append_audit(&NewAudit {
+            at: "2025-02-03T00:00:00Z",
+            user_id: None,
+            action: "lead.reassigned",
+            route: None,
+            ids: &["l1".to_string()],
+            detail: Some("Tom Wu: 20% for ann@acme.example"),
+        })
+        .unwrap();
+        s
+    }
+
+    #[test]
+    fn a_contact_is_erased_everywhere_and_the_chain_still_verifies() {
+        let mut s = org();
+        let r = s
+            .erase(
+                Subject::Contact("c1"),
+                None,
+                Some("asked by Ann Lee"),
+                "2025-07-01T00:00:00Z",
+            )
+            .unwrap();
+        let one =
+            |sql: &str| -> Option<String> { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(one("SELECT name FROM contacts WHERE id = 'c1'"), None);
+        assert_eq!(one("SELECT email FROM contacts WHERE id = 'c1'"), None);
+        assert_eq!(
+            one("SELECT account_id FROM contacts WHERE id = 'c1'").as_deref(),
+            Some("a1")
+        );
+        // Both of the person's leads (one by contact, one by email), kept
+        // with their dates and company.
+        for l in ["l1", "l2"] {
+            assert_eq!(
+                one(&format!("SELECT inquiry FROM leads WHERE id = '{l}'")),
+                None
+            );
+            assert_eq!(
+                one(&format!("SELECT email FROM leads WHERE id = '{l}'")),
+                None
+            );
+            assert_eq!(
+                one(&format!("SELECT company FROM leads WHERE id = '{l}'")).as_deref(),
+                Some("Acme")
+            );
+        }
+        // Someone else's lead keeps its inquiry, the name in it erased.
+        assert_eq!(
+            one("SELECT inquiry FROM leads WHERE id = 'l3'").as_deref(),
+            Some("[erased] said to write to you")
+        );
+        // Their words are gone; the rep's stay, the name in them erased.
+        assert_eq!(
+            one("SELECT text FROM conversation_turns WHERE seq = 1"),
+            None
+        );
+        assert_eq!(
+            one("SELECT text FROM conversation_turns WHERE seq = 0").as_deref(),
+            Some("Hi [erased], thanks for joining")
+        );
+        assert_eq!(
+            one("SELECT title FROM conversations").as_deref(),
+            Some("Call with [erased]")
+        );
+        // The audit: the row that named them blanked, the erasure without
+        // their identity, the chain intact.
+        assert_eq!(r.audit_rows_blanked, 1);
+        let rows = s.audit(None, None, None, 10).unwrap();
+        assert_eq!(rows[0].action, "privacy.erased");
+        assert!(rows[0].ids.is_empty());
+        let d = rows[0].detail.as_deref().unwrap();
+        assert!(
+            d.starts_with("a contact erased (") && d.ends_with("reason: asked by [erased]"),
+            "{d}"
+        );
+        assert_eq!(rows[1].detail, None);
+        assert_eq!(rows[1].redacted_by, Some(rows[0].seq));
+        let check = s.verify_audit().unwrap();
+        assert_eq!((check.broken_at, check.redacted), (None, 1), "{check:?}");
+        // Blanking is the only change the log allows.
+        let e = s
+            .conn
+            .execute("UPDATE audit_log SET detail = 'x' WHERE seq = 1", [])
+            .unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+        // The lead model's training reached the person; the win model's did not.
+        assert_eq!(r.models_marked, vec!["lead v1".to_string()]);
+        s.vacuum().unwrap();
+        assert!(
+            s.erase(Subject::Lead("nope"), None, None, "2025-07-01T00:00:00Z")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_user_is_anonymised_and_signed_out() {
+        let mut s = org();
+        s.conn
+            .execute_batch(
+                "INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES ('r1', 'h', '2025-01-01');",
+            )
+            .unwrap();
+        let r = s
+            .erase(Subject::User("r1"), None, None, "2025-07-01T00:00:00Z")
+            .unwrap();
+        let one =
+            |sql: &str| -> Option<String> { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(
+            one("SELECT name FROM users WHERE id = 'r1'").as_deref(),
+            Some("Erased user 1")
+        );
+        assert_eq!(one("SELECT email FROM users WHERE id = 'r1'"), None);
+        assert_eq!(r.changed.get("api_tokens (deleted)"), Some(&1));
+        // Their words as the rep are gone; the customer's stay.
+        assert_eq!(
+            one("SELECT text FROM conversation_turns WHERE seq = 0"),
+            None
+        );
+        assert!(one("SELECT text FROM conversation_turns WHERE seq = 1").is_some());
+        assert_eq!(r.audit_rows_blanked, 1);
+        // Their deals and leads keep their owner id (the aggregates).
+        assert_eq!(
+            one("SELECT owner_id FROM leads WHERE id = 'l1'").as_deref(),
+            Some("r1")
+        );
+    }
+
+    #[test]
+    fn scrub_replaces_every_mention_ignoring_case() {
+        let n = vec!["ann@x.example".to_string(), "Ann Lee".to_string()];
+        assert_eq!(
+            scrub("Call ANN LEE (Ann@X.example) about ann lee's deal", &n).unwrap(),
+            "Call [erased] ([erased]) about [erased]'s deal"
+        );
+        assert_eq!(scrub("nothing here", &n), None);
+        // A needle inside the replacement does not loop.
+        assert_eq!(
+            scrub("Era and era", &["Era".to_string()]).unwrap(),
+            "[erased] and [erased]"
+        );
+    }
+}
