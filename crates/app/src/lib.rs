@@ -18,6 +18,7 @@ pub mod insight;
 pub mod lead_desk;
 pub mod leads;
 pub mod models;
+pub mod privacy;
 pub mod report;
 pub mod roi;
 pub mod scope;

@@ -549,9 +549,7 @@ pub fn erase(db: &Path, args: &EraseArgs) -> Result<ExitCode> {
         _ => bail!("give --contact, --lead or --user"),
     };
     let done = existing(db).and_then(|mut store| {
-        let r = store.erase(subject, None, args.reason.as_deref(), &auth::now())?;
-        store.vacuum()?;
-        Ok(r)
+        pipewise_app::privacy::erase(&mut store, subject, None, args.reason.as_deref())
     });
     let r = match done {
         Ok(r) => r,
@@ -595,6 +593,103 @@ pub fn erase(db: &Path, args: &EraseArgs) -> Result<ExitCode> {
             );
         }
         println!("The database file was rewritten (VACUUM): no erased value is left in it.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand, Clone)]
+pub enum RetentionCmd {
+    /// Apply a retention policy: transcripts and unconverted leads past
+    /// their age lose their personal data, logged in the audit log.
+    Apply(RetentionArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct RetentionArgs {
+    /// A policy file (TOML: `transcripts_days = 365`,
+    /// `unconverted_leads_days = 730`); the options below override it.
+    #[arg(long)]
+    pub policy: Option<std::path::PathBuf>,
+    /// Calls older than this many days lose their transcript text, speaker
+    /// names and title (timing and roles stay).
+    #[arg(long)]
+    pub transcripts_days: Option<u32>,
+    /// Leads older than this many days that never converted lose their
+    /// contact's name, email, title and inquiry, and their scores.
+    #[arg(long)]
+    pub unconverted_leads_days: Option<u32>,
+    /// Count ages from this instant (default: now), e.g. 2026-01-01T00:00:00Z.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Report what is due without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pipewise retention apply`.
+pub fn retention(db: &Path, cmd: &RetentionCmd) -> Result<ExitCode> {
+    let RetentionCmd::Apply(args) = cmd;
+    let done = (|| {
+        let mut policy = match &args.policy {
+            Some(p) => pipewise_app::privacy::load_retention_policy(p)?,
+            None => Default::default(),
+        };
+        if args.transcripts_days.is_some() {
+            policy.transcripts_days = args.transcripts_days;
+        }
+        if args.unconverted_leads_days.is_some() {
+            policy.unconverted_leads_days = args.unconverted_leads_days;
+        }
+        let as_of = match &args.as_of {
+            Some(a) => Some(
+                pipewise_core::parse_cell(&pipewise_core::FieldType::DateTime, a, &[])
+                    .ok()
+                    .and_then(|v| v.to_text())
+                    .with_context(|| {
+                        format!("--as-of {a:?}: expected an instant such as 2026-01-01T00:00:00Z")
+                    })?,
+            ),
+            None => None,
+        };
+        let mut store = existing(db)?;
+        pipewise_app::privacy::apply_retention(
+            &mut store,
+            &policy,
+            as_of.as_deref(),
+            None,
+            args.dry_run,
+        )
+    })();
+    let r = match done {
+        Ok(r) => r,
+        Err(e) if args.json => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": format!("{e:#}")})
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e),
+    };
+    if args.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["ok"] = serde_json::Value::Bool(true);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let verb = if r.dry_run { "would lose" } else { "lost" };
+        println!(
+            "As of {}: {} recorded calls {verb} their transcripts ({} turns); {} unconverted leads {verb} their personal data.",
+            r.as_of, r.transcripts, r.turns, r.leads
+        );
+        match r.audit_seq {
+            Some(s) => {
+                println!("Recorded in the audit log (row {s}); the database file was rewritten.")
+            }
+            None if r.dry_run => println!("Dry run: nothing changed."),
+            None => println!("Nothing was due."),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -152,6 +152,10 @@ enum Command {
     /// audited without their identity, models trained on them marked for
     /// retraining, and the database file rewritten.
     Erase(access_cmd::EraseArgs),
+    /// Retention: personal data past its age removed by a policy
+    /// (transcripts, unconverted leads), logged in the audit log.
+    #[command(subcommand)]
+    Retention(access_cmd::RetentionCmd),
     /// Simulate a default org (40 reps, 24 months), import it into a fresh
     /// database and print what pipewise sees in it.
     Demo {
@@ -608,6 +612,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::User(cmd) => access_cmd::user(&cli.db, &cmd),
         Command::Audit(args) => access_cmd::audit(&cli.db, &args),
         Command::Erase(args) => access_cmd::erase(&cli.db, &args),
+        Command::Retention(cmd) => access_cmd::retention(&cli.db, &cmd),
         Command::Forecast(args) => forecast_cmd::forecast_cmd(&cli.db, args),
         Command::Backtest(cmd) => forecast_cmd::backtest_cmd(&cli.db, cmd),
         Command::Bench(cmd) => forecast_cmd::bench_cmd(cmd),

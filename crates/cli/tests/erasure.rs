@@ -213,3 +213,135 @@ fn an_erased_person_leaves_no_trace_in_the_file_or_the_audit_log() {
         "{out}"
     );
 }
+
+/// `pipewise retention apply`: transcripts and unconverted leads past their
+/// age lose their personal data, newer ones and converted leads keep it; a
+/// dry run changes nothing; the run is in the audit log.
+#[test]
+fn a_retention_policy_removes_what_is_past_its_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "simulate",
+            "--seed",
+            "9202",
+            "--reps",
+            "8",
+            "--months",
+            "8",
+            "--transcript-share",
+            "0.6",
+            "--vtt-sample",
+            "0",
+            "--out",
+            "org",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = pipewise(d, &["--db", "org.db", "import", "dir", "org"]);
+    assert!(ok, "{err}");
+    let db = d.join("org.db");
+    let as_of = one(&db, "SELECT max(created_at) FROM leads").unwrap();
+    let count = |sql: &str| -> i64 {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    // Instants 90 and 120 days before the as-of, as SQLite computes them.
+    let cut = |days: i64| {
+        one(
+            &db,
+            &format!("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', '{as_of}', '-{days} days')"),
+        )
+        .unwrap()
+    };
+    let (t_cut, l_cut) = (cut(90), cut(120));
+    let old_text = format!(
+        "SELECT count(*) FROM conversation_turns t JOIN conversations c ON c.id = t.conversation_id
+         WHERE c.started_at < '{t_cut}' AND t.text IS NOT NULL"
+    );
+    let new_text = format!(
+        "SELECT count(*) FROM conversation_turns t JOIN conversations c ON c.id = t.conversation_id
+         WHERE c.started_at >= '{t_cut}' AND t.text IS NOT NULL"
+    );
+    let old_leads = format!(
+        "SELECT count(*) FROM leads WHERE created_at < '{l_cut}' AND converted_at IS NULL AND email IS NOT NULL"
+    );
+    let kept_leads = format!(
+        "SELECT count(*) FROM leads WHERE created_at < '{l_cut}' AND converted_at IS NOT NULL AND email IS NOT NULL"
+    );
+    let before = [
+        count(&old_text),
+        count(&new_text),
+        count(&old_leads),
+        count(&kept_leads),
+    ];
+    assert!(before.iter().all(|&n| n > 0), "{before:?}");
+
+    let args = |dry: bool| {
+        let mut a = vec![
+            "--db",
+            "org.db",
+            "retention",
+            "apply",
+            "--transcripts-days",
+            "90",
+            "--unconverted-leads-days",
+            "120",
+            "--as-of",
+            &as_of,
+            "--json",
+        ];
+        if dry {
+            a.push("--dry-run");
+        }
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let (ok, out, err) = pipewise(d, &refs);
+        assert!(ok, "{err} {out}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let dry = run(args(true));
+    assert_eq!(dry["leads"].as_i64().unwrap(), before[2], "{dry}");
+    assert!(dry["transcripts"].as_u64().unwrap() > 0);
+    assert!(dry["audit_seq"].is_null());
+    assert_eq!(count(&old_text), before[0], "a dry run changed nothing");
+    let done = run(args(false));
+    assert_eq!(done["leads"], dry["leads"]);
+    assert!(done["audit_seq"].is_number(), "{done}");
+    assert_eq!(count(&old_text), 0);
+    assert_eq!(count(&new_text), before[1]);
+    assert_eq!(count(&old_leads), 0);
+    assert_eq!(count(&kept_leads), before[3]);
+    // Nothing is due a second time.
+    let again = run(args(false));
+    assert_eq!(
+        (again["leads"].as_u64(), again["transcripts"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let (ok, out, _) = pipewise(d, &["--db", "org.db", "audit", "--json"]);
+    assert!(ok);
+    assert!(out.contains("privacy.retention"), "{out}");
+    // A policy file with a misspelt rule is refused, naming the file.
+    std::fs::write(d.join("policy.toml"), "transcript_days = 30\n").unwrap();
+    let (ok, out, _) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "retention",
+            "apply",
+            "--policy",
+            "policy.toml",
+            "--json",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("policy.toml") && out.contains("transcript_days"),
+        "{out}"
+    );
+}

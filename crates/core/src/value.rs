@@ -208,6 +208,13 @@ pub fn format_day(epoch_seconds: i64) -> String {
         .unwrap_or_default()
 }
 
+/// An instant in Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn format_epoch(epoch_seconds: i64) -> String {
+    DateTime::from_timestamp(epoch_seconds, 0)
+        .map(format_instant)
+        .unwrap_or_default()
+}
+
 pub fn format_instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

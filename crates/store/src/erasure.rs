@@ -703,3 +703,164 @@ mod tests {
         );
     }
 }
+
+/// A retention policy: how long personal data is kept (days; `None`: for
+/// ever).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Recorded calls older than this lose their transcript: each turn's
+    /// text and speaker name, and the call's title (the timing, roles and
+    /// links stay, so talk ratios and durations still count).
+    pub transcripts_days: Option<u32>,
+    /// Leads older than this that never converted lose their contact's
+    /// name, email, title and inquiry, and their scores (their dates,
+    /// source, company, owner and outcome stay).
+    pub unconverted_leads_days: Option<u32>,
+}
+
+/// What applying a retention policy did (or would do, on a dry run).
+#[derive(Debug, Clone, Serialize)]
+pub struct RetentionReport {
+    pub policy: RetentionPolicy,
+    /// The instant the ages are counted from (UTC).
+    pub as_of: String,
+    pub dry_run: bool,
+    /// Calls whose transcripts were removed.
+    pub transcripts: usize,
+    /// Turns blanked in them.
+    pub turns: usize,
+    /// Unconverted leads whose personal fields were removed.
+    pub leads: usize,
+    /// The audit row recording it (`None` on a dry run or when nothing was
+    /// due).
+    pub audit_seq: Option<i64>,
+}
+
+fn days_before(as_of: &str, days: u32) -> Option<String> {
+    let t = crate::read::instant(as_of)? - i64::from(days) * 86_400;
+    Some(pipewise_core::value::format_epoch(t))
+}
+
+impl SqliteStore {
+    /// Applies `policy` as of `as_of` (UTC, `YYYY-MM-DDTHH:MM:SSZ`: ages
+    /// count from it) in one transaction, recorded in the audit log at `at`
+    /// as `privacy.retention` (with the policy and the counts); with
+    /// `dry_run`, counts what is due and changes nothing. Callers
+    /// [`SqliteStore::vacuum`] after. Errors: an unreadable `as_of`; a
+    /// database error (nothing is changed).
+    pub fn apply_retention(
+        &mut self,
+        policy: &RetentionPolicy,
+        as_of: &str,
+        at: &str,
+        actor: Option<&str>,
+        dry_run: bool,
+    ) -> Result<RetentionReport> {
+        if crate::read::instant(as_of).is_none() {
+            return Err(StoreError::Invalid(format!(
+                "{as_of:?}: expected an instant such as 2026-12-01T00:00:00Z"
+            )));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut report = RetentionReport {
+            policy: policy.clone(),
+            as_of: as_of.to_string(),
+            dry_run,
+            transcripts: 0,
+            turns: 0,
+            leads: 0,
+            audit_seq: None,
+        };
+        if let Some(cut) = policy.transcripts_days.and_then(|d| days_before(as_of, d)) {
+            let due = "started_at IS NOT NULL AND started_at < ?1 AND (title IS NOT NULL
+                       OR EXISTS (SELECT 1 FROM conversation_turns t WHERE t.conversation_id = conversations.id
+                                  AND (t.text IS NOT NULL OR t.speaker IS NOT NULL)))";
+            report.transcripts = tx.query_row(
+                &format!("SELECT count(*) FROM conversations WHERE {due}"),
+                [&cut],
+                |r| r.get::<_, i64>(0),
+            )? as usize;
+            report.turns = tx.query_row(
+                "SELECT count(*) FROM conversation_turns
+                 WHERE (text IS NOT NULL OR speaker IS NOT NULL)
+                   AND conversation_id IN (SELECT id FROM conversations
+                                           WHERE started_at IS NOT NULL AND started_at < ?1)",
+                [&cut],
+                |r| r.get::<_, i64>(0),
+            )? as usize;
+            if !dry_run {
+                tx.execute(
+                    "UPDATE conversation_turns SET text = NULL, speaker = NULL
+                     WHERE (text IS NOT NULL OR speaker IS NOT NULL)
+                       AND conversation_id IN (SELECT id FROM conversations
+                                               WHERE started_at IS NOT NULL AND started_at < ?1)",
+                    [&cut],
+                )?;
+                tx.execute(
+                    "UPDATE conversations SET title = NULL
+                     WHERE title IS NOT NULL AND started_at IS NOT NULL AND started_at < ?1",
+                    [&cut],
+                )?;
+            }
+        }
+        if let Some(cut) = policy
+            .unconverted_leads_days
+            .and_then(|d| days_before(as_of, d))
+        {
+            let due = "created_at < ?1 AND converted_at IS NULL
+                       AND (contact_name IS NOT NULL OR email IS NOT NULL OR title IS NOT NULL
+                            OR inquiry IS NOT NULL)";
+            report.leads = tx.query_row(
+                &format!("SELECT count(*) FROM leads WHERE {due}"),
+                [&cut],
+                |r| r.get::<_, i64>(0),
+            )? as usize;
+            if !dry_run {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM scores WHERE entity_id IN (SELECT id FROM leads WHERE {due})"
+                    ),
+                    [&cut],
+                )?;
+                tx.execute(
+                    &format!(
+                        "UPDATE leads SET contact_name = NULL, email = NULL, title = NULL, inquiry = NULL
+                         WHERE {due}"
+                    ),
+                    [&cut],
+                )?;
+            }
+        }
+        if !dry_run && report.transcripts + report.leads > 0 {
+            let detail = format!(
+                "retention as of {as_of}: {} transcripts ({} turns) older than {} days, {} unconverted leads older than {} days",
+                report.transcripts,
+                report.turns,
+                policy
+                    .transcripts_days
+                    .map_or("(no limit)".into(), |d| d.to_string()),
+                report.leads,
+                policy
+                    .unconverted_leads_days
+                    .map_or("(no limit)".into(), |d| d.to_string()),
+            );
+            let rec = append_audit_in(
+                &tx,
+                &[NewAudit {
+                    at,
+                    user_id: actor,
+                    action: "privacy.retention",
+                    route: Some("retention apply"),
+                    ids: &[],
+                    detail: Some(&detail),
+                }],
+            )?;
+            report.audit_seq = rec.first().map(|r| r.seq);
+        }
+        tx.commit()?;
+        Ok(report)
+    }
+}
