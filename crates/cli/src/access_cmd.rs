@@ -61,6 +61,12 @@ pub struct ServeArgs {
     /// The model name to ask for.
     #[arg(long, env = "PIPEWISE_LLM_MODEL", default_value = "local")]
     pub llm_model: String,
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     pub print_openapi: bool,
@@ -109,7 +115,15 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
                 model: args.llm_model.clone(),
                 timeout_secs: 30,
             }),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(pipewise_server::Tls {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     };
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     pipewise_server::run(db, &opts, |addr| {
         // On standard output, for people and for scripts waiting for it; a
         // closed standard output must not stop the server.
@@ -117,12 +131,12 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
         let mut out = std::io::stdout();
         let _ = writeln!(
             out,
-            "pipewise listening on http://{addr} (database {})",
+            "pipewise listening on {scheme}://{addr} (database {})",
             db.display()
         );
         let _ = writeln!(
             out,
-            "  OpenAPI: http://{addr}/openapi.json   health: http://{addr}/health"
+            "  OpenAPI: {scheme}://{addr}/openapi.json   health: {scheme}://{addr}/health"
         );
         let _ = out.flush();
     })?;

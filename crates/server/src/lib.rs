@@ -50,6 +50,16 @@ pub struct Options {
     pub lead_webhook: Option<String>,
     /// A local language model for first-reply drafts (none: the template).
     pub llm: Option<pipewise_app::leads::LlmOptions>,
+    /// Serve HTTPS with this certificate chain and private key (PEM files);
+    /// none: plain HTTP (behind a TLS-terminating proxy, or on loopback).
+    pub tls: Option<Tls>,
+}
+
+/// The server's certificate chain and private key, PEM files.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for Options {
@@ -65,6 +75,7 @@ impl Default for Options {
             reassign: true,
             lead_webhook: None,
             llm: None,
+            tls: None,
         }
     }
 }
@@ -143,20 +154,50 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
         let service = Arc::new(service);
         tokio::spawn(reload_loop(service.clone(), metrics.clone()));
         tokio::spawn(sla_loop(service.clone(), opts.clone()));
-        let (router, _) = app_with(service, metrics, opts);
+        // Over TLS every cookie is Secure.
+        let mut opts = opts.clone();
+        opts.secure_cookies |= opts.tls.is_some();
+        let tls = match &opts.tls {
+            Some(t) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot use the certificate {} with the key {} (PEM files: the certificate chain, then a PKCS#8, PKCS#1 or SEC1 private key)",
+                            t.cert.display(),
+                            t.key.display()
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let (router, _) = app_with(service, metrics, &opts);
         let listener = tokio::net::TcpListener::bind(opts.addr)
             .await
             .with_context(|| format!("cannot listen on {}", opts.addr))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, "listening");
+        tracing::info!(%addr, tls = tls.is_some(), "listening");
         ready(addr);
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("the server stopped with an error")?;
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        match tls {
+            None => axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await
+                .context("the server stopped with an error")?,
+            Some(config) => {
+                let handle = axum_server::Handle::new();
+                let stop = handle.clone();
+                tokio::spawn(async move {
+                    shutdown().await;
+                    stop.graceful_shutdown(Some(Duration::from_secs(30)));
+                });
+                axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                    .handle(handle)
+                    .serve(app)
+                    .await
+                    .context("the server stopped with an error")?;
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     })
