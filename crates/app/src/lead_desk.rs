@@ -191,15 +191,23 @@ impl LiveRouter {
         }
         let accounts = Accounts::new(crm);
         let view = accounts.view(&lead, region.unwrap_or(""));
+        let now = lead.created_at.max(self.as_of);
         let keeper = account_keeper(crm, &lead).filter(|(u, _)| u.role.as_deref() == Some("rep"));
         let keeper_elsewhere = keeper.as_ref().is_some_and(|(u, _)| !allowed(&u.id));
         let keeper = keeper.filter(|_| !keeper_elsewhere);
+        // An account owner who is away does not keep the lead.
+        let keeper_away = keeper.as_ref().and_then(|(u, _)| {
+            self.roster
+                .of_user(&u.id)
+                .away_at(now)
+                .map(|p| (u.name.clone(), p.1))
+        });
+        let keeper = keeper.filter(|_| keeper_away.is_none());
         if let Some((u, _)) = &keeper
             && !cands.iter().any(|c| c.id == u.id)
         {
             cands.push(u);
         }
-        let now = lead.created_at.max(self.as_of);
         let rep_views: Vec<RepView> = cands.iter().map(|u| self.rep_view(u, now)).collect();
         let ranked = self.router.rank(&view, &rep_views);
         let mut candidates: Vec<RouteCandidate> = ranked
@@ -237,6 +245,12 @@ impl LiveRouter {
         let mut why = explain(&lead, &view, &best, owner, &candidates, keeper.map(|k| k.1));
         if keeper_elsewhere {
             why += "; the lead's account has an owner outside your team, who would keep it";
+        }
+        if let Some((name, back)) = keeper_away {
+            why += &format!(
+                "; the account's owner, {name}, is out of office until {}",
+                instant(back)
+            );
         }
         Some(RoutedLead {
             lead_id: lead.id.to_string(),
@@ -291,8 +305,14 @@ impl LiveRouter {
         let mut in_batch = Vec::new();
         let mut kept = Vec::new();
         for (k, l) in leads.iter().enumerate() {
-            let keeper =
-                account_keeper(crm, l).is_some_and(|(u, _)| u.role.as_deref() == Some("rep"));
+            let keeper = account_keeper(crm, l).is_some_and(|(u, _)| {
+                u.role.as_deref() == Some("rep")
+                    && self
+                        .roster
+                        .of_user(&u.id)
+                        .away_at(l.created_at.max(self.as_of))
+                        .is_none()
+            });
             if keeper {
                 kept.push(k);
                 continue;

@@ -45,6 +45,10 @@ pub fn apply_retention(
         policy.transcripts_days.is_some() || policy.unconverted_leads_days.is_some(),
         "the retention policy has no rule: give transcripts_days or unconverted_leads_days"
     );
+    anyhow::ensure!(
+        policy.transcripts_days != Some(0) && policy.unconverted_leads_days != Some(0),
+        "a retention period of 0 days would remove everything at once: give 1 day or more"
+    );
     let now = crate::auth::now();
     let r = store.apply_retention(policy, as_of.unwrap_or(&now), &now, actor, dry_run)?;
     if r.audit_seq.is_some() {

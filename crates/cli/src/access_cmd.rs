@@ -487,8 +487,9 @@ pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
                     check.rows,
                     if check.redacted > 0 {
                         format!(
-                            " ({} details blanked by erasures, their links checked)",
-                            check.redacted
+                            " ({} detail{} blanked by erasures, their links checked)",
+                            check.redacted,
+                            if check.redacted == 1 { "" } else { "s" }
                         )
                     } else {
                         String::new()
@@ -595,8 +596,15 @@ pub fn erase(db: &Path, args: &EraseArgs) -> Result<ExitCode> {
             }
         );
         println!(
-            "Audit row {} records it without their identity; {} earlier audit details that named them are blanked.",
-            r.audit_seq, r.audit_rows_blanked
+            "Audit row {} records it without their identity; {} earlier audit detail{} that named them {} blanked.",
+            r.audit_seq,
+            r.audit_rows_blanked,
+            if r.audit_rows_blanked == 1 { "" } else { "s" },
+            if r.audit_rows_blanked == 1 {
+                "is"
+            } else {
+                "are"
+            }
         );
         if r.models_marked.is_empty() {
             println!("No model was trained on their data.");
@@ -694,7 +702,7 @@ pub fn retention(db: &Path, cmd: &RetentionCmd) -> Result<ExitCode> {
     } else {
         let verb = if r.dry_run { "would lose" } else { "lost" };
         println!(
-            "As of {}: {} recorded calls {verb} their transcripts ({} turns); {} unconverted leads {verb} their personal data.",
+            "As of {}: {} recorded calls {verb} their transcripts ({} turns); {} unconverted leads {verb} the personal data on the lead (contact records are kept).",
             r.as_of, r.transcripts, r.turns, r.leads
         );
         match r.audit_seq {

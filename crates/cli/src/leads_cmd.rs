@@ -410,13 +410,27 @@ fn sla_text(
             r.by_rep.len() - 5
         );
     }
-    let breached = r.waiting.iter().filter(|w| w.state != "within").count();
+    let breached = r
+        .waiting
+        .iter()
+        .filter(|w| w.waiting_minutes > r.sla_minutes)
+        .count();
+    let away = r
+        .waiting
+        .iter()
+        .filter(|w| w.owner_away_until.is_some())
+        .count();
     let _ = writeln!(
         s,
-        "Waiting for a first response: {} ({} past the SLA, {} due for reassignment)",
+        "Waiting for a first response: {} ({} past the SLA, {} due for reassignment{})",
         r.waiting.len(),
         breached,
-        r.waiting.iter().filter(|w| w.state == "reassign").count()
+        r.waiting.iter().filter(|w| w.state == "reassign").count(),
+        if away > 0 {
+            format!(", {away} of them with the owner out of office")
+        } else {
+            String::new()
+        }
     );
     for w in r.waiting.iter().take(10) {
         let away = w

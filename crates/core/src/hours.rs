@@ -119,7 +119,7 @@ impl FromStr for WorkingHours {
             );
             if end <= start {
                 return Err(format!(
-                    "{range:?}: the end must come after the start (shifts past midnight are two ranges)"
+                    "{range:?}: the end must come after the start; a shift past midnight is two ranges"
                 ));
             }
             if !set.contains(&true) {
@@ -176,13 +176,27 @@ impl fmt::Display for WorkingHours {
 }
 
 impl WorkingHours {
-    /// Working hours in a week (hours).
+    /// Working hours in a week (hours); overlapping shifts count once.
     pub fn weekly_hours(&self) -> f64 {
-        self.shifts
-            .iter()
-            .map(|s| s.days.iter().filter(|&&d| d).count() as f64 * f64::from(s.end - s.start))
-            .sum::<f64>()
-            / 60.0
+        let mut minutes = 0u32;
+        for day in 0..7 {
+            let mut v: Vec<(u32, u32)> = self
+                .shifts
+                .iter()
+                .filter(|s| s.days[day])
+                .map(|s| (s.start, s.end))
+                .collect();
+            v.sort_unstable();
+            let mut end = 0;
+            for (a, b) in v {
+                let a = a.max(end);
+                if b > a {
+                    minutes += b - a;
+                    end = b;
+                }
+            }
+        }
+        f64::from(minutes) / 60.0
     }
 }
 
@@ -280,6 +294,9 @@ mod tests {
         let h: WorkingHours = "Mon-Thu 09:00-17:00; Friday 09:00-13:00".parse().unwrap();
         assert_eq!(h.to_string(), "Mon-Thu 09:00-17:00; Fri 09:00-13:00");
         assert_eq!(h.weekly_hours(), 36.0);
+        // Overlapping shifts count once.
+        let h: WorkingHours = "Mon-Fri 09:00-17:00; Mon 10:00-12:00".parse().unwrap();
+        assert_eq!(h.weekly_hours(), 40.0);
         for bad in [
             "",
             "Mon-Fri",

@@ -153,8 +153,9 @@ pub struct SlaReport {
     /// outcome has had time to happen), in wall-clock time (what the lead
     /// waited, nights included).
     pub conversion_by_response: Vec<ResponseBand>,
-    /// Leads waiting for their first response (up to `waiting_days` old),
-    /// longest first.
+    /// Leads waiting for their first response (up to `waiting_days` old):
+    /// those due for reassignment first, then those past the SLA, longest
+    /// waiting first within each.
     pub waiting: Vec<WaitingLead>,
 }
 
@@ -350,7 +351,19 @@ fn waiting_among(
             }
         })
         .collect();
-    waiting.sort_by(|a, b| b.waiting_minutes.total_cmp(&a.waiting_minutes));
+    // Due for reassignment first (an away owner's leads among them, whose
+    // clock stands still), then past the SLA, then the rest; longest
+    // waiting first within each.
+    let rank = |w: &WaitingLead| match w.state.as_str() {
+        "reassign" => 0,
+        "breached" => 1,
+        _ => 2,
+    };
+    waiting.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then(b.waiting_minutes.total_cmp(&a.waiting_minutes))
+    });
     waiting
 }
 

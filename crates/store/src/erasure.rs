@@ -73,29 +73,40 @@ pub struct ErasureReport {
 }
 
 /// Free-text columns searched for the person's full name and email:
-/// (table, column, key columns). Other people's name and email fields are
-/// not: a namesake keeps their name.
-const FREE_TEXT: &[(&str, &str, &[&str])] = &[
-    ("conversation_turns", "text", &["conversation_id", "seq"]),
-    ("conversation_turns", "speaker", &["conversation_id", "seq"]),
-    ("conversations", "title", &["rowid"]),
-    ("conversations", "source_file", &["rowid"]),
-    ("activities", "subject", &["rowid"]),
-    ("opportunities", "name", &["rowid"]),
-    ("leads", "inquiry", &["rowid"]),
-    ("coaching_decisions", "recommendation", &["rowid"]),
-    ("coaching_decisions", "reason", &["rowid"]),
-    ("coaching_decisions", "edited_text", &["rowid"]),
-    ("forecast_overrides", "reason", &["rowid"]),
-    ("lead_task_marks", "note", &["rowid"]),
-    ("out_of_office", "reason", &["rowid"]),
-    ("imports", "report", &["rowid"]),
-    ("imports", "sources", &["rowid"]),
-    ("scores", "factors", &["model_id", "entity_id", "as_of"]),
-    ("models", "card", &["rowid"]),
-    ("models", "artifact", &["rowid"]),
-    ("models", "metrics", &["rowid"]),
-    ("models", "features", &["rowid"]),
+/// (table, column, key columns, the column holding the call's id for call
+/// texts). Their email is replaced everywhere; their name in call texts only
+/// on the calls about them (a namesake's calls keep their words), and in
+/// every other text. Other people's name and email fields are not searched.
+const FREE_TEXT: &[(&str, &str, &[&str], Option<&str>)] = &[
+    (
+        "conversation_turns",
+        "text",
+        &["conversation_id", "seq"],
+        Some("conversation_id"),
+    ),
+    ("conversations", "title", &["rowid"], Some("id")),
+    ("conversations", "source_file", &["rowid"], Some("id")),
+    ("activities", "subject", &["rowid"], None),
+    ("opportunities", "name", &["rowid"], None),
+    ("leads", "inquiry", &["rowid"], None),
+    ("coaching_decisions", "recommendation", &["rowid"], None),
+    ("coaching_decisions", "reason", &["rowid"], None),
+    ("coaching_decisions", "edited_text", &["rowid"], None),
+    ("forecast_overrides", "reason", &["rowid"], None),
+    ("lead_task_marks", "note", &["rowid"], None),
+    ("out_of_office", "reason", &["rowid"], None),
+    ("imports", "report", &["rowid"], None),
+    ("imports", "sources", &["rowid"], None),
+    (
+        "scores",
+        "factors",
+        &["model_id", "entity_id", "as_of"],
+        None,
+    ),
+    ("models", "card", &["rowid"], None),
+    ("models", "artifact", &["rowid"], None),
+    ("models", "metrics", &["rowid"], None),
+    ("models", "features", &["rowid"], None),
 ];
 
 /// Replaces every ASCII-case-insensitive occurrence of each needle in `s`
@@ -137,6 +148,13 @@ impl SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "DROP TABLE IF EXISTS temp.erase_leads; DROP TABLE IF EXISTS temp.erase_contacts;
+             DROP TABLE IF EXISTS temp.erase_convs;
+             CREATE TEMP TABLE erase_leads (id TEXT PRIMARY KEY);
+             CREATE TEMP TABLE erase_contacts (id TEXT PRIMARY KEY);
+             CREATE TEMP TABLE erase_convs (id TEXT PRIMARY KEY);",
+        )?;
         let mut changed: BTreeMap<String, usize> = BTreeMap::new();
         let mut count = |key: &str, n: usize| {
             if n > 0 {
@@ -238,85 +256,92 @@ impl SqliteStore {
                     }
                 }
                 needles.extend(emails);
-                let lead_list: Vec<String> = leads.into_iter().collect();
-                let in_leads = format!(
-                    "({})",
-                    (1..=lead_list.len())
-                        .map(|i| format!("?{i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                if !lead_list.is_empty() {
-                    let p = params_from_iter(lead_list.iter());
-                    let first: Option<String> = tx.query_row(
-                        &format!("SELECT min(created_at) FROM leads WHERE id IN {in_leads}"),
-                        p,
-                        |r| r.get(0),
-                    )?;
-                    seen(first);
-                    let n = tx.execute(
-                        &format!(
-                            "UPDATE leads SET contact_name = NULL, email = NULL, title = NULL, inquiry = NULL
-                             WHERE id IN {in_leads}"
-                        ),
-                        params_from_iter(lead_list.iter()),
-                    )?;
-                    count("leads", n);
-                    let n = tx.execute(
-                        &format!("DELETE FROM scores WHERE entity_id IN {in_leads}"),
-                        params_from_iter(lead_list.iter()),
-                    )?;
-                    count("scores (deleted)", n);
-                    let n = tx.execute(
-                        &format!(
-                            "UPDATE conversation_turns SET text = NULL, speaker = NULL
-                             WHERE (speaker_role IS NULL OR speaker_role <> 'rep')
-                               AND (text IS NOT NULL OR speaker IS NOT NULL)
-                               AND conversation_id IN (SELECT id FROM conversations WHERE lead_id IN {in_leads})"
-                        ),
-                        params_from_iter(lead_list.iter()),
-                    )?;
-                    count("conversation_turns", n);
-                    let n = tx.execute(
-                        &format!(
-                            "UPDATE activities SET subject = NULL
-                             WHERE subject IS NOT NULL AND lead_id IN {in_leads}"
-                        ),
-                        params_from_iter(lead_list.iter()),
-                    )?;
-                    count("activities", n);
+                // The person's leads, contacts and their accounts, and the
+                // calls about them: their leads', their activities', and
+                // their accounts' deals'.
+                for (table, ids) in [("erase_leads", &leads), ("erase_contacts", &contacts)] {
+                    let mut st =
+                        tx.prepare(&format!("INSERT OR IGNORE INTO temp.{table} VALUES (?1)"))?;
+                    for id in ids {
+                        st.execute([id])?;
+                    }
                 }
-                for c in &contacts {
-                    count(
-                        "contacts",
-                        tx.execute(
-                            "UPDATE contacts SET name = NULL, email = NULL, title = NULL WHERE id = ?1",
-                            [c],
-                        )?,
-                    );
-                    count(
-                        "activities",
-                        tx.execute(
-                            "UPDATE activities SET subject = NULL
-                             WHERE subject IS NOT NULL AND contact_id = ?1",
-                            [c],
-                        )?,
-                    );
-                    let first: Option<String> = tx.query_row(
-                        "SELECT min(occurred_at) FROM activities WHERE contact_id = ?1",
-                        [c],
-                        |r| r.get(0),
-                    )?;
-                    seen(first);
-                }
-                // Their words on any call, by the name they spoke under.
+                tx.execute_batch(
+                    "INSERT OR IGNORE INTO temp.erase_convs
+                     SELECT id FROM conversations
+                     WHERE lead_id IN (SELECT id FROM temp.erase_leads)
+                        OR activity_id IN (SELECT id FROM activities
+                                           WHERE contact_id IN (SELECT id FROM temp.erase_contacts)
+                                              OR lead_id IN (SELECT id FROM temp.erase_leads))
+                        OR opportunity_id IN (
+                             SELECT id FROM opportunities WHERE account_id IN (
+                               SELECT account_id FROM contacts
+                               WHERE id IN (SELECT id FROM temp.erase_contacts) AND account_id IS NOT NULL
+                               UNION
+                               SELECT account_id FROM leads
+                               WHERE id IN (SELECT id FROM temp.erase_leads) AND account_id IS NOT NULL));",
+                )?;
+                let first: Option<String> = tx.query_row(
+                    "SELECT min(created_at) FROM leads WHERE id IN (SELECT id FROM temp.erase_leads)",
+                    [],
+                    |r| r.get(0),
+                )?;
+                seen(first);
+                let first: Option<String> = tx.query_row(
+                    "SELECT min(occurred_at) FROM activities
+                     WHERE contact_id IN (SELECT id FROM temp.erase_contacts)",
+                    [],
+                    |r| r.get(0),
+                )?;
+                seen(first);
+                let n = tx.execute(
+                    "UPDATE leads SET contact_name = NULL, email = NULL, title = NULL, inquiry = NULL
+                     WHERE id IN (SELECT id FROM temp.erase_leads)
+                       AND (contact_name IS NOT NULL OR email IS NOT NULL OR title IS NOT NULL
+                            OR inquiry IS NOT NULL)",
+                    [],
+                )?;
+                count("leads", n);
+                let n = tx.execute(
+                    "DELETE FROM scores WHERE entity_id IN (SELECT id FROM temp.erase_leads)",
+                    [],
+                )?;
+                count("scores (deleted)", n);
+                let n = tx.execute(
+                    "UPDATE contacts SET name = NULL, email = NULL, title = NULL
+                     WHERE id IN (SELECT id FROM temp.erase_contacts)
+                       AND (name IS NOT NULL OR email IS NOT NULL OR title IS NOT NULL)",
+                    [],
+                )?;
+                count("contacts", n);
+                let n = tx.execute(
+                    "UPDATE activities SET subject = NULL
+                     WHERE subject IS NOT NULL
+                       AND (contact_id IN (SELECT id FROM temp.erase_contacts)
+                            OR lead_id IN (SELECT id FROM temp.erase_leads))",
+                    [],
+                )?;
+                count("activities", n);
+                // Their words: the customer's side of their leads' calls,
+                // and turns spoken under their name on the calls about
+                // them (a namesake's calls elsewhere are not theirs).
+                let n = tx.execute(
+                    "UPDATE conversation_turns SET text = NULL, speaker = NULL
+                     WHERE (speaker_role IS NULL OR speaker_role <> 'rep')
+                       AND (text IS NOT NULL OR speaker IS NOT NULL)
+                       AND conversation_id IN (SELECT id FROM conversations
+                                               WHERE lead_id IN (SELECT id FROM temp.erase_leads))",
+                    [],
+                )?;
+                count("conversation_turns", n);
                 for name in needles.iter().filter(|n| !n.contains('@')) {
                     count(
                         "conversation_turns",
                         tx.execute(
                             "UPDATE conversation_turns SET text = NULL, speaker = NULL
                              WHERE speaker = ?1 COLLATE NOCASE
-                               AND (speaker_role IS NULL OR speaker_role <> 'rep')",
+                               AND (speaker_role IS NULL OR speaker_role <> 'rep')
+                               AND conversation_id IN (SELECT id FROM temp.erase_convs)",
                             [name],
                         )?,
                     );
@@ -336,18 +361,31 @@ impl SqliteStore {
                 seen(hired);
                 needles.push(name.clone());
                 needles.extend(email);
-                let n: i64 = tx.query_row(
-                    "SELECT count(*) FROM users WHERE name LIKE 'Erased user %'",
-                    [],
-                    |r| r.get(0),
+                tx.execute(
+                    "INSERT OR IGNORE INTO temp.erase_convs
+                     SELECT id FROM conversations
+                     WHERE user_id = ?1
+                        OR opportunity_id IN (SELECT id FROM opportunities WHERE owner_id = ?1)",
+                    [id],
                 )?;
-                count(
-                    "users",
-                    tx.execute(
-                        "UPDATE users SET name = ?2, email = NULL WHERE id = ?1",
-                        params![id, format!("Erased user {}", n + 1)],
-                    )?,
-                );
+                // Once erased, a user keeps their "Erased user N".
+                let done = name.starts_with("Erased user ") && needles.len() == 1;
+                if done {
+                    needles.clear();
+                } else {
+                    let n: i64 = tx.query_row(
+                        "SELECT count(*) FROM users WHERE name LIKE 'Erased user %'",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    count(
+                        "users",
+                        tx.execute(
+                            "UPDATE users SET name = ?2, email = NULL WHERE id = ?1",
+                            params![id, format!("Erased user {}", n + 1)],
+                        )?,
+                    );
+                }
                 for (table, label) in [
                     ("api_tokens", "api_tokens (deleted)"),
                     ("sessions", "sessions (deleted)"),
@@ -378,10 +416,10 @@ impl SqliteStore {
                     "conversation_turns",
                     tx.execute(
                         "UPDATE conversation_turns SET text = NULL, speaker = NULL
-                         WHERE (text IS NOT NULL OR speaker IS NOT NULL)
-                           AND ((speaker_role = 'rep'
-                                 AND conversation_id IN (SELECT id FROM conversations WHERE user_id = ?1))
-                                OR speaker = ?2 COLLATE NOCASE)",
+                         WHERE (text IS NOT NULL OR speaker IS NOT NULL) AND speaker_role = 'rep'
+                           AND (conversation_id IN (SELECT id FROM conversations WHERE user_id = ?1)
+                                OR (speaker = ?2 COLLATE NOCASE
+                                    AND conversation_id IN (SELECT id FROM temp.erase_convs)))",
                         params![id, name],
                     )?,
                 );
@@ -404,19 +442,30 @@ impl SqliteStore {
                     .collect::<Vec<_>>()
                     .join(" OR ")
             };
-            for (table, col, key) in FREE_TEXT {
+            let about: BTreeSet<String> = {
+                let mut st = tx.prepare("SELECT id FROM temp.erase_convs")?;
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let emails: Vec<String> = needles
+                .iter()
+                .filter(|n| n.contains('@'))
+                .cloned()
+                .collect();
+            for (table, col, key, call) in FREE_TEXT {
                 let keys = key.join(", ");
+                let call_col = call.unwrap_or("NULL");
                 let sql = format!(
-                    "SELECT {keys}, {col} FROM {table} WHERE {col} IS NOT NULL AND ({})",
+                    "SELECT {keys}, {col}, {call_col} FROM {table} WHERE {col} IS NOT NULL AND ({})",
                     any(col)
                 );
-                let hits: Vec<(Vec<rusqlite::types::Value>, String)> = {
+                let hits: Vec<(Vec<rusqlite::types::Value>, String, Option<String>)> = {
                     let mut st = tx.prepare(&sql)?;
                     st.query_map(params_from_iter(needles.iter()), |r| {
                         let k = (0..key.len())
                             .map(|i| r.get::<_, rusqlite::types::Value>(i))
                             .collect::<rusqlite::Result<Vec<_>>>()?;
-                        Ok((k, r.get::<_, String>(key.len())?))
+                        Ok((k, r.get::<_, String>(key.len())?, r.get(key.len() + 1)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?
                 };
@@ -429,8 +478,13 @@ impl SqliteStore {
                         .join(" AND ")
                 );
                 let mut n = 0;
-                for (k, text) in hits {
-                    if let Some(clean) = scrub(&text, &needles) {
+                for (k, text, conv) in hits {
+                    // A call not about them: only their email goes.
+                    let these = match (&call, &conv) {
+                        (Some(_), Some(c)) if !about.contains(c) => &emails,
+                        _ => &needles,
+                    };
+                    if let Some(clean) = scrub(&text, these) {
                         let mut p: Vec<rusqlite::types::Value> = vec![clean.into()];
                         p.extend(k);
                         n += tx.execute(&set, params_from_iter(p))?;
@@ -504,6 +558,9 @@ impl SqliteStore {
                 marked.push(format!("{kind} v{version}"));
             }
         }
+        tx.execute_batch(
+            "DROP TABLE temp.erase_leads; DROP TABLE temp.erase_contacts; DROP TABLE temp.erase_convs;",
+        )?;
         tx.commit()?;
         Ok(ErasureReport {
             subject: subject.kind().into(),
@@ -549,6 +606,17 @@ mod tests {
                            'Ann Lee said to write to you', 'r1', NULL, 'Acme');
                  INSERT INTO conversations (id, started_at, lead_id, user_id, title)
                    VALUES ('v1', '2025-02-02T10:00:00Z', 'l1', 'r1', 'Call with Ann Lee');
+                 -- A namesake at another company, on a call about her own deal.
+                 INSERT INTO accounts (id, name) VALUES ('a2', 'Bolt');
+                 INSERT INTO contacts (id, account_id, name, email) VALUES
+                   ('c2', 'a2', 'Ann Lee', 'ann@bolt.example');
+                 INSERT INTO opportunities (id, account_id, owner_id, stage, created_at)
+                   VALUES ('o2', 'a2', 'r1', 'discovery', '2025-02-01T00:00:00Z');
+                 INSERT INTO conversations (id, started_at, opportunity_id, user_id, title)
+                   VALUES ('v2', '2025-02-05T10:00:00Z', 'o2', 'r1', 'Bolt: Ann Lee');
+                 INSERT INTO conversation_turns (conversation_id, seq, speaker, speaker_role, start_ms, end_ms, text)
+                   VALUES ('v2', 0, 'Tom Wu', 'rep', 0, 1000, 'Hello Ann Lee'),
+                          ('v2', 1, 'Ann Lee', 'customer', 1000, 5000, 'Bolt needs this');
                  INSERT INTO conversation_turns (conversation_id, seq, speaker, speaker_role, start_ms, end_ms, text)
                    VALUES ('v1', 0, 'Tom Wu', 'rep', 0, 1000, 'Hi Ann Lee, thanks for joining'),
                           ('v1', 1, 'Ann Lee', 'customer', 1000, 5000, 'Our forecast is a guess every quarter');
