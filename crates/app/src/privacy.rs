@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use pipewise_store::SqliteStore;
 use pipewise_store::erasure::{ErasureReport, RetentionPolicy, RetentionReport, Subject};
+use pipewise_store::read::Person;
 
 /// Erases `subject` (see [`SqliteStore::erase`]) by `actor` (`None`: the
 /// command line), then rewrites the file. Errors: no such person; a
@@ -55,4 +56,136 @@ pub fn apply_retention(
         store.vacuum().context("rewriting the database file")?;
     }
     Ok(r)
+}
+
+/// The environment variable holding the pseudonymisation key.
+pub const KEY_ENV: &str = "PIPEWISE_KEY";
+
+/// Reads the pseudonymisation key: the file's content when given, else
+/// `PIPEWISE_KEY`; surrounding blanks trimmed. Errors: no key, or one
+/// shorter than 16 bytes (too easy to guess, and a guessed key reveals
+/// everyone).
+pub fn load_key(file: Option<&Path>) -> Result<Vec<u8>> {
+    let key = match file {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("{}: cannot read the key file", p.display()))?,
+        None => std::env::var(KEY_ENV).map_err(|_| {
+            anyhow::anyhow!(
+                "pseudonyms need a key: set {KEY_ENV} or give --key-file (16 characters or more, kept secret)"
+            )
+        })?,
+    };
+    let key = key.trim().as_bytes().to_vec();
+    anyhow::ensure!(
+        key.len() >= 16,
+        "the pseudonymisation key has {} bytes: give 16 or more",
+        key.len()
+    );
+    Ok(key)
+}
+
+/// Replaces people in exports by stable keyed pseudonyms: `P-` and the
+/// first 12 hex digits of HMAC-SHA256(key, "kind:id"). The same person gets
+/// the same pseudonym in every export made with the same key; without the
+/// key a pseudonym cannot be tied back to anyone, and with it an admin can
+/// ([`reveal`]). People are the database's users, contacts and leads'
+/// contacts: a cell that is one's id becomes their pseudonym, and their
+/// full names and emails inside any text are replaced.
+pub struct Pseudonymiser {
+    key: Vec<u8>,
+    ids: std::collections::HashMap<String, String>,
+    /// (text, pseudonym), longest text first.
+    names: Vec<(String, String)>,
+}
+
+/// The keyed pseudonym of a person of `kind` (`user`, `contact`, `lead`).
+pub fn pseudonym(key: &[u8], kind: &str, id: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(kind.as_bytes());
+    mac.update(b":");
+    mac.update(id.as_bytes());
+    let d = mac.finalize().into_bytes();
+    let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("P-{hex}")
+}
+
+impl Pseudonymiser {
+    /// The pseudonyms of `people` (from [`SqliteStore::people`]) under `key`.
+    pub fn new(key: Vec<u8>, people: &[Person]) -> Pseudonymiser {
+        let mut ids = std::collections::HashMap::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        for person in people {
+            let p = pseudonym(&key, person.kind, &person.id);
+            for text in [&person.name, &person.email].into_iter().flatten() {
+                let t = text.trim();
+                if t.chars().count() >= 3 && !t.starts_with("Erased user ") {
+                    names.push((t.to_string(), p.clone()));
+                }
+            }
+            ids.insert(person.id.clone(), p);
+        }
+        names.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        names.dedup_by(|a, b| a.0 == b.0);
+        Pseudonymiser { key, ids, names }
+    }
+
+    /// A person's pseudonym.
+    pub fn of(&self, kind: &str, id: &str) -> String {
+        pseudonym(&self.key, kind, id)
+    }
+
+    /// One exported cell: a person's id becomes their pseudonym; their
+    /// names and emails inside the text are replaced.
+    pub fn cell(&self, s: &str) -> String {
+        if let Some(p) = self.ids.get(s) {
+            return p.clone();
+        }
+        let mut out = s.to_string();
+        for (name, p) in &self.names {
+            if out.contains(name.as_str()) {
+                out = out.replace(name.as_str(), p);
+            }
+        }
+        out
+    }
+}
+
+/// Who a pseudonym stands for, for an admin holding the key: every one of
+/// `people` whose pseudonym it is.
+pub fn reveal<'p>(key: &[u8], people: &'p [Person], p: &str) -> Vec<&'p Person> {
+    people
+        .iter()
+        .filter(|x| pseudonym(key, x.kind, &x.id) == p.trim())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_stable_keyed_and_revealed_only_with_the_key() {
+        let crm = vec![Person {
+            kind: "user",
+            id: "r1".into(),
+            name: Some("Tom Wu".into()),
+            email: Some("tom@seller.example".into()),
+        }];
+        let key = b"0123456789abcdef".to_vec();
+        let p = Pseudonymiser::new(key.clone(), &crm);
+        let tom = p.of("user", "r1");
+        assert!(tom.starts_with("P-") && tom.len() == 14, "{tom}");
+        assert_eq!(p.cell("r1"), tom);
+        assert_eq!(
+            p.cell("owner is Tom Wu (+0.3)"),
+            format!("owner is {tom} (+0.3)")
+        );
+        assert_eq!(p.cell("Acme"), "Acme");
+        // Another key, another pseudonym; the key reveals it.
+        assert_ne!(pseudonym(b"another key, 16+ bytes", "user", "r1"), tom);
+        assert_eq!(reveal(&key, &crm, &tom)[0].id, "r1");
+        assert_eq!(p.cell("mail tom@seller.example"), format!("mail {tom}"));
+        assert!(reveal(b"another key, 16+ bytes", &crm, &tom).is_empty());
+    }
 }

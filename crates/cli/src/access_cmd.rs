@@ -716,6 +716,65 @@ pub fn retention(db: &Path, cmd: &RetentionCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Subcommand, Clone)]
+pub enum PseudonymCmd {
+    /// Who a pseudonym from an export stands for (needs the key it was
+    /// made with).
+    Reveal {
+        /// The pseudonym, e.g. P-3fa9c01b77e2.
+        pseudonym: String,
+        /// The key's file (default: PIPEWISE_KEY).
+        #[arg(long)]
+        key_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `pipewise pseudonym reveal`: audited, since it ties an export back to a
+/// person.
+pub fn pseudonym(db: &Path, cmd: &PseudonymCmd) -> Result<ExitCode> {
+    let PseudonymCmd::Reveal {
+        pseudonym,
+        key_file,
+        json,
+    } = cmd;
+    let key = pipewise_app::privacy::load_key(key_file.as_deref())?;
+    let mut store = existing(db)?;
+    let people = store.people()?;
+    let found = pipewise_app::privacy::reveal(&key, &people, pseudonym);
+    audit_cli(
+        &mut store,
+        "privacy.pseudonym_revealed",
+        "pipewise pseudonym reveal",
+        &found.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+        Some(&format!("{} match(es)", found.len())),
+    )?;
+    if *json {
+        let v: Vec<serde_json::Value> = found
+            .iter()
+            .map(|p| serde_json::json!({"kind": p.kind, "id": p.id, "name": p.name}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if found.is_empty() {
+        println!("{pseudonym}: no one in this database under this key");
+    } else {
+        for p in &found {
+            println!(
+                "{pseudonym}: {} {} ({})",
+                p.kind,
+                p.id,
+                p.name.as_deref().unwrap_or("no name")
+            );
+        }
+    }
+    Ok(if found.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// After the demo: a rep, a manager and the director (granted admin, so the
 /// audit log can be read) each get a fresh password for the dashboard and a
 /// token for the API, printed, then the server.

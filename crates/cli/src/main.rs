@@ -156,6 +156,10 @@ enum Command {
     /// (transcripts, unconverted leads), logged in the audit log.
     #[command(subcommand)]
     Retention(access_cmd::RetentionCmd),
+    /// Pseudonyms of exports (`score --pseudonymise`): `pseudonym reveal P-...`
+    /// says who one stands for, given the key.
+    #[command(subcommand)]
+    Pseudonym(access_cmd::PseudonymCmd),
     /// Simulate a default org (40 reps, 24 months), import it into a fresh
     /// database and print what pipewise sees in it.
     Demo {
@@ -225,6 +229,14 @@ struct ScoreCmd {
     /// Factors kept per deal and model.
     #[arg(long, default_value_t = 3)]
     top: usize,
+    /// Replace people in the CSV (owners, names and emails in any text) by
+    /// stable keyed pseudonyms (key: PIPEWISE_KEY or --key-file);
+    /// `pipewise pseudonym reveal` maps one back for whoever holds the key.
+    #[arg(long)]
+    pseudonymise: bool,
+    /// The pseudonymisation key's file (16 characters or more).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -613,6 +625,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => access_cmd::audit(&cli.db, &args),
         Command::Erase(args) => access_cmd::erase(&cli.db, &args),
         Command::Retention(cmd) => access_cmd::retention(&cli.db, &cmd),
+        Command::Pseudonym(cmd) => access_cmd::pseudonym(&cli.db, &cmd),
         Command::Forecast(args) => forecast_cmd::forecast_cmd(&cli.db, args),
         Command::Backtest(cmd) => forecast_cmd::backtest_cmd(&cli.db, cmd),
         Command::Bench(cmd) => forecast_cmd::bench_cmd(cmd),

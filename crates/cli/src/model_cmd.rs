@@ -398,6 +398,7 @@ pub fn score_leads(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
         .collect();
     store.save_scores(rec.id, &as_of, &rows)?;
     let out = args.out.clone().unwrap_or_else(|| "lead-scores.csv".into());
+    let px = crate::output::pseudonymiser(&store, args.pseudonymise, args.key_file.as_deref())?;
     let mut w =
         csv::Writer::from_path(&out).with_context(|| format!("cannot write {}", out.display()))?;
     w.write_record([
@@ -417,16 +418,19 @@ pub fn score_leads(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
     for &i in &order {
         let row = &sub.rows[i];
         let f: Vec<String> = preds[i].factors.iter().map(|f| f.text()).collect();
-        w.write_record([
-            row[0].as_str(),
-            &row[src],
-            &row[owner],
-            &row[created],
-            &format!("{:.4}", preds[i].probability),
-            &f.join("; "),
-            &as_of,
-            &rec.version.to_string(),
-        ])?;
+        w.write_record(crate::output::export_row(
+            px.as_ref(),
+            [
+                row[0].as_str(),
+                &row[src],
+                &row[owner],
+                &row[created],
+                &format!("{:.4}", preds[i].probability),
+                &f.join("; "),
+                &as_of,
+                &rec.version.to_string(),
+            ],
+        ))?;
     }
     w.flush()?;
     if args.json {

@@ -527,3 +527,36 @@ impl Drop for Bars {
         }
     }
 }
+
+/// The pseudonymiser of an export made with `--pseudonymise` (`None`
+/// without it). Errors: no key (`PIPEWISE_KEY` or `--key-file`), a short
+/// one, a database error.
+pub fn pseudonymiser(
+    store: &pipewise_store::SqliteStore,
+    on: bool,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<pipewise_app::privacy::Pseudonymiser>> {
+    if !on {
+        return Ok(None);
+    }
+    let key = pipewise_app::privacy::load_key(key_file)?;
+    Ok(Some(pipewise_app::privacy::Pseudonymiser::new(
+        key,
+        &store.people()?,
+    )))
+}
+
+/// One exported row, its people replaced by pseudonyms when `p` is given.
+pub fn export_row<I, T>(p: Option<&pipewise_app::privacy::Pseudonymiser>, cells: I) -> Vec<String>
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<str>,
+{
+    cells
+        .into_iter()
+        .map(|c| match p {
+            Some(p) => p.cell(c.as_ref()),
+            None => c.as_ref().to_string(),
+        })
+        .collect()
+}

@@ -488,6 +488,7 @@ pub fn score_cmd(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
         store.save_scores(*slip_id, &as_of_s, &rows)?;
     }
     // CSV for write-back.
+    let px = crate::output::pseudonymiser(&store, args.pseudonymise, args.key_file.as_deref())?;
     let mut w =
         csv::Writer::from_path(&out).with_context(|| format!("cannot write {}", out.display()))?;
     w.write_record([
@@ -538,32 +539,35 @@ pub fn score_cmd(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
             .take(top)
             .cloned()
             .collect();
-        w.write_record([
-            s.opportunity_id.clone(),
-            o.name.clone().unwrap_or_default(),
-            data.owner_name(o, as_of),
-            o.stage.at(as_of).unwrap_or("").to_string(),
-            if amount.is_finite() {
-                format!("{amount:.2}")
-            } else {
-                String::new()
-            },
-            o.close_date.at(as_of).unwrap_or("").to_string(),
-            format!("{:.4}", s.win_probability),
-            s.slip_probability
-                .map(|p| format!("{p:.4}"))
-                .unwrap_or_default(),
-            if amount.is_finite() {
-                format!("{:.2}", amount * s.win_probability)
-            } else {
-                String::new()
-            },
-            factor_list(&up, true),
-            factor_list(&down, false),
-            factor_list(&slip_up, true),
-            format_date(as_of),
-            win_v.to_string(),
-        ])?;
+        w.write_record(crate::output::export_row(
+            px.as_ref(),
+            [
+                s.opportunity_id.clone(),
+                o.name.clone().unwrap_or_default(),
+                data.owner_name(o, as_of),
+                o.stage.at(as_of).unwrap_or("").to_string(),
+                if amount.is_finite() {
+                    format!("{amount:.2}")
+                } else {
+                    String::new()
+                },
+                o.close_date.at(as_of).unwrap_or("").to_string(),
+                format!("{:.4}", s.win_probability),
+                s.slip_probability
+                    .map(|p| format!("{p:.4}"))
+                    .unwrap_or_default(),
+                if amount.is_finite() {
+                    format!("{:.2}", amount * s.win_probability)
+                } else {
+                    String::new()
+                },
+                factor_list(&up, true),
+                factor_list(&down, false),
+                factor_list(&slip_up, true),
+                format_date(as_of),
+                win_v.to_string(),
+            ],
+        ))?;
     }
     w.flush()?;
     if args.json {

@@ -345,3 +345,129 @@ fn a_retention_policy_removes_what_is_past_its_age() {
         "{out}"
     );
 }
+
+/// `score leads --pseudonymise`: the CSV names no one (owners become stable
+/// keyed pseudonyms, in factor texts too); `pseudonym reveal` ties one back
+/// with the key and not without it.
+#[test]
+fn exports_can_be_pseudonymised_and_revealed_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        &[
+            "simulate",
+            "--seed",
+            "9203",
+            "--reps",
+            "8",
+            "--months",
+            "8",
+            "--transcript-share",
+            "0",
+            "--vtt-sample",
+            "0",
+            "--out",
+            "org",
+        ][..],
+        &["--db", "org.db", "import", "dir", "org"],
+        &["--db", "org.db", "score", "leads", "--out", "plain.csv"],
+    ] {
+        let (ok, _, err) = pipewise(d, args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    // Without a key: a clear error.
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "score",
+            "leads",
+            "--out",
+            "p.csv",
+            "--pseudonymise",
+        ],
+    );
+    assert!(!ok && err.contains("PIPEWISE_KEY"), "{err}");
+    std::fs::write(d.join("key.txt"), "a secret key of the admin\n").unwrap();
+    let run = |out: &str| {
+        let (ok, _, err) = pipewise(
+            d,
+            &[
+                "--db",
+                "org.db",
+                "score",
+                "leads",
+                "--out",
+                out,
+                "--pseudonymise",
+                "--key-file",
+                "key.txt",
+            ],
+        );
+        assert!(ok, "{err}");
+        std::fs::read_to_string(d.join(out)).unwrap()
+    };
+    let (p1, p2) = (run("p1.csv"), run("p2.csv"));
+    let plain = std::fs::read_to_string(d.join("plain.csv")).unwrap();
+    let db = d.join("org.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let reps: Vec<(String, String)> = c
+        .prepare("SELECT id, name FROM users WHERE role = 'rep'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        reps.iter().any(|(_, n)| plain.contains(n.as_str())),
+        "owners are named in the plain CSV"
+    );
+    for (_, n) in &reps {
+        assert!(!p1.contains(n.as_str()), "{n} is in the pseudonymised CSV");
+    }
+    // Stable: the same rows and pseudonyms each time.
+    let owners = |csv: &str| -> Vec<String> {
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(owners(&p1), owners(&p2));
+    let first = owners(&p1)[0].clone();
+    assert!(first.starts_with("P-") && first.len() == 14, "{first}");
+    // The key reveals who it is (the owner named in the same row of the
+    // plain CSV); another key does not.
+    let (ok, out, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "pseudonym",
+            "reveal",
+            &first,
+            "--key-file",
+            "key.txt",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let found: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(found.len(), 1, "{out}");
+    assert_eq!(found[0]["kind"], "user");
+    assert_eq!(found[0]["name"].as_str().unwrap(), owners(&plain)[0]);
+    std::fs::write(d.join("other.txt"), "some other key of 16+").unwrap();
+    let (ok, out, _) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "pseudonym",
+            "reveal",
+            &first,
+            "--key-file",
+            "other.txt",
+        ],
+    );
+    assert!(!ok, "{out}");
+}

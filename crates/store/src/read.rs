@@ -35,6 +35,17 @@ pub struct User {
     pub working_hours: Option<String>,
 }
 
+/// A person the database holds, for pseudonyms: a user, a contact or a
+/// lead's contact.
+#[derive(Debug, Clone)]
+pub struct Person {
+    /// `user`, `contact` or `lead`.
+    pub kind: &'static str,
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
 /// A period a user is away, `[start, end)` in epoch seconds.
 #[derive(Debug, Clone)]
 pub struct OutOfOffice {
@@ -303,6 +314,37 @@ fn opt_t(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Instant>> {
 }
 
 impl SqliteStore {
+    /// Every person: users, contacts and leads' contacts, with their names
+    /// and emails.
+    pub fn people(&self) -> Result<Vec<Person>> {
+        let mut out = Vec::new();
+        for (kind, sql) in [
+            ("user", "SELECT id, name, email FROM users ORDER BY id"),
+            (
+                "contact",
+                "SELECT id, name, email FROM contacts ORDER BY id",
+            ),
+            (
+                "lead",
+                "SELECT id, contact_name, email FROM leads ORDER BY id",
+            ),
+        ] {
+            let mut st = self.conn.prepare(sql)?;
+            let rows = st.query_map([], |r| {
+                Ok(Person {
+                    kind,
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    email: r.get(2)?,
+                })
+            })?;
+            for p in rows {
+                out.push(p?);
+            }
+        }
+        Ok(out)
+    }
+
     /// One conversation and its turns in order, as stored; `None` when no
     /// conversation has this id.
     pub fn conversation(&self, id: &str) -> Result<Option<ConversationDetail>> {
