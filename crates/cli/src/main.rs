@@ -95,6 +95,13 @@ enum Command {
         /// Make KIND:VERSION the active version.
         #[arg(long)]
         activate: Option<String>,
+        /// With --card: replace people named in the card by stable keyed
+        /// pseudonyms (key: PIPEWISE_KEY or --key-file).
+        #[arg(long, requires = "card")]
+        pseudonymise: bool,
+        /// The pseudonymisation key's file (16 characters or more).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -643,8 +650,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Models {
             card,
             activate,
+            pseudonymise,
+            key_file,
             json,
-        } => predict_cmd::models_cmd(&cli.db, card.as_deref(), activate.as_deref(), json),
+        } => predict_cmd::models_cmd(
+            &cli.db,
+            card.as_deref(),
+            activate.as_deref(),
+            (pseudonymise, key_file.as_deref()),
+            json,
+        ),
         Command::Leads(cmd) => leads_cmd::leads(&cli.db, cmd),
         Command::Territories(cmd) => territory_cmd::territories(&cli.db, cmd),
         Command::Accounts(cmd) => accounts_cmd::accounts(&cli.db, cmd),

@@ -732,6 +732,7 @@ pub fn models_cmd(
     db: &Path,
     card_of: Option<&str>,
     activate: Option<&str>,
+    (pseudonymise, key_file): (bool, Option<&Path>),
     json: bool,
 ) -> Result<ExitCode> {
     let mut store = crate::open(db)?;
@@ -764,7 +765,10 @@ pub fn models_cmd(
                 db.display()
             )
         })?;
-        print!("{}", m.card);
+        match crate::output::pseudonymiser(&store, pseudonymise, key_file)? {
+            Some(p) => print!("{}", p.cell(&m.card)),
+            None => print!("{}", m.card),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let models = store.models()?;

@@ -76,6 +76,13 @@ pub struct PlanArgs {
     /// current_rep_id, rep_id, moved, reason).
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// In the CSV, replace reps (ids, and names in the reasons) by stable
+    /// keyed pseudonyms (key: PIPEWISE_KEY or --key-file).
+    #[arg(long, requires = "csv")]
+    pseudonymise: bool,
+    /// The pseudonymisation key's file (16 characters or more).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
     /// The simulator's ground_truth.json: also judge both plans with the
     /// hidden truth.
     #[arg(long)]
@@ -120,8 +127,8 @@ pub fn territories(db: &Path, cmd: TerritoriesCmd) -> Result<ExitCode> {
             top,
             json,
         } => whitespace(crm, accounts.as_deref(), top, json),
-        TerritoriesCmd::Plan(a) => plan(&crm, a, false),
-        TerritoriesCmd::Compare(a) => plan(&crm, a, true),
+        TerritoriesCmd::Plan(a) => plan(&store, &crm, a, false),
+        TerritoriesCmd::Compare(a) => plan(&store, &crm, a, true),
     }
 }
 
@@ -142,7 +149,12 @@ fn read_locked(path: &Path) -> Result<std::collections::HashSet<String>> {
         .collect())
 }
 
-fn plan(crm: &pipewise_store::read::CrmData, a: PlanArgs, compare: bool) -> Result<ExitCode> {
+fn plan(
+    store: &pipewise_store::SqliteStore,
+    crm: &pipewise_store::read::CrmData,
+    a: PlanArgs,
+    compare: bool,
+) -> Result<ExitCode> {
     use pipewise_engines::territory::{PlanOptions, check_with_truth};
     anyhow::ensure!(
         (0.0..1.0).contains(&a.band),
@@ -194,6 +206,7 @@ fn plan(crm: &pipewise_store::read::CrmData, a: PlanArgs, compare: bool) -> Resu
         None => None,
     };
     if let Some(path) = &a.csv {
+        let px = crate::output::pseudonymiser(store, a.pseudonymise, a.key_file.as_deref())?;
         let mut w = csv::Writer::from_path(path)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         w.write_record([
@@ -206,14 +219,17 @@ fn plan(crm: &pipewise_store::read::CrmData, a: PlanArgs, compare: bool) -> Resu
         ])?;
         for x in &report.assignments {
             let moved = x.current_rep_id.as_deref() != Some(x.rep_id.as_str());
-            w.write_record([
-                x.account_id.as_str(),
-                x.account_name.as_str(),
-                x.current_rep_id.as_deref().unwrap_or(""),
-                x.rep_id.as_str(),
-                if moved { "yes" } else { "no" },
-                x.reason.as_str(),
-            ])?;
+            w.write_record(crate::output::export_row(
+                px.as_ref(),
+                [
+                    x.account_id.as_str(),
+                    x.account_name.as_str(),
+                    x.current_rep_id.as_deref().unwrap_or(""),
+                    x.rep_id.as_str(),
+                    if moved { "yes" } else { "no" },
+                    x.reason.as_str(),
+                ],
+            ))?;
         }
         w.flush()?;
     }

@@ -426,6 +426,27 @@ fn exports_can_be_pseudonymised_and_revealed_with_the_key() {
     assert_eq!(found.len(), 1, "{out}");
     assert_eq!(found[0]["kind"], "user");
     assert_eq!(found[0]["name"].as_str().unwrap(), owners(&plain)[0]);
+    // Model cards too (the lead model's card names no one: unchanged).
+    let (ok, plain_card, err) = pipewise(d, &["--db", "org.db", "models", "--card", "lead"]);
+    assert!(ok, "{err}");
+    let (ok, card, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "models",
+            "--card",
+            "lead",
+            "--pseudonymise",
+            "--key-file",
+            "key.txt",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(card, plain_card);
+    for (_, n) in &reps {
+        assert!(!card.contains(n.as_str()));
+    }
     std::fs::write(d.join("other.txt"), "some other key of 16+").unwrap();
     let (ok, out, _) = pipewise(
         d,

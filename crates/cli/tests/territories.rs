@@ -131,6 +131,46 @@ fn segments_recover_latent_segments_and_the_plan_beats_the_current_one() {
     let csv = std::fs::read_to_string(d.join("plan.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1001);
     assert!(csv.starts_with("account_id,account_name,current_rep_id,rep_id,moved,reason"));
+    // The same plan pseudonymised: no rep's id or name left in it.
+    std::fs::write(d.join("key.txt"), "territory planning key 2026").unwrap();
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "t.db",
+            "territories",
+            "plan",
+            "--locked",
+            "locked.txt",
+            "--csv",
+            "plan-p.csv",
+            "--pseudonymise",
+            "--key-file",
+            "key.txt",
+        ],
+    );
+    assert!(ok, "{err}");
+    let pseud = std::fs::read_to_string(d.join("plan-p.csv")).unwrap();
+    assert_eq!(pseud.lines().count(), 1001);
+    let reps: Vec<(String, String)> = {
+        let c = rusqlite::Connection::open(d.join("t.db")).unwrap();
+        let mut st = c.prepare("SELECT id, name FROM users").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    for line in pseud.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert!(cells[3].starts_with("P-"), "{line}");
+        for (id, name) in &reps {
+            assert!(cells[3] != id && !line.contains(name.as_str()), "{line}");
+        }
+    }
+    assert!(
+        pseud.contains("against"),
+        "moves keep their reasons, pseudonymised"
+    );
 
     // Whitespace: untouched accounts and two imported prospects, ranked.
     std::fs::write(
