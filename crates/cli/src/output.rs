@@ -80,6 +80,8 @@ pub fn report_text(db: &str, r: &ImportReport) -> String {
         "Dry run (nothing written): would import"
     } else if r.committed {
         "Imported"
+    } else if !r.ok() {
+        "Not imported (errors below; nothing written):"
     } else {
         "Checked (nothing written)"
     };
@@ -91,15 +93,21 @@ pub fn report_text(db: &str, r: &ImportReport) -> String {
         if r.sources.len() == 1 { "" } else { "s" }
     );
     if !r.entities.is_empty() {
+        // Counts of an import that did not land are what it would have done.
+        let (ins, upd) = if r.committed {
+            ("inserted", "updated")
+        } else {
+            ("would add", "would update")
+        };
         let _ = writeln!(
             s,
-            "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "entity", "rows", "inserted", "updated", "unchanged", "skipped"
+            "  {:<22} {:>10} {:>10} {:>12} {:>10} {:>10}",
+            "entity", "rows", ins, upd, "unchanged", "skipped"
         );
         for (e, c) in &r.entities {
             let _ = writeln!(
                 s,
-                "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "  {:<22} {:>10} {:>10} {:>12} {:>10} {:>10}",
                 e,
                 thousands(c.rows),
                 thousands(c.inserted),

@@ -1061,12 +1061,20 @@ impl RowParser {
                     rec.len()
                 )
             };
+            // The value at the column named: the first extra cell of a row
+            // too long (a short row has none there; a title line's text is
+            // in the message).
+            let value = (rec.len() > self.width).then(|| {
+                String::from_utf8_lossy(rec.get(self.width).unwrap_or(b""))
+                    .trim()
+                    .to_string()
+            });
             row.errors.push(RowError {
                 file: self.file.clone(),
                 line,
                 column,
                 column_name: name,
-                value: filled.first().cloned(),
+                value,
                 message,
             });
             return row;
