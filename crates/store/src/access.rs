@@ -237,11 +237,15 @@ impl SqliteStore {
     }
 
     /// A fingerprint of what a server caches from the database: the last
-    /// import, the active models and the admin grants. It changes when any of
-    /// them does (another process imported, trained or granted).
+    /// import, erasure and retention run, the active models and the admin
+    /// grants. It changes when any of them does (another process imported,
+    /// erased someone, applied retention, trained or granted), so a running
+    /// server reloads and stops showing what was erased.
     pub fn serving_version(&self) -> Result<String> {
         Ok(self.conn.query_row(
-            "SELECT coalesce((SELECT max(id) FROM imports), 0) || ':' ||
+            "SELECT coalesce((SELECT max(id) FROM imports), 0) || '.' ||
+                    coalesce((SELECT max(seq) FROM audit_log WHERE action = 'privacy.erased'), 0) || '.' ||
+                    coalesce((SELECT max(seq) FROM audit_log WHERE action = 'privacy.retention'), 0) || ':' ||
                     coalesce((SELECT group_concat(kind || version, ',')
                               FROM (SELECT kind, version FROM models WHERE active = 1 ORDER BY kind)), '') || ':' ||
                     (SELECT count(*) FROM user_grants) || ':' ||

@@ -643,6 +643,7 @@ mod tests {
     #[test]
     fn a_contact_is_erased_everywhere_and_the_chain_still_verifies() {
         let mut s = org();
+        let version = s.serving_version().unwrap();
         let r = s
             .erase(
                 Subject::Contact("c1"),
@@ -651,6 +652,13 @@ mod tests {
                 "2025-07-01T00:00:00Z",
             )
             .unwrap();
+        // A running server sees the data changed (and reloads).
+        let after = s.serving_version().unwrap();
+        assert_ne!(
+            after.split(':').next(),
+            version.split(':').next(),
+            "{version} {after}"
+        );
         let one =
             |sql: &str| -> Option<String> { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(one("SELECT name FROM contacts WHERE id = 'c1'"), None);

@@ -16,3 +16,6 @@ WHEN NOT (
     AND NEW.prev_hash IS OLD.prev_hash AND NEW.hash IS OLD.hash
 )
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only (an erasure may only blank a detail)'); END;
+-- A running server reloads its data when an erasure or retention run
+-- changed it (the serving version reads the latest such row by this index).
+CREATE INDEX audit_log_action ON audit_log(action, seq);
