@@ -40,7 +40,7 @@ pub struct Options {
     /// the cookie is `Secure` on the responses to requests the proxy
     /// forwarded from HTTPS (`X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
-    /// The speed-to-lead SLA in business minutes, the watch's period, and
+    /// The speed-to-lead SLA in the owner's working minutes, the watch's period, and
     /// whether a lead waiting past twice the SLA is given to another rep.
     pub sla_minutes: f64,
     pub sla_check: Duration,
