@@ -534,6 +534,33 @@ pub fn audit(db: &Path, args: &AuditArgs) -> Result<ExitCode> {
     }
 }
 
+/// A command's outcome under `--json`: the report with `"ok": true`, or
+/// `{"ok": false, "error": ...}`, printed, and the exit code to return
+/// (`Err`). Without `--json`: the report for the text view (`Ok`), or the
+/// error.
+fn json_outcome<T: serde::Serialize>(
+    done: Result<T>,
+    json: bool,
+) -> Result<std::result::Result<T, ExitCode>> {
+    match done {
+        Ok(r) if json => {
+            let mut v = serde_json::to_value(&r)?;
+            v["ok"] = serde_json::Value::Bool(true);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(Err(ExitCode::SUCCESS))
+        }
+        Ok(r) => Ok(Ok(r)),
+        Err(e) if json => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": format!("{e:#}")})
+            );
+            Ok(Err(ExitCode::FAILURE))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[derive(Args, Clone)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["contact", "lead", "user"])))]
 pub struct EraseArgs {
@@ -566,22 +593,11 @@ pub fn erase(db: &Path, args: &EraseArgs) -> Result<ExitCode> {
     let done = existing(db).and_then(|mut store| {
         pipewise_app::privacy::erase(&mut store, subject, None, args.reason.as_deref())
     });
-    let r = match done {
+    let r = match json_outcome(done, args.json)? {
         Ok(r) => r,
-        Err(e) if args.json => {
-            println!(
-                "{}",
-                serde_json::json!({"ok": false, "error": format!("{e:#}")})
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e),
+        Err(code) => return Ok(code),
     };
-    if args.json {
-        let mut v = serde_json::to_value(&r)?;
-        v["ok"] = serde_json::Value::Bool(true);
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
+    {
         println!(
             "Erased a {}: {}.",
             r.subject,
@@ -684,22 +700,11 @@ pub fn retention(db: &Path, cmd: &RetentionCmd) -> Result<ExitCode> {
             args.dry_run,
         )
     })();
-    let r = match done {
+    let r = match json_outcome(done, args.json)? {
         Ok(r) => r,
-        Err(e) if args.json => {
-            println!(
-                "{}",
-                serde_json::json!({"ok": false, "error": format!("{e:#}")})
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e),
+        Err(code) => return Ok(code),
     };
-    if args.json {
-        let mut v = serde_json::to_value(&r)?;
-        v["ok"] = serde_json::Value::Bool(true);
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
+    {
         let verb = if r.dry_run { "would lose" } else { "lost" };
         println!(
             "As of {}: {} recorded calls {verb} their transcripts ({} turns); {} unconverted leads {verb} the personal data on the lead (contact records are kept).",
