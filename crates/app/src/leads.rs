@@ -372,26 +372,82 @@ impl InboundLead {
 }
 
 /// Registers a fitted lead model (the new active `lead` version) with its
-/// card; `source` says what it was fitted on, `as_of` when (both shown in
-/// the card and the registry).
+/// card, in the sections of Mitchell et al. (2019); `source` says what it
+/// was fitted on, `as_of` when (both shown in the card and the registry).
+/// With `crm`, the held-out scores are audited by group of reps (the lead's
+/// owner) and customers (its account) for the card's fairness section.
 pub fn register(
     store: &mut SqliteStore,
     model: &TabularModel,
     source: &str,
     as_of: &str,
     created_at: &str,
+    holdout: &[pipewise_store::HoldoutRow],
+    crm: Option<&CrmData>,
 ) -> anyhow::Result<pipewise_store::ModelRecord> {
     let r = &model.report;
     let m = &r.validation.metrics;
+    let fairness = match crm {
+        Some(crm) if !holdout.is_empty() => {
+            let groups: Vec<String> = crate::fairness::DEFAULT_GROUPS
+                .iter()
+                .map(|g| g.to_string())
+                .collect();
+            let a = crate::fairness::audit_holdout(
+                crm,
+                crate::fairness::Subject::Lead,
+                holdout,
+                &groups,
+                None,
+            )?;
+            crate::fairness::card_section(&a.audits)
+        }
+        _ => String::new(),
+    };
+    let candidates = r
+        .validation
+        .candidates
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {:.3}{}",
+                c.algorithm,
+                c.roc_auc,
+                if c.chosen { " (chosen)" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let card = format!(
-        "# Lead conversion model\n\nPurpose: rank open leads by their chance to convert.\n\n\
-         Data: {source}: {} leads with an outcome ({} converted).\n\nValidation ({}): \
-         ROC-AUC {:.3}  PR-AUC {:.3}  log loss {:.3}  Brier {:.3}  ECE {:.3}  lift in top decile {:.2}x\n\n\
-         Top drivers: {}\n\nLimits: trained on past conversions; a lead's inquiry and \
-         response time are read as recorded, and leads never answered count as such.\n",
+        "# Model card: lead conversion model\n\n\
+         ## Model details\n\n**Purpose.** Rank open leads by their chance to convert. \
+         **Algorithm.** {}, chosen by cross-validated ROC-AUC among: {}. Created {created_at} by pipewise {}.\n\n\
+         ## Intended use\n\n**Primary use.** Ordering reps' lead queues and routing; the lead's factors are shown with its score. \
+         **Out of scope.** Deciding that a lead is not worth an answer without a person; judging reps by their leads' scores.\n\n\
+         ## Factors\n\nGroups audited below: of reps (the lead's owner) by region, team and tenure band; \
+         of customers (the lead's account, when it has one) by industry and size. \
+         `pipewise fairness --model lead --attributes FILE` audits any other attribute.\n\n\
+         ## Metrics\n\nROC-AUC and PR-AUC (ranking), log loss, Brier score and ECE (the probabilities), lift in the top decile; \
+         fairness by group as in `pipewise fairness`.\n\n\
+         ## Evaluation data\n\nHeld-out predictions of the validation folds ({}): each lead scored by a model that did not see it.\n\n\
+         ## Training data\n\n{source}: {} leads with an outcome ({} converted), as of {as_of}.\n\n\
+         ## Quantitative analyses\n\nROC-AUC {:.3}  PR-AUC {:.3}  log loss {:.3}  Brier {:.3}  ECE {:.3}  lift in top decile {:.2}x\n\n\
+         Top drivers: {}\n\n{}\n\
+         ## Ethical considerations\n\nThe model reads a lead's source, campaign, company, title, inquiry and response times, \
+         not its name or email. Leads from groups who were answered late or not at all in the past convert less in the data, \
+         and the model learns that: the fairness section shows whether its scores are off for any group.\n\n\
+         ## Caveats and recommendations\n\nTrained on past conversions; a lead's inquiry and response time are read as recorded, \
+         and leads never answered count as such. Retrain monthly and after a change in lead sources.\n",
+        model.classifier.algorithm.name(),
+        if candidates.is_empty() {
+            "one learner".to_string()
+        } else {
+            candidates
+        },
+        env!("CARGO_PKG_VERSION"),
+        r.validation.scheme,
         r.rows,
         r.positives,
-        r.validation.scheme,
         m.roc_auc,
         m.pr_auc,
         m.log_loss,
@@ -403,7 +459,14 @@ pub fn register(
             .take(6)
             .map(|d| format!("{} {:.1}%", d.column, 100.0 * d.share))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        if fairness.is_empty() {
+            "**Fairness by group.** No held-out scores to audit (a model read from a file) or no group large enough to judge.\n".to_string()
+        } else {
+            format!(
+                "**Fairness by group** (held-out scores; calibration gap against the other groups'):\n{fairness}"
+            )
+        }
     );
     let features: Vec<&str> = model.schema.used().map(|c| c.name.as_str()).collect();
     Ok(store.register_model(&pipewise_store::NewModel {
@@ -418,7 +481,40 @@ pub fn register(
         metrics_json: &serde_json::to_string(&r.validation)?,
         card: &card,
         artifact_json: &model.to_json(),
+        holdout,
     })?)
+}
+
+/// A freshly fitted lead model's held-out scores from its validation
+/// folds, by lead (the lead table's first column is the lead id), dated by
+/// the lead's creation: what fairness by group reads. Empty for a model
+/// read from a file.
+pub fn holdout_rows(
+    model: &TabularModel,
+    table: &pipewise_core::TextTable,
+    crm: &CrmData,
+) -> Vec<pipewise_store::HoldoutRow> {
+    let created: std::collections::HashMap<&str, i64> = crm
+        .leads
+        .iter()
+        .map(|l| (l.id.as_str(), l.created_at))
+        .collect();
+    model
+        .held_out
+        .iter()
+        .filter_map(|&(r, p, y)| {
+            let row = table.rows.get(r)?;
+            let created = *created.get(row.first()?.as_str())?;
+            Some(pipewise_store::HoldoutRow {
+                entity_id: row[0].clone(),
+                as_of: pipewise_core::value::format_instant(
+                    chrono::DateTime::from_timestamp(created, 0).unwrap_or_default(),
+                ),
+                probability: p,
+                outcome: y,
+            })
+        })
+        .collect()
 }
 
 /// Fits the lead model on the database's leads older than
@@ -437,12 +533,15 @@ pub fn fit_and_register(
         chrono::DateTime::from_timestamp(rows.as_of, 0).unwrap_or_default(),
     );
     let source = format!("the database's leads older than {} days", leads::STALE_DAYS);
+    let holdout = holdout_rows(&model, &rows.table, crm);
     Ok(Some(register(
         store,
         &model,
         &source,
         &as_of,
         &crate::auth::now(),
+        &holdout,
+        Some(crm),
     )?))
 }
 

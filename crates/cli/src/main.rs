@@ -4,6 +4,7 @@
 mod access_cmd;
 mod accounts_cmd;
 mod coach_cmd;
+mod fairness_cmd;
 mod forecast_cmd;
 mod leads_cmd;
 mod model_cmd;
@@ -138,6 +139,10 @@ enum Command {
     /// the share of salary it takes, the software, the revenue a win-rate
     /// change brings (measured on the database when not given), payback.
     Roi(coach_cmd::RoiArgs),
+    /// Fairness: a model's held-out scores (win, slip, lead) or the coaching
+    /// recommendations by group of reps and of customers: demographic
+    /// parity, equalized odds, calibration by group, the four-fifths rule.
+    Fairness(fairness_cmd::FairnessArgs),
     /// Recorded calls: conversation analytics.
     #[command(subcommand)]
     Calls(coach_cmd::CallsCmd),
@@ -355,6 +360,16 @@ struct SimArgs {
     /// their return.
     #[arg(long)]
     absences: bool,
+    /// This region's reps (e.g. EMEA) enter every stage a stage ahead of
+    /// the buyer, and the forecast category a step rosier, from
+    /// --entry-bias-from on; outcomes are unchanged. A biased record of one
+    /// group, which `pipewise fairness` should find.
+    #[arg(long, value_name = "REGION")]
+    entry_bias: Option<String>,
+    /// When --entry-bias begins (YYYY-MM-DD; default: three quarters
+    /// through the window), as when a new regional pipeline target starts.
+    #[arg(long, value_name = "DATE", requires = "entry_bias")]
+    entry_bias_from: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -387,6 +402,16 @@ impl SimArgs {
             quarter_end: !self.no_quarter_end,
             installed_base: !self.no_installed_base,
             absences: self.absences,
+            entry_bias: self.entry_bias.clone(),
+            entry_bias_from: self
+                .entry_bias_from
+                .as_deref()
+                .map(|d| {
+                    pipewise_sim::time::parse_date(d).with_context(|| {
+                        format!("--entry-bias-from {d:?}: expected a date such as 2025-01-01")
+                    })
+                })
+                .transpose()?,
             ..pipewise_sim::Config::default()
         })
     }
@@ -640,6 +665,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pipeline(cmd) => stage_cmd::pipeline(&cli.db, cmd),
         Command::Coach(a) => coach_cmd::coach(&cli.db, a),
         Command::Roi(a) => coach_cmd::roi(&cli.db, a),
+        Command::Fairness(a) => fairness_cmd::run(&cli.db, &a),
         Command::Calls(cmd) => coach_cmd::calls(&cli.db, cmd),
         Command::Explain {
             opportunity_id,

@@ -375,7 +375,16 @@ pub fn score_leads(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
     let as_of = pipewise_core::value::format_instant(
         chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
     );
-    let rec = pipewise_app::leads::register(&mut store, &model, &source, &as_of, &crate::now())?;
+    let holdout = pipewise_app::leads::holdout_rows(&model, &table, &data);
+    let rec = pipewise_app::leads::register(
+        &mut store,
+        &model,
+        &source,
+        &as_of,
+        &crate::now(),
+        &holdout,
+        Some(&data),
+    )?;
     let r = &model.report;
     // Score the open leads.
     let sub = pipewise_core::TextTable {

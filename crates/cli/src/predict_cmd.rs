@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
+use pipewise_app::fairness;
 use pipewise_engines::predict::{self, ModelReport, Target, TrainOptions, Trained};
 use pipewise_engines::truth::Truth;
 use pipewise_features::{Data, format_date};
@@ -50,9 +51,20 @@ fn dropped(r: &ModelReport) -> String {
 }
 
 /// A markdown model card.
-pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
+/// The model card, in the sections of Mitchell et al. (2019), "Model Cards
+/// for Model Reporting": model details, intended use, factors, metrics,
+/// evaluation data, training data, quantitative analyses (with fairness by
+/// group from `audits`), ethical considerations, caveats and
+/// recommendations.
+pub fn card(
+    r: &ModelReport,
+    version: i64,
+    created_at: &str,
+    audits: &fairness::HoldoutAudits,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Model card: {} model, version {version}\n", r.kind);
+    let _ = writeln!(s, "## Model details\n");
     let _ = writeln!(
         s,
         "**Purpose.** {} A probability for every open opportunity, refreshed when scored, used to rank deals for inspection, to weight the forecast and to explain risk.\n",
@@ -60,32 +72,55 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "**Algorithm.** {}, probabilities calibrated by isotonic regression on out-of-fold scores of the training rows (deals dealt into {} folds; each row scored by trees that never saw its deal). Created {created_at}.\n",
-        r.algorithm, r.calibration_folds
-    );
-    let _ = writeln!(
-        s,
-        "**Data.** Weekly (Monday) snapshots of every open opportunity, features computed as of each snapshot from what was known then. Training {} to {} ({} snapshots with a known outcome, {} positive); test {} to {} ({} rows, {} positive). Outcomes used in training were known before the test window began. {:.0}% of the test window's open-deal snapshots had an outcome by the end of the data; the rest (deals still open) are not in the test figures.\n",
-        r.train.from,
-        r.train.to,
-        crate::output::thousands(r.train.rows as u64),
-        crate::output::thousands(r.train.positives as u64),
-        r.test.from,
-        r.test.to,
-        crate::output::thousands(r.test.rows as u64),
-        crate::output::thousands(r.test.positives as u64),
-        r.test_label_coverage * 100.0
+        "**Algorithm.** {}, probabilities calibrated by isotonic regression on out-of-fold scores of the training rows (deals dealt into {} folds; each row scored by trees that never saw its deal). Created {created_at} by pipewise {}.\n",
+        r.algorithm,
+        r.calibration_folds,
+        env!("CARGO_PKG_VERSION")
     );
     if let Some(w) = &r.refit {
         let _ = writeln!(
             s,
-            "**Registered model.** After evaluation, refitted the same way (features, constraints, out-of-fold calibration) on every snapshot whose outcome was known by the end of the data: {} to {} ({} rows, {} positive), so that scores draw on the latest months. The test figures below are those of the evaluated model, fitted on the earlier window only.\n",
+            "**Registered model.** After evaluation, refitted the same way (features, constraints, out-of-fold calibration) on every snapshot whose outcome was known by the end of the data: {} to {} ({} rows, {} positive), so that scores draw on the latest months. The figures below are those of the evaluated model, fitted on the earlier window only.\n",
             w.from,
             w.to,
             crate::output::thousands(w.rows as u64),
             crate::output::thousands(w.positives as u64)
         );
     }
+    let _ = writeln!(s, "## Intended use\n");
+    let _ = writeln!(
+        s,
+        "**Primary use.** Decision support for managers and RevOps: which deals to inspect, coach or re-forecast, with the factors shown; the forecast's deal weights.\n\n**Out of scope.** Judging, ranking or paying individual reps; decisions about a customer made without a person; any org other than the one it was trained on. Never a substitute for talking to the customer.\n"
+    );
+    let _ = writeln!(s, "## Factors\n");
+    let _ = writeln!(
+        s,
+        "Groups the model's behaviour may differ across, audited below on the test window: of reps (the deal's owner at the snapshot) by region, team and tenure band; of customers by industry and size. Any other attribute (an HR export, an account list) can be audited with `pipewise fairness --attributes FILE`. Deal type, stage and product are inputs, and the drivers below show how they weigh.\n"
+    );
+    let _ = writeln!(s, "## Metrics\n");
+    let _ = writeln!(
+        s,
+        "Ranking: ROC-AUC and PR-AUC, lift in the top 10%. Probabilities: log loss, Brier score and expected calibration error (ECE, 10 equal-width bins), since the forecast sums them. Against the naive rules a manager uses (the CRM's stage probability, the rep's forecast category, the historical rate per stage) and, on simulated data, the simulator's true probability. Fairness by group: demographic parity difference and ratio, equalized-odds difference, calibration gap by group; a positive prediction is a score of 0.5 or more; flags per `pipewise fairness` (a group miscalibrated by more than 5 points beyond the others, clearly; the four-fifths rule where the outcomes do not explain the gap).\n"
+    );
+    let _ = writeln!(s, "## Evaluation data\n");
+    let _ = writeln!(
+        s,
+        "The latest 25% of the weekly snapshot dates: {} to {} ({} rows, {} positive), scored by a model trained only on outcomes known before the window began. {:.0}% of the window's open-deal snapshots had an outcome by the end of the data; the rest (deals still open) are not in the figures.\n",
+        r.test.from,
+        r.test.to,
+        crate::output::thousands(r.test.rows as u64),
+        crate::output::thousands(r.test.positives as u64),
+        r.test_label_coverage * 100.0
+    );
+    let _ = writeln!(s, "## Training data\n");
+    let _ = writeln!(
+        s,
+        "Weekly (Monday) snapshots of every open opportunity, features computed as of each snapshot from what was known then: {} to {} ({} snapshots with a known outcome, {} positive).\n",
+        r.train.from,
+        r.train.to,
+        crate::output::thousands(r.train.rows as u64),
+        crate::output::thousands(r.train.positives as u64),
+    );
     let _ = writeln!(
         s,
         "**Data gate.** Needs {}. This data had {}.\n",
@@ -117,7 +152,8 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
     if !r.dropped.is_empty() {
         let _ = writeln!(s, "Dropped: {}.", dropped(r));
     }
-    let _ = writeln!(s, "\n**Metrics on the test window.**\n");
+    let _ = writeln!(s, "\n## Quantitative analyses\n");
+    let _ = writeln!(s, "**Metrics on the test window.**\n");
     s.push_str(&metrics_table(r, true));
     let _ = writeln!(
         s,
@@ -125,6 +161,25 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
         drivers(r, 8)
     );
     let _ = writeln!(s, "{}", explanations_text(r));
+    let fair = fairness::card_section(&audits.audits);
+    if fair.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Fairness by group.** No group with enough held-out rows to judge (200 rows and 30 deals each).\n"
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "**Fairness by group** (held-out scores; calibration gap: observed minus predicted, against the other groups'):\n{fair}"
+        );
+    }
+
+    let _ = writeln!(s, "## Ethical considerations\n");
+    let _ = writeln!(
+        s,
+        "The model reads personal data about reps (their tenure, trailing win rate, volume, cycle, peer percentile and open book) and about customers' companies, never their contacts' names or emails. It learns from this organisation's own history, including any bias in who got which deals and in how each group's reps record their deals: a group whose records run rosier or poorer than its deals is scored wrongly, which the fairness analysis above looks for. Its scores are estimates about deals, not judgements of people.\n"
+    );
+    let _ = writeln!(s, "## Caveats and recommendations\n");
     if !r.unseen_in_training.is_empty() {
         let _ = writeln!(
             s,
@@ -134,11 +189,7 @@ pub fn card(r: &ModelReport, version: i64, created_at: &str) -> String {
     }
     let _ = writeln!(
         s,
-        "**Limits.** Learnt from this organisation's own history: it reflects how deals were won here, including any bias in who got which deals. Account attributes and products are read as they are now (the data model keeps no history for them), and amounts in other currencies are converted at the rate in effect on the deal's current close date. Deals unlike those in the training window (new segments, new products, a changed sales process) are scored with less certainty than the figures suggest. Retrain when the process changes and at least monthly.\n"
-    );
-    let _ = writeln!(
-        s,
-        "**Intended use.** Decision support for managers and RevOps: which deals to inspect, coach or re-forecast, with the factors shown. Not for judging or paying individual reps, and never a substitute for talking to the customer."
+        "Account attributes and products are read as they are now (the data model keeps no history for them), and amounts in other currencies are converted at the rate in effect on the deal's current close date. Deals unlike those in the training window (new segments, new products, a changed sales process) are scored with less certainty than the figures suggest. Retrain when the process changes and at least monthly; watch `pipewise fairness` after a change in how a team records its deals.\n"
     );
     s
 }
@@ -294,7 +345,11 @@ pub fn train(store: &mut SqliteStore, args: &TrainArgs, quiet: bool) -> Result<T
         Some(p) => Some(Truth::load(p)?),
         None => None,
     };
-    let data = load(store)?;
+    let crm = store.load_crm()?;
+    if let Some(w) = crm.currencies.warning() {
+        eprintln!("warning: {w}");
+    }
+    let data = pipewise_app::load_data(&crm)?;
     let defaults = TrainOptions::default();
     let opts = TrainOptions {
         horizon_days: args.horizon_days,
@@ -333,7 +388,26 @@ pub fn train(store: &mut SqliteStore, args: &TrainArgs, quiet: bool) -> Result<T
             .max()
             .unwrap_or(0)
             + 1;
-        let card = card(r, version, &created_at);
+        let holdout: Vec<pipewise_store::HoldoutRow> = trained
+            .held_out
+            .iter()
+            .map(|h| pipewise_store::HoldoutRow {
+                entity_id: h.opportunity_id.clone(),
+                as_of: h.date.clone(),
+                probability: h.p,
+                outcome: h.y,
+            })
+            .collect();
+        let subject = match target {
+            Target::Win => fairness::Subject::Win,
+            Target::Slip => fairness::Subject::Slip,
+        };
+        let groups: Vec<String> = fairness::DEFAULT_GROUPS
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
+        let audits = fairness::audit_holdout(&crm, subject, &holdout, &groups, None)?;
+        let card = card(r, version, &created_at, &audits);
         let rec = store.register_model(&NewModel {
             kind: r.kind,
             created_at: &created_at,
@@ -346,6 +420,7 @@ pub fn train(store: &mut SqliteStore, args: &TrainArgs, quiet: bool) -> Result<T
             metrics_json: &serde_json::to_string(r)?,
             card: &card,
             artifact_json: &trained.model.to_json(),
+            holdout: &holdout,
         })?;
         out.push((trained, rec.version));
     }

@@ -312,18 +312,32 @@ fn train_score_explain_and_registry_on_the_demo_org() {
         "{m}"
     );
     let card = pipewise(d, &["--db", "pipewise-demo.db", "models", "--card", "win"]);
+    let mut at = 0;
     for want in [
         "# Model card: win model, version 1",
+        // The sections of Mitchell et al. (2019), in order.
+        "## Model details",
         "**Purpose.**",
-        "**Limits.**",
-        "**Intended use.**",
+        "## Intended use",
+        "## Factors",
+        "## Metrics",
+        "## Evaluation data",
+        "## Training data",
+        "## Quantitative analyses",
         "| stage-weighted",
+        // Fairness by group, from the held-out scores.
+        "**Fairness by group**",
+        "*By region*",
+        "## Ethical considerations",
+        "## Caveats and recommendations",
     ] {
+        let found = card.stdout[at..].find(want);
         assert!(
-            card.stdout.contains(want),
-            "{want:?} missing from {}",
+            found.is_some(),
+            "{want:?} missing (or out of order) from {}",
             card.stdout
         );
+        at += found.unwrap();
     }
 
     // Explain the riskiest deal.
@@ -372,11 +386,15 @@ fn train_score_explain_and_registry_on_the_demo_org() {
     assert_eq!(lead_csv.lines().count(), scored + 1);
     assert!(lead_csv.starts_with("lead_id,source,owner,created_at,probability,top_factors"));
     let card = pipewise(d, &["--db", "pipewise-demo.db", "models", "--card", "lead"]);
-    assert!(
-        card.stdout.contains("Lead conversion model"),
-        "{}",
-        card.stdout
-    );
+    for want in [
+        "# Model card: lead conversion model",
+        "## Intended use",
+        "## Evaluation data",
+        "## Ethical considerations",
+        "**Fairness by group**",
+    ] {
+        assert!(card.stdout.contains(want), "{want:?}: {}", card.stdout);
+    }
 
     let act = pipewise(
         d,

@@ -442,6 +442,22 @@ pub struct Trained {
     pub target: Target,
     pub report: ModelReport,
     pub model: Classifier,
+    /// The evaluated model's scores on its test window, with the outcomes:
+    /// what fairness by group is read from.
+    pub held_out: Vec<HeldOut>,
+}
+
+/// One test-window score of the evaluated model (a deal it never saw).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct HeldOut {
+    /// The opportunity's id.
+    pub opportunity_id: String,
+    /// The snapshot (YYYY-MM-DD, a Monday).
+    pub date: String,
+    /// The calibrated probability.
+    pub p: f64,
+    /// The outcome (1: won, or slipped).
+    pub y: f64,
 }
 
 /// CRM default probability per entered stage (Salesforce-style defaults).
@@ -620,11 +636,23 @@ pub fn train(
         &opts.fit,
     )?;
 
+    let p_te = gbm.predict(&all_te)?;
+    let held_out: Vec<HeldOut> = te
+        .iter()
+        .zip(&p_te)
+        .zip(&y_te)
+        .map(|((&r, &p), &y)| HeldOut {
+            opportunity_id: data.opps[snap.opp[r]].id.clone(),
+            date: format_date(snap.date[r]),
+            p,
+            y,
+        })
+        .collect();
     let mut results = vec![
         ResultRow {
             name: "pipewise (gradient-boosted trees, calibrated)".into(),
             kind: "model",
-            metrics: Metrics::of(&gbm.predict(&all_te)?, &y_te),
+            metrics: Metrics::of(&p_te, &y_te),
         },
         ResultRow {
             name: "logistic regression (calibrated)".into(),
@@ -798,6 +826,7 @@ pub fn train(
         target,
         report,
         model,
+        held_out,
     })
 }
 

@@ -753,6 +753,11 @@ pub struct TabularModel {
     pub source: Vec<usize>,
     pub classifier: Classifier,
     pub report: FitReport,
+    /// The chosen learner's held-out predictions from the validation
+    /// folds: (row of the fitted table, probability, outcome). Not saved
+    /// with the model.
+    #[serde(skip)]
+    pub held_out: Vec<(usize, f64, f64)>,
 }
 
 pub const FORMAT: &str = "pipewise-tabular-model/1";
@@ -958,6 +963,7 @@ impl TabularModel {
         }
         let mut oof_p = vec![Vec::new(); learners.len()];
         let mut oof_y = Vec::new();
+        let mut oof_rows: Vec<usize> = Vec::new();
         let mut fold_auc = vec![Vec::new(); learners.len()];
         for (f, (train, test)) in splits.iter().enumerate() {
             progress(&format!(
@@ -976,6 +982,7 @@ impl TabularModel {
                 oof_p[k].extend(p);
             }
             oof_y.extend(yte);
+            oof_rows.extend(test.iter().map(|&i| rows[i]));
         }
         let pooled: Vec<f64> = oof_p.iter().map(|p| roc_auc(p, &oof_y)).collect();
         // The trees unless another learner is better on the held-out rows.
@@ -1073,12 +1080,19 @@ impl TabularModel {
             features: table.names.len(),
             final_fit_seconds,
         };
+        let held_out = oof_rows
+            .iter()
+            .zip(&oof_p)
+            .zip(&oof_y)
+            .map(|((&r, &p), &y)| (r, p, y))
+            .collect();
         Ok(TabularModel {
             format: FORMAT.to_string(),
             schema,
             source,
             classifier,
             report,
+            held_out,
         })
     }
 

@@ -42,6 +42,7 @@ pub(crate) const STREAM_BASE: u64 = 7;
 pub(crate) const STREAM_LEAD_PATH: u64 = 8;
 pub(crate) const STREAM_LEAD_LABELS: u64 = 9;
 pub(crate) const STREAM_ABSENCE: u64 = 10;
+pub(crate) const STREAM_ENTRY: u64 = 11;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -130,7 +131,32 @@ pub struct Config {
     /// rep who is away waits for their return, and is more often never
     /// answered. Off (the default): nobody is ever away.
     pub absences: bool,
+    /// The region whose entered stages run ahead of the buyer from
+    /// [`Config::entry_bias_from`] on: [`ENTRY_BIAS_SHARE`] of its stage
+    /// entries are a stage later than the deal is, with a forecast
+    /// category one step rosier (as under a new regional pipeline target),
+    /// while what happens, and so every outcome, is
+    /// unchanged. A biased record of one group, for testing that the
+    /// fairness report finds it. `None` (the default): stages are entered
+    /// as each rep's own bias has it.
+    pub entry_bias: Option<String>,
+    /// When the entry bias begins (midnight UTC; `None`: three quarters
+    /// through the window): records before it are as each rep's own bias
+    /// has them.
+    #[serde(serialize_with = "ser_opt_date")]
+    pub entry_bias_from: Option<i64>,
 }
+
+fn ser_opt_date<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&time::date(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Share of a biased region's stage entries made a stage ahead
+/// ([`Config::entry_bias`]).
+pub const ENTRY_BIAS_SHARE: f64 = 1.0;
 
 fn ser_date<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&time::date(*t))
@@ -161,6 +187,8 @@ impl Default for Config {
             quarter_end: true,
             installed_base: true,
             absences: false,
+            entry_bias: None,
+            entry_bias_from: None,
         }
     }
 }
@@ -173,7 +201,32 @@ impl Config {
         time::days_from_civil(y + total / 12, (total % 12) as u32 + 1, 1) * DAY
     }
 
+    /// The index in [`model::REGIONS`] of [`Config::entry_bias`], matched
+    /// without regard to case.
+    pub fn entry_bias_region(&self) -> Option<usize> {
+        let name = self.entry_bias.as_deref()?;
+        model::REGIONS
+            .iter()
+            .position(|(r, _)| r.eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// When the entry bias begins: [`Config::entry_bias_from`], or two
+    /// thirds through the window.
+    pub fn entry_bias_start(&self) -> i64 {
+        self.entry_bias_from
+            .unwrap_or_else(|| self.start + (self.end() - self.start) * 2 / 3 / DAY * DAY)
+    }
+
     pub fn validate(&self) -> Result<(), SimError> {
+        if let Some(name) = &self.entry_bias
+            && self.entry_bias_region().is_none()
+        {
+            let names: Vec<&str> = model::REGIONS.iter().map(|r| r.0).collect();
+            return Err(SimError::Config(format!(
+                "--entry-bias {name:?}: expected one of the simulated regions: {}",
+                names.join(", ")
+            )));
+        }
         if self.reps == 0 {
             return Err(SimError::Config("--reps must be at least 1".into()));
         }

@@ -18,8 +18,8 @@ use crate::rng::{Rng, sigmoid};
 use crate::text;
 use crate::time::{self, DAY, HOUR, MINUTE};
 use crate::{
-    Config, STREAM_BASE, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_LEAD_LABELS, STREAM_LEAD_PATH,
-    STREAM_OPP, STREAM_OUTBOUND, SimError,
+    Config, STREAM_BASE, STREAM_ENTRY, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_LEAD_LABELS,
+    STREAM_LEAD_PATH, STREAM_OPP, STREAM_OUTBOUND, SimError,
 };
 
 pub const STAGES: [&str; 5] = [
@@ -310,6 +310,11 @@ pub struct Sim<'a> {
     pub out: Out,
     next_opp: u64,
     next_act: u64,
+    /// Stage entries made so far (keys the entry-bias draws).
+    entry_key: u64,
+    /// The region entering stages ahead ([`Config::entry_bias`]).
+    entry_bias: Option<usize>,
+    entry_bias_start: i64,
     next_conv: u64,
     next_lead: u64,
     next_usage: u64,
@@ -361,6 +366,9 @@ impl<'a> Sim<'a> {
             out,
             next_opp: 0,
             next_act: 0,
+            entry_key: 0,
+            entry_bias: cfg.entry_bias_region(),
+            entry_bias_start: cfg.entry_bias_start(),
             next_conv: 0,
             next_lead: 0,
             next_usage: 0,
@@ -1209,6 +1217,18 @@ impl<'a> Sim<'a> {
                 Bias::Sandbagging if rng.chance(rep.bias_strength) => (-1, -1),
                 Bias::Accurate if rng.chance(0.05) => (if rng.chance(0.5) { 1 } else { -1 }, 0),
                 _ => (0, 0),
+            };
+            // A region entering stages ahead of the buyer from a date on
+            // (the entry-bias switch), drawn apart from the deal's story.
+            self.entry_key += 1;
+            let inflated = self.entry_bias == Some(rep.region)
+                && t >= self.entry_bias_start
+                && Rng::stream(self.cfg.seed, STREAM_ENTRY, self.entry_key)
+                    .chance(crate::ENTRY_BIAS_SHARE);
+            let (off, cat_shift) = if inflated {
+                (off.max(0) + 1, cat_shift.max(0) + 1)
+            } else {
+                (off, cat_shift)
             };
             let target = (k as i64 + off).clamp(0, 4) as usize;
             entered = entered.max(target);

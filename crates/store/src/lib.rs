@@ -21,7 +21,8 @@ mod stats;
 
 pub use read::CrmData;
 pub use registry::{
-    CoachingDecision, ForecastOverride, LeadTaskMark, ModelRecord, NewModel, ScoreRecord,
+    CoachingDecision, ForecastOverride, HoldoutRow, LeadTaskMark, ModelRecord, NewModel,
+    ScoreRecord,
 };
 pub use sqlite::SqliteStore;
 pub use stats::{

@@ -18,6 +18,20 @@ pub struct NewModel<'a> {
     pub metrics_json: &'a str,
     pub card: &'a str,
     pub artifact_json: &'a str,
+    /// Its scores on the held-out test window, with the outcomes.
+    pub holdout: &'a [HoldoutRow],
+}
+
+/// One held-out score of a registered model and the outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldoutRow {
+    /// The deal's or lead's id.
+    pub entity_id: String,
+    /// When it was scored (a date or date-time).
+    pub as_of: String,
+    pub probability: f64,
+    /// 1 or 0.
+    pub outcome: f64,
 }
 
 /// A registered model (the artifact only when asked for).
@@ -109,6 +123,16 @@ impl SqliteStore {
                 m.artifact_json
             ],
         )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO model_holdout (model_id, entity_id, as_of, probability, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for h in m.holdout {
+                st.execute(params![id, h.entity_id, h.as_of, h.probability, h.outcome])?;
+            }
+        }
         tx.commit()?;
         self.model(m.kind, Some(version))?
             .ok_or_else(|| StoreError::Invalid("registered model vanished".into()))
@@ -139,6 +163,26 @@ impl SqliteStore {
             .conn
             .query_row(&sql, params![kind, version], |r| record(r, true))
             .optional()?)
+    }
+
+    /// A registered model's held-out scores with their outcomes (empty for
+    /// a model registered before they were kept), in entity and date order.
+    pub fn model_holdout(&self, model_id: i64) -> Result<Vec<HoldoutRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT entity_id, as_of, probability, outcome FROM model_holdout
+             WHERE model_id = ?1 ORDER BY entity_id, as_of",
+        )?;
+        let rows = st
+            .query_map([model_id], |r| {
+                Ok(HoldoutRow {
+                    entity_id: r.get(0)?,
+                    as_of: r.get(1)?,
+                    probability: r.get(2)?,
+                    outcome: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     /// Makes a version the active one of its kind.

@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_lead_tasks.sql"),
     include_str!("migrations/0009_availability.sql"),
     include_str!("migrations/0010_erasure.sql"),
+    include_str!("migrations/0011_model_holdout.sql"),
 ];
 
 pub struct SqliteStore {
