@@ -19,6 +19,7 @@ pub mod insight;
 pub mod lead_desk;
 pub mod leads;
 pub mod models;
+pub mod monitor;
 pub mod privacy;
 pub mod report;
 pub mod roi;

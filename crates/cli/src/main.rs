@@ -8,6 +8,7 @@ mod fairness_cmd;
 mod forecast_cmd;
 mod leads_cmd;
 mod model_cmd;
+mod monitor_cmd;
 mod output;
 mod predict_cmd;
 mod stage_cmd;
@@ -143,6 +144,10 @@ enum Command {
     /// recommendations by group of reps and of customers: demographic
     /// parity, equalized odds, calibration by group, the four-fifths rule.
     Fairness(fairness_cmd::FairnessArgs),
+    /// Drift and accuracy: the active model's inputs in the latest weeks
+    /// against what it was fitted on (PSI, Jensen-Shannon, Wasserstein) and
+    /// its accuracy by month as outcomes arrive, with alerts.
+    Monitor(monitor_cmd::MonitorArgs),
     /// Recorded calls: conversation analytics.
     #[command(subcommand)]
     Calls(coach_cmd::CallsCmd),
@@ -370,6 +375,10 @@ struct SimArgs {
     /// through the window), as when a new regional pipeline target starts.
     #[arg(long, value_name = "DATE", requires = "entry_bias")]
     entry_bias_from: Option<String>,
+    /// A market shift from this day on (YYYY-MM-DD): deals created from then
+    /// on are half the size and harder to win. For `pipewise monitor` to find.
+    #[arg(long, value_name = "DATE")]
+    drift_at: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -409,6 +418,15 @@ impl SimArgs {
                 .map(|d| {
                     pipewise_sim::time::parse_date(d).with_context(|| {
                         format!("--entry-bias-from {d:?}: expected a date such as 2025-01-01")
+                    })
+                })
+                .transpose()?,
+            drift_at: self
+                .drift_at
+                .as_deref()
+                .map(|d| {
+                    pipewise_sim::time::parse_date(d).with_context(|| {
+                        format!("--drift-at {d:?}: expected a date such as 2025-10-01")
                     })
                 })
                 .transpose()?,
@@ -666,6 +684,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Coach(a) => coach_cmd::coach(&cli.db, a),
         Command::Roi(a) => coach_cmd::roi(&cli.db, a),
         Command::Fairness(a) => fairness_cmd::run(&cli.db, &a),
+        Command::Monitor(a) => monitor_cmd::run(&cli.db, &a),
         Command::Calls(cmd) => coach_cmd::calls(&cli.db, cmd),
         Command::Explain {
             opportunity_id,

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod availability;
 pub mod coach;
 pub mod coach_plan;
+pub mod drift;
 pub mod fairness;
 pub mod forecast;
 pub mod lead_draft;

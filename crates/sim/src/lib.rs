@@ -145,7 +145,19 @@ pub struct Config {
     /// has them.
     #[serde(serialize_with = "ser_opt_date")]
     pub entry_bias_from: Option<i64>,
+    /// A market shift from this day on (midnight UTC): budgets tighten, so
+    /// deals created from then on are [`DRIFT_AMOUNT`] times the size and
+    /// harder to win (their strength [`DRIFT_STRENGTH`] lower, which the
+    /// hidden truth reflects). For testing that `pipewise monitor` sees the
+    /// inputs and the accuracy move. `None` (the default): no shift.
+    #[serde(serialize_with = "ser_opt_date")]
+    pub drift_at: Option<i64>,
 }
+
+/// Deal size under the market shift, against before ([`Config::drift_at`]).
+pub const DRIFT_AMOUNT: f64 = 0.5;
+/// Deal strength lost under the market shift (on the win model's log-odds-like scale).
+pub const DRIFT_STRENGTH: f64 = 0.6;
 
 fn ser_opt_date<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match t {
@@ -189,6 +201,7 @@ impl Default for Config {
             absences: false,
             entry_bias: None,
             entry_bias_from: None,
+            drift_at: None,
         }
     }
 }

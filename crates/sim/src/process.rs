@@ -1170,7 +1170,13 @@ impl<'a> Sim<'a> {
             Kind::Renewal => 0.0,
         };
         let draw = rng.gauss(0.0, DEAL_DRAW_SD);
-        let s0 = seg.base + affinity + fit + lead_q + kind_bonus + seed.bonus + draw;
+        let mut s0 = seg.base + affinity + fit + lead_q + kind_bonus + seed.bonus + draw;
+        // The market shift: deals created from then on are smaller and
+        // harder to win (no extra draws, so everything else is as without it).
+        if cfg.drift_at.is_some_and(|d| seed.created >= d) {
+            s0 -= crate::DRIFT_STRENGTH;
+            amount = (amount * crate::DRIFT_AMOUNT / 100.0).round() * 100.0;
+        }
         let k0 = match seed.kind {
             Kind::NewBusiness if seed.lead.is_none() => 0,
             Kind::Renewal => 3,

@@ -185,6 +185,20 @@ impl SqliteStore {
         Ok(rows)
     }
 
+    /// Every stored score of a model kind (any version): (version, entity
+    /// id, as of, probability), oldest first.
+    pub fn scores_of_kind(&self, kind: &str) -> Result<Vec<(i64, String, String, f64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT m.version, s.entity_id, s.as_of, s.probability
+             FROM scores s JOIN models m ON m.id = s.model_id
+             WHERE m.kind = ?1 ORDER BY s.as_of, s.entity_id",
+        )?;
+        let rows = st
+            .query_map([kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Makes a version the active one of its kind.
     pub fn activate_model(&mut self, kind: &str, version: i64) -> Result<()> {
         let tx = self.conn.transaction()?;
