@@ -131,7 +131,8 @@ for (const u of plan.users) {
   if (who === "director") {
     await check(page, who, "admin-imports", "/admin/imports", ["Imports", "Import files"]);
     await check(page, who, "admin-models", "/admin/models", ["Models", "win v"]);
-    await check(page, who, "admin-model", "/admin/models/win/1", ["Model card"]);
+    await check(page, who, "admin-model", "/admin/models/win/1", ["Model card", "Fairness by group"]);
+    await check(page, who, "admin-monitor", "/admin/monitor/win", ["Monitor: win model", "Alerts", "Inputs: the open pipeline", "Accuracy by month", "held-out"]);
     await check(page, who, "admin-tokens", "/admin/tokens", ["API tokens", "New token"]);
     await check(page, who, "admin-audit", "/admin/audit", ["Audit log", "read"]);
     // An import checked only (a file with a bad date): the job's page

@@ -13,6 +13,7 @@ use pipewise_features::{Data, features_for, format_date, mondays};
 use pipewise_models::metrics::{ece, roc_auc};
 use pipewise_store::SqliteStore;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 const DAY: i64 = 86_400;
 
@@ -25,13 +26,17 @@ pub const MIN_INTAKE_ROWS: usize = 200;
 /// A month's accuracy needs this many scored rows with an outcome.
 pub const MIN_MONTH_ROWS: usize = 100;
 
+/// A month's accuracy raises an alert only with this many rows (weekly
+/// snapshots of a few hundred deals: fewer give an ECE of 0.1 by chance).
+pub const MIN_ALERT_ROWS: usize = 500;
+
 /// ECE past which a month's calibration is an alert.
 pub const ECE_ALERT: f64 = 0.10;
 /// ROC-AUC this far below the model's test-window figure is an alert.
 pub const AUC_DROP_ALERT: f64 = 0.05;
 
 /// A window of weekly snapshots.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SnapshotWindow {
     pub from: String,
     pub to: String,
@@ -42,7 +47,7 @@ pub struct SnapshotWindow {
 }
 
 /// One month's accuracy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MonthAccuracy {
     /// YYYY-MM of the scores' dates.
     pub month: String,
@@ -57,7 +62,7 @@ pub struct MonthAccuracy {
 }
 
 /// What `pipewise monitor` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MonitorReport {
     pub model: String,
     pub version: i64,
@@ -70,8 +75,10 @@ pub struct MonitorReport {
     /// The deal-level features over the intake: deals in their first week
     /// (empty when either window has fewer than [`MIN_INTAKE_ROWS`]).
     pub intake: Vec<FeatureDrift>,
-    /// Intake rows in the reference and the recent window.
-    pub intake_rows: (usize, usize),
+    /// New-deal rows in the reference window.
+    pub intake_reference_rows: usize,
+    /// New-deal rows in the recent window.
+    pub intake_recent_rows: usize,
     /// The model's test-window ROC-AUC, for the accuracy alerts.
     pub test_roc_auc: Option<f64>,
     pub accuracy: Vec<MonthAccuracy>,
@@ -303,7 +310,7 @@ pub fn monitor(
             d.feature, d.psi, d.change
         )
     }));
-    for m in &accuracy {
+    for m in accuracy.iter().filter(|m| m.rows >= MIN_ALERT_ROWS) {
         if m.ece > ECE_ALERT {
             alerts.push(format!(
                 "{} ({}): calibration off, ECE {:.3} (alert above {ECE_ALERT}): predicted {:.1}%, observed {:.1}% of {} rows",
@@ -340,7 +347,8 @@ pub fn monitor(
         reference: window_of(&ref_dates, reference.rows()),
         recent: window_of(&recent_dates, recent.rows()),
         features: drifts,
-        intake_rows: (ref_intake.rows(), recent_intake.rows()),
+        intake_reference_rows: ref_intake.rows(),
+        intake_recent_rows: recent_intake.rows(),
         intake,
         test_roc_auc: test_auc,
         accuracy,

@@ -1064,6 +1064,56 @@ impl Service {
         })
     }
 
+    /// Drift and accuracy of the active `kind` model (`win` or `slip`) over
+    /// the last `weeks` weeks (admins only; computed from the database on
+    /// each call, a second or two). Recorded in the audit log.
+    pub async fn monitor(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        weeks: i64,
+        via: &str,
+    ) -> Result<crate::monitor::MonitorReport, AppError> {
+        if !caller.is_admin() {
+            return Err(AppError::Forbidden("admin"));
+        }
+        if kind != "win" && kind != "slip" {
+            return Err(AppError::Absent(format!(
+                "no monitor for {kind:?}: expected win or slip"
+            )));
+        }
+        if !(1..=52).contains(&weeks) {
+            return Err(InputError::new(
+                "weeks",
+                "a number of weeks from 1 to 52",
+                &weeks.to_string(),
+            )
+            .into());
+        }
+        let report = {
+            let store = self.store();
+            if store.model(kind, None)?.is_none() {
+                return Err(AppError::Absent(format!(
+                    "no active {kind} model: train one first"
+                )));
+            }
+            let crm = store.load_crm()?;
+            let data =
+                crate::load_data(&crm).map_err(|e| AppError::Unavailable(format!("{e:#}")))?;
+            crate::monitor::monitor(&store, &data, kind, weeks)
+                .map_err(|e| AppError::Unavailable(format!("{e:#}")))?
+        };
+        self.audit(
+            Some(caller),
+            "read",
+            via,
+            &[],
+            Some(&format!("monitor {kind}")),
+        )
+        .await?;
+        Ok(report)
+    }
+
     /// The caller's open deals with their scores as CSV (recorded as an export).
     pub async fn scores_csv(&self, caller: &Caller, via: &str) -> Result<String, AppError> {
         let (csv, ids) = self.book()?.scores_csv(&caller.scope)?;

@@ -70,7 +70,7 @@ fn text(r: &MonitorReport) -> String {
     }
     s.push_str(&format!(
         "\n## New deals\n\nDeals in their first week: {} rows in the reference, {} recent. A shift in what comes in shows here first.\n\n",
-        r.intake_rows.0, r.intake_rows.1
+        r.intake_reference_rows, r.intake_recent_rows
     ));
     if r.intake.is_empty() {
         s.push_str(&format!(

@@ -11,25 +11,9 @@ use std::path::Path;
 use common::pipewise;
 use serde_json::Value;
 
-/// Simulates a 40-rep, 24-month org of `seed` (with `extra` switches),
-/// imports and trains it, and returns the win model's fairness report.
+/// The fairness report (--json) of a trained simulated org of `seed`.
 fn audited(d: &Path, seed: &str, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "simulate",
-        "--seed",
-        seed,
-        "--vtt-sample",
-        "0",
-        "--out",
-        "org",
-    ];
-    args.extend(extra);
-    let (ok, _, err) = pipewise(d, &args);
-    assert!(ok, "{err}");
-    let (ok, _, err) = pipewise(d, &["--db", "org.db", "import", "dir", "org"]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = pipewise(d, &["--db", "org.db", "train", "--json"]);
-    assert!(ok, "{err}");
+    common::trained_org(d, seed, extra);
     let (ok, out, err) = pipewise(d, &["--db", "org.db", "fairness", "--json"]);
     assert!(ok, "{err}");
     serde_json::from_str(&out).unwrap()

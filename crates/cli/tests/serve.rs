@@ -421,8 +421,10 @@ fn tokens_roles_scope_errors_and_audit() {
                 leads.clone()
             } else if template.contains("{job_id}") {
                 vec![(job_id.clone(), Vec::new())]
-            } else if template.contains("{kind}") {
+            } else if template.contains("{kind}/{version}") {
                 vec![("win/1".to_string(), Vec::new())]
+            } else if template.contains("{kind}") {
+                vec![("win".to_string(), Vec::new())]
             } else {
                 deals
                     .iter()
@@ -833,6 +835,33 @@ fn tokens_roles_scope_errors_and_audit() {
     assert_eq!(
         get(&base, "/api/v1/models/win/99", Some(&t_rep)).status,
         404
+    );
+    // The monitor: admins only; win and slip; a window of 1-52 weeks.
+    let mon = get(&base, "/api/v1/monitor/win?weeks=8", Some(&t_admin));
+    assert_eq!(mon.status, 200, "{}", mon.body);
+    let mon = mon.json();
+    assert_eq!(mon["model"], "win");
+    assert_eq!(mon["recent"]["snapshots"], 8, "{mon}");
+    assert!(
+        mon["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["feature"] == "amount"),
+        "{mon}"
+    );
+    assert!(
+        mon["alerts"].is_array() && mon["accuracy"].is_array(),
+        "{mon}"
+    );
+    assert_eq!(get(&base, "/api/v1/monitor/win", Some(&t_rep)).status, 403);
+    assert_eq!(
+        get(&base, "/api/v1/monitor/lead", Some(&t_admin)).status,
+        404
+    );
+    assert_eq!(
+        get(&base, "/api/v1/monitor/slip?weeks=0", Some(&t_admin)).status,
+        400
     );
     let csv = get(&base, "/api/v1/export/scores.csv", Some(&t_rep));
     assert_eq!(csv.status, 200);

@@ -24,6 +24,7 @@ const FLOOR: f64 = 1e-4;
 
 /// How far one feature moved.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeatureDrift {
     pub feature: String,
     /// `numeric` or `categorical`.

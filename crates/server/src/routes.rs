@@ -17,6 +17,7 @@ use pipewise_app::insight::{
 };
 use pipewise_app::leads::{InboundAccepted, InboundLead, LeadPage, LeadQuery};
 use pipewise_app::models::{ModelCard, ModelView};
+use pipewise_app::monitor::MonitorReport;
 use pipewise_app::{AuditEntry, Me, SessionStart};
 use serde::{Deserialize, Serialize};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -99,6 +100,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(get_call))
         .routes(routes!(list_models))
         .routes(routes!(get_model))
+        .routes(routes!(model_monitor))
         .routes(routes!(export_scores))
         .routes(routes!(list_leads))
         .routes(routes!(inbound_lead))
@@ -816,6 +818,49 @@ async fn get_model(
     state
         .service
         .model_card(&kind, &version)
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The monitor's window.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct MonitorQuery {
+    /// The recent window: weeks to the end of the data, 1-52 (default 8).
+    #[param(minimum = 1, maximum = 52)]
+    weeks: Option<i64>,
+}
+
+/// Drift and accuracy of the active win or slip model (admin only): each
+/// input's population stability index, Jensen-Shannon and Wasserstein
+/// distances between the last 13 weeks it was fitted on and the recent
+/// weeks, over the open pipeline and over new deals; accuracy by month on
+/// its test window and on stored scores; alerts. See docs/monitoring.md.
+#[utoipa::path(get, path = "/api/v1/monitor/{kind}", tag = "admin", security(("bearer" = [])),
+    params(
+        ("kind" = String, Path, description = "`win` or `slip`"),
+        MonitorQuery,
+    ),
+    responses(
+        (status = 200, body = MonitorReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn model_monitor(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(kind): Path<String>,
+    ApiQuery(q): ApiQuery<MonitorQuery>,
+) -> Result<Json<MonitorReport>, Problem> {
+    let via = format!("GET /api/v1/monitor/{kind}");
+    state
+        .service
+        .monitor(&caller, &kind, q.weeks.unwrap_or(8), &via)
+        .await
         .map(Json)
         .map_err(Problem::from)
 }

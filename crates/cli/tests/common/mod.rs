@@ -18,3 +18,26 @@ pub fn pipewise(dir: &Path, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Simulates a 40-rep, 24-month org of `seed` (with `extra` switches) into
+/// `dir/org`, imports it into `dir/org.db` and trains the win and slip
+/// models.
+#[allow(dead_code)]
+pub fn trained_org(dir: &Path, seed: &str, extra: &[&str]) {
+    let mut args = vec![
+        "simulate",
+        "--seed",
+        seed,
+        "--vtt-sample",
+        "0",
+        "--out",
+        "org",
+    ];
+    args.extend(extra);
+    let (ok, _, err) = pipewise(dir, &args);
+    assert!(ok, "{err}");
+    let (ok, _, err) = pipewise(dir, &["--db", "org.db", "import", "dir", "org"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = pipewise(dir, &["--db", "org.db", "train", "--json"]);
+    assert!(ok, "{err}");
+}

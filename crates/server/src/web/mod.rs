@@ -87,6 +87,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin_import.html",
     "admin_models.html",
     "admin_model.html",
+    "admin_monitor.html",
     "admin_tokens.html",
     "admin_audit.html",
 );

@@ -47,6 +47,11 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/imports/{id}", get(import_job))
         .route("/admin/models", get(models))
         .route("/admin/models/{kind}/{version}", get(model))
+        .route(
+            "/admin/monitor",
+            get(|| async { Redirect::to("/admin/monitor/win") }),
+        )
+        .route("/admin/monitor/{kind}", get(monitor_page))
         .route("/admin/tokens", get(tokens).post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .route("/admin/audit", get(audit))
@@ -1466,6 +1471,27 @@ async fn model(
         Ok(m) => {
             let title = format!("{} model v{}", m.model.kind, m.model.version);
             render(&state, &viewer, "admin", "admin_model.html", &title, m)
+        }
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+async fn monitor_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(kind): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let weeks = number::<i64>(&params(q), "weeks").unwrap_or(8);
+    let via = format!("GET /admin/monitor/{kind}");
+    match state
+        .service
+        .monitor(&viewer.caller, &kind, weeks, &via)
+        .await
+    {
+        Ok(m) => {
+            let title = format!("Monitor: {} model", m.model);
+            render(&state, &viewer, "admin", "admin_monitor.html", &title, m)
         }
         Err(e) => error_page(&state, &viewer, "admin", e),
     }
