@@ -47,8 +47,8 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    /// Reads a CSV whose first column is `user_id`, `email`, `name` (reps)
-    /// or `account_id` (accounts), the others attributes. Errors name the
+    /// Reads a CSV whose first column is `user_id` (or `rep_id`), `name`
+    /// (reps) or `account_id` (accounts), the others attributes. Errors name the
     /// file, the line and what was expected.
     pub fn read(path: &Path, crm: &CrmData) -> anyhow::Result<Attributes> {
         let file = path.display().to_string();
@@ -67,10 +67,10 @@ impl Attributes {
             .map(|h| h.to_ascii_lowercase())
             .unwrap_or_default();
         let keyed_by = match key.as_str() {
-            "user_id" | "rep_id" | "email" | "name" | "rep" => "rep",
+            "user_id" | "rep_id" | "name" => "rep",
             "account_id" => "account",
             _ => anyhow::bail!(
-                "{file}: line 1, column 1: expected the key column user_id, email, name (reps) or account_id (accounts), found {:?}",
+                "{file}: line 1, column 1: expected the key column user_id or name (reps) or account_id (accounts), found {:?}",
                 headers.first().map(String::as_str).unwrap_or("")
             ),
         };
@@ -101,8 +101,6 @@ impl Attributes {
                     .map(|u| u.id.clone()),
             }
         };
-        // Emails are kept out of the users table's read view; match them
-        // through the id when the CRM used emails as ids.
         let mut values = HashMap::new();
         let mut unmatched = Vec::new();
         for (n, rec) in rd.records().enumerate() {
@@ -541,7 +539,10 @@ pub struct HoldoutAudits {
 /// Fairness by group as a model card's section (Markdown): per attribute, a
 /// table of the judged groups and the disparities found.
 pub fn card_section(audits: &[Audit]) -> String {
-    let mut s = String::new();
+    let mut s = String::from(
+        "\nComputed when the model was trained; `pipewise fairness` gives the figures under the current rules, and the record by group.\n",
+    );
+    let empty = s.len();
     for a in audits {
         let judged: Vec<_> = a.groups.iter().filter(|g| g.judged).collect();
         if judged.is_empty() {
@@ -585,6 +586,9 @@ pub fn card_section(audits: &[Audit]) -> String {
                 s.push_str(&format!("\n**Flag.** {f}.\n"));
             }
         }
+    }
+    if s.len() == empty {
+        s.clear();
     }
     s
 }

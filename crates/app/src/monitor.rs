@@ -66,7 +66,8 @@ pub struct MonthAccuracy {
 pub struct MonitorReport {
     pub model: String,
     pub version: i64,
-    /// The last [`REFERENCE_WEEKS`] weeks the scoring model was fitted on.
+    /// The last [`REFERENCE_WEEKS`] weeks the scoring model was fitted on
+    /// that end before the recent window begins.
     pub reference: SnapshotWindow,
     /// The latest weeks of the data.
     pub recent: SnapshotWindow,
@@ -84,6 +85,8 @@ pub struct MonitorReport {
     pub accuracy: Vec<MonthAccuracy>,
     /// Past the thresholds, in words.
     pub alerts: Vec<String>,
+    /// What could not be judged (no live scores yet).
+    pub notes: Vec<String>,
     /// The thresholds: PSI, ECE and the AUC drop.
     pub psi_alert: f64,
     pub ece_alert: f64,
@@ -231,13 +234,14 @@ pub fn monitor(
     }
     let recent_dates = mondays(recent_from, data.end);
     anyhow::ensure!(
-        !ref_dates.is_empty() && !recent_dates.is_empty(),
-        "the data has no weekly snapshot in the {} window",
-        if ref_dates.is_empty() {
-            "reference"
-        } else {
-            "recent"
-        }
+        !ref_dates.is_empty(),
+        "--weeks {recent_weeks}: the recent window would start {}, before any Monday the {kind} model was fitted on (to {}): use fewer weeks",
+        format_date(recent_from),
+        format_date(ref_to)
+    );
+    anyhow::ensure!(
+        !recent_dates.is_empty(),
+        "the data has no Monday in its last {recent_weeks} weeks"
     );
     let reference = open_rows(data, &ref_dates, false);
     let recent = open_rows(data, &recent_dates, false);
@@ -299,18 +303,23 @@ pub fn monitor(
         .filter(|d| d.psi > PSI_SHIFT && d.shared_by.is_none())
         .map(|d| {
             format!(
-                "{} has shifted in the open pipeline: PSI {:.2} (alert above {PSI_SHIFT}); {}",
+                "{} has shifted in the open pipeline: PSI {:.3} (alert above {PSI_SHIFT}); {}",
                 d.feature, d.psi, d.change
             )
         })
         .collect();
     alerts.extend(intake.iter().filter(|d| d.psi > PSI_SHIFT).map(|d| {
         format!(
-            "{} has shifted in new deals: PSI {:.2} (alert above {PSI_SHIFT}); {}",
+            "{} has shifted in new deals: PSI {:.3} (alert above {PSI_SHIFT}); {}",
             d.feature, d.psi, d.change
         )
     }));
-    for m in accuracy.iter().filter(|m| m.rows >= MIN_ALERT_ROWS) {
+    // Alerts on live months only: the held-out months are the evaluation
+    // the test-window figure comes from (their spread is its noise).
+    for m in accuracy
+        .iter()
+        .filter(|m| m.source == "live" && m.rows >= MIN_ALERT_ROWS)
+    {
         if m.ece > ECE_ALERT {
             alerts.push(format!(
                 "{} ({}): calibration off, ECE {:.3} (alert above {ECE_ALERT}): predicted {:.1}%, observed {:.1}% of {} rows",
@@ -326,7 +335,7 @@ pub fn monitor(
             && a < t - AUC_DROP_ALERT
         {
             alerts.push(format!(
-                "{} ({}): ROC-AUC {:.3}, {:.3} below the test window's {:.3}",
+                "{} ({}): ROC-AUC {:.3}, {:.3} below the test window's {:.3} (alert at more than {AUC_DROP_ALERT})",
                 m.month,
                 m.source.replace('_', "-"),
                 a,
@@ -334,6 +343,12 @@ pub fn monitor(
                 t
             ));
         }
+    }
+    let mut notes = Vec::new();
+    if !accuracy.iter().any(|m| m.source == "live") {
+        notes.push(format!(
+            "no live accuracy: no stored {kind} scores whose outcomes are known yet (at least {MIN_MONTH_ROWS} in a month); run `pipewise score` on a schedule (e.g. weekly) to follow accuracy after the model's test window"
+        ));
     }
     let window_of = |dates: &[i64], rows: usize| SnapshotWindow {
         from: dates.first().map(|&d| format_date(d)).unwrap_or_default(),
@@ -353,6 +368,7 @@ pub fn monitor(
         test_roc_auc: test_auc,
         accuracy,
         alerts,
+        notes,
         psi_alert: PSI_SHIFT,
         ece_alert: ECE_ALERT,
         auc_drop_alert: AUC_DROP_ALERT,

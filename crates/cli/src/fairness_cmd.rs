@@ -169,7 +169,7 @@ fn audit_text(a: &Audit, out: &mut String) {
         ));
     }
     out.push_str(&format!(
-        "\nDemographic parity difference {}, ratio {}; equalized-odds difference {}.\n",
+        "\nDemographic parity (the rate of the positive prediction: a score at or above the threshold) difference {}, ratio {}; equalized-odds difference {}.\n",
         a.demographic_parity_difference
             .map_or("-".into(), |v| format!("{v:.3}")),
         a.demographic_parity_ratio
@@ -253,14 +253,14 @@ pub fn text(r: &FairnessReport) -> String {
         out.push_str(&format!("\n## By {}\n\n", a.attribute));
         out.push_str(&format!(
             "{:<28} {:>9} {:>7} {:>13} {:>8} {:>8} {:>8}\n",
-            "group", "snapshots", "deals", "mean gap", "vs rest", "ahead", "behind"
+            "group", "snapshots", "clusters", "mean gap", "vs rest", "ahead", "behind"
         ));
         for g in &a.groups {
             out.push_str(&format!(
                 "{:<28} {:>9} {:>7} {:>13} {:>8} {:>8} {:>8}{}\n",
                 truncate(&g.group, 28),
                 g.snapshots,
-                g.deals,
+                g.clusters,
                 format!("{:+.2} ± {:.2}", g.mean_gap, g.mean_gap_se),
                 format!("{:+.2}", g.relative_gap),
                 pct(Some(g.share_ahead)),
@@ -305,7 +305,7 @@ pub fn text(r: &FairnessReport) -> String {
     out.push_str(&format!(
         "\n{}\n",
         if r.flagged {
-            "Flagged: see FLAG lines above. A flag says the model (or the coaching) treats a group differently from what its outcomes warrant; look for a biased record (activity under-logged, stages entered differently) before trusting its scores for that group."
+            "Flagged: see the FLAG lines above. A flag on the model says it treats a group differently from what the group's outcomes warrant; a flag on the record says a group's entered stages run further from its deals than the other groups'; a flag on coaching says a recommendation goes to one group far more or less often. Before trusting scores for a flagged group, check how its deals are recorded."
         } else {
             "Nothing flagged."
         }

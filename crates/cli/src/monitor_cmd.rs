@@ -78,6 +78,12 @@ fn text(r: &MonitorReport) -> String {
             monitor::MIN_INTAKE_ROWS
         ));
     }
+    if !r.intake.is_empty() {
+        s.push_str(&format!(
+            "{:<28} {:>7} {:>6} {:>7}  {:<9} {}\n",
+            "feature (largest 12 here)", "PSI", "JS", "W1/sd", "level", "what moved"
+        ));
+    }
     for f in r.intake.iter().take(12) {
         s.push_str(&format!(
             "{:<28} {:>7.3} {:>6.3} {:>7}  {:<9} {}\n",
@@ -115,6 +121,9 @@ fn text(r: &MonitorReport) -> String {
             m.roc_auc.map_or("-".into(), |a| format!("{a:.3}")),
             m.ece
         ));
+    }
+    for n in &r.notes {
+        s.push_str(&format!("\nNote: {n}\n"));
     }
     s.push_str("\n## Alerts\n\n");
     if r.alerts.is_empty() {

@@ -749,7 +749,9 @@ pub struct GapRow {
 pub struct RecordGroup {
     pub group: String,
     pub snapshots: usize,
-    pub deals: usize,
+    /// Distinct clusters: the reps of a rep group, the accounts of a
+    /// customer group.
+    pub clusters: usize,
     /// Mean entered minus evidence stage, in stages.
     pub mean_gap: f64,
     pub mean_gap_se: f64,
@@ -802,7 +804,7 @@ pub fn record_audit(attribute: &str, rows: &[GapRow], th: &Thresholds) -> Record
             RecordGroup {
                 group: g.clone(),
                 snapshots: v.len(),
-                deals: c.len(),
+                clusters: c.len(),
                 mean_gap: v.iter().map(|r| r.gap).sum::<f64>() / n,
                 mean_gap_se: clustered_se(&vals),
                 relative_gap: 0.0,
