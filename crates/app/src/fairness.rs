@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use chrono::NaiveDate;
 use pipewise_engines::fairness::{
     self, Audit, GapRow, RecommendationRate, RecordAudit, Row, Thresholds,
 };
@@ -190,11 +189,6 @@ pub struct FairnessReport {
     /// Notes on what could not be judged (an attribute no row has, keys
     /// of the attributes file that matched nothing).
     pub notes: Vec<String>,
-}
-
-fn day_of(s: &str) -> Option<i64> {
-    let d = NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()?;
-    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
 }
 
 /// The tenure band at `t` of a rep hired at `hired`.
@@ -454,7 +448,7 @@ pub fn audit_holdout(
     let mut who_cache: Vec<(Option<String>, Option<String>, i64)> =
         Vec::with_capacity(holdout.len());
     for h in holdout {
-        let t = day_of(&h.as_of).unwrap_or(i64::MIN);
+        let t = crate::day_start(&h.as_of).unwrap_or(i64::MIN);
         let (owner, account) = who(&h.entity_id, t);
         who_cache.push((owner, account, t));
         let n = clusters.len() as u64;

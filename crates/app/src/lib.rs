@@ -63,6 +63,13 @@ impl InputError {
 }
 
 /// Indexes the CRM for as-of reads. Errors when it has no opportunities.
+/// Midnight UTC (epoch seconds) of the date a `YYYY-MM-DD...` text starts
+/// with; `None` when it does not start with one.
+pub(crate) fn day_start(s: &str) -> Option<i64> {
+    let d = chrono::NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
+}
+
 pub fn load_data(crm: &CrmData) -> anyhow::Result<Data> {
     anyhow::ensure!(
         !crm.opportunities.is_empty(),

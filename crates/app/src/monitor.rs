@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDate;
 use pipewise_engines::drift::{self, FeatureDrift, PSI_SHIFT};
 use pipewise_engines::predict::{self, Target};
 use pipewise_features::{Data, features_for, format_date, mondays};
@@ -110,11 +109,6 @@ pub fn shared_by(feature: &str) -> Option<&'static str> {
     }
 }
 
-fn day(s: &str) -> Option<i64> {
-    let d = NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()?;
-    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
-}
-
 /// The rows of every open deal at each of `dates`, as one table; with
 /// `intake`, only the deals created in the week before each date.
 fn open_rows(data: &Data, dates: &[i64], intake: bool) -> pipewise_core::Table {
@@ -209,7 +203,10 @@ pub fn monitor(
     // The reference: the registered model's refit window when it has one
     // (what the scoring model saw), else its training window.
     let window = |v: &serde_json::Value| -> Option<(i64, i64)> {
-        Some((day(v.get("from")?.as_str()?)?, day(v.get("to")?.as_str()?)?))
+        Some((
+            crate::day_start(v.get("from")?.as_str()?)?,
+            crate::day_start(v.get("to")?.as_str()?)?,
+        ))
     };
     let (ref_from, ref_to) = rec
         .metrics
@@ -217,8 +214,8 @@ pub fn monitor(
         .and_then(window)
         .or_else(|| {
             Some((
-                day(rec.train_from.as_deref()?)?,
-                day(rec.train_to.as_deref()?)?,
+                crate::day_start(rec.train_from.as_deref()?)?,
+                crate::day_start(rec.train_to.as_deref()?)?,
             ))
         })
         .ok_or_else(|| anyhow::anyhow!("the {kind} model records no training window"))?;
@@ -284,7 +281,7 @@ pub fn monitor(
         .into_iter()
         .filter_map(|(_, entity, as_of, p)| {
             let o = *index.get(entity.as_str())?;
-            let t = day(&as_of)?;
+            let t = crate::day_start(&as_of)?;
             let (y, known) = predict::label(data, o, t, target)?;
             (known <= data.end).then(|| (as_of[..7].to_string(), p, y))
         })

@@ -34,6 +34,23 @@ pub fn run(db: &Path, a: &MonitorArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One feature's line: PSI, Jensen-Shannon, Wasserstein, level and what
+/// moved (marked when the feature is one value per rep, industry or account).
+fn drift_row(f: &pipewise_engines::drift::FeatureDrift) -> String {
+    format!(
+        "{:<28} {:>7.3} {:>6.3} {:>7}  {:<9} {}\n",
+        f.feature,
+        f.psi,
+        f.js_distance,
+        f.wasserstein_sd.map_or("-".into(), |w| format!("{w:.3}")),
+        f.level,
+        match f.shared_by {
+            Some(u) => format!("{} [one value per {u}: not alerted]", f.change),
+            None => f.change.clone(),
+        }
+    )
+}
+
 fn text(r: &MonitorReport) -> String {
     let mut s = format!(
         "# Monitor: {} model, version {}\n\nReference: what the scoring model was fitted on, {} to {} ({} Mondays, {} open-deal rows). Recent: {} to {} ({} Mondays, {} rows).\n\n## Inputs\n\nPopulation stability index per feature (under 0.1 stable, 0.1-0.2 moderate, over 0.2 a shift: an alert), Jensen-Shannon distance, Wasserstein distance in reference standard deviations. Features one value per rep, industry or account are listed but not alerted on: a few dozen values, each moving as the org ages.\n\n{:<28} {:>7} {:>6} {:>7}  {:<9} {}\n",
@@ -55,18 +72,7 @@ fn text(r: &MonitorReport) -> String {
         "what moved"
     );
     for f in &r.features {
-        s.push_str(&format!(
-            "{:<28} {:>7.3} {:>6.3} {:>7}  {:<9} {}\n",
-            f.feature,
-            f.psi,
-            f.js_distance,
-            f.wasserstein_sd.map_or("-".into(), |w| format!("{w:.3}")),
-            f.level,
-            match f.shared_by {
-                Some(u) => format!("{} [one value per {u}: not alerted]", f.change),
-                None => f.change.clone(),
-            }
-        ));
+        s.push_str(&drift_row(f));
     }
     s.push_str(&format!(
         "\n## New deals\n\nDeals in their first week: {} rows in the reference, {} recent. A shift in what comes in shows here first.\n\n",
@@ -77,23 +83,14 @@ fn text(r: &MonitorReport) -> String {
             "Too few new deals to compare (fewer than {} in a window).\n",
             monitor::MIN_INTAKE_ROWS
         ));
-    }
-    if !r.intake.is_empty() {
+    } else {
         s.push_str(&format!(
             "{:<28} {:>7} {:>6} {:>7}  {:<9} {}\n",
             "feature (largest 12 here)", "PSI", "JS", "W1/sd", "level", "what moved"
         ));
     }
     for f in r.intake.iter().take(12) {
-        s.push_str(&format!(
-            "{:<28} {:>7.3} {:>6.3} {:>7}  {:<9} {}\n",
-            f.feature,
-            f.psi,
-            f.js_distance,
-            f.wasserstein_sd.map_or("-".into(), |w| format!("{w:.3}")),
-            f.level,
-            f.change
-        ));
+        s.push_str(&drift_row(f));
     }
     s.push_str(&format!(
         "\n## Accuracy by month\n\nheld-out: the evaluated model on its test window; live: scores stored by `pipewise score`, against the outcomes known now. Months with at least {} rows. Test-window ROC-AUC {}.\n\n{:<8} {:<9} {:>6} {:>9} {:>9} {:>8} {:>7}\n",
