@@ -58,30 +58,159 @@ pub fn apply_retention(
     Ok(r)
 }
 
-/// The environment variable holding the pseudonymisation key.
+/// The environment variable holding the org's key: the database's
+/// encryption key and the pseudonymisation key.
 pub const KEY_ENV: &str = "PIPEWISE_KEY";
 
-/// Reads the pseudonymisation key: the file's content when given, else
-/// `PIPEWISE_KEY`; surrounding blanks trimmed. Errors: no key, or one
-/// shorter than 16 bytes (too easy to guess, and a guessed key reveals
-/// everyone).
-pub fn load_key(file: Option<&Path>) -> Result<Vec<u8>> {
+/// The environment variable holding the new key of `pipewise db rekey`.
+pub const NEW_KEY_ENV: &str = "PIPEWISE_NEW_KEY";
+
+/// Reads a key: the file's content when given, else the environment
+/// variable `env` (`None` when neither is there); surrounding blanks
+/// trimmed. Errors: an unreadable file, a key that is not UTF-8 text, or
+/// one shorter than 16 bytes (too easy to guess, and a guessed key opens
+/// everything).
+pub fn read_key(file: Option<&Path>, env: &str) -> Result<Option<String>> {
     let key = match file {
         Some(p) => std::fs::read_to_string(p)
             .with_context(|| format!("{}: cannot read the key file", p.display()))?,
-        None => std::env::var(KEY_ENV).map_err(|_| {
-            anyhow::anyhow!(
-                "pseudonyms need a key: set {KEY_ENV} or give --key-file (16 characters or more, kept secret)"
-            )
-        })?,
+        None => match std::env::var(env) {
+            Ok(k) => k,
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("{env} is not UTF-8 text"),
+        },
     };
-    let key = key.trim().as_bytes().to_vec();
+    let key = key.trim().to_string();
     anyhow::ensure!(
-        key.len() >= 16,
-        "the pseudonymisation key has {} bytes: give 16 or more",
-        key.len()
+        key.len() >= pipewise_store::encryption::MIN_KEY_BYTES,
+        "the key ({}) has {} bytes: give {} or more",
+        file.map_or_else(|| env.to_string(), |p| p.display().to_string()),
+        key.len(),
+        pipewise_store::encryption::MIN_KEY_BYTES
     );
-    Ok(key)
+    Ok(Some(key))
+}
+
+/// Reads the org's key (`file`, else `PIPEWISE_KEY`) and makes it this
+/// process's database key (see `pipewise_store::encryption`) and
+/// pseudonymisation key ([`load_key`]). Returns whether there is one.
+/// Errors: as [`read_key`].
+pub fn configure_key(file: Option<&Path>) -> Result<bool> {
+    let key = read_key(file, KEY_ENV)?;
+    let some = key.is_some();
+    pipewise_store::set_database_key(key)?;
+    Ok(some)
+}
+
+/// The pseudonymisation key: `file`'s content when given, else the key
+/// configured for this process ([`configure_key`]), else `PIPEWISE_KEY`.
+/// Errors: no key, or one shorter than 16 bytes.
+pub fn load_key(file: Option<&Path>) -> Result<Vec<u8>> {
+    let key = match file {
+        Some(_) => read_key(file, KEY_ENV)?,
+        None => match pipewise_store::database_key() {
+            Some(k) => Some(k),
+            None => read_key(None, KEY_ENV)?,
+        },
+    };
+    let key = key.ok_or_else(|| {
+        anyhow::anyhow!(
+            "pseudonyms need a key: set {KEY_ENV} or give --key-file (16 characters or more, kept secret)"
+        )
+    })?;
+    Ok(key.into_bytes())
+}
+
+/// A change of the database file's encryption (`pipewise db ...`).
+pub enum KeyChange {
+    /// Encrypt a plaintext file with the process's key.
+    Encrypt,
+    /// Re-encrypt an encrypted file under a new key.
+    Rotate { new_key: String },
+    /// Decrypt an encrypted file.
+    Decrypt,
+}
+
+/// Rewrites the database file at `db` as `change` says, with the process's
+/// key ([`configure_key`]), and records it in the audit log (no key, only
+/// what was done) as `privacy.encrypted`, `privacy.key_rotated` or
+/// `privacy.decrypted`. Errors: no key; a file already in the state asked
+/// for (encrypting an encrypted file, rotating or decrypting a plaintext
+/// one); a new key equal to the old; a wrong key; the file system's errors.
+pub fn change_key(
+    db: &Path,
+    change: &KeyChange,
+    actor: Option<&str>,
+    route: &str,
+) -> Result<pipewise_store::Rewrite> {
+    use pipewise_store::encryption::{FileState, file_state};
+    let key = pipewise_store::database_key();
+    let state = file_state(db)?;
+    anyhow::ensure!(
+        state != FileState::New,
+        "no database at {}: import data first",
+        db.display()
+    );
+    let encrypted = state == FileState::Encrypted;
+    let (old, new, action) = match change {
+        KeyChange::Encrypt => {
+            anyhow::ensure!(
+                !encrypted,
+                "{} is already encrypted: `pipewise db rekey` changes its key",
+                db.display()
+            );
+            let k = key.clone().ok_or_else(|| {
+                anyhow::anyhow!("encrypting needs a key: set {KEY_ENV} or give --key-file (16 characters or more, kept secret)")
+            })?;
+            (None, Some(k), "privacy.encrypted")
+        }
+        KeyChange::Rotate { new_key } => {
+            anyhow::ensure!(
+                encrypted,
+                "{} is not encrypted: `pipewise db encrypt` encrypts it",
+                db.display()
+            );
+            anyhow::ensure!(
+                key.as_deref() != Some(new_key.as_str()),
+                "the new key is the key in force: give another"
+            );
+            (key.clone(), Some(new_key.clone()), "privacy.key_rotated")
+        }
+        KeyChange::Decrypt => {
+            anyhow::ensure!(encrypted, "{} is not encrypted", db.display());
+            (key.clone(), None, "privacy.decrypted")
+        }
+    };
+    if encrypted && old.is_none() {
+        anyhow::bail!(pipewise_store::StoreError::Encrypted {
+            path: db.display().to_string()
+        });
+    }
+    let r = SqliteStore::rewrite_keyed(db, old.as_deref(), new.as_deref())?;
+    let mut store = SqliteStore::open_with_key(db, new.as_deref())?;
+    let detail = format!(
+        "{} -> {}; {} bytes",
+        if r.encrypted_before {
+            "encrypted"
+        } else {
+            "plaintext"
+        },
+        if r.encrypted_after {
+            "encrypted"
+        } else {
+            "plaintext"
+        },
+        r.bytes
+    );
+    store.append_audit(&pipewise_store::access::NewAudit {
+        at: &crate::auth::now(),
+        user_id: actor,
+        action,
+        route: Some(route),
+        ids: &[],
+        detail: Some(&detail),
+    })?;
+    Ok(r)
 }
 
 /// Replaces people in exports by stable keyed pseudonyms: `P-` and the

@@ -728,12 +728,85 @@ pub enum PseudonymCmd {
     Reveal {
         /// The pseudonym, e.g. P-3fa9c01b77e2.
         pseudonym: String,
-        /// The key's file (default: PIPEWISE_KEY).
+        /// The key the export was made with, in a file, when it is not the
+        /// key in force (an export made before `pipewise db rekey`).
         #[arg(long)]
-        key_file: Option<std::path::PathBuf>,
+        made_with_key_file: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Clone)]
+pub enum DbCmd {
+    /// Encrypt a plaintext database with the key (PIPEWISE_KEY or
+    /// --key-file): the file is rewritten and renamed over the old one.
+    /// Stop `pipewise serve` first.
+    Encrypt {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotate the key of an encrypted database: the file is re-encrypted
+    /// under the new key (PIPEWISE_NEW_KEY or --new-key-file). Stop
+    /// `pipewise serve` first and restart it with the new key.
+    Rekey {
+        /// The new key, in a file (else PIPEWISE_NEW_KEY).
+        #[arg(long, env = "PIPEWISE_NEW_KEY_FILE")]
+        new_key_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt an encrypted database (with its key) into plaintext.
+    Decrypt {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `pipewise db encrypt|rekey|decrypt`.
+pub fn db(db: &Path, cmd: &DbCmd) -> Result<ExitCode> {
+    use pipewise_app::privacy::{KeyChange, NEW_KEY_ENV, change_key, read_key};
+    let (change, json, route) = match cmd {
+        DbCmd::Encrypt { json } => (Ok(KeyChange::Encrypt), *json, "pipewise db encrypt"),
+        DbCmd::Rekey { new_key_file, json } => (
+            read_key(new_key_file.as_deref(), NEW_KEY_ENV).and_then(|k| {
+                k.map(|new_key| KeyChange::Rotate { new_key }).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "give the new key: {NEW_KEY_ENV} or --new-key-file (16 characters or more)"
+                    )
+                })
+            }),
+            *json,
+            "pipewise db rekey",
+        ),
+        DbCmd::Decrypt { json } => (Ok(KeyChange::Decrypt), *json, "pipewise db decrypt"),
+    };
+    let done = change.and_then(|c| change_key(db, &c, None, route));
+    let r = match json_outcome(done, json)? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let state = |e: bool| if e { "encrypted" } else { "plaintext" };
+    match cmd {
+        DbCmd::Encrypt { .. } => println!(
+            "{} is now encrypted ({} bytes). Keep the key: without it the data cannot be read.",
+            r.path, r.bytes
+        ),
+        DbCmd::Rekey { .. } => println!(
+            "{} is re-encrypted under the new key ({} bytes); the old key no longer opens it. Pseudonyms in later exports change with the key: reveal older ones with --made-with-key-file.",
+            r.path, r.bytes
+        ),
+        DbCmd::Decrypt { .. } => println!(
+            "{} is now plaintext ({} bytes): anyone who can read the file can read the data.",
+            r.path, r.bytes
+        ),
+    }
+    println!(
+        "({} before, {} after; recorded in the audit log. The old file's blocks were freed, not overwritten.)",
+        state(r.encrypted_before),
+        state(r.encrypted_after)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `pipewise pseudonym reveal`: audited, since it ties an export back to a
@@ -741,10 +814,10 @@ pub enum PseudonymCmd {
 pub fn pseudonym(db: &Path, cmd: &PseudonymCmd) -> Result<ExitCode> {
     let PseudonymCmd::Reveal {
         pseudonym,
-        key_file,
+        made_with_key_file,
         json,
     } = cmd;
-    let key = pipewise_app::privacy::load_key(key_file.as_deref())?;
+    let key = pipewise_app::privacy::load_key(made_with_key_file.as_deref())?;
     let mut store = existing(db)?;
     let people = store.people()?;
     let found = pipewise_app::privacy::reveal(&key, &people, pseudonym);

@@ -38,6 +38,11 @@ struct Cli {
         default_value = "pipewise.db"
     )]
     db: PathBuf,
+    /// The org's key in a file (else PIPEWISE_KEY; 16 characters or more):
+    /// a new database is created encrypted with it, an encrypted one needs
+    /// it, and `--pseudonymise` makes pseudonyms with it.
+    #[arg(long, global = true, env = "PIPEWISE_KEY_FILE")]
+    key_file: Option<PathBuf>,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -101,9 +106,6 @@ enum Command {
         /// pseudonyms (key: PIPEWISE_KEY or --key-file).
         #[arg(long, requires = "card")]
         pseudonymise: bool,
-        /// The pseudonymisation key's file (16 characters or more).
-        #[arg(long)]
-        key_file: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -177,6 +179,10 @@ enum Command {
     /// says who one stands for, given the key.
     #[command(subcommand)]
     Pseudonym(access_cmd::PseudonymCmd),
+    /// Encryption at rest of the database file (SQLCipher): encrypt it with
+    /// the key, rotate the key, or decrypt it; `stats` says which it is.
+    #[command(subcommand)]
+    Db(access_cmd::DbCmd),
     /// Simulate a default org (40 reps, 24 months), import it into a fresh
     /// database and print what pipewise sees in it.
     Demo {
@@ -251,9 +257,6 @@ struct ScoreCmd {
     /// `pipewise pseudonym reveal` maps one back for whoever holds the key.
     #[arg(long)]
     pseudonymise: bool,
-    /// The pseudonymisation key's file (16 characters or more).
-    #[arg(long)]
-    key_file: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -599,6 +602,7 @@ fn entity_of_file(path: &Path, given: Option<&str>) -> Result<Entity> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    pipewise_app::privacy::configure_key(cli.key_file.as_deref())?;
     match cli.command {
         Command::Import(cmd) => import_or_json_error(&cli.db, cmd),
         Command::Currency { corporate, json } => currency(&cli.db, corporate.as_deref(), json),
@@ -676,6 +680,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Erase(args) => access_cmd::erase(&cli.db, &args),
         Command::Retention(cmd) => access_cmd::retention(&cli.db, &cmd),
         Command::Pseudonym(cmd) => access_cmd::pseudonym(&cli.db, &cmd),
+        Command::Db(cmd) => access_cmd::db(&cli.db, &cmd),
         Command::Forecast(args) => forecast_cmd::forecast_cmd(&cli.db, args),
         Command::Backtest(cmd) => forecast_cmd::backtest_cmd(&cli.db, cmd),
         Command::Bench(cmd) => forecast_cmd::bench_cmd(cmd),
@@ -696,13 +701,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             card,
             activate,
             pseudonymise,
-            key_file,
             json,
         } => predict_cmd::models_cmd(
             &cli.db,
             card.as_deref(),
             activate.as_deref(),
-            (pseudonymise, key_file.as_deref()),
+            pseudonymise,
             json,
         ),
         Command::Leads(cmd) => leads_cmd::leads(&cli.db, cmd),

@@ -178,6 +178,13 @@ pub fn stats_text(db: &str, st: &Stats) -> String {
         "Database {db} (schema v{}, {} imports)",
         st.schema_version, st.imports
     );
+    let _ = match &st.encryption.cipher {
+        Some(c) if st.encryption.encrypted => writeln!(s, "  Encrypted at rest: {c}."),
+        _ => writeln!(
+            s,
+            "  Not encrypted: anyone who can read the file can read the data (set PIPEWISE_KEY and run `pipewise db encrypt`)."
+        ),
+    };
     let _ = writeln!(s, "  {:<22} {:>10}  {}", "entity", "rows", "date range");
     for (name, e) in &st.entities {
         if e.count == 0 {
@@ -542,12 +549,11 @@ impl Drop for Bars {
 pub fn pseudonymiser(
     store: &pipewise_store::SqliteStore,
     on: bool,
-    key_file: Option<&std::path::Path>,
 ) -> anyhow::Result<Option<pipewise_app::privacy::Pseudonymiser>> {
     if !on {
         return Ok(None);
     }
-    let key = pipewise_app::privacy::load_key(key_file)?;
+    let key = pipewise_app::privacy::load_key(None)?;
     Ok(Some(pipewise_app::privacy::Pseudonymiser::new(
         key,
         &store.people()?,

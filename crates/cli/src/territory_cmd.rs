@@ -80,9 +80,6 @@ pub struct PlanArgs {
     /// keyed pseudonyms (key: PIPEWISE_KEY or --key-file).
     #[arg(long, requires = "csv")]
     pseudonymise: bool,
-    /// The pseudonymisation key's file (16 characters or more).
-    #[arg(long)]
-    key_file: Option<PathBuf>,
     /// The simulator's ground_truth.json: also judge both plans with the
     /// hidden truth.
     #[arg(long)]
@@ -206,7 +203,7 @@ fn plan(
         None => None,
     };
     if let Some(path) = &a.csv {
-        let px = crate::output::pseudonymiser(store, a.pseudonymise, a.key_file.as_deref())?;
+        let px = crate::output::pseudonymiser(store, a.pseudonymise)?;
         let mut w = csv::Writer::from_path(path)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         w.write_record([

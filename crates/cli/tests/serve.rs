@@ -33,10 +33,15 @@ fn start(dir: &Path, db: &str) -> Server {
 }
 
 fn start_with(dir: &Path, db: &str, extra: &[&str]) -> Server {
+    start_env(dir, db, extra, &[])
+}
+
+fn start_env(dir: &Path, db: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipewise"))
         .current_dir(dir)
         .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .env_remove("PIPEWISE_DB")
         .env("PIPEWISE_LOG", "warn")
         .env("PIPEWISE_RELOAD_SECS", "1")
@@ -1930,9 +1935,11 @@ fn speed_to_lead_breaches_are_pushed_and_the_lead_reassigned() {
 /// (a self-signed one, trusted by the client as its CA), the session cookie
 /// Secure, plain HTTP refused; a key that does not load is a clear error.
 #[test]
-fn the_server_speaks_https_with_a_given_certificate() {
+fn the_server_speaks_https_with_a_given_certificate_over_an_encrypted_database() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // Encrypted at rest as well as in transit: the org is imported with a key.
+    let key = "the org key of the https test";
     for args in [
         &[
             "simulate",
@@ -1951,17 +1958,51 @@ fn the_server_speaks_https_with_a_given_certificate() {
         ][..],
         &["--db", "org.db", "import", "dir", "sim"],
     ] {
-        let (ok, _, err) = pipewise(d, args);
+        let (ok, _, err) = common::pipewise_env(d, args, &[("PIPEWISE_KEY", key)]);
         assert!(ok, "{args:?}: {err}");
     }
+    // Without the key the server does not start, and says why.
+    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .current_dir(d)
+        .args(["--db", "org.db", "serve", "--addr", "127.0.0.1:0"])
+        .env_remove("PIPEWISE_KEY")
+        .env("PIPEWISE_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("encrypted") && err.contains("PIPEWISE_KEY"),
+        "{err}"
+    );
     let cert =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     std::fs::write(d.join("cert.pem"), cert.cert.pem()).unwrap();
     std::fs::write(d.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
-    let server = start_with(
+    let users = std::fs::read_to_string(d.join("sim/users.csv")).unwrap();
+    let manager = users
+        .lines()
+        .find(|l| l.contains(",manager,"))
+        .and_then(|l| l.split(',').next())
+        .unwrap()
+        .to_string();
+    let (ok, out, err) = common::pipewise_env(
+        d,
+        &[
+            "--db", "org.db", "token", "create", "--user", &manager, "--json",
+        ],
+        &[("PIPEWISE_KEY", key)],
+    );
+    assert!(ok, "{err}");
+    let manager_token = serde_json::from_str::<serde_json::Value>(&out).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = start_env(
         d,
         "org.db",
         &["--tls-cert", "cert.pem", "--tls-key", "key.pem"],
+        &[("PIPEWISE_KEY", key)],
     );
     assert!(
         server.base.starts_with("https://127.0.0.1:"),
@@ -1983,6 +2024,10 @@ for _ in range(100):
 else:
     raise SystemExit(f"no answer over https: {err}")
 print(json.dumps({"status": r.status, "version": r.version}))
+req = urllib.request.Request(base + "/api/v1/me",
+                             headers={"Authorization": "Bearer " + sys.argv[3]})
+me = json.load(urllib.request.urlopen(req, context=ctx, timeout=30))
+print(json.dumps({"me": me["user_id"], "scope": len(me["scope_users"] or [])}))
 host, port = base[len("https://"):].split(":")
 try:
     c = http.client.HTTPConnection(host, int(port), timeout=5)
@@ -1998,6 +2043,7 @@ except Exception as e:
             script,
             &server.base,
             d.join("cert.pem").to_str().unwrap(),
+            &manager_token,
         ])
         .output()
         .expect("python3");
@@ -2012,8 +2058,11 @@ except Exception as e:
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines[0]["status"], 200, "{text}");
+    // The encrypted database is read: the manager and their team.
+    assert_eq!(lines[1]["me"], manager.as_str(), "{text}");
+    assert!(lines[1]["scope"].as_u64().unwrap() > 1, "{text}");
     assert_ne!(
-        lines[1]["plain"], 200,
+        lines[2]["plain"], 200,
         "plain HTTP answered on the TLS port: {text}"
     );
     drop(server);
@@ -2032,6 +2081,7 @@ except Exception as e:
             "--tls-key",
             "bad.pem",
         ])
+        .env("PIPEWISE_KEY", key)
         .env("PIPEWISE_LOG", "error")
         .output()
         .unwrap();

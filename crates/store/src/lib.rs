@@ -13,12 +13,14 @@
 //! - an upsert that changes nothing writes nothing, so re-imports are idempotent.
 
 pub mod access;
+pub mod encryption;
 pub mod erasure;
 pub mod read;
 mod registry;
 mod sqlite;
 mod stats;
 
+pub use encryption::{Rewrite, database_key, set_database_key};
 pub use read::CrmData;
 pub use registry::{
     CoachingDecision, ForecastOverride, HoldoutRow, LeadTaskMark, ModelRecord, NewModel,
@@ -26,8 +28,8 @@ pub use registry::{
 };
 pub use sqlite::SqliteStore;
 pub use stats::{
-    DataQuality, EntityStats, Finding, LeadSummary, OrgSummary, Pipeline, PipelineStage,
-    RepSummary, ResponseBand, Stats,
+    DataQuality, Encryption, EntityStats, Finding, LeadSummary, OrgSummary, Pipeline,
+    PipelineStage, RepSummary, ResponseBand, Stats,
 };
 
 use pipewise_core::{Entity, Value};
@@ -52,6 +54,12 @@ pub enum StoreError {
         version: i64,
         source: rusqlite::Error,
     },
+    #[error(
+        "database {path} is encrypted (or is not a SQLite database): give its key (PIPEWISE_KEY or --key-file)"
+    )]
+    Encrypted { path: String },
+    #[error("database {path}: the key does not open it (a wrong key, or not a pipewise database)")]
+    WrongKey { path: String },
     #[error("{0}")]
     Sql(#[from] rusqlite::Error),
     #[error("{entity} has no column {column}")]

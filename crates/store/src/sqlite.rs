@@ -28,17 +28,51 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     pub(crate) conn: Connection,
     path: String,
+    /// The file is encrypted (SQLCipher): see [`crate::encryption`].
+    pub(crate) encrypted: bool,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// Opens (creating if needed) the database file and brings its schema up
+    /// to date, with the process's key ([`crate::set_database_key`]): see
+    /// [`Self::open_with_key`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path_s = path.as_ref().display().to_string();
-        let conn = Connection::open(path.as_ref()).map_err(|source| StoreError::Open {
+        Self::open_with_key(path.as_ref(), crate::database_key().as_deref())
+    }
+
+    /// Opens (creating if needed) the database file with `key`: a new file
+    /// is created encrypted when there is a key; a plaintext file opens as
+    /// plaintext whatever the key; an encrypted file needs its key.
+    /// Errors: [`StoreError::Encrypted`] (no key for an encrypted file),
+    /// [`StoreError::WrongKey`], a key shorter than 16 bytes for a new file,
+    /// and the usual open and migration errors.
+    pub fn open_with_key(path: impl AsRef<Path>, key: Option<&str>) -> Result<Self> {
+        use crate::encryption::FileState;
+        let path = path.as_ref();
+        let path_s = path.display().to_string();
+        let state = crate::encryption::file_state(path)?;
+        let key = match (state, key) {
+            (FileState::Plain, _) | (FileState::New, None) => None,
+            (FileState::Encrypted, None) => return Err(StoreError::Encrypted { path: path_s }),
+            (FileState::New | FileState::Encrypted, Some(k)) => {
+                if state == FileState::New && k.len() < crate::encryption::MIN_KEY_BYTES {
+                    return Err(StoreError::Invalid(format!(
+                        "the key has {} bytes: give {} or more",
+                        k.len(),
+                        crate::encryption::MIN_KEY_BYTES
+                    )));
+                }
+                Some(k)
+            }
+        };
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path_s.clone(),
             source,
         })?;
-        Self::setup(conn, path_s)
+        if let Some(k) = key {
+            crate::encryption::apply_key(&conn, k, &path_s)?;
+        }
+        Self::setup(conn, path_s, key.is_some())
     }
 
     /// An in-memory database (tests, dry runs of tools).
@@ -47,10 +81,10 @@ impl SqliteStore {
             path: ":memory:".into(),
             source,
         })?;
-        Self::setup(conn, ":memory:".into())
+        Self::setup(conn, ":memory:".into(), false)
     }
 
-    fn setup(conn: Connection, path: String) -> Result<Self> {
+    fn setup(conn: Connection, path: String, encrypted: bool) -> Result<Self> {
         let open_err = |source| StoreError::Open {
             path: path.clone(),
             source,
@@ -74,7 +108,16 @@ impl SqliteStore {
         .map_err(open_err)?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{PAGE_CACHE_KIB}"))
             .map_err(open_err)?;
-        let mut store = SqliteStore { conn, path };
+        if encrypted {
+            // SQLite's temporary files are not encrypted: keep them in memory.
+            conn.execute_batch("PRAGMA temp_store = MEMORY")
+                .map_err(open_err)?;
+        }
+        let mut store = SqliteStore {
+            conn,
+            path,
+            encrypted,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -935,7 +978,9 @@ impl Store for SqliteStore {
     }
 
     fn stats(&self) -> Result<crate::Stats> {
-        crate::stats::compute(&self.conn)
+        let mut st = crate::stats::compute(&self.conn)?;
+        st.encryption = crate::stats::Encryption::of(self)?;
+        Ok(st)
     }
 
     fn content_digest(&self) -> Result<String> {

@@ -19,6 +19,47 @@ pub struct Stats {
     pub org: OrgSummary,
     pub leads: LeadSummary,
     pub imports: u64,
+    /// Whether the file is encrypted at rest.
+    pub encryption: Encryption,
+}
+
+/// Encryption at rest of the database file ([`crate::encryption`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Encryption {
+    pub encrypted: bool,
+    /// The cipher and key derivation, when encrypted, e.g. "SQLCipher 4.6.1
+    /// community: AES-256-CBC, HMAC-SHA512, PBKDF2-HMAC-SHA512 256000".
+    pub cipher: Option<String>,
+}
+
+impl Encryption {
+    pub(crate) fn of(store: &crate::SqliteStore) -> Result<Self> {
+        if !store.is_encrypted() {
+            return Ok(Self::default());
+        }
+        let get = |pragma: &str| -> Result<String> {
+            Ok(store
+                .conn
+                .query_row(&format!("PRAGMA {pragma}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| match v {
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    other => format!("{other:?}"),
+                })?)
+        };
+        Ok(Self {
+            encrypted: true,
+            cipher: Some(format!(
+                "SQLCipher {}: AES-256-CBC per page, {}, {} with {} iterations",
+                get("cipher_version")?,
+                get("cipher_hmac_algorithm")?,
+                get("cipher_kdf_algorithm")?,
+                get("kdf_iter")?
+            )),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -568,6 +609,7 @@ pub(crate) fn compute(conn: &Connection) -> Result<Stats> {
         }
     };
     Ok(Stats {
+        encryption: Encryption::default(),
         schema_version,
         counts,
         entities,

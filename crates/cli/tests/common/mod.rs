@@ -6,12 +6,25 @@ use std::process::Command;
 /// Runs `pipewise args` in `dir` (without a `PIPEWISE_DB` from the
 /// environment); returns (success, stdout, stderr).
 pub fn pipewise(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipewise"))
-        .current_dir(dir)
+    pipewise_env(dir, args, &[])
+}
+
+/// [`pipewise`] with environment variables set (and the key variables
+/// removed unless given).
+#[allow(dead_code)]
+pub fn pipewise_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipewise"));
+    cmd.current_dir(dir)
         .args(args)
         .env_remove("PIPEWISE_DB")
-        .output()
-        .expect("run pipewise");
+        .env_remove("PIPEWISE_KEY")
+        .env_remove("PIPEWISE_KEY_FILE")
+        .env_remove("PIPEWISE_NEW_KEY")
+        .env_remove("PIPEWISE_NEW_KEY_FILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run pipewise");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
