@@ -128,11 +128,13 @@ for (const u of plan.users) {
       await page.screenshot({ path: `${plan.shots}/${who}-leads-marked.png`, fullPage: true });
     } else fail(who, "no follow-up to mark on /leads");
   }
+  await check(page, who, "my-data", "/me", ["My data", "Profile", "Records linked to you", "Estimates made of you", "Who read your data"]);
   if (who === "director") {
     await check(page, who, "admin-imports", "/admin/imports", ["Imports", "Import files"]);
     await check(page, who, "admin-models", "/admin/models", ["Models", "win v"]);
     await check(page, who, "admin-model", "/admin/models/win/1", ["Model card", "Fairness by group"]);
     await check(page, who, "admin-monitor", "/admin/monitor/win", ["Monitor: win model", "Alerts", "Inputs: the open pipeline", "Accuracy by month", "held-out"]);
+    await check(page, who, "admin-fairness", "/admin/fairness/win", ["Fairness: win model", "Verdict", "The model by region", "The record by group"]);
     await check(page, who, "admin-tokens", "/admin/tokens", ["API tokens", "New token"]);
     await check(page, who, "admin-audit", "/admin/audit", ["Audit log", "read"]);
     // An import checked only (a file with a bad date): the job's page

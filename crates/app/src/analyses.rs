@@ -74,6 +74,9 @@ pub struct StageBase {
     pub evidence: crate::book::Evidence,
     pub win_model_version: Option<i64>,
     pub slip_model_version: Option<i64>,
+    /// The record by group (fairness): each built-in group of reps and of
+    /// customers, entered stages against the evidence; `Err` with why not.
+    pub record: Result<Vec<pipewise_engines::fairness::RecordAudit>, String>,
 }
 
 /// A flag as the API spells it.
@@ -458,7 +461,15 @@ impl Analyses {
                     )
                 })
                 .collect();
+            let all_groups: Vec<String> = crate::fairness::REP_GROUPS
+                .iter()
+                .chain(crate::fairness::CUSTOMER_GROUPS.iter())
+                .map(|g| g.to_string())
+                .collect();
+            let record = crate::fairness::record_audits(&crm, &run, &all_groups, None)
+                .map_err(|e| format!("{e:#}"));
             Ok(StageBase {
+                record,
                 evidence,
                 as_of,
                 from: run.snap.date.first().map(|&d| format_date(d)),

@@ -160,8 +160,15 @@ impl Subject {
     }
 }
 
+/// The rate of each coaching recommendation by the groups of one attribute.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RecommendationRates {
+    pub attribute: String,
+    pub rates: Vec<RecommendationRate>,
+}
+
 /// The fairness of one model, or of the coaching recommendations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FairnessReport {
     /// `win`, `slip`, `lead` or `coaching`.
     pub model: String,
@@ -183,12 +190,23 @@ pub struct FairnessReport {
     /// is not met (see `notes`).
     pub record: Vec<RecordAudit>,
     /// The rate of each recommendation by group (coaching), per attribute.
-    pub recommendation_rates: Vec<(String, Vec<RecommendationRate>)>,
+    pub recommendation_rates: Vec<RecommendationRates>,
     /// Whether anything is flagged.
     pub flagged: bool,
     /// Notes on what could not be judged (an attribute no row has, keys
     /// of the attributes file that matched nothing).
     pub notes: Vec<String>,
+}
+
+/// The `new_hire` group at `t` of a rep hired at `hired`.
+pub fn new_hire_group(hired: Option<i64>, t: i64) -> Option<String> {
+    hired.map(|h| {
+        if t - h < 180 * DAY {
+            "new hire (under 6 months)".to_string()
+        } else {
+            "6 months or more".to_string()
+        }
+    })
 }
 
 /// The tenure band at `t` of a rep hired at `hired`.
@@ -268,13 +286,7 @@ impl<'a> Lookup<'a> {
             "region" => u.region.clone().or_else(|| team?.region.clone()),
             "team" => team.map(|t| t.name.clone()),
             "tenure" => tenure_band(u.hire_date, t),
-            "new_hire" => u.hire_date.map(|h| {
-                if t - h < 180 * DAY {
-                    "new hire (under 6 months)".to_string()
-                } else {
-                    "6 months or more".to_string()
-                }
-            }),
+            "new_hire" => new_hire_group(u.hire_date, t),
             _ => {
                 let a = self.attributes.filter(|a| a.keyed_by == "rep")?;
                 a.get(&u.id, attribute)
@@ -601,8 +613,7 @@ pub fn record_fairness(
     attributes: Option<&Attributes>,
     progress: &dyn crate::Progress,
 ) -> anyhow::Result<Vec<RecordAudit>> {
-    let look = Lookup::new(crm, attributes);
-    check_groups(groups, &look)?;
+    check_groups(groups, &Lookup::new(crm, attributes))?;
     let data = crate::load_data(crm)?;
     if let Some(why) =
         pipewise_engines::stage::data_gate(&data).refusal("how each group enters its stages")
@@ -610,6 +621,19 @@ pub fn record_fairness(
         anyhow::bail!(why);
     }
     let run = crate::stage::run_stage(data, progress)?;
+    record_audits(crm, &run, groups, attributes)
+}
+
+/// [`record_fairness`] over an evidence-stage run already made (the
+/// server's analysis). Errors: an unknown group.
+pub fn record_audits(
+    crm: &CrmData,
+    run: &crate::stage::StageRun,
+    groups: &[String],
+    attributes: Option<&Attributes>,
+) -> anyhow::Result<Vec<RecordAudit>> {
+    let look = Lookup::new(crm, attributes);
+    check_groups(groups, &look)?;
     let since = run.data.end - RECORD_WEEKS * 7 * DAY;
     let th = Thresholds::default();
     let mut out = Vec::new();
@@ -689,7 +713,10 @@ pub fn coaching_fairness(
                 )
             })
             .collect();
-        rates.push((g.clone(), fairness::recommendation_rates(&reps)));
+        rates.push(RecommendationRates {
+            attribute: g.clone(),
+            rates: fairness::recommendation_rates(&reps),
+        });
     }
     Ok(FairnessReport {
         model: "coaching".into(),
@@ -700,8 +727,88 @@ pub fn coaching_fairness(
         thresholds: Thresholds::default(),
         audits: Vec::new(),
         record: Vec::new(),
-        flagged: rates.iter().any(|(_, r)| r.iter().any(|x| x.flagged)),
+        flagged: rates.iter().any(|r| r.rates.iter().any(|x| x.flagged)),
         recommendation_rates: rates,
         notes,
     })
+}
+
+/// The groups of a report: `asked`, else [`DEFAULT_GROUPS`] (rep groups
+/// only for coaching) and every column of the attributes file.
+pub fn groups_or_default(
+    asked: &[String],
+    subject: Subject,
+    attributes: Option<&Attributes>,
+) -> Vec<String> {
+    if !asked.is_empty() {
+        return asked.to_vec();
+    }
+    let mut groups: Vec<String> = DEFAULT_GROUPS.iter().map(|s| s.to_string()).collect();
+    if subject == Subject::Coaching {
+        groups.retain(|g| REP_GROUPS.contains(&g.as_str()));
+    }
+    if let Some(at) = attributes {
+        groups.extend(at.columns.iter().cloned());
+    }
+    groups
+}
+
+/// The whole fairness report of `subject` by `groups` (empty: the
+/// defaults, [`groups_or_default`]): for a model, its held-out scores
+/// ([`model_fairness`]) and, for win and slip, the record by group
+/// ([`record_fairness`]; when the evidence-stage engine cannot judge, a
+/// note says why); for coaching, the rate of each recommendation
+/// ([`coaching_fairness`]) over every rep's plan from a fresh coaching run.
+///
+/// Errors: as the parts'.
+pub fn report(
+    store: &SqliteStore,
+    crm: CrmData,
+    subject: Subject,
+    version: Option<i64>,
+    groups: &[String],
+    attributes: Option<&Attributes>,
+    progress: &dyn crate::Progress,
+) -> anyhow::Result<FairnessReport> {
+    let groups = groups_or_default(groups, subject, attributes);
+    if subject == Subject::Coaching {
+        use pipewise_engines::coach::CoachOptions;
+        use pipewise_engines::coach_plan::Catalogue;
+        let crm = std::sync::Arc::new(crm);
+        let opts = CoachOptions::default();
+        let models = crate::coaching::active_models(store)?;
+        let run = crate::coaching::run_coach(
+            crm.clone(),
+            models.as_ref().map(|(w, s)| (w, s)),
+            &opts,
+            &pipewise_features::conversation::Trackers::default_set(),
+        )?;
+        let all: Vec<usize> = (0..run.profiles.reps.len()).collect();
+        let plans = crate::coaching::plans_for(
+            &run,
+            &all,
+            &Catalogue::default_set(),
+            &opts,
+            &Default::default(),
+        );
+        return coaching_fairness(&plans, &crm, run.profiles.as_of, &groups, attributes);
+    }
+    let mut r = model_fairness(store, &crm, subject, version, &groups, attributes)?;
+    if subject != Subject::Lead {
+        // The record beside the model: each group's entered stages
+        // against the evidence (the evidence-stage engine).
+        match record_fairness(&crm, &groups, attributes, progress) {
+            Ok(rec) => r.set_record(rec),
+            Err(e) => r.notes.push(format!("the record by group: {e:#}")),
+        }
+    }
+    Ok(r)
+}
+
+impl FairnessReport {
+    /// Adds the record by group (and its flags).
+    pub fn set_record(&mut self, record: Vec<RecordAudit>) {
+        self.flagged |= record.iter().any(|x| x.flagged);
+        self.record = record;
+    }
 }

@@ -20,6 +20,7 @@ pub mod lead_desk;
 pub mod leads;
 pub mod models;
 pub mod monitor;
+pub mod my_data;
 pub mod privacy;
 pub mod report;
 pub mod roi;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use pipewise_store::SqliteStore;
-use pipewise_store::erasure::{ErasureReport, RetentionPolicy, RetentionReport, Subject};
+pub use pipewise_store::erasure::{ErasureReport, RetentionPolicy, RetentionReport, Subject};
 use pipewise_store::read::Person;
 
 /// Erases `subject` (see [`SqliteStore::erase`]) by `actor` (`None`: the
@@ -223,8 +223,13 @@ pub fn change_key(
 pub struct Pseudonymiser {
     key: Vec<u8>,
     ids: std::collections::HashMap<String, String>,
-    /// (text, pseudonym), longest text first.
-    names: Vec<(String, String)>,
+    /// Every name and email (ASCII case ignored), longest match first.
+    names: Option<aho_corasick::AhoCorasick>,
+    /// The pseudonym of each of `names`' patterns.
+    replacements: Vec<String>,
+    /// Ids that may stand alone as a word in text (3 or more characters,
+    /// not only digits): (id, pseudonym).
+    word_ids: Option<(aho_corasick::AhoCorasick, Vec<String>)>,
 }
 
 /// The keyed pseudonym of a person of `kind` (`user`, `contact`, `lead`).
@@ -242,8 +247,10 @@ pub fn pseudonym(key: &[u8], kind: &str, id: &str) -> String {
 impl Pseudonymiser {
     /// The pseudonyms of `people` (from [`SqliteStore::people`]) under `key`.
     pub fn new(key: Vec<u8>, people: &[Person]) -> Pseudonymiser {
+        use aho_corasick::{AhoCorasick, MatchKind};
         let mut ids = std::collections::HashMap::new();
         let mut names: Vec<(String, String)> = Vec::new();
+        let mut words: Vec<(String, String)> = Vec::new();
         for person in people {
             let p = pseudonym(&key, person.kind, &person.id);
             for text in [&person.name, &person.email].into_iter().flatten() {
@@ -252,11 +259,33 @@ impl Pseudonymiser {
                     names.push((t.to_string(), p.clone()));
                 }
             }
+            let id = person.id.trim();
+            if id.len() >= 3 && !id.bytes().all(|b| b.is_ascii_digit()) {
+                words.push((id.to_string(), p.clone()));
+            }
             ids.insert(person.id.clone(), p);
         }
         names.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-        names.dedup_by(|a, b| a.0 == b.0);
-        Pseudonymiser { key, ids, names }
+        names.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0));
+        words.sort();
+        words.dedup_by(|a, b| a.0 == b.0);
+        let build = |pats: &[(String, String)]| {
+            (!pats.is_empty()).then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .ascii_case_insensitive(true)
+                    .build(pats.iter().map(|x| x.0.as_str()))
+                    .expect("names build an automaton")
+            })
+        };
+        let word_ids = build(&words).map(|a| (a, words.iter().map(|w| w.1.clone()).collect()));
+        Pseudonymiser {
+            key,
+            ids,
+            names: build(&names),
+            replacements: names.into_iter().map(|x| x.1).collect(),
+            word_ids,
+        }
     }
 
     /// A person's pseudonym.
@@ -265,18 +294,115 @@ impl Pseudonymiser {
     }
 
     /// One exported cell: a person's id becomes their pseudonym; their
-    /// names and emails inside the text are replaced.
+    /// names and emails inside the text (ASCII case ignored) are replaced.
     pub fn cell(&self, s: &str) -> String {
         if let Some(p) = self.ids.get(s) {
             return p.clone();
         }
-        let mut out = s.to_string();
-        for (name, p) in &self.names {
-            if out.contains(name.as_str()) {
-                out = out.replace(name.as_str(), p);
+        match &self.names {
+            Some(ac) => ac.replace_all(s, &self.replacements),
+            None => s.to_string(),
+        }
+    }
+
+    /// Free text (a report, a table printed for people): names and emails
+    /// replaced as in [`Self::cell`], and ids standing alone as a word (3
+    /// or more characters, not only digits, between characters that are
+    /// not letters, digits, `_` or `-`) replaced by their pseudonyms.
+    pub fn text(&self, s: &str) -> String {
+        let s = self.cell(s);
+        let Some((ac, reps)) = &self.word_ids else {
+            return s;
+        };
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        let mut out = String::with_capacity(s.len());
+        let mut last = 0;
+        for m in ac.find_iter(&s) {
+            if word(s[..m.start()].chars().next_back()) || word(s[m.end()..].chars().next()) {
+                continue;
+            }
+            out.push_str(&s[last..m.start()]);
+            out.push_str(&reps[m.pattern().as_usize()]);
+            last = m.end();
+        }
+        out.push_str(&s[last..]);
+        out
+    }
+
+    /// A JSON document: every string that is a person's id becomes their
+    /// pseudonym, every other string and every object key has their names
+    /// and emails replaced ([`Self::cell`]); numbers and the shape are kept.
+    pub fn json(&self, v: &mut serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => *s = self.cell(s),
+            Value::Array(a) => a.iter_mut().for_each(|x| self.json(x)),
+            Value::Object(o) => {
+                let old = std::mem::take(o);
+                for (k, mut x) in old {
+                    self.json(&mut x);
+                    o.insert(self.cell(&k), x);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A CSV document: each cell as [`Self::cell`] (the header kept).
+    /// Errors: text that is not CSV.
+    pub fn csv(&self, text: &str) -> Result<String> {
+        let mut rd = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut wr = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(Vec::new());
+        for (i, rec) in rd.records().enumerate() {
+            let rec = rec.context("the CSV to pseudonymise")?;
+            if i == 0 {
+                wr.write_record(&rec)?;
+            } else {
+                wr.write_record(rec.iter().map(|c| self.cell(c)))?;
             }
         }
-        out
+        Ok(String::from_utf8(
+            wr.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
+        )?)
+    }
+
+    /// Anything printed: a JSON document walked ([`Self::json`]), else
+    /// free text line by line ([`Self::text`]).
+    pub fn output(&self, text: &str) -> String {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            // One document, or one per line (`--json` of some commands).
+            let mut docs = Vec::new();
+            let whole = serde_json::from_str::<serde_json::Value>(text).map(|v| vec![v]);
+            let parsed = whole.or_else(|_| {
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(serde_json::from_str::<serde_json::Value>)
+                    .collect::<Result<Vec<_>, _>>()
+            });
+            if let Ok(vs) = parsed {
+                let pretty = text.contains("\n  ") || text.lines().count() > vs.len();
+                for mut v in vs {
+                    self.json(&mut v);
+                    docs.push(if pretty {
+                        serde_json::to_string_pretty(&v).unwrap_or_default()
+                    } else {
+                        v.to_string()
+                    });
+                }
+                let mut out = docs.join("\n");
+                if text.ends_with('\n') {
+                    out.push('\n');
+                }
+                return out;
+            }
+        }
+        self.text(text)
     }
 }
 
@@ -316,5 +442,37 @@ mod tests {
         assert_eq!(reveal(&key, &crm, &tom)[0].id, "r1");
         assert_eq!(p.cell("mail tom@seller.example"), format!("mail {tom}"));
         assert!(reveal(b"another key, 16+ bytes", &crm, &tom).is_empty());
+        // Case is ignored in names and emails.
+        assert_eq!(p.cell("TOM WU called"), format!("{tom} called"));
+        // Ids of 3 or more characters stand alone in text; inside another
+        // word they are kept (and shorter ids are too common to replace).
+        let two = Pseudonymiser::new(
+            key.clone(),
+            &[Person {
+                kind: "user",
+                id: "rep7".into(),
+                name: None,
+                email: None,
+            }],
+        );
+        let r7 = two.of("user", "rep7");
+        assert_eq!(
+            two.text("owner rep7: 3 deals; rep70 and xrep7 not"),
+            format!("owner {r7}: 3 deals; rep70 and xrep7 not")
+        );
+        assert_eq!(p.text("rep r1"), "rep r1");
+        // JSON: ids exactly, names inside strings, keys too; numbers kept.
+        let mut v = serde_json::json!({"owner": "r1", "note": "Tom Wu won", "r1": 1, "n": 12, "ids": ["r1", "r2"]});
+        p.json(&mut v);
+        assert_eq!(v["owner"], tom.as_str());
+        assert_eq!(v["note"], format!("{tom} won"));
+        assert_eq!(v[tom.as_str()], 1);
+        assert_eq!(v["n"], 12);
+        assert_eq!(v["ids"][1], "r2");
+        let out = p.output("{\n  \"owner\": \"r1\"\n}\n");
+        assert!(out.contains(&tom) && out.ends_with("}\n"), "{out}");
+        assert_eq!(p.output("Owner Tom Wu\n"), format!("Owner {tom}\n"));
+        let csv = p.csv("owner,note\nr1,\"Tom Wu, again\"\n").unwrap();
+        assert_eq!(csv, format!("owner,note\n{tom},\"{tom}, again\"\n"));
     }
 }

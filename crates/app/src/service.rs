@@ -257,6 +257,8 @@ pub struct Service {
     lead_watch: Mutex<LeadWatchState>,
     /// The language model for first-reply drafts, if any.
     llm: Option<crate::leads::LlmOptions>,
+    /// The pseudonymiser of the people as of a database version.
+    pseudonyms: Mutex<Option<(String, Arc<crate::privacy::Pseudonymiser>)>>,
 }
 
 /// What the speed-to-lead watch has done: the events given, keyed by
@@ -291,6 +293,7 @@ impl Service {
             failures: Mutex::new(std::collections::HashMap::new()),
             lead_watch: Mutex::new(LeadWatchState::default()),
             llm: None,
+            pseudonyms: Mutex::new(None),
             store: Mutex::new(store),
             directory: RwLock::new(Arc::new(directory)),
             book: RwLock::new(book),
@@ -1109,6 +1112,357 @@ impl Service {
             via,
             &[],
             Some(&format!("monitor {kind}")),
+        )
+        .await?;
+        Ok(report)
+    }
+
+    /// Erases a person (admins only; see [`crate::privacy::erase`]): the
+    /// erasure is its own audit row, without the identity; the file is
+    /// rewritten and the server's caches reloaded so no page or answer
+    /// shows the person again. Errors: not an admin; no such person.
+    pub async fn erase(
+        &self,
+        caller: &Caller,
+        subject: pipewise_store::erasure::Subject<'_>,
+        reason: Option<&str>,
+        via: &str,
+    ) -> Result<pipewise_store::erasure::ErasureReport, AppError> {
+        if !caller.is_admin() {
+            self.audit(Some(caller), "privacy.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("admin"));
+        }
+        let r = {
+            let mut store = self.store();
+            crate::privacy::erase(&mut store, subject, Some(&caller.user_id), reason)
+        };
+        let r = r.map_err(|e| match e.downcast_ref::<pipewise_store::StoreError>() {
+            Some(pipewise_store::StoreError::Invalid(m)) if m.starts_with("no ") => {
+                AppError::Absent(m.clone())
+            }
+            _ => AppError::Internal(e),
+        })?;
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.reload()?;
+        Ok(r)
+    }
+
+    /// Applies a retention policy (admins only; see
+    /// [`crate::privacy::apply_retention`]); the caches are reloaded when
+    /// anything changed. Errors: not an admin; a policy without a rule, a
+    /// period of 0 days or an unreadable `as_of`.
+    pub async fn apply_retention(
+        &self,
+        caller: &Caller,
+        policy: &pipewise_store::erasure::RetentionPolicy,
+        as_of: Option<&str>,
+        dry_run: bool,
+        via: &str,
+    ) -> Result<pipewise_store::erasure::RetentionReport, AppError> {
+        if !caller.is_admin() {
+            self.audit(Some(caller), "privacy.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("admin"));
+        }
+        if policy.transcripts_days.is_none() && policy.unconverted_leads_days.is_none() {
+            return Err(InputError::new(
+                "transcripts_days",
+                "a rule: transcripts_days or unconverted_leads_days (days, 1 or more)",
+                "neither",
+            )
+            .into());
+        }
+        for (field, v) in [
+            ("transcripts_days", policy.transcripts_days),
+            ("unconverted_leads_days", policy.unconverted_leads_days),
+        ] {
+            if v == Some(0) {
+                return Err(InputError::new(field, "a number of days, 1 or more", "0").into());
+            }
+        }
+        if let Some(a) = as_of
+            && crate::day_start(a).is_none()
+        {
+            return Err(
+                InputError::new("as_of", "a date or instant, YYYY-MM-DD[THH:MM:SSZ]", a).into(),
+            );
+        }
+        let r = {
+            let mut store = self.store();
+            crate::privacy::apply_retention(
+                &mut store,
+                policy,
+                as_of,
+                Some(&caller.user_id),
+                dry_run,
+            )
+        }
+        .map_err(AppError::Internal)?;
+        if r.audit_seq.is_some() {
+            self.reload()?;
+        } else if !dry_run {
+            self.audit(
+                Some(caller),
+                "privacy.retention_checked",
+                via,
+                &[],
+                Some("nothing due"),
+            )
+            .await?;
+        }
+        Ok(r)
+    }
+
+    /// The pseudonymiser of the people in the database, under the server's
+    /// key (`PIPEWISE_KEY` or `--key-file`), for responses asked for with
+    /// pseudonyms; made once per database version. Errors: the server has
+    /// no key.
+    pub fn pseudonymiser(&self) -> Result<Arc<crate::privacy::Pseudonymiser>, AppError> {
+        let key = crate::privacy::load_key(None).map_err(|_| {
+            InputError::new(
+                "Pseudonymise",
+                "no such header: this server has no pseudonymisation key (start it with PIPEWISE_KEY or --key-file)",
+                "true",
+            )
+        })?;
+        let store = self.store();
+        let version = store.serving_version()?;
+        let mut g = self.pseudonyms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, p)) = &*g
+            && *v == version
+        {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(crate::privacy::Pseudonymiser::new(key, &store.people()?));
+        *g = Some((version, p.clone()));
+        Ok(p)
+    }
+
+    /// "My data": everything pipewise holds about user `user_id` (default:
+    /// the caller) and every estimate it makes of them
+    /// ([`crate::my_data::MyData`]). Anyone may see their own (`None`); a
+    /// user named by id only an admin may see (a subject access request),
+    /// and a denied request is audited. The estimates come from the background analyses
+    /// (a note says when one is still computing). Recorded in the audit log.
+    pub async fn my_data(
+        &self,
+        caller: &Caller,
+        user_id: Option<&str>,
+        via: &str,
+    ) -> Result<crate::my_data::MyData, AppError> {
+        use crate::my_data::{AUDIT_ROWS, Access, Action, MyData, memberships};
+        let target = user_id.unwrap_or(&caller.user_id).to_string();
+        if user_id.is_some() && !caller.is_admin() {
+            self.audit(
+                Some(caller),
+                "read.denied",
+                via,
+                std::slice::from_ref(&target),
+                Some("my data"),
+            )
+            .await?;
+            return Err(AppError::Forbidden("admin"));
+        }
+        let now = crate::auth::now();
+        let (stored, read_by_others, own_actions) = {
+            let store = self.store();
+            let Some(stored) = store.person_data(&target, &now)? else {
+                return Err(AppError::NotFound {
+                    what: "user",
+                    id: target,
+                });
+            };
+            let dir = self.directory();
+            // The person's managers, up the hierarchy.
+            let mut managers: Vec<String> = Vec::new();
+            let mut at = dir.user(&target).and_then(|u| u.manager_id.clone());
+            while let Some(m) = at.filter(|m| !managers.contains(m) && *m != target) {
+                at = dir.user(&m).and_then(|u| u.manager_id.clone());
+                managers.push(m);
+            }
+            let about: Vec<Access> = store
+                .audit(None, Some(&target), None, AUDIT_ROWS)?
+                .into_iter()
+                .filter(|a| a.user_id.as_deref() != Some(target.as_str()))
+                .map(|a| {
+                    let role = a.user_id.as_deref().and_then(|u| dir.role(u));
+                    // Named when the viewer may see them, or one of the
+                    // person's managers; anyone else by role only.
+                    let shown = a.user_id.as_deref().is_some_and(|u| {
+                        caller.scope.allows(Some(u)) || managers.iter().any(|m| m == u)
+                    });
+                    Access {
+                        seq: a.seq,
+                        at: a.at,
+                        by: a.user_id.clone().filter(|_| shown),
+                        by_role: match (&a.user_id, role) {
+                            (None, _) => "command line".into(),
+                            (Some(_), Some(r)) => r.name().to_string(),
+                            (Some(_), None) => "unknown".into(),
+                        },
+                        action: a.action,
+                        route: a.route,
+                        detail: a.detail,
+                    }
+                })
+                .collect();
+            let own: Vec<Action> = store
+                .audit(Some(&target), None, None, AUDIT_ROWS)?
+                .into_iter()
+                .map(|a| Action {
+                    seq: a.seq,
+                    at: a.at,
+                    action: a.action,
+                    route: a.route,
+                    records: a.ids.len(),
+                })
+                .collect();
+            (stored, about, own)
+        };
+        let mut notes = Vec::new();
+        let stage = self.analyses.stages();
+        let as_of_t = stage
+            .as_ref()
+            .map(|b| b.as_of)
+            .ok()
+            .or_else(|| self.book().ok().map(|b| b.as_of))
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let stage_bias = match &stage {
+            Ok(b) => {
+                let found = b.bias.iter().find(|r| r.rep_id == target).cloned();
+                if found.is_none() {
+                    notes.push(
+                        "stage bias: no open deal of theirs in the weeks the evidence-stage engine analysed"
+                            .to_string(),
+                    );
+                }
+                found
+            }
+            Err(e) => {
+                notes.push(format!("stage bias: {e}"));
+                None
+            }
+        };
+        let coaching = match self.analyses.coaching() {
+            Ok(base) => {
+                let v = insight::rep_coaching(&base, &caller.scope, &target, &self.decisions()?);
+                if v.is_none() {
+                    notes.push("coaching: no coaching profile (not a rep with closed deals in the coaching window)".to_string());
+                }
+                v
+            }
+            Err(e) => {
+                notes.push(format!("coaching: {e}"));
+                None
+            }
+        };
+        let groups = memberships(&stored, as_of_t);
+        let v = MyData {
+            generated_at: now,
+            as_of: Some(pipewise_features::format_date(as_of_t)),
+            stored,
+            groups,
+            stage_bias,
+            coaching,
+            read_by_others,
+            own_actions,
+            notes,
+        };
+        self.audit(
+            Some(caller),
+            "read",
+            via,
+            std::slice::from_ref(&target),
+            Some("my data"),
+        )
+        .await?;
+        Ok(v)
+    }
+
+    /// The fairness report of `kind` (`win`, `slip`, `lead` or `coaching`)
+    /// by `groups` (empty: the defaults; built-in groups only: an
+    /// attributes file is for the command line) (admins only). A model's
+    /// held-out scores are read from the database on each call; the record
+    /// by group and the coaching plans come from the background analyses
+    /// (503 while they compute). Recorded in the audit log.
+    pub async fn fairness(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        groups: &[String],
+        via: &str,
+    ) -> Result<crate::fairness::FairnessReport, AppError> {
+        use crate::fairness::{self as f, Subject};
+        if !caller.is_admin() {
+            return Err(AppError::Forbidden("admin"));
+        }
+        let Some(subject) = Subject::parse(kind) else {
+            return Err(AppError::Absent(format!(
+                "no fairness report for {kind:?}: expected win, slip, lead or coaching"
+            )));
+        };
+        let known: Vec<&str> = f::REP_GROUPS
+            .iter()
+            .chain(f::CUSTOMER_GROUPS.iter())
+            .copied()
+            .collect();
+        if let Some(bad) = groups.iter().find(|g| !known.contains(&g.as_str())) {
+            return Err(
+                InputError::new("group", &format!("one of {}", known.join(", ")), bad).into(),
+            );
+        }
+        let groups = f::groups_or_default(groups, subject, None);
+        let unavailable = |e: anyhow::Error| AppError::Unavailable(format!("{e:#}"));
+        let report = if subject == Subject::Coaching {
+            let base = self.analyses.coaching()?;
+            let decisions = self.decisions()?;
+            let plans = base.plans(decisions.0, &decisions.1);
+            f::coaching_fairness(
+                &plans,
+                &base.run.crm,
+                base.run.profiles.as_of,
+                &groups,
+                None,
+            )
+            .map_err(unavailable)?
+        } else {
+            let mut r = {
+                let store = self.store();
+                if store.model(kind, None)?.is_none() {
+                    return Err(AppError::Absent(format!(
+                        "no active {kind} model: train one first"
+                    )));
+                }
+                let crm = store.load_crm()?;
+                f::model_fairness(&store, &crm, subject, None, &groups, None)
+                    .map_err(unavailable)?
+            };
+            if subject != Subject::Lead {
+                match self.analyses.stages() {
+                    Ok(base) => match &base.record {
+                        Ok(all) => r.set_record(
+                            all.iter()
+                                .filter(|a| groups.contains(&a.attribute))
+                                .cloned()
+                                .collect(),
+                        ),
+                        Err(why) => r.notes.push(format!("the record by group: {why}")),
+                    },
+                    Err(e) => r.notes.push(format!("the record by group: {e}")),
+                }
+            }
+            r
+        };
+        self.audit(
+            Some(caller),
+            "read",
+            via,
+            &[],
+            Some(&format!("fairness {kind}")),
         )
         .await?;
         Ok(report)

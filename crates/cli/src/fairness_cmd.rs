@@ -3,13 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::Args;
 use pipewise_app::fairness::{self, Attributes, FairnessReport, Subject};
-use pipewise_engines::coach::CoachOptions;
-use pipewise_engines::coach_plan::Catalogue;
 use pipewise_engines::fairness::Audit;
 
 #[derive(Args, Clone)]
@@ -50,67 +47,16 @@ pub fn run(db: &Path, a: &FairnessArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|p| Attributes::read(p, &crm))
         .transpose()?;
-    let mut groups = a.groups.clone();
-    if groups.is_empty() {
-        groups = fairness::DEFAULT_GROUPS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        if subject == Subject::Coaching {
-            groups.retain(|g| fairness::REP_GROUPS.contains(&g.as_str()));
-        }
-        if let Some(at) = &attributes {
-            groups.extend(at.columns.iter().cloned());
-        }
-    }
-    let report = if subject == Subject::Coaching {
-        let crm = Arc::new(crm);
-        let opts = CoachOptions::default();
-        let models = pipewise_app::coaching::active_models(&store)?;
-        let run = pipewise_app::coaching::run_coach(
-            crm.clone(),
-            models.as_ref().map(|(w, s)| (w, s)),
-            &opts,
-            &pipewise_features::conversation::Trackers::default_set(),
-        )?;
-        let all: Vec<usize> = (0..run.profiles.reps.len()).collect();
-        let plans = pipewise_app::coaching::plans_for(
-            &run,
-            &all,
-            &Catalogue::default_set(),
-            &opts,
-            &Default::default(),
-        );
-        fairness::coaching_fairness(
-            &plans,
-            &crm,
-            run.profiles.as_of,
-            &groups,
-            attributes.as_ref(),
-        )?
-    } else {
-        let mut r = fairness::model_fairness(
-            &store,
-            &crm,
-            subject,
-            a.version,
-            &groups,
-            attributes.as_ref(),
-        )?;
-        if subject != Subject::Lead {
-            // The record beside the model: each group's entered stages
-            // against the evidence (the evidence-stage engine).
-            let bars = crate::output::Bars::new(!a.json);
-            match fairness::record_fairness(&crm, &groups, attributes.as_ref(), &bars) {
-                Ok(rec) => {
-                    r.flagged |= rec.iter().any(|x| x.flagged);
-                    r.record = rec;
-                }
-                Err(e) => r.notes.push(format!("the record by group: {e:#}")),
-            }
-        }
-        r
-    };
+    let bars = crate::output::Bars::new(!a.json);
+    let report = fairness::report(
+        &store,
+        crm,
+        subject,
+        a.version,
+        &a.groups,
+        attributes.as_ref(),
+        &bars,
+    )?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -279,7 +225,11 @@ pub fn text(r: &FairnessReport) -> String {
             ));
         }
     }
-    for (attr, rates) in &r.recommendation_rates {
+    for pipewise_app::fairness::RecommendationRates {
+        attribute: attr,
+        rates,
+    } in &r.recommendation_rates
+    {
         out.push_str(&format!("\n## By {attr}\n\n"));
         out.push_str(&format!(
             "{:<20} {:<28} {:>5} {:>8} {:>8} {:>6} {:>8}\n",

@@ -43,6 +43,12 @@ struct Cli {
     /// it, and `--pseudonymise` makes pseudonyms with it.
     #[arg(long, global = true, env = "PIPEWISE_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Replace every person in what the command prints and in the files it
+    /// exports (ids, and names and emails inside text) by a stable keyed
+    /// pseudonym; `pipewise pseudonym reveal` maps one back for whoever
+    /// holds the key.
+    #[arg(long, global = true)]
+    pseudonymise: bool,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -102,10 +108,6 @@ enum Command {
         /// Make KIND:VERSION the active version.
         #[arg(long)]
         activate: Option<String>,
-        /// With --card: replace people named in the card by stable keyed
-        /// pseudonyms (key: PIPEWISE_KEY or --key-file).
-        #[arg(long, requires = "card")]
-        pseudonymise: bool,
         #[arg(long)]
         json: bool,
     },
@@ -175,7 +177,7 @@ enum Command {
     /// (transcripts, unconverted leads), logged in the audit log.
     #[command(subcommand)]
     Retention(access_cmd::RetentionCmd),
-    /// Pseudonyms of exports (`score --pseudonymise`): `pseudonym reveal P-...`
+    /// Pseudonyms of exports (`--pseudonymise`): `pseudonym reveal P-...`
     /// says who one stands for, given the key.
     #[command(subcommand)]
     Pseudonym(access_cmd::PseudonymCmd),
@@ -252,11 +254,6 @@ struct ScoreCmd {
     /// Factors kept per deal and model.
     #[arg(long, default_value_t = 3)]
     top: usize,
-    /// Replace people in the CSV (owners, names and emails in any text) by
-    /// stable keyed pseudonyms (key: PIPEWISE_KEY or --key-file);
-    /// `pipewise pseudonym reveal` maps one back for whoever holds the key.
-    #[arg(long)]
-    pseudonymise: bool,
     #[arg(long)]
     json: bool,
 }
@@ -548,7 +545,16 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    match run(cli) {
+    if cli.pseudonymise {
+        return pseudonymised(cli);
+    }
+    finish(run(cli))
+}
+
+/// The exit code of a run, its error printed (and as JSON on stdout when a
+/// script asked for JSON).
+fn finish(r: Result<ExitCode>) -> ExitCode {
+    match r {
         Ok(code) => code,
         Err(e) => {
             let msg = one_line(&e);
@@ -563,6 +569,54 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs the command with everything it prints held back, then prints it
+/// with every person replaced by their pseudonym (the files it exports
+/// are pseudonymised as they are written). Nothing is printed unreplaced:
+/// when the pseudonyms cannot be made (no key, no database), only the
+/// error is.
+fn pseudonymised(cli: Cli) -> ExitCode {
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Demo { serve: true, .. }
+    ) {
+        return finish(Err(anyhow::anyhow!(
+            "--pseudonymise applies to what a command prints and exports; for the API, send the header `Pseudonymise: true`"
+        )));
+    }
+    let db = cli.db.clone();
+    let prepared = pipewise_app::privacy::configure_key(cli.key_file.as_deref())
+        .and_then(|_| pipewise_app::privacy::load_key(None));
+    if let Err(e) = prepared {
+        return finish(Err(e));
+    }
+    output::set_pseudonymise(true);
+    let held = match output::Held::start() {
+        Ok(h) => h,
+        Err(e) => return finish(Err(e)),
+    };
+    let code = finish(run(cli));
+    let text = match held.finish() {
+        Ok(t) => t,
+        Err(e) => return finish(Err(e)),
+    };
+    let px = SqliteStore::open(&db)
+        .map_err(anyhow::Error::from)
+        .and_then(|s| output::pseudonymiser(&s))
+        .and_then(|p| p.context("no pseudonymiser"));
+    match px {
+        Ok(px) => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(px.output(&text).as_bytes());
+            let _ = out.flush();
+            code
+        }
+        Err(e) => finish(Err(
+            e.context("cannot pseudonymise the output (nothing was printed)")
+        )),
     }
 }
 
@@ -700,15 +754,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Models {
             card,
             activate,
-            pseudonymise,
             json,
-        } => predict_cmd::models_cmd(
-            &cli.db,
-            card.as_deref(),
-            activate.as_deref(),
-            pseudonymise,
-            json,
-        ),
+        } => predict_cmd::models_cmd(&cli.db, card.as_deref(), activate.as_deref(), json),
         Command::Leads(cmd) => leads_cmd::leads(&cli.db, cmd),
         Command::Territories(cmd) => territory_cmd::territories(&cli.db, cmd),
         Command::Accounts(cmd) => accounts_cmd::accounts(&cli.db, cmd),

@@ -407,7 +407,7 @@ pub fn score_leads(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
         .collect();
     store.save_scores(rec.id, &as_of, &rows)?;
     let out = args.out.clone().unwrap_or_else(|| "lead-scores.csv".into());
-    let px = crate::output::pseudonymiser(&store, args.pseudonymise)?;
+    let px = crate::output::pseudonymiser(&store)?;
     let mut w =
         csv::Writer::from_path(&out).with_context(|| format!("cannot write {}", out.display()))?;
     w.write_record([

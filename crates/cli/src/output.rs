@@ -543,14 +543,20 @@ impl Drop for Bars {
     }
 }
 
-/// The pseudonymiser of an export made with `--pseudonymise` (`None`
-/// without it). Errors: no key (`PIPEWISE_KEY` or `--key-file`), a short
-/// one, a database error.
+static PSEUDONYMISE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns pseudonyms on for every export of this run (`--pseudonymise`).
+pub fn set_pseudonymise(on: bool) {
+    PSEUDONYMISE.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The pseudonymiser of an export when the run has `--pseudonymise`
+/// (`None` without it). Errors: no key (`PIPEWISE_KEY` or `--key-file`),
+/// a short one, a database error.
 pub fn pseudonymiser(
     store: &pipewise_store::SqliteStore,
-    on: bool,
 ) -> anyhow::Result<Option<pipewise_app::privacy::Pseudonymiser>> {
-    if !on {
+    if !PSEUDONYMISE.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(None);
     }
     let key = pipewise_app::privacy::load_key(None)?;
@@ -573,4 +579,79 @@ where
             None => c.as_ref().to_string(),
         })
         .collect()
+}
+
+/// Standard output held back while a command runs (`--pseudonymise`):
+/// file descriptor 1 is a pipe read by a thread until [`Held::finish`]
+/// puts the real standard output back.
+pub struct Held {
+    #[cfg(unix)]
+    saved: i32,
+    #[cfg(unix)]
+    reader: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Held {
+    /// Starts holding standard output back. Errors: the pipe cannot be made
+    /// (or the platform is not Unix).
+    #[cfg(unix)]
+    pub fn start() -> anyhow::Result<Held> {
+        use std::io::{Read as _, Write as _};
+        use std::os::fd::FromRawFd as _;
+        std::io::stdout().flush()?;
+        let mut fds = [0i32; 2];
+        // SAFETY: plain POSIX calls on descriptors this function owns; fd 1
+        // is swapped for the pipe's write end and restored by `finish`.
+        unsafe {
+            if libc::pipe(fds.as_mut_ptr()) != 0 {
+                anyhow::bail!(
+                    "cannot hold the output back: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            let saved = libc::dup(1);
+            if saved < 0 || libc::dup2(fds[1], 1) < 0 {
+                anyhow::bail!(
+                    "cannot hold the output back: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            libc::close(fds[1]);
+            let mut read_end = std::fs::File::from_raw_fd(fds[0]);
+            let reader = std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = read_end.read_to_end(&mut v);
+                v
+            });
+            Ok(Held { saved, reader })
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn start() -> anyhow::Result<Held> {
+        anyhow::bail!("--pseudonymise of printed output needs a Unix system")
+    }
+
+    /// Puts the real standard output back; what was printed meanwhile.
+    #[cfg(unix)]
+    pub fn finish(self) -> anyhow::Result<String> {
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        // SAFETY: restores the descriptor saved by `start`; the pipe's
+        // last write end closes, so the reader sees its end.
+        unsafe {
+            libc::dup2(self.saved, 1);
+            libc::close(self.saved);
+        }
+        let bytes = self
+            .reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the output reader failed"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[cfg(not(unix))]
+    pub fn finish(self) -> anyhow::Result<String> {
+        Ok(String::new())
+    }
 }

@@ -563,7 +563,7 @@ pub fn score_cmd(db: &Path, args: &crate::ScoreCmd) -> Result<ExitCode> {
         store.save_scores(*slip_id, &as_of_s, &rows)?;
     }
     // CSV for write-back.
-    let px = crate::output::pseudonymiser(&store, args.pseudonymise)?;
+    let px = crate::output::pseudonymiser(&store)?;
     let mut w =
         csv::Writer::from_path(&out).with_context(|| format!("cannot write {}", out.display()))?;
     w.write_record([
@@ -807,7 +807,6 @@ pub fn models_cmd(
     db: &Path,
     card_of: Option<&str>,
     activate: Option<&str>,
-    pseudonymise: bool,
     json: bool,
 ) -> Result<ExitCode> {
     let mut store = crate::open(db)?;
@@ -840,10 +839,8 @@ pub fn models_cmd(
                 db.display()
             )
         })?;
-        match crate::output::pseudonymiser(&store, pseudonymise)? {
-            Some(p) => print!("{}", p.cell(&m.card)),
-            None => print!("{}", m.card),
-        }
+        // Under --pseudonymise, what is printed is pseudonymised.
+        print!("{}", m.card);
         return Ok(ExitCode::SUCCESS);
     }
     let models = store.models()?;

@@ -76,10 +76,6 @@ pub struct PlanArgs {
     /// current_rep_id, rep_id, moved, reason).
     #[arg(long)]
     csv: Option<PathBuf>,
-    /// In the CSV, replace reps (ids, and names in the reasons) by stable
-    /// keyed pseudonyms (key: PIPEWISE_KEY or --key-file).
-    #[arg(long, requires = "csv")]
-    pseudonymise: bool,
     /// The simulator's ground_truth.json: also judge both plans with the
     /// hidden truth.
     #[arg(long)]
@@ -203,7 +199,7 @@ fn plan(
         None => None,
     };
     if let Some(path) = &a.csv {
-        let px = crate::output::pseudonymiser(store, a.pseudonymise)?;
+        let px = crate::output::pseudonymiser(store)?;
         let mut w = csv::Writer::from_path(path)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         w.write_record([

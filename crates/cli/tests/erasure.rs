@@ -447,6 +447,51 @@ fn exports_can_be_pseudonymised_and_revealed_with_the_key() {
     for (_, n) in &reps {
         assert!(!card.contains(n.as_str()));
     }
+    // Any command's output: its JSON (still JSON, every person replaced)
+    // and its text.
+    let (ok, plain_stats, err) = pipewise(d, &["--db", "org.db", "stats", "--json"]);
+    assert!(ok, "{err}");
+    assert!(reps.iter().any(|(_, n)| plain_stats.contains(n.as_str())));
+    for args in [
+        &[
+            "--db",
+            "org.db",
+            "stats",
+            "--json",
+            "--pseudonymise",
+            "--key-file",
+            "key.txt",
+        ][..],
+        &[
+            "--db",
+            "org.db",
+            "--pseudonymise",
+            "--key-file",
+            "key.txt",
+            "stats",
+        ][..],
+    ] {
+        let (ok, out, err) = pipewise(d, args);
+        assert!(ok, "{err}");
+        for (id, n) in &reps {
+            assert!(!out.contains(n.as_str()), "{n} in {args:?}");
+            assert!(!out.contains(&format!("\"{id}\"")), "{id} in {args:?}");
+        }
+        assert!(out.contains("P-"), "{out}");
+        if args.contains(&"--json") {
+            let v: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(
+                v["counts"],
+                serde_json::from_str::<Value>(&plain_stats).unwrap()["counts"]
+            );
+        }
+    }
+    // Without a key nothing is printed but the error.
+    let (ok, out, err) = pipewise(d, &["--db", "org.db", "--pseudonymise", "stats"]);
+    assert!(
+        !ok && out.is_empty() && err.contains("PIPEWISE_KEY"),
+        "{out}{err}"
+    );
     std::fs::write(d.join("other.txt"), "some other key of 16+").unwrap();
     let (ok, out, _) = pipewise(
         d,

@@ -155,7 +155,7 @@ fn a_region_entering_stages_ahead_is_flagged_and_an_unbiased_org_is_not() {
     );
     assert!(ok, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    let rates = v["recommendation_rates"][0][1].as_array().unwrap();
+    let rates = v["recommendation_rates"][0]["rates"].as_array().unwrap();
     assert!(!rates.is_empty(), "{v}");
     assert!(rates.iter().all(|r| r["p_value"].as_f64().unwrap() <= 1.0));
 

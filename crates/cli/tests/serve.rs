@@ -420,6 +420,8 @@ fn tokens_roles_scope_errors_and_audit() {
             // whose scope shows it).
             let records: Vec<(String, Vec<String>)> = if template.contains("{rep_id}") {
                 reps.iter().map(|r| (r.clone(), vec![r.clone()])).collect()
+            } else if template.starts_with("/api/v1/users/{id}") {
+                reps.iter().map(|r| (r.clone(), vec![r.clone()])).collect()
             } else if template.contains("{call_id}") {
                 calls.clone()
             } else if template.starts_with("/api/v1/leads/{id}") {
@@ -867,6 +869,125 @@ fn tokens_roles_scope_errors_and_audit() {
     assert_eq!(
         get(&base, "/api/v1/monitor/slip?weeks=0", Some(&t_admin)).status,
         400
+    );
+    // Fairness: admins only; the model's held-out scores and the record by
+    // group (from the background analyses); coaching's recommendations.
+    let fair = get(
+        &base,
+        "/api/v1/fairness/win?groups=region,tenure",
+        Some(&t_admin),
+    );
+    assert_eq!(fair.status, 200, "{}", fair.body);
+    let fair = fair.json();
+    assert_eq!(fair["model"], "win");
+    let attrs: Vec<&str> = fair["audits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attribute"].as_str().unwrap())
+        .collect();
+    assert_eq!(attrs, ["region", "tenure"], "{fair}");
+    assert!(fair["rows"].as_u64().unwrap() > 100, "{fair}");
+    let record: Vec<&str> = fair["record"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attribute"].as_str().unwrap())
+        .collect();
+    assert_eq!(record, ["region", "tenure"], "{fair}");
+    let coach = get(&base, "/api/v1/fairness/coaching", Some(&t_admin));
+    assert_eq!(coach.status, 200, "{}", coach.body);
+    assert!(
+        !coach.json()["recommendation_rates"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(get(&base, "/api/v1/fairness/win", Some(&t_rep)).status, 403);
+    assert_eq!(
+        get(&base, "/api/v1/fairness/forecast", Some(&t_admin)).status,
+        404
+    );
+    let bad = get(
+        &base,
+        "/api/v1/fairness/win?groups=shoe_size",
+        Some(&t_admin),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("shoe_size"), "{}", bad.body);
+    // "My data": a rep's own data and estimates, and who read them.
+    let mine = get(&base, "/api/v1/me/data", Some(&t_rep));
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert!(!mine.body.contains(&t_rep), "my data shows a token");
+    let mine = mine.json();
+    assert_eq!(mine["stored"]["profile"]["id"], rep);
+    let own_open = deals.values().filter(|o| o.as_str() == rep).count();
+    assert_eq!(
+        mine["stored"]["records"]["open_deals"].as_u64().unwrap() as usize,
+        own_open,
+        "{mine}"
+    );
+    assert!(
+        !mine["stored"]["sign_in"]["tokens"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(mine["coaching"]["rep_id"], rep, "{mine}");
+    assert!(mine["stage_bias"]["mean_gap"].is_number(), "{mine}");
+    assert!(
+        mine["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["attribute"] == "region"),
+        "{mine}"
+    );
+    assert!(
+        mine["stored"]["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["kind"] == "coaching" && x["decided_by"] == manager.as_str()),
+        "the manager's coaching decision about them: {mine}"
+    );
+    assert!(
+        mine["read_by_others"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["by"] == manager.as_str()),
+        "the manager's reads of their coaching: {mine}"
+    );
+    // Another user's data: admins only (a subject access request), audited.
+    assert_eq!(
+        get(
+            &base,
+            &format!("/api/v1/users/{manager}/data"),
+            Some(&t_rep)
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        get(&base, &format!("/api/v1/users/{rep}/data"), Some(&t_mgr)).status,
+        403
+    );
+    let theirs = get(&base, &format!("/api/v1/users/{rep}/data"), Some(&t_admin));
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    assert_eq!(theirs.json()["stored"]["profile"]["id"], rep);
+    assert_eq!(
+        get(&base, "/api/v1/users/nobody/data", Some(&t_admin)).status,
+        404
+    );
+    let again = get(&base, "/api/v1/me/data", Some(&t_rep)).json();
+    assert!(
+        again["read_by_others"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["by_role"] == "admin" && a["by"].is_null() && a["detail"] == "my data"),
+        "the admin's read is shown to the rep: {again}"
     );
     let csv = get(&base, "/api/v1/export/scores.csv", Some(&t_rep));
     assert_eq!(csv.status, 200);
@@ -2028,6 +2149,11 @@ req = urllib.request.Request(base + "/api/v1/me",
                              headers={"Authorization": "Bearer " + sys.argv[3]})
 me = json.load(urllib.request.urlopen(req, context=ctx, timeout=30))
 print(json.dumps({"me": me["user_id"], "scope": len(me["scope_users"] or [])}))
+req = urllib.request.Request(base + "/api/v1/me",
+                             headers={"Authorization": "Bearer " + sys.argv[3], "Pseudonymise": "true"})
+r = urllib.request.urlopen(req, context=ctx, timeout=30)
+p = json.load(r)
+print(json.dumps({"p_me": p["user_id"], "p_name": p["name"], "p_header": r.headers.get("Pseudonymise")}))
 host, port = base[len("https://"):].split(":")
 try:
     c = http.client.HTTPConnection(host, int(port), timeout=5)
@@ -2061,8 +2187,13 @@ except Exception as e:
     // The encrypted database is read: the manager and their team.
     assert_eq!(lines[1]["me"], manager.as_str(), "{text}");
     assert!(lines[1]["scope"].as_u64().unwrap() > 1, "{text}");
+    // Asked for pseudonyms, the same answer names no one.
+    let p_me = lines[2]["p_me"].as_str().unwrap();
+    assert!(p_me.starts_with("P-") && p_me.len() == 14, "{text}");
+    assert_eq!(lines[2]["p_name"], p_me, "{text}");
+    assert_eq!(lines[2]["p_header"], "true", "{text}");
     assert_ne!(
-        lines[2]["plain"], 200,
+        lines[3]["plain"], 200,
         "plain HTTP answered on the TLS port: {text}"
     );
     drop(server);
@@ -2091,4 +2222,181 @@ except Exception as e:
     // One of the pair alone is refused by the argument parser.
     let (ok, _, err) = pipewise(d, &["--db", "org.db", "serve", "--tls-cert", "cert.pem"]);
     assert!(!ok && err.contains("--tls-key"), "{err}");
+}
+
+#[test]
+fn erasure_and_retention_over_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        &[
+            "simulate",
+            "--seed",
+            "9401",
+            "--reps",
+            "6",
+            "--months",
+            "8",
+            "--transcript-share",
+            "0.6",
+            "--vtt-sample",
+            "0",
+            "--out",
+            "sim",
+        ][..],
+        &["--db", "org.db", "import", "dir", "sim"],
+    ] {
+        let (ok, _, err) = pipewise(d, args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    let db = d.join("org.db");
+    let (contact, email, admin, rep): (String, String, String, String) = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let (contact, email) = c
+            .query_row(
+                "SELECT id, email FROM contacts WHERE email IS NOT NULL
+                   AND (SELECT count(*) FROM contacts x WHERE x.email = contacts.email) = 1
+                 ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let admin = c
+            .query_row(
+                "SELECT id FROM users WHERE role = 'manager' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let rep = c
+            .query_row(
+                "SELECT id FROM users WHERE role = 'rep' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (contact, email, admin, rep)
+    };
+    assert!(pipewise(d, &["--db", "org.db", "user", "grant-admin", &admin]).0);
+    let t_admin = token(d, &admin, &[]);
+    let t_rep = token(d, &rep, &[]);
+    let server = start(d, "org.db");
+    let base = server.base.clone();
+    let post = |tok: &str, path: &str, body: serde_json::Value| {
+        send(
+            &base,
+            "POST",
+            path,
+            &[("Authorization", &format!("Bearer {tok}"))],
+            Some(&body.to_string()),
+        )
+    };
+    let file_has = |needle: &str| {
+        let mut bytes = std::fs::read(&db).unwrap();
+        if let Ok(w) = std::fs::read(d.join("org.db-wal")) {
+            bytes.extend(w);
+        }
+        String::from_utf8_lossy(&bytes)
+            .to_lowercase()
+            .contains(&needle.to_lowercase())
+    };
+    assert!(file_has(&email));
+    // Pseudonyms asked of a server without a key: a clear 400.
+    let r = send(
+        &base,
+        "GET",
+        "/api/v1/me",
+        &[
+            ("Authorization", &format!("Bearer {t_rep}")),
+            ("Pseudonymise", "true"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("PIPEWISE_KEY"), "{}", r.body);
+
+    // Erasure: admins only; exactly one person; an unknown id is 404.
+    let r = post(
+        &t_rep,
+        "/api/v1/privacy/erasures",
+        serde_json::json!({"person": "contact", "id": contact}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = post(
+        &t_admin,
+        "/api/v1/privacy/erasures",
+        serde_json::json!({"person": "customer", "id": contact}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = post(
+        &t_admin,
+        "/api/v1/privacy/erasures",
+        serde_json::json!({"person": "contact", "id": "nobody"}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = post(
+        &t_admin,
+        "/api/v1/privacy/erasures",
+        serde_json::json!({"person": "contact", "id": contact, "reason": "request 2026-12-01"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rep_json = r.json();
+    assert_eq!(rep_json["subject"], "contact");
+    assert!(rep_json["audit_seq"].as_i64().unwrap() > 0);
+    assert!(
+        rep_json["changed"]["contacts"].as_u64().unwrap_or(0) >= 1,
+        "{rep_json}"
+    );
+    // The file and its log no longer hold the email, with the server running.
+    assert!(!file_has(&email), "the erased email is still in the file");
+    // The audit log records it without the identity.
+    let (_, audit, _) = pipewise(d, &["--db", "org.db", "audit", "--limit", "20", "--json"]);
+    assert!(audit.contains("privacy.erased"), "{audit}");
+    assert!(!audit.to_lowercase().contains(&email.to_lowercase()));
+
+    // Retention: a rule is needed, days from 1; a dry run changes nothing.
+    let rule = |days: u32| serde_json::json!({"rules": [{"data": "transcripts", "days": days}]});
+    for (body, field) in [
+        (serde_json::json!({"rules": []}), "rules"),
+        (rule(0), "days"),
+    ] {
+        let r = post(&t_admin, "/api/v1/privacy/retention", body.clone());
+        assert_eq!(
+            (r.status, r.json()["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        post(&t_rep, "/api/v1/privacy/retention", rule(30)).status,
+        403
+    );
+    let turns = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM conversation_turns WHERE text IS NOT NULL AND text <> ''",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let before = turns();
+    assert!(before > 0);
+    let dry = post(
+        &t_admin,
+        "/api/v1/privacy/retention",
+        serde_json::json!({"rules": [{"data": "transcripts", "days": 30}], "dry_run": true}),
+    );
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    let dry = dry.json();
+    assert!(dry["transcripts"].as_u64().unwrap() > 0, "{dry}");
+    assert_eq!(turns(), before);
+    let run = post(&t_admin, "/api/v1/privacy/retention", rule(30)).json();
+    assert_eq!(run["transcripts"], dry["transcripts"], "{run}");
+    assert!(run["audit_seq"].is_number(), "{run}");
+    assert!(turns() < before);
+    let again = post(&t_admin, "/api/v1/privacy/retention", rule(30)).json();
+    assert_eq!(again["transcripts"], 0, "{again}");
 }

@@ -60,6 +60,7 @@ pub struct Row {
 
 /// The stated thresholds.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thresholds {
     /// A score at or above is a positive prediction (0.5).
     pub decision: f64,
@@ -99,6 +100,7 @@ impl Default for Thresholds {
 
 /// One group's figures.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupStats {
     pub group: String,
     pub rows: usize,
@@ -140,6 +142,7 @@ pub struct GroupStats {
 
 /// A disparity past a threshold, and whether it is flagged.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Disparity {
     pub group: String,
     /// `calibration`, `four_fifths`, `equalized_odds` or `record`.
@@ -160,6 +163,7 @@ pub struct Disparity {
 
 /// The fairness of one model across the groups of one attribute.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Audit {
     pub attribute: String,
     pub groups: Vec<GroupStats>,
@@ -746,6 +750,7 @@ pub struct GapRow {
 
 /// One group's record: how far its entered stages run from the evidence.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordGroup {
     pub group: String,
     pub snapshots: usize,
@@ -768,6 +773,7 @@ pub struct RecordGroup {
 /// entered stages run ahead of (or behind) the evidence more than the other
 /// groups' is a biased record, whatever any model makes of it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordAudit {
     pub attribute: String,
     pub groups: Vec<RecordGroup>,
@@ -873,6 +879,7 @@ pub fn record_audit(attribute: &str, rows: &[GapRow], th: &Thresholds) -> Record
 /// How often one recommendation (a coaching skill) is made in one group of
 /// reps, against the other reps.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecommendationRate {
     pub recommendation: String,
     pub group: String,

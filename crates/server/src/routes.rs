@@ -36,7 +36,7 @@ use crate::{AppState, Options};
 #[openapi(
     info(
         title = "pipewise",
-        description = "Sales intelligence over your CRM: scored pipeline, forecasts, coaching. Every `/api/v1` route needs `Authorization: Bearer TOKEN` (`pipewise token create --user ID`) and answers within the caller's scope: a rep sees their own book, a manager their team down the hierarchy, a director or admin everything. Records outside the scope answer 404. Errors are application/problem+json (RFC 9457).",
+        description = "Sales intelligence over your CRM: scored pipeline, forecasts, coaching. Every `/api/v1` route needs `Authorization: Bearer TOKEN` (`pipewise token create --user ID`) and answers within the caller's scope: a rep sees their own book, a manager their team down the hierarchy, a director or admin everything. Records outside the scope answer 404. Errors are application/problem+json (RFC 9457). With the request header `Pseudonymise: true`, every person in a JSON or CSV answer is replaced by a stable keyed pseudonym (the server's key; see docs/privacy.md).",
         license(name = "Apache-2.0")
     ),
     modifiers(&Bearer),
@@ -49,6 +49,7 @@ use crate::{AppState, Options};
         (name = "leads", description = "Open leads with conversion scores; inbound leads"),
         (name = "territories", description = "Account segments, which reps win where, account plans and whitespace; customers' next product and churn risk"),
         (name = "models", description = "The model registry and model cards"),
+        (name = "privacy", description = "What pipewise holds about a person and every estimate it makes of them"),
         (name = "admin", description = "Admin only")
     )
 )]
@@ -84,6 +85,10 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
         .routes(routes!(me))
+        .routes(routes!(my_data))
+        .routes(routes!(user_data))
+        .routes(routes!(erase_person))
+        .routes(routes!(apply_retention))
         .routes(routes!(list_opportunities))
         .routes(routes!(get_opportunity))
         .routes(routes!(override_forecast))
@@ -101,6 +106,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(list_models))
         .routes(routes!(get_model))
         .routes(routes!(model_monitor))
+        .routes(routes!(model_fairness))
         .routes(routes!(export_scores))
         .routes(routes!(list_leads))
         .routes(routes!(inbound_lead))
@@ -163,6 +169,7 @@ pub fn router(state: AppState, opts: &Options) -> (Router, utoipa::openapi::Open
         .route("/metrics", axum::routing::get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), pseudonymise))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -247,6 +254,84 @@ async fn plain_errors_as_problems(r: Response) -> Response {
 }
 
 /// Counts and times every request by its route template, and logs it.
+/// The request header asking for people to be replaced by pseudonyms.
+pub const PSEUDONYMISE_HEADER: &str = "pseudonymise";
+
+/// With `Pseudonymise: true`, a successful JSON or CSV response has every
+/// person in it replaced by their keyed pseudonym (ids exactly, names and
+/// emails inside text; docs/privacy.md), and says so in its own
+/// `Pseudonymise` header. A server without a key answers 400.
+async fn pseudonymise(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let asked = req
+        .headers()
+        .get(PSEUDONYMISE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match asked.as_deref() {
+        None | Some("false") | Some("0") => return next.run(req).await,
+        Some("true") | Some("1") => {}
+        Some(other) => {
+            return Problem::bad_request(
+                "Pseudonymise",
+                "true or false",
+                format!("Pseudonymise: {other}"),
+            )
+            .into_response();
+        }
+    }
+    let px = match state.service.pseudonymiser() {
+        Ok(p) => p,
+        Err(e) => return Problem::from(e).into_response(),
+    };
+    let resp = next.run(req).await;
+    if !resp.status().is_success() {
+        return resp;
+    }
+    let ctype = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let json = ctype.starts_with("application/json");
+    let csv = ctype.starts_with("text/csv");
+    if !json && !csv {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Problem::from(pipewise_app::AppError::Internal(anyhow::anyhow!(
+                "reading the response to pseudonymise: {e}"
+            )))
+            .into_response();
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let out = if json {
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(mut v) => {
+                px.json(&mut v);
+                v.to_string()
+            }
+            Err(_) => px.text(&text),
+        }
+    } else {
+        match px.csv(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                return Problem::from(pipewise_app::AppError::Internal(e)).into_response();
+            }
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(PSEUDONYMISE_HEADER, HeaderValue::from_static("true"));
+    Response::from_parts(parts, axum::body::Body::from(out))
+}
+
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
@@ -346,6 +431,217 @@ async fn me(
     Authed(caller): Authed,
 ) -> Result<Json<Me>, Problem> {
     state.service.me(&caller).map(Json).map_err(Problem::from)
+}
+
+/// "My data": everything pipewise holds about the caller and every
+/// estimate it makes of them: their profile, sign-in data (never a
+/// secret), time off, the records linked to them, decisions about and by
+/// them, the models trained on their records, the groups the fairness
+/// reports put them in, their stage bias and coaching profile, who read
+/// their data and what they did (docs/privacy.md).
+#[utoipa::path(get, path = "/api/v1/me/data", tag = "privacy", security(("bearer" = [])),
+    responses(
+        (status = 200, body = pipewise_app::my_data::MyData),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn my_data(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+) -> Result<Json<pipewise_app::my_data::MyData>, Problem> {
+    state
+        .service
+        .my_data(&caller, None, "GET /api/v1/me/data")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The kind of person to erase.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum PersonKind {
+    /// A contact: the contact, the leads linked to it and every lead or
+    /// contact with the same email.
+    Contact,
+    /// A lead: the lead, its contact, and the same again.
+    Lead,
+    /// A user: a rep, manager or admin.
+    User,
+}
+
+/// Who to erase.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ErasureRequest {
+    person: PersonKind,
+    /// Their id.
+    #[schema(min_length = 1)]
+    id: String,
+    /// Why (the request's reference); kept in the audit log with any
+    /// mention of the person removed.
+    reason: Option<String>,
+}
+
+/// Erases a person (GDPR article 17, CCPA; admin only): their name, email,
+/// inquiries and words removed or anonymised everywhere, the aggregates
+/// kept, audit details that named them blanked, the erasure audited
+/// without their identity, models trained on them marked for retraining,
+/// and the file rewritten. Erasing someone again changes nothing. See
+/// docs/privacy.md.
+#[utoipa::path(post, path = "/api/v1/privacy/erasures", tag = "privacy",
+    security(("bearer" = []), ("session" = [])),
+    request_body = ErasureRequest,
+    responses(
+        (status = 200, body = pipewise_app::privacy::ErasureReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn erase_person(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+    ApiJson(body): ApiJson<ErasureRequest>,
+) -> Result<Json<pipewise_app::privacy::ErasureReport>, Problem> {
+    use pipewise_app::privacy::Subject;
+    let subject = match body.person {
+        PersonKind::Contact => Subject::Contact(&body.id),
+        PersonKind::Lead => Subject::Lead(&body.id),
+        PersonKind::User => Subject::User(&body.id),
+    };
+    state
+        .service
+        .erase(
+            &caller,
+            subject,
+            body.reason.as_deref(),
+            "POST /api/v1/privacy/erasures",
+        )
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// What a retention rule removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum RetentionData {
+    /// Recorded calls' transcripts (each turn's text and speaker name, the
+    /// call's title).
+    Transcripts,
+    /// Leads that never converted: their contact's name, email, title and
+    /// inquiry, and their scores.
+    UnconvertedLeads,
+}
+
+/// One rule: what goes once older than how many days.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RetentionRule {
+    data: RetentionData,
+    /// Whole days (a JSON number such as 365 or 365.0).
+    #[schema(value_type = u32, minimum = 1, maximum = 36500)]
+    days: f64,
+}
+
+/// A retention run, with ages counted from now.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RetentionRequest {
+    /// One rule or two; two for the same data keep the shorter period.
+    #[schema(min_items = 1, max_items = 2)]
+    rules: Vec<RetentionRule>,
+    /// Report what is due and change nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Applies a retention policy (admin only), ages counted from now:
+/// transcripts and unconverted leads past their age lose their personal
+/// data, logged in the audit log
+/// (`privacy.retention`) and followed by a rewrite of the file. See
+/// docs/privacy.md.
+#[utoipa::path(post, path = "/api/v1/privacy/retention", tag = "privacy",
+    security(("bearer" = []), ("session" = [])),
+    request_body = RetentionRequest,
+    responses(
+        (status = 200, body = pipewise_app::privacy::RetentionReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn apply_retention(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+    ApiJson(body): ApiJson<RetentionRequest>,
+) -> Result<Json<pipewise_app::privacy::RetentionReport>, Problem> {
+    if body.rules.is_empty() || body.rules.len() > 2 {
+        return Err(Problem::bad_request(
+            "rules",
+            "one or two rules",
+            format!("{} rules", body.rules.len()),
+        ));
+    }
+    let mut policy = pipewise_app::privacy::RetentionPolicy::default();
+    for r in &body.rules {
+        if !(1.0..=36_500.0).contains(&r.days) || r.days.fract() != 0.0 {
+            return Err(Problem::bad_request(
+                "days",
+                "a whole number of days from 1 to 36500",
+                format!("{} days", r.days),
+            ));
+        }
+        let days = r.days as u32;
+        let slot = match r.data {
+            RetentionData::Transcripts => &mut policy.transcripts_days,
+            RetentionData::UnconvertedLeads => &mut policy.unconverted_leads_days,
+        };
+        *slot = Some(slot.map_or(days, |d| d.min(days)));
+    }
+    state
+        .service
+        .apply_retention(
+            &caller,
+            &policy,
+            None,
+            body.dry_run,
+            "POST /api/v1/privacy/retention",
+        )
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// A user's data as "my data" shows it to them, for an admin answering a
+/// subject access request (GDPR article 15); audited.
+#[utoipa::path(get, path = "/api/v1/users/{id}/data", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, body = pipewise_app::my_data::MyData),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn user_data(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<pipewise_app::my_data::MyData>, Problem> {
+    let via = format!("GET /api/v1/users/{id}/data");
+    state
+        .service
+        .my_data(&caller, Some(&id), &via)
+        .await
+        .map(Json)
+        .map_err(Problem::from)
 }
 
 /// Open deals in the caller's scope with win and slip probabilities,
@@ -863,6 +1159,67 @@ async fn model_monitor(
         .await
         .map(Json)
         .map_err(Problem::from)
+}
+
+/// The groups of a fairness report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct FairnessQuery {
+    /// Group attributes, comma-separated: of reps `region`, `team`,
+    /// `tenure`, `new_hire`; of customers `industry`, `size`, `location`
+    /// (default: region, team, tenure, industry, size; coaching: the rep
+    /// groups among them).
+    #[param(
+        example = "region,tenure",
+        pattern = r"^(region|team|tenure|new_hire|industry|size|location)(,(region|team|tenure|new_hire|industry|size|location))*$"
+    )]
+    groups: Option<String>,
+}
+
+/// Fairness by group of reps and of customers (admin only): for the win,
+/// slip or lead model, calibration, selection rates, the four-fifths rule
+/// and equalized odds on its held-out scores, with clustered tests, and for
+/// win and slip the record (entered stages against the evidence) by group;
+/// for coaching, the rate of each recommendation by group. See
+/// docs/fairness.md.
+#[utoipa::path(get, path = "/api/v1/fairness/{kind}", tag = "admin", security(("bearer" = [])),
+    params(
+        ("kind" = String, Path, description = "`win`, `slip`, `lead` or `coaching`"),
+        FairnessQuery,
+    ),
+    responses(
+        (status = 200, body = pipewise_app::fairness::FairnessReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn model_fairness(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(kind): Path<String>,
+    ApiQuery(q): ApiQuery<FairnessQuery>,
+) -> Result<Json<pipewise_app::fairness::FairnessReport>, Problem> {
+    let via = format!("GET /api/v1/fairness/{kind}");
+    let groups = split_groups(q.groups.as_deref());
+    state
+        .service
+        .fairness(&caller, &kind, &groups, &via)
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// `a,b` → `["a", "b"]` (blanks dropped).
+pub(crate) fn split_groups(s: Option<&str>) -> Vec<String> {
+    s.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The caller's open deals with their win and slip probabilities and top

@@ -26,6 +26,7 @@ pub struct UserRecord {
 
 /// A stored API token (never the token itself).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRecord {
     pub id: i64,
     pub user_id: String,

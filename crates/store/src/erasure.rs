@@ -59,6 +59,7 @@ impl Subject<'_> {
 
 /// What an erasure changed.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureReport {
     /// `contact`, `lead` or `user`.
     pub subject: String,
@@ -576,9 +577,21 @@ impl SqliteStore {
     /// bytes behind. Takes as long as copying the file.
     pub fn vacuum(&mut self) -> Result<()> {
         self.conn.execute_batch("VACUUM")?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        // Empty the write-ahead log, whose old frames hold what was
+        // removed; a reader of another connection (a running server) can
+        // hold the checkpoint back a moment: try for up to ten seconds.
+        for _ in 0..100 {
+            let busy: i64 = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(StoreError::Invalid(
+            "the write-ahead log could not be emptied (another connection kept reading for ten seconds): run the command again".into(),
+        ))
     }
 }
 
@@ -783,6 +796,7 @@ mod tests {
 /// A retention policy: how long personal data is kept (days; `None`: for
 /// ever).
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPolicy {
     /// Recorded calls older than this lose their transcript: each turn's
@@ -797,6 +811,7 @@ pub struct RetentionPolicy {
 
 /// What applying a retention policy did (or would do, on a dry run).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetentionReport {
     pub policy: RetentionPolicy,
     /// The instant the ages are counted from (UTC).

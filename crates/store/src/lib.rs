@@ -19,6 +19,7 @@ pub mod read;
 mod registry;
 mod sqlite;
 mod stats;
+pub mod subject;
 
 pub use encryption::{Rewrite, database_key, set_database_key};
 pub use read::CrmData;
@@ -55,10 +56,12 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
-        "database {path} is encrypted (or is not a SQLite database): give its key (PIPEWISE_KEY or --key-file)"
+        "cannot open database {path}: it is encrypted, or not a SQLite database; if encrypted, give its key (PIPEWISE_KEY or --key-file)"
     )]
     Encrypted { path: String },
-    #[error("database {path}: the key does not open it (a wrong key, or not a pipewise database)")]
+    #[error(
+        "cannot open database {path}: the key does not open it (a wrong key, or not a SQLite database)"
+    )]
     WrongKey { path: String },
     #[error("{0}")]
     Sql(#[from] rusqlite::Error),

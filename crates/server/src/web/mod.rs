@@ -88,6 +88,8 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "admin_models.html",
     "admin_model.html",
     "admin_monitor.html",
+    "admin_fairness.html",
+    "my_data.html",
     "admin_tokens.html",
     "admin_audit.html",
 );

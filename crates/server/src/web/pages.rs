@@ -52,6 +52,12 @@ pub fn routes() -> Router<AppState> {
             get(|| async { Redirect::to("/admin/monitor/win") }),
         )
         .route("/admin/monitor/{kind}", get(monitor_page))
+        .route(
+            "/admin/fairness",
+            get(|| async { Redirect::to("/admin/fairness/win") }),
+        )
+        .route("/admin/fairness/{kind}", get(fairness_page))
+        .route("/me", get(my_data_page))
         .route("/admin/tokens", get(tokens).post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .route("/admin/audit", get(audit))
@@ -1492,6 +1498,53 @@ async fn monitor_page(
         Ok(m) => {
             let title = format!("Monitor: {} model", m.model);
             render(&state, &viewer, "admin", "admin_monitor.html", &title, m)
+        }
+        Err(e) => error_page(&state, &viewer, "admin", e),
+    }
+}
+
+/// "My data" (`?user=ID`: an admin answering a subject access request).
+async fn my_data_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = params(q);
+    let user = p.get("user").map(String::as_str);
+    let via = match user {
+        Some(u) => format!("GET /me?user={u}"),
+        None => "GET /me".to_string(),
+    };
+    match state.service.my_data(&viewer.caller, user, &via).await {
+        Ok(d) => {
+            let title = if d.stored.profile.id == viewer.caller.user_id {
+                "My data".to_string()
+            } else {
+                format!("Data held about {}", d.stored.profile.name)
+            };
+            render(&state, &viewer, "me", "my_data.html", &title, d)
+        }
+        Err(e) => error_page(&state, &viewer, "me", e),
+    }
+}
+
+async fn fairness_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(kind): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = params(q);
+    let groups = crate::routes::split_groups(p.get("groups").map(String::as_str));
+    let via = format!("GET /admin/fairness/{kind}");
+    match state
+        .service
+        .fairness(&viewer.caller, &kind, &groups, &via)
+        .await
+    {
+        Ok(r) => {
+            let title = format!("Fairness: {}", r.model);
+            render(&state, &viewer, "admin", "admin_fairness.html", &title, r)
         }
         Err(e) => error_page(&state, &viewer, "admin", e),
     }
