@@ -364,6 +364,9 @@ pub fn model_fairness(
     let rec = store.model(kind, version)?.ok_or_else(|| {
         anyhow::anyhow!(match version {
             Some(v) => format!("no {kind} model version {v}: see pipewise models"),
+            None if kind == "lead" => {
+                "no active lead model: `pipewise score leads` fits and registers one".to_string()
+            }
             None => format!("no active {kind} model: train one first (pipewise train)"),
         })
     })?;
@@ -563,16 +566,17 @@ pub fn card_section(audits: &[Audit]) -> String {
         let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
         for g in &judged {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {:+.1} points |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 g.group,
                 g.rows,
                 pct(Some(g.outcome_rate)),
                 pct(Some(g.mean_predicted)),
                 pct(Some(g.selection_rate)),
-                g.impact_ratio,
+                g.impact_ratio.map_or("-".into(), |x| format!("{x:.2}")),
                 pct(g.true_positive_rate),
                 pct(g.false_positive_rate),
-                100.0 * g.relative_gap
+                g.relative_gap
+                    .map_or("-".into(), |x| format!("{:+.1} points", 100.0 * x))
             ));
         }
         let too_few = a.groups.len() - judged.len();

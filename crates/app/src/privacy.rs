@@ -133,15 +133,15 @@ pub enum KeyChange {
 
 /// Rewrites the database file at `db` as `change` says, with the process's
 /// key ([`configure_key`]), and records it in the audit log (no key, only
-/// what was done) as `privacy.encrypted`, `privacy.key_rotated` or
+/// what was done and `by` whom, run from `route`) as `privacy.encrypted`, `privacy.key_rotated` or
 /// `privacy.decrypted`. Errors: no key; a file already in the state asked
 /// for (encrypting an encrypted file, rotating or decrypting a plaintext
 /// one); a new key equal to the old; a wrong key; the file system's errors.
 pub fn change_key(
     db: &Path,
     change: &KeyChange,
-    actor: Option<&str>,
     route: &str,
+    by: &str,
 ) -> Result<pipewise_store::Rewrite> {
     use pipewise_store::encryption::{FileState, file_state};
     let key = pipewise_store::database_key();
@@ -156,7 +156,7 @@ pub fn change_key(
         KeyChange::Encrypt => {
             anyhow::ensure!(
                 !encrypted,
-                "{} is already encrypted: `pipewise db rekey` changes its key",
+                "{} is not a plaintext SQLite database: it is already encrypted (`pipewise db rekey` changes its key), or not a database at all",
                 db.display()
             );
             let k = key.clone().ok_or_else(|| {
@@ -189,7 +189,7 @@ pub fn change_key(
     let r = SqliteStore::rewrite_keyed(db, old.as_deref(), new.as_deref())?;
     let mut store = SqliteStore::open_with_key(db, new.as_deref())?;
     let detail = format!(
-        "{} -> {}; {} bytes",
+        "{} -> {}; {} bytes; {by}",
         if r.encrypted_before {
             "encrypted"
         } else {
@@ -204,7 +204,7 @@ pub fn change_key(
     );
     store.append_audit(&pipewise_store::access::NewAudit {
         at: &crate::auth::now(),
-        user_id: actor,
+        user_id: None,
         action,
         route: Some(route),
         ids: &[],
@@ -259,8 +259,14 @@ impl Pseudonymiser {
                     names.push((t.to_string(), p.clone()));
                 }
             }
+            // Ids replaced inside text: 3 characters or more, with a digit
+            // and a letter (a bare number, or a word such as "admin", is
+            // too common in text to replace safely).
             let id = person.id.trim();
-            if id.len() >= 3 && !id.bytes().all(|b| b.is_ascii_digit()) {
+            if id.len() >= 3
+                && id.bytes().any(|b| b.is_ascii_digit())
+                && id.bytes().any(|b| b.is_ascii_alphabetic())
+            {
                 words.push((id.to_string(), p.clone()));
             }
             ids.insert(person.id.clone(), p);
@@ -307,8 +313,9 @@ impl Pseudonymiser {
 
     /// Free text (a report, a table printed for people): names and emails
     /// replaced as in [`Self::cell`], and ids standing alone as a word (3
-    /// or more characters, not only digits, between characters that are
-    /// not letters, digits, `_` or `-`) replaced by their pseudonyms.
+    /// or more characters with a digit and a letter, between characters
+    /// that are not letters, digits, `_` or `-`: `r00001:discovery`, a
+    /// route's `/r00001/`) replaced by their pseudonyms.
     pub fn text(&self, s: &str) -> String {
         let s = self.cell(s);
         let Some((ac, reps)) = &self.word_ids else {
@@ -330,18 +337,19 @@ impl Pseudonymiser {
     }
 
     /// A JSON document: every string that is a person's id becomes their
-    /// pseudonym, every other string and every object key has their names
-    /// and emails replaced ([`Self::cell`]); numbers and the shape are kept.
+    /// pseudonym, every other string and every object key is replaced as
+    /// text ([`Self::text`]: names, emails, ids inside it); numbers and the
+    /// shape are kept.
     pub fn json(&self, v: &mut serde_json::Value) {
         use serde_json::Value;
         match v {
-            Value::String(s) => *s = self.cell(s),
+            Value::String(s) => *s = self.text(s),
             Value::Array(a) => a.iter_mut().for_each(|x| self.json(x)),
             Value::Object(o) => {
                 let old = std::mem::take(o);
                 for (k, mut x) in old {
                     self.json(&mut x);
-                    o.insert(self.cell(&k), x);
+                    o.insert(self.text(&k), x);
                 }
             }
             _ => {}
@@ -469,6 +477,11 @@ mod tests {
         assert_eq!(v[tom.as_str()], 1);
         assert_eq!(v["n"], 12);
         assert_eq!(v["ids"][1], "r2");
+        let mut v = serde_json::json!({"rec": "rep7:discovery", "route": "GET /users/rep7/data", "role": "admin"});
+        two.json(&mut v);
+        assert_eq!(v["rec"], format!("{r7}:discovery"));
+        assert_eq!(v["route"], format!("GET /users/{r7}/data"));
+        assert_eq!(v["role"], "admin");
         let out = p.output("{\n  \"owner\": \"r1\"\n}\n");
         assert!(out.contains(&tom) && out.ends_with("}\n"), "{out}");
         assert_eq!(p.output("Owner Tom Wu\n"), format!("Owner {tom}\n"));

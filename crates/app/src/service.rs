@@ -1217,6 +1217,11 @@ impl Service {
         Ok(r)
     }
 
+    /// Whether the database file is encrypted at rest.
+    pub fn encrypted(&self) -> bool {
+        self.store().is_encrypted()
+    }
+
     /// The pseudonymiser of the people in the database, under the server's
     /// key (`PIPEWISE_KEY` or `--key-file`), for responses asked for with
     /// pseudonyms; made once per database version. Errors: the server has
@@ -1411,9 +1416,12 @@ impl Service {
             .copied()
             .collect();
         if let Some(bad) = groups.iter().find(|g| !known.contains(&g.as_str())) {
-            return Err(
-                InputError::new("group", &format!("one of {}", known.join(", ")), bad).into(),
-            );
+            return Err(InputError::new(
+                "groups",
+                &format!("a comma-separated list of {}", known.join(", ")),
+                bad,
+            )
+            .into());
         }
         let groups = f::groups_or_default(groups, subject, None);
         let unavailable = |e: anyhow::Error| AppError::Unavailable(format!("{e:#}"));
@@ -1434,7 +1442,12 @@ impl Service {
                 let store = self.store();
                 if store.model(kind, None)?.is_none() {
                     return Err(AppError::Absent(format!(
-                        "no active {kind} model: train one first"
+                        "no active {kind} model: {}",
+                        if kind == "lead" {
+                            "`pipewise score leads` fits and registers one"
+                        } else {
+                            "train one first (pipewise train)"
+                        }
                     )));
                 }
                 let crm = store.load_crm()?;

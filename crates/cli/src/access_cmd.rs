@@ -175,6 +175,32 @@ pub enum TokenCmd {
     },
 }
 
+/// The operating-system account running this process, from its real user
+/// id (not from `$USER`, which anyone can set): `alice (uid 1000)`.
+pub fn os_user() -> String {
+    #[cfg(unix)]
+    {
+        // SAFETY: getpwuid_r writes into the buffers given; the name is
+        // read before they go out of scope.
+        unsafe {
+            let uid = libc::getuid();
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut buf = vec![0 as libc::c_char; 4096];
+            let mut found: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found);
+            if rc == 0 && !found.is_null() && !pwd.pw_name.is_null() {
+                let name = std::ffi::CStr::from_ptr(pwd.pw_name).to_string_lossy();
+                return format!("{name} (uid {uid})");
+            }
+            format!("uid {uid}")
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::env::var("USERNAME").unwrap_or_else(|_| "unknown".into())
+    }
+}
+
 fn audit_cli(
     store: &mut pipewise_store::SqliteStore,
     action: &str,
@@ -184,9 +210,7 @@ fn audit_cli(
 ) -> Result<()> {
     let at = auth::now();
     // Run from a terminal: the operating-system account is who did it.
-    let os_user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let os_user = os_user();
     let detail = match detail {
         Some(d) => format!("{d}; by OS user {os_user}"),
         None => format!("by OS user {os_user}"),
@@ -769,19 +793,22 @@ pub fn db(db: &Path, cmd: &DbCmd) -> Result<ExitCode> {
     let (change, json, route) = match cmd {
         DbCmd::Encrypt { json } => (Ok(KeyChange::Encrypt), *json, "pipewise db encrypt"),
         DbCmd::Rekey { new_key_file, json } => (
-            read_key(new_key_file.as_deref(), NEW_KEY_ENV).and_then(|k| {
-                k.map(|new_key| KeyChange::Rotate { new_key }).ok_or_else(|| {
+            read_key(new_key_file.as_deref(), NEW_KEY_ENV)
+                .context("the new key")
+                .and_then(|k| {
+                    k.map(|new_key| KeyChange::Rotate { new_key }).ok_or_else(|| {
                     anyhow::anyhow!(
                         "give the new key: {NEW_KEY_ENV} or --new-key-file (16 characters or more)"
                     )
                 })
-            }),
+                }),
             *json,
             "pipewise db rekey",
         ),
         DbCmd::Decrypt { json } => (Ok(KeyChange::Decrypt), *json, "pipewise db decrypt"),
     };
-    let done = change.and_then(|c| change_key(db, &c, None, route));
+    let by = format!("by OS user {}", os_user());
+    let done = change.and_then(|c| change_key(db, &c, route, &by));
     let r = match json_outcome(done, json)? {
         Ok(r) => r,
         Err(code) => return Ok(code),
@@ -817,6 +844,17 @@ pub fn pseudonym(db: &Path, cmd: &PseudonymCmd) -> Result<ExitCode> {
         made_with_key_file,
         json,
     } = cmd;
+    let p = pseudonym.trim();
+    if !(p.len() == 14
+        && p.starts_with("P-")
+        && p[2..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        bail!(
+            "{pseudonym:?} is not a pseudonym: expected P- and 12 lower-case hex digits, e.g. P-3fa9c01b77e2"
+        );
+    }
     let key = pipewise_app::privacy::load_key(made_with_key_file.as_deref())?;
     let mut store = existing(db)?;
     let people = store.people()?;
@@ -834,9 +872,17 @@ pub fn pseudonym(db: &Path, cmd: &PseudonymCmd) -> Result<ExitCode> {
             .map(|p| serde_json::json!({"kind": p.kind, "id": p.id, "name": p.name}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if found.is_empty() {
-        println!("{pseudonym}: no one in this database under this key");
-    } else {
+    }
+    if found.is_empty() {
+        let msg = format!(
+            "{pseudonym}: no one in this database under this key (an export made before `pipewise db rekey`: give its key with --made-with-key-file; a person since erased cannot be revealed)"
+        );
+        if *json {
+            eprintln!("{msg}");
+        } else {
+            println!("{msg}");
+        }
+    } else if !*json {
         for p in &found {
             println!(
                 "{pseudonym}: {} {} ({})",

@@ -100,16 +100,18 @@ fn audit_text(a: &Audit, out: &mut String) {
             pct(Some(g.outcome_rate)),
             pct(Some(g.mean_predicted)),
             pct(Some(g.selection_rate)),
-            format!("{:.2}", g.impact_ratio),
-            format!("{:.2}", g.outcome_ratio),
+            g.impact_ratio.map_or("-".into(), |x| format!("{x:.2}")),
+            g.outcome_ratio.map_or("-".into(), |x| format!("{x:.2}")),
             pct(g.true_positive_rate),
             pct(g.false_positive_rate),
             format!(
-                "{:+.1} ± {:.1}",
+                "{:+.1} ± {}",
                 100.0 * g.calibration_gap,
-                100.0 * g.calibration_gap_se
+                g.calibration_gap_se
+                    .map_or("-".into(), |x| format!("{:.1}", 100.0 * x))
             ),
-            format!("{:+.1}", 100.0 * g.relative_gap),
+            g.relative_gap
+                .map_or("-".into(), |x| format!("{:+.1}", 100.0 * x)),
             format!("{:.3}", g.ece),
             if g.judged { "" } else { "  (too few to judge)" }
         ));

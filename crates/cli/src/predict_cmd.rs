@@ -840,7 +840,19 @@ pub fn models_cmd(
             )
         })?;
         // Under --pseudonymise, what is printed is pseudonymised.
-        print!("{}", m.card);
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "kind": m.kind,
+                    "version": m.version,
+                    "active": m.active,
+                    "card": m.card,
+                }))?
+            );
+        } else {
+            print!("{}", m.card);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let models = store.models()?;

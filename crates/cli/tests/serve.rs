@@ -315,7 +315,14 @@ fn tokens_roles_scope_errors_and_audit() {
         "a token is stored in clear in the database file"
     );
 
-    let server = start(d, "org.db");
+    // With a key, for the pseudonymised answers below (the org's file
+    // stays plaintext).
+    let server = start_env(
+        d,
+        "org.db",
+        &[],
+        &[("PIPEWISE_KEY", "the org key of the scope test")],
+    );
     let base = server.base.clone();
     wait_ready(&base);
 
@@ -791,6 +798,48 @@ fn tokens_roles_scope_errors_and_audit() {
     let html = get(&base, "/api/v1/coaching/report", Some(&t_mgr));
     assert!(html.headers["content-type"].starts_with("text/html"));
     assert!(html.body.starts_with("<!DOCTYPE html>"));
+    // Pseudonymised, in any format (either spelling of the header): no
+    // rep's name or id is left, in text or inside JSON strings.
+    let names: Vec<(String, String)> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT id, name FROM users")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (path, header) in [
+        ("/api/v1/coaching/report?format=markdown", "Pseudonymise"),
+        ("/api/v1/coaching/report", "Pseudonymize"),
+        (&format!("/api/v1/coaching/{rep}")[..], "Pseudonymise"),
+        ("/api/v1/me/data", "Pseudonymise"),
+    ] {
+        let tok = if path.contains("/me/") {
+            &t_rep
+        } else {
+            &t_mgr
+        };
+        let r = send(
+            &base,
+            "GET",
+            path,
+            &[
+                ("Authorization", &format!("Bearer {tok}")),
+                (header, "true"),
+            ],
+            None,
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(
+            r.headers.get("pseudonymise").map(String::as_str),
+            Some("true"),
+            "{path}"
+        );
+        for (id, name) in &names {
+            assert!(!r.body.contains(name.as_str()), "{path}: {name} left");
+            assert!(!r.body.contains(id.as_str()), "{path}: {id} left");
+        }
+    }
     let r = get(&base, "/api/v1/coaching/report?format=pdf", Some(&t_mgr));
     assert_eq!(
         (r.status, r.json()["field"].as_str()),

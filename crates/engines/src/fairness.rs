@@ -117,9 +117,9 @@ pub struct GroupStats {
     pub favourable_rate: f64,
     /// Favourable rate over the most-favoured judged group's (the
     /// adverse-impact ratio; 1 for that group).
-    pub impact_ratio: f64,
+    pub impact_ratio: Option<f64>,
     /// The same ratio of favourable outcomes: what the outcomes alone would give.
-    pub outcome_ratio: f64,
+    pub outcome_ratio: Option<f64>,
     /// Favourable-prediction rate minus favourable-outcome rate.
     pub favoured_beyond_outcomes: f64,
     /// Among rows with outcome 1, the share predicted positive (`None`: no such row).
@@ -129,11 +129,11 @@ pub struct GroupStats {
     /// Observed minus predicted (positive: the model under-predicts the group).
     pub calibration_gap: f64,
     /// Its standard error, clustered.
-    pub calibration_gap_se: f64,
+    pub calibration_gap_se: Option<f64>,
     /// The group's calibration gap minus the other judged groups' rows'
     /// (what the model does differently for this group, whatever its error
     /// for everyone), leaving out a group clearly off.
-    pub relative_gap: f64,
+    pub relative_gap: Option<f64>,
     /// Expected calibration error within the group (10 equal-width bins).
     pub ece: f64,
     /// Whether the group has the rows and clusters to be judged.
@@ -519,13 +519,14 @@ pub fn audit(attribute: &str, rows: &[Row], th: &Thresholds) -> Audit {
                 selection_rate,
                 favourable_rate: fav(selection_rate),
                 favoured_beyond_outcomes: fav(selection_rate) - fav_outcome(outcome_rate),
-                impact_ratio: 1.0,
-                outcome_ratio: 1.0,
+                impact_ratio: None,
+                outcome_ratio: None,
                 true_positive_rate: rate(r, |y| y > 0.5, th.decision),
                 false_positive_rate: rate(r, |y| y <= 0.5, th.decision),
                 calibration_gap: outcome_rate - mean_predicted,
-                calibration_gap_se: clustered_se(&resid),
-                relative_gap: 0.0,
+                // One cluster has no spread to measure.
+                calibration_gap_se: (clusters >= 2).then(|| clustered_se(&resid)),
+                relative_gap: None,
                 ece: ece(r),
                 judged: r.len() >= th.min_rows && clusters >= th.min_clusters,
             }
@@ -563,16 +564,8 @@ pub fn audit(attribute: &str, rows: &[Row], th: &Thresholds) -> Audit {
     };
     if let Some((_, top_fav, top_out)) = &top {
         for g in groups.iter_mut() {
-            g.impact_ratio = if *top_fav > 0.0 {
-                g.favourable_rate / top_fav
-            } else {
-                1.0
-            };
-            g.outcome_ratio = if *top_out > 0.0 {
-                fav_outcome(g.outcome_rate) / top_out
-            } else {
-                1.0
-            };
+            g.impact_ratio = (*top_fav > 0.0).then(|| g.favourable_rate / top_fav);
+            g.outcome_ratio = (*top_out > 0.0).then(|| fav_outcome(g.outcome_rate) / top_out);
         }
     }
     let judged_names: Vec<String> = groups
@@ -646,12 +639,12 @@ pub fn audit(attribute: &str, rows: &[Row], th: &Thresholds) -> Audit {
             } else {
                 rel < 0.0
             };
-        if g.impact_ratio < th.four_fifths {
+        if let Some(impact_ratio) = g.impact_ratio.filter(|r| *r < th.four_fifths) {
             let flagged = disfavoured;
             disparities.push(Disparity {
                 group: g.group.clone(),
                 metric: "four_fifths",
-                value: g.impact_ratio,
+                value: impact_ratio,
                 threshold: th.four_fifths,
                 z: cal_test.t,
                 p_value: cal_test.p,
@@ -659,9 +652,9 @@ pub fn audit(attribute: &str, rows: &[Row], th: &Thresholds) -> Audit {
                 message: format!(
                     "{}: favourable prediction at {:.0}% of the rate of {} (four-fifths rule: 80%); its favourable outcomes at {:.0}%{}",
                     g.group,
-                    100.0 * g.impact_ratio,
+                    100.0 * impact_ratio,
                     top.as_ref().map_or("", |t| t.0.as_str()),
-                    100.0 * g.outcome_ratio,
+                    100.0 * g.outcome_ratio.unwrap_or(f64::NAN),
                     if flagged {
                         ", and the model's scores are off against the group beyond the other groups': the model adds to the gap"
                     } else {
@@ -719,7 +712,7 @@ pub fn audit(attribute: &str, rows: &[Row], th: &Thresholds) -> Audit {
     }
     for g in groups.iter_mut() {
         if let Some(c) = calibration.get(&g.group) {
-            g.relative_gap = c.0;
+            g.relative_gap = Some(c.0);
         }
     }
     let flagged = disparities.iter().any(|d| d.flagged);
@@ -1085,7 +1078,7 @@ mod tests {
         assert!(
             a.groups
                 .iter()
-                .all(|g| g.calibration_gap < -0.15 && g.relative_gap.abs() < 0.01)
+                .all(|g| g.calibration_gap < -0.15 && g.relative_gap.unwrap_or(0.0).abs() < 0.01)
         );
     }
 

@@ -149,6 +149,12 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
             pipeline = %service.readiness(),
             "database open"
         );
+        if pipewise_app::privacy::load_key(None).is_ok() && !service.encrypted() {
+            tracing::warn!(
+                database = %db.display(),
+                "a key is set but the database is not encrypted: stop the server and run `pipewise db encrypt`"
+            );
+        }
         let metrics = Arc::new(metrics::Metrics::new());
         metrics.engine("score_pipeline", scored_in.as_secs_f64());
         let service = Arc::new(service);

@@ -257,16 +257,22 @@ async fn plain_errors_as_problems(r: Response) -> Response {
 /// The request header asking for people to be replaced by pseudonyms.
 pub const PSEUDONYMISE_HEADER: &str = "pseudonymise";
 
-/// With `Pseudonymise: true`, a successful JSON or CSV response has every
-/// person in it replaced by their keyed pseudonym (ids exactly, names and
-/// emails inside text; docs/privacy.md), and says so in its own
-/// `Pseudonymise` header. A server without a key answers 400.
+/// With `Pseudonymise: true` (or `Pseudonymize`), a successful JSON, CSV or
+/// text (Markdown, HTML) response has every person in it replaced by their
+/// keyed pseudonym (ids exactly, names and emails inside text;
+/// docs/privacy.md), and says so in its own `Pseudonymise` header; any
+/// other kind of answer is refused (400), never sent with names. A server
+/// without a key answers 400.
 async fn pseudonymise(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let asked = req
-        .headers()
-        .get(PSEUDONYMISE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
+    // Either spelling: a header misspelt would otherwise give names back.
+    let asked = [PSEUDONYMISE_HEADER, "pseudonymize"]
+        .iter()
+        .find_map(|h| req.headers().get(*h))
+        .map(|v| {
+            v.to_str()
+                .map(|v| v.trim().to_ascii_lowercase())
+                .unwrap_or_default()
+        });
     match asked.as_deref() {
         None | Some("false") | Some("0") => return next.run(req).await,
         Some("true") | Some("1") => {}
@@ -293,10 +299,18 @@ async fn pseudonymise(State(state): State<AppState>, req: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let json = ctype.starts_with("application/json");
+    let json =
+        ctype.starts_with("application/json") || ctype.starts_with("application/problem+json");
     let csv = ctype.starts_with("text/csv");
-    if !json && !csv {
-        return resp;
+    let text = ctype.starts_with("text/");
+    if !json && !text {
+        // Never an answer with names left in: refuse what cannot be read.
+        return Problem::bad_request(
+            "Pseudonymise",
+            "an answer in JSON, CSV or text (Markdown, HTML)",
+            format!("this answer is {ctype}: it cannot be pseudonymised"),
+        )
+        .into_response();
     }
     let (mut parts, body) = resp.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
@@ -308,22 +322,24 @@ async fn pseudonymise(State(state): State<AppState>, req: Request, next: Next) -
             .into_response();
         }
     };
-    let text = String::from_utf8_lossy(&bytes);
+    let body = String::from_utf8_lossy(&bytes);
     let out = if json {
-        match serde_json::from_str::<serde_json::Value>(&text) {
+        match serde_json::from_str::<serde_json::Value>(&body) {
             Ok(mut v) => {
                 px.json(&mut v);
                 v.to_string()
             }
-            Err(_) => px.text(&text),
+            Err(_) => px.text(&body),
         }
-    } else {
-        match px.csv(&text) {
+    } else if csv {
+        match px.csv(&body) {
             Ok(c) => c,
             Err(e) => {
                 return Problem::from(pipewise_app::AppError::Internal(e)).into_response();
             }
         }
+    } else {
+        px.text(&body)
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts

@@ -169,9 +169,25 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        // Nobody else may have it open: a server or another command would
+        // go on writing to the old file once the new one is renamed over
+        // it, and those writes would be lost.
+        let in_use = std::fs::File::open(path).map_err(|e| {
+            StoreError::Invalid(format!("cannot read database {}: {e}", path.display()))
+        })?;
+        match in_use.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Invalid(format!(
+                    "{} is open in another process (a running `pipewise serve`, or another command): stop it first, then run this again",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(_)) => {}
+        }
         // Open with the old key (bringing the schema up to date), fold the
         // write-ahead log into the file.
-        let store = Self::open_with_key(path, old_key)?;
+        let store = Self::open_unlocked(path, old_key)?;
         let encrypted_before = store.encrypted;
         let version = store.schema_version()?;
         store
@@ -214,6 +230,7 @@ impl SqliteStore {
             let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
         }
         // Open once more: proves the new key opens it, and sets WAL mode.
+        drop(in_use);
         let reopened = Self::open_with_key(path, new_key)?;
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         Ok(Rewrite {
@@ -328,6 +345,20 @@ mod tests {
         assert_eq!(file_state(&db).unwrap(), FileState::Plain);
         assert!(files_contain(&db, EMAIL));
         assert!(!dir.path().join("org.db.rekey").exists());
+    }
+
+    #[test]
+    fn a_file_open_elsewhere_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("org.db");
+        let k = "a key of sixteen bytes or more";
+        let open = SqliteStore::open_with_key(&db, None).unwrap();
+        let err = SqliteStore::rewrite_keyed(&db, None, Some(k)).unwrap_err();
+        assert!(err.to_string().contains("open in another process"), "{err}");
+        assert_eq!(file_state(&db).unwrap(), FileState::Plain);
+        drop(open);
+        SqliteStore::rewrite_keyed(&db, None, Some(k)).unwrap();
+        assert_eq!(file_state(&db).unwrap(), FileState::Encrypted);
     }
 
     #[test]

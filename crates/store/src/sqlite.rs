@@ -30,6 +30,10 @@ pub struct SqliteStore {
     path: String,
     /// The file is encrypted (SQLCipher): see [`crate::encryption`].
     pub(crate) encrypted: bool,
+    /// A shared advisory lock on the file while it is open, so that
+    /// rewriting it under another key ([`SqliteStore::rewrite_keyed`]),
+    /// which needs the only one, is refused while anyone has it open.
+    _in_use: Option<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -47,8 +51,21 @@ impl SqliteStore {
     /// [`StoreError::WrongKey`], a key shorter than 16 bytes for a new file,
     /// and the usual open and migration errors.
     pub fn open_with_key(path: impl AsRef<Path>, key: Option<&str>) -> Result<Self> {
+        let mut store = Self::open_unlocked(path.as_ref(), key)?;
+        // Advisory (flock), independent of SQLite's own locks; a file
+        // system without it just goes without.
+        if let Ok(f) = std::fs::File::open(path.as_ref())
+            && f.lock_shared().is_ok()
+        {
+            store._in_use = Some(f);
+        }
+        Ok(store)
+    }
+
+    /// [`Self::open_with_key`] without the in-use lock (for the rewrite,
+    /// which holds the exclusive one).
+    pub(crate) fn open_unlocked(path: &Path, key: Option<&str>) -> Result<Self> {
         use crate::encryption::FileState;
-        let path = path.as_ref();
         let path_s = path.display().to_string();
         let state = crate::encryption::file_state(path)?;
         let key = match (state, key) {
@@ -117,6 +134,7 @@ impl SqliteStore {
             conn,
             path,
             encrypted,
+            _in_use: None,
         };
         store.migrate()?;
         Ok(store)
