@@ -7,6 +7,7 @@ mod coach_cmd;
 mod fairness_cmd;
 mod forecast_cmd;
 mod leads_cmd;
+mod messages_cmd;
 mod model_cmd;
 mod monitor_cmd;
 mod output;
@@ -144,6 +145,9 @@ enum Command {
     /// the share of salary it takes, the software, the revenue a win-rate
     /// change brings (measured on the database when not given), payback.
     Roi(coach_cmd::RoiArgs),
+    /// Message tests: template variants as Thompson-sampling bandits.
+    #[command(subcommand)]
+    Messages(messages_cmd::MessagesCmd),
     /// Fairness: a model's held-out scores (win, slip, lead) or the coaching
     /// recommendations by group of reps and of customers: demographic
     /// parity, equalized odds, calibration by group, the four-fifths rule.
@@ -232,6 +236,11 @@ struct TrainCmd {
     /// then say that a bad sign raised a score).
     #[arg(long)]
     no_monotone: bool,
+    /// Also write the weekly snapshot rows the models learn from (each open
+    /// deal at each date: labels and features) to this CSV; with
+    /// --pseudonymise, people in it are pseudonymised.
+    #[arg(long, value_name = "FILE")]
+    training_data: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -703,6 +712,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     budget: args.budget,
                     horizon_days: args.horizon_days,
                     monotone: !args.no_monotone,
+                    training_data: args.training_data.clone(),
                 },
                 args.json,
             )?;
@@ -742,6 +752,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pipeline(cmd) => stage_cmd::pipeline(&cli.db, cmd),
         Command::Coach(a) => coach_cmd::coach(&cli.db, a),
         Command::Roi(a) => coach_cmd::roi(&cli.db, a),
+        Command::Messages(cmd) => messages_cmd::messages(&cmd),
         Command::Fairness(a) => fairness_cmd::run(&cli.db, &a),
         Command::Monitor(a) => monitor_cmd::run(&cli.db, &a),
         Command::Calls(cmd) => coach_cmd::calls(&cli.db, cmd),
@@ -1220,6 +1231,7 @@ fn demo(out: &Path, data: &Path, seed: u64, json: bool) -> Result<ExitCode> {
             budget: pipewise_models::FitOptions::default().budget,
             horizon_days: 120,
             monotone: true,
+            training_data: None,
         },
         json,
     )?;

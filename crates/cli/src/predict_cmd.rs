@@ -309,6 +309,59 @@ pub struct TrainArgs {
     pub horizon_days: i64,
     /// The registry's monotone constraints (see `TrainOptions::monotone`).
     pub monotone: bool,
+    /// Also write the weekly snapshot rows the models learn from to this CSV.
+    pub training_data: Option<PathBuf>,
+}
+
+/// Writes the weekly snapshot rows (each deal open at each snapshot date)
+/// with their labels and features to `path` as CSV: `snapshot` (date),
+/// `opportunity_id`, `owner_id` (at the snapshot), `won` and `slipped` (1,
+/// 0, or empty while unknown at the data's end), then every feature.
+/// People are pseudonymised under `--pseudonymise`. Returns the rows.
+fn write_training_data(
+    store: &SqliteStore,
+    data: &Data,
+    snap: &predict::Snapshots,
+    path: &Path,
+) -> Result<usize> {
+    let px = crate::output::pseudonymiser(store)?;
+    let mut w = csv::Writer::from_path(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    let mut header = vec![
+        "snapshot".to_string(),
+        "opportunity_id".into(),
+        "owner_id".into(),
+        "won".into(),
+        "slipped".into(),
+    ];
+    header.extend(snap.table.names.iter().cloned());
+    w.write_record(&header)?;
+    let label = |o: usize, t: i64, target: Target| {
+        predict::label(data, o, t, target).map_or(String::new(), |(y, _)| format!("{y}"))
+    };
+    for r in 0..snap.opp.len() {
+        let (o, t) = (snap.opp[r], snap.date[r]);
+        let opp = &data.opps[o];
+        let mut row = vec![
+            pipewise_features::format_date(t),
+            opp.id.clone(),
+            opp.owner.at(t).unwrap_or("").to_string(),
+            label(o, t, Target::Win),
+            label(o, t, Target::Slip),
+        ];
+        row.extend(
+            snap.table
+                .columns
+                .iter()
+                .map(|c| c.display(r).unwrap_or_default()),
+        );
+        match &px {
+            Some(p) => w.write_record(crate::output::export_row(Some(p), row))?,
+            None => w.write_record(&row)?,
+        }
+    }
+    w.flush()?;
+    Ok(snap.opp.len())
 }
 
 /// The features of every deal open at each date, with a progress bar.
@@ -366,6 +419,15 @@ pub fn train(store: &mut SqliteStore, args: &TrainArgs, quiet: bool) -> Result<T
     };
     let dates = predict::snapshot_dates(&data, &opts);
     let snap = snapshots(&data, &dates, quiet);
+    if let Some(path) = &args.training_data {
+        let n = write_training_data(store, &data, &snap, path)?;
+        if !quiet {
+            eprintln!(
+                "{n} snapshot rows (the training data) written to {}",
+                path.display()
+            );
+        }
+    }
     let created_at = pipewise_core::value::format_instant(chrono::Utc::now());
     let mut out = Vec::new();
     let mut skipped = Vec::new();

@@ -486,6 +486,47 @@ fn exports_can_be_pseudonymised_and_revealed_with_the_key() {
             );
         }
     }
+    // The training data dump: the snapshot rows, people pseudonymised
+    // (written even though this small org is below the models' data gate).
+    let (_, _, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "train",
+            "--training-data",
+            "td.csv",
+            "--pseudonymise",
+            "--key-file",
+            "key.txt",
+        ],
+    );
+    assert!(
+        err.contains("snapshot rows (the training data) written"),
+        "{err}"
+    );
+    let td = std::fs::read_to_string(d.join("td.csv")).unwrap();
+    assert!(
+        td.starts_with("snapshot,opportunity_id,owner_id,won,slipped,"),
+        "{}",
+        &td[..200.min(td.len())]
+    );
+    assert!(td.lines().count() > 100, "{} rows", td.lines().count());
+    for (id, n) in &reps {
+        assert!(
+            !td.contains(n.as_str()) && !td.contains(&format!(",{id},")),
+            "{id} in the dump"
+        );
+    }
+    assert!(
+        td.lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .nth(2)
+            .unwrap()
+            .starts_with("P-")
+    );
     // Without a key nothing is printed but the error.
     let (ok, out, err) = pipewise(d, &["--db", "org.db", "--pseudonymise", "stats"]);
     assert!(

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod availability;
+pub mod bandit;
 pub mod coach;
 pub mod coach_plan;
 pub mod drift;
