@@ -210,7 +210,7 @@ pub fn text(r: &FairnessReport) -> String {
                 g.snapshots,
                 g.clusters,
                 format!("{:+.2} ± {:.2}", g.mean_gap, g.mean_gap_se),
-                format!("{:+.2}", g.relative_gap),
+                g.relative_gap.map_or("-".into(), |x| format!("{x:+.2}")),
                 pct(Some(g.share_ahead)),
                 pct(Some(g.share_behind)),
                 if g.judged { "" } else { "  (too few to judge)" }

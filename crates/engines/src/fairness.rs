@@ -755,7 +755,7 @@ pub struct RecordGroup {
     pub mean_gap_se: f64,
     /// The mean gap minus the other judged groups' (in stages), leaving
     /// out a group whose record clearly differs.
-    pub relative_gap: f64,
+    pub relative_gap: Option<f64>,
     /// Share of snapshots flagged ahead of / behind the evidence.
     pub share_ahead: f64,
     pub share_behind: f64,
@@ -806,7 +806,7 @@ pub fn record_audit(attribute: &str, rows: &[GapRow], th: &Thresholds) -> Record
                 clusters: c.len(),
                 mean_gap: v.iter().map(|r| r.gap).sum::<f64>() / n,
                 mean_gap_se: clustered_se(&vals),
-                relative_gap: 0.0,
+                relative_gap: None,
                 share_ahead: v.iter().filter(|r| r.ahead).count() as f64 / n,
                 share_behind: v.iter().filter(|r| r.behind).count() as f64 / n,
                 judged: v.len() >= th.min_rows && c.len() >= th.min_clusters,
@@ -829,14 +829,14 @@ pub fn record_audit(attribute: &str, rows: &[GapRow], th: &Thresholds) -> Record
         let Some(&(d, test, flagged)) = diffs.get(&g.group) else {
             continue;
         };
-        g.relative_gap = d;
+        g.relative_gap = Some(d);
         if d.abs() < RECORD_MIN_GAP {
             continue;
         }
         disparities.push(Disparity {
             group: g.group.clone(),
             metric: "record",
-            value: g.relative_gap,
+            value: d,
             threshold: RECORD_MIN_GAP,
             z: test.t,
             p_value: test.p,
@@ -846,8 +846,8 @@ pub fn record_audit(attribute: &str, rows: &[GapRow], th: &Thresholds) -> Record
                 g.group,
                 g.mean_gap.abs(),
                 if g.mean_gap >= 0.0 { "ahead of" } else { "behind" },
-                g.relative_gap.abs(),
-                if g.relative_gap > 0.0 { "further ahead" } else { "further behind" },
+                d.abs(),
+                if d > 0.0 { "further ahead" } else { "further behind" },
                 100.0 * g.share_ahead,
                 100.0 * g.share_behind,
                 test.words(),
