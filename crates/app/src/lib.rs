@@ -12,6 +12,7 @@ pub mod auth;
 pub mod book;
 pub mod calls;
 pub mod coaching;
+pub mod comp;
 pub mod fairness;
 pub mod forecasting;
 pub mod imports;

@@ -4,6 +4,7 @@
 mod access_cmd;
 mod accounts_cmd;
 mod coach_cmd;
+mod comp_cmd;
 mod fairness_cmd;
 mod forecast_cmd;
 mod leads_cmd;
@@ -145,6 +146,10 @@ enum Command {
     /// the share of salary it takes, the software, the revenue a win-rate
     /// change brings (measured on the database when not given), payback.
     Roi(coach_cmd::RoiArgs),
+    /// Incentive plans: each rep's payout, the cost and the pay curve of a
+    /// plan (TOML), or two side by side.
+    #[command(subcommand)]
+    Comp(comp_cmd::CompCmd),
     /// Message tests: template variants as Thompson-sampling bandits.
     #[command(subcommand)]
     Messages(messages_cmd::MessagesCmd),
@@ -753,6 +758,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Coach(a) => coach_cmd::coach(&cli.db, a),
         Command::Roi(a) => coach_cmd::roi(&cli.db, a),
         Command::Messages(cmd) => messages_cmd::messages(&cmd),
+        Command::Comp(cmd) => comp_cmd::comp(&cli.db, &cmd),
         Command::Fairness(a) => fairness_cmd::run(&cli.db, &a),
         Command::Monitor(a) => monitor_cmd::run(&cli.db, &a),
         Command::Calls(cmd) => coach_cmd::calls(&cli.db, cmd),

@@ -12,6 +12,7 @@ pub mod availability;
 pub mod bandit;
 pub mod coach;
 pub mod coach_plan;
+pub mod comp;
 pub mod drift;
 pub mod fairness;
 pub mod forecast;
