@@ -104,41 +104,77 @@ pub fn simulate(
     to: Option<&str>,
     behaviour: Behaviour,
 ) -> Result<CompReport> {
+    use chrono::{Months, NaiveDate};
     let parse = |what: &str, s: &str| {
-        crate::day_start(s)
-            .ok_or_else(|| anyhow::anyhow!("--{what} {s:?}: expected a date, YYYY-MM-DD"))
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map_err(|_| anyhow::anyhow!("--{what} {s:?}: expected a date, YYYY-MM-DD"))
     };
-    let last_close = crm
+    let closes: Vec<i64> = crm
         .opportunities
         .iter()
         .filter(|o| o.stage == "closed_won" || o.stage == "closed_lost")
         .filter_map(|o| o.closed_at.or(o.close_date))
-        .max()
-        .ok_or_else(|| {
-            anyhow::anyhow!("cannot judge: the database has no closed deal to pay on")
-        })?;
-    let to_t = match to {
-        Some(s) => parse("to", s)? + DAY - 1,
-        None => last_close,
+        .collect();
+    let (Some(&first_close), Some(&last_close)) = (closes.iter().min(), closes.iter().max()) else {
+        anyhow::bail!("cannot judge: the database has no closed deal to pay on");
     };
-    let from_t = match from {
+    let date_of = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map(|d| d.date_naive())
+            .unwrap_or_default()
+    };
+    let to_d = match to {
+        Some(s) => parse("to", s)?,
+        None => date_of(last_close),
+    };
+    let from_d = match from {
         Some(s) => parse("from", s)?,
-        None => to_t - 365 * DAY + 1,
+        // The 12 calendar months to `to`: 2025-06-30 gives 2024-07-01.
+        None => (to_d + chrono::Days::new(1))
+            .checked_sub_months(Months::new(12))
+            .unwrap_or(to_d),
     };
-    let days = (to_t - from_t + 1) as f64 / DAY as f64;
     anyhow::ensure!(
-        days >= 28.0,
-        "the period from {} to {} is {days:.0} days: give a month or more",
-        pipewise_features::format_date(from_t),
-        pipewise_features::format_date(to_t)
+        from_d <= to_d,
+        "--from {from_d} is after --to {to_d}: give the period's first day, then its last"
     );
-    let months = days / (365.25 / 12.0);
+    let months = calendar_months(from_d, to_d + chrono::Days::new(1));
+    anyhow::ensure!(
+        months >= 0.9,
+        "the period from {from_d} to {to_d} is {:.2} months: give a month or more",
+        months
+    );
+    let start = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |x| x.and_utc().timestamp())
+    };
+    let (from_t, to_t) = (start(from_d), start(to_d) + DAY - 1);
     let perf = performance(crm, from_t, to_t);
     anyhow::ensure!(!perf.is_empty(), "cannot judge: no rep in the database");
     let mut notes = Vec::new();
     let won = perf.iter().map(|p| p.deals).sum::<f64>();
+    let span = format!(
+        "the data's deals closed from {} to {}",
+        pipewise_features::format_date(first_close),
+        pipewise_features::format_date(last_close)
+    );
     if won == 0.0 {
-        notes.push("no won deal closed in the period: every rep is paid on zero".into());
+        notes.push(format!(
+            "no won deal closed in the period: every rep is paid on zero ({span})"
+        ));
+    } else if from_t < first_close || to_t > last_close {
+        notes.push(format!(
+            "the period reaches beyond the data ({span}): quotas are prorated over the whole period"
+        ));
+    }
+    for p in std::iter::once(plan).chain(vs) {
+        let m = p.multiple(1.0);
+        if (m - 1.0).abs() > 1e-9 {
+            notes.push(format!(
+                "{} pays {m:.3} of target variable pay at quota, not 1: its tiers' rates integrate to {m:.3} at 100% attainment",
+                p.name
+            ));
+        }
     }
     if let Some(w) = crm.currencies.warning() {
         notes.push(w);
@@ -159,8 +195,8 @@ pub fn simulate(
         ),
     };
     Ok(CompReport {
-        from: pipewise_features::format_date(from_t),
-        to: pipewise_features::format_date(to_t),
+        from: from_d.to_string(),
+        to: to_d.to_string(),
         months,
         behaviour,
         behaviour_text,
@@ -168,4 +204,40 @@ pub fn simulate(
         vs: vs_result,
         notes,
     })
+}
+
+/// Calendar months from `a` up to `b` (exclusive): whole months count 1, a
+/// part month its days over that month's days.
+pub fn calendar_months(a: chrono::NaiveDate, b: chrono::NaiveDate) -> f64 {
+    use chrono::Months;
+    let mut at = a;
+    let mut n = 0.0;
+    while let Some(next) = at.checked_add_months(Months::new(1))
+        && next <= b
+    {
+        n += 1.0;
+        at = next;
+    }
+    if at < b {
+        let next = at.checked_add_months(Months::new(1)).unwrap_or(b);
+        let len = (next - at).num_days().max(1) as f64;
+        n += (b - at).num_days() as f64 / len;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::calendar_months;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn calendar_months_count_whole_months_and_part_months_by_their_days() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(calendar_months(d("2025-06-01"), d("2025-07-01")), 1.0);
+        assert_eq!(calendar_months(d("2024-01-01"), d("2025-01-01")), 12.0);
+        assert_eq!(calendar_months(d("2024-07-01"), d("2025-07-01")), 12.0);
+        assert_eq!(calendar_months(d("2025-01-01"), d("2025-04-01")), 3.0);
+        assert!((calendar_months(d("2025-06-01"), d("2025-06-16")) - 0.5).abs() < 1e-12);
+    }
 }

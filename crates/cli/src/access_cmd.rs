@@ -228,7 +228,7 @@ fn audit_cli(
 
 /// The database for an access command: it must exist (a mistyped path would
 /// otherwise create an empty one).
-fn existing(db: &Path) -> Result<pipewise_store::SqliteStore> {
+pub(crate) fn existing(db: &Path) -> Result<pipewise_store::SqliteStore> {
     if !db.exists() {
         bail!(
             "{}: no such database (import data first, or run `pipewise demo`)",

@@ -37,10 +37,10 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "none", value_parser = ["none", "elasticity"])]
     behaviour: String,
     /// With --behaviour elasticity: the change in performance per unit
-    /// change in the marginal pay rate, relative (0.2: a 50% higher rate
-    /// gives 10% more).
-    #[arg(long, default_value_t = 0.2)]
-    elasticity: f64,
+    /// change in the marginal pay rate, relative (default 0.2: a 50% higher
+    /// rate gives 10% more).
+    #[arg(long, allow_negative_numbers = true)]
+    elasticity: Option<f64>,
     /// Reps listed (highest pay first).
     #[arg(long, default_value_t = 20)]
     top: usize,
@@ -58,18 +58,25 @@ pub fn comp(db: &Path, cmd: &CompCmd) -> Result<ExitCode> {
     let CompCmd::Simulate(a) = cmd;
     let plan = read_plan(&a.plan)?;
     let vs = a.vs.as_deref().map(read_plan).transpose()?;
-    anyhow::ensure!(
-        (0.0..=2.0).contains(&a.elasticity),
-        "--elasticity {}: expected a value from 0 to 2",
-        a.elasticity
-    );
-    let behaviour = match a.behaviour.as_str() {
-        "elasticity" => Behaviour::Elasticity {
-            elasticity: a.elasticity,
-        },
+    let behaviour = match (a.behaviour.as_str(), a.elasticity) {
+        ("elasticity", e) => {
+            let e = e.unwrap_or(0.2);
+            anyhow::ensure!(
+                (0.0..=2.0).contains(&e),
+                "--elasticity {e}: expected a value from 0 to 2"
+            );
+            anyhow::ensure!(
+                vs.is_some(),
+                "--behaviour elasticity applies to the compared plan: give --vs PLAN"
+            );
+            Behaviour::Elasticity { elasticity: e }
+        }
+        (_, Some(_)) => anyhow::bail!(
+            "--elasticity needs --behaviour elasticity (the default assumes no response)"
+        ),
         _ => Behaviour::None,
     };
-    let store = crate::open(db)?;
+    let store = crate::access_cmd::existing(db)?;
     let crm = store.load_crm()?;
     let r = pipewise_app::comp::simulate(
         &crm,
@@ -170,22 +177,25 @@ fn text(r: &CompReport, top: usize) -> String {
             );
         }
     }
-    let _ = writeln!(s, "\nReps, highest pay under {} first:", r.plan.plan);
+    let _ = writeln!(
+        s,
+        "\nReps, highest pay under {} first (attainment weighted over its measures){}:",
+        r.plan.plan,
+        match &r.vs {
+            Some(v) => format!(
+                "; pay A: {}, pay B: {} (on the bookings B assumes)",
+                r.plan.plan, v.plan
+            ),
+            None => String::new(),
+        }
+    );
     let _ = write!(
         s,
         "  {:<24} {:>14} {:>11} {:>12}",
-        "rep",
-        "bookings",
-        "attainment",
-        r.plan.plan.chars().take(12).collect::<String>()
+        "rep", "bookings", "attainment", "pay A"
     );
-    if let Some(v) = &r.vs {
-        let _ = write!(
-            s,
-            " {:>12} {:>14}",
-            v.plan.chars().take(12).collect::<String>(),
-            "its bookings"
-        );
+    if r.vs.is_some() {
+        let _ = write!(s, " {:>12} {:>14}", "pay B", "bookings B");
     }
     let _ = writeln!(s);
     for rp in r.plan.reps.iter().take(top) {

@@ -51,6 +51,22 @@ fn simulate(a: &SimulateArgs) -> Result<ExitCode> {
     if a.tests == 0 || a.sends == 0 || a.batch == 0 {
         bail!("--tests, --sends and --batch must be 1 or more");
     }
+    if a.sends <= a.batch {
+        bail!(
+            "--sends {} is no more than one batch ({}): the bandit would never update, and would be an even split; give more sends or a smaller --batch",
+            a.sends,
+            a.batch
+        );
+    }
+    if a.min_sends * a.variants as u64 > a.sends as u64 {
+        bail!(
+            "--min-sends {} for each of {} variants needs {} sends, more than the test's {}: no winner could ever be declared",
+            a.min_sends,
+            a.variants,
+            a.min_sends * a.variants as u64,
+            a.sends
+        );
+    }
     let rules = TestRules {
         min_sends: a.min_sends,
         ..TestRules::default()
@@ -68,14 +84,20 @@ fn simulate(a: &SimulateArgs) -> Result<ExitCode> {
         "  truly best variant leading at the end: {:.1}% of tests",
         100.0 * r.best_found
     );
+    match r.declared_right {
+        Some(right) => println!(
+            "  winners declared: {} ({:.1}% of them right; a winner needs {} sends of every variant and 95% probability of being best)",
+            r.declared,
+            100.0 * right,
+            a.min_sends
+        ),
+        None => println!(
+            "  winners declared: none (a winner needs {} sends of every variant and 95% probability of being best)",
+            a.min_sends
+        ),
+    }
     println!(
-        "  winners declared: {} ({:.1}% of them right; a winner needs {} sends of every variant and 95% probability of being best)",
-        r.declared,
-        100.0 * r.declared_right,
-        a.min_sends
-    );
-    println!(
-        "  regret (meetings lost against always the best): bandit {:.2}, even split {:.2} per test: {:.1}% less",
+        "  regret (utility lost against always the best, in meeting-equivalents: a meeting 1, a positive reply 0.3, \"remove me\" -0.5): bandit {:.2}, even split {:.2} per test: {:.1}% less",
         r.regret_bandit,
         r.regret_even_split,
         100.0 * r.regret_reduction

@@ -93,13 +93,13 @@ fn plans_pay_what_their_tiers_say_on_the_orgs_bookings() {
             "{x}"
         );
         // The payout curve: a rep's bookings variable pay follows the tiers
-        // (0.5 per unit to 50%, 1.25 to 100%, 2 beyond; capped at 3).
+        // (0.5 per unit to 50%, 1.5 to 100%, 2 beyond; capped at 3).
         let a = x["attainment"][0].as_f64().unwrap();
-        let m = (0.5 * a.min(0.5) + 1.25 * (a.min(1.0) - 0.5).max(0.0) + 2.0 * (a - 1.0).max(0.0))
+        let m = (0.5 * a.min(0.5) + 1.5 * (a.min(1.0) - 0.5).max(0.0) + 2.0 * (a - 1.0).max(0.0))
             .min(3.0);
         let logos = x["attainment"][1].as_f64().unwrap();
         let ml = (0.5 * logos.min(0.5)
-            + 1.25 * (logos.min(1.0) - 0.5).max(0.0)
+            + 1.5 * (logos.min(1.0) - 0.5).max(0.0)
             + 2.0 * (logos - 1.0).max(0.0))
         .min(3.0);
         let var = 80_000.0 * (0.8 * m + 0.2 * ml);
@@ -166,6 +166,35 @@ fn plans_pay_what_their_tiers_say_on_the_orgs_bookings() {
             && text.contains("cost of sales"),
         "{text}"
     );
+    // Options that would be ignored are refused; a missing database is not
+    // created.
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "comp",
+            "simulate",
+            "--plan",
+            ae.to_str().unwrap(),
+            "--elasticity",
+            "0.5",
+        ],
+    );
+    assert!(!ok && err.contains("--behaviour elasticity"), "{err}");
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "none.db",
+            "comp",
+            "simulate",
+            "--plan",
+            ae.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("no such database"), "{err}");
+    assert!(!d.join("none.db").exists());
     // A plan whose weights do not add up names its file.
     std::fs::write(d.join("bad.toml"), "name = \"x\"\note = 1\nbase_share = 0.5\n[[measures]]\nmetric = \"bookings\"\nweight = 0.5\nquota = 10\n").unwrap();
     let (ok, _, err) = pipewise(
@@ -176,4 +205,45 @@ fn plans_pay_what_their_tiers_say_on_the_orgs_bookings() {
         !ok && err.contains("bad.toml") && err.contains("add up to 0.5"),
         "{err}"
     );
+}
+
+#[test]
+fn message_test_simulations_refuse_what_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (args, says) in [
+        (
+            &["messages", "simulate", "--sends", "100"][..],
+            "never update",
+        ),
+        (
+            &[
+                "messages",
+                "simulate",
+                "--sends",
+                "1000",
+                "--min-sends",
+                "500",
+            ][..],
+            "no winner could ever",
+        ),
+        (
+            &["messages", "simulate", "--variants", "1"][..],
+            "2 or more",
+        ),
+    ] {
+        let (ok, _, err) = pipewise(d, args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    let (ok, out, err) = pipewise(
+        d,
+        &[
+            "messages", "simulate", "--tests", "5", "--sends", "2000", "--seed", "3", "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["batch"], 100);
+    assert!(v["declared_right"].is_null() || v["declared_right"].is_number());
 }

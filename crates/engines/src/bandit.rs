@@ -470,15 +470,21 @@ pub struct SimulationReport {
     pub tests: usize,
     pub variants: usize,
     pub sends: usize,
+    /// Sends between updates of the choice probabilities.
+    pub batch: usize,
+    pub seed: u64,
+    pub rules: TestRules,
     /// Share of tests whose leader at the end (highest probability of
     /// being best) is the truly best variant.
     pub best_found: f64,
-    /// Tests that declared a winner, and the share of those that were right.
+    /// Tests that declared a winner, and the share of those that were
+    /// right (`None` when none did).
     pub declared: usize,
-    pub declared_right: f64,
+    pub declared_right: Option<f64>,
     /// Mean regret (utility lost against always sending the truly best
-    /// variant), in meetings per test: the bandit and a fixed even split of
-    /// the same sends.
+    /// variant), in meeting-equivalents per test (the outcomes' utilities:
+    /// a meeting 1, a positive reply 0.3, "remove me" -0.5): the bandit and
+    /// a fixed even split of the same sends.
     pub regret_bandit: f64,
     pub regret_even_split: f64,
     /// 1 - bandit regret / even-split regret.
@@ -586,13 +592,12 @@ pub fn simulate(
         tests,
         variants,
         sends,
+        batch,
+        seed,
+        rules,
         best_found: found as f64 / n,
         declared,
-        declared_right: if declared > 0 {
-            declared_right as f64 / declared as f64
-        } else {
-            f64::NAN
-        },
+        declared_right: (declared > 0).then(|| declared_right as f64 / declared as f64),
         regret_bandit: regret_b / n,
         regret_even_split: regret_e / n,
         regret_reduction: 1.0 - regret_b / regret_e.max(1e-12),
@@ -666,7 +671,10 @@ mod tests {
     fn simulated_tests_find_the_best_variant_and_beat_an_even_split() {
         let r = simulate(200, 3, 20_000, 100, TestRules::default(), 101);
         assert!(r.best_found >= 0.90, "{r:?}");
-        assert!(r.declared > 50 && r.declared_right >= 0.95, "{r:?}");
+        assert!(
+            r.declared > 50 && r.declared_right.unwrap() >= 0.95,
+            "{r:?}"
+        );
         assert!(r.regret_reduction >= 0.30, "{r:?}");
         // The logs evaluate a policy the bandit did not follow.
         assert!(r.dr_error < 0.25 * r.best_value, "{r:?}");

@@ -167,6 +167,14 @@ impl Plan {
         if let Some(c) = self.cap {
             anyhow::ensure!(c > 0.0, "cap: expected a positive multiple, got {c}");
         }
+        for sp in &self.spiffs {
+            anyhow::ensure!(
+                sp.per_unit >= 0.0,
+                "spiff {}: expected an amount per unit from 0, got {}",
+                sp.name,
+                sp.per_unit
+            );
+        }
         if let Some(d) = &self.draw {
             anyhow::ensure!(d.monthly >= 0.0, "draw: expected a monthly amount from 0");
         }
@@ -284,6 +292,9 @@ pub struct Band {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanResult {
     pub plan: String,
+    /// The payout multiple of target variable pay at 100% attainment (1:
+    /// the plan pays target at quota).
+    pub multiple_at_quota: f64,
     pub reps: Vec<RepPay>,
     /// Total pay (base, variable, SPIFFs, non-recoverable draw).
     pub cost: f64,
@@ -400,6 +411,7 @@ pub fn apply(plan: &Plan, perf: &[Performance], months: f64) -> PlanResult {
         .collect();
     PlanResult {
         plan: plan.name.clone(),
+        multiple_at_quota: plan.multiple(1.0),
         cost,
         base: sum(&|r| r.base),
         variable: sum(&|r| r.variable),
@@ -435,7 +447,7 @@ fn gini(sorted: &[f64]) -> f64 {
         .enumerate()
         .map(|(i, x)| (i as f64 + 1.0) * x)
         .sum();
-    (2.0 * weighted) / (n * total) - (n + 1.0) / n
+    ((2.0 * weighted) / (n * total) - (n + 1.0) / n).max(0.0)
 }
 
 /// Performance under `plan_b` when reps were paid under `plan_a`, by the
