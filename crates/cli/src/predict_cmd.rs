@@ -895,10 +895,26 @@ pub fn models_cmd(
     if let Some(c) = card_of {
         let (kind, version) = parse(c)?;
         let m = store.model(&kind, version)?.with_context(|| {
+            let all = store.models().unwrap_or_default();
+            let mut kinds: Vec<&str> = all.iter().map(|m| m.kind.as_str()).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            let versions: Vec<String> = all
+                .iter()
+                .filter(|m| m.kind == kind)
+                .map(|m| format!("v{}", m.version))
+                .collect();
             format!(
-                "no {kind} model{} in {}",
+                "no {kind} model{} in {}: {}",
                 version.map(|v| format!(" v{v}")).unwrap_or_default(),
-                db.display()
+                db.display(),
+                if !versions.is_empty() {
+                    format!("its versions are {}", versions.join(", "))
+                } else if kinds.is_empty() {
+                    "no model is registered yet (pipewise train; pipewise score leads)".to_string()
+                } else {
+                    format!("the registered kinds are {}", kinds.join(", "))
+                }
             )
         })?;
         // Under --pseudonymise, what is printed is pseudonymised.
