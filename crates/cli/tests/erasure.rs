@@ -428,7 +428,10 @@ fn exports_can_be_pseudonymised_and_revealed_with_the_key() {
     assert_eq!(found[0]["name"].as_str().unwrap(), owners(&plain)[0]);
     // A card of a kind not registered says which kinds are.
     let (ok, _, err) = pipewise(d, &["--db", "org.db", "models", "--card", "forecast"]);
-    assert!(!ok && err.contains("registered kinds are") && err.contains("lead"), "{err}");
+    assert!(
+        !ok && err.contains("registered kinds are") && err.contains("lead"),
+        "{err}"
+    );
     // Model cards too (the lead model's card names no one: unchanged).
     let (ok, plain_card, err) = pipewise(d, &["--db", "org.db", "models", "--card", "lead"]);
     assert!(ok, "{err}");
