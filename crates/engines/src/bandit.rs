@@ -250,9 +250,14 @@ impl MessageTest {
     /// ([`TestRules::floor`] per variant) while no winner is declared; all
     /// on the winner once one is.
     pub fn policy(&self, rng: &mut BanditRng) -> Vec<f64> {
-        let k = self.arms.len();
         let pb = self.prob_best(rng);
-        if let Some(w) = self.winner_of(&pb) {
+        self.policy_from(&pb)
+    }
+
+    /// [`Self::policy`] from probabilities of being best already drawn.
+    fn policy_from(&self, pb: &[f64]) -> Vec<f64> {
+        let k = self.arms.len();
+        if let Some(w) = self.winner_of(pb) {
             return (0..k).map(|i| if i == w { 1.0 } else { 0.0 }).collect();
         }
         let floor = self.rules.floor.min(1.0 / k as f64);
@@ -303,7 +308,7 @@ impl MessageTest {
     pub fn standing(&self, rng: &mut BanditRng) -> Standing {
         let pb = self.prob_best(rng);
         let winner = self.winner_of(&pb);
-        let next = self.policy(rng);
+        let next = self.policy_from(&pb);
         let arms = self
             .arms
             .iter()
