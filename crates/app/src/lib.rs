@@ -7,6 +7,7 @@
 //! - [`book`]: the scored open pipeline, listed and opened through a scope;
 //! - [`Service`]: the use cases over one database, with the audit log.
 
+pub mod actions;
 pub mod analyses;
 pub mod auth;
 pub mod book;

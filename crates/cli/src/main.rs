@@ -3,6 +3,7 @@
 
 mod access_cmd;
 mod accounts_cmd;
+mod actions_cmd;
 mod coach_cmd;
 mod comp_cmd;
 mod fairness_cmd;
@@ -153,6 +154,14 @@ enum Command {
     /// Message tests: template variants as Thompson-sampling bandits.
     #[command(subcommand)]
     Messages(messages_cmd::MessagesCmd),
+    /// Next-best actions: a rep's ranked list for a day (deals, lead
+    /// follow-ups, renewals, cross-sell) with when, channel, message, why
+    /// and expected value, fitted to their selling time; `dismiss` one with
+    /// a reason.
+    Actions(actions_cmd::ActionsArgs),
+    /// Adherence: the share of recommended actions reps acted on within
+    /// their window, by rep, team and action.
+    Adherence(actions_cmd::AdherenceArgs),
     /// Fairness: a model's held-out scores (win, slip, lead) or the coaching
     /// recommendations by group of reps and of customers: demographic
     /// parity, equalized odds, calibration by group, the four-fifths rule.
@@ -758,6 +767,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Coach(a) => coach_cmd::coach(&cli.db, a),
         Command::Roi(a) => coach_cmd::roi(&cli.db, a),
         Command::Messages(cmd) => messages_cmd::messages(&cmd),
+        Command::Actions(a) => actions_cmd::actions(&cli.db, &a),
+        Command::Adherence(a) => actions_cmd::adherence(&cli.db, &a),
         Command::Comp(cmd) => comp_cmd::comp(&cli.db, &cmd),
         Command::Fairness(a) => fairness_cmd::run(&cli.db, &a),
         Command::Monitor(a) => monitor_cmd::run(&cli.db, &a),

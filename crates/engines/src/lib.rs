@@ -8,6 +8,7 @@
 //! - [`truth`]: the simulator's hidden truth, for evaluation only.
 
 pub mod accounts;
+pub mod actions;
 pub mod availability;
 pub mod bandit;
 pub mod coach;

@@ -95,6 +95,8 @@ const FREE_TEXT: &[(&str, &str, &[&str], Option<&str>)] = &[
     ("coaching_decisions", "edited_text", &["rowid"], None),
     ("forecast_overrides", "reason", &["rowid"], None),
     ("lead_task_marks", "note", &["rowid"], None),
+    ("action_dismissals", "note", &["rowid"], None),
+    ("action_recommendations", "why", &["rowid"], None),
     ("out_of_office", "reason", &["rowid"], None),
     ("imports", "report", &["rowid"], None),
     ("imports", "sources", &["rowid"], None),

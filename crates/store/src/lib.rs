@@ -13,6 +13,7 @@
 //! - an upsert that changes nothing writes nothing, so re-imports are idempotent.
 
 pub mod access;
+pub mod actions;
 pub mod encryption;
 pub mod erasure;
 pub mod read;

@@ -23,6 +23,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_availability.sql"),
     include_str!("migrations/0010_erasure.sql"),
     include_str!("migrations/0011_model_holdout.sql"),
+    include_str!("migrations/0012_actions.sql"),
 ];
 
 pub struct SqliteStore {

@@ -89,6 +89,9 @@ pub struct Records {
     pub turns_spoken: u64,
     /// Lead follow-up steps they marked done or skipped.
     pub lead_task_marks: u64,
+    /// Next-best actions recommended to them, and those they dismissed.
+    pub recommended_actions: u64,
+    pub dismissed_actions: u64,
 }
 
 /// A model whose training data includes the user's records.
@@ -209,6 +212,10 @@ impl SqliteStore {
                  WHERE c.user_id = ?1 AND t.speaker_role = 'rep'",
             )?,
             lead_task_marks: one("SELECT count(*) FROM lead_task_marks WHERE marked_by = ?1")?,
+            recommended_actions: one(
+                "SELECT count(*) FROM action_recommendations WHERE rep_id = ?1",
+            )?,
+            dismissed_actions: one("SELECT count(*) FROM action_dismissals WHERE rep_id = ?1")?,
             ..Records::default()
         };
         {

@@ -1,0 +1,912 @@
+//! A rep's next-best actions for a day, and adherence: how many of the
+//! recommended actions reps then took (see `pipewise_engines::actions` for
+//! how candidates are valued and chosen).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use pipewise_engines::actions::{
+    self, Action, DayPlan, Dismissal, Feedback, Logged, ResponseRates, Touch,
+};
+use pipewise_engines::lead_policy::SendTimeModel;
+use pipewise_features::format_date;
+use pipewise_sim::policy::Channel;
+use pipewise_store::SqliteStore;
+use pipewise_store::actions::NewRecommendation;
+use pipewise_store::read::CrmData;
+use serde::Serialize;
+
+use crate::InputError;
+
+const DAY: i64 = 86_400;
+
+/// What a day's list is made with.
+#[derive(Debug, Clone)]
+pub struct ActionOptions {
+    /// The day (epoch seconds, any instant of it); default: the data's
+    /// last day, scored with everything recorded.
+    pub date: Option<i64>,
+    /// Selling hours the rep has that day; default: [`actions::SELLING_SHARE`]
+    /// of their working time that day (none when away).
+    pub hours: Option<f64>,
+    /// The share of a renewal's churn risk a check-in saves (0-1).
+    pub save_rate: f64,
+    /// Store the list (for adherence).
+    pub record: bool,
+}
+
+impl Default for ActionOptions {
+    fn default() -> Self {
+        ActionOptions {
+            date: None,
+            hours: None,
+            save_rate: actions::DEFAULT_SAVE_RATE,
+            record: true,
+        }
+    }
+}
+
+/// A rep's list for a day.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RepActions {
+    pub rep_id: String,
+    pub rep_name: String,
+    /// The list's day, `YYYY-MM-DD`.
+    pub day: String,
+    /// What the scores know up to (`YYYY-MM-DDTHH:MM:SSZ`).
+    pub as_of: String,
+    /// Where the available time came from.
+    pub hours_source: String,
+    #[serde(flatten)]
+    pub plan: DayPlan,
+    /// What could not be considered and why ("no lead model: leads are
+    /// not in the list").
+    pub notes: Vec<String>,
+    /// Whether the list was stored for adherence.
+    pub recorded: bool,
+}
+
+fn instant(t: i64) -> String {
+    pipewise_core::value::format_instant(Utc.timestamp_opt(t, 0).single().unwrap_or_default())
+}
+
+/// Epoch seconds of a stored `YYYY-MM-DDTHH:MM:SSZ`.
+fn parse_utc(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.timestamp())
+}
+
+fn day_start(t: i64) -> i64 {
+    t.div_euclid(DAY) * DAY
+}
+
+/// An hour of the day `day` (a day's start), as epoch seconds.
+fn at_hour(day: i64, hour: u32) -> i64 {
+    day + i64::from(hour) * 3600
+}
+
+fn channel_of(kind: &str) -> Channel {
+    Channel::parse(kind).unwrap_or(Channel::Call)
+}
+
+/// Org-wide response rates of deal touches (email replies, call connects,
+/// meetings held) before `as_of`, with a pseudo-count of 20 towards
+/// 0.2 / 0.3 / 0.85 so a small org does not read noise.
+fn org_rates(crm: &CrmData, as_of: i64) -> ResponseRates {
+    let mut n = [0.0f64; 3];
+    let mut k = [0.0f64; 3];
+    for a in crm.activities.iter().filter(|a| a.occurred_at < as_of) {
+        if a.opportunity_id.is_none() {
+            continue;
+        }
+        let out = a.outcome.as_deref().unwrap_or("");
+        let (i, yes) = match a.kind.as_str() {
+            "email" => (0, out == "replied"),
+            "call" => (1, out == "connected"),
+            "meeting" => (2, out == "held"),
+            _ => continue,
+        };
+        n[i] += 1.0;
+        k[i] += f64::from(u8::from(yes));
+    }
+    let prior = [0.2, 0.3, 0.85];
+    let r = |i: usize| (k[i] + 20.0 * prior[i]) / (n[i] + 20.0);
+    ResponseRates {
+        email: r(0),
+        call: r(1),
+        meeting: r(2),
+    }
+}
+
+/// The deals' candidates: one per channel for each open deal the rep owns
+/// at `as_of`, valued by the win model's what-if. Pushes a note and
+/// nothing when there is no win model.
+#[allow(clippy::too_many_arguments)]
+fn deal_candidates(
+    store: &SqliteStore,
+    crm: &CrmData,
+    rep_id: &str,
+    day: i64,
+    as_of: i64,
+    send_time: &SendTimeModel,
+    out: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let Some((win, _, version)) = crate::book::active_model(store, "win")? else {
+        notes.push("no win model: deals are not in the list (run `pipewise train`)".into());
+        return Ok(());
+    };
+    let slip = crate::book::active_model(store, "slip")?;
+    let data = crate::load_data(crm)?;
+    let (scored, table) = pipewise_engines::predict::score_with_features(
+        &data,
+        as_of,
+        &win,
+        slip.as_ref().map(|s| &s.0),
+        3,
+    )?;
+    let mine: Vec<usize> = scored
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            data.index_of(&s.opportunity_id)
+                .is_some_and(|i| data.opps[i].owner.at(as_of) == Some(rep_id))
+        })
+        .map(|(k, _)| k)
+        .collect();
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let sub = table.take(&mine);
+    let org = org_rates(crm, as_of);
+    let col = |name: &str, k: usize| -> f64 {
+        match sub.column(name) {
+            Some(pipewise_core::Column::Numeric(v)) => v[k],
+            _ => f64::NAN,
+        }
+    };
+    // The deal's own rates, pooled with the org's (5 touches' weight).
+    let rates: Vec<ResponseRates> = (0..mine.len())
+        .map(|k| {
+            let own = |rate: f64, n: f64, prior: f64| {
+                if rate.is_finite() && n.is_finite() && n > 0.0 {
+                    (rate * n + 5.0 * prior) / (n + 5.0)
+                } else {
+                    prior
+                }
+            };
+            ResponseRates {
+                email: own(col("reply_rate", k), col("emails_sent", k), org.email),
+                call: own(col("connect_rate", k), col("calls_made", k), org.call),
+                meeting: org.meeting,
+            }
+        })
+        .collect();
+    let (p0, lifts) = actions::deal_uplifts(&win, &sub, &rates)?;
+    let accounts: HashMap<&str, (&str, &str)> = crm
+        .accounts
+        .iter()
+        .map(|a| {
+            (
+                a.id.as_str(),
+                (a.name.as_str(), a.industry.as_deref().unwrap_or("unknown")),
+            )
+        })
+        .collect();
+    let account_of: HashMap<&str, &str> = crm
+        .opportunities
+        .iter()
+        .filter_map(|o| Some((o.id.as_str(), o.account_id.as_deref()?)))
+        .collect();
+    for (k, &row) in mine.iter().enumerate() {
+        let s = &scored[row];
+        let i = data
+            .index_of(&s.opportunity_id)
+            .expect("scored deals exist");
+        let o = &data.opps[i];
+        let Some(amount) = data
+            .amount_at(o, as_of)
+            .filter(|a| a.is_finite() && *a > 0.0)
+        else {
+            continue;
+        };
+        let account_id = account_of.get(o.id.as_str()).map(|a| a.to_string());
+        let (account_name, industry) = account_id
+            .as_deref()
+            .and_then(|a| accounts.get(a).copied())
+            .unwrap_or(("", "unknown"));
+        let quiet = col("days_since_response", k);
+        let touch = col("days_since_touch", k);
+        let mut why = Vec::new();
+        if let Some(sp) = s.slip_probability.filter(|p| *p >= 0.5) {
+            why.push(format!(
+                "slip risk {:.0}%: the close date {} is likely to be missed",
+                sp * 100.0,
+                o.close_date.at(as_of).unwrap_or("-")
+            ));
+        }
+        if touch.is_finite() && touch >= 14.0 {
+            why.push(format!("no touch for {touch:.0} days"));
+        } else if quiet.is_finite() && quiet >= 14.0 {
+            why.push(format!("no customer response for {quiet:.0} days"));
+        }
+        why.push(format!(
+            "win probability {:.0}% on {}",
+            p0[k] * 100.0,
+            match crm.currencies.corporate.as_deref() {
+                Some(c) => format!("{c} {}", pipewise_core::value::format_money(amount)),
+                None => format!(
+                    "an amount of {}",
+                    pipewise_core::value::format_money(amount)
+                ),
+            }
+        ));
+        if let Some(f) = s.factors.iter().find(|f| f.contribution < 0.0) {
+            why.push(format!("holding it back: {}", f.text));
+        }
+        let message = if s.slip_probability.is_some_and(|p| p >= 0.5) {
+            "Confirm the close plan: what must happen, by whom, before the close date".to_string()
+        } else if quiet.is_finite() && quiet >= 14.0 || !quiet.is_finite() {
+            "Re-engage: ask for the decision criteria and the next step".to_string()
+        } else {
+            "Advance: agree the next step and its date".to_string()
+        };
+        for (c, channel) in actions::DEAL_CHANNELS.iter().enumerate() {
+            let uplift = lifts[k][c];
+            let hour = send_time.best_hour(industry, channel_of(channel));
+            let at = at_hour(day, hour);
+            let mut w = why.clone();
+            w.insert(
+                0,
+                format!(
+                    "{} {channel} moves the win probability by {:+.1} points (the win model's what-if)",
+                    if *channel == "email" { "an" } else { "a" },
+                    uplift * 100.0
+                ),
+            );
+            out.push(Action {
+                target_kind: "deal".into(),
+                target_id: o.id.clone(),
+                target: o
+                    .name
+                    .clone()
+                    .or_else(|| (!account_name.is_empty()).then(|| account_name.to_string())),
+                account_id: account_id.clone(),
+                action: (*channel).to_string(),
+                channel: (*channel).to_string(),
+                at: instant(at),
+                at_epoch: at,
+                window_days: actions::window_days(channel),
+                message: Some(message.clone()),
+                why: w,
+                probability: p0[k],
+                probability_of: "win".into(),
+                amount,
+                uplift,
+                uplift_source: format!("win model v{version} what-if"),
+                expected_value: uplift * amount,
+                feedback_weight: 1.0,
+                minutes: actions::minutes(channel, channel),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The worth of a converted lead: the mean won amount per closed deal that
+/// came from a lead (0 won counts), or `None` without such deals.
+fn lead_value(crm: &CrmData, as_of: i64) -> Option<f64> {
+    let closed: Vec<f64> = crm
+        .opportunities
+        .iter()
+        .filter(|o| o.lead_id.is_some() && o.closed_at.is_some_and(|c| c < as_of))
+        .filter_map(|o| match o.stage.as_str() {
+            "closed_won" => o.amount.filter(|a| a.is_finite()),
+            "closed_lost" => Some(0.0),
+            _ => None,
+        })
+        .collect();
+    (!closed.is_empty()).then(|| closed.iter().sum::<f64>() / closed.len() as f64)
+}
+
+/// Each converted lead's count of touches before it converted.
+fn touches_at_conversion(crm: &CrmData, as_of: i64) -> Vec<u32> {
+    let converted: HashMap<&str, i64> = crm
+        .leads
+        .iter()
+        .filter_map(|l| Some((l.id.as_str(), l.converted_at.filter(|c| *c < as_of)?)))
+        .collect();
+    let mut n: HashMap<&str, u32> = HashMap::new();
+    for a in &crm.activities {
+        let Some(l) = a.lead_id.as_deref() else {
+            continue;
+        };
+        if let Some(&c) = converted.get(l)
+            && a.occurred_at <= c
+            && a.direction.as_deref() != Some("inbound")
+        {
+            *n.entry(l).or_default() += 1;
+        }
+    }
+    converted
+        .keys()
+        .map(|l| n.get(l).copied().unwrap_or(0).max(1))
+        .collect()
+}
+
+fn lead_candidates(
+    store: &SqliteStore,
+    crm: &Arc<CrmData>,
+    rep: &pipewise_store::read::User,
+    day: i64,
+    as_of: i64,
+    out: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    if crm.leads.is_empty() {
+        return Ok(());
+    }
+    let base = crate::leads::build(crm, store)?;
+    if base.model_version.is_none() {
+        notes.push(
+            "no lead model: lead follow-ups are not in the list (run `pipewise score leads`)"
+                .into(),
+        );
+        return Ok(());
+    }
+    let Some(value) = lead_value(crm, as_of) else {
+        notes.push("no closed deal came from a lead yet: a lead's worth is unknown".into());
+        return Ok(());
+    };
+    let counts = touches_at_conversion(crm, as_of);
+    let queue = crate::leads::rep_queue(
+        crm,
+        &rep.id,
+        Some(day),
+        false,
+        None,
+        &store.lead_task_marks()?,
+    )?;
+    let scores: HashMap<&str, &crate::leads::LeadRow> =
+        base.rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    for t in queue
+        .tasks
+        .iter()
+        .filter(|t| matches!(t.status.as_str(), "late" | "today"))
+    {
+        let Some(row) = scores.get(t.lead_id.as_str()) else {
+            continue;
+        };
+        let Some(p) = row.conversion_probability else {
+            continue;
+        };
+        let touch = t.touches_made as u32 + 1;
+        let (h, source) = match actions::conversion_hazard(&counts, touch) {
+            Some(h) => (
+                h,
+                format!(
+                    "lead model v{} × conversion hazard at touch {touch}",
+                    base.model_version.unwrap_or(0)
+                ),
+            ),
+            None => (
+                1.0 / f64::from(9u32.saturating_sub(touch).max(1)),
+                "lead model × an even share of the cadence's remaining touches".to_string(),
+            ),
+        };
+        let uplift = p * h;
+        let at = t.due_at.max(day);
+        let mut why = vec![
+            format!(
+                "cadence step {} of {} is {}",
+                t.step,
+                t.steps,
+                if t.status == "late" {
+                    "late"
+                } else {
+                    "due today"
+                }
+            ),
+            format!("conversion probability {:.0}%", p * 100.0),
+        ];
+        why.extend(row.factors.iter().take(2).cloned());
+        out.push(Action {
+            target_kind: "lead".into(),
+            target_id: t.lead_id.clone(),
+            target: t.company.clone(),
+            account_id: None,
+            action: "cadence_step".into(),
+            channel: t.channel.clone(),
+            at: instant(at),
+            at_epoch: at,
+            window_days: actions::window_days("cadence_step"),
+            message: t.template.clone(),
+            why,
+            probability: p,
+            probability_of: "conversion".into(),
+            amount: value,
+            uplift,
+            uplift_source: source,
+            expected_value: uplift * value,
+            feedback_weight: 1.0,
+            minutes: actions::minutes("cadence_step", &t.channel),
+        });
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn account_candidates(
+    crm: &CrmData,
+    rep_id: &str,
+    day: i64,
+    as_of: i64,
+    save_rate: f64,
+    send_time: &SendTimeModel,
+    out: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+) {
+    let mine: HashSet<&str> = crm
+        .accounts
+        .iter()
+        .filter(|a| a.owner_id.as_deref() == Some(rep_id))
+        .map(|a| a.id.as_str())
+        .collect();
+    let renewals_mine = crm.opportunities.iter().any(|o| {
+        o.owner_id == rep_id
+            && o.kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("renewal"))
+    });
+    if mine.is_empty() && !renewals_mine {
+        return;
+    }
+    let seg = match pipewise_engines::segments::segment(crm, &Default::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            notes.push(format!("accounts are not in the list: {e}"));
+            return;
+        }
+    };
+    let industry: HashMap<&str, &str> = crm
+        .accounts
+        .iter()
+        .map(|a| (a.id.as_str(), a.industry.as_deref().unwrap_or("unknown")))
+        .collect();
+    match pipewise_engines::accounts::churn(crm, &seg) {
+        Ok(report) => {
+            for r in report.open.iter().filter(|r| r.owner_id == rep_id) {
+                let close = r
+                    .close_date
+                    .as_deref()
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .map(|d| {
+                        d.and_hms_opt(0, 0, 0)
+                            .unwrap_or_default()
+                            .and_utc()
+                            .timestamp()
+                    });
+                if close.is_some_and(|c| c > day + 90 * DAY) {
+                    continue;
+                }
+                let Some(amount) = r.amount.filter(|a| a.is_finite() && *a > 0.0) else {
+                    continue;
+                };
+                let uplift = r.risk * save_rate;
+                let hour = send_time.best_hour(
+                    industry
+                        .get(r.account_id.as_str())
+                        .copied()
+                        .unwrap_or("unknown"),
+                    Channel::Call,
+                );
+                let at = at_hour(day, hour);
+                let mut why = vec![format!(
+                    "renewal closing {} with churn risk {:.0}%",
+                    r.close_date.as_deref().unwrap_or("soon"),
+                    r.risk * 100.0
+                )];
+                why.extend(
+                    r.factors
+                        .iter()
+                        .filter(|f| f.push > 0.0)
+                        .take(2)
+                        .map(|f| format!("{}: {}", f.feature.replace('_', " "), f.value)),
+                );
+                out.push(Action {
+                    target_kind: "account".into(),
+                    target_id: r.account_id.clone(),
+                    target: Some(r.account_name.clone()),
+                    account_id: Some(r.account_id.clone()),
+                    action: "renewal_check".into(),
+                    channel: "meeting".into(),
+                    at: instant(at),
+                    at_epoch: at,
+                    window_days: actions::window_days("renewal_check"),
+                    message: Some(format!(
+                        "Renewal check-in: review usage and open issues before {}",
+                        r.close_date.as_deref().unwrap_or("the renewal")
+                    )),
+                    why,
+                    probability: r.risk,
+                    probability_of: "churn".into(),
+                    amount,
+                    uplift,
+                    uplift_source: format!("churn model × save rate {save_rate} (assumed)"),
+                    expected_value: uplift * amount,
+                    feedback_weight: 1.0,
+                    minutes: actions::minutes("renewal_check", "meeting"),
+                });
+            }
+        }
+        Err(e) => notes.push(format!("renewal checks are not in the list: {e}")),
+    }
+    // Cross-sell: customers of the rep with no open deal.
+    let expansions: Vec<&pipewise_store::read::Opportunity> = crm
+        .opportunities
+        .iter()
+        .filter(|o| {
+            o.kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("expansion"))
+                && o.closed_at.is_some_and(|c| c < as_of)
+        })
+        .collect();
+    let won: Vec<f64> = expansions
+        .iter()
+        .filter(|o| o.stage == "closed_won")
+        .filter_map(|o| o.amount)
+        .collect();
+    if expansions.is_empty() || won.is_empty() {
+        notes.push("no closed expansion deals: cross-sell offers are not in the list".into());
+        return;
+    }
+    let deal_value = won.iter().sum::<f64>() / expansions.len() as f64;
+    let customers: HashSet<&str> = crm
+        .opportunities
+        .iter()
+        .filter(|o| o.stage == "closed_won" && o.closed_at.is_some_and(|c| c < as_of))
+        .filter_map(|o| o.account_id.as_deref())
+        .collect();
+    let created: usize = expansions.len();
+    // Expansions opened per customer a year, over the data's span.
+    let first = crm
+        .opportunities
+        .iter()
+        .filter_map(|o| o.created_at)
+        .min()
+        .unwrap_or(as_of);
+    let years = ((as_of - first) as f64 / (365.0 * DAY as f64)).max(0.25);
+    // The chance a customer opens an expansion in the next 30 days at the
+    // org's yearly rate: what one offer is credited with.
+    let yearly = created as f64 / customers.len().max(1) as f64 / years;
+    let rate = 1.0 - (-yearly * 30.0 / 365.0).exp();
+    let open: HashSet<&str> = crm
+        .opportunities
+        .iter()
+        .filter(|o| {
+            o.closed_at.is_none_or(|c| c >= as_of) && o.created_at.is_none_or(|c| c < as_of)
+        })
+        .filter_map(|o| o.account_id.as_deref())
+        .collect();
+    let Ok(next) = pipewise_engines::accounts::next_products(crm, &seg) else {
+        return;
+    };
+    for n in next
+        .iter()
+        .filter(|n| mine.contains(n.account_id.as_str()) && !open.contains(n.account_id.as_str()))
+    {
+        let Some(top) = n.candidates.first() else {
+            continue;
+        };
+        let uplift = top.probability * rate;
+        let hour = send_time.best_hour(
+            industry
+                .get(n.account_id.as_str())
+                .copied()
+                .unwrap_or("unknown"),
+            Channel::Call,
+        );
+        let at = at_hour(day, hour);
+        out.push(Action {
+            target_kind: "account".into(),
+            target_id: n.account_id.clone(),
+            target: Some(n.account_name.clone()),
+            account_id: Some(n.account_id.clone()),
+            action: "cross_sell".into(),
+            channel: "call".into(),
+            at: instant(at),
+            at_epoch: at,
+            window_days: actions::window_days("cross_sell"),
+            message: Some(format!("Offer {}", top.product)),
+            why: vec![
+                format!(
+                    "{} is its most likely next product ({:.0}% of its next purchases)",
+                    top.product,
+                    top.probability * 100.0
+                ),
+                n.why.clone(),
+                format!(
+                    "no open deal on the account; customers open {yearly:.2} expansions a year, \
+                     a {:.1}% chance in the next 30 days",
+                    rate * 100.0
+                ),
+            ],
+            probability: top.probability,
+            probability_of: "next_product".into(),
+            amount: deal_value,
+            uplift,
+            uplift_source:
+                "next-product pick rate × the chance of an expansion in 30 days at the org's rate"
+                    .into(),
+            expected_value: uplift * deal_value,
+            feedback_weight: 1.0,
+            minutes: actions::minutes("cross_sell", "call"),
+        });
+    }
+}
+
+/// The last instant the data records (an activity, a deal's creation or
+/// close, a lead's arrival).
+fn data_end(crm: &CrmData) -> Option<i64> {
+    let a = crm.activities.iter().map(|a| a.occurred_at).max();
+    let o = crm
+        .opportunities
+        .iter()
+        .flat_map(|o| [o.created_at, o.closed_at])
+        .flatten()
+        .max();
+    let l = crm.leads.iter().map(|l| l.created_at).max();
+    [a, o, l].into_iter().flatten().max()
+}
+
+/// The day a list is made for by default: the data's last day
+/// (`YYYY-MM-DD`), `None` without records.
+pub fn default_day(crm: &CrmData) -> Option<String> {
+    data_end(crm).map(|e| format_date(day_start(e)))
+}
+
+/// `rep`'s (a name or an id) list for a day (see [`ActionOptions`]),
+/// stored for adherence when `opts.record`. Errors: no such rep, no data, a
+/// model that cannot be read, a database error.
+pub fn rep_actions(
+    store: &mut SqliteStore,
+    crm: &Arc<CrmData>,
+    rep: &str,
+    opts: &ActionOptions,
+) -> anyhow::Result<RepActions> {
+    let user = crate::lead_desk::find_user(crm, rep)
+        .ok_or_else(|| InputError::new("rep", "a rep's name or id", rep))?
+        .clone();
+    let end = data_end(crm).ok_or_else(|| anyhow::anyhow!("the database holds no records yet"))?;
+    let (day, as_of) = match opts.date {
+        Some(d) => (day_start(d), day_start(d).min(end + 1)),
+        None => (day_start(end), end + 1),
+    };
+    if let Some(h) = opts.hours
+        && !(h.is_finite() && (0.0..=24.0).contains(&h))
+    {
+        return Err(InputError::new("hours", "hours in a day, 0 to 24", &h.to_string()).into());
+    }
+    if !(0.0..=1.0).contains(&opts.save_rate) {
+        return Err(InputError::new(
+            "save-rate",
+            "a share of the churn risk, 0 to 1",
+            &opts.save_rate.to_string(),
+        )
+        .into());
+    }
+    let (minutes, hours_source) = match opts.hours {
+        Some(h) => (h * 60.0, "given".to_string()),
+        None => {
+            let roster = pipewise_engines::availability::Roster::with_org_hours(crm, 8, 18);
+            let a = roster.of_user(&user.id);
+            let secs = a.working_seconds(day, day + DAY) as f64;
+            let source = if secs == 0.0 {
+                "not at work that day (working hours and time off)".to_string()
+            } else {
+                format!(
+                    "{:.0}% of {:.1} working hours",
+                    actions::SELLING_SHARE * 100.0,
+                    secs / 3600.0
+                )
+            };
+            (secs / 60.0 * actions::SELLING_SHARE, source)
+        }
+    };
+    let send_time = SendTimeModel::fit(crm, as_of);
+    let mut candidates = Vec::new();
+    let mut notes = Vec::new();
+    deal_candidates(
+        store,
+        crm,
+        &user.id,
+        day,
+        as_of,
+        &send_time,
+        &mut candidates,
+        &mut notes,
+    )?;
+    lead_candidates(store, crm, &user, day, as_of, &mut candidates, &mut notes)?;
+    account_candidates(
+        crm,
+        &user.id,
+        day,
+        as_of,
+        opts.save_rate,
+        &send_time,
+        &mut candidates,
+        &mut notes,
+    );
+    let dismissals: Vec<Dismissal> = store
+        .dismissals(Some(&user.id))?
+        .into_iter()
+        .filter_map(|d| {
+            Some(Dismissal {
+                at: parse_utc(&format!("{}T00:00:00Z", d.day))?,
+                target_kind: d.target_kind,
+                target_id: d.target_id,
+                action: d.action,
+                reason: d.reason,
+            })
+        })
+        .collect();
+    let mut shown: HashMap<String, u32> = HashMap::new();
+    let day_s = format_date(day);
+    for r in store.recommendations(Some(&user.id))? {
+        if r.day < day_s {
+            *shown.entry(r.action).or_default() += 1;
+        }
+    }
+    let feedback = Feedback::new(&dismissals, &shown, day);
+    let plan = actions::plan(candidates, &feedback, minutes);
+    let mut recorded = false;
+    if opts.record {
+        let rows: Vec<NewRecommendation> = plan
+            .actions
+            .iter()
+            .map(|a| NewRecommendation {
+                target_kind: a.target_kind.clone(),
+                target_id: a.target_id.clone(),
+                account_id: a.account_id.clone(),
+                action: a.action.clone(),
+                channel: a.channel.clone(),
+                at: a.at.clone(),
+                window_end: instant(day_start(a.at_epoch) + a.window_days * DAY),
+                probability: a.probability,
+                amount: a.amount,
+                uplift: a.uplift,
+                expected_value: a.expected_value,
+                why: a.why.join("; "),
+            })
+            .collect();
+        store.record_recommendations(&day_s, &user.id, &rows, &instant(Utc::now().timestamp()))?;
+        recorded = true;
+    }
+    Ok(RepActions {
+        rep_id: user.id.clone(),
+        rep_name: user.name.clone(),
+        day: day_s,
+        as_of: instant(as_of - 1),
+        hours_source,
+        plan,
+        notes,
+        recorded,
+    })
+}
+
+/// Adherence over the stored lists: per rep and team, the share of
+/// recommendations acted on within their window.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AdherenceReport {
+    /// The last instant the data records: windows closing after it are
+    /// still open and not counted.
+    pub as_of: String,
+    pub recommended: usize,
+    pub acted_on: usize,
+    pub adherence: f64,
+    /// Recommendations whose window is still open.
+    pub open: usize,
+    pub by_rep: Vec<actions::AdherenceRow>,
+    pub by_team: Vec<actions::AdherenceRow>,
+    pub by_action: Vec<actions::AdherenceRow>,
+}
+
+/// Adherence over the lists stored for days in `[from, to]` (`YYYY-MM-DD`,
+/// both optional). Errors: a database error.
+pub fn adherence(
+    store: &SqliteStore,
+    crm: &CrmData,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> anyhow::Result<AdherenceReport> {
+    let end = data_end(crm).unwrap_or(0);
+    let users: HashMap<&str, &pipewise_store::read::User> =
+        crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let teams: HashMap<&str, &str> = crm
+        .teams
+        .iter()
+        .map(|t| (t.id.as_str(), t.name.as_str()))
+        .collect();
+    let parse = |s: &str| parse_utc(s).unwrap_or(i64::MAX);
+    let mut open = 0;
+    let mut recs = Vec::new();
+    for r in store.recommendations(None)? {
+        if from.is_some_and(|f| r.day.as_str() < f) || to.is_some_and(|t| r.day.as_str() > t) {
+            continue;
+        }
+        let until = parse(&r.window_end);
+        if until > end {
+            open += 1;
+            continue;
+        }
+        let from = parse(&format!("{}T00:00:00Z", r.day));
+        recs.push(Logged {
+            id: r.id,
+            team: users.get(r.rep_id.as_str()).and_then(|u| u.team_id.clone()),
+            rep_id: r.rep_id,
+            target_kind: r.target_kind,
+            target_id: r.target_id,
+            account_id: r.account_id,
+            action: r.action,
+            channel: r.channel,
+            from,
+            until,
+            probability: r.probability,
+            amount: r.amount,
+            expected_value: r.expected_value,
+        });
+    }
+    // Touches by rep, in time order, to match each window.
+    let mut by_rep: HashMap<&str, Vec<Touch>> = HashMap::new();
+    for a in &crm.activities {
+        if let Some(u) = a.user_id.as_deref() {
+            by_rep.entry(u).or_default().push(Touch {
+                user_id: u,
+                kind: a.kind.as_str(),
+                at: a.occurred_at,
+                opportunity_id: a.opportunity_id.as_deref(),
+                lead_id: a.lead_id.as_deref(),
+                account_id: a.account_id.as_deref(),
+            });
+        }
+    }
+    for v in by_rep.values_mut() {
+        v.sort_by_key(|t| t.at);
+    }
+    let followed: Vec<bool> = recs
+        .iter()
+        .map(|r| {
+            let Some(ts) = by_rep.get(r.rep_id.as_str()) else {
+                return false;
+            };
+            let lo = ts.partition_point(|t| t.at < r.from);
+            ts[lo..]
+                .iter()
+                .take_while(|t| t.at < r.until)
+                .any(|t| actions::acts_on(r, t))
+        })
+        .collect();
+    let acted = followed.iter().filter(|f| **f).count();
+    let name_of = |id: &str| users.get(id).map_or(id.to_string(), |u| u.name.clone());
+    Ok(AdherenceReport {
+        as_of: instant(end),
+        recommended: recs.len(),
+        acted_on: acted,
+        adherence: acted as f64 / recs.len().max(1) as f64,
+        open,
+        by_rep: actions::adherence_by(&recs, &followed, |r| {
+            Some((r.rep_id.clone(), name_of(&r.rep_id)))
+        }),
+        by_team: actions::adherence_by(&recs, &followed, |r| {
+            let t = r.team.clone()?;
+            let name = teams.get(t.as_str()).map_or(t.clone(), |n| n.to_string());
+            Some((t, name))
+        }),
+        by_action: actions::adherence_by(&recs, &followed, |r| {
+            Some((r.action.clone(), r.action.clone()))
+        }),
+    })
+}

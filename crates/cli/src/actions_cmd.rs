@@ -1,0 +1,336 @@
+//! `pipewise actions`: a rep's next-best actions for a day, dismissing one
+//! with a reason; `pipewise adherence`: how many recommended actions reps
+//! took.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use pipewise_app::actions::{ActionOptions, AdherenceReport, RepActions};
+
+#[derive(Args, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ActionsArgs {
+    #[command(subcommand)]
+    cmd: Option<ActionsCmd>,
+    #[command(flatten)]
+    list: ListArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct ListArgs {
+    /// The rep (name or id).
+    #[arg(long)]
+    rep: Option<String>,
+    /// The day (YYYY-MM-DD; default: the data's last day).
+    #[arg(long)]
+    date: Option<String>,
+    /// Selling hours the rep has that day (default: 30% of their working
+    /// hours that day, none when away).
+    #[arg(long)]
+    hours: Option<f64>,
+    /// The share of a renewal's churn risk a check-in is assumed to save.
+    #[arg(long, default_value_t = pipewise_engines::actions::DEFAULT_SAVE_RATE)]
+    save_rate: f64,
+    /// Do not store the list (it is stored by default, for adherence).
+    #[arg(long)]
+    no_record: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum ActionsCmd {
+    /// Dismiss an action with a reason: it leaves the rep's list for a
+    /// while (done 7 days, not_useful 14, wrong_timing 3, not_mine 30 for
+    /// every action on the target, other 7), and kinds often dismissed as
+    /// not useful are weighted down.
+    Dismiss(DismissArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct DismissArgs {
+    /// The rep (name or id).
+    #[arg(long)]
+    rep: String,
+    /// What the action is on: deal:ID, lead:ID or account:ID.
+    #[arg(long)]
+    target: String,
+    /// The action: call, email, meeting, cadence_step, renewal_check or
+    /// cross_sell.
+    #[arg(long, value_parser = pipewise_engines::actions::ACTIONS)]
+    action: String,
+    #[arg(long, value_parser = pipewise_store::actions::DISMISSAL_REASONS)]
+    reason: String,
+    /// Why, in words (required for `other`).
+    #[arg(long)]
+    note: Option<String>,
+    /// The day of the list it is dismissed from (YYYY-MM-DD; default: the
+    /// data's last day, the default list's): the action stays hidden for
+    /// its reason's days from then.
+    #[arg(long)]
+    date: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct AdherenceArgs {
+    /// Lists made on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<String>,
+    /// Lists made on or before this day (YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_day(flag: &str, s: &str) -> Result<i64> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("{flag} {s:?}: expected a date as YYYY-MM-DD"))?;
+    Ok(d.and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp())
+}
+
+pub fn actions(db: &Path, a: &ActionsArgs) -> Result<ExitCode> {
+    match &a.cmd {
+        Some(ActionsCmd::Dismiss(d)) => dismiss(db, d),
+        None => list(db, &a.list),
+    }
+}
+
+fn list(db: &Path, a: &ListArgs) -> Result<ExitCode> {
+    let Some(rep) = a.rep.as_deref() else {
+        anyhow::bail!("give the rep: pipewise actions --rep NAME");
+    };
+    let date = a
+        .date
+        .as_deref()
+        .map(|d| parse_day("--date", d))
+        .transpose()?;
+    let mut store = crate::access_cmd::existing(db)?;
+    let crm = Arc::new(store.load_crm()?);
+    let opts = ActionOptions {
+        date,
+        hours: a.hours,
+        save_rate: a.save_rate,
+        record: !a.no_record,
+    };
+    let r = pipewise_app::actions::rep_actions(&mut store, &crm, rep, &opts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", text(&r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text(r: &RepActions) -> String {
+    use std::fmt::Write as _;
+    let p = &r.plan;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Next-best actions for {} on {} (data to {})",
+        r.rep_name, r.day, r.as_of
+    );
+    let _ = writeln!(
+        s,
+        "Time: {:.0} of {:.0} minutes ({}); expected value {}; {} candidates, {} hidden by dismissals",
+        p.minutes_planned,
+        p.minutes_available,
+        r.hours_source,
+        crate::output::money(p.expected_value),
+        p.candidates,
+        p.hidden_by_dismissals
+    );
+    if p.actions.is_empty() {
+        let _ = writeln!(s, "\nNothing to do that fits the time.");
+    }
+    for (k, a) in p.actions.iter().enumerate() {
+        let when = a.at.get(11..16).unwrap_or("");
+        let _ = writeln!(
+            s,
+            "\n{:>2}. {when} UTC  {} on {} {} ({})",
+            k + 1,
+            a.action.replace('_', " "),
+            a.target_kind,
+            a.target_id,
+            a.target.as_deref().unwrap_or("-"),
+        );
+        let _ = writeln!(
+            s,
+            "    expected value {} = uplift {:+.2} points of {} probability × {}; {:.0} min",
+            crate::output::money(a.expected_value),
+            a.uplift * 100.0,
+            a.probability_of.replace('_', " "),
+            crate::output::money(a.amount),
+            a.minutes
+        );
+        if a.feedback_weight < 1.0 {
+            let _ = writeln!(
+                s,
+                "    weighted {:.2} by your dismissals of {} actions",
+                a.feedback_weight,
+                a.action.replace('_', " ")
+            );
+        }
+        if let Some(m) = &a.message {
+            let _ = writeln!(s, "    message: {m}");
+        }
+        for w in &a.why {
+            let _ = writeln!(s, "    - {w}");
+        }
+    }
+    if !p.left_out.is_empty() {
+        let _ = writeln!(s, "\nDid not fit the time:");
+        for a in &p.left_out {
+            let _ = writeln!(
+                s,
+                "  {} on {} {} ({}): expected value {}, {:.0} min",
+                a.action.replace('_', " "),
+                a.target_kind,
+                a.target_id,
+                a.target.as_deref().unwrap_or("-"),
+                crate::output::money(a.expected_value),
+                a.minutes
+            );
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "\nNote: {n}");
+    }
+    if r.recorded {
+        let _ = writeln!(
+            s,
+            "\nStored for adherence (pipewise adherence). Dismiss one: pipewise actions dismiss --rep {:?} --target KIND:ID --action ACTION --reason done|not_useful|wrong_timing|not_mine|other",
+            r.rep_name
+        );
+    }
+    s
+}
+
+fn dismiss(db: &Path, d: &DismissArgs) -> Result<ExitCode> {
+    let Some((kind, id)) = d.target.split_once(':') else {
+        anyhow::bail!(
+            "--target {:?}: expected KIND:ID, KIND one of deal, lead, account",
+            d.target
+        );
+    };
+    anyhow::ensure!(
+        matches!(kind, "deal" | "lead" | "account") && !id.trim().is_empty(),
+        "--target {:?}: expected KIND:ID, KIND one of deal, lead, account",
+        d.target
+    );
+    let mut store = crate::access_cmd::existing(db)?;
+    let crm = store.load_crm()?;
+    let user = pipewise_app::lead_desk::find_user(&crm, &d.rep)
+        .ok_or_else(|| anyhow::anyhow!("--rep {:?}: no rep of that name or id", d.rep))?;
+    let known = match kind {
+        "deal" => crm.opportunities.iter().any(|o| o.id == id),
+        "lead" => crm.leads.iter().any(|l| l.id == id),
+        _ => crm.accounts.iter().any(|a| a.id == id),
+    };
+    anyhow::ensure!(known, "--target {}: no {kind} with id {id:?}", d.target);
+    let day = match &d.date {
+        Some(s) => {
+            parse_day("--date", s)?;
+            s.clone()
+        }
+        None => pipewise_app::actions::default_day(&crm)
+            .ok_or_else(|| anyhow::anyhow!("the database holds no records yet"))?,
+    };
+    let now = pipewise_core::value::format_instant(chrono::Utc::now());
+    let by = format!("OS user {}", crate::access_cmd::os_user());
+    let row = store.record_dismissal(
+        &user.id,
+        kind,
+        id,
+        &d.action,
+        &day,
+        &d.reason,
+        d.note.as_deref(),
+        Some(&by),
+        &now,
+    )?;
+    if d.json {
+        println!("{}", serde_json::to_string_pretty(&row)?);
+    } else {
+        println!(
+            "Dismissed: {} on {kind} {id} for {} ({}).",
+            d.action.replace('_', " "),
+            user.name,
+            d.reason.replace('_', " ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn adherence(db: &Path, a: &AdherenceArgs) -> Result<ExitCode> {
+    for (flag, v) in [("--from", &a.from), ("--to", &a.to)] {
+        if let Some(s) = v {
+            parse_day(flag, s)?;
+        }
+    }
+    let store = crate::access_cmd::existing(db)?;
+    let crm = store.load_crm()?;
+    let r = pipewise_app::actions::adherence(&store, &crm, a.from.as_deref(), a.to.as_deref())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", adherence_text(&r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn adherence_text(r: &AdherenceReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Adherence: {} of {} recommended actions acted on within their window ({:.1}%); {} still open (data to {})",
+        r.acted_on,
+        r.recommended,
+        r.adherence * 100.0,
+        r.open,
+        r.as_of
+    );
+    if r.recommended == 0 {
+        let _ = writeln!(
+            s,
+            "No closed windows yet: lists are stored when `pipewise actions --rep NAME` runs."
+        );
+        return s;
+    }
+    for (title, rows) in [
+        ("By rep", &r.by_rep),
+        ("By team", &r.by_team),
+        ("By action", &r.by_action),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "\n{title}\n  {:<28} {:>11} {:>8} {:>9} {:>11}",
+            "", "recommended", "acted on", "adherence", "value share"
+        );
+        for x in rows {
+            let _ = writeln!(
+                s,
+                "  {:<28} {:>11} {:>8} {:>8.1}% {:>10.1}%",
+                x.name,
+                x.recommended,
+                x.acted_on,
+                x.adherence * 100.0,
+                x.value_share * 100.0
+            );
+        }
+    }
+    s
+}
