@@ -128,6 +128,19 @@ for (const u of plan.users) {
       await page.screenshot({ path: `${plan.shots}/${who}-leads-marked.png`, fullPage: true });
     } else fail(who, "no follow-up to mark on /leads");
   }
+  await check(page, who, "actions", "/actions", who === "rep"
+    ? ["My day", "expected", "Dismiss because"]
+    : ["My day", "expected", "Adherence"]);
+  // The rep dismisses the first action as not useful; the list confirms it.
+  if (who === "rep") {
+    const form = page.locator("form[action='/actions/dismiss']").first();
+    if (await form.count()) {
+      await form.locator("select[name=reason]").selectOption("not_useful");
+      await Promise.all([page.waitForNavigation(), form.locator("button[type=submit]").click()]);
+      if (!(await page.locator("main").innerText()).includes("Dismissed:")) fail(who, "a dismissal was not confirmed");
+      await page.screenshot({ path: `${plan.shots}/${who}-actions-dismissed.png`, fullPage: true });
+    } else fail(who, "no action to dismiss on /actions");
+  }
   await check(page, who, "my-data", "/me", ["My data", "Profile", "Records linked to you", "Estimates made of you", "Who read your data"]);
   if (who === "director") {
     await check(page, who, "admin-imports", "/admin/imports", ["Imports", "Import files"]);

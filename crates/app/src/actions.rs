@@ -6,9 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use pipewise_engines::actions::{
-    self, Action, DayPlan, Dismissal, Feedback, Logged, ResponseRates, Touch,
-};
+use pipewise_engines::actions::{self, Action, DayPlan, Dismissal, Feedback, Logged, Touch};
 use pipewise_engines::lead_policy::SendTimeModel;
 use pipewise_features::format_date;
 use pipewise_sim::policy::Channel;
@@ -91,37 +89,9 @@ fn channel_of(kind: &str) -> Channel {
     Channel::parse(kind).unwrap_or(Channel::Call)
 }
 
-/// Org-wide response rates of deal touches (email replies, call connects,
-/// meetings held) before `as_of`, with a pseudo-count of 20 towards
-/// 0.2 / 0.3 / 0.85 so a small org does not read noise.
-fn org_rates(crm: &CrmData, as_of: i64) -> ResponseRates {
-    let mut n = [0.0f64; 3];
-    let mut k = [0.0f64; 3];
-    for a in crm.activities.iter().filter(|a| a.occurred_at < as_of) {
-        if a.opportunity_id.is_none() {
-            continue;
-        }
-        let out = a.outcome.as_deref().unwrap_or("");
-        let (i, yes) = match a.kind.as_str() {
-            "email" => (0, out == "replied"),
-            "call" => (1, out == "connected"),
-            "meeting" => (2, out == "held"),
-            _ => continue,
-        };
-        n[i] += 1.0;
-        k[i] += f64::from(u8::from(yes));
-    }
-    let prior = [0.2, 0.3, 0.85];
-    let r = |i: usize| (k[i] + 20.0 * prior[i]) / (n[i] + 20.0);
-    ResponseRates {
-        email: r(0),
-        call: r(1),
-        meeting: r(2),
-    }
-}
-
 /// The deals' candidates: one per channel for each open deal the rep owns
-/// at `as_of`, valued by the win model's what-if. Pushes a note and
+/// at `as_of`, valued by the win model's probability moved by the
+/// channel's assumed shift through the funnel ([`actions::funnel_uplift`]). Pushes a note and
 /// nothing when there is no win model.
 #[allow(clippy::too_many_arguments)]
 fn deal_candidates(
@@ -160,31 +130,49 @@ fn deal_candidates(
         return Ok(());
     }
     let sub = table.take(&mine);
-    let org = org_rates(crm, as_of);
     let col = |name: &str, k: usize| -> f64 {
         match sub.column(name) {
             Some(pipewise_core::Column::Numeric(v)) => v[k],
             _ => f64::NAN,
         }
     };
-    // The deal's own rates, pooled with the org's (5 touches' weight).
-    let rates: Vec<ResponseRates> = (0..mine.len())
+    let p0: Vec<f64> = mine.iter().map(|&k| scored[k].win_probability).collect();
+    let funnel = actions::funnel(&data, as_of);
+    let stage_of = |k: usize| -> usize {
+        let v = col("stage", k);
+        if v.is_finite() { v as usize } else { 0 }
+    };
+    let lifts: Vec<[f64; 3]> = (0..mine.len())
         .map(|k| {
-            let own = |rate: f64, n: f64, prior: f64| {
-                if rate.is_finite() && n.is_finite() && n > 0.0 {
-                    (rate * n + 5.0 * prior) / (n + 5.0)
-                } else {
-                    prior
-                }
+            let recent = |c: &str| {
+                let v = col(c, k);
+                if v.is_finite() { v } else { 0.0 }
             };
-            ResponseRates {
-                email: own(col("reply_rate", k), col("emails_sent", k), org.email),
-                call: own(col("connect_rate", k), col("calls_made", k), org.call),
-                meeting: org.meeting,
-            }
+            [
+                actions::funnel_uplift(
+                    p0[k],
+                    stage_of(k),
+                    &funnel,
+                    actions::ASSUMED_SHIFT[0],
+                    recent("emails_30d"),
+                ),
+                actions::funnel_uplift(
+                    p0[k],
+                    stage_of(k),
+                    &funnel,
+                    actions::ASSUMED_SHIFT[1],
+                    recent("calls_30d"),
+                ),
+                actions::funnel_uplift(
+                    p0[k],
+                    stage_of(k),
+                    &funnel,
+                    actions::ASSUMED_SHIFT[2],
+                    recent("meetings_30d"),
+                ),
+            ]
         })
         .collect();
-    let (p0, lifts) = actions::deal_uplifts(&win, &sub, &rates)?;
     let accounts: HashMap<&str, (&str, &str)> = crm
         .accounts
         .iter()
@@ -261,9 +249,16 @@ fn deal_candidates(
             w.insert(
                 0,
                 format!(
-                    "{} {channel} moves the win probability by {:+.1} points (the win model's what-if)",
+                    "{} {channel} moves the win probability by {:+.1} points (an assumed {:+.2} log-odds at each stage left{})",
                     if *channel == "email" { "an" } else { "a" },
-                    uplift * 100.0
+                    uplift * 100.0,
+                    actions::ASSUMED_SHIFT[c],
+                    match col(["emails_30d", "calls_30d", "meetings_30d"][c], k) {
+                        n if n.is_finite() && n > 0.0 => {
+                            format!(", divided by {:.0} for the {channel}s of the last 30 days", n + 1.0)
+                        }
+                        _ => String::new(),
+                    }
                 ),
             );
             out.push(Action {
@@ -285,7 +280,9 @@ fn deal_candidates(
                 probability_of: "win".into(),
                 amount,
                 uplift,
-                uplift_source: format!("win model v{version} what-if"),
+                uplift_source: format!(
+                    "win model v{version} probability raised through the org's funnel by the {channel}'s assumed shift"
+                ),
                 expected_value: uplift * amount,
                 feedback_weight: 1.0,
                 minutes: actions::minutes(channel, channel),
@@ -822,6 +819,17 @@ pub fn adherence(
     from: Option<&str>,
     to: Option<&str>,
 ) -> anyhow::Result<AdherenceReport> {
+    adherence_of(store, crm, from, to, &|_| true)
+}
+
+/// [`adherence`] over the lists of the reps `rep` allows.
+pub fn adherence_of(
+    store: &SqliteStore,
+    crm: &CrmData,
+    from: Option<&str>,
+    to: Option<&str>,
+    rep: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<AdherenceReport> {
     let end = data_end(crm).unwrap_or(0);
     let users: HashMap<&str, &pipewise_store::read::User> =
         crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
@@ -834,7 +842,10 @@ pub fn adherence(
     let mut open = 0;
     let mut recs = Vec::new();
     for r in store.recommendations(None)? {
-        if from.is_some_and(|f| r.day.as_str() < f) || to.is_some_and(|t| r.day.as_str() > t) {
+        if from.is_some_and(|f| r.day.as_str() < f)
+            || to.is_some_and(|t| r.day.as_str() > t)
+            || !rep(&r.rep_id)
+        {
             continue;
         }
         let until = parse(&r.window_end);
@@ -909,4 +920,134 @@ pub fn adherence(
             Some((r.action.clone(), r.action.clone()))
         }),
     })
+}
+
+/// pipewise's focus policy for the simulator's closed loop, learned from the
+/// org's history in `dir` (canonical files) as known at `as_of` (epoch
+/// seconds): the focus model ([`actions::fit_focus_model`]) and the org's
+/// meeting show rate. Returns it with a line saying what was learned.
+/// Errors: an import that fails, too few closed deals.
+pub fn learn_focus(
+    dir: &std::path::Path,
+    as_of: i64,
+    progress: &dyn pipewise_ingest::Progress,
+) -> anyhow::Result<(actions::PipewiseFocus, String)> {
+    let (_tmp, store) = crate::leads::import_history(dir, as_of, progress)?;
+    let crm = store.load_crm()?;
+    let data = crate::load_data(&crm)?;
+    let model = actions::fit_focus_model(&data, as_of)?;
+    let funnel = actions::funnel(&data, as_of);
+    let line = format!(
+        "focus model learned from the weekly snapshots of the 18 months before {} \
+         ({} features a deal's CRM view shows); a meeting's assumed shift {:+.2} log-odds at each stage left",
+        format_date(as_of),
+        actions::FOCUS_FEATURES.len(),
+        actions::ASSUMED_SHIFT[2]
+    );
+    Ok((actions::PipewiseFocus { model, funnel }, line))
+}
+
+/// Which list to make (`GET /api/v1/actions`).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsQuery {
+    /// The rep (a user id in the caller's scope; default: the caller).
+    #[param(max_length = 200)]
+    pub rep: Option<String>,
+    /// The day, YYYY-MM-DD (default: the data's last day).
+    #[param(format = Date)]
+    pub date: Option<String>,
+    /// Selling hours that day, 0-24 (default: 30% of the rep's working
+    /// hours that day).
+    #[param(minimum = 0, maximum = 24)]
+    pub hours: Option<f64>,
+    /// The share of a renewal's churn risk a check-in saves, 0-1 (default
+    /// 0.2).
+    #[param(minimum = 0, maximum = 1)]
+    pub save_rate: Option<f64>,
+    /// Store the list for adherence (default true).
+    pub record: Option<bool>,
+}
+
+/// A dismissal of an action (`POST /api/v1/actions/dismissals`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DismissRequest {
+    /// The rep whose list it was on (a user id in the caller's scope;
+    /// default: the caller).
+    #[schema(max_length = 200)]
+    pub rep: Option<String>,
+    /// `deal`, `lead` or `account`.
+    #[schema(pattern = "^(deal|lead|account)$")]
+    pub target_kind: String,
+    /// The deal's, lead's or account's id.
+    #[schema(min_length = 1, max_length = 200)]
+    pub target_id: String,
+    /// `call`, `email`, `meeting`, `cadence_step`, `renewal_check` or
+    /// `cross_sell`.
+    #[schema(pattern = "^(call|email|meeting|cadence_step|renewal_check|cross_sell)$")]
+    pub action: String,
+    /// `done`, `not_useful`, `wrong_timing`, `not_mine` or `other` (say why
+    /// in the note).
+    #[schema(pattern = "^(done|not_useful|wrong_timing|not_mine|other)$")]
+    pub reason: String,
+    #[schema(max_length = 2000)]
+    pub note: Option<String>,
+    /// The day of the list, YYYY-MM-DD (default: the data's last day).
+    #[schema(format = Date)]
+    pub date: Option<String>,
+}
+
+impl DismissRequest {
+    /// Checks every field; the first bad one is the error.
+    pub fn check(&self) -> Result<(), InputError> {
+        if !matches!(self.target_kind.as_str(), "deal" | "lead" | "account") {
+            return Err(InputError::new(
+                "target_kind",
+                "deal, lead or account",
+                &self.target_kind,
+            ));
+        }
+        if self.target_id.trim().is_empty() || self.target_id.len() > 200 {
+            return Err(InputError::new("target_id", "an id", &self.target_id));
+        }
+        if !actions::ACTIONS.contains(&self.action.as_str()) {
+            return Err(InputError::new(
+                "action",
+                "call, email, meeting, cadence_step, renewal_check or cross_sell",
+                &self.action,
+            ));
+        }
+        if !pipewise_store::actions::DISMISSAL_REASONS.contains(&self.reason.as_str()) {
+            return Err(InputError::new(
+                "reason",
+                "done, not_useful, wrong_timing, not_mine or other",
+                &self.reason,
+            ));
+        }
+        let note = self.note.as_deref().map(str::trim).unwrap_or("");
+        if note.len() > 2000 {
+            return Err(InputError::new("note", "at most 2000 characters", "longer"));
+        }
+        if let Some(d) = &self.date
+            && chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err()
+        {
+            return Err(InputError::new("date", "a date as YYYY-MM-DD", d));
+        }
+        Ok(())
+    }
+}
+
+/// Which lists adherence is measured over (`GET /api/v1/adherence`).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AdherenceQuery {
+    /// Lists made on or after this day (YYYY-MM-DD).
+    #[param(format = Date)]
+    pub from: Option<String>,
+    /// Lists made on or before this day (YYYY-MM-DD).
+    #[param(format = Date)]
+    pub to: Option<String>,
 }

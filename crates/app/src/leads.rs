@@ -587,6 +587,37 @@ mod tests {
     }
 }
 
+/// Imports the canonical files in `dir` (a simulated history) into a
+/// temporary database, as of `as_of` (epoch seconds). The directory must
+/// outlive the store. Errors: an import that fails.
+pub fn import_history(
+    dir: &std::path::Path,
+    as_of: i64,
+    progress: &dyn pipewise_ingest::Progress,
+) -> anyhow::Result<(tempfile::TempDir, SqliteStore)> {
+    let tmp = tempfile::tempdir()?;
+    let mut store = SqliteStore::open(tmp.path().join("history.db"))?;
+    let sources = pipewise_ingest::sources_in_dir(dir, None)?;
+    let opts = pipewise_ingest::ImportOptions {
+        dry_run: false,
+        max_errors: 100,
+        as_of: pipewise_core::value::format_instant(
+            chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
+        ),
+        kind: "canonical".into(),
+        encoding: None,
+    };
+    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, progress)?;
+    if !report.ok() {
+        anyhow::bail!(
+            "the history in {} did not import: {} errors",
+            dir.display(),
+            report.errors.len()
+        );
+    }
+    Ok((tmp, store))
+}
+
 /// pipewise's lead policies learned from an org's records before a date.
 pub struct LearnedPolicies {
     pub router: Option<pipewise_engines::lead_policy::Router>,
@@ -610,26 +641,7 @@ pub fn learn_lead_policies(
         CadenceDef, ConversionModel, DEFAULT_CADENCE, PipewiseCadence, Router, RouterOptions,
         SendTimeModel,
     };
-    let tmp = tempfile::tempdir()?;
-    let mut store = SqliteStore::open(tmp.path().join("history.db"))?;
-    let sources = pipewise_ingest::sources_in_dir(dir, None)?;
-    let opts = pipewise_ingest::ImportOptions {
-        dry_run: false,
-        max_errors: 100,
-        as_of: pipewise_core::value::format_instant(
-            chrono::DateTime::from_timestamp(as_of, 0).unwrap_or_default(),
-        ),
-        kind: "canonical".into(),
-        encoding: None,
-    };
-    let report = pipewise_ingest::run_import(&mut store, &sources, &opts, progress)?;
-    if !report.ok() {
-        anyhow::bail!(
-            "the history in {} did not import: {} errors",
-            dir.display(),
-            report.errors.len()
-        );
-    }
+    let (_tmp, store) = import_history(dir, as_of, progress)?;
     let crm = store.load_crm()?;
     let mut summary = Vec::new();
     let router = if routing {

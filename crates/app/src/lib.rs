@@ -31,6 +31,7 @@ mod service;
 pub mod stage;
 pub mod territories;
 
+pub use pipewise_store::actions::ActionDismissal;
 pub use pipewise_store::{ForecastOverride, LeadTaskMark};
 pub use service::{AppError, AuditEntry, Me, Service, SessionStart};
 

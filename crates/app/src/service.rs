@@ -1646,6 +1646,170 @@ impl Service {
         Ok(v)
     }
 
+    /// `rep` (default: the caller) when the data holds them and the caller's
+    /// scope allows them; otherwise 404, recorded as a denied read.
+    async fn scoped_rep(
+        &self,
+        caller: &Caller,
+        crm: &pipewise_store::read::CrmData,
+        rep: Option<&str>,
+        via: &str,
+    ) -> Result<String, AppError> {
+        let rep = rep.map_or_else(|| caller.user_id.clone(), str::to_string);
+        if crm.users.iter().all(|u| u.id != rep) || !caller.scope.allows(Some(&rep)) {
+            self.audit(
+                Some(caller),
+                "read.denied",
+                via,
+                std::slice::from_ref(&rep),
+                None,
+            )
+            .await?;
+            return Err(AppError::NotFound {
+                what: "rep",
+                id: rep,
+            });
+        }
+        Ok(rep)
+    }
+
+    /// A rep's next-best actions for a day (default: the caller's own; a rep
+    /// outside the caller's scope answers 404), stored for adherence unless
+    /// `record` is false.
+    pub async fn actions(
+        &self,
+        caller: &Caller,
+        q: &crate::actions::ActionsQuery,
+        via: &str,
+    ) -> Result<crate::actions::RepActions, AppError> {
+        let date = q
+            .date
+            .as_deref()
+            .map(|d| crate::lead_desk::parse_day("date", d))
+            .transpose()?;
+        if let Some(h) = q.hours
+            && !(h.is_finite() && (0.0..=24.0).contains(&h))
+        {
+            return Err(InputError::new("hours", "hours in a day, 0 to 24", &h.to_string()).into());
+        }
+        if let Some(r) = q.save_rate
+            && !(r.is_finite() && (0.0..=1.0).contains(&r))
+        {
+            return Err(InputError::new("save_rate", "a share from 0 to 1", &r.to_string()).into());
+        }
+        let crm = self.analyses.leads()?.desk.crm.clone();
+        let rep = self.scoped_rep(caller, &crm, q.rep.as_deref(), via).await?;
+        let opts = crate::actions::ActionOptions {
+            date,
+            hours: q.hours,
+            save_rate: q
+                .save_rate
+                .unwrap_or(pipewise_engines::actions::DEFAULT_SAVE_RATE),
+            record: q.record.unwrap_or(true),
+        };
+        let path = self.path.clone();
+        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            // Its own connection: the list takes a second or two to make.
+            let mut store = SqliteStore::open(&path)?;
+            crate::actions::rep_actions(&mut store, &crm, &rep, &opts)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+        let ids: Vec<String> = r.plan.actions.iter().map(|a| a.target_id.clone()).collect();
+        self.audit(Some(caller), "read", via, &ids, None).await?;
+        Ok(r)
+    }
+
+    /// Dismisses an action from a rep's list (the caller's own, or a rep's
+    /// in their scope) with a reason.
+    pub async fn dismiss_action(
+        &self,
+        caller: &Caller,
+        req: &crate::actions::DismissRequest,
+        via: &str,
+    ) -> Result<pipewise_store::actions::ActionDismissal, AppError> {
+        req.check()?;
+        let crm = self.analyses.leads()?.desk.crm.clone();
+        let rep = self
+            .scoped_rep(caller, &crm, req.rep.as_deref(), via)
+            .await?;
+        let id = req.target_id.as_str();
+        let known = match req.target_kind.as_str() {
+            "deal" => crm.opportunities.iter().any(|o| o.id == id),
+            "lead" => crm.leads.iter().any(|l| l.id == id),
+            _ => crm.accounts.iter().any(|a| a.id == id),
+        };
+        if !known {
+            return Err(AppError::NotFound {
+                what: match req.target_kind.as_str() {
+                    "deal" => "deal",
+                    "lead" => "lead",
+                    _ => "account",
+                },
+                id: id.to_string(),
+            });
+        }
+        let day = match &req.date {
+            Some(d) => d.clone(),
+            None => crate::actions::default_day(&crm)
+                .ok_or_else(|| AppError::Unavailable("the database holds no records yet".into()))?,
+        };
+        let d = self.store().record_dismissal(
+            &rep,
+            &req.target_kind,
+            id,
+            &req.action,
+            &day,
+            &req.reason,
+            req.note.as_deref().map(str::trim).filter(|n| !n.is_empty()),
+            Some(&caller.user_id),
+            &auth::now(),
+        )?;
+        self.audit(
+            Some(caller),
+            "action.dismissed",
+            via,
+            &[id.to_string()],
+            Some(&format!("{} {}", d.action, d.reason)),
+        )
+        .await?;
+        Ok(d)
+    }
+
+    /// Adherence over the stored lists of the reps in the caller's scope
+    /// (managers and above).
+    pub async fn adherence(
+        &self,
+        caller: &Caller,
+        q: &crate::actions::AdherenceQuery,
+        via: &str,
+    ) -> Result<crate::actions::AdherenceReport, AppError> {
+        if caller.role < Role::Manager {
+            self.audit(Some(caller), "read.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("manager"));
+        }
+        for (field, v) in [("from", &q.from), ("to", &q.to)] {
+            if let Some(d) = v {
+                crate::lead_desk::parse_day(field, d)?;
+            }
+        }
+        let crm = self.analyses.leads()?.desk.crm.clone();
+        let scope = caller.scope.clone();
+        let (from, to) = (q.from.clone(), q.to.clone());
+        let path = self.path.clone();
+        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let store = SqliteStore::open(&path)?;
+            crate::actions::adherence_of(&store, &crm, from.as_deref(), to.as_deref(), &|rep| {
+                scope.allows(Some(rep))
+            })
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(r)
+    }
+
     /// Speed to lead over the leads the caller's scope holds.
     pub async fn lead_sla(
         &self,

@@ -227,6 +227,10 @@ fn dismiss(db: &Path, d: &DismissArgs) -> Result<ExitCode> {
         "--target {:?}: expected KIND:ID, KIND one of deal, lead, account",
         d.target
     );
+    anyhow::ensure!(
+        d.reason != "other" || d.note.as_deref().is_some_and(|n| !n.trim().is_empty()),
+        "--reason other: say why with --note"
+    );
     let mut store = crate::access_cmd::existing(db)?;
     let crm = store.load_crm()?;
     let user = pipewise_app::lead_desk::find_user(&crm, &d.rep)

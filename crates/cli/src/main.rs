@@ -307,6 +307,19 @@ enum CadenceArg {
     Pipewise,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum AdherenceArg {
+    Latent,
+    Full,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum FocusArg {
+    None,
+    Own,
+    Pipewise,
+}
+
 #[derive(Args, Clone)]
 struct SimArgs {
     #[arg(long, default_value_t = 42)]
@@ -370,6 +383,26 @@ struct SimArgs {
     /// product and pain point).
     #[arg(long, value_enum, default_value_t = CadenceArg::Rep)]
     cadence: CadenceArg,
+    /// Which open deals reps give a focus meeting each week from
+    /// --policy-start on (docs/actions.md): none; own (the biggest deals
+    /// furthest along); pipewise (the next-best actions' list, learned from
+    /// the history before the start, which each rep follows with their
+    /// latent adherence, acting on their own picks otherwise). A held
+    /// meeting strengthens the deal, twice as much when it had stalled.
+    /// (`none` still makes the run comparable with the others: customers'
+    /// renewals and expansions are keyed by their parent deal.)
+    #[arg(long, value_enum)]
+    focus: Option<FocusArg>,
+    /// Focus meetings per rep a week (both policies' thresholds are set on
+    /// the 12 weeks before the start to give this many; no rep has more
+    /// than twice as many in any week).
+    #[arg(long, default_value_t = 3.0)]
+    focus_per_week: f64,
+    /// With --focus pipewise: whether reps follow the list with their
+    /// latent adherence (each rep's own chance, written to the hidden
+    /// truth) or all of it.
+    #[arg(long, value_enum, default_value_t = AdherenceArg::Latent)]
+    adherence: AdherenceArg,
     /// The day the --routing and --cadence policies take over (YYYY-MM-DD;
     /// default: 6 months before the window's end when either is not the
     /// org's own).
@@ -830,7 +863,9 @@ fn lead_policies(
     cfg: &pipewise_sim::Config,
 ) -> Result<pipewise_sim::policy::Policies> {
     use pipewise_sim::policy::{Cadence, Policies, Routing};
-    let own = args.routing == RoutingArg::Territory && args.cadence == CadenceArg::Rep;
+    let own = args.routing == RoutingArg::Territory
+        && args.cadence == CadenceArg::Rep
+        && args.focus.is_none();
     let start = match &args.policy_start {
         Some(s) => pipewise_sim::time::parse_date(s)
             .with_context(|| format!("--policy-start {s:?}: expected a date such as 2025-07-01"))?,
@@ -851,24 +886,97 @@ fn lead_policies(
     );
     let want_cadence = args.cadence == CadenceArg::Pipewise;
     let mut learned = None;
-    if want_routing || want_cadence {
+    let want_focus = args.focus.is_some_and(|f| f != FocusArg::None);
+    anyhow::ensure!(
+        args.focus_per_week.is_finite() && args.focus_per_week > 0.0 && args.focus_per_week <= 40.0,
+        "--focus-per-week {}: expected meetings a week, above 0 and at most 40",
+        args.focus_per_week
+    );
+    let mut focus = None;
+    if want_routing || want_cadence || want_focus {
         // The org's history under its own rules: the same draws as the run
         // itself up to the policy start (common random numbers).
         let tmp = tempfile::tempdir()?;
         let bar = output::FractionBar::new(!args.json, "simulating the history to learn from");
-        pipewise_sim::simulate(cfg, tmp.path(), &mut |f| bar.set(f))?;
-        bar.finish();
-        let l = pipewise_app::leads::learn_lead_policies(
-            tmp.path(),
+        let views = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let from = start - 12 * 7 * pipewise_sim::time::DAY;
+        let history = Policies {
+            // Keyed as the run itself will be, with no meeting.
+            focus: args.focus.is_some().then(no_focus),
             start,
-            want_routing,
-            want_cadence,
-            &output::Bar::new(!args.json),
-        )?;
-        for line in &l.summary {
-            eprintln!("{line}");
+            observer: want_focus.then(|| {
+                Box::new(ViewsBefore {
+                    views: views.clone(),
+                    from,
+                    to: start,
+                }) as Box<dyn pipewise_sim::policy::DealObserver>
+            }),
+            ..Policies::default()
+        };
+        pipewise_sim::simulate_with(cfg, history, tmp.path(), &mut |f| bar.set(f))?;
+        bar.finish();
+        if want_focus {
+            let views = views.borrow();
+            let refs: Vec<&pipewise_sim::policy::DealView> = views.iter().collect();
+            let reps: std::collections::HashSet<&str> =
+                views.iter().map(|v| v.rep_id.as_str()).collect();
+            let rep_weeks = reps.len() as f64 * 12.0;
+            let mut own_scorer = pipewise_engines::actions::OwnPriorities;
+            let own_scores: Vec<f64> = refs
+                .iter()
+                .map(|v| pipewise_sim::policy::DealScorer::score(&mut own_scorer, v))
+                .collect();
+            let own_threshold = pipewise_engines::actions::focus_threshold(
+                &own_scores,
+                rep_weeks,
+                args.focus_per_week,
+            );
+            let pipewise = if args.focus == Some(FocusArg::Pipewise) {
+                let (scorer, line) = pipewise_app::actions::learn_focus(
+                    tmp.path(),
+                    start,
+                    &output::Bar::new(!args.json),
+                )?;
+                eprintln!("{line}");
+                Some(scorer)
+            } else {
+                None
+            };
+            let list_threshold = match &pipewise {
+                Some(p) => pipewise_engines::actions::focus_threshold(
+                    &p.values(&refs)?,
+                    rep_weeks,
+                    args.focus_per_week,
+                ),
+                None => f64::INFINITY,
+            };
+            drop(views);
+            focus = Some(calibrate_focus(
+                cfg,
+                start,
+                FocusSetup {
+                    pipewise,
+                    own_threshold,
+                    list_threshold,
+                    per_week: args.focus_per_week,
+                    follow_all: args.adherence == AdherenceArg::Full,
+                },
+                args.json,
+            )?);
         }
-        learned = Some(l);
+        if want_routing || want_cadence {
+            let l = pipewise_app::leads::learn_lead_policies(
+                tmp.path(),
+                start,
+                want_routing,
+                want_cadence,
+                &output::Bar::new(!args.json),
+            )?;
+            for line in &l.summary {
+                eprintln!("{line}");
+            }
+            learned = Some(l);
+        }
     }
     let routing = match args.routing {
         RoutingArg::Territory => Routing::Territory,
@@ -889,12 +997,135 @@ fn lead_policies(
                 .context("no cadence")?,
         )),
     };
+    if args.focus == Some(FocusArg::None) {
+        focus = Some(no_focus());
+    }
     Ok(Policies {
         routing,
         cadence,
+        focus,
+        observer: None,
         start,
         batch: args.routing == RoutingArg::PipewiseBatch,
     })
+}
+
+/// A focus policy that holds no meeting: the run is keyed as the focus
+/// runs are (customers' deals by their parent), for comparing with them.
+fn no_focus() -> pipewise_sim::policy::Focus {
+    pipewise_sim::policy::Focus {
+        list: None,
+        own: (
+            Box::new(pipewise_engines::actions::OwnPriorities),
+            f64::INFINITY,
+        ),
+        cap: 0,
+        follow_all: false,
+    }
+}
+
+/// What a focus policy is made of, before its thresholds are final.
+struct FocusSetup {
+    pipewise: Option<pipewise_engines::actions::PipewiseFocus>,
+    own_threshold: f64,
+    list_threshold: f64,
+    per_week: f64,
+    follow_all: bool,
+}
+
+impl FocusSetup {
+    fn focus(&self) -> pipewise_sim::policy::Focus {
+        pipewise_sim::policy::Focus {
+            list: self.pipewise.clone().map(|p| {
+                (
+                    Box::new(p) as Box<dyn pipewise_sim::policy::DealScorer>,
+                    self.list_threshold,
+                )
+            }),
+            own: (
+                Box::new(pipewise_engines::actions::OwnPriorities),
+                self.own_threshold,
+            ),
+            cap: (2.0 * self.per_week).ceil() as u32,
+            follow_all: self.follow_all,
+        }
+    }
+}
+
+/// Sets the focus thresholds so that, from the policy start, each policy
+/// picks `per_week` deal weeks per rep a week: the same time budget for
+/// every policy. Starting from the thresholds set on the 12 weeks before
+/// the start, the run is simulated (into a scratch directory) twice, each
+/// time setting the thresholds from the scores of the deal weeks after the
+/// start that run showed. Reads no outcome.
+fn calibrate_focus(
+    cfg: &pipewise_sim::Config,
+    start: i64,
+    mut setup: FocusSetup,
+    json: bool,
+) -> Result<pipewise_sim::policy::Focus> {
+    use pipewise_sim::policy::{DealScorer, Policies};
+    let weeks = (cfg.end() - start) as f64 / (7 * pipewise_sim::time::DAY) as f64;
+    for round in 1..=2 {
+        let tmp = tempfile::tempdir()?;
+        let views = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let policies = Policies {
+            focus: Some(setup.focus()),
+            observer: Some(Box::new(ViewsBefore {
+                views: views.clone(),
+                from: start,
+                to: i64::MAX,
+            })),
+            start,
+            ..Policies::default()
+        };
+        let bar =
+            output::FractionBar::new(!json, &format!("setting the focus budget ({round} of 2)"));
+        pipewise_sim::simulate_with(cfg, policies, tmp.path(), &mut |f| bar.set(f))?;
+        bar.finish();
+        let views = views.borrow();
+        let refs: Vec<&pipewise_sim::policy::DealView> =
+            views.iter().filter(|v| v.at < cfg.end()).collect();
+        let reps: std::collections::HashSet<&str> =
+            refs.iter().map(|v| v.rep_id.as_str()).collect();
+        let rep_weeks = reps.len() as f64 * weeks;
+        let mut own = pipewise_engines::actions::OwnPriorities;
+        let own_scores: Vec<f64> = refs.iter().map(|v| own.score(v)).collect();
+        setup.own_threshold =
+            pipewise_engines::actions::focus_threshold(&own_scores, rep_weeks, setup.per_week);
+        if let Some(p) = &setup.pipewise {
+            setup.list_threshold = pipewise_engines::actions::focus_threshold(
+                &p.values(&refs)?,
+                rep_weeks,
+                setup.per_week,
+            );
+        }
+        if round == 2 {
+            eprintln!(
+                "focus budget: {} meetings a rep a week over {} deal weeks of {} reps after the start",
+                setup.per_week,
+                refs.len(),
+                reps.len()
+            );
+        }
+    }
+    Ok(setup.focus())
+}
+
+/// Keeps the deal views of weeks in `[from, to)` (the focus thresholds'
+/// calibration window).
+struct ViewsBefore {
+    views: std::rc::Rc<std::cell::RefCell<Vec<pipewise_sim::policy::DealView>>>,
+    from: i64,
+    to: i64,
+}
+
+impl pipewise_sim::policy::DealObserver for ViewsBefore {
+    fn observe(&mut self, deal: &pipewise_sim::policy::DealView) {
+        if deal.at >= self.from && deal.at < self.to {
+            self.views.borrow_mut().push(deal.clone());
+        }
+    }
 }
 
 /// The demo's lead-policy comparison: the last six months' leads of the demo
@@ -927,18 +1158,21 @@ fn lead_lift(cfg: &pipewise_sim::Config, history: &Path, json: bool) -> Result<L
             cadence: Cadence::Rep,
             start,
             batch: false,
+            ..Policies::default()
         },
         Policies {
             routing: Routing::Policy(Box::new(learned.router.take().context("no router")?)),
             cadence: Cadence::Rep,
             start,
             batch: false,
+            ..Policies::default()
         },
         Policies {
             routing: Routing::Territory,
             cadence: Cadence::Policy(Box::new(learned.cadence.take().context("no cadence")?)),
             start,
             batch: false,
+            ..Policies::default()
         },
     ];
     let mut rates = Vec::new();

@@ -364,6 +364,39 @@ pub fn sim_text(s: &pipewise_sim::Summary) -> String {
             p.never_answered * 100.0
         );
     }
+    if let Some(f) = s
+        .focus
+        .as_ref()
+        .filter(|f| f.policy != "none" || f.meetings > 0)
+    {
+        let _ = writeln!(
+            out,
+            "  from {}: focus {}: {} focus meetings (expected bookings they added {}, hidden truth)",
+            f.start,
+            f.policy,
+            thousands(f.meetings),
+            money(f.true_value)
+        );
+        if let (Some(a), Some(e)) = (f.adherence, f.true_effect) {
+            let _ = writeln!(
+                out,
+                "    {} deal weeks recommended, {} followed ({:.1}%); following one was worth {:+.1} points of win probability (hidden truth)",
+                thousands(f.recommended),
+                thousands(f.followed),
+                a * 100.0,
+                e * 100.0
+            );
+        }
+    }
+    if let Some(f) = &s.focus {
+        let _ = writeln!(
+            out,
+            "  from {}: {} deals won, bookings {} (to the window's end)",
+            f.start,
+            thousands(f.won),
+            money(f.bookings)
+        );
+    }
     let _ = writeln!(
         out,
         "  hidden truth: {}",

@@ -519,7 +519,8 @@ fn tokens_roles_scope_errors_and_audit() {
                 // reps: managers and up.
                 let managers_only = template.ends_with("/routing")
                     || template.ends_with("/territories/plan")
-                    || template.ends_with("/territories/whitespace");
+                    || template.ends_with("/territories/whitespace")
+                    || template.ends_with("/adherence");
                 if managers_only && who == "rep" {
                     assert_eq!(r.status, 403, "{ctx}");
                     continue;
@@ -1167,6 +1168,88 @@ fn tokens_roles_scope_errors_and_audit() {
     assert_eq!(q.status, 404, "{}", q.body);
     let q = get(&base, "/api/v1/leads/queue?date=31/12/2025", Some(&t_rep));
     assert_eq!((q.status, q.json()["field"].as_str()), (400, Some("date")));
+
+    // Next-best actions: the rep's own list, a manager's view of a rep in
+    // their team (not outside it), a dismissal, adherence for managers only.
+    let a = get(&base, "/api/v1/actions?record=false", Some(&t_rep));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = a.json();
+    assert_eq!(a["rep_id"], rep);
+    assert_eq!(a["recorded"], false);
+    let acts = a["actions"].as_array().unwrap().clone();
+    assert!(!acts.is_empty(), "{a}");
+    assert!(
+        a["minutes_planned"].as_f64().unwrap() <= a["minutes_available"].as_f64().unwrap() + 1e-9
+    );
+    for x in &acts {
+        let ev = x["expected_value"].as_f64().unwrap();
+        assert!(
+            (ev - x["uplift"].as_f64().unwrap() * x["amount"].as_f64().unwrap()).abs()
+                < 1e-6 * ev.max(1.0)
+        );
+    }
+    let m = get(
+        &base,
+        &format!("/api/v1/actions?rep={rep}&hours=1"),
+        Some(&t_mgr),
+    );
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert!(m.json()["minutes_planned"].as_f64().unwrap() <= 60.0);
+    let m = get(
+        &base,
+        &format!("/api/v1/actions?rep={foreign}"),
+        Some(&t_mgr),
+    );
+    assert_eq!(m.status, 404, "{}", m.body);
+    let m = get(&base, "/api/v1/actions?hours=30", Some(&t_rep));
+    assert_eq!((m.status, m.json()["field"].as_str()), (400, Some("hours")));
+    let dismiss = |body: serde_json::Value| {
+        send(
+            &base,
+            "POST",
+            "/api/v1/actions/dismissals",
+            &[("Authorization", &format!("Bearer {t_rep}"))],
+            Some(&body.to_string()),
+        )
+    };
+    let top = &acts[0];
+    let r = dismiss(
+        serde_json::json!({"target_kind": top["target_kind"], "target_id": top["target_id"],
+        "action": top["action"], "reason": "bored"}),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("reason")),
+        "{}",
+        r.body
+    );
+    let r = dismiss(
+        serde_json::json!({"target_kind": "deal", "target_id": "no-such-deal",
+        "action": "call", "reason": "done"}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = dismiss(
+        serde_json::json!({"target_kind": top["target_kind"], "target_id": top["target_id"],
+        "action": top["action"], "reason": "not_useful"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let after = get(&base, "/api/v1/actions?record=false", Some(&t_rep)).json();
+    assert!(
+        after["hidden_by_dismissals"].as_u64().unwrap() >= 1,
+        "{after}"
+    );
+    assert!(
+        !after["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["target_id"] == top["target_id"] && x["action"] == top["action"])
+    );
+    let r = get(&base, "/api/v1/adherence", Some(&t_rep));
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = get(&base, "/api/v1/adherence", Some(&t_mgr));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["by_rep"].is_array());
 
     // Marking a task done moves the queue on at once.
     let task = &tasks[0];

@@ -10,13 +10,12 @@
 //! to make, `amount` what that outcome is worth. Each candidate says where its
 //! uplift comes from (`uplift_source`):
 //!
-//! - deals: the win model's what-if. The deal's features are moved as one
-//!   more touch of the channel would move them (touch counts, days since the
-//!   last touch; and, with the deal's own reply, connect or show rate, the
-//!   response counts), the deal rescored, and the two outcomes averaged. The
-//!   model learnt from records, so this is an association, not a measured
-//!   effect: `pipewise adherence` measures what following the list was
-//!   worth.
+//! - deals: the win model's probability raised through the org's funnel
+//!   by the channel's assumed shift in the deal's log-odds of passing each
+//!   remaining stage ([`ASSUMED_SHIFT`], [`funnel_uplift`]; diminishing with
+//!   the channel's touches of the last 30 days). The records cannot tell what a touch
+//!   does (touches follow the deals that go well), so the shift is stated,
+//!   and `pipewise adherence` measures what following the list was worth.
 //! - leads: the lead model's conversion probability times the chance that
 //!   this touch is the one that converts (the hazard of conversion at that
 //!   touch number among the org's converted leads).
@@ -26,16 +25,19 @@
 //!   chance a customer opens an expansion in the next 30 days at the org's
 //!   yearly rate, for the org's mean expansion deal (amount × win rate).
 //!
-//! The day's list is chosen greedily by expected value per minute of the
-//! rep's time, one action per target, until the time is used; then ranked
-//! by expected value. Dismissals feed the ranking: a dismissed action is
+//! The day's list holds at most one action per target, chosen to fill the
+//! rep's time by the multiple-choice knapsack's greedy rule (value per
+//! minute of each upgrade: an email, a call instead, a meeting instead),
+//! then ranked by expected value. Dismissals feed the ranking: a dismissed action is
 //! hidden for a while (by reason), and an action kind reps often dismiss as
 //! not useful is weighted down.
 
 use std::collections::{HashMap, HashSet};
 
 use pipewise_core::{Column, Table};
+use pipewise_features::Data;
 use pipewise_models::Classifier;
+use pipewise_sim::policy::{DealScorer, DealView};
 use serde::Serialize;
 
 const DAY: i64 = 86_400;
@@ -94,6 +96,7 @@ pub fn window_days(action: &str) -> i64 {
 /// One recommended action.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = NextAction))]
 pub struct Action {
     /// `deal`, `lead` or `account`.
     pub target_kind: String,
@@ -236,13 +239,16 @@ pub struct DayPlan {
 }
 
 /// Chooses the day's list from `candidates`: hides what `feedback` hides,
-/// weights expected values by the feedback, keeps per target its action of
-/// the highest weighted value per minute, and fills `minutes` greedily by
-/// that density (skipping what does not fit). Candidates with no positive
-/// expected value are never chosen.
+/// weights expected values by the feedback, and picks at most one action
+/// per target to fill `minutes`, by the greedy rule of the multiple-choice
+/// knapsack (Sinha and Zoltners, Operations Research 27(3), 1979): each
+/// target's actions on the upper convex hull of (minutes, value) become
+/// upgrade steps (email, then a call instead, then a meeting instead...),
+/// taken in order of value per minute while they fit. Candidates with no
+/// positive expected value are never chosen.
 pub fn plan(candidates: Vec<Action>, feedback: &Feedback, minutes: f64) -> DayPlan {
     let total = candidates.len();
-    let mut c: Vec<Action> = candidates
+    let c: Vec<Action> = candidates
         .into_iter()
         .filter(|a| !feedback.hides(a))
         .map(|mut a| {
@@ -252,39 +258,97 @@ pub fn plan(candidates: Vec<Action>, feedback: &Feedback, minutes: f64) -> DayPl
         .collect();
     let hidden = total - c.len();
     let considered = c.len();
-    let density = |a: &Action| a.expected_value * a.feedback_weight / a.minutes.max(1.0);
-    c.sort_by(|a, b| {
-        density(b)
-            .total_cmp(&density(a))
-            .then_with(|| a.target_id.cmp(&b.target_id))
-            .then_with(|| a.action.cmp(&b.action))
-    });
-    let mut used = 0.0;
-    let mut targets: HashSet<(String, String)> = HashSet::new();
-    let mut chosen = Vec::new();
-    let mut left = Vec::new();
+    let value = |a: &Action| a.expected_value * a.feedback_weight;
+    // Per target, the options on the upper convex hull from (0, 0).
+    let mut by_target: HashMap<(String, String), Vec<Action>> = HashMap::new();
     for a in c {
-        if a.expected_value <= 0.0 || !a.expected_value.is_finite() {
-            continue;
-        }
-        let t = (a.target_kind.clone(), a.target_id.clone());
-        if targets.contains(&t) {
-            continue;
-        }
-        if used + a.minutes <= minutes + 1e-9 {
-            used += a.minutes;
-            targets.insert(t);
-            chosen.push(a);
-        } else if left.len() < 10 {
-            targets.insert(t);
-            left.push(a);
+        if value(&a) > 0.0 && value(&a).is_finite() && a.minutes > 0.0 {
+            by_target
+                .entry((a.target_kind.clone(), a.target_id.clone()))
+                .or_default()
+                .push(a);
         }
     }
-    chosen.sort_by(|a, b| {
-        (b.expected_value * b.feedback_weight)
-            .total_cmp(&(a.expected_value * a.feedback_weight))
+    let mut keys: Vec<(String, String)> = by_target.keys().cloned().collect();
+    keys.sort();
+    let mut hulls: Vec<Vec<Action>> = Vec::new();
+    for k in keys {
+        let mut opts = by_target.remove(&k).unwrap_or_default();
+        opts.sort_by(|a, b| {
+            a.minutes
+                .total_cmp(&b.minutes)
+                .then_with(|| value(b).total_cmp(&value(a)))
+                .then_with(|| a.action.cmp(&b.action))
+        });
+        let mut hull: Vec<Action> = Vec::new();
+        for a in opts {
+            if hull.last().is_some_and(|h| value(&a) <= value(h)) {
+                continue; // dominated: more time, no more value
+            }
+            // Drop points under the line from the one before to `a`.
+            while !hull.is_empty() {
+                let (m0, v0) = match hull.len() {
+                    1 => (0.0, 0.0),
+                    n => (hull[n - 2].minutes, value(&hull[n - 2])),
+                };
+                let h = &hull[hull.len() - 1];
+                let d_prev = (value(h) - v0) / (h.minutes - m0).max(1e-9);
+                let d_new = (value(&a) - value(h)) / (a.minutes - h.minutes).max(1e-9);
+                if d_new >= d_prev {
+                    hull.pop();
+                } else {
+                    break;
+                }
+            }
+            hull.push(a);
+        }
+        hulls.push(hull);
+    }
+    // Upgrade steps: (density, target, step).
+    let mut steps: Vec<(f64, usize, usize)> = Vec::new();
+    for (t, h) in hulls.iter().enumerate() {
+        for (k, a) in h.iter().enumerate() {
+            let (m0, v0) = if k == 0 {
+                (0.0, 0.0)
+            } else {
+                (h[k - 1].minutes, value(&h[k - 1]))
+            };
+            steps.push(((value(a) - v0) / (a.minutes - m0).max(1e-9), t, k));
+        }
+    }
+    steps.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut level: Vec<Option<usize>> = vec![None; hulls.len()];
+    let mut blocked = vec![false; hulls.len()];
+    let mut used = 0.0;
+    for (_, t, k) in steps {
+        if blocked[t] || level[t].map_or(0, |l| l + 1) != k {
+            continue;
+        }
+        let before = level[t].map_or(0.0, |l| hulls[t][l].minutes);
+        let extra = hulls[t][k].minutes - before;
+        if used + extra <= minutes + 1e-9 {
+            used += extra;
+            level[t] = Some(k);
+        } else {
+            blocked[t] = true;
+        }
+    }
+    let mut chosen = Vec::new();
+    let mut left = Vec::new();
+    for (t, h) in hulls.into_iter().enumerate() {
+        match level[t] {
+            Some(l) => chosen.push(h.into_iter().nth(l).expect("a hull level")),
+            None => left.extend(h.into_iter().next()),
+        }
+    }
+    let by_value = |a: &Action, b: &Action| {
+        value(b)
+            .total_cmp(&value(a))
             .then_with(|| a.target_id.cmp(&b.target_id))
-    });
+    };
+    chosen.sort_by(by_value);
+    left.sort_by(by_value);
+    left.truncate(10);
     DayPlan {
         expected_value: chosen.iter().map(|a| a.expected_value).sum(),
         minutes_planned: used,
@@ -296,115 +360,323 @@ pub fn plan(candidates: Vec<Action>, feedback: &Feedback, minutes: f64) -> DayPl
     }
 }
 
-/// How often a channel's touch on a deal gets its response: an email's
-/// reply, a call's connect, a meeting being held (0-1).
-#[derive(Debug, Clone, Copy)]
-pub struct ResponseRates {
-    pub email: f64,
-    pub call: f64,
-    pub meeting: f64,
-}
-
-/// The channels of a deal action, in the order of [`deal_uplifts`]' output.
+/// The channels of a deal action.
 pub const DEAL_CHANNELS: [&str; 3] = ["email", "call", "meeting"];
 
-fn col_mut<'t>(t: &'t mut Table, name: &str) -> Option<&'t mut Vec<f64>> {
-    let i = t.names.iter().position(|n| n == name)?;
-    match &mut t.columns[i] {
-        Column::Numeric(v) => Some(v),
-        Column::Categorical(_) => None,
-    }
+/// The change one touch of each channel is assumed to make to a deal's
+/// quality, in log-odds of passing each remaining stage, before any is
+/// measured on the org's data: an email 0.05, a call 0.10, a meeting 0.20.
+/// Records cannot say it: touches follow the deals that are going well,
+/// so a model of the records reads engagement, not its effect.
+/// `pipewise adherence` measures what following the list was worth.
+pub const ASSUMED_SHIFT: [f64; 3] = [0.05, 0.10, 0.20];
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
 }
 
-fn bump(t: &mut Table, name: &str, by: f64) {
-    if let Some(v) = col_mut(t, name) {
-        for x in v.iter_mut() {
-            *x = if x.is_finite() { *x + by } else { by };
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).ln()
+}
+
+/// The org's funnel: per open stage (prospecting ... negotiation), the
+/// log-odds that a deal in it moves on (to a later stage, or to a win from
+/// negotiation), from the deals closed by `until` and the stages their
+/// history shows (a skipped stage counts as passed), with one pseudo-deal
+/// each way. Stages no deal reached get log-odds 0.
+pub fn funnel(data: &Data, until: i64) -> [f64; 5] {
+    let mut reached = [0.0f64; 5];
+    let mut passed = [0.0f64; 5];
+    for o in &data.opps {
+        let (Some(closed), Some(won)) = (o.closed, o.won) else {
+            continue;
+        };
+        if closed > until {
+            continue;
         }
-    }
-}
-
-fn set(t: &mut Table, name: &str, to: f64) {
-    if let Some(v) = col_mut(t, name) {
-        v.iter_mut().for_each(|x| *x = to);
-    }
-}
-
-/// A ratio column recomputed from its numerator and denominator columns.
-fn ratio(t: &mut Table, name: &str, num: &str, den: &str) {
-    let (Some(n), Some(d)) = (t.column(num).cloned(), t.column(den).cloned()) else {
-        return;
-    };
-    let (Column::Numeric(n), Column::Numeric(d)) = (n, d) else {
-        return;
-    };
-    if let Some(v) = col_mut(t, name) {
-        for ((x, a), b) in v.iter_mut().zip(&n).zip(&d) {
-            if a.is_finite() && b.is_finite() && *b > 0.0 {
-                *x = a / b;
+        let mut stages: Vec<usize> = o
+            .stage
+            .known(until)
+            .iter()
+            .filter_map(|c| c.1.as_deref().and_then(pipewise_features::stage_index))
+            .collect();
+        if let Some(b) = o
+            .stage
+            .before
+            .as_deref()
+            .and_then(pipewise_features::stage_index)
+        {
+            stages.push(b);
+        }
+        let (Some(&first), Some(&last)) = (stages.iter().min(), stages.iter().max()) else {
+            continue;
+        };
+        for j in first..=last {
+            reached[j] += 1.0;
+            if j < last || won {
+                passed[j] += 1.0;
             }
         }
     }
+    std::array::from_fn(|j| logit((passed[j] + 1.0) / (reached[j] + 2.0)))
 }
 
-/// One more touch of `channel` on every row of `t`, answered or not.
-fn touched(t: &Table, channel: &str, answered: bool) -> Table {
-    let mut t = t.clone();
-    bump(&mut t, "touches_7d", 1.0);
-    bump(&mut t, "touches_30d", 1.0);
-    set(&mut t, "days_since_touch", 0.0);
-    match channel {
-        "email" => {
-            bump(&mut t, "emails_30d", 1.0);
-            bump(&mut t, "emails_sent", 1.0);
-            if answered {
-                bump(&mut t, "email_replies", 1.0);
-            }
-            ratio(&mut t, "reply_rate", "email_replies", "emails_sent");
+/// The win-probability change of a deal at `stage` (0-4) with win
+/// probability `p` when its quality rises by `shift` log-odds at each
+/// remaining stage of the org's `funnel`: the deal's own level `c` solves
+/// `Π σ(funnel[j] + c) = p` over its remaining stages, and the uplift is
+/// `Π σ(funnel[j] + c + shift) − p`. The shift is divided by one more than
+/// the touches of that channel in the last 30 days (`recent`): returns
+/// diminish. An early deal has more stages left for the shift to act on.
+pub fn funnel_uplift(p: f64, stage: usize, funnel: &[f64; 5], shift: f64, recent: f64) -> f64 {
+    let rest = &funnel[stage.min(4)..];
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    let win = |c: f64| rest.iter().map(|l| sigmoid(l + c)).product::<f64>();
+    let (mut lo, mut hi) = (-30.0, 30.0);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if win(mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
         }
-        "call" => {
-            bump(&mut t, "calls_30d", 1.0);
-            bump(&mut t, "calls_made", 1.0);
-            if answered {
-                bump(&mut t, "calls_connected", 1.0);
-            }
-            ratio(&mut t, "connect_rate", "calls_connected", "calls_made");
-        }
-        _ => bump(&mut t, "meetings_30d", 1.0),
     }
-    if answered {
-        bump(&mut t, "responses_30d", 1.0);
-        set(&mut t, "days_since_response", 0.0);
+    let c = 0.5 * (lo + hi);
+    win(c + shift / (1.0 + recent.max(0.0))) - p
+}
+
+/// The opportunity features a deal's CRM view gives at any week (the
+/// simulator's [`DealView`]), which the closed-loop focus model reads.
+pub const FOCUS_FEATURES: [&str; 21] = [
+    "touches_7d",
+    "touches_30d",
+    "calls_30d",
+    "emails_30d",
+    "meetings_30d",
+    "responses_30d",
+    "reply_rate",
+    "connect_rate",
+    "days_since_touch",
+    "days_since_response",
+    "days_in_stage",
+    "emails_sent",
+    "email_replies",
+    "calls_made",
+    "calls_connected",
+    "stage",
+    "amount",
+    "age",
+    "industry",
+    "employees",
+    "deal_type",
+];
+
+/// The [`FOCUS_FEATURES`] of deal views, computed as the feature engine
+/// computes them from the CRM (`pipewise_features::features_for`).
+pub fn view_table(views: &[&DealView]) -> Table {
+    let day = |x: i64| x as f64 / DAY as f64;
+    let mut t = Table::default();
+    for name in FOCUS_FEATURES {
+        let col = match name {
+            "industry" => {
+                Column::Categorical(views.iter().map(|v| Some(v.industry.to_string())).collect())
+            }
+            "deal_type" => {
+                Column::Categorical(views.iter().map(|v| Some(v.kind.to_string())).collect())
+            }
+            _ => Column::Numeric(
+                views
+                    .iter()
+                    .map(|v| {
+                        let at = v.at;
+                        let known: Vec<&(i64, u8, bool)> =
+                            v.touches.iter().filter(|x| x.0 <= at).collect();
+                        let within = |d: i64| known.iter().filter(move |x| x.0 > at - d * DAY);
+                        let count = |kind: u8, resp: bool| {
+                            known
+                                .iter()
+                                .filter(|x| x.1 == kind && (!resp || x.2))
+                                .count() as f64
+                        };
+                        let rate = |kind: u8| {
+                            let n = count(kind, false);
+                            if n == 0.0 {
+                                f64::NAN
+                            } else {
+                                count(kind, true) / n
+                            }
+                        };
+                        match name {
+                            "touches_7d" => within(7).count() as f64,
+                            "touches_30d" => within(30).count() as f64,
+                            "calls_30d" => within(30).filter(|x| x.1 == 0).count() as f64,
+                            "emails_30d" => within(30).filter(|x| x.1 == 1).count() as f64,
+                            "meetings_30d" => within(30).filter(|x| x.1 == 2).count() as f64,
+                            "responses_30d" => within(30).filter(|x| x.2).count() as f64,
+                            "reply_rate" => rate(1),
+                            "connect_rate" => rate(0),
+                            "days_since_touch" => known.last().map_or(f64::NAN, |x| day(at - x.0)),
+                            "days_since_response" => known
+                                .iter()
+                                .rev()
+                                .find(|x| x.2)
+                                .map_or(f64::NAN, |x| day(at - x.0)),
+                            "days_in_stage" => day(at - v.stage_since.max(v.created)),
+                            "emails_sent" => count(1, false),
+                            "email_replies" => count(1, true),
+                            "calls_made" => count(0, false),
+                            "calls_connected" => count(0, true),
+                            "stage" => v.stage as f64,
+                            "amount" => v.amount,
+                            "age" => day(at - v.created).max(0.0),
+                            "employees" => v.employees as f64,
+                            _ => f64::NAN,
+                        }
+                    })
+                    .collect(),
+            ),
+        };
+        t.push(name, col);
     }
     t
 }
 
-/// The win model's what-if for every row of `table` (open deals' features,
-/// registry order) and channel of [`DEAL_CHANNELS`]: the expected change in
-/// the win probability from one more touch, `rate × p(answered) + (1 −
-/// rate) × p(unanswered) − p(now)`, with `rates` per row. Also returns the
-/// probabilities now. Errors: the model cannot score the table.
-pub fn deal_uplifts(
-    win: &Classifier,
-    table: &Table,
-    rates: &[ResponseRates],
-) -> anyhow::Result<(Vec<f64>, Vec<[f64; 3]>)> {
-    let p0 = win.predict(table)?;
-    let mut out = vec![[0.0; 3]; p0.len()];
-    for (c, ch) in DEAL_CHANNELS.iter().enumerate() {
-        let yes = win.predict(&touched(table, ch, true))?;
-        let no = win.predict(&touched(table, ch, false))?;
-        for (k, o) in out.iter_mut().enumerate() {
-            let q = match c {
-                0 => rates[k].email,
-                1 => rates[k].call,
-                _ => rates[k].meeting,
-            }
-            .clamp(0.0, 1.0);
-            o[c] = q * yes[k] + (1.0 - q) * no[k] - p0[k];
+/// The win model of the closed-loop focus policy: the learner and monotone
+/// constraints of `pipewise train` on [`FOCUS_FEATURES`] only, fitted on
+/// the weekly snapshots of the 18 months before `until` whose outcome was
+/// known by `until` (nothing later is read). Errors: too few closed deals
+/// (under 50 won or lost), a model failure.
+pub fn fit_focus_model(data: &Data, until: i64) -> anyhow::Result<Classifier> {
+    let dates = pipewise_features::mondays(until - 548 * DAY, until - 7 * DAY);
+    let mut tables = Vec::new();
+    let mut y = Vec::new();
+    let mut groups = Vec::new();
+    for &t in &dates {
+        let rows: Vec<usize> = data
+            .open_at(t)
+            .into_iter()
+            .filter(|&i| data.opps[i].closed.is_some_and(|c| c <= until))
+            .filter(|&i| data.opps[i].won.is_some())
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let full = pipewise_features::features_for(data, &rows, t);
+        let idx: Vec<usize> = FOCUS_FEATURES
+            .iter()
+            .map(|f| {
+                full.names
+                    .iter()
+                    .position(|n| n == f)
+                    .expect("a registry feature")
+            })
+            .collect();
+        let mut sub = Table::default();
+        for (f, &i) in FOCUS_FEATURES.iter().zip(&idx) {
+            sub.push(*f, full.columns[i].clone());
+        }
+        tables.push(sub);
+        for &i in &rows {
+            y.push(f64::from(u8::from(data.opps[i].won == Some(true))));
+            groups.push(i);
         }
     }
-    Ok((p0, out))
+    let won = y.iter().filter(|v| **v > 0.5).count();
+    anyhow::ensure!(
+        won >= 50 && y.len() - won >= 50,
+        "the focus model needs 50 won and 50 lost deals closed by the policy start; found {won} and {}",
+        y.len() - won
+    );
+    let mut table = tables.remove(0);
+    for t in tables {
+        table.extend(t);
+    }
+    let opts = pipewise_models::FitOptions {
+        monotone: Some(pipewise_features::registry::win_effect),
+        ..Default::default()
+    };
+    Ok(Classifier::fit_grouped(
+        pipewise_models::Algorithm::Hist,
+        &table,
+        &y,
+        Some(&groups),
+        &opts,
+    )?)
+}
+
+/// The reps' own priorities: the biggest deals furthest along (amount ×
+/// a stage weight of 0.1, 0.2, 0.4, 0.7, 1 from prospecting to
+/// negotiation). How reps are commonly observed to spend their time; the
+/// closed loop's baseline.
+pub struct OwnPriorities;
+
+/// [`OwnPriorities`]' stage weights.
+pub const OWN_STAGE_WEIGHT: [f64; 5] = [0.1, 0.2, 0.4, 0.7, 1.0];
+
+impl DealScorer for OwnPriorities {
+    fn score(&mut self, d: &DealView) -> f64 {
+        d.amount * OWN_STAGE_WEIGHT[d.stage.min(4)]
+    }
+    fn name(&self) -> &str {
+        "own priorities"
+    }
+}
+
+/// pipewise's list in the closed loop: a deal week's worth of a meeting,
+/// the focus model's win probability raised through the org's funnel by
+/// the assumed meeting shift ([`funnel_uplift`], diminishing with the
+/// meetings of the last 30 days) × the amount, as `pipewise actions`
+/// values a deal's meeting.
+#[derive(Clone)]
+pub struct PipewiseFocus {
+    pub model: Classifier,
+    pub funnel: [f64; 5],
+}
+
+impl PipewiseFocus {
+    /// The value of a meeting on each view (currency units).
+    pub fn values(&self, views: &[&DealView]) -> anyhow::Result<Vec<f64>> {
+        if views.is_empty() {
+            return Ok(Vec::new());
+        }
+        let t = view_table(views);
+        let p = self.model.predict(&t)?;
+        let recent = match t.column("meetings_30d") {
+            Some(Column::Numeric(v)) => v.clone(),
+            _ => vec![0.0; p.len()],
+        };
+        Ok(views
+            .iter()
+            .enumerate()
+            .map(|(k, v)| {
+                funnel_uplift(p[k], v.stage, &self.funnel, ASSUMED_SHIFT[2], recent[k]) * v.amount
+            })
+            .collect())
+    }
+}
+
+impl DealScorer for PipewiseFocus {
+    fn score(&mut self, d: &DealView) -> f64 {
+        self.values(&[d]).map_or(f64::NEG_INFINITY, |v| v[0])
+    }
+    fn name(&self) -> &str {
+        "pipewise"
+    }
+}
+
+/// The threshold at which `scores` (of deal weeks seen over `rep_weeks`
+/// rep-weeks) give `per_week` focus meetings per rep-week on average: the
+/// score ranked `per_week × rep_weeks` from the top (every week qualifies
+/// when there are fewer).
+pub fn focus_threshold(scores: &[f64], rep_weeks: f64, per_week: f64) -> f64 {
+    let mut s: Vec<f64> = scores.iter().copied().filter(|x| x.is_finite()).collect();
+    s.sort_by(|a, b| b.total_cmp(a));
+    let n = (per_week * rep_weeks).round() as usize;
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    s.get(n - 1).copied().unwrap_or(f64::NEG_INFINITY)
 }
 
 /// The chance that the `k`-th touch (1-based) is the one after which a lead
@@ -560,10 +832,12 @@ mod tests {
     #[test]
     fn the_list_fills_the_time_by_value_per_minute_one_action_per_target() {
         let c = vec![
-            action("a", "meeting", 600.0, 60.0), // 10 per minute
-            action("a", "call", 300.0, 15.0),    // 20 per minute: a's pick
-            action("b", "meeting", 900.0, 60.0), // 15
-            action("c", "email", 40.0, 5.0),     // 8
+            action("a", "email", 100.0, 5.0),    // 20 per minute
+            action("a", "call", 250.0, 15.0),    // upgrade: 15 per minute
+            action("a", "meeting", 400.0, 60.0), // upgrade: 3.3 per minute
+            action("b", "meeting", 900.0, 60.0), // 15 per minute
+            action("b", "call", 80.0, 15.0),     // under b's hull: never
+            action("c", "email", 40.0, 5.0),     // 8 per minute
             action("d", "call", -5.0, 15.0),     // never
         ];
         let p = plan(c, &Feedback::default(), 80.0);
@@ -572,12 +846,47 @@ mod tests {
             .iter()
             .map(|a| (a.target_id.as_str(), a.action.as_str()))
             .collect();
-        // a's call (15) then b's meeting (60) fill 75 of 80 minutes; c's
-        // email (5) fits the rest. Ranked by expected value.
+        // a's email (5), a's call instead (+10), b's meeting (60) use 75
+        // minutes; c's email (5) fits the rest; a's meeting does not.
         assert_eq!(got, vec![("b", "meeting"), ("a", "call"), ("c", "email")]);
         assert_eq!(p.minutes_planned, 80.0);
-        assert!(p.left_out.is_empty());
-        assert_eq!(p.expected_value, 1240.0);
+        assert_eq!(p.expected_value, 1190.0);
+        let p = plan(
+            vec![
+                action("a", "email", 100.0, 5.0),
+                action("a", "meeting", 400.0, 60.0),
+            ],
+            &Feedback::default(),
+            30.0,
+        );
+        // The meeting does not fit: the email does.
+        assert_eq!(p.actions.len(), 1);
+        assert_eq!(p.actions[0].action, "email");
+        let p = plan(
+            vec![action("a", "meeting", 400.0, 60.0)],
+            &Feedback::default(),
+            30.0,
+        );
+        assert!(p.actions.is_empty());
+        assert_eq!(p.left_out.len(), 1);
+    }
+
+    #[test]
+    fn a_shift_through_the_funnel_acts_on_every_stage_left() {
+        let f = [0.0; 5]; // every stage passed half the time
+        // A negotiation deal: one stage left, p = 0.5: σ(0.2) − 0.5.
+        let last = funnel_uplift(0.5, 4, &f, 0.2, 0.0);
+        assert!((last - (sigmoid(0.2) - 0.5)).abs() < 1e-9, "{last}");
+        // A prospecting deal at the funnel's own odds (1/32): five stages
+        // left, each raised by 0.2.
+        let first = funnel_uplift(1.0 / 32.0, 0, &f, 0.2, 0.0);
+        assert!((first - (sigmoid(0.2).powi(5) - 1.0 / 32.0)).abs() < 1e-9);
+        // Relative to its chance, the early deal gains more.
+        assert!(first * 32.0 > last * 2.0);
+        // Returns diminish with recent touches.
+        assert!((funnel_uplift(0.5, 4, &f, 0.2, 1.0) - (sigmoid(0.1) - 0.5)).abs() < 1e-9);
+        // Extreme deals barely move.
+        assert!(funnel_uplift(0.99, 4, &f, 0.2, 0.0) < last / 10.0);
     }
 
     #[test]

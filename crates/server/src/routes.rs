@@ -47,6 +47,7 @@ use crate::{AppState, Options};
         (name = "forecast", description = "Bookings forecasts with their range, rolled up over the caller's scope"),
         (name = "coaching", description = "Rep profiles, coaching plans and managers' decisions; recorded calls and their analysis"),
         (name = "leads", description = "Open leads with conversion scores; inbound leads"),
+        (name = "actions", description = "Next-best actions for a rep's day, dismissals, adherence"),
         (name = "territories", description = "Account segments, which reps win where, account plans and whitespace; customers' next product and churn risk"),
         (name = "models", description = "The model registry and model cards"),
         (name = "privacy", description = "What pipewise holds about a person and every estimate it makes of them"),
@@ -115,6 +116,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(lead_draft))
         .routes(routes!(lead_routing))
         .routes(routes!(mark_lead_task))
+        .routes(routes!(rep_actions))
+        .routes(routes!(dismiss_action))
+        .routes(routes!(adherence))
         .routes(routes!(territory_segments))
         .routes(routes!(territory_plan))
         .routes(routes!(territory_whitespace))
@@ -1453,6 +1457,93 @@ async fn mark_lead_task(
     s.mark_lead_task(&caller, &id, &body, "POST /api/v1/leads/{id}/tasks")
         .await
         .map(|m| (StatusCode::CREATED, Json(m)))
+        .map_err(Problem::from)
+}
+
+/// A rep's next-best actions for a day (default: the caller's own; a
+/// manager may name a rep in their scope, others answer 404): open deals
+/// (the win probability raised through the org's funnel by each channel's
+/// assumed shift), due lead cadence steps, renewal checks and cross-sell
+/// offers, at most one per target, chosen by value per minute to fill the
+/// rep's selling time, ranked by expected value, each with when, channel,
+/// message, why and where its uplift comes from. The list is stored for
+/// adherence unless `record=false` (a list made again the same day replaces
+/// that day's).
+#[utoipa::path(get, path = "/api/v1/actions", tag = "actions", security(("bearer" = [])),
+    params(pipewise_app::actions::ActionsQuery),
+    responses(
+        (status = 200, body = pipewise_app::actions::RepActions),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn rep_actions(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::actions::ActionsQuery>,
+) -> Result<Json<pipewise_app::actions::RepActions>, Problem> {
+    let s = state.service.clone();
+    s.actions(&caller, &q, "GET /api/v1/actions")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// Dismisses an action from a rep's list with a reason: `done` hides it for
+/// 7 days, `not_useful` 14 (and weighs that kind of action down for the
+/// rep), `wrong_timing` 3, `not_mine` 30 (every action on the target),
+/// `other` 7 (say why in the note). Reps outside the caller's scope and
+/// unknown targets answer 404.
+#[utoipa::path(post, path = "/api/v1/actions/dismissals", tag = "actions",
+    security(("bearer" = []), ("session" = [])),
+    request_body = pipewise_app::actions::DismissRequest,
+    responses(
+        (status = 201, body = pipewise_app::ActionDismissal),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn dismiss_action(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+    ApiJson(body): ApiJson<pipewise_app::actions::DismissRequest>,
+) -> Result<(StatusCode, Json<pipewise_app::ActionDismissal>), Problem> {
+    let s = state.service.clone();
+    s.dismiss_action(&caller, &body, "POST /api/v1/actions/dismissals")
+        .await
+        .map(|d| (StatusCode::CREATED, Json(d)))
+        .map_err(Problem::from)
+}
+
+/// Adherence (managers and above): over the stored lists of the reps in the
+/// caller's scope whose window has closed by the data's end, the share of
+/// recommended actions acted on (an activity by the rep on the target, in
+/// the window, by the channel) and the share of the recommended expected
+/// value, by rep, team and action.
+#[utoipa::path(get, path = "/api/v1/adherence", tag = "actions", security(("bearer" = [])),
+    params(pipewise_app::actions::AdherenceQuery),
+    responses(
+        (status = 200, body = pipewise_app::actions::AdherenceReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn adherence(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::actions::AdherenceQuery>,
+) -> Result<Json<pipewise_app::actions::AdherenceReport>, Problem> {
+    let s = state.service.clone();
+    s.adherence(&caller, &q, "GET /api/v1/adherence")
+        .await
+        .map(Json)
         .map_err(Problem::from)
 }
 

@@ -43,6 +43,9 @@ pub(crate) const STREAM_LEAD_PATH: u64 = 8;
 pub(crate) const STREAM_LEAD_LABELS: u64 = 9;
 pub(crate) const STREAM_ABSENCE: u64 = 10;
 pub(crate) const STREAM_ENTRY: u64 = 11;
+pub(crate) const STREAM_ADHERENCE: u64 = 12;
+pub(crate) const STREAM_FOCUS: u64 = 13;
+pub(crate) const STREAM_FOCUS_CHOICE: u64 = 14;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -272,6 +275,37 @@ pub struct Summary {
     pub activities: u64,
     /// The leads under the run's policies, when they started in the window.
     pub policy: Option<PolicySummary>,
+    /// Focus meetings on deals and bookings from the policy start, when a
+    /// focus policy ran.
+    pub focus: Option<FocusSummary>,
+}
+
+/// How deals fared under a focus policy from its start.
+#[derive(Debug, Clone, Serialize)]
+pub struct FocusSummary {
+    /// `none`, the reps' own priorities, or pipewise's list.
+    pub policy: String,
+    /// The policy start (YYYY-MM-DD).
+    pub start: String,
+    /// Focus meetings made; deal weeks pipewise recommended and those the
+    /// reps followed.
+    pub meetings: u64,
+    pub recommended: u64,
+    pub followed: u64,
+    /// followed / recommended.
+    pub adherence: Option<f64>,
+    /// The true effect of following a recommendation: the mean expected
+    /// gain in win probability over the recommended deal weeks (hidden
+    /// truth).
+    pub true_effect: Option<f64>,
+    /// The expected bookings the focus meetings added when made: each
+    /// meeting's expected gain in win probability × the deal's amount then
+    /// (hidden truth; over the deal's whole life, inside the window or not).
+    pub true_value: f64,
+    /// Deals won and their amount (bookings) closed from the start to the
+    /// window's end.
+    pub won: u64,
+    pub bookings: f64,
 }
 
 /// How the leads that arrived from the policy start on fared.
@@ -314,6 +348,10 @@ pub fn simulate_with(
     let mut w = output::Out::create(out)?;
     write_org(cfg, &org, &mut w)?;
     let started = policies.start < cfg.end();
+    let focus_name = policies
+        .focus
+        .as_ref()
+        .map_or_else(|| "none".to_string(), |f| f.name());
     let policy_head = started.then(|| {
         (
             policies.routing_name(),
@@ -323,6 +361,7 @@ pub fn simulate_with(
     });
     let mut sim = process::Sim::new(cfg, &org, w, policies);
     sim.run(progress)?;
+    let adherence = std::mem::take(&mut sim.adherence);
     let tally = sim.tally;
     let out_w = sim.out;
     let vtt_files = out_w.vtt_written;
@@ -330,6 +369,31 @@ pub fn simulate_with(
     if let Some((routing, cadence, start)) = &policy_head {
         head["policy"] = json!({"routing": routing, "cadence": cadence, "start": start});
     }
+    if !adherence.is_empty() {
+        head["focus"] = json!({
+            "policy": focus_name,
+            "gain": policy::FOCUS_GAIN,
+            "stalled_days": policy::STALLED_DAYS,
+            "held": policy::FOCUS_HELD,
+            "adherence": org.reps.iter().zip(&adherence)
+                .map(|(r, a)| json!({"rep_id": r.id, "adherence": a}))
+                .collect::<Vec<_>>(),
+        });
+    }
+    let focus = policy_head.as_ref().map(|(_, _, start)| FocusSummary {
+        policy: focus_name.clone(),
+        start: start.clone(),
+        meetings: tally.focus_meetings,
+        recommended: tally.focus_recommended,
+        followed: tally.focus_followed,
+        adherence: (tally.focus_recommended > 0)
+            .then(|| tally.focus_followed as f64 / tally.focus_recommended as f64),
+        true_effect: (tally.focus_recommended > 0)
+            .then(|| tally.focus_recommended_gain / tally.focus_recommended as f64),
+        true_value: tally.focus_value,
+        won: tally.won_after,
+        bookings: tally.bookings_after,
+    });
     let policy = policy_head.map(|(routing, cadence, start)| PolicySummary {
         routing,
         cadence,
@@ -369,6 +433,7 @@ pub fn simulate_with(
         vtt_files,
         activities: tally.activities,
         policy,
+        focus,
     })
 }
 

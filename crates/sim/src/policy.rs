@@ -165,10 +165,90 @@ pub enum Cadence {
     Policy(Box<dyn CadencePolicy>),
 }
 
+/// An open deal as the CRM shows it at the start of one of its weeks: what
+/// a deal policy may read. Never the deal's strength, draw or true stage.
+#[derive(Debug, Clone)]
+pub struct DealView {
+    pub id: String,
+    pub rep_id: String,
+    /// The week's start (epoch seconds).
+    pub at: i64,
+    pub created: i64,
+    /// `new_business`, `expansion` or `renewal`.
+    pub kind: &'static str,
+    pub industry: &'static str,
+    pub employees: i64,
+    /// The stage the rep has entered (0 prospecting ... 4 negotiation) and
+    /// when they entered it.
+    pub stage: usize,
+    pub stage_since: i64,
+    pub amount: f64,
+    /// The deal's touches the CRM holds, oldest first: (time, kind — 0
+    /// call, 1 email, 2 meeting —, whether the customer responded: a reply,
+    /// a connected call, a held meeting).
+    pub touches: Vec<(i64, u8, bool)>,
+}
+
+/// Scores an open deal's week for a focus meeting: the higher, the more
+/// the deal deserves the rep's time this week.
+pub trait DealScorer {
+    fn score(&mut self, deal: &DealView) -> f64;
+    /// A short name for reports.
+    fn name(&self) -> &str;
+}
+
+/// Sees every open deal's week up to the window's end (for calibrating
+/// thresholds on a run's history).
+pub trait DealObserver {
+    fn observe(&mut self, deal: &DealView);
+}
+
+/// Which deals reps give a focus meeting each week from the policy start
+/// (see [`FOCUS_GAIN`]). A deal's week gets one when its score reaches the
+/// threshold.
+pub struct Focus {
+    /// pipewise's list (scorer, threshold): each rep follows a recommended
+    /// focus with their latent adherence; `None`: reps' own priorities only.
+    pub list: Option<(Box<dyn DealScorer>, f64)>,
+    /// The reps' own priorities (scorer, threshold): with a list, a rep
+    /// also acts on their own pick with the chance of not following.
+    pub own: (Box<dyn DealScorer>, f64),
+    /// At most this many focus meetings per rep in a calendar week (weeks
+    /// counted from the window's start); a deal week over it gets none.
+    pub cap: u32,
+    /// Every rep follows every recommendation (adherence 1) instead of
+    /// their latent adherence.
+    pub follow_all: bool,
+}
+
+impl Focus {
+    /// The focus policy's name for reports.
+    pub fn name(&self) -> String {
+        match &self.list {
+            Some((s, _)) => s.name().to_string(),
+            None if self.own.1 == f64::INFINITY || self.cap == 0 => "none".to_string(),
+            None => self.own.0.name().to_string(),
+        }
+    }
+}
+
+/// Strength (log-odds) a held focus meeting adds to its deal for the rest
+/// of the deal's life; twice as much on a stalled deal (no customer
+/// response in [`STALLED_DAYS`]), which the meeting re-engages; divided by
+/// one more than the focus meetings the deal has had (returns diminish).
+pub const FOCUS_GAIN: f64 = 0.25;
+pub const STALLED_DAYS: i64 = 14;
+/// Chance a focus meeting is held (else a no-show).
+pub const FOCUS_HELD: f64 = 0.88;
+
 /// The policies a run uses from `start` (epoch seconds) on.
 pub struct Policies {
     pub routing: Routing,
     pub cadence: Cadence,
+    /// Focus meetings on deals (none when `None`).
+    pub focus: Option<Focus>,
+    /// Sees every open deal's week (any time), when set.
+    pub observer: Option<Box<dyn DealObserver>>,
     pub start: i64,
     /// With a [`Routing::Policy`]: leads arriving outside business hours
     /// wait for the next opening (08:00 on a weekday) and are routed there
@@ -182,6 +262,8 @@ impl Default for Policies {
         Policies {
             routing: Routing::Territory,
             cadence: Cadence::Rep,
+            focus: None,
+            observer: None,
             start: i64::MAX,
             batch: false,
         }

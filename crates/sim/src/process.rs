@@ -11,8 +11,9 @@ use crate::model::{
 };
 use crate::output::{Out, push_json};
 use crate::policy::{
-    AFTER_REPLY_COST, AFTER_REPLY_MAX, Cadence, CadencePlan, Channel, LeadView, PERSONAL_GAIN,
-    PlannedTouch, Policies, REPLY_BASE, RepView, Routing, fatigue_effect, timing_effect,
+    AFTER_REPLY_COST, AFTER_REPLY_MAX, Cadence, CadencePlan, Channel, DealView, FOCUS_GAIN,
+    FOCUS_HELD, LeadView, PERSONAL_GAIN, PlannedTouch, Policies, REPLY_BASE, RepView, Routing,
+    STALLED_DAYS, fatigue_effect, timing_effect,
 };
 use crate::rng::{Rng, sigmoid};
 use crate::text;
@@ -115,6 +116,23 @@ pub struct OppSeed {
     pub product: Option<usize>,
     pub bonus: f64,
     pub amount: Option<f64>,
+    /// The deal's stream key when fixed by its parent (a customer's renewal
+    /// or expansion in a focus run); `None`: the next in sequence.
+    pub key: Option<u64>,
+}
+
+/// The stream key of a customer's renewal (`which` 0) or expansion (1)
+/// spawned by the deal or installed-base customer keyed `parent`: fixed by
+/// the parent, so a deal won under one policy and lost under another
+/// shifts no other deal's draws.
+fn child_key(parent: u64, which: u64) -> u64 {
+    (1u64 << 32) + parent.wrapping_mul(2) + which
+}
+
+/// A deal week's focus stream key.
+fn focus_key(idx: u64, week: i64, start: i64) -> u64 {
+    let hours = ((week - start).max(0) / HOUR) as u64;
+    (idx ^ (hours << 44)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hours
 }
 
 /// What a deal's records show that bears on its own strength draw, for the
@@ -227,6 +245,18 @@ pub struct Tally {
     pub policy_leads: u64,
     pub policy_converted: u64,
     pub policy_never: u64,
+    /// From the policy start: focus meetings, recommended deal weeks, those
+    /// followed, the expected win-probability gain summed over recommended
+    /// weeks; won deals and their amount.
+    pub focus_meetings: u64,
+    pub focus_recommended: u64,
+    pub focus_followed: u64,
+    pub focus_recommended_gain: f64,
+    /// The expected bookings the focus meetings made added (win
+    /// probability gain × amount, hidden truth).
+    pub focus_value: f64,
+    pub won_after: u64,
+    pub bookings_after: f64,
 }
 
 /// At most this many touches per lead (the first reply and 15 more).
@@ -332,6 +362,22 @@ pub struct Sim<'a> {
     /// Leads held for the next batch ([`Policies::batch`]), in order of
     /// arrival.
     pending: Vec<LeadDraw>,
+    /// Per rep, the latent chance of following a recommended focus
+    /// ([`Policies::focus`] with a list; empty otherwise).
+    pub adherence: Vec<f64>,
+    /// Focus meetings per (rep, week from the window's start).
+    focus_count: std::collections::HashMap<(usize, i64), u32>,
+    /// Customers' renewals and expansions keyed by their parent (a focus
+    /// run: see [`child_key`]).
+    stable_keys: bool,
+}
+
+/// A deal week's focus decision.
+#[derive(Debug, Clone, Copy)]
+struct FocusDecision {
+    recommended: bool,
+    followed: bool,
+    own: bool,
 }
 
 /// Days between a customer's win and its renewal deal's creation (a renewal
@@ -356,7 +402,31 @@ fn season(month: u32) -> f64 {
 
 impl<'a> Sim<'a> {
     pub fn new(cfg: &'a Config, org: &'a Org, out: Out, policies: Policies) -> Self {
+        // Latent adherence: higher for better closers (who also win more,
+        // so a naive followed-against-not comparison is confounded).
+        let adherence = if policies
+            .focus
+            .as_ref()
+            .is_some_and(|f| f.list.is_some() && f.follow_all)
+        {
+            vec![1.0; org.reps.len()]
+        } else if policies.focus.as_ref().is_some_and(|f| f.list.is_some()) {
+            org.reps
+                .iter()
+                .enumerate()
+                .map(|(r, rep)| {
+                    let mut rng = Rng::stream(cfg.seed, crate::STREAM_ADHERENCE, r as u64);
+                    let z = 0.2 + 0.8 * rep.skill(CLOSING, cfg.start) + rng.gauss(0.0, 0.8);
+                    round4(sigmoid(z).clamp(0.05, 0.95))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Sim {
+            stable_keys: policies.focus.is_some(),
+            adherence,
+            focus_count: std::collections::HashMap::new(),
             policies,
             queues: vec![Vec::new(); org.reps.len()],
             round_robin: vec![0; org.region_reps.len()],
@@ -421,6 +491,7 @@ impl<'a> Sim<'a> {
                         product: None,
                         bonus: 0.15 * rep.skill(PROSPECTING, created),
                         amount: None,
+                        key: None,
                     })?;
                 }
             }
@@ -462,7 +533,7 @@ impl<'a> Sim<'a> {
         for (i, (r0, s)) in wins.into_iter().enumerate() {
             let mut rng = Rng::stream(self.cfg.seed, STREAM_BASE, i as u64);
             let copies = per_win.floor() as usize + usize::from(rng.chance(per_win.fract()));
-            for _ in 0..copies {
+            for copy in 0..copies {
                 let since = time::day_start(start - rng.int(1, RENEWAL_LEAD_DAYS) * DAY)
                     + rng.int(9 * 3600, 17 * 3600);
                 let region = org.reps[r0].region;
@@ -488,7 +559,8 @@ impl<'a> Sim<'a> {
                 let prod = &PRODUCTS[product];
                 let list = prod.list_price * if prod.per_size { account.seats() } else { 1.0 };
                 let amount = (list * rng.uniform(0.85, 1.2) / 100.0).round() * 100.0;
-                self.customer(&mut rng, rep, a, product, amount, since, s)?;
+                let key = (1u64 << 40) + ((i as u64) << 8) + copy as u64;
+                self.customer(&mut rng, rep, a, product, amount, since, s, key)?;
             }
         }
         Ok(())
@@ -1069,9 +1141,42 @@ impl<'a> Sim<'a> {
                 product: Some(product),
                 bonus: 0.0,
                 amount: None,
+                key: None,
             })?;
         }
         Ok(())
+    }
+
+    /// Whether deal `view` of rep `r` gets a focus meeting this week (see
+    /// [`Focus`]); `None` without a focus policy or when nothing happens.
+    /// Draws come from the deal week's own stream, whatever the policy.
+    fn focus_decision(&mut self, view: &DealView, r: usize, idx: u64) -> Option<FocusDecision> {
+        let a = self.adherence.get(r).copied().unwrap_or(0.0);
+        let mut rng = Rng::stream(
+            self.cfg.seed,
+            crate::STREAM_FOCUS_CHOICE,
+            focus_key(idx, view.at, self.cfg.start),
+        );
+        let (u_follow, u_own) = (rng.uniform(0.0, 1.0), rng.uniform(0.0, 1.0));
+        let f = self.policies.focus.as_mut()?;
+        let own_pick = f.own.0.score(view) >= f.own.1;
+        match f.list.as_mut() {
+            Some((scorer, threshold)) => {
+                let recommended = scorer.score(view) >= *threshold;
+                let followed = recommended && u_follow < a;
+                let own = !followed && own_pick && u_own >= a;
+                (recommended || own).then_some(FocusDecision {
+                    recommended,
+                    followed,
+                    own,
+                })
+            }
+            None => own_pick.then_some(FocusDecision {
+                recommended: false,
+                followed: false,
+                own: true,
+            }),
+        }
     }
 
     fn activity_id(&mut self) -> String {
@@ -1145,8 +1250,13 @@ impl<'a> Sim<'a> {
         let cfg = self.cfg;
         let org = self.org;
         let end = self.end;
-        let idx = self.next_opp;
-        self.next_opp += 1;
+        let idx = match seed.key {
+            Some(k) => k,
+            None => {
+                self.next_opp += 1;
+                self.next_opp - 1
+            }
+        };
         let id = format!("o{:08}", idx + 1);
         let mut rng = Rng::stream(cfg.seed, STREAM_OPP, idx);
         let rep = &org.reps[seed.rep];
@@ -1192,6 +1302,11 @@ impl<'a> Sim<'a> {
         let mut pending: Vec<(i64, Evidence)> = Vec::new();
         let mut history_ll = [0.0; DRAW_GRID];
         let mut touches: Vec<(i64, bool, bool)> = Vec::new();
+        // What the CRM holds of the deal's touches (for deal policies).
+        let mut log: Vec<(i64, u8, bool)> = Vec::new();
+        let mut focus_log: Vec<serde_json::Value> = Vec::new();
+        let mut focus_held = 0u32;
+        let deal_policy = self.policies.observer.is_some() || self.policies.focus.is_some();
         let mut contacts: Vec<usize> = (0..account.contacts.len()).collect();
         let rank = |s: &str| {
             ["individual", "manager", "director", "vp", "c_level"]
@@ -1287,6 +1402,7 @@ impl<'a> Sim<'a> {
             let mut week = t;
             while week < decide_at {
                 let week_end = (week + 7 * DAY).min(decide_at);
+                let week_start = week;
                 // Activities this week.
                 touches.clear();
                 self.deal_week(
@@ -1300,6 +1416,7 @@ impl<'a> Sim<'a> {
                     week,
                     week_end,
                     &mut touches,
+                    deal_policy.then_some(&mut log),
                 )?;
                 pending.extend(touches.iter().map(|&(at, email, success)| {
                     (
@@ -1347,6 +1464,9 @@ impl<'a> Sim<'a> {
                             last_unhandled = Some(o.0);
                         }
                         if ca <= end {
+                            if deal_policy {
+                                log.push((ca, 2, true));
+                            }
                             self.write_call(
                                 &id,
                                 seed.rep,
@@ -1358,6 +1478,124 @@ impl<'a> Sim<'a> {
                                 &turns,
                             )?;
                         }
+                    }
+                }
+                // The CRM's view of the week (its touches, some placed
+                // earlier on the week's first day, are all drawn by now).
+                if deal_policy && week_start <= end {
+                    let mut stage_e = k0;
+                    let mut since = seed.created;
+                    for c in entered_changes.iter().take_while(|c| c.0 <= week_start) {
+                        if c.1 != stage_e {
+                            stage_e = c.1;
+                            since = c.0;
+                        }
+                    }
+                    let view = DealView {
+                        id: id.clone(),
+                        rep_id: rep.id.clone(),
+                        at: week_start,
+                        created: seed.created,
+                        kind: seed.kind.name(),
+                        industry: account.industry,
+                        employees: account.employees,
+                        stage: stage_e,
+                        stage_since: since,
+                        amount: amount_changes
+                            .iter()
+                            .rev()
+                            .find(|c| c.0 <= week_start)
+                            .map_or(amount, |c| c.1),
+                        touches: {
+                            let mut t = log.clone();
+                            t.sort_by_key(|x| x.0);
+                            t
+                        },
+                    };
+                    if let Some(o) = self.policies.observer.as_mut() {
+                        o.observe(&view);
+                    }
+                    if week_start >= self.policies.start
+                        && let Some(d) = self.focus_decision(&view, seed.rep, idx)
+                    {
+                        let done = call_at.is_some_and(|c| c <= week_start);
+                        let mut rf = Rng::stream(
+                            cfg.seed,
+                            crate::STREAM_FOCUS,
+                            focus_key(idx, week_start, cfg.start),
+                        );
+                        let stalled = log
+                            .iter()
+                            .rev()
+                            .find(|x| x.2)
+                            .is_none_or(|x| week_start - x.0 >= STALLED_DAYS * DAY);
+                        let gain = FOCUS_GAIN * if stalled { 2.0 } else { 1.0 }
+                            / f64::from(1 + focus_held);
+                        let p0 = self.oracle(seed.rep, week_start, k, s_now, done);
+                        let p1 = self.oracle(seed.rep, week_start, k, s_now + gain, done);
+                        let mut event = json!({"date": time::date(week_start), "recommended": d.recommended,
+                                               "followed": d.followed, "own": d.own, "stalled": stalled,
+                                               "expected_gain": round4(FOCUS_HELD * (p1 - p0))});
+                        if d.recommended {
+                            self.tally.focus_recommended += 1;
+                            self.tally.focus_recommended_gain += FOCUS_HELD * (p1 - p0);
+                        }
+                        let slot = (seed.rep, (week_start - cfg.start).div_euclid(7 * DAY));
+                        let cap = self.policies.focus.as_ref().map_or(0, |f| f.cap);
+                        let room = self.focus_count.get(&slot).copied().unwrap_or(0) < cap;
+                        let d = FocusDecision {
+                            followed: d.followed && room,
+                            own: d.own && room,
+                            ..d
+                        };
+                        event["followed"] = json!(d.followed);
+                        event["own"] = json!(d.own);
+                        if d.followed || d.own {
+                            *self.focus_count.entry(slot).or_default() += 1;
+                            self.tally.focus_meetings += 1;
+                            self.tally.focus_value += FOCUS_HELD * (p1 - p0) * view.amount;
+                            if d.followed {
+                                self.tally.focus_followed += 1;
+                            }
+                            let raw = week_start + rf.int(0, (week_end - week_start).max(2) - 1);
+                            let at = business_time(&mut rf, raw);
+                            let held = rf.chance(FOCUS_HELD);
+                            if at <= end && at < decide_at {
+                                let contact = &account.contacts[contacts[contacts.len() - 1]];
+                                let aid = self.activity_id();
+                                self.out.activities.row([
+                                    aid.as_str(),
+                                    "meeting",
+                                    "outbound",
+                                    &time::instant(at),
+                                    &if held {
+                                        rf.int(1800, 3600).to_string()
+                                    } else {
+                                        String::new()
+                                    },
+                                    if held { "held" } else { "no_show" },
+                                    "Deal review",
+                                    "",
+                                    "",
+                                    &rep.id,
+                                    "",
+                                    &id,
+                                    &contact.id,
+                                    &account.id,
+                                ])?;
+                                self.tally.activities += 1;
+                                log.push((at, 2, held));
+                            }
+                            if held {
+                                focus_held += 1;
+                                s_now += gain;
+                                event["held"] = json!(true);
+                                event["gain"] = json!(round4(p1 - p0));
+                            } else {
+                                event["held"] = json!(false);
+                            }
+                        }
+                        focus_log.push(event);
                     }
                 }
                 while next_snapshot < week.min(decide_at) {
@@ -1654,12 +1892,18 @@ impl<'a> Sim<'a> {
                 self.tally.lost += 1;
             }
         }
-        push_json(
-            &mut self.out.gt_opps,
-            &mut self.out.gt_opps_n,
-            &json!({"id": id, "won": won, "closed_in_window": closed_in_window, "closes_at": time::date(closed_at),
-                    "kind": seed.kind.name(), "strength_at_creation": round4(s0), "snapshots": snaps}),
-        )?;
+        push_json(&mut self.out.gt_opps, &mut self.out.gt_opps_n, &{
+            let mut g = json!({"id": id, "won": won, "closed_in_window": closed_in_window, "closes_at": time::date(closed_at),
+                    "kind": seed.kind.name(), "strength_at_creation": round4(s0), "snapshots": snaps});
+            if !focus_log.is_empty() {
+                g["focus"] = json!(focus_log);
+            }
+            g
+        })?;
+        if won && closed_in_window && closed_at >= self.policies.start {
+            self.tally.bookings_after += amount_now;
+            self.tally.won_after += 1;
+        }
 
         // Customers: usage, renewals and expansions.
         if won {
@@ -1672,6 +1916,7 @@ impl<'a> Sim<'a> {
                 amount_now,
                 closed_at,
                 s,
+                idx,
             )?;
         }
         Ok(())
@@ -1690,6 +1935,7 @@ impl<'a> Sim<'a> {
         from: i64,
         to: i64,
         touches: &mut Vec<(i64, bool, bool)>,
+        mut log: Option<&mut Vec<(i64, u8, bool)>>,
     ) -> Result<(), SimError> {
         if from > self.end {
             return Ok(());
@@ -1740,6 +1986,14 @@ impl<'a> Sim<'a> {
                 "email" => touches.push((at, true, outcome == "replied")),
                 "call" => touches.push((at, false, outcome == "connected")),
                 _ => {}
+            }
+            if let Some(l) = log.as_deref_mut() {
+                let (k, yes) = match kind {
+                    "call" => (0, outcome == "connected"),
+                    "email" => (1, outcome == "replied"),
+                    _ => (2, outcome == "held"),
+                };
+                l.push((at, k, yes));
             }
             // Later stages and stronger deals involve more, and more senior, people.
             let pool = (1 + k + usize::from(s > 0.8)).min(contacts.len());
@@ -1886,6 +2140,7 @@ impl<'a> Sim<'a> {
         amount: f64,
         since: i64,
         s: f64,
+        parent: u64,
     ) -> Result<(), SimError> {
         let account = &self.org.accounts[a];
         let seg = &SEGMENTS[account.segment];
@@ -1924,6 +2179,7 @@ impl<'a> Sim<'a> {
                 product: Some(product),
                 bonus: 1.3 + 1.0 * health,
                 amount: Some((amount * rng.uniform(1.0, 1.08) / 100.0).round() * 100.0),
+                key: self.stable_keys.then(|| child_key(parent, 0)),
             })?;
         }
         if rng.chance(0.4) {
@@ -1941,6 +2197,7 @@ impl<'a> Sim<'a> {
                     product: Some(next),
                     bonus: 0.3 * health,
                     amount: None,
+                    key: self.stable_keys.then(|| child_key(parent, 1)),
                 })?;
             }
         }

@@ -783,6 +783,7 @@ fn a_policy_changes_owners_but_not_the_leads() {
             cadence: Cadence::Rep,
             start,
             batch: false,
+            ..Policies::default()
         },
         &b,
         &mut |_| {},
@@ -863,6 +864,7 @@ fn batch_routing_holds_off_hours_leads_for_the_next_opening() {
             cadence: Cadence::Rep,
             start,
             batch: true,
+            ..Policies::default()
         },
         &b,
         &mut |_| {},

@@ -158,8 +158,8 @@ impl SqliteStore {
         Ok(rows)
     }
 
-    /// Records that `rep_id` dismissed `action` on a target. Errors: an
-    /// unknown reason, `other` without a note.
+    /// Records that `rep_id` dismissed `action` on a target (the note, if
+    /// any, says why). Errors: an unknown reason.
     #[allow(clippy::too_many_arguments)]
     pub fn record_dismissal(
         &mut self,
@@ -178,11 +178,6 @@ impl SqliteStore {
                 "a dismissal's reason is one of {}, not {reason:?}",
                 DISMISSAL_REASONS.join(", ")
             )));
-        }
-        if reason == "other" && note.is_none_or(|n| n.trim().is_empty()) {
-            return Err(StoreError::Invalid(
-                "a dismissal for an `other` reason needs a note saying why".into(),
-            ));
         }
         self.conn.execute(
             "INSERT INTO action_dismissals (rep_id, target_kind, target_id, action, day, reason,
@@ -263,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn a_day_list_is_replaced_when_made_again_and_dismissals_are_checked() {
+    fn a_day_list_is_replaced_when_made_again_and_a_dismissal_needs_a_known_reason() {
         let mut s = SqliteStore::open_in_memory().unwrap();
         s.record_recommendations(
             "2025-01-06",
@@ -298,20 +293,6 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("not_useful"), "{err}");
-        let err = s
-            .record_dismissal(
-                "u1",
-                "deal",
-                "o1",
-                "call",
-                "2025-01-06",
-                "other",
-                Some(" "),
-                None,
-                "t",
-            )
-            .unwrap_err();
-        assert!(err.to_string().contains("note"), "{err}");
         s.record_dismissal(
             "u1",
             "deal",

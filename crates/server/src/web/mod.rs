@@ -31,6 +31,7 @@ use crate::extract::{SESSION_COOKIE, cookie};
 /// The pages of the navigation bar: (section, path, label, least role).
 pub const NAV: &[(&str, &str, &str, Role)] = &[
     ("home", "/", "Home", Role::Rep),
+    ("actions", "/actions", "My day", Role::Rep),
     ("deals", "/deals", "Pipeline", Role::Rep),
     ("forecast", "/forecast", "Forecast", Role::Rep),
     ("coaching", "/coaching", "Coaching", Role::Rep),
@@ -83,6 +84,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "leads.html",
     "lead.html",
     "territories.html",
+    "actions.html",
     "admin_imports.html",
     "admin_import.html",
     "admin_models.html",

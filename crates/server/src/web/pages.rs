@@ -42,6 +42,8 @@ pub fn routes() -> Router<AppState> {
         .route("/leads/{id}", get(lead))
         .route("/leads/{id}/tasks", post(mark_task))
         .route("/territories", get(territories))
+        .route("/actions", get(actions_page))
+        .route("/actions/dismiss", post(dismiss_action))
         .route("/admin", get(|| async { Redirect::to("/admin/imports") }))
         .route("/admin/imports", get(imports).post(start_import))
         .route("/admin/imports/{id}", get(import_job))
@@ -1326,6 +1328,140 @@ async fn mark_task(
             Redirect::to(&format!("/leads?rep={rep}&marked={lead}#queue")).into_response()
         }
         Err(e) => error_page(&state, &viewer, "leads", e),
+    }
+}
+
+#[derive(Serialize)]
+struct ActionsPage {
+    list: Part<pipewise_app::actions::RepActions>,
+    /// Managers and above: adherence over their scope.
+    adherence: Option<Part<pipewise_app::actions::AdherenceReport>>,
+    reps: Vec<(String, String)>,
+    rep: Option<String>,
+    hours: Option<f64>,
+    dismissed: Option<String>,
+}
+
+async fn actions_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = params(q);
+    let directory = state.service.directory();
+    let reps: Vec<(String, String)> = directory
+        .all()
+        .into_iter()
+        .filter(|u| directory.role(&u.id) == Some(Role::Rep))
+        .filter(|u| viewer.caller.scope.allows(Some(&u.id)))
+        .map(|u| (u.id.clone(), u.name.clone()))
+        .collect();
+    // A rep's own day; a manager's first rep's unless they pick one.
+    let rep = p
+        .get("rep")
+        .cloned()
+        .or_else(|| (viewer.caller.role == Role::Rep).then(|| viewer.caller.user_id.clone()))
+        .or_else(|| reps.first().map(|r| r.0.clone()));
+    let hours: Option<f64> = number(&p, "hours");
+    let list = part(
+        state
+            .service
+            .actions(
+                &viewer.caller,
+                &pipewise_app::actions::ActionsQuery {
+                    rep: rep.clone(),
+                    date: p.get("date").cloned(),
+                    hours,
+                    ..Default::default()
+                },
+                "GET /actions",
+            )
+            .await,
+    );
+    let adherence = if viewer.caller.role >= Role::Manager {
+        Some(part(
+            state
+                .service
+                .adherence(&viewer.caller, &Default::default(), "GET /actions")
+                .await,
+        ))
+    } else {
+        None
+    };
+    render(
+        &state,
+        &viewer,
+        "actions",
+        "actions.html",
+        "My day",
+        ActionsPage {
+            list,
+            adherence,
+            reps,
+            rep,
+            hours,
+            dismissed: p.get("dismissed").cloned(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct DismissForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rep: Option<String>,
+    #[serde(default)]
+    target_kind: String,
+    #[serde(default)]
+    target_id: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+}
+
+async fn dismiss_action(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(f): Form<DismissForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &f.csrf) {
+        return csrf_refused(&state, &viewer, "actions");
+    }
+    let req = pipewise_app::actions::DismissRequest {
+        rep: f.rep.clone().filter(|r| !r.is_empty()),
+        target_kind: f.target_kind,
+        target_id: f.target_id.clone(),
+        action: f.action.clone(),
+        reason: f.reason,
+        note: f.note.filter(|n| !n.trim().is_empty()),
+        date: f.date.filter(|d| !d.is_empty()),
+    };
+    match state
+        .service
+        .dismiss_action(&viewer.caller, &req, "POST /actions/dismiss")
+        .await
+    {
+        Ok(_) => {
+            let enc =
+                |s: &str| -> String { form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+            Redirect::to(&format!(
+                "/actions?rep={}&dismissed={}",
+                enc(&f.rep.unwrap_or_default()),
+                enc(&format!(
+                    "{} on {}",
+                    f.action.replace('_', " "),
+                    f.target_id
+                ))
+            ))
+            .into_response()
+        }
+        Err(e) => error_page(&state, &viewer, "actions", e),
     }
 }
 
