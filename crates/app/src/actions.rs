@@ -208,11 +208,15 @@ fn deal_candidates(
         let quiet = col("days_since_response", k);
         let touch = col("days_since_touch", k);
         let mut why = Vec::new();
-        if let Some(sp) = s.slip_probability.filter(|p| *p >= 0.5) {
+        let close = o.close_date.at(as_of).unwrap_or("-");
+        if close != "-" && close < format_date(day).as_str() {
             why.push(format!(
-                "slip risk {:.0}%: the close date {} is likely to be missed",
-                sp * 100.0,
-                o.close_date.at(as_of).unwrap_or("-")
+                "the close date {close} has passed: agree a new one"
+            ));
+        } else if let Some(sp) = s.slip_probability.filter(|p| *p >= 0.5) {
+            why.push(format!(
+                "slip risk {:.0}%: the close date {close} is likely to be missed",
+                sp * 100.0
             ));
         }
         if touch.is_finite() && touch >= 14.0 {
@@ -339,6 +343,7 @@ fn lead_candidates(
     rep: &pipewise_store::read::User,
     day: i64,
     as_of: i64,
+    send_time: &SendTimeModel,
     out: &mut Vec<Action>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
@@ -394,7 +399,12 @@ fn lead_candidates(
             ),
         };
         let uplift = p * h;
-        let at = t.due_at.max(day);
+        // A late step: today at the channel's best hour.
+        let at = if t.due_at < day {
+            at_hour(day, send_time.best_hour("unknown", channel_of(&t.channel)))
+        } else {
+            t.due_at
+        };
         let mut why = vec![
             format!(
                 "cadence step {} of {} is {}",
@@ -500,8 +510,10 @@ fn account_candidates(
                     Channel::Call,
                 );
                 let at = at_hour(day, hour);
+                let overdue = close.is_some_and(|c| c < day);
                 let mut why = vec![format!(
-                    "renewal closing {} with churn risk {:.0}%",
+                    "renewal {} {} with churn risk {:.0}%",
+                    if overdue { "overdue since" } else { "closing" },
                     r.close_date.as_deref().unwrap_or("soon"),
                     r.risk * 100.0
                 )];
@@ -512,9 +524,11 @@ fn account_candidates(
                         .take(2)
                         .map(|f| format!("{}: {}", f.feature.replace('_', " "), f.value)),
                 );
+                // On the renewal deal itself: one action per deal, so a
+                // check-in and a meeting on the same renewal never both go.
                 out.push(Action {
-                    target_kind: "account".into(),
-                    target_id: r.account_id.clone(),
+                    target_kind: "deal".into(),
+                    target_id: r.opportunity_id.clone(),
                     target: Some(r.account_name.clone()),
                     account_id: Some(r.account_id.clone()),
                     action: "renewal_check".into(),
@@ -522,10 +536,17 @@ fn account_candidates(
                     at: instant(at),
                     at_epoch: at,
                     window_days: actions::window_days("renewal_check"),
-                    message: Some(format!(
-                        "Renewal check-in: review usage and open issues before {}",
-                        r.close_date.as_deref().unwrap_or("the renewal")
-                    )),
+                    message: Some(if overdue {
+                        format!(
+                            "Renewal check-in: the renewal was due {}; agree where it stands",
+                            r.close_date.as_deref().unwrap_or("already")
+                        )
+                    } else {
+                        format!(
+                            "Renewal check-in: review usage and open issues before {}",
+                            r.close_date.as_deref().unwrap_or("the renewal")
+                        )
+                    }),
                     why,
                     probability: r.risk,
                     probability_of: "churn".into(),
@@ -561,11 +582,29 @@ fn account_candidates(
         return;
     }
     let deal_value = won.iter().sum::<f64>() / expansions.len() as f64;
-    let customers: HashSet<&str> = crm
-        .opportunities
+    // Customers: a won deal, and no renewal lost since their last win.
+    let mut last: HashMap<&str, (i64, bool)> = HashMap::new();
+    for o in &crm.opportunities {
+        let (Some(a), Some(c)) = (o.account_id.as_deref(), o.closed_at) else {
+            continue;
+        };
+        let won = o.stage == "closed_won";
+        let renewal_lost = !won
+            && o.kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("renewal"));
+        if c >= as_of || !(won || renewal_lost) {
+            continue;
+        }
+        let e = last.entry(a).or_insert((c, won));
+        if c >= e.0 {
+            *e = (c, won);
+        }
+    }
+    let customers: HashSet<&str> = last
         .iter()
-        .filter(|o| o.stage == "closed_won" && o.closed_at.is_some_and(|c| c < as_of))
-        .filter_map(|o| o.account_id.as_deref())
+        .filter(|(_, (_, won))| *won)
+        .map(|(a, _)| *a)
         .collect();
     let created: usize = expansions.len();
     // Expansions opened per customer a year, over the data's span.
@@ -591,10 +630,11 @@ fn account_candidates(
     let Ok(next) = pipewise_engines::accounts::next_products(crm, &seg) else {
         return;
     };
-    for n in next
-        .iter()
-        .filter(|n| mine.contains(n.account_id.as_str()) && !open.contains(n.account_id.as_str()))
-    {
+    for n in next.iter().filter(|n| {
+        mine.contains(n.account_id.as_str())
+            && customers.contains(n.account_id.as_str())
+            && !open.contains(n.account_id.as_str())
+    }) {
         let Some(top) = n.candidates.first() else {
             continue;
         };
@@ -716,6 +756,22 @@ pub fn rep_actions(
     let send_time = SendTimeModel::fit(crm, as_of);
     let mut candidates = Vec::new();
     let mut notes = Vec::new();
+    if day > day_start(end) {
+        notes.push(format!(
+            "the data end on {}: this list for a later day knows nothing after that",
+            format_date(end)
+        ));
+    }
+    if let Some(role) = user
+        .role
+        .as_deref()
+        .filter(|r| !r.eq_ignore_ascii_case("rep"))
+    {
+        notes.push(format!(
+            "{} is not a rep (role {role}): lists are for reps' own books",
+            user.name
+        ));
+    }
     deal_candidates(
         store,
         crm,
@@ -726,7 +782,16 @@ pub fn rep_actions(
         &mut candidates,
         &mut notes,
     )?;
-    lead_candidates(store, crm, &user, day, as_of, &mut candidates, &mut notes)?;
+    lead_candidates(
+        store,
+        crm,
+        &user,
+        day,
+        as_of,
+        &send_time,
+        &mut candidates,
+        &mut notes,
+    )?;
     account_candidates(
         crm,
         &user.id,
@@ -870,6 +935,30 @@ pub fn adherence_of(
             expected_value: r.expected_value,
         });
     }
+    // A recommendation repeated while the same one is still open is one
+    // episode: the first list's, its window running to the last one's end.
+    recs.sort_by(|a, b| {
+        (&a.rep_id, &a.target_kind, &a.target_id, &a.action, a.from).cmp(&(
+            &b.rep_id,
+            &b.target_kind,
+            &b.target_id,
+            &b.action,
+            b.from,
+        ))
+    });
+    let mut episodes: Vec<Logged> = Vec::with_capacity(recs.len());
+    for r in recs {
+        if let Some(e) = episodes.last_mut()
+            && (&e.rep_id, &e.target_kind, &e.target_id, &e.action)
+                == (&r.rep_id, &r.target_kind, &r.target_id, &r.action)
+            && r.from < e.until
+        {
+            e.until = e.until.max(r.until);
+            continue;
+        }
+        episodes.push(r);
+    }
+    let recs = episodes;
     // Touches by rep, in time order, to match each window.
     let mut by_rep: HashMap<&str, Vec<Touch>> = HashMap::new();
     for a in &crm.activities {
@@ -938,7 +1027,7 @@ pub fn learn_focus(
     let model = actions::fit_focus_model(&data, as_of)?;
     let funnel = actions::funnel(&data, as_of);
     let line = format!(
-        "focus model learned from the weekly snapshots of the 18 months before {} \
+        "focus model learned from the weekly snapshots of up to 18 months before {} \
          ({} features a deal's CRM view shows); a meeting's assumed shift {:+.2} log-odds at each stage left",
         format_date(as_of),
         actions::FOCUS_FEATURES.len(),

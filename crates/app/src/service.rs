@@ -1734,6 +1734,14 @@ impl Service {
             .scoped_rep(caller, &crm, req.rep.as_deref(), via)
             .await?;
         let id = req.target_id.as_str();
+        // An action its target does not take (a cadence step on a deal) is
+        // no action of any list: not found, as a step a cadence lacks.
+        if !pipewise_engines::actions::fits_target(&req.target_kind, &req.action) {
+            return Err(AppError::NotFound {
+                what: "action",
+                id: format!("{} on {} {id}", req.action, req.target_kind),
+            });
+        }
         let known = match req.target_kind.as_str() {
             "deal" => crm.opportunities.iter().any(|o| o.id == id),
             "lead" => crm.leads.iter().any(|l| l.id == id),

@@ -156,19 +156,36 @@ fn text(r: &RepActions) -> String {
         let when = a.at.get(11..16).unwrap_or("");
         let _ = writeln!(
             s,
-            "\n{:>2}. {when} UTC  {} on {} {} ({})",
+            "\n{:>2}. {when} UTC  {}{} on {} {} ({})",
             k + 1,
             a.action.replace('_', " "),
+            if a.channel == a.action {
+                String::new()
+            } else {
+                format!(" by {}", a.channel)
+            },
             a.target_kind,
             a.target_id,
             a.target.as_deref().unwrap_or("-"),
         );
+        let change = if a.probability_of == "churn" {
+            format!(
+                "cuts the churn probability ({:.0}% now) by {:.2} points",
+                a.probability * 100.0,
+                a.uplift * 100.0
+            )
+        } else {
+            format!(
+                "adds {:.2} points of {} probability ({:.0}% now)",
+                a.uplift * 100.0,
+                a.probability_of.replace('_', " "),
+                a.probability * 100.0
+            )
+        };
         let _ = writeln!(
             s,
-            "    expected value {} = uplift {:+.2} points of {} probability × {}; {:.0} min",
+            "    expected value {} = uplift × {}: {change}; {:.0} min",
             crate::output::money(a.expected_value),
-            a.uplift * 100.0,
-            a.probability_of.replace('_', " "),
             crate::output::money(a.amount),
             a.minutes
         );
@@ -231,6 +248,12 @@ fn dismiss(db: &Path, d: &DismissArgs) -> Result<ExitCode> {
         d.reason != "other" || d.note.as_deref().is_some_and(|n| !n.trim().is_empty()),
         "--reason other: say why with --note"
     );
+    anyhow::ensure!(
+        pipewise_engines::actions::fits_target(kind, &d.action),
+        "--action {}: not an action on {} {kind} (a deal takes call, email, meeting or renewal_check; a lead cadence_step; an account cross_sell)",
+        d.action,
+        if kind == "account" { "an" } else { "a" }
+    );
     let mut store = crate::access_cmd::existing(db)?;
     let crm = store.load_crm()?;
     let user = pipewise_app::lead_desk::find_user(&crm, &d.rep)
@@ -265,11 +288,22 @@ fn dismiss(db: &Path, d: &DismissArgs) -> Result<ExitCode> {
     if d.json {
         println!("{}", serde_json::to_string_pretty(&row)?);
     } else {
+        let until = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+            .map(|x| {
+                x + chrono::Days::new(pipewise_engines::actions::hidden_days(&d.reason) as u64)
+            })
+            .map(|x| x.to_string())
+            .unwrap_or_default();
         println!(
-            "Dismissed: {} on {kind} {id} for {} ({}).",
+            "Dismissed: {} on {kind} {id} for {} ({}); {} off their lists until {until}.",
             d.action.replace('_', " "),
             user.name,
-            d.reason.replace('_', " ")
+            d.reason.replace('_', " "),
+            if d.reason == "not_mine" {
+                "every action on it is"
+            } else {
+                "it is"
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -280,6 +314,12 @@ pub fn adherence(db: &Path, a: &AdherenceArgs) -> Result<ExitCode> {
         if let Some(s) = v {
             parse_day(flag, s)?;
         }
+    }
+    if let (Some(f), Some(t)) = (&a.from, &a.to) {
+        anyhow::ensure!(
+            f <= t,
+            "--from {f} is after --to {t}: no list can fall between them"
+        );
     }
     let store = crate::access_cmd::existing(db)?;
     let crm = store.load_crm()?;

@@ -380,10 +380,11 @@ pub fn sim_text(s: &pipewise_sim::Summary) -> String {
         if let (Some(a), Some(e)) = (f.adherence, f.true_effect) {
             let _ = writeln!(
                 out,
-                "    {} deal weeks recommended, {} followed ({:.1}%); following one was worth {:+.1} points of win probability (hidden truth)",
+                "    {} deal weeks recommended, {} followed ({:.1}%; at most twice the weekly budget per rep); {} meetings on reps' own picks; following one was worth {:+.1} points of win probability (hidden truth)",
                 thousands(f.recommended),
                 thousands(f.followed),
                 a * 100.0,
+                thousands(f.meetings - f.followed),
                 e * 100.0
             );
         }
@@ -391,10 +392,12 @@ pub fn sim_text(s: &pipewise_sim::Summary) -> String {
     if let Some(f) = &s.focus {
         let _ = writeln!(
             out,
-            "  from {}: {} deals won, bookings {} (to the window's end)",
+            "  from {}: {} deals won, bookings {} to the window's end; {} won, {} whenever they close (bookings of two runs differ by chance as well as by policy)",
             f.start,
             thousands(f.won),
-            money(f.bookings)
+            money(f.bookings),
+            thousands(f.won_eventually),
+            money(f.bookings_eventually)
         );
     }
     let _ = writeln!(

@@ -269,6 +269,66 @@ fn a_reps_list_fits_their_time_and_adherence_counts_what_they_then_did() {
     let (_, out, _) = pipewise(d, &["--db", "org.db", "adherence", "--json"]);
     let r2: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r2["recommended"], r["recommended"]);
+    // The next day's list repeats actions still open: each counts once,
+    // its window running to the later list's end.
+    let next = list(&["--date", "2025-04-08"]);
+    let mut all: Vec<(String, String, i64, i64)> = stored
+        .iter()
+        .chain(next["actions"].as_array().unwrap())
+        .map(|a| {
+            let from = epoch(&a["at"].as_str().unwrap()[..10]);
+            (
+                format!(
+                    "{}:{}",
+                    a["target_kind"].as_str().unwrap(),
+                    a["target_id"].as_str().unwrap()
+                ),
+                a["action"].as_str().unwrap().to_string(),
+                from,
+                from + a["window_days"].as_i64().unwrap() * 86_400,
+            )
+        })
+        .collect();
+    all.sort();
+    let mut episodes: Vec<(String, String, i64, i64)> = Vec::new();
+    for x in all {
+        if let Some(e) = episodes.last_mut()
+            && (e.0.as_str(), e.1.as_str()) == (x.0.as_str(), x.1.as_str())
+            && x.2 < e.3
+        {
+            e.3 = e.3.max(x.3);
+            continue;
+        }
+        episodes.push(x);
+    }
+    let (_, out, _) = pipewise(d, &["--db", "org.db", "adherence", "--json"]);
+    let r3: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r3["recommended"].as_u64().unwrap() as usize,
+        episodes.len(),
+        "{r3}"
+    );
+    assert!(episodes.len() < stored.len() + next["actions"].as_array().unwrap().len());
+    // A dismissal names an action its target takes.
+    let some_deal = format!("deal:{}", opps[0]["id"]);
+    let (ok, _, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "actions",
+            "dismiss",
+            "--rep",
+            "r00003",
+            "--target",
+            &some_deal,
+            "--action",
+            "cadence_step",
+            "--reason",
+            "done",
+        ],
+    );
+    assert!(!ok && err.contains("not an action on a deal"), "{err}");
     // Text.
     let (ok, out, err) = pipewise(d, &["--db", "org.db", "adherence"]);
     assert!(ok, "{err}");

@@ -1224,6 +1224,15 @@ fn tokens_roles_scope_errors_and_audit() {
         r.body
     );
     let r = dismiss(
+        serde_json::json!({"target_kind": "lead", "target_id": top["target_id"],
+        "action": "meeting", "reason": "done"}),
+    );
+    assert_eq!(
+        r.status, 404,
+        "an action its target does not take: {}",
+        r.body
+    );
+    let r = dismiss(
         serde_json::json!({"target_kind": "deal", "target_id": "no-such-deal",
         "action": "call", "reason": "done"}),
     );

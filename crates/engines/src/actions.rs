@@ -62,6 +62,23 @@ pub const REASONS: [(&str, i64); 5] = [
     ("other", 7),
 ];
 
+/// Whether `action` can be taken on a target of `kind` (`deal`: call,
+/// email, meeting, renewal check; `lead`: a cadence step; `account`: a
+/// cross-sell offer).
+pub fn fits_target(kind: &str, action: &str) -> bool {
+    matches!(
+        (kind, action),
+        ("deal", "call" | "email" | "meeting" | "renewal_check")
+            | ("lead", "cadence_step")
+            | ("account", "cross_sell")
+    )
+}
+
+/// Days a dismissal with `reason` hides its action (7 for an unknown one).
+pub fn hidden_days(reason: &str) -> i64 {
+    REASONS.iter().find(|r| r.0 == reason).map_or(7, |r| r.1)
+}
+
 /// Minutes each action takes (a call with its notes, an email, a meeting
 /// with its preparation, a renewal check-in, a cross-sell call with its
 /// preparation); cadence steps by their channel.
@@ -183,9 +200,12 @@ impl Feedback {
     pub fn new(dismissals: &[Dismissal], shown: &HashMap<String, u32>, day: i64) -> Feedback {
         let mut f = Feedback::default();
         let mut not_useful: HashMap<&str, u32> = HashMap::new();
+        let mut counted: HashSet<(&str, &str, &str)> = HashSet::new();
         for d in dismissals.iter().filter(|d| d.at <= day) {
             let days = REASONS.iter().find(|r| r.0 == d.reason).map_or(7, |r| r.1);
-            if d.reason == "not_useful" {
+            // One action dismissed twice counts once.
+            if d.reason == "not_useful" && counted.insert((&d.target_kind, &d.target_id, &d.action))
+            {
                 *not_useful.entry(d.action.as_str()).or_default() += 1;
             }
             if d.at + days * DAY > day {
@@ -350,7 +370,7 @@ pub fn plan(candidates: Vec<Action>, feedback: &Feedback, minutes: f64) -> DayPl
     left.sort_by(by_value);
     left.truncate(10);
     DayPlan {
-        expected_value: chosen.iter().map(|a| a.expected_value).sum(),
+        expected_value: chosen.iter().map(|a| a.expected_value).sum::<f64>() + 0.0,
         minutes_planned: used,
         minutes_available: minutes,
         actions: chosen,

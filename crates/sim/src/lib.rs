@@ -306,6 +306,11 @@ pub struct FocusSummary {
     /// window's end.
     pub won: u64,
     pub bookings: f64,
+    /// Deals won from the start whenever they close (the simulator follows
+    /// each deal past the window's end), with their amount at the window's
+    /// end: the whole effect of what was done after the start.
+    pub won_eventually: u64,
+    pub bookings_eventually: f64,
 }
 
 /// How the leads that arrived from the policy start on fared.
@@ -393,6 +398,8 @@ pub fn simulate_with(
         true_value: tally.focus_value,
         won: tally.won_after,
         bookings: tally.bookings_after,
+        won_eventually: tally.won_eventual,
+        bookings_eventually: tally.bookings_eventual,
     });
     let policy = policy_head.map(|(routing, cadence, start)| PolicySummary {
         routing,

@@ -257,6 +257,10 @@ pub struct Tally {
     pub focus_value: f64,
     pub won_after: u64,
     pub bookings_after: f64,
+    /// Deals won from the policy start whenever they close (past the
+    /// window's end too), and their amount at the window's end.
+    pub won_eventual: u64,
+    pub bookings_eventual: f64,
 }
 
 /// At most this many touches per lead (the first reply and 15 more).
@@ -524,9 +528,16 @@ impl<'a> Sim<'a> {
             (from, to) = (start, self.end);
         }
         let per_win = lead as f64 / (to - from).max(DAY) as f64;
+        // In a focus run, only wins before the policy start, which no
+        // policy changes (a short window's stretch can reach past it).
+        let before = if self.stable_keys {
+            self.policies.start
+        } else {
+            i64::MAX
+        };
         let wins: Vec<(usize, f64)> = std::mem::take(&mut self.wins)
             .into_iter()
-            .filter(|&(at, _, _)| at >= from && at < to)
+            .filter(|&(at, _, _)| at >= from && at < to && at < before)
             .map(|(_, r, s)| (r, s))
             .collect();
         let org = self.org;
@@ -1903,6 +1914,10 @@ impl<'a> Sim<'a> {
         if won && closed_in_window && closed_at >= self.policies.start {
             self.tally.bookings_after += amount_now;
             self.tally.won_after += 1;
+        }
+        if won && closed_at >= self.policies.start {
+            self.tally.bookings_eventual += amount_now;
+            self.tally.won_eventual += 1;
         }
 
         // Customers: usage, renewals and expansions.
