@@ -337,6 +337,7 @@ fn touches_at_conversion(crm: &CrmData, as_of: i64) -> Vec<u32> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn lead_candidates(
     store: &SqliteStore,
     crm: &Arc<CrmData>,
