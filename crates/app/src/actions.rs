@@ -483,6 +483,11 @@ fn account_candidates(
         .iter()
         .map(|a| (a.id.as_str(), a.industry.as_deref().unwrap_or("unknown")))
         .collect();
+    // The day at the best hour to call the account's industry.
+    let call_at = |account: &str| {
+        let ind = industry.get(account).copied().unwrap_or("unknown");
+        at_hour(day, send_time.best_hour(ind, Channel::Call))
+    };
     match pipewise_engines::accounts::churn(crm, &seg) {
         Ok(report) => {
             for r in report.open.iter().filter(|r| r.owner_id == rep_id) {
@@ -503,14 +508,7 @@ fn account_candidates(
                     continue;
                 };
                 let uplift = r.risk * save_rate;
-                let hour = send_time.best_hour(
-                    industry
-                        .get(r.account_id.as_str())
-                        .copied()
-                        .unwrap_or("unknown"),
-                    Channel::Call,
-                );
-                let at = at_hour(day, hour);
+                let at = call_at(&r.account_id);
                 let overdue = close.is_some_and(|c| c < day);
                 let mut why = vec![format!(
                     "renewal {} {} with churn risk {:.0}%",
@@ -640,14 +638,7 @@ fn account_candidates(
             continue;
         };
         let uplift = top.probability * rate;
-        let hour = send_time.best_hour(
-            industry
-                .get(n.account_id.as_str())
-                .copied()
-                .unwrap_or("unknown"),
-            Channel::Call,
-        );
-        let at = at_hour(day, hour);
+        let at = call_at(&n.account_id);
         out.push(Action {
             target_kind: "account".into(),
             target_id: n.account_id.clone(),
