@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use pipewise_engines::actions::{self, Action, DayPlan, Dismissal, Feedback, Logged, Touch};
+use pipewise_engines::effect;
 use pipewise_engines::lead_policy::SendTimeModel;
 use pipewise_features::format_date;
 use pipewise_sim::policy::Channel;
@@ -879,22 +880,30 @@ pub fn adherence(
     adherence_of(store, crm, from, to, &|_| true)
 }
 
-/// [`adherence`] over the lists of the reps `rep` allows.
-pub fn adherence_of(
+/// The stored recommendations of days in `[from, to]` whose window has
+/// closed by the data's end, as episodes (a recommendation repeated on a
+/// day before the same one's window closes is one: the first list's, its
+/// window running to the last one's end; one repeated on the day it closes
+/// starts anew), each with whether it was acted on and whether from the
+/// list.
+struct Episodes {
+    end: i64,
+    open: usize,
+    recs: Vec<Logged>,
+    acted: Vec<bool>,
+    from_list: Vec<bool>,
+}
+
+fn episodes(
     store: &SqliteStore,
     crm: &CrmData,
     from: Option<&str>,
     to: Option<&str>,
     rep: &dyn Fn(&str) -> bool,
-) -> anyhow::Result<AdherenceReport> {
+) -> anyhow::Result<Episodes> {
     let end = data_end(crm).unwrap_or(0);
     let users: HashMap<&str, &pipewise_store::read::User> =
         crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
-    let teams: HashMap<&str, &str> = crm
-        .teams
-        .iter()
-        .map(|t| (t.id.as_str(), t.name.as_str()))
-        .collect();
     let parse = |s: &str| parse_utc(s).unwrap_or(i64::MAX);
     let mut open = 0;
     let mut recs = Vec::new();
@@ -927,8 +936,6 @@ pub fn adherence_of(
             expected_value: r.expected_value,
         });
     }
-    // A recommendation repeated while the same one is still open is one
-    // episode: the first list's, its window running to the last one's end.
     recs.sort_by(|a, b| {
         (&a.rep_id, &a.target_kind, &a.target_id, &a.action, a.from).cmp(&(
             &b.rep_id,
@@ -938,19 +945,19 @@ pub fn adherence_of(
             b.from,
         ))
     });
-    let mut episodes: Vec<Logged> = Vec::with_capacity(recs.len());
+    let mut merged: Vec<Logged> = Vec::with_capacity(recs.len());
     for r in recs {
-        if let Some(e) = episodes.last_mut()
+        if let Some(e) = merged.last_mut()
             && (&e.rep_id, &e.target_kind, &e.target_id, &e.action)
                 == (&r.rep_id, &r.target_kind, &r.target_id, &r.action)
-            && r.from < e.until
+            && r.from < e.until - e.until.rem_euclid(86_400)
         {
             e.until = e.until.max(r.until);
             continue;
         }
-        episodes.push(r);
+        merged.push(r);
     }
-    let recs = episodes;
+    let recs = merged;
     // Touches by rep, in time order, to match each window.
     let mut by_rep: HashMap<&str, Vec<Touch>> = HashMap::new();
     for a in &crm.activities {
@@ -962,24 +969,60 @@ pub fn adherence_of(
                 opportunity_id: a.opportunity_id.as_deref(),
                 lead_id: a.lead_id.as_deref(),
                 account_id: a.account_id.as_deref(),
+                from_list: a.from_list,
             });
         }
     }
     for v in by_rep.values_mut() {
         v.sort_by_key(|t| t.at);
     }
-    let followed: Vec<bool> = recs
+    let (acted, from_list) = recs
         .iter()
         .map(|r| {
             let Some(ts) = by_rep.get(r.rep_id.as_str()) else {
-                return false;
+                return (false, false);
             };
             let lo = ts.partition_point(|t| t.at < r.from);
-            ts[lo..]
-                .iter()
-                .take_while(|t| t.at < r.until)
-                .any(|t| actions::acts_on(r, t))
+            let mut hit = (false, false);
+            for t in ts[lo..].iter().take_while(|t| t.at < r.until) {
+                if actions::acts_on(r, t) {
+                    hit.0 = true;
+                    hit.1 |= t.from_list;
+                }
+            }
+            hit
         })
+        .unzip();
+    Ok(Episodes {
+        end,
+        open,
+        recs,
+        acted,
+        from_list,
+    })
+}
+
+/// [`adherence`] over the lists of the reps `rep` allows.
+pub fn adherence_of(
+    store: &SqliteStore,
+    crm: &CrmData,
+    from: Option<&str>,
+    to: Option<&str>,
+    rep: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<AdherenceReport> {
+    let Episodes {
+        end,
+        open,
+        recs,
+        acted: followed,
+        ..
+    } = episodes(store, crm, from, to, rep)?;
+    let users: HashMap<&str, &pipewise_store::read::User> =
+        crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let teams: HashMap<&str, &str> = crm
+        .teams
+        .iter()
+        .map(|t| (t.id.as_str(), t.name.as_str()))
         .collect();
     let acted = followed.iter().filter(|f| **f).count();
     let name_of = |id: &str| users.get(id).map_or(id.to_string(), |u| u.name.clone());
@@ -1001,6 +1044,231 @@ pub fn adherence_of(
             Some((r.action.clone(), r.action.clone()))
         }),
     })
+}
+
+/// What following the deal recommendations was worth
+/// ([`pipewise_engines::effect`]).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AdherenceEffectReport {
+    /// The last instant the data records.
+    pub as_of: String,
+    /// Deal recommendations (episodes whose window closed), those followed
+    /// from the list, and those acted on by any matching touch.
+    pub recommendations: usize,
+    pub followed_from_list: usize,
+    pub acted_on: usize,
+    /// Deals with recommendations still open at the data's end (left out:
+    /// their outcome is not known).
+    pub open_deals: usize,
+    /// The estimate, or why there is none.
+    pub estimate: Option<effect::EffectEstimate>,
+    pub cannot_judge: Option<String>,
+    /// Across reps: the correlation between a rep's share of
+    /// recommendations followed and their win rate on deals closed before
+    /// their first recommendation (why the naive comparison misleads);
+    /// `None` with fewer than 5 reps with both.
+    pub adherence_prior_win_rate_correlation: Option<f64>,
+    pub method: String,
+}
+
+/// Estimates what following the deal recommendations of days in `[from,
+/// to]` was worth (see [`pipewise_engines::effect`]): the closed deals that
+/// had recommendations, each with how many were followed from the list (an
+/// activity logged from it: `sequence_id` `next-best-action`, by the rep,
+/// on the deal, by the channel, in the window), adjusted for rep and for the
+/// deal as the CRM showed it at its first recommendation. Errors: a
+/// database error.
+pub fn adherence_effect(
+    store: &SqliteStore,
+    crm: &CrmData,
+    from: Option<&str>,
+    to: Option<&str>,
+    rep: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<AdherenceEffectReport> {
+    use pipewise_engines::effect::{COVARIATES, DealFollowing};
+    let ep = episodes(store, crm, from, to, rep)?;
+    let opps: HashMap<&str, &pipewise_store::read::Opportunity> = crm
+        .opportunities
+        .iter()
+        .map(|o| (o.id.as_str(), o))
+        .collect();
+    // Per deal: its recommendation episodes in time order.
+    let mut per_deal: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in ep.recs.iter().enumerate() {
+        if r.target_kind == "deal" {
+            per_deal.entry(r.target_id.as_str()).or_default().push(i);
+        }
+    }
+    let mut stage_changes: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
+    for h in &crm.history {
+        if h.field == "stage"
+            && let Some(v) = h.value.as_deref()
+            && per_deal.contains_key(h.opportunity_id.as_str())
+        {
+            stage_changes
+                .entry(h.opportunity_id.as_str())
+                .or_default()
+                .push((h.changed_at, v));
+        }
+    }
+    for v in stage_changes.values_mut() {
+        v.sort_by_key(|c| c.0);
+    }
+    let mut touches: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
+    for a in &crm.activities {
+        if let Some(o) = a.opportunity_id.as_deref()
+            && per_deal.contains_key(o)
+        {
+            touches
+                .entry(o)
+                .or_default()
+                .push((a.occurred_at, a.kind.as_str()));
+        }
+    }
+    let day = 86_400.0;
+    let mut units = Vec::new();
+    let mut open_deals = 0;
+    let (mut recommendations, mut followed_n, mut acted_n) = (0, 0, 0);
+    let mut deal_ids: Vec<&str> = per_deal.keys().copied().collect();
+    deal_ids.sort_unstable();
+    for id in deal_ids {
+        let idx = &per_deal[id];
+        let Some(o) = opps.get(id) else { continue };
+        recommendations += idx.len();
+        followed_n += idx.iter().filter(|&&i| ep.from_list[i]).count();
+        acted_n += idx.iter().filter(|&&i| ep.acted[i]).count();
+        let won = match o.stage.as_str() {
+            "closed_won" => true,
+            "closed_lost" => false,
+            _ => {
+                open_deals += 1;
+                continue;
+            }
+        };
+        let first = idx
+            .iter()
+            .copied()
+            .min_by_key(|&i| ep.recs[i].from)
+            .unwrap_or(idx[0]);
+        let r0 = &ep.recs[first];
+        let at = r0.from;
+        let changes = stage_changes.get(id).map_or(&[][..], |v| v.as_slice());
+        let last = changes.iter().rev().find(|c| c.0 <= at);
+        let stage = last
+            .and_then(|c| pipewise_features::stage_index(c.1))
+            .unwrap_or(0);
+        let since = last.map_or(o.created_at.unwrap_or(at), |c| c.0);
+        let ts = touches.get(id).map_or(&[][..], |v| v.as_slice());
+        let t14 = ts
+            .iter()
+            .filter(|t| t.0 < at && t.0 >= at - 14 * 86_400)
+            .count();
+        let m30 = ts
+            .iter()
+            .filter(|t| t.0 < at && t.0 >= at - 30 * 86_400 && t.1 == "meeting")
+            .count();
+        let p = if r0.probability.is_finite() {
+            r0.probability.clamp(0.01, 0.99)
+        } else {
+            0.5
+        };
+        let mut x = [0.0; COVARIATES.len()];
+        x[0] = (p / (1.0 - p)).ln();
+        x[1] = r0.amount.max(1.0).ln();
+        x[2] = ((at - o.created_at.unwrap_or(at)).max(0) as f64 / day).ln_1p();
+        x[3] = ((at - since).max(0) as f64 / day).ln_1p();
+        x[4] = t14 as f64;
+        x[5] = m30 as f64;
+        if (1..=4).contains(&stage) {
+            x[5 + stage] = 1.0;
+        }
+        units.push(DealFollowing {
+            deal_id: id.to_string(),
+            rep_id: r0.rep_id.clone(),
+            won,
+            recommended: idx.len() as u32,
+            followed: idx.iter().filter(|&&i| ep.from_list[i]).count() as u32,
+            acted: idx.iter().filter(|&&i| ep.acted[i]).count() as u32,
+            amount: r0.amount,
+            x,
+        });
+    }
+    // Confounding check: rep adherence against their earlier win rate.
+    let mut first_rec: HashMap<&str, i64> = HashMap::new();
+    let mut rep_follow: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (i, r) in ep.recs.iter().enumerate() {
+        if r.target_kind != "deal" {
+            continue;
+        }
+        let e = first_rec.entry(r.rep_id.as_str()).or_insert(r.from);
+        *e = (*e).min(r.from);
+        let f = rep_follow.entry(r.rep_id.as_str()).or_default();
+        f.0 += 1;
+        f.1 += usize::from(ep.from_list[i]);
+    }
+    let mut prior: HashMap<&str, (usize, usize)> = HashMap::new();
+    for o in &crm.opportunities {
+        if let (Some(&t0), Some(c)) = (first_rec.get(o.owner_id.as_str()), o.closed_at)
+            && c < t0
+            && matches!(o.stage.as_str(), "closed_won" | "closed_lost")
+        {
+            let e = prior.entry(o.owner_id.as_str()).or_default();
+            e.0 += 1;
+            e.1 += usize::from(o.stage == "closed_won");
+        }
+    }
+    let pairs: Vec<(f64, f64)> = rep_follow
+        .iter()
+        .filter_map(|(r, (n, f))| {
+            let (m, w) = prior.get(r).copied()?;
+            (m >= 10).then(|| (*f as f64 / *n as f64, w as f64 / m as f64))
+        })
+        .collect();
+    let correlation = (pairs.len() >= 5).then(|| pearson(&pairs)).flatten();
+    let (estimate, cannot_judge) = if followed_n == 0 && acted_n > 0 {
+        (
+            None,
+            Some(format!(
+                "cannot judge: {acted_n} of {recommendations} deal recommendations were acted on, \
+                 but no activity records that it was logged from the list (sequence_id {}); \
+                 a deal's meetings also follow how well it goes, so the touches alone would \
+                 overstate the effect",
+                pipewise_core::FROM_LIST_SEQUENCE
+            )),
+        )
+    } else {
+        match effect::estimate(&units) {
+            Ok(e) => (Some(e), None),
+            Err(why) => (None, Some(why)),
+        }
+    };
+    Ok(AdherenceEffectReport {
+        as_of: instant(ep.end),
+        recommendations,
+        followed_from_list: followed_n,
+        acted_on: acted_n,
+        open_deals,
+        estimate,
+        cannot_judge,
+        adherence_prior_win_rate_correlation: correlation,
+        method: "linear probability model of each closed deal's outcome on the recommendations \
+                 followed from the list, with the recommendations made, rep fixed effects and the \
+                 deal at its first recommendation (stage, amount, age, days in stage, touches in 14 \
+                 days, meetings in 30 days, the list's win probability); HC1 robust standard errors"
+            .to_string(),
+    })
+}
+
+fn pearson(v: &[(f64, f64)]) -> Option<f64> {
+    let n = v.len() as f64;
+    let (mx, my) = (
+        v.iter().map(|p| p.0).sum::<f64>() / n,
+        v.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxy: f64 = v.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = v.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let syy: f64 = v.iter().map(|p| (p.1 - my).powi(2)).sum();
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
 /// pipewise's focus policy for the simulator's closed loop, learned from the
@@ -1131,4 +1399,193 @@ pub struct AdherenceQuery {
     /// Lists made on or before this day (YYYY-MM-DD).
     #[param(format = Date)]
     pub to: Option<String>,
+}
+
+/// What `pipewise actions import-log` stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportLogReport {
+    pub file: String,
+    /// Rows read, and the lists (one rep's day) they made.
+    pub rows: usize,
+    pub lists: usize,
+    /// Rows repeating an action already in the rep's list that day (merged
+    /// into it, the window running to the later end).
+    pub merged: usize,
+    pub reps: usize,
+    /// The first and last day (`YYYY-MM-DD`).
+    pub first_day: Option<String>,
+    pub last_day: Option<String>,
+}
+
+/// The columns of a recommendation log: required, then optional.
+pub const LOG_REQUIRED: [&str; 10] = [
+    "day",
+    "rep_id",
+    "target_kind",
+    "target_id",
+    "action",
+    "channel",
+    "window_end",
+    "probability",
+    "amount",
+    "expected_value",
+];
+pub const LOG_OPTIONAL: [&str; 3] = ["account_id", "at", "why"];
+
+/// Stores the recommendation log at `path` (a CSV with [`LOG_REQUIRED`] and
+/// any of [`LOG_OPTIONAL`] columns, one row per recommended action, each
+/// rep's day in rank order: what pipewise's lists recommended, kept
+/// elsewhere or written by the simulator), replacing the lists of the days
+/// and reps it holds. Nothing is stored unless every row is valid. Errors:
+/// the file, line and column of the first bad cell and what was expected;
+/// a rep who is not a user; a database error.
+pub fn import_log(
+    store: &mut SqliteStore,
+    crm: &CrmData,
+    path: &std::path::Path,
+) -> anyhow::Result<ImportLogReport> {
+    let file = path.display().to_string();
+    let mut rd = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let headers: Vec<String> = rd
+        .headers()
+        .map_err(|e| anyhow::anyhow!("{file}: line 1: {e}"))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    for name in LOG_REQUIRED {
+        anyhow::ensure!(
+            col(name).is_some(),
+            "{file}: line 1: expected a column {name} (the log needs {}; optional {})",
+            LOG_REQUIRED.join(", "),
+            LOG_OPTIONAL.join(", ")
+        );
+    }
+    let users: HashSet<&str> = crm.users.iter().map(|u| u.id.as_str()).collect();
+    let mut lists: Vec<((String, String), Vec<NewRecommendation>)> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut merged = 0;
+    let mut rows = 0;
+    for (n, rec) in rd.records().enumerate() {
+        let line = n + 2;
+        let rec = rec.map_err(|e| anyhow::anyhow!("{file}: line {line}: {e}"))?;
+        let cell = |name: &str| -> (usize, &str) {
+            col(name).map_or((0, ""), |i| (i + 1, rec.get(i).unwrap_or("").trim()))
+        };
+        let bad = |name: &str, expected: &str| {
+            let (c, v) = cell(name);
+            anyhow::anyhow!(
+                "{file}: line {line}, column {c} ({name}): expected {expected}, found {v:?}"
+            )
+        };
+        let (_, day) = cell("day");
+        if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_err() {
+            return Err(bad("day", "a date YYYY-MM-DD"));
+        }
+        let (_, rep_id) = cell("rep_id");
+        if !users.contains(rep_id) {
+            return Err(bad("rep_id", "the id of a user the data holds"));
+        }
+        let (_, kind) = cell("target_kind");
+        if !matches!(kind, "deal" | "lead" | "account") {
+            return Err(bad("target_kind", "deal, lead or account"));
+        }
+        let (_, target) = cell("target_id");
+        if target.is_empty() {
+            return Err(bad("target_id", "the target's id"));
+        }
+        let (_, action) = cell("action");
+        if !actions::fits_target(kind, action) {
+            return Err(bad(
+                "action",
+                &format!(
+                    "an action a {kind} can take (one of {})",
+                    actions::ACTIONS.join(", ")
+                ),
+            ));
+        }
+        let (_, channel) = cell("channel");
+        if !matches!(channel, "call" | "email" | "meeting") {
+            return Err(bad("channel", "call, email or meeting"));
+        }
+        let (_, window_end) = cell("window_end");
+        if parse_utc(window_end).is_none() {
+            return Err(bad("window_end", "a UTC instant YYYY-MM-DDTHH:MM:SSZ"));
+        }
+        let (_, at) = cell("at");
+        let at = if at.is_empty() {
+            format!("{day}T00:00:00Z")
+        } else if parse_utc(at).is_some() {
+            at.to_string()
+        } else {
+            return Err(bad("at", "a UTC instant YYYY-MM-DDTHH:MM:SSZ or nothing"));
+        };
+        let number = |name: &str, lo: f64, hi: f64, expected: &str| -> anyhow::Result<f64> {
+            match cell(name).1.parse::<f64>() {
+                Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
+                _ => Err(bad(name, expected)),
+            }
+        };
+        let probability = number("probability", 0.0, 1.0, "a probability from 0 to 1")?;
+        let amount = number("amount", 0.0, f64::MAX, "an amount of 0 or more")?;
+        let expected_value = number("expected_value", f64::MIN, f64::MAX, "a number")?;
+        let account_id = Some(cell("account_id").1)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let key = (day.to_string(), rep_id.to_string());
+        let k = *index.entry(key.clone()).or_insert_with(|| {
+            lists.push((key.clone(), Vec::new()));
+            lists.len() - 1
+        });
+        // The same action again in the rep's day: one recommendation, its
+        // window running to the later end.
+        if let Some(prev) = lists[k]
+            .1
+            .iter_mut()
+            .find(|r| r.target_kind == kind && r.target_id == target && r.action == action)
+        {
+            if parse_utc(window_end) > parse_utc(&prev.window_end) {
+                prev.window_end = window_end.to_string();
+            }
+            merged += 1;
+            rows += 1;
+            continue;
+        }
+        lists[k].1.push(NewRecommendation {
+            target_kind: kind.to_string(),
+            target_id: target.to_string(),
+            account_id,
+            action: action.to_string(),
+            channel: channel.to_string(),
+            at,
+            window_end: window_end.to_string(),
+            probability,
+            amount,
+            uplift: if amount > 0.0 {
+                expected_value / amount
+            } else {
+                0.0
+            },
+            expected_value,
+            why: cell("why").1.to_string(),
+        });
+        rows += 1;
+    }
+    let reps: HashSet<&str> = lists.iter().map(|l| l.0.1.as_str()).collect();
+    let first_day = lists.iter().map(|l| l.0.0.clone()).min();
+    let last_day = lists.iter().map(|l| l.0.0.clone()).max();
+    let report = ImportLogReport {
+        file,
+        rows,
+        lists: lists.len(),
+        merged,
+        reps: reps.len(),
+        first_day,
+        last_day,
+    };
+    store.record_recommendation_lists(&lists)?;
+    Ok(report)
 }

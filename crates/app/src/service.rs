@@ -1792,6 +1792,38 @@ impl Service {
         q: &crate::actions::AdherenceQuery,
         via: &str,
     ) -> Result<crate::actions::AdherenceReport, AppError> {
+        self.over_lists(caller, q, via, crate::actions::adherence_of)
+            .await
+    }
+
+    /// What following the deal recommendations of the reps in the
+    /// caller's scope was worth (managers and above;
+    /// [`crate::actions::adherence_effect`]).
+    pub async fn adherence_effect(
+        &self,
+        caller: &Caller,
+        q: &crate::actions::AdherenceQuery,
+        via: &str,
+    ) -> Result<crate::actions::AdherenceEffectReport, AppError> {
+        self.over_lists(caller, q, via, crate::actions::adherence_effect)
+            .await
+    }
+
+    /// Runs `f` over the stored lists of days in the query's range of the
+    /// reps in the caller's scope (managers and above).
+    async fn over_lists<T: Send + 'static>(
+        &self,
+        caller: &Caller,
+        q: &crate::actions::AdherenceQuery,
+        via: &str,
+        f: fn(
+            &SqliteStore,
+            &pipewise_store::read::CrmData,
+            Option<&str>,
+            Option<&str>,
+            &dyn Fn(&str) -> bool,
+        ) -> anyhow::Result<T>,
+    ) -> Result<T, AppError> {
         if caller.role < Role::Manager {
             self.audit(Some(caller), "read.denied", via, &[], None)
                 .await?;
@@ -1808,7 +1840,7 @@ impl Service {
         let path = self.path.clone();
         let r = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let store = SqliteStore::open(&path)?;
-            crate::actions::adherence_of(&store, &crm, from.as_deref(), to.as_deref(), &|rep| {
+            f(&store, &crm, from.as_deref(), to.as_deref(), &|rep| {
                 scope.allows(Some(rep))
             })
         })

@@ -48,6 +48,20 @@ pub enum ActionsCmd {
     /// every action on the target, other 7), and kinds often dismissed as
     /// not useful are weighted down.
     Dismiss(DismissArgs),
+    /// Store a log of recommendations made elsewhere (a CSV: day, rep_id,
+    /// target_kind, target_id, action, channel, window_end, probability,
+    /// amount, expected_value; optional account_id, at, why), such as the
+    /// simulator's action_recommendations.csv: each rep's day replaces the
+    /// list stored for it. Nothing is stored unless every row is valid.
+    ImportLog(ImportLogArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ImportLogArgs {
+    /// The log (CSV).
+    file: std::path::PathBuf,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -77,7 +91,25 @@ pub struct DismissArgs {
 }
 
 #[derive(Args, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AdherenceArgs {
+    #[command(subcommand)]
+    cmd: Option<AdherenceCmd>,
+    #[command(flatten)]
+    range: RangeArgs,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum AdherenceCmd {
+    /// What following the deal recommendations was worth: the change in a
+    /// deal's win probability per recommendation followed from the list,
+    /// adjusted for the rep and the deal (not the naive comparison), with
+    /// its 95% interval (docs/actions.md, "What following was worth").
+    Effect(RangeArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct RangeArgs {
     /// Lists made on or after this day (YYYY-MM-DD).
     #[arg(long)]
     from: Option<String>,
@@ -100,6 +132,7 @@ fn parse_day(flag: &str, s: &str) -> Result<i64> {
 pub fn actions(db: &Path, a: &ActionsArgs) -> Result<ExitCode> {
     match &a.cmd {
         Some(ActionsCmd::Dismiss(d)) => dismiss(db, d),
+        Some(ActionsCmd::ImportLog(l)) => import_log(db, l),
         None => list(db, &a.list),
     }
 }
@@ -309,7 +342,34 @@ fn dismiss(db: &Path, d: &DismissArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn import_log(db: &Path, a: &ImportLogArgs) -> Result<ExitCode> {
+    let mut store = crate::access_cmd::existing(db)?;
+    let crm = store.load_crm()?;
+    let r = pipewise_app::actions::import_log(&mut store, &crm, &a.file)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "Stored {} recommendations ({} repeats merged): {} lists of {} reps, {} to {}.",
+            r.rows - r.merged,
+            r.merged,
+            r.lists,
+            r.reps,
+            r.first_day.as_deref().unwrap_or("-"),
+            r.last_day.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn adherence(db: &Path, a: &AdherenceArgs) -> Result<ExitCode> {
+    match &a.cmd {
+        Some(AdherenceCmd::Effect(r)) => adherence_effect(db, r),
+        None => adherence_rates(db, &a.range),
+    }
+}
+
+fn check_range(a: &RangeArgs) -> Result<()> {
     for (flag, v) in [("--from", &a.from), ("--to", &a.to)] {
         if let Some(s) = v {
             parse_day(flag, s)?;
@@ -321,6 +381,92 @@ pub fn adherence(db: &Path, a: &AdherenceArgs) -> Result<ExitCode> {
             "--from {f} is after --to {t}: no list can fall between them"
         );
     }
+    Ok(())
+}
+
+fn adherence_effect(db: &Path, a: &RangeArgs) -> Result<ExitCode> {
+    check_range(a)?;
+    let store = crate::access_cmd::existing(db)?;
+    let crm = store.load_crm()?;
+    let r = pipewise_app::actions::adherence_effect(
+        &store,
+        &crm,
+        a.from.as_deref(),
+        a.to.as_deref(),
+        &|_| true,
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", effect_text(&r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn effect_text(r: &pipewise_app::actions::AdherenceEffectReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "What following the list was worth (data to {})\n\
+         Deal recommendations: {} ({} followed from the list, {} acted on by any matching touch); \
+         deals still open, left out: {}",
+        r.as_of, r.recommendations, r.followed_from_list, r.acted_on, r.open_deals
+    );
+    match (&r.estimate, &r.cannot_judge) {
+        (Some(e), _) => {
+            let _ = writeln!(
+                s,
+                "\nPer recommendation followed: {:+.1} points of win probability (95% interval {:+.1} to {:+.1}), \
+                 about {:.0} of bookings at the deals' mean amount of {:.0}",
+                e.effect * 100.0,
+                e.ci[0] * 100.0,
+                e.ci[1] * 100.0,
+                e.value_per_followed,
+                e.mean_amount
+            );
+            let _ = writeln!(
+                s,
+                "  over {} closed deals of {} reps ({} recommendations, {} followed)",
+                e.deals, e.reps, e.recommended, e.followed
+            );
+            let _ = writeln!(
+                s,
+                "  the naive comparison says {:+.1} points; adjusted for the rep only, {:+.1}; \
+                 counting every matching touch as following (from the list or not), {:+.1}",
+                e.naive * 100.0,
+                e.rep_adjusted * 100.0,
+                e.acted_on_effect * 100.0
+            );
+            if e.ci[0] <= 0.0 && e.ci[1] >= 0.0 {
+                let _ = writeln!(
+                    s,
+                    "  The interval includes zero: the data cannot tell this effect from none."
+                );
+            }
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(s, "\n{why}");
+        }
+        (None, None) => {}
+    }
+    if let Some(c) = r.adherence_prior_win_rate_correlation {
+        let _ = writeln!(
+            s,
+            "Reps' share followed against their earlier win rate: correlation {c:+.2}{}",
+            if c.abs() >= 0.2 {
+                " (who follows differs from who does not: the naive comparison is confounded)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(s, "Method: {}", r.method);
+    s
+}
+
+fn adherence_rates(db: &Path, a: &RangeArgs) -> Result<ExitCode> {
+    check_range(a)?;
     let store = crate::access_cmd::existing(db)?;
     let crm = store.load_crm()?;
     let r = pipewise_app::actions::adherence(&store, &crm, a.from.as_deref(), a.to.as_deref())?;

@@ -151,4 +151,146 @@ fn focus_policies_get_the_same_budget_and_the_truth_records_each_meeting() {
     }
     assert!(events > 0, "focus events in the truth");
     assert_eq!(followed as u64, latent["followed"].as_u64().unwrap());
+    // Following is worth less than a meeting: the rep's own pick otherwise
+    // is netted out.
+    let of_following = latent["true_effect_of_following"].as_f64().unwrap();
+    assert!(
+        of_following > 0.0 && of_following <= latent["true_effect"].as_f64().unwrap(),
+        "{latent}"
+    );
+    what_following_was_worth(d);
+}
+
+/// The latent run's recommendation log, imported with its CRM: adherence
+/// and the estimate of what following was worth, its data gates, and the
+/// log importer's errors.
+fn what_following_was_worth(d: &std::path::Path) {
+    let ok = |args: &[&str]| -> String {
+        let (ok, o, err) = pipewise(d, args);
+        assert!(ok, "{args:?}: {err}");
+        o
+    };
+    ok(&["--db", "latent.db", "import", "dir", "latent"]);
+    // Every meeting logged from the list falls in a recommendation's window
+    // on its deal, by its rep.
+    let log = std::fs::read_to_string(d.join("latent/action_recommendations.csv")).unwrap();
+    let recs: Vec<Vec<String>> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert!(recs.len() > 50, "{} recommendations", recs.len());
+    let acts = std::fs::read_to_string(d.join("latent/activities.csv")).unwrap();
+    let mut tagged = 0;
+    for l in acts.lines().filter(|l| l.contains(",next-best-action,")) {
+        let f: Vec<&str> = l.split(',').collect();
+        let (kind, at, rep, opp) = (f[1], f[3], f[9], f[11]);
+        assert_eq!(kind, "meeting", "{l}");
+        assert!(
+            recs.iter().any(|r| r[1] == rep
+                && r[3] == opp
+                && format!("{}T00:00:00Z", r[0]).as_str() <= at
+                && at < r[8].as_str()),
+            "a meeting from the list outside every window: {l}"
+        );
+        tagged += 1;
+    }
+    assert!(tagged > 0);
+    let o = ok(&[
+        "--db",
+        "latent.db",
+        "actions",
+        "import-log",
+        "latent/action_recommendations.csv",
+        "--json",
+    ]);
+    let imported: Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(imported["rows"], recs.len(), "{imported}");
+    let o = ok(&["--db", "latent.db", "adherence", "effect", "--json"]);
+    let e: Value = serde_json::from_str(&o).unwrap();
+    let (n, from_list, acted) = (
+        e["recommendations"].as_u64().unwrap(),
+        e["followed_from_list"].as_u64().unwrap(),
+        e["acted_on"].as_u64().unwrap(),
+    );
+    assert!(from_list > 0 && from_list <= acted && acted <= n, "{e}");
+    assert!(from_list <= tagged, "{e}");
+    match e["estimate"].as_object() {
+        Some(est) => {
+            let (lo, hi) = (
+                est["ci"][0].as_f64().unwrap(),
+                est["ci"][1].as_f64().unwrap(),
+            );
+            assert!(lo < est["effect"].as_f64().unwrap() && hi > lo, "{e}");
+            assert!(est["deals"].as_u64().unwrap() >= 100, "{e}");
+        }
+        None => {
+            let why = e["cannot_judge"].as_str().unwrap();
+            assert!(why.contains("at least 100"), "{e}");
+        }
+    }
+    // Without the list's tag on activities, touches alone would overstate
+    // the effect: no estimate.
+    let untagged = d.join("untagged");
+    std::fs::create_dir_all(&untagged).unwrap();
+    for f in std::fs::read_dir(d.join("latent")).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|x| x == "csv") {
+            let text = std::fs::read_to_string(&f).unwrap();
+            std::fs::write(
+                untagged.join(f.file_name().unwrap()),
+                text.replace(",next-best-action,", ",,"),
+            )
+            .unwrap();
+        }
+    }
+    ok(&["--db", "untagged.db", "import", "dir", "untagged"]);
+    ok(&[
+        "--db",
+        "untagged.db",
+        "actions",
+        "import-log",
+        "untagged/action_recommendations.csv",
+    ]);
+    let o = ok(&["--db", "untagged.db", "adherence", "effect", "--json"]);
+    let e: Value = serde_json::from_str(&o).unwrap();
+    assert!(e["estimate"].is_null(), "{e}");
+    assert_eq!(e["followed_from_list"], 0, "{e}");
+    assert!(
+        e["cannot_judge"]
+            .as_str()
+            .unwrap()
+            .contains("no activity records that it was logged from the list"),
+        "{e}"
+    );
+    // A bad cell: the file, line, column and what was expected; nothing
+    // stored.
+    let mut bad = log.lines().take(4).map(str::to_string).collect::<Vec<_>>();
+    let mut cells: Vec<String> = bad[2].split(',').map(str::to_string).collect();
+    cells[9] = "1.7".into();
+    bad[2] = cells.join(",");
+    std::fs::write(d.join("bad.csv"), bad.join("\n") + "\n").unwrap();
+    ok(&["--db", "fresh.db", "import", "dir", "latent"]);
+    let (okay, o, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "fresh.db",
+            "actions",
+            "import-log",
+            "bad.csv",
+            "--json",
+        ],
+    );
+    assert!(!okay);
+    assert!(
+        err.contains("bad.csv: line 3, column 10 (probability): expected a probability from 0 to 1, found \"1.7\""),
+        "{err}"
+    );
+    let v: Value = serde_json::from_str(o.trim()).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("line 3"), "{v}");
+    let o = ok(&["--db", "fresh.db", "adherence", "--json"]);
+    let a: Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(a["recommended"], 0, "nothing stored: {a}");
+    assert_eq!(a["open"], 0, "nothing stored: {a}");
 }

@@ -520,7 +520,8 @@ fn tokens_roles_scope_errors_and_audit() {
                 let managers_only = template.ends_with("/routing")
                     || template.ends_with("/territories/plan")
                     || template.ends_with("/territories/whitespace")
-                    || template.ends_with("/adherence");
+                    || template.ends_with("/adherence")
+                    || template.ends_with("/adherence/effect");
                 if managers_only && who == "rep" {
                     assert_eq!(r.status, 403, "{ctx}");
                     continue;
@@ -1259,6 +1260,22 @@ fn tokens_roles_scope_errors_and_audit() {
     let r = get(&base, "/api/v1/adherence", Some(&t_mgr));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.json()["by_rep"].is_array());
+    // What following was worth: managers only; on the demo's few lists, no
+    // activity was logged from the list, so it cannot be judged, and says
+    // why.
+    let r = get(&base, "/api/v1/adherence/effect", Some(&t_rep));
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = get(&base, "/api/v1/adherence/effect", Some(&t_mgr));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = r.json();
+    assert!(e["estimate"].is_null(), "{e}");
+    assert!(
+        e["cannot_judge"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot judge"),
+        "{e}"
+    );
 
     // Marking a task done moves the queue on at once.
     let task = &tasks[0];

@@ -16,5 +16,11 @@ pub mod transcript;
 pub mod value;
 
 pub use schema::{Entity, Field, FieldType, Vocabulary};
+
+/// The `sequence_id` of an activity a rep logged from pipewise's list of
+/// next-best actions (as sales-engagement tools record the play an activity
+/// came from): how the records tell a followed recommendation from a touch
+/// the rep would have made anyway.
+pub const FROM_LIST_SEQUENCE: &str = "next-best-action";
 pub use table::{CellError, Column, Table, TextTable};
 pub use value::{CellFormat, ParseError, Value, parse_cell, parse_cell_with};

@@ -697,7 +697,7 @@ impl Entity {
                             "sequence_id",
                             Text,
                             false,
-                            "Sales-engagement sequence (cadence).",
+                            "Sales-engagement sequence (cadence); `next-best-action` for an activity logged from pipewise's list.",
                         ),
                         f(
                             "sequence_step",

@@ -680,6 +680,9 @@ impl DealScorer for PipewiseFocus {
     fn score(&mut self, d: &DealView) -> f64 {
         self.values(&[d]).map_or(f64::NEG_INFINITY, |v| v[0])
     }
+    fn probability(&mut self, d: &DealView) -> Option<f64> {
+        self.model.predict(&view_table(&[d])).ok().map(|p| p[0])
+    }
     fn name(&self) -> &str {
         "pipewise"
     }
@@ -743,6 +746,8 @@ pub struct Touch<'a> {
     pub opportunity_id: Option<&'a str>,
     pub lead_id: Option<&'a str>,
     pub account_id: Option<&'a str>,
+    /// Logged from pipewise's list ([`pipewise_core::FROM_LIST_SEQUENCE`]).
+    pub from_list: bool,
 }
 
 /// Whether `touch` acts on recommendation `r`: by the same rep, in the
@@ -980,6 +985,7 @@ mod tests {
             expected_value: 1.0,
         };
         let t = Touch {
+            from_list: false,
             user_id: "u1",
             kind: "call",
             at: 1500,

@@ -15,6 +15,7 @@ pub mod coach;
 pub mod coach_plan;
 pub mod comp;
 pub mod drift;
+pub mod effect;
 pub mod fairness;
 pub mod forecast;
 pub mod lead_draft;

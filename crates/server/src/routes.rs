@@ -119,6 +119,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(rep_actions))
         .routes(routes!(dismiss_action))
         .routes(routes!(adherence))
+        .routes(routes!(adherence_effect))
         .routes(routes!(territory_segments))
         .routes(routes!(territory_plan))
         .routes(routes!(territory_whitespace))
@@ -1542,6 +1543,33 @@ async fn adherence(
 ) -> Result<Json<pipewise_app::actions::AdherenceReport>, Problem> {
     let s = state.service.clone();
     s.adherence(&caller, &q, "GET /api/v1/adherence")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// What following the list was worth (managers and above): over the closed
+/// deals of the reps in the caller's scope that had recommendations, the
+/// change in win probability per recommendation followed from the list
+/// (an activity logged from it), adjusted for rep and deal, with its 95%
+/// interval and the naive comparison; or why it cannot be judged
+/// (`cannot_judge`: too few deals, no activity logged from the list).
+#[utoipa::path(get, path = "/api/v1/adherence/effect", tag = "actions", security(("bearer" = [])),
+    params(pipewise_app::actions::AdherenceQuery),
+    responses(
+        (status = 200, body = pipewise_app::actions::AdherenceEffectReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn adherence_effect(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::actions::AdherenceQuery>,
+) -> Result<Json<pipewise_app::actions::AdherenceEffectReport>, Problem> {
+    let s = state.service.clone();
+    s.adherence_effect(&caller, &q, "GET /api/v1/adherence/effect")
         .await
         .map(Json)
         .map_err(Problem::from)

@@ -47,6 +47,8 @@ pub(crate) const STREAM_ADHERENCE: u64 = 12;
 pub(crate) const STREAM_FOCUS: u64 = 13;
 pub(crate) const STREAM_FOCUS_CHOICE: u64 = 14;
 
+pub(crate) use pipewise_core::FROM_LIST_SEQUENCE;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("{path}: {source}")]
@@ -298,6 +300,13 @@ pub struct FocusSummary {
     /// gain in win probability over the recommended deal weeks (hidden
     /// truth).
     pub true_effect: Option<f64>,
+    /// The true worth of following a recommendation: the mean, over the
+    /// recommended deal weeks inside the window (those the recommendation
+    /// log holds), of the expected gain in win probability of
+    /// following it rather than not (a meeting of the rep's own that week
+    /// otherwise netted out; hidden truth). What `pipewise adherence
+    /// effect` estimates.
+    pub true_effect_of_following: Option<f64>,
     /// The expected bookings the focus meetings added when made: each
     /// meeting's expected gain in win probability × the deal's amount then
     /// (hidden truth; over the deal's whole life, inside the window or not).
@@ -364,6 +373,9 @@ pub fn simulate_with(
             time::date(policies.start),
         )
     });
+    if started && policies.focus.as_ref().is_some_and(|f| f.list.is_some()) {
+        w.start_recommendations()?;
+    }
     let mut sim = process::Sim::new(cfg, &org, w, policies);
     sim.run(progress)?;
     let adherence = std::mem::take(&mut sim.adherence);
@@ -395,6 +407,8 @@ pub fn simulate_with(
             .then(|| tally.focus_followed as f64 / tally.focus_recommended as f64),
         true_effect: (tally.focus_recommended > 0)
             .then(|| tally.focus_recommended_gain / tally.focus_recommended as f64),
+        true_effect_of_following: (tally.focus_logged > 0)
+            .then(|| tally.focus_following_gain / tally.focus_logged as f64),
         true_value: tally.focus_value,
         won: tally.won_after,
         bookings: tally.bookings_after,

@@ -43,6 +43,16 @@ impl Csv {
             .map_err(|e| SimError::Csv(String::new(), e.to_string()))
     }
 
+    /// A CSV that is not a CRM entity, `dir/name`.
+    fn create_named(dir: &Path, name: &str, columns: &[&str]) -> Result<Csv, SimError> {
+        let path = dir.join(name);
+        let f = File::create(&path).map_err(|e| SimError::io(&path, e))?;
+        let mut w = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 16, f));
+        w.write_record(columns)
+            .map_err(|e| SimError::Csv(path.display().to_string(), e.to_string()))?;
+        Ok(Csv { w, rows: 0 })
+    }
+
     fn finish(self) -> Result<(), SimError> {
         let mut inner = self
             .w
@@ -53,6 +63,23 @@ impl Csv {
             .map_err(|e| SimError::Csv(String::new(), e.to_string()))
     }
 }
+
+/// The columns of the recommendation log (`pipewise actions import-log`).
+pub const RECOMMENDATION_COLUMNS: [&str; 13] = [
+    "day",
+    "rep_id",
+    "target_kind",
+    "target_id",
+    "account_id",
+    "action",
+    "channel",
+    "at",
+    "window_end",
+    "probability",
+    "amount",
+    "expected_value",
+    "why",
+];
 
 pub struct Out {
     pub dir: PathBuf,
@@ -71,6 +98,9 @@ pub struct Out {
     pub conversations: Csv,
     pub turns: Csv,
     pub usage: Csv,
+    /// pipewise's recommendation log (`action_recommendations.csv`), in
+    /// focus runs with pipewise's list.
+    pub recommendations: Option<Csv>,
     /// Ground-truth parts, merged into ground_truth.json at the end.
     pub gt_leads: BufWriter<File>,
     pub gt_opps: BufWriter<File>,
@@ -275,6 +305,7 @@ impl Out {
                     "quantity",
                 ],
             )?,
+            recommendations: None,
             gt_leads: part(".ground_truth_leads.part")?,
             gt_opps: part(".ground_truth_opportunities.part")?,
             gt_leads_n: 0,
@@ -318,6 +349,18 @@ impl Out {
         Ok(())
     }
 
+    /// Starts `action_recommendations.csv`: the deal weeks pipewise's list
+    /// recommended a meeting for, in the columns `pipewise actions
+    /// import-log` reads (the log pipewise keeps of the lists it made).
+    pub fn start_recommendations(&mut self) -> Result<(), SimError> {
+        self.recommendations = Some(Csv::create_named(
+            &self.dir,
+            "action_recommendations.csv",
+            &RECOMMENDATION_COLUMNS,
+        )?);
+        Ok(())
+    }
+
     /// Flushes the CSVs and assembles ground_truth.json from its head and parts.
     pub fn finish(self, head: &serde_json::Value) -> Result<Vec<(String, u64)>, SimError> {
         let counts = vec![
@@ -333,6 +376,9 @@ impl Out {
             ("conversation_turns".to_string(), self.turns.rows),
             ("usage_events".to_string(), self.usage.rows),
         ];
+        if let Some(c) = self.recommendations {
+            c.finish()?;
+        }
         for c in [
             self.teams,
             self.users,

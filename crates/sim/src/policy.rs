@@ -193,6 +193,11 @@ pub struct DealView {
 /// the deal deserves the rep's time this week.
 pub trait DealScorer {
     fn score(&mut self, deal: &DealView) -> f64;
+    /// The deal's win probability as the scorer sees it, when it has one
+    /// (written to the recommendation log).
+    fn probability(&mut self, _deal: &DealView) -> Option<f64> {
+        None
+    }
     /// A short name for reports.
     fn name(&self) -> &str;
 }

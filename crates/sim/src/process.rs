@@ -252,6 +252,12 @@ pub struct Tally {
     pub focus_recommended: u64,
     pub focus_followed: u64,
     pub focus_recommended_gain: f64,
+    /// Σ over recommended deal weeks inside the window of the expected gain of following
+    /// rather than not (the own pick the rep would otherwise have made
+    /// netted out).
+    pub focus_following_gain: f64,
+    /// Recommended deal weeks inside the window (the recommendation log's).
+    pub focus_logged: u64,
     /// The expected bookings the focus meetings made added (win
     /// probability gain × amount, hidden truth).
     pub focus_value: f64,
@@ -382,6 +388,13 @@ struct FocusDecision {
     recommended: bool,
     followed: bool,
     own: bool,
+    /// When recommended: the list's score (currency units) and its win
+    /// probability, for the recommendation log.
+    score: f64,
+    probability: Option<f64>,
+    /// The chance of a meeting of the rep's own on the deal this week
+    /// when they do not follow the list (own pick × (1 - adherence)).
+    own_otherwise: f64,
 }
 
 /// Days between a customer's win and its renewal deal's creation (a renewal
@@ -1173,19 +1186,31 @@ impl<'a> Sim<'a> {
         let own_pick = f.own.0.score(view) >= f.own.1;
         match f.list.as_mut() {
             Some((scorer, threshold)) => {
-                let recommended = scorer.score(view) >= *threshold;
+                let score = scorer.score(view);
+                let recommended = score >= *threshold;
                 let followed = recommended && u_follow < a;
                 let own = !followed && own_pick && u_own >= a;
+                let probability = if recommended {
+                    scorer.probability(view)
+                } else {
+                    None
+                };
                 (recommended || own).then_some(FocusDecision {
                     recommended,
                     followed,
                     own,
+                    score,
+                    probability,
+                    own_otherwise: if own_pick { 1.0 - a } else { 0.0 },
                 })
             }
             None => own_pick.then_some(FocusDecision {
                 recommended: false,
                 followed: false,
                 own: true,
+                score: 0.0,
+                probability: None,
+                own_otherwise: 1.0,
             }),
         }
     }
@@ -1550,6 +1575,38 @@ impl<'a> Sim<'a> {
                         if d.recommended {
                             self.tally.focus_recommended += 1;
                             self.tally.focus_recommended_gain += FOCUS_HELD * (p1 - p0);
+                            if week_start <= end {
+                                self.tally.focus_logged += 1;
+                                self.tally.focus_following_gain +=
+                                    FOCUS_HELD * (p1 - p0) * (1.0 - d.own_otherwise);
+                            }
+                            event["expected_gain_of_following"] =
+                                json!(round4(FOCUS_HELD * (p1 - p0) * (1.0 - d.own_otherwise)));
+                            if week_start <= end
+                                && let Some(log) = self.out.recommendations.as_mut()
+                            {
+                                log.row([
+                                    time::date(week_start).as_str(),
+                                    rep.id.as_str(),
+                                    "deal",
+                                    id.as_str(),
+                                    account.id.as_str(),
+                                    "meeting",
+                                    "meeting",
+                                    &time::instant(week_start),
+                                    // The window closes when the meeting can
+                                    // last be held: the business hours of
+                                    // the week's last day (a weekend's moved
+                                    // to the Monday).
+                                    &time::instant(last_business_hour(
+                                        week_start + (week_end - week_start).max(2) - 1,
+                                    )),
+                                    &d.probability.map_or(String::new(), |p| format!("{p:.4}")),
+                                    &format!("{}", view.amount),
+                                    &format!("{:.2}", d.score),
+                                    "focus meeting: the deal's worth of a meeting this week",
+                                ])?;
+                            }
                         }
                         let slot = (seed.rep, (week_start - cfg.start).div_euclid(7 * DAY));
                         let cap = self.policies.focus.as_ref().map_or(0, |f| f.cap);
@@ -1586,7 +1643,11 @@ impl<'a> Sim<'a> {
                                     },
                                     if held { "held" } else { "no_show" },
                                     "Deal review",
-                                    "",
+                                    if d.followed {
+                                        crate::FROM_LIST_SEQUENCE
+                                    } else {
+                                        ""
+                                    },
                                     "",
                                     &rep.id,
                                     "",
@@ -2243,6 +2304,15 @@ pub fn campaign_id(t: i64, source: &str) -> String {
 }
 
 /// A working-hours moment on the day of `t` (or the next weekday), 08:00-18:00.
+/// The latest instant [`business_time`] can give for `t`.
+fn last_business_hour(t: i64) -> i64 {
+    let mut d = time::day_start(t);
+    while time::weekday(d) >= 5 {
+        d += DAY;
+    }
+    d + 18 * HOUR - 1
+}
+
 fn business_time(rng: &mut Rng, t: i64) -> i64 {
     let mut d = time::day_start(t);
     while time::weekday(d) >= 5 {

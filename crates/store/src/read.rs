@@ -189,6 +189,9 @@ pub struct Activity {
     pub opportunity_id: Option<String>,
     pub contact_id: Option<String>,
     pub account_id: Option<String>,
+    /// Logged from pipewise's list of next-best actions (its `sequence_id`
+    /// is [`pipewise_core::FROM_LIST_SEQUENCE`]).
+    pub from_list: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -519,11 +522,11 @@ impl SqliteStore {
             .collect::<rusqlite::Result<_>>()?;
         let mut st = c.prepare(
             "SELECT id, type, direction, occurred_at, duration_s, outcome, user_id, lead_id,
-                    opportunity_id, contact_id, account_id
+                    opportunity_id, contact_id, account_id, sequence_id IS ?1
              FROM activities ORDER BY occurred_at, id",
         )?;
         data.activities = st
-            .query_map([], |r| {
+            .query_map([pipewise_core::FROM_LIST_SEQUENCE], |r| {
                 Ok(Activity {
                     id: r.get(0)?,
                     kind: r.get(1)?,
@@ -536,6 +539,7 @@ impl SqliteStore {
                     opportunity_id: opt_s(r, 8)?,
                     contact_id: opt_s(r, 9)?,
                     account_id: opt_s(r, 10)?,
+                    from_list: r.get(11)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

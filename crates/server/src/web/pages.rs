@@ -1336,6 +1336,8 @@ struct ActionsPage {
     list: Part<pipewise_app::actions::RepActions>,
     /// Managers and above: adherence over their scope.
     adherence: Option<Part<pipewise_app::actions::AdherenceReport>>,
+    /// Managers and above: what following was worth over their scope.
+    effect: Option<Part<pipewise_app::actions::AdherenceEffectReport>>,
     reps: Vec<(String, String)>,
     rep: Option<String>,
     hours: Option<f64>,
@@ -1388,6 +1390,16 @@ async fn actions_page(
     } else {
         None
     };
+    let effect = if viewer.caller.role >= Role::Manager {
+        Some(part(
+            state
+                .service
+                .adherence_effect(&viewer.caller, &Default::default(), "GET /actions")
+                .await,
+        ))
+    } else {
+        None
+    };
     render(
         &state,
         &viewer,
@@ -1397,6 +1409,7 @@ async fn actions_page(
         ActionsPage {
             list,
             adherence,
+            effect,
             reps,
             rep,
             hours,
