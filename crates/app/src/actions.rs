@@ -861,7 +861,8 @@ pub struct AdherenceReport {
     pub as_of: String,
     pub recommended: usize,
     pub acted_on: usize,
-    pub adherence: f64,
+    /// acted_on / recommended; `None` when no window has closed.
+    pub adherence: Option<f64>,
     /// Recommendations whose window is still open.
     pub open: usize,
     pub by_rep: Vec<actions::AdherenceRow>,
@@ -885,7 +886,8 @@ pub fn adherence(
 /// day before the same one's window closes is one: the first list's, its
 /// window running to the last one's end; one repeated on the day it closes
 /// starts anew), each with whether it was acted on and whether from the
-/// list.
+/// list (a matching activity logged from it, or one the rep marked done on
+/// a list of the episode's days).
 struct Episodes {
     end: i64,
     open: usize,
@@ -976,6 +978,32 @@ fn episodes(
     for v in by_rep.values_mut() {
         v.sort_by_key(|t| t.at);
     }
+    // Actions the rep marked done from the list: (rep, kind, target,
+    // action) -> the instants they did.
+    let mut done: HashMap<(&str, &str, &str, &str), Vec<i64>> = HashMap::new();
+    let dismissals = store.dismissals(None)?;
+    for d in dismissals.iter().filter(|d| d.reason == "done") {
+        // The list it was marked done on: the episode whose days hold it.
+        if let Some(t) = parse_utc(&format!("{}T00:00:00Z", d.day)) {
+            done.entry((
+                d.rep_id.as_str(),
+                d.target_kind.as_str(),
+                d.target_id.as_str(),
+                d.action.as_str(),
+            ))
+            .or_default()
+            .push(t);
+        }
+    }
+    let marked_done = |r: &Logged| {
+        done.get(&(
+            r.rep_id.as_str(),
+            r.target_kind.as_str(),
+            r.target_id.as_str(),
+            r.action.as_str(),
+        ))
+        .is_some_and(|ts| ts.iter().any(|&t| t >= r.from && t < r.until))
+    };
     let (acted, from_list) = recs
         .iter()
         .map(|r| {
@@ -990,6 +1018,8 @@ fn episodes(
                     hit.1 |= t.from_list;
                 }
             }
+            // Acted on and marked done from the list: followed from it.
+            hit.1 |= hit.0 && marked_done(r);
             hit
         })
         .unzip();
@@ -1030,7 +1060,7 @@ pub fn adherence_of(
         as_of: instant(end),
         recommended: recs.len(),
         acted_on: acted,
-        adherence: acted as f64 / recs.len().max(1) as f64,
+        adherence: (!recs.is_empty()).then(|| acted as f64 / recs.len() as f64),
         open,
         by_rep: actions::adherence_by(&recs, &followed, |r| {
             Some((r.rep_id.clone(), name_of(&r.rep_id)))
@@ -1073,9 +1103,10 @@ pub struct AdherenceEffectReport {
 
 /// Estimates what following the deal recommendations of days in `[from,
 /// to]` was worth (see [`pipewise_engines::effect`]): the closed deals that
-/// had recommendations, each with how many were followed from the list (an
-/// activity logged from it: `sequence_id` `next-best-action`, by the rep,
-/// on the deal, by the channel, in the window), adjusted for rep and for the
+/// had recommendations, each with how many were followed from the list (a
+/// matching activity, by the rep, on the deal, by the channel, in the
+/// window, logged from the list, `sequence_id` `next-best-action`, or
+/// marked done on it by the rep), adjusted for rep and for the
 /// deal as the CRM showed it at its first recommendation. Errors: a
 /// database error.
 pub fn adherence_effect(
@@ -1230,8 +1261,8 @@ pub fn adherence_effect(
             None,
             Some(format!(
                 "cannot judge: {acted_n} of {recommendations} deal recommendations were acted on, \
-                 but no activity records that it was logged from the list (sequence_id {}); \
-                 a deal's meetings also follow how well it goes, so the touches alone would \
+                 but no activity records that it was logged from the list (sequence_id {}) \
+                 and none was marked done on it; a deal's meetings also follow how well it goes, so the touches alone would \
                  overstate the effect",
                 pipewise_core::FROM_LIST_SEQUENCE
             )),

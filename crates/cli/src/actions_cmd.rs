@@ -483,10 +483,11 @@ fn adherence_text(r: &AdherenceReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Adherence: {} of {} recommended actions acted on within their window ({:.1}%); {} still open (data to {})",
+        "Adherence: {} of {} recommended actions acted on within their window ({}); {} still open (data to {})",
         r.acted_on,
         r.recommended,
-        r.adherence * 100.0,
+        r.adherence
+            .map_or_else(|| "none yet".to_string(), |a| format!("{:.1}%", a * 100.0)),
         r.open,
         r.as_of
     );

@@ -575,7 +575,34 @@ enum ImportCmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version are not failures; a bad argument under
+            // --json is also said as JSON on stdout, as other failures are.
+            let failed = e.use_stderr();
+            if failed && std::env::args().any(|a| a == "--json") {
+                let msg = e.kind().to_string();
+                let detail = e.to_string();
+                let first = detail
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or(&msg)
+                    .trim_start_matches("error: ")
+                    .to_string();
+                println!(
+                    "{}",
+                    serde_json::json!({"error": first, "cannot_judge": false})
+                );
+            }
+            let _ = e.print();
+            return if failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let level = match cli.verbose {
         0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,

@@ -380,12 +380,14 @@ pub fn sim_text(s: &pipewise_sim::Summary) -> String {
         if let (Some(a), Some(e)) = (f.adherence, f.true_effect) {
             let _ = writeln!(
                 out,
-                "    {} deal weeks recommended, {} followed ({:.1}%; at most twice the weekly budget per rep); {} meetings on reps' own picks; following one was worth {:+.1} points of win probability (hidden truth)",
+                "    {} deal weeks recommended, {} followed ({:.1}%; at most twice the weekly budget per rep); {} meetings on reps' own picks; a recommended meeting was worth {:+.1} points of win probability, following one rather than not {} (hidden truth; the recommendation log is action_recommendations.csv)",
                 thousands(f.recommended),
                 thousands(f.followed),
                 a * 100.0,
                 thousands(f.meetings - f.followed),
-                e * 100.0
+                e * 100.0,
+                f.true_effect_of_following
+                    .map_or_else(|| "-".to_string(), |x| format!("{:+.1}", x * 100.0))
             );
         }
     }

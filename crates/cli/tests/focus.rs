@@ -263,6 +263,74 @@ fn what_following_was_worth(d: &std::path::Path) {
             .contains("no activity records that it was logged from the list"),
         "{e}"
     );
+    // Marking a recommendation done on the list (one that was acted on)
+    // makes it followed from the list.
+    let first = acts
+        .lines()
+        .find(|l| l.contains(",next-best-action,"))
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let (at, rep, opp) = (&first[3], &first[9], &first[11]);
+    let r = recs
+        .iter()
+        .find(|r| {
+            &r[1] == rep
+                && &r[3] == opp
+                && format!("{}T00:00:00Z", r[0]).as_str() <= at.as_str()
+                && at.as_str() < r[8].as_str()
+        })
+        .unwrap();
+    ok(&[
+        "--db",
+        "untagged.db",
+        "actions",
+        "dismiss",
+        "--rep",
+        rep,
+        "--target",
+        &format!("deal:{opp}"),
+        "--action",
+        "meeting",
+        "--reason",
+        "done",
+        "--date",
+        &r[0],
+    ]);
+    let o = ok(&["--db", "untagged.db", "adherence", "effect", "--json"]);
+    let e: Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(e["followed_from_list"], 1, "{e}");
+    // A reason clap refuses is still JSON under --json, with clap's exit
+    // code.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipewise"))
+        .current_dir(d)
+        .args([
+            "--db",
+            "untagged.db",
+            "actions",
+            "dismiss",
+            "--rep",
+            rep,
+            "--target",
+            &format!("deal:{opp}"),
+            "--action",
+            "meeting",
+            "--reason",
+            "nope",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid value 'nope'"),
+        "{v}"
+    );
     // A bad cell: the file, line, column and what was expected; nothing
     // stored.
     let mut bad = log.lines().take(4).map(str::to_string).collect::<Vec<_>>();
