@@ -65,6 +65,16 @@ impl From<pipewise_store::StoreError> for AppError {
 
 /// One row of the audit log.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+/// A computation over the stored lists: the store, the CRM, the day range
+/// and which reps the caller's scope allows.
+type OverLists<T> = fn(
+    &SqliteStore,
+    &pipewise_store::read::CrmData,
+    Option<&str>,
+    Option<&str>,
+    &dyn Fn(&str) -> bool,
+) -> anyhow::Result<T>;
+
 pub struct AuditEntry {
     pub seq: i64,
     pub at: String,
@@ -1816,13 +1826,7 @@ impl Service {
         caller: &Caller,
         q: &crate::actions::AdherenceQuery,
         via: &str,
-        f: fn(
-            &SqliteStore,
-            &pipewise_store::read::CrmData,
-            Option<&str>,
-            Option<&str>,
-            &dyn Fn(&str) -> bool,
-        ) -> anyhow::Result<T>,
+        f: OverLists<T>,
     ) -> Result<T, AppError> {
         if caller.role < Role::Manager {
             self.audit(Some(caller), "read.denied", via, &[], None)

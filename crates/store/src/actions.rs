@@ -219,6 +219,48 @@ impl SqliteStore {
     }
 }
 
+fn insert_list(
+    tx: &rusqlite::Transaction,
+    day: &str,
+    rep_id: &str,
+    actions: &[NewRecommendation],
+    made_at: &str,
+) -> Result<Vec<i64>> {
+    tx.execute(
+        "DELETE FROM action_recommendations WHERE day = ?1 AND rep_id = ?2",
+        params![day, rep_id],
+    )?;
+    let mut ids = Vec::with_capacity(actions.len());
+    let mut st = tx.prepare(
+        "INSERT INTO action_recommendations (day, rep_id, target_kind, target_id, account_id,
+            action, channel, at, window_end, rank, probability, amount, uplift,
+            expected_value, why, made_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    for (k, a) in actions.iter().enumerate() {
+        st.execute(params![
+            day,
+            rep_id,
+            a.target_kind,
+            a.target_id,
+            a.account_id,
+            a.action,
+            a.channel,
+            a.at,
+            a.window_end,
+            k as i64 + 1,
+            a.probability,
+            a.amount,
+            a.uplift,
+            a.expected_value,
+            a.why,
+            made_at
+        ])?;
+        ids.push(tx.last_insert_rowid());
+    }
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,46 +334,4 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].reason, "done");
     }
-}
-
-fn insert_list(
-    tx: &rusqlite::Transaction,
-    day: &str,
-    rep_id: &str,
-    actions: &[NewRecommendation],
-    made_at: &str,
-) -> Result<Vec<i64>> {
-    tx.execute(
-        "DELETE FROM action_recommendations WHERE day = ?1 AND rep_id = ?2",
-        params![day, rep_id],
-    )?;
-    let mut ids = Vec::with_capacity(actions.len());
-    let mut st = tx.prepare(
-        "INSERT INTO action_recommendations (day, rep_id, target_kind, target_id, account_id,
-            action, channel, at, window_end, rank, probability, amount, uplift,
-            expected_value, why, made_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?;
-    for (k, a) in actions.iter().enumerate() {
-        st.execute(params![
-            day,
-            rep_id,
-            a.target_kind,
-            a.target_id,
-            a.account_id,
-            a.action,
-            a.channel,
-            a.at,
-            a.window_end,
-            k as i64 + 1,
-            a.probability,
-            a.amount,
-            a.uplift,
-            a.expected_value,
-            a.why,
-            made_at
-        ])?;
-        ids.push(tx.last_insert_rowid());
-    }
-    Ok(ids)
 }
