@@ -62,6 +62,7 @@ pub fn performance(crm: &CrmData, from: i64, to: i64) -> Vec<Performance> {
                     bookings: 0.0,
                     new_logos: 0.0,
                     deals: 0.0,
+                    adherence: None,
                 },
             );
         }
@@ -76,6 +77,7 @@ pub fn performance(crm: &CrmData, from: i64, to: i64) -> Vec<Performance> {
             bookings: 0.0,
             new_logos: 0.0,
             deals: 0.0,
+            adherence: None,
         });
         p.bookings += o.amount.unwrap_or(0.0);
         p.deals += 1.0;
@@ -94,9 +96,11 @@ pub fn performance(crm: &CrmData, from: i64, to: i64) -> Vec<Performance> {
 
 /// Applies `plan` (and `vs`, under `behaviour`) to the performance of the
 /// period `from`-`to` (dates; default: the 12 months to the data's last
-/// closed deal). Errors: no won deal to judge by, an unreadable date, a
-/// period shorter than a month.
+/// closed deal). An adherence measure is paid on the lists `store` holds
+/// for the period's days. Errors: no won deal to judge by, an unreadable
+/// date, a period shorter than a month, a database error.
 pub fn simulate(
+    store: &pipewise_store::SqliteStore,
     crm: &CrmData,
     plan: &Plan,
     vs: Option<&Plan>,
@@ -149,9 +153,33 @@ pub fn simulate(
             .map_or(0, |x| x.and_utc().timestamp())
     };
     let (from_t, to_t) = (start(from_d), start(to_d) + DAY - 1);
-    let perf = performance(crm, from_t, to_t);
+    let mut perf = performance(crm, from_t, to_t);
     anyhow::ensure!(!perf.is_empty(), "cannot judge: no rep in the database");
     let mut notes = Vec::new();
+    let pays_adherence = std::iter::once(plan).chain(vs).any(|p| {
+        p.measures
+            .iter()
+            .any(|m| m.metric == comp::Metric::Adherence)
+    });
+    if pays_adherence {
+        // The lists of the period's days whose window closed by the data's end.
+        let (f, t) = (from_d.to_string(), to_d.to_string());
+        let r = crate::actions::adherence(store, crm, Some(&f), Some(&t))?;
+        let by: HashMap<&str, f64> = r
+            .by_rep
+            .iter()
+            .map(|x| (x.id.as_str(), x.adherence))
+            .collect();
+        let mut without = 0;
+        for p in &mut perf {
+            p.adherence = by.get(p.rep_id.as_str()).copied();
+            without += usize::from(p.adherence.is_none());
+        }
+        notes.push(format!(
+            "adherence: {} of {} recommended actions acted on in the period's lists; {without} reps with none are paid at quota on it",
+            r.acted_on, r.recommended
+        ));
+    }
     let won = perf.iter().map(|p| p.deals).sum::<f64>();
     let span = format!(
         "the data's deals closed from {} to {}",

@@ -63,8 +63,6 @@ impl From<pipewise_store::StoreError> for AppError {
     }
 }
 
-/// One row of the audit log.
-#[derive(Debug, Clone, Serialize, ToSchema)]
 /// A computation over the stored lists: the store, the CRM, the day range
 /// and which reps the caller's scope allows.
 type OverLists<T> = fn(
@@ -75,6 +73,8 @@ type OverLists<T> = fn(
     &dyn Fn(&str) -> bool,
 ) -> anyhow::Result<T>;
 
+/// One row of the audit log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: String,

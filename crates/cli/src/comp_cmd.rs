@@ -79,6 +79,7 @@ pub fn comp(db: &Path, cmd: &CompCmd) -> Result<ExitCode> {
     let store = crate::access_cmd::existing(db)?;
     let crm = store.load_crm()?;
     let r = pipewise_app::comp::simulate(
+        &store,
         &crm,
         &plan,
         vs.as_ref(),

@@ -331,6 +331,67 @@ fn what_following_was_worth(d: &std::path::Path) {
             .contains("invalid value 'nope'"),
         "{v}"
     );
+    // An incentive plan paying on adherence: each rep's share acted on in
+    // the period's lists, against the quota as a share.
+    std::fs::write(
+        d.join("plan.toml"),
+        r#"name = "follow the list"
+ote = 120000
+base_share = 0.6
+[[measures]]
+metric = "bookings"
+weight = 0.7
+quota = 600000
+[[measures]]
+metric = "adherence"
+weight = 0.3
+quota = 0.8
+"#,
+    )
+    .unwrap();
+    let range = ["--from", "2025-01-06", "--to", "2025-04-15"];
+    let mut args = vec![
+        "--db",
+        "latent.db",
+        "comp",
+        "simulate",
+        "--plan",
+        "plan.toml",
+        "--json",
+    ];
+    args.extend(range);
+    let comp: Value = serde_json::from_str(&ok(&args)).unwrap();
+    let mut args = vec!["--db", "latent.db", "adherence", "--json"];
+    args.extend(range);
+    let adh: Value = serde_json::from_str(&ok(&args)).unwrap();
+    let by_rep = adh["by_rep"].as_array().unwrap();
+    assert!(!by_rep.is_empty(), "{adh}");
+    let mut paid_on = 0;
+    for r in comp["plan"]["reps"].as_array().unwrap() {
+        let a = by_rep.iter().find(|x| x["id"] == r["rep_id"]);
+        let attained = r["attainment"][1].as_f64().unwrap();
+        match a {
+            Some(a) => {
+                let share = a["adherence"].as_f64().unwrap();
+                assert_eq!(r["adherence"].as_f64().unwrap(), share, "{r}");
+                assert!((attained - share / 0.8).abs() < 1e-9, "{r}");
+                paid_on += 1;
+            }
+            None => {
+                assert!(r["adherence"].is_null(), "{r}");
+                assert_eq!(attained, 1.0, "paid at quota without lists: {r}");
+            }
+        }
+    }
+    assert!(paid_on > 0);
+    assert!(
+        comp["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("adherence: ")),
+        "{comp}"
+    );
     // A bad cell: the file, line, column and what was expected; nothing
     // stored.
     let mut bad = log.lines().take(4).map(str::to_string).collect::<Vec<_>>();

@@ -32,6 +32,11 @@ pub enum Metric {
     NewLogos,
     /// Won deals, counted.
     Deals,
+    /// The share (0-1) of the rep's recommended next-best actions acted on
+    /// within their window, over those whose window closed in the period
+    /// (`pipewise adherence`). Its quota is a share, not prorated; a rep
+    /// with no such recommendation is paid at quota on it.
+    Adherence,
 }
 
 impl Metric {
@@ -40,6 +45,7 @@ impl Metric {
             Metric::Bookings => "bookings",
             Metric::NewLogos => "new_logos",
             Metric::Deals => "deals",
+            Metric::Adherence => "adherence",
         }
     }
 }
@@ -138,6 +144,11 @@ impl Plan {
         );
         for m in &self.measures {
             anyhow::ensure!(
+                m.metric != Metric::Adherence || m.quota <= 1.0,
+                "measure adherence: its quota is a share of recommended actions acted on, from 0 to 1, not {}",
+                m.quota
+            );
+            anyhow::ensure!(
                 m.quota > 0.0 && m.weight >= 0.0,
                 "measure {}: expected a positive quota and a weight from 0, got quota {} and weight {}",
                 m.metric.name(),
@@ -168,6 +179,11 @@ impl Plan {
             anyhow::ensure!(c > 0.0, "cap: expected a positive multiple, got {c}");
         }
         for sp in &self.spiffs {
+            anyhow::ensure!(
+                sp.metric != Metric::Adherence,
+                "spiff {}: a SPIFF pays per unit; adherence is a share, pay it as a measure",
+                sp.name
+            );
             anyhow::ensure!(
                 sp.per_unit >= 0.0,
                 "spiff {}: expected an amount per unit from 0, got {}",
@@ -230,6 +246,9 @@ pub struct Performance {
     pub bookings: f64,
     pub new_logos: f64,
     pub deals: f64,
+    /// Adherence in the period; `None` without a recommendation whose
+    /// window closed in it.
+    pub adherence: Option<f64>,
 }
 
 impl Performance {
@@ -238,6 +257,18 @@ impl Performance {
             Metric::Bookings => self.bookings,
             Metric::NewLogos => self.new_logos,
             Metric::Deals => self.deals,
+            Metric::Adherence => self.adherence.unwrap_or(0.0),
+        }
+    }
+
+    /// Attainment of measure `m` (1 = quota) when a year's quota is
+    /// prorated by `share`: adherence against its quota as a share (at
+    /// quota without recommendations), the others against the prorated
+    /// quota.
+    fn attainment(&self, m: &Measure, share: f64) -> f64 {
+        match m.metric {
+            Metric::Adherence => self.adherence.map_or(1.0, |a| a / m.quota),
+            _ => self.get(m.metric) / (m.quota * share),
         }
     }
 }
@@ -261,6 +292,9 @@ pub struct RepPay {
     pub bookings: f64,
     pub new_logos: f64,
     pub deals: f64,
+    /// The share of recommended actions acted on (not moved by the
+    /// behaviour assumption).
+    pub adherence: Option<f64>,
     /// Attainment of each measure (1 = quota), in the plan's order.
     pub attainment: Vec<f64>,
     /// Weighted attainment over the measures.
@@ -328,7 +362,7 @@ pub fn apply(plan: &Plan, perf: &[Performance], months: f64) -> PlanResult {
             let attainment: Vec<f64> = plan
                 .measures
                 .iter()
-                .map(|m| p.get(m.metric) / (m.quota * share))
+                .map(|m| p.attainment(m, share))
                 .collect();
             let variable: f64 = plan
                 .measures
@@ -361,6 +395,7 @@ pub fn apply(plan: &Plan, perf: &[Performance], months: f64) -> PlanResult {
                 bookings: p.bookings,
                 new_logos: p.new_logos,
                 deals: p.deals,
+                adherence: p.adherence,
                 weighted_attainment: plan
                     .measures
                     .iter()
@@ -474,7 +509,7 @@ pub fn respond(
             .filter(|m| m.metric == metric)
             .map(|m| {
                 let q = m.quota * share;
-                var * m.weight * plan.rate_at(p.get(metric) / q) / q
+                var * m.weight * plan.rate_at(p.attainment(m, share)) / q
             })
             .sum();
         let spiffs: f64 = plan
@@ -499,6 +534,7 @@ pub fn respond(
             bookings: p.bookings * factor(p, Metric::Bookings),
             new_logos: p.new_logos * factor(p, Metric::NewLogos),
             deals: p.deals * factor(p, Metric::Deals),
+            adherence: p.adherence,
         })
         .collect()
 }
@@ -536,7 +572,52 @@ rate = 2.0
             bookings,
             new_logos: 0.0,
             deals: 0.0,
+            adherence: None,
         }
+    }
+
+    /// An adherence measure: attainment is the share over its quota, not
+    /// prorated; a rep without recommendations is paid at quota on it;
+    /// the quota must be a share and a SPIFF cannot pay on it.
+    #[test]
+    fn adherence_is_paid_as_a_share_of_its_quota() {
+        let mut p = plan();
+        p.measures = vec![
+            Measure {
+                metric: Metric::Bookings,
+                weight: 0.8,
+                quota: 1_000_000.0,
+            },
+            Measure {
+                metric: Metric::Adherence,
+                weight: 0.2,
+                quota: 0.8,
+            },
+        ];
+        p.spiffs.clear();
+        p.check().unwrap();
+        let mut a = rep("a", 500_000.0);
+        a.adherence = Some(0.4);
+        let b = rep("b", 500_000.0);
+        // Half a year: bookings at quota (500k of a prorated 1M), adherence
+        // at half its quota (0.4 of 0.8) for a, at quota for b (none).
+        let r = apply(&p, &[a, b], 6.0);
+        let pay = |id: &str| r.reps.iter().find(|x| x.rep_id == id).unwrap().clone();
+        assert_eq!(pay("a").attainment, vec![1.0, 0.5]);
+        assert_eq!(pay("b").attainment, vec![1.0, 1.0]);
+        let target_var = 0.5 * p.ote * (1.0 - p.base_share);
+        let want_a = target_var * (0.8 * p.multiple(1.0) + 0.2 * p.multiple(0.5));
+        assert!((pay("a").variable - want_a).abs() < 1e-6, "{:?}", pay("a"));
+        assert!(pay("b").variable > pay("a").variable);
+        p.measures[1].quota = 80.0;
+        assert!(p.check().unwrap_err().to_string().contains("from 0 to 1"));
+        p.measures[1].quota = 0.8;
+        p.spiffs.push(Spiff {
+            name: "follow".into(),
+            metric: Metric::Adherence,
+            per_unit: 100.0,
+        });
+        assert!(p.check().is_err());
     }
 
     #[test]
