@@ -863,6 +863,12 @@ pub struct AdherenceReport {
     pub acted_on: usize,
     /// acted_on / recommended; `None` when no window has closed.
     pub adherence: Option<f64>,
+    /// Followed from the list (a matching activity logged from it, or
+    /// marked done on it): acted on also counts touches the rep would have
+    /// made anyway. Its share of `recommended` (`None` when no window has
+    /// closed).
+    pub from_list: usize,
+    pub from_list_share: Option<f64>,
     /// Recommendations whose window is still open.
     pub open: usize,
     pub by_rep: Vec<actions::AdherenceRow>,
@@ -1045,7 +1051,7 @@ pub fn adherence_of(
         open,
         recs,
         acted: followed,
-        ..
+        from_list,
     } = episodes(store, crm, from, to, rep)?;
     let users: HashMap<&str, &pipewise_store::read::User> =
         crm.users.iter().map(|u| (u.id.as_str(), u)).collect();
@@ -1061,16 +1067,19 @@ pub fn adherence_of(
         recommended: recs.len(),
         acted_on: acted,
         adherence: (!recs.is_empty()).then(|| acted as f64 / recs.len() as f64),
+        from_list: from_list.iter().filter(|f| **f).count(),
+        from_list_share: (!recs.is_empty())
+            .then(|| from_list.iter().filter(|f| **f).count() as f64 / recs.len() as f64),
         open,
-        by_rep: actions::adherence_by(&recs, &followed, |r| {
+        by_rep: actions::adherence_by(&recs, &followed, &from_list, |r| {
             Some((r.rep_id.clone(), name_of(&r.rep_id)))
         }),
-        by_team: actions::adherence_by(&recs, &followed, |r| {
+        by_team: actions::adherence_by(&recs, &followed, &from_list, |r| {
             let t = r.team.clone()?;
             let name = teams.get(t.as_str()).map_or(t.clone(), |n| n.to_string());
             Some((t, name))
         }),
-        by_action: actions::adherence_by(&recs, &followed, |r| {
+        by_action: actions::adherence_by(&recs, &followed, &from_list, |r| {
             Some((r.action.clone(), r.action.clone()))
         }),
     })
@@ -1496,6 +1505,13 @@ pub fn import_log(
         );
     }
     let users: HashSet<&str> = crm.users.iter().map(|u| u.id.as_str()).collect();
+    let deals: HashMap<&str, &pipewise_store::read::Opportunity> = crm
+        .opportunities
+        .iter()
+        .map(|o| (o.id.as_str(), o))
+        .collect();
+    let leads: HashSet<&str> = crm.leads.iter().map(|l| l.id.as_str()).collect();
+    let accounts: HashSet<&str> = crm.accounts.iter().map(|a| a.id.as_str()).collect();
     let mut lists: Vec<((String, String), Vec<NewRecommendation>)> = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
     let mut merged = 0;
@@ -1525,26 +1541,46 @@ pub fn import_log(
             return Err(bad("target_kind", "deal, lead or account"));
         }
         let (_, target) = cell("target_id");
-        if target.is_empty() {
-            return Err(bad("target_id", "the target's id"));
-        }
+        let known = match kind {
+            "deal" => deals.get(target).map(|o| o.account_id.as_deref()),
+            "lead" => leads.contains(target).then_some(None),
+            _ => accounts.contains(target).then_some(Some(target)),
+        };
+        let Some(target_account) = known else {
+            return Err(bad(
+                "target_id",
+                &format!("the id of a {kind} the data holds"),
+            ));
+        };
         let (_, action) = cell("action");
         if !actions::fits_target(kind, action) {
+            let valid: Vec<&str> = actions::ACTIONS
+                .iter()
+                .copied()
+                .filter(|a| actions::fits_target(kind, a))
+                .collect();
             return Err(bad(
                 "action",
-                &format!(
-                    "an action a {kind} can take (one of {})",
-                    actions::ACTIONS.join(", ")
-                ),
+                &format!("an action on a {kind}: {}", valid.join(" or ")),
             ));
         }
         let (_, channel) = cell("channel");
-        if !matches!(channel, "call" | "email" | "meeting") {
-            return Err(bad("channel", "call, email or meeting"));
+        if !matches!(channel, "call" | "email" | "meeting" | "sms") {
+            return Err(bad("channel", "call, email, meeting or sms"));
+        }
+        if matches!(action, "call" | "email" | "meeting") && channel != action {
+            return Err(bad("channel", &format!("{action}, as the action is")));
         }
         let (_, window_end) = cell("window_end");
-        if parse_utc(window_end).is_none() {
-            return Err(bad("window_end", "a UTC instant YYYY-MM-DDTHH:MM:SSZ"));
+        match parse_utc(window_end) {
+            Some(t) if t > parse_utc(&format!("{day}T00:00:00Z")).unwrap_or(i64::MIN) => {}
+            Some(_) => {
+                return Err(bad(
+                    "window_end",
+                    &format!("an instant after the day {day}"),
+                ));
+            }
+            None => return Err(bad("window_end", "a UTC instant YYYY-MM-DDTHH:MM:SSZ")),
         }
         let (_, at) = cell("at");
         let at = if at.is_empty() {
@@ -1566,6 +1602,17 @@ pub fn import_log(
         let account_id = Some(cell("account_id").1)
             .filter(|s| !s.is_empty())
             .map(str::to_string);
+        if let Some(a) = account_id.as_deref()
+            && target_account.is_some_and(|t| t != a)
+        {
+            return Err(bad(
+                "account_id",
+                &format!(
+                    "the {kind}'s account ({}) or nothing",
+                    target_account.unwrap_or_default()
+                ),
+            ));
+        }
         let key = (day.to_string(), rep_id.to_string());
         let k = *index.entry(key.clone()).or_insert_with(|| {
             lists.push((key.clone(), Vec::new()));

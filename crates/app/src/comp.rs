@@ -165,20 +165,40 @@ pub fn simulate(
         // The lists of the period's days whose window closed by the data's end.
         let (f, t) = (from_d.to_string(), to_d.to_string());
         let r = crate::actions::adherence(store, crm, Some(&f), Some(&t))?;
+        // Followed from the list when the records say so (an activity
+        // logged from it or marked done on it); otherwise any matching
+        // touch, which also counts touches the rep would have made anyway.
+        let logged = r.from_list > 0;
         let by: HashMap<&str, f64> = r
             .by_rep
             .iter()
-            .map(|x| (x.id.as_str(), x.adherence))
+            .map(|x| {
+                (
+                    x.id.as_str(),
+                    if logged {
+                        x.from_list_share
+                    } else {
+                        x.adherence
+                    },
+                )
+            })
             .collect();
         let mut without = 0;
         for p in &mut perf {
             p.adherence = by.get(p.rep_id.as_str()).copied();
             without += usize::from(p.adherence.is_none());
         }
-        notes.push(format!(
-            "adherence: {} of {} recommended actions acted on in the period's lists; {without} reps with none are paid at quota on it",
-            r.acted_on, r.recommended
-        ));
+        notes.push(if logged {
+            format!(
+                "adherence: {} of {} recommended actions in the period's lists followed from the list (logged from it or marked done on it); {without} reps with no list are paid at quota on it",
+                r.from_list, r.recommended
+            )
+        } else {
+            format!(
+                "adherence: {} of {} recommended actions in the period's lists acted on by a matching touch; no activity was logged from the list, so this counts touches reps would have made anyway; {without} reps with no list are paid at quota on it",
+                r.acted_on, r.recommended
+            )
+        });
     }
     let won = perf.iter().map(|p| p.deals).sum::<f64>();
     let span = format!(
@@ -190,7 +210,7 @@ pub fn simulate(
         notes.push(format!(
             "no won deal closed in the period: every rep is paid on zero ({span})"
         ));
-    } else if from_t < first_close || to_t > last_close {
+    } else if from_d < date_of(first_close) || to_d > date_of(last_close) {
         notes.push(format!(
             "the period reaches beyond the data ({span}): quotas are prorated over the whole period"
         ));
@@ -238,16 +258,18 @@ pub fn simulate(
 /// part month its days over that month's days.
 pub fn calendar_months(a: chrono::NaiveDate, b: chrono::NaiveDate) -> f64 {
     use chrono::Months;
-    let mut at = a;
-    let mut n = 0.0;
-    while let Some(next) = at.checked_add_months(Months::new(1))
+    // Whole months counted from `a` itself (Jan 31 + 1 month is Feb 28,
+    // + 2 months Mar 31: stepping month by month would drift to the 28th).
+    let mut k = 0u32;
+    while let Some(next) = a.checked_add_months(Months::new(k + 1))
         && next <= b
     {
-        n += 1.0;
-        at = next;
+        k += 1;
     }
+    let at = a.checked_add_months(Months::new(k)).unwrap_or(b);
+    let mut n = f64::from(k);
     if at < b {
-        let next = at.checked_add_months(Months::new(1)).unwrap_or(b);
+        let next = a.checked_add_months(Months::new(k + 1)).unwrap_or(b);
         let len = (next - at).num_days().max(1) as f64;
         n += (b - at).num_days() as f64 / len;
     }
@@ -267,5 +289,9 @@ mod tests {
         assert_eq!(calendar_months(d("2024-07-01"), d("2025-07-01")), 12.0);
         assert_eq!(calendar_months(d("2025-01-01"), d("2025-04-01")), 3.0);
         assert!((calendar_months(d("2025-06-01"), d("2025-06-16")) - 0.5).abs() < 1e-12);
+        // A year from the last day of a month is 12 months, not more
+        // (months counted from the start, not stepped from a clamped day).
+        assert_eq!(calendar_months(d("2024-12-31"), d("2025-12-31")), 12.0);
+        assert_eq!(calendar_months(d("2025-01-31"), d("2025-03-31")), 2.0);
     }
 }

@@ -51,8 +51,12 @@ pub enum ActionsCmd {
     /// Store a log of recommendations made elsewhere (a CSV: day, rep_id,
     /// target_kind, target_id, action, channel, window_end, probability,
     /// amount, expected_value; optional account_id, at, why), such as the
-    /// simulator's action_recommendations.csv: each rep's day replaces the
-    /// list stored for it. Nothing is stored unless every row is valid.
+    /// simulator's action_recommendations.csv. target_kind: deal, lead or
+    /// account; action: call, email, meeting or renewal_check on a deal,
+    /// cadence_step on a lead, cross_sell on an account; channel: call,
+    /// email, meeting or sms. Each rep's day replaces the list stored for
+    /// it; the same action twice in a rep's day is one, its window to the
+    /// later end. Nothing is stored unless every row is valid.
     ImportLog(ImportLogArgs),
 }
 
@@ -105,6 +109,10 @@ pub enum AdherenceCmd {
     /// deal's win probability per recommendation followed from the list,
     /// adjusted for the rep and the deal (not the naive comparison), with
     /// its 95% interval (docs/actions.md, "What following was worth").
+    /// Followed from the list: a matching activity whose sequence_id is
+    /// next-best-action, or one the rep marked done on the list. Needs at
+    /// least 100 closed deals with recommendations; deals still open are
+    /// left out. JSON figures are fractions (0.03 = 3 points).
     Effect(RangeArgs),
 }
 
@@ -494,10 +502,19 @@ fn adherence_text(r: &AdherenceReport) -> String {
     if r.recommended == 0 {
         let _ = writeln!(
             s,
-            "No closed windows yet: lists are stored when `pipewise actions --rep NAME` runs."
+            "No list in the range has a closed window: lists are stored when `pipewise actions --rep NAME` runs, \
+             or loaded with `pipewise actions import-log FILE`."
         );
         return s;
     }
+    let _ = writeln!(
+        s,
+        "Followed from the list (a matching activity logged from it, or marked done on it): {} ({}); \
+         acted on also counts touches the rep would have made anyway.",
+        r.from_list,
+        r.from_list_share
+            .map_or_else(|| "-".to_string(), |a| format!("{:.1}%", a * 100.0))
+    );
     for (title, rows) in [
         ("By rep", &r.by_rep),
         ("By team", &r.by_team),
@@ -508,18 +525,19 @@ fn adherence_text(r: &AdherenceReport) -> String {
         }
         let _ = writeln!(
             s,
-            "\n{title}\n  {:<28} {:>11} {:>8} {:>9} {:>11}",
-            "", "recommended", "acted on", "adherence", "value share"
+            "\n{title}\n  {:<28} {:>11} {:>8} {:>9} {:>11} {:>9}",
+            "", "recommended", "acted on", "adherence", "value share", "from list"
         );
         for x in rows {
             let _ = writeln!(
                 s,
-                "  {:<28} {:>11} {:>8} {:>8.1}% {:>10.1}%",
+                "  {:<28} {:>11} {:>8} {:>8.1}% {:>10.1}% {:>8.1}%",
                 x.name,
                 x.recommended,
                 x.acted_on,
                 x.adherence * 100.0,
-                x.value_share * 100.0
+                x.value_share * 100.0,
+                x.from_list_share * 100.0
             );
         }
     }

@@ -372,7 +372,9 @@ quota = 0.8
         let attained = r["attainment"][1].as_f64().unwrap();
         match a {
             Some(a) => {
-                let share = a["adherence"].as_f64().unwrap();
+                // Followed from the list: the run logs it.
+                let share = a["from_list_share"].as_f64().unwrap();
+                assert!(share <= a["adherence"].as_f64().unwrap(), "{a}");
                 assert_eq!(r["adherence"].as_f64().unwrap(), share, "{r}");
                 assert!((attained - share / 0.8).abs() < 1e-9, "{r}");
                 paid_on += 1;
@@ -418,6 +420,30 @@ quota = 0.8
     );
     let v: Value = serde_json::from_str(o.trim()).unwrap();
     assert!(v["error"].as_str().unwrap().contains("line 3"), "{v}");
+    // A deal the data does not hold, and a channel that is not the action.
+    for (col, value, want) in [
+        (
+            3,
+            "o-none",
+            "column 4 (target_id): expected the id of a deal the data holds",
+        ),
+        (
+            6,
+            "email",
+            "column 7 (channel): expected meeting, as the action is",
+        ),
+    ] {
+        let mut rows = log.lines().take(3).map(str::to_string).collect::<Vec<_>>();
+        let mut cells: Vec<String> = rows[1].split(',').map(str::to_string).collect();
+        cells[col] = value.into();
+        rows[1] = cells.join(",");
+        std::fs::write(d.join("bad.csv"), rows.join("\n") + "\n").unwrap();
+        let (okay, _, err) = pipewise(d, &["--db", "fresh.db", "actions", "import-log", "bad.csv"]);
+        assert!(
+            !okay && err.contains(&format!("bad.csv: line 2, {want}")),
+            "{err}"
+        );
+    }
     let o = ok(&["--db", "fresh.db", "adherence", "--json"]);
     let a: Value = serde_json::from_str(&o).unwrap();
     assert_eq!(a["recommended"], 0, "nothing stored: {a}");

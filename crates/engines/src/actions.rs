@@ -787,35 +787,44 @@ pub struct AdherenceRow {
     pub adherence: f64,
     /// The share of the recommended expected value acted on.
     pub value_share: f64,
+    /// Those followed from the list (a matching activity logged from it,
+    /// or marked done on it), and their share of `recommended`: acted on
+    /// also counts touches the rep would have made anyway.
+    pub from_list: usize,
+    pub from_list_share: f64,
 }
 
 /// Adherence per group (`key` of each recommendation), from `followed`
-/// (one flag per recommendation in `recs`).
+/// and `from_list` (one flag each per recommendation in `recs`).
 pub fn adherence_by(
     recs: &[Logged],
     followed: &[bool],
+    from_list: &[bool],
     key: impl Fn(&Logged) -> Option<(String, String)>,
 ) -> Vec<AdherenceRow> {
-    let mut m: HashMap<String, (String, usize, usize, f64, f64)> = HashMap::new();
-    for (r, &f) in recs.iter().zip(followed) {
+    let mut m: HashMap<String, (String, usize, usize, f64, f64, usize)> = HashMap::new();
+    for ((r, &f), &l) in recs.iter().zip(followed).zip(from_list) {
         let Some((id, name)) = key(r) else { continue };
-        let e = m.entry(id).or_insert((name, 0, 0, 0.0, 0.0));
+        let e = m.entry(id).or_insert((name, 0, 0, 0.0, 0.0, 0));
         e.1 += 1;
         e.3 += r.expected_value;
         if f {
             e.2 += 1;
             e.4 += r.expected_value;
         }
+        e.5 += usize::from(l);
     }
     let mut rows: Vec<AdherenceRow> = m
         .into_iter()
-        .map(|(id, (name, n, k, v, vk))| AdherenceRow {
+        .map(|(id, (name, n, k, v, vk, l))| AdherenceRow {
             id,
             name,
             recommended: n,
             acted_on: k,
             adherence: k as f64 / n.max(1) as f64,
             value_share: if v > 0.0 { vk / v } else { 0.0 },
+            from_list: l,
+            from_list_share: l as f64 / n.max(1) as f64,
         })
         .collect();
     rows.sort_by(|a, b| {
