@@ -130,7 +130,7 @@ for (const u of plan.users) {
   }
   await check(page, who, "actions", "/actions", who === "rep"
     ? ["My day", "expected", "Dismiss because"]
-    : ["My day", "expected", "Adherence"]);
+    : ["My day", "expected", "Adherence", "Message tests", "seq-inbound-2-a", "Probability best"]);
   // The rep dismisses the first action as not useful; the list confirms it.
   if (who === "rep") {
     const form = page.locator("form[action='/actions/dismiss']").first();

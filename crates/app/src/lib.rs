@@ -20,6 +20,7 @@ pub mod imports;
 pub mod insight;
 pub mod lead_desk;
 pub mod leads;
+pub mod messages;
 pub mod models;
 pub mod monitor;
 pub mod my_data;

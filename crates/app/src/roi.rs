@@ -98,3 +98,92 @@ pub fn measure(crm: Arc<CrmData>) -> anyhow::Result<Measured> {
         deal_size: mean(&closed),
     })
 }
+
+/// The ROI's inputs (`GET /api/v1/roi`, `pipewise roi`): counts, a
+/// manager's yearly salary and coaching hours a week per rep, with and
+/// without pipewise; the software's yearly cost per rep. Left out, the
+/// win-rate change, deals per rep and deal size are measured on the
+/// database ([`measure`]).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RoiQuery {
+    /// Reps coached.
+    #[param(minimum = 0.001, maximum = 1000000)]
+    pub reps: f64,
+    /// Managers who coach them.
+    #[param(minimum = 0.001, maximum = 100000)]
+    pub managers: f64,
+    /// A manager's yearly salary (currency units).
+    #[param(minimum = 0.001, maximum = 100000000)]
+    pub manager_salary: f64,
+    /// Coaching hours a week per rep without pipewise.
+    #[param(minimum = 0, maximum = 40)]
+    pub coaching_hours_before: f64,
+    /// Coaching hours a week per rep with pipewise.
+    #[param(minimum = 0, maximum = 40)]
+    pub coaching_hours_after: f64,
+    /// The software's yearly cost per rep.
+    #[param(minimum = 0, maximum = 10000000)]
+    pub software_per_rep: f64,
+    /// The win-rate change coaching brings (0.03: three points); default
+    /// measured on the database.
+    #[param(minimum = -1, maximum = 1)]
+    pub win_rate_change: Option<f64>,
+    /// Deals each rep closes a year (default measured).
+    #[param(minimum = 0, maximum = 1000000)]
+    pub deals_per_rep: Option<f64>,
+    /// The mean deal size (default measured).
+    #[param(minimum = 0, maximum = 1000000000000.0)]
+    pub deal_size: Option<f64>,
+    /// The share of extra revenue counted in the payback (default 1).
+    #[param(minimum = 0, maximum = 1)]
+    pub gross_margin: Option<f64>,
+}
+
+/// The ROI with what was measured for it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RoiReport {
+    #[serde(flatten)]
+    pub roi: pipewise_engines::roi::Roi,
+    /// What pipewise measured on the database (null when every figure was
+    /// given, or without a database).
+    #[schema(value_type = Object, nullable = true)]
+    pub measured: Option<Measured>,
+}
+
+/// Prices manual against AI-assisted coaching ([`pipewise_engines::roi::roi`]),
+/// measuring on `crm` (when given) any of the win-rate change, deals per
+/// rep and deal size the query leaves out. Errors: the engine's (a count
+/// or amount out of range, coaching beyond the managers' week), each
+/// naming the option; a measurement that fails.
+pub fn evaluate(q: &RoiQuery, crm: Option<Arc<CrmData>>) -> anyhow::Result<RoiReport> {
+    use pipewise_engines::roi::RoiInput;
+    let given = q.win_rate_change.map(|v| WinRateChange {
+        value: v,
+        low: None,
+        high: None,
+        source: "given".into(),
+    });
+    let need = given.is_none() || q.deals_per_rep.is_none() || q.deal_size.is_none();
+    let measured = match crm {
+        Some(crm) if need => Some(measure(crm)?),
+        _ => None,
+    };
+    let input = RoiInput {
+        reps: q.reps,
+        managers: q.managers,
+        manager_salary: q.manager_salary,
+        hours_before: q.coaching_hours_before,
+        hours_after: q.coaching_hours_after,
+        software_per_rep: q.software_per_rep,
+        win_rate_change: given.or_else(|| measured.as_ref().map(|m| m.win_rate_change.clone())),
+        deals_per_rep: q
+            .deals_per_rep
+            .or(measured.as_ref().map(|m| m.deals_per_rep)),
+        deal_size: q.deal_size.or(measured.as_ref().map(|m| m.deal_size)),
+        gross_margin: q.gross_margin.unwrap_or(1.0),
+    };
+    let roi = pipewise_engines::roi::roi(&input).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(RoiReport { roi, measured })
+}

@@ -1819,6 +1819,143 @@ impl Service {
             .await
     }
 
+    /// The live message tests and where they stand (managers and above;
+    /// message tests are the org's, so the whole org's sends are read:
+    /// [`crate::messages::report`]). Errors: an unknown `test` (404).
+    pub async fn messages(
+        &self,
+        caller: &Caller,
+        q: &crate::messages::MessagesQuery,
+        via: &str,
+    ) -> Result<crate::messages::MessagesReport, AppError> {
+        self.manager_or_denied(caller, via).await?;
+        let rules = crate::messages::rules_of(q.min_sends)?;
+        let replies = q.replies.unwrap_or_default();
+        let crm = self.analyses.leads()?.desk.crm.clone();
+        let path = self.path.clone();
+        let test = q.test.clone();
+        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let store = SqliteStore::open(&path)?;
+            let mut r = crate::messages::report(&store, &crm, rules, replies)?;
+            if let Some(t) = &test {
+                r.tests.retain(|x| &x.test == t);
+            }
+            Ok(r)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+        if let Some(t) = &q.test
+            && r.tests.is_empty()
+        {
+            return Err(AppError::NotFound {
+                what: "message test",
+                id: t.clone(),
+            });
+        }
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(r)
+    }
+
+    /// The variants of a test's next sends with their selection
+    /// probabilities (managers and above; [`crate::messages::choose`]).
+    /// Errors: an unknown test (404), `sends` outside 1-1000.
+    pub async fn message_choice(
+        &self,
+        caller: &Caller,
+        q: &crate::messages::ChooseQuery,
+        via: &str,
+    ) -> Result<crate::messages::ChoiceReport, AppError> {
+        self.manager_or_denied(caller, via).await?;
+        let rules = crate::messages::rules_of(q.min_sends)?;
+        let sends = q.sends.unwrap_or(1);
+        if !(1..=1000).contains(&sends) {
+            return Err(
+                InputError::new("sends", "sends from 1 to 1000", &sends.to_string()).into(),
+            );
+        }
+        let replies = q.replies.unwrap_or_default();
+        let crm = self.analyses.leads()?.desk.crm.clone();
+        let path = self.path.clone();
+        let test = q.test.clone();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let store = SqliteStore::open(&path)?;
+            if !crate::messages::test_names(&store)?.contains(&test) {
+                return Ok(None);
+            }
+            crate::messages::choose(&store, &crm, &test, sends as usize, rules, replies, seed)
+                .map(Some)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+        let Some(r) = r else {
+            return Err(AppError::NotFound {
+                what: "message test",
+                id: q.test.clone(),
+            });
+        };
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(r)
+    }
+
+    /// The return on AI-assisted coaching (directors and admins): the
+    /// query's figures, and what it leaves out measured on the whole org
+    /// ([`crate::roi::evaluate`]). Errors: a figure out of range or
+    /// coaching beyond the managers' week (400, naming the parameter).
+    pub async fn roi(
+        &self,
+        caller: &Caller,
+        q: &crate::roi::RoiQuery,
+        via: &str,
+    ) -> Result<crate::roi::RoiReport, AppError> {
+        if caller.role < Role::Director {
+            self.audit(Some(caller), "read.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("director"));
+        }
+        let need =
+            q.win_rate_change.is_none() || q.deals_per_rep.is_none() || q.deal_size.is_none();
+        let crm = if need {
+            Some(self.analyses.leads()?.desk.crm.clone())
+        } else {
+            None
+        };
+        // The engine's checks first, so a bad figure answers at once.
+        let check = crate::roi::RoiQuery {
+            win_rate_change: q.win_rate_change.or(Some(0.0)),
+            deals_per_rep: q.deals_per_rep.or(Some(0.0)),
+            deal_size: q.deal_size.or(Some(0.0)),
+            ..q.clone()
+        };
+        if let Err(e) = crate::roi::evaluate(&check, None) {
+            let msg = e.to_string();
+            let field = msg
+                .strip_prefix("--")
+                .and_then(|m| m.split(' ').next())
+                .unwrap_or("query")
+                .replace('-', "_");
+            return Err(InputError::new(&field, &msg, "").into());
+        }
+        let q = q.clone();
+        let r = tokio::task::spawn_blocking(move || crate::roi::evaluate(&q, crm))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?
+            .map_err(|e| AppError::Unavailable(format!("{e:#}")))?;
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(r)
+    }
+
+    async fn manager_or_denied(&self, caller: &Caller, via: &str) -> Result<(), AppError> {
+        if caller.role < Role::Manager {
+            self.audit(Some(caller), "read.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("manager"));
+        }
+        Ok(())
+    }
+
     /// Runs `f` over the stored lists of days in the query's range of the
     /// reps in the caller's scope (managers and above).
     async fn over_lists<T: Send + 'static>(

@@ -1111,44 +1111,32 @@ pub struct RoiArgs {
 }
 
 pub fn roi(db: &Path, a: RoiArgs) -> Result<ExitCode> {
-    use pipewise_engines::roi::{RoiInput, WinRateChange};
-    let given = a.win_rate_change.map(|v| WinRateChange {
-        value: v,
-        low: None,
-        high: None,
-        source: "given".into(),
-    });
-    // Measured on the database when a figure is missing and one exists.
-    let need = given.is_none() || a.deals_per_rep.is_none() || a.deal_size.is_none();
-    let measured = if need && db.exists() {
-        let store = crate::open(db)?;
-        Some(pipewise_app::roi::measure(std::sync::Arc::new(load_crm(
-            &store,
-        )?))?)
-    } else {
-        None
-    };
-    let input = RoiInput {
+    let q = pipewise_app::roi::RoiQuery {
         reps: a.reps,
         managers: a.managers,
         manager_salary: a.manager_salary,
-        hours_before: a.coaching_hours_before,
-        hours_after: a.coaching_hours_after,
+        coaching_hours_before: a.coaching_hours_before,
+        coaching_hours_after: a.coaching_hours_after,
         software_per_rep: a.software_per_rep,
-        win_rate_change: given.or_else(|| measured.as_ref().map(|m| m.win_rate_change.clone())),
-        deals_per_rep: a
-            .deals_per_rep
-            .or(measured.as_ref().map(|m| m.deals_per_rep)),
-        deal_size: a.deal_size.or(measured.as_ref().map(|m| m.deal_size)),
-        gross_margin: a.gross_margin,
+        win_rate_change: a.win_rate_change,
+        deals_per_rep: a.deals_per_rep,
+        deal_size: a.deal_size,
+        gross_margin: Some(a.gross_margin),
     };
-    let r = pipewise_engines::roi::roi(&input).map_err(|e| anyhow::anyhow!(e))?;
+    // Measured on the database when a figure is missing and one exists.
+    let need = q.win_rate_change.is_none() || q.deals_per_rep.is_none() || q.deal_size.is_none();
+    let crm = if need && db.exists() {
+        let store = crate::open(db)?;
+        Some(std::sync::Arc::new(load_crm(&store)?))
+    } else {
+        None
+    };
+    let report = pipewise_app::roi::evaluate(&q, crm)?;
     if a.json {
-        let mut v = serde_json::to_value(&r)?;
-        v["measured"] = serde_json::to_value(&measured)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let r = &report.roi;
     let money = |x: f64| crate::output::thousands(x.round().max(0.0) as u64);
     println!(
         "Manual coaching: {:.0} hours a week, {:.0}% of the managers' time: {} a year",

@@ -826,7 +826,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pipeline(cmd) => stage_cmd::pipeline(&cli.db, cmd),
         Command::Coach(a) => coach_cmd::coach(&cli.db, a),
         Command::Roi(a) => coach_cmd::roi(&cli.db, a),
-        Command::Messages(cmd) => messages_cmd::messages(&cmd),
+        Command::Messages(cmd) => messages_cmd::messages(&cli.db, &cmd),
         Command::Actions(a) => actions_cmd::actions(&cli.db, &a),
         Command::Adherence(a) => actions_cmd::adherence(&cli.db, &a),
         Command::Comp(cmd) => comp_cmd::comp(&cli.db, &cmd),

@@ -476,6 +476,8 @@ fn tokens_roles_scope_errors_and_audit() {
                         cases.push((path, expect_visible));
                     }
                 }
+            } else if template.ends_with("/messages/choose") {
+                cases.push((format!("{template}?test=seq-inbound:2&sends=3"), true));
             } else if takes_limit {
                 let max = if template.contains("audit") {
                     1000
@@ -521,7 +523,9 @@ fn tokens_roles_scope_errors_and_audit() {
                     || template.ends_with("/territories/plan")
                     || template.ends_with("/territories/whitespace")
                     || template.ends_with("/adherence")
-                    || template.ends_with("/adherence/effect");
+                    || template.ends_with("/adherence/effect")
+                    || template.ends_with("/messages")
+                    || template.ends_with("/messages/choose");
                 if managers_only && who == "rep" {
                     assert_eq!(r.status, 403, "{ctx}");
                     continue;
@@ -1276,6 +1280,36 @@ fn tokens_roles_scope_errors_and_audit() {
             .starts_with("cannot judge"),
         "{e}"
     );
+
+    // Message tests: managers only; the simulated inbound sequence tests
+    // three variants per emailed step.
+    let r = get(&base, "/api/v1/messages", Some(&t_rep));
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = get(&base, "/api/v1/messages", Some(&t_mgr));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = r.json();
+    let first = m["tests"][0]["test"].as_str().unwrap().to_string();
+    assert_eq!(
+        m["tests"][0]["variants"].as_array().unwrap().len(),
+        3,
+        "{m}"
+    );
+    let r = get(&base, "/api/v1/messages?test=nope:9", Some(&t_mgr));
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = get(
+        &base,
+        &format!("/api/v1/messages/choose?test={first}&sends=5"),
+        Some(&t_mgr),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = r.json();
+    assert_eq!(c["choices"].as_array().unwrap().len(), 5, "{c}");
+    let r = get(
+        &base,
+        &format!("/api/v1/messages/choose?test={first}&sends=0"),
+        Some(&t_mgr),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
 
     // Marking a task done moves the queue on at once.
     let task = &tasks[0];

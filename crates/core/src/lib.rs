@@ -22,5 +22,15 @@ pub use schema::{Entity, Field, FieldType, Vocabulary};
 /// came from): how the records tell a followed recommendation from a touch
 /// the rep would have made anyway.
 pub const FROM_LIST_SEQUENCE: &str = "next-best-action";
+
+/// Whether an activity outcome is a reply from the other side: `replied`,
+/// `replied_positive`, `replied_negative`, `meeting_booked` (a reply that
+/// booked a meeting) or a `connected` call. An unsubscribe is not a reply.
+pub fn is_reply(outcome: Option<&str>) -> bool {
+    matches!(
+        outcome,
+        Some("replied" | "replied_positive" | "replied_negative" | "meeting_booked" | "connected")
+    )
+}
 pub use table::{CellError, Column, Table, TextTable};
 pub use value::{CellFormat, ParseError, Value, parse_cell, parse_cell_with};

@@ -186,7 +186,8 @@ impl BanditRng {
     pub fn new(seed: u64) -> BanditRng {
         BanditRng(Xoshiro256PlusPlus::seed_from_u64(seed))
     }
-    fn f64(&mut self) -> f64 {
+    /// A uniform draw in [0, 1).
+    pub fn f64(&mut self) -> f64 {
         (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }

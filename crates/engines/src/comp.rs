@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a measure counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Won deals' amounts (corporate currency).
@@ -52,6 +53,7 @@ impl Metric {
 
 /// One measure of a plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Measure {
     pub metric: Metric,
@@ -63,6 +65,7 @@ pub struct Measure {
 
 /// A band of attainment and the payout rate within it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// Attainment where the band starts (0.0, 0.5, 1.0...).
@@ -74,6 +77,7 @@ pub struct Tier {
 
 /// A fixed amount per unit of a metric.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Spiff {
     pub name: String,
@@ -83,6 +87,7 @@ pub struct Spiff {
 
 /// A guaranteed minimum variable pay per month.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Draw {
     pub monthly: f64,
@@ -93,6 +98,7 @@ pub struct Draw {
 
 /// A compensation plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     pub name: String,
@@ -240,6 +246,7 @@ impl Plan {
 
 /// One rep's performance in the period.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Performance {
     pub rep_id: String,
     pub rep: String,
@@ -275,6 +282,7 @@ impl Performance {
 
 /// The effort-response assumption.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "model", rename_all = "snake_case")]
 pub enum Behaviour {
     /// Performance is what it was under either plan.
@@ -285,6 +293,7 @@ pub enum Behaviour {
 
 /// One rep's pay under a plan.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepPay {
     pub rep_id: String,
     pub rep: String,
@@ -314,6 +323,7 @@ pub struct RepPay {
 
 /// Pay by attainment band.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Band {
     pub band: String,
     pub reps: usize,
@@ -324,6 +334,7 @@ pub struct Band {
 
 /// A plan applied to a period's performance.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanResult {
     pub plan: String,
     /// The payout multiple of target variable pay at 100% attainment (1:

@@ -700,8 +700,8 @@ fn channel_index(c: Channel) -> usize {
 
 impl SendTimeModel {
     /// Learns from the lead touches (calls, emails, SMS with a lead) before
-    /// `as_of`: a reply is an email or SMS outcome "replied" or a call
-    /// "connected".
+    /// `as_of`: a reply is any outcome [`pipewise_core::is_reply`] counts
+    /// (an email or SMS "replied", in any sense, or a call "connected").
     pub fn fit(data: &CrmData, as_of: i64) -> SendTimeModel {
         let accounts: HashMap<&str, &str> = data
             .accounts
@@ -731,10 +731,7 @@ impl SendTimeModel {
             };
             let industry = leads.get(lead).copied().unwrap_or("unknown");
             let hour = ((a.occurred_at.rem_euclid(DAY)) / 3600) as u32;
-            let y = f64::from(u8::from(matches!(
-                a.outcome.as_deref(),
-                Some("replied" | "connected")
-            )));
+            let y = f64::from(u8::from(pipewise_core::is_reply(a.outcome.as_deref())));
             let c = channel_index(ch);
             for acc in [
                 m.cells.entry((industry.to_string(), c, hour)).or_default(),

@@ -78,7 +78,7 @@ pub fn queue(
             && Channel::parse(&a.kind).is_some()
             && a.direction.as_deref() != Some("inbound")
         {
-            let reply = matches!(a.outcome.as_deref(), Some("replied" | "connected"));
+            let reply = pipewise_core::is_reply(a.outcome.as_deref());
             touches.entry(l).or_default().push((a.occurred_at, reply));
         }
     }

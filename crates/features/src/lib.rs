@@ -338,10 +338,8 @@ impl Data {
             };
             let inbound = a.direction.as_deref() == Some("inbound");
             let response = inbound
-                || matches!(
-                    a.outcome.as_deref(),
-                    Some("replied" | "connected" | "held" | "completed")
-                );
+                || pipewise_core::is_reply(a.outcome.as_deref())
+                || matches!(a.outcome.as_deref(), Some("held" | "completed"));
             opps[i].touches.push(Touch {
                 t: a.occurred_at,
                 kind,

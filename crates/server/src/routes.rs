@@ -120,6 +120,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(dismiss_action))
         .routes(routes!(adherence))
         .routes(routes!(adherence_effect))
+        .routes(routes!(message_tests))
+        .routes(routes!(message_choice))
+        .routes(routes!(roi))
         .routes(routes!(territory_segments))
         .routes(routes!(territory_plan))
         .routes(routes!(territory_whitespace))
@@ -1570,6 +1573,90 @@ async fn adherence_effect(
 ) -> Result<Json<pipewise_app::actions::AdherenceEffectReport>, Problem> {
     let s = state.service.clone();
     s.adherence_effect(&caller, &q, "GET /api/v1/adherence/effect")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The live message tests (managers and above): each sequence step whose
+/// outbound sends carry two or more templates, each variant's sends,
+/// outcomes, value per send (a meeting 1, a positive reply 0.3, a negative
+/// reply or unsubscribe -0.5) and probability of being best, the verdict
+/// (no winner below the stated sample size), and other policies' value
+/// estimated from the logged selection probabilities (IPS and doubly
+/// robust). The org's sends, whatever the caller's scope: templates are
+/// the org's.
+#[utoipa::path(get, path = "/api/v1/messages", tag = "actions", security(("bearer" = [])),
+    params(pipewise_app::messages::MessagesQuery),
+    responses(
+        (status = 200, body = pipewise_app::messages::MessagesReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn message_tests(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::messages::MessagesQuery>,
+) -> Result<Json<pipewise_app::messages::MessagesReport>, Problem> {
+    let s = state.service.clone();
+    s.messages(&caller, &q, "GET /api/v1/messages")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The variants of a test's next sends (managers and above), chosen by
+/// Thompson sampling over the sends so far, each with the probability it
+/// had of being chosen: the sending system logs it with the send as the
+/// activity's `selection_probability`. Nothing is stored.
+#[utoipa::path(get, path = "/api/v1/messages/choose", tag = "actions", security(("bearer" = [])),
+    params(pipewise_app::messages::ChooseQuery),
+    responses(
+        (status = 200, body = pipewise_app::messages::ChoiceReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn message_choice(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::messages::ChooseQuery>,
+) -> Result<Json<pipewise_app::messages::ChoiceReport>, Problem> {
+    let s = state.service.clone();
+    s.message_choice(&caller, &q, "GET /api/v1/messages/choose")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The return on AI-assisted coaching (directors and admins): managers'
+/// coaching time priced as the share of their salary it takes (hours a
+/// week over a 40-hour week), with and without pipewise, the software's
+/// cost, the revenue the win-rate change brings and the payback in months.
+/// A win-rate change, deals per rep or deal size left out is measured on
+/// the org's data (`measured`: the coaching gaps' worth, with its 80%
+/// interval). Coaching beyond the managers' week is refused (400).
+#[utoipa::path(get, path = "/api/v1/roi", tag = "coaching", security(("bearer" = [])),
+    params(pipewise_app::roi::RoiQuery),
+    responses(
+        (status = 200, body = pipewise_app::roi::RoiReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn roi(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::roi::RoiQuery>,
+) -> Result<Json<pipewise_app::roi::RoiReport>, Problem> {
+    let s = state.service.clone();
+    s.roi(&caller, &q, "GET /api/v1/roi")
         .await
         .map(Json)
         .map_err(Problem::from)

@@ -46,6 +46,7 @@ pub(crate) const STREAM_ENTRY: u64 = 11;
 pub(crate) const STREAM_ADHERENCE: u64 = 12;
 pub(crate) const STREAM_FOCUS: u64 = 13;
 pub(crate) const STREAM_FOCUS_CHOICE: u64 = 14;
+pub(crate) const STREAM_MESSAGE_TEST: u64 = 15;
 
 pub(crate) use pipewise_core::FROM_LIST_SEQUENCE;
 
@@ -379,6 +380,7 @@ pub fn simulate_with(
     let mut sim = process::Sim::new(cfg, &org, w, policies);
     sim.run(progress)?;
     let adherence = std::mem::take(&mut sim.adherence);
+    let message_truth = std::mem::take(&mut sim.message_truth);
     let tally = sim.tally;
     let out_w = sim.out;
     let vtt_files = out_w.vtt_written;
@@ -397,6 +399,30 @@ pub fn simulate_with(
                 .collect::<Vec<_>>(),
         });
     }
+    head["message_tests"] = message_truth
+        .steps
+        .iter()
+        .map(|(&k, (sends, sums))| {
+            let shares = process::message_variant_shares(cfg.seed, k);
+            let value = |v: usize| sums[v] / (*sends).max(1) as f64;
+            let best = (0..shares.len())
+                .max_by(|&a, &b| value(a).total_cmp(&value(b)))
+                .unwrap_or(0);
+            json!({
+                "sequence_id": "seq-inbound",
+                "sequence_step": k + 1,
+                "sends": sends,
+                "best": format!("seq-inbound-{}-{}", k + 1, process::MESSAGE_VARIANTS[best]),
+                "variants": shares.iter().enumerate().map(|(v, (m, n))| json!({
+                    "template_id": format!("seq-inbound-{}-{}", k + 1, process::MESSAGE_VARIANTS[v]),
+                    "meeting_share_of_converting_replies": process::round4(*m),
+                    "negative_share_of_other_replies": process::round4(*n),
+                    "value_per_send": (value(v) * 1e6).round() / 1e6,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect::<Vec<_>>()
+        .into();
     let focus = policy_head.as_ref().map(|(_, _, start)| FocusSummary {
         policy: focus_name.clone(),
         start: start.clone(),

@@ -263,6 +263,8 @@ impl Out {
                     "opportunity_id",
                     "contact_id",
                     "account_id",
+                    "template_id",
+                    "selection_probability",
                 ],
             )?,
             conversations: Csv::create(

@@ -20,7 +20,7 @@ use crate::text;
 use crate::time::{self, DAY, HOUR, MINUTE};
 use crate::{
     Config, STREAM_BASE, STREAM_ENTRY, STREAM_LEAD, STREAM_LEAD_DAY, STREAM_LEAD_LABELS,
-    STREAM_LEAD_PATH, STREAM_OPP, STREAM_OUTBOUND, SimError,
+    STREAM_LEAD_PATH, STREAM_MESSAGE_TEST, STREAM_OPP, STREAM_OUTBOUND, SimError,
 };
 
 pub const STAGES: [&str; 5] = [
@@ -375,6 +375,8 @@ pub struct Sim<'a> {
     /// Per rep, the latent chance of following a recommended focus
     /// ([`Policies::focus`] with a list; empty otherwise).
     pub adherence: Vec<f64>,
+    /// The message tests' hidden truth, per inbound-sequence step.
+    pub message_truth: MessageTruth,
     /// Focus meetings per (rep, week from the window's start).
     focus_count: std::collections::HashMap<(usize, i64), u32>,
     /// Customers' renewals and expansions keyed by their parent (a focus
@@ -395,6 +397,46 @@ struct FocusDecision {
     /// The chance of a meeting of the rep's own on the deal this week
     /// when they do not follow the list (own pick × (1 - adherence)).
     own_otherwise: f64,
+}
+
+/// The variants of each emailed step of the inbound sequence (template ids
+/// `seq-inbound-{step}-{variant}`), sent evenly.
+pub const MESSAGE_VARIANTS: [&str; 3] = ["a", "b", "c"];
+const MESSAGE_PROPENSITY: &str = "0.333333";
+
+/// Per variant of the message test at inbound-sequence touch `k` (0-based),
+/// `(m, n)`: the share of replies from leads that go on to convert that
+/// book a meeting (the rest are positive replies), and the share of
+/// replies from leads that do not that are negative ("remove me"; the rest
+/// positive). Drawn once per org and step: m 0.15-0.8, n 0.03-0.5.
+pub fn message_variant_shares(seed: u64, k: usize) -> [(f64, f64); 3] {
+    let mut r = Rng::stream(seed, STREAM_MESSAGE_TEST, u64::MAX - k as u64);
+    std::array::from_fn(|_| (r.uniform(0.15, 0.8), r.uniform(0.03, 0.5)))
+}
+
+/// The message tests' hidden truth: per inbound-sequence step (0-based),
+/// the sends made and, per variant, the utility (meeting 1, positive reply
+/// 0.3, negative -0.5; the bandit's) summed over every send as if that
+/// variant had been sent: the same leads, replies and conversions.
+#[derive(Debug, Clone, Default)]
+pub struct MessageTruth {
+    pub steps: std::collections::BTreeMap<usize, (u64, [f64; 3])>,
+}
+
+impl MessageTruth {
+    fn record(&mut self, k: usize, reply: bool, converted: bool, shares: &[(f64, f64); 3]) {
+        let e = self.steps.entry(k).or_insert((0, [0.0; 3]));
+        e.0 += 1;
+        if reply {
+            for (v, (m, n)) in shares.iter().enumerate() {
+                e.1[v] += if converted {
+                    m + 0.3 * (1.0 - m)
+                } else {
+                    0.3 * (1.0 - n) - 0.5 * n
+                };
+            }
+        }
+    }
 }
 
 /// Days between a customer's win and its renewal deal's creation (a renewal
@@ -443,6 +485,7 @@ impl<'a> Sim<'a> {
         Sim {
             stable_keys: policies.focus.is_some(),
             adherence,
+            message_truth: MessageTruth::default(),
             focus_count: std::collections::HashMap::new(),
             policies,
             queues: vec![Vec::new(); org.reps.len()],
@@ -1093,16 +1136,34 @@ impl<'a> Sim<'a> {
         // Labels of the touches that drew no reply: their own stream, so
         // they never shift the lead's draws.
         let mut labels = Rng::stream(cfg.seed, STREAM_LEAD_LABELS, d.idx);
+        let mut test_rng = Rng::stream(cfg.seed, STREAM_MESSAGE_TEST, d.idx);
         for (k, t) in touches_at.iter().enumerate() {
             if t.at > self.end {
                 break;
             }
             let kind = t.channel.as_str();
             let reply = replied_at == Some(k);
+            // A message test on every emailed step of the inbound sequence:
+            // the variant drawn evenly (and logged with its probability),
+            // what a reply says drawn by the variant; its own stream, so
+            // the lead's draws and the other labels never move.
+            let variant = (t.channel == Channel::Email && t.at <= self.end).then(|| {
+                let v = test_rng.below(MESSAGE_VARIANTS.len());
+                let shares = message_variant_shares(cfg.seed, k);
+                let u = test_rng.f64();
+                self.message_truth.record(k, reply, converted, &shares);
+                let said = match (reply, converted) {
+                    (false, _) => None,
+                    (true, true) if u < shares[v].0 => Some("meeting_booked"),
+                    (true, false) if u < shares[v].1 => Some("replied_negative"),
+                    (true, _) => Some("replied_positive"),
+                };
+                (v, said)
+            });
             let outcome = match t.channel {
                 Channel::Call if reply => "connected",
                 Channel::Call => ["voicemail", "no_answer"][labels.weighted(&[0.58, 0.42])],
-                _ if reply => "replied",
+                _ if reply => variant.and_then(|(_, said)| said).unwrap_or("replied"),
                 Channel::Email => {
                     ["opened", "sent", "bounced"][labels.weighted(&[0.45, 0.52, 0.03])]
                 }
@@ -1129,6 +1190,14 @@ impl<'a> Sim<'a> {
                 "",
                 &contact.id,
                 &account.id,
+                &variant.map_or(String::new(), |(v, _)| {
+                    format!("seq-inbound-{}-{}", k + 1, MESSAGE_VARIANTS[v])
+                }),
+                if variant.is_some() {
+                    MESSAGE_PROPENSITY
+                } else {
+                    ""
+                },
             ])?;
             self.tally.activities += 1;
         }
@@ -1654,6 +1723,8 @@ impl<'a> Sim<'a> {
                                     &id,
                                     &contact.id,
                                     &account.id,
+                                    "",
+                                    "",
                                 ])?;
                                 self.tally.activities += 1;
                                 log.push((at, 2, held));
@@ -2100,6 +2171,8 @@ impl<'a> Sim<'a> {
                 opp,
                 &contact.id,
                 &account.id,
+                "",
+                "",
             ])?;
             self.tally.activities += 1;
         }
@@ -2136,6 +2209,8 @@ impl<'a> Sim<'a> {
             opp,
             &contact.id,
             &account.id,
+            "",
+            "",
         ])?;
         self.tally.activities += 1;
         if turns.is_empty() {

@@ -316,7 +316,61 @@ fn opt_t(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Instant>> {
     Ok(r.get::<_, Option<String>>(i)?.as_deref().and_then(instant))
 }
 
+/// One send of a message test as stored: an outbound email, SMS or social
+/// message with a `sequence_id` and a `template_id` (the variant).
+#[derive(Debug, Clone)]
+pub struct MessageSend {
+    pub id: String,
+    pub kind: String,
+    pub occurred_at: Instant,
+    pub outcome: Option<String>,
+    pub sequence_id: String,
+    /// `None` when the sequence step was not recorded.
+    pub sequence_step: Option<i64>,
+    pub template_id: String,
+    /// The probability the sending policy gave this variant, when logged.
+    pub selection_probability: Option<f64>,
+    pub user_id: Option<String>,
+    pub lead_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub opportunity_id: Option<String>,
+}
+
 impl SqliteStore {
+    /// Every send of a message test: outbound (or direction unrecorded)
+    /// emails, SMS and social messages with both a `sequence_id` and a
+    /// `template_id`, oldest first.
+    pub fn message_sends(&self) -> Result<Vec<MessageSend>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, type, occurred_at, outcome, sequence_id, sequence_step, template_id,
+                    selection_probability, user_id, lead_id, contact_id, opportunity_id
+             FROM activities
+             WHERE template_id IS NOT NULL AND sequence_id IS NOT NULL
+               AND type IN ('email', 'sms', 'social')
+               AND (direction IS NULL OR direction = 'outbound')
+             ORDER BY occurred_at, id",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(MessageSend {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    occurred_at: opt_t(r, 2)?.unwrap_or(i64::MIN),
+                    outcome: opt_s(r, 3)?,
+                    sequence_id: r.get(4)?,
+                    sequence_step: r.get(5)?,
+                    template_id: r.get(6)?,
+                    selection_probability: r.get(7)?,
+                    user_id: opt_s(r, 8)?,
+                    lead_id: opt_s(r, 9)?,
+                    contact_id: opt_s(r, 10)?,
+                    opportunity_id: opt_s(r, 11)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
     /// Every person: users, contacts and leads' contacts, with their names
     /// and emails.
     pub fn people(&self) -> Result<Vec<Person>> {

@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_erasure.sql"),
     include_str!("migrations/0011_model_holdout.sql"),
     include_str!("migrations/0012_actions.sql"),
+    include_str!("migrations/0013_message_tests.sql"),
 ];
 
 pub struct SqliteStore {

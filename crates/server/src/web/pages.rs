@@ -1338,6 +1338,8 @@ struct ActionsPage {
     adherence: Option<Part<pipewise_app::actions::AdherenceReport>>,
     /// Managers and above: what following was worth over their scope.
     effect: Option<Part<pipewise_app::actions::AdherenceEffectReport>>,
+    /// Managers and above: the org's message tests.
+    messages: Option<Part<pipewise_app::messages::MessagesReport>>,
     reps: Vec<(String, String)>,
     rep: Option<String>,
     hours: Option<f64>,
@@ -1400,6 +1402,16 @@ async fn actions_page(
     } else {
         None
     };
+    let messages = if viewer.caller.role >= Role::Manager {
+        Some(part(
+            state
+                .service
+                .messages(&viewer.caller, &Default::default(), "GET /actions")
+                .await,
+        ))
+    } else {
+        None
+    };
     render(
         &state,
         &viewer,
@@ -1410,6 +1422,7 @@ async fn actions_page(
             list,
             adherence,
             effect,
+            messages,
             reps,
             rep,
             hours,
