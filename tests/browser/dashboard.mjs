@@ -143,6 +143,8 @@ for (const u of plan.users) {
   }
   await check(page, who, "my-data", "/me", ["My data", "Profile", "Records linked to you", "Estimates made of you", "Who read your data"]);
   if (who === "director") {
+    await check(page, who, "pay", "/pay?vs=plan-steeper", ["Pay and ROI", "Incentive plans", "plan-ae", "Payout against attainment", "Pay dispersion (Gini)", "Return on AI-assisted coaching"]);
+    await check(page, who, "pay-roi", "/pay?roi=1&reps=100&managers=10&manager_salary=150000&coaching_hours_before=2&coaching_hours_after=1&software_per_rep=500&win_rate_change=0.03", ["Coaching cost a year", "750,000", "375,000", "Payback"]);
     await check(page, who, "admin-imports", "/admin/imports", ["Imports", "Import files"]);
     await check(page, who, "admin-models", "/admin/models", ["Models", "win v"]);
     await check(page, who, "admin-model", "/admin/models/win/1", ["Model card", "Fairness by group"]);

@@ -11,7 +11,7 @@ use serde::Serialize;
 const DAY: i64 = 86_400;
 
 /// Plans applied to one period's performance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CompReport {
     /// The period (dates, inclusive) and its length in months.
     pub from: String,
@@ -294,4 +294,130 @@ mod tests {
         assert_eq!(calendar_months(d("2024-12-31"), d("2025-12-31")), 12.0);
         assert_eq!(calendar_months(d("2025-01-31"), d("2025-03-31")), 2.0);
     }
+}
+
+/// A plan file of the server's plans directory (`pipewise serve --plans
+/// DIR`): its name (the file's stem), and the plan or why it does not read.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PlanFile {
+    pub name: String,
+    pub file: String,
+    pub plan: Option<Plan>,
+    pub error: Option<String>,
+}
+
+/// The plans of a directory: every `*.toml` in it, by name. Errors: the
+/// directory cannot be read.
+pub fn plan_files(dir: &std::path::Path) -> Result<Vec<PlanFile>> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the plans directory: {e}", dir.display()))?;
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|x| x.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let (plan, error) = match std::fs::read_to_string(&path) {
+            Ok(text) => match Plan::from_toml(&text) {
+                Ok(p) => (Some(p), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+            Err(e) => (None, Some(format!("cannot read: {e}"))),
+        };
+        out.push(PlanFile {
+            name,
+            file: path
+                .file_name()
+                .and_then(|x| x.to_str())
+                .unwrap_or_default()
+                .to_string(),
+            plan,
+            error,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The effort-response assumption a request names: `none` (performance as
+/// it was) or `elasticity` (of the compared plan's performance to its
+/// marginal pay rate; default 0.2). Errors: an elasticity outside 0-2,
+/// an elasticity without `elasticity`, `elasticity` without a compared
+/// plan.
+pub fn behaviour_of(
+    name: Option<&str>,
+    elasticity: Option<f64>,
+    has_vs: bool,
+) -> std::result::Result<Behaviour, crate::InputError> {
+    match (name.unwrap_or("none"), elasticity) {
+        ("elasticity", e) => {
+            let e = e.unwrap_or(0.2);
+            if !(0.0..=2.0).contains(&e) {
+                return Err(crate::InputError::new(
+                    "elasticity",
+                    "a value from 0 to 2",
+                    &e.to_string(),
+                ));
+            }
+            if !has_vs {
+                return Err(crate::InputError::refused(
+                    "behaviour",
+                    "none without a compared plan (elasticity applies to the compared plan: give vs)",
+                    "elasticity",
+                ));
+            }
+            Ok(Behaviour::Elasticity { elasticity: e })
+        }
+        ("none", None) => Ok(Behaviour::None),
+        ("none", Some(e)) => Err(crate::InputError::refused(
+            "elasticity",
+            "no elasticity unless behaviour is elasticity (the default assumes no response)",
+            &e.to_string(),
+        )),
+        (other, _) => Err(crate::InputError::new(
+            "behaviour",
+            "none or elasticity",
+            other,
+        )),
+    }
+}
+
+/// Two plans of the server's plans directory on the org's performance
+/// (`GET /api/v1/comp/simulate`).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CompQuery {
+    /// The plan of record: a plan's name (`GET /api/v1/comp/plans`).
+    pub plan: String,
+    /// A plan to compare with it.
+    pub vs: Option<String>,
+    /// The period's first day (default: 12 months before `to`).
+    #[param(format = Date)]
+    pub from: Option<String>,
+    /// The period's last day (default: the data's last closed deal).
+    #[param(format = Date)]
+    pub to: Option<String>,
+    /// How effort responds to the compared plan's marginal pay rate:
+    /// `none` (default) or `elasticity`.
+    pub behaviour: Option<String>,
+    /// With `behaviour=elasticity`: the relative change in performance per
+    /// unit relative change in the marginal pay rate (0-2, default 0.2).
+    #[param(minimum = 0, maximum = 2)]
+    pub elasticity: Option<f64>,
+}
+
+/// The plans directory's plans (`GET /api/v1/comp/plans`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PlanList {
+    /// The directory, when the server was given one.
+    pub directory: Option<String>,
+    pub plans: Vec<PlanFile>,
+    /// Why there are none, when there is no directory.
+    pub note: Option<String>,
 }

@@ -341,7 +341,7 @@ impl InboundLead {
                     })?
                     .with_timezone(&chrono::Utc);
                 if at > chrono::Utc::now() + chrono::Duration::hours(1) {
-                    return Err(InputError::new(
+                    return Err(InputError::refused(
                         "received_at",
                         "a date-time that is not in the future",
                         t,

@@ -55,6 +55,11 @@ pub struct InputError {
     pub expected: String,
     /// What it was.
     pub got: String,
+    /// Each value is well formed, but the request is refused as a whole
+    /// (values that contradict each other, or a business rule): HTTP 422
+    /// rather than 400.
+    #[serde(skip)]
+    pub refused: bool,
 }
 
 impl InputError {
@@ -63,6 +68,16 @@ impl InputError {
             field: field.into(),
             expected: expected.into(),
             got: got.into(),
+            refused: false,
+        }
+    }
+
+    /// A request whose values are each well formed but are refused
+    /// together or by a rule (HTTP 422): `field` is the value named.
+    pub fn refused(field: &str, expected: &str, got: &str) -> InputError {
+        InputError {
+            refused: true,
+            ..InputError::new(field, expected, got)
         }
     }
 }

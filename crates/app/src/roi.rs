@@ -141,6 +141,47 @@ pub struct RoiQuery {
     pub gross_margin: Option<f64>,
 }
 
+impl RoiQuery {
+    /// Each figure within the range its parameter states. Errors: the
+    /// first out of range (or not finite), named.
+    pub fn check(&self) -> Result<(), crate::InputError> {
+        let figures = [
+            ("reps", Some(self.reps), 0.001, 1e6),
+            ("managers", Some(self.managers), 0.001, 1e5),
+            ("manager_salary", Some(self.manager_salary), 0.001, 1e8),
+            (
+                "coaching_hours_before",
+                Some(self.coaching_hours_before),
+                0.0,
+                40.0,
+            ),
+            (
+                "coaching_hours_after",
+                Some(self.coaching_hours_after),
+                0.0,
+                40.0,
+            ),
+            ("software_per_rep", Some(self.software_per_rep), 0.0, 1e7),
+            ("win_rate_change", self.win_rate_change, -1.0, 1.0),
+            ("deals_per_rep", self.deals_per_rep, 0.0, 1e6),
+            ("deal_size", self.deal_size, 0.0, 1e12),
+            ("gross_margin", self.gross_margin, 0.0, 1.0),
+        ];
+        for (name, v, lo, hi) in figures {
+            if let Some(v) = v
+                && !(v.is_finite() && (lo..=hi).contains(&v))
+            {
+                return Err(crate::InputError::new(
+                    name,
+                    &format!("a number from {lo} to {hi}"),
+                    &v.to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The ROI with what was measured for it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RoiReport {

@@ -267,6 +267,8 @@ pub struct Service {
     lead_watch: Mutex<LeadWatchState>,
     /// The language model for first-reply drafts, if any.
     llm: Option<crate::leads::LlmOptions>,
+    /// The directory of incentive plans (`*.toml`), if any.
+    plans: Option<std::path::PathBuf>,
     /// The pseudonymiser of the people as of a database version.
     pseudonyms: Mutex<Option<(String, Arc<crate::privacy::Pseudonymiser>)>>,
 }
@@ -303,11 +305,18 @@ impl Service {
             failures: Mutex::new(std::collections::HashMap::new()),
             lead_watch: Mutex::new(LeadWatchState::default()),
             llm: None,
+            plans: None,
             pseudonyms: Mutex::new(None),
             store: Mutex::new(store),
             directory: RwLock::new(Arc::new(directory)),
             book: RwLock::new(book),
         })
+    }
+
+    /// Reads incentive plans (`*.toml`) from `dir` for the comp use cases.
+    pub fn with_plans(mut self, dir: Option<std::path::PathBuf>) -> Service {
+        self.plans = dir;
+        self
     }
 
     /// Drafts first replies with `llm` (a local language model; the
@@ -1910,11 +1919,8 @@ impl Service {
         q: &crate::roi::RoiQuery,
         via: &str,
     ) -> Result<crate::roi::RoiReport, AppError> {
-        if caller.role < Role::Director {
-            self.audit(Some(caller), "read.denied", via, &[], None)
-                .await?;
-            return Err(AppError::Forbidden("director"));
-        }
+        self.director_or_denied(caller, via).await?;
+        q.check()?;
         let need =
             q.win_rate_change.is_none() || q.deals_per_rep.is_none() || q.deal_size.is_none();
         let crm = if need {
@@ -1936,7 +1942,7 @@ impl Service {
                 .and_then(|m| m.split(' ').next())
                 .unwrap_or("query")
                 .replace('-', "_");
-            return Err(InputError::new(&field, &msg, "").into());
+            return Err(InputError::refused(&field, &msg, "").into());
         }
         let q = q.clone();
         let r = tokio::task::spawn_blocking(move || crate::roi::evaluate(&q, crm))
@@ -1945,6 +1951,108 @@ impl Service {
             .map_err(|e| AppError::Unavailable(format!("{e:#}")))?;
         self.audit(Some(caller), "read", via, &[], None).await?;
         Ok(r)
+    }
+
+    /// The incentive plans of the server's plans directory (directors and
+    /// admins): each `*.toml` by name, the plan or why it does not read.
+    pub async fn comp_plans(
+        &self,
+        caller: &Caller,
+        via: &str,
+    ) -> Result<crate::comp::PlanList, AppError> {
+        self.director_or_denied(caller, via).await?;
+        let r = match &self.plans {
+            None => crate::comp::PlanList {
+                directory: None,
+                plans: Vec::new(),
+                note: Some("no plans directory: start the server with --plans DIR (a directory of plan TOML files, docs/comp.md)".into()),
+            },
+            Some(dir) => crate::comp::PlanList {
+                directory: Some(dir.display().to_string()),
+                plans: crate::comp::plan_files(dir)?,
+                note: None,
+            },
+        };
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(r)
+    }
+
+    /// A plan of the plans directory, and another beside it, on the org's
+    /// performance over a period (directors and admins:
+    /// [`crate::comp::simulate`]). Errors: a plan not in the directory, or
+    /// one that does not read (404); a bad date or period, or an
+    /// assumption that does not fit (400).
+    pub async fn comp_simulate(
+        &self,
+        caller: &Caller,
+        q: &crate::comp::CompQuery,
+        via: &str,
+    ) -> Result<crate::comp::CompReport, AppError> {
+        self.director_or_denied(caller, via).await?;
+        let files = match &self.plans {
+            Some(dir) => crate::comp::plan_files(dir)?,
+            None => Vec::new(),
+        };
+        let find = |name: &str| {
+            files
+                .iter()
+                .find(|f| f.name == name)
+                .and_then(|f| f.plan.clone())
+                .ok_or_else(|| AppError::NotFound {
+                    what: "plan",
+                    id: name.to_string(),
+                })
+        };
+        let plan = find(&q.plan)?;
+        let vs = q.vs.as_deref().map(find).transpose()?;
+        let behaviour =
+            crate::comp::behaviour_of(q.behaviour.as_deref(), q.elasticity, vs.is_some())?;
+        for (field, v) in [("from", &q.from), ("to", &q.to)] {
+            if let Some(d) = v {
+                crate::lead_desk::parse_day(field, d)?;
+            }
+        }
+        if let (Some(f), Some(t)) = (&q.from, &q.to)
+            && f > t
+        {
+            return Err(InputError::refused("from", "a day on or before to", f).into());
+        }
+        let crm = self.analyses.leads()?.desk.crm.clone();
+        let path = self.path.clone();
+        let (from, to) = (q.from.clone(), q.to.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            let store = SqliteStore::open(&path)?;
+            crate::comp::simulate(
+                &store,
+                &crm,
+                &plan,
+                vs.as_ref(),
+                from.as_deref(),
+                to.as_deref(),
+                behaviour,
+            )
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| {
+            let msg = format!("{e:#}");
+            if msg.starts_with("cannot judge") {
+                AppError::Unavailable(msg)
+            } else {
+                InputError::refused("to", "a period of a month or more", &msg).into()
+            }
+        })?;
+        self.audit(Some(caller), "read", via, &[], None).await?;
+        Ok(r)
+    }
+
+    async fn director_or_denied(&self, caller: &Caller, via: &str) -> Result<(), AppError> {
+        if caller.role < Role::Director {
+            self.audit(Some(caller), "read.denied", via, &[], None)
+                .await?;
+            return Err(AppError::Forbidden("director"));
+        }
+        Ok(())
     }
 
     async fn manager_or_denied(&self, caller: &Caller, via: &str) -> Result<(), AppError> {

@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// The model name to ask for.
     #[arg(long, env = "PIPEWISE_LLM_MODEL", default_value = "local")]
     pub llm_model: String,
+    /// A directory of incentive plans (`*.toml`, docs/comp.md) for
+    /// `/api/v1/comp` and the dashboard's pay page.
+    #[arg(long)]
+    pub plans: Option<std::path::PathBuf>,
     /// Serve HTTPS with this certificate chain (PEM; with --tls-key).
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -107,6 +111,7 @@ pub fn serve(db: &Path, args: &ServeArgs) -> Result<ExitCode> {
         sla_check: Duration::from_secs(args.sla_check_secs.max(1)),
         reassign: !args.no_reassign,
         lead_webhook: args.lead_webhook.clone(),
+        plans: args.plans.clone(),
         llm: args
             .llm_url
             .clone()
@@ -956,8 +961,30 @@ pub fn demo_serve(db: &Path, addr: SocketAddr) -> Result<ExitCode> {
         ));
     }
     drop(store);
+    // The example plans beside the demo database, for the pay page.
+    let plans = db
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("pipewise-demo-plans");
+    std::fs::create_dir_all(&plans)?;
+    for (name, text) in [
+        (
+            "plan-ae.toml",
+            include_str!("../../../examples/plan-ae.toml"),
+        ),
+        (
+            "plan-steeper.toml",
+            include_str!("../../../examples/plan-steeper.toml"),
+        ),
+    ] {
+        let path = plans.join(name);
+        if !path.exists() {
+            std::fs::write(&path, text)?;
+        }
+    }
     let opts = pipewise_server::Options {
         addr,
+        plans: Some(plans),
         ..Default::default()
     };
     pipewise_server::run(db, &opts, move |bound| {

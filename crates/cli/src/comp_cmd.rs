@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use pipewise_app::comp::CompReport;
-use pipewise_engines::comp::{Behaviour, Plan, PlanResult};
+use pipewise_engines::comp::{Plan, PlanResult};
 
 #[derive(Subcommand, Clone)]
 pub enum CompCmd {
@@ -58,24 +58,16 @@ pub fn comp(db: &Path, cmd: &CompCmd) -> Result<ExitCode> {
     let CompCmd::Simulate(a) = cmd;
     let plan = read_plan(&a.plan)?;
     let vs = a.vs.as_deref().map(read_plan).transpose()?;
-    let behaviour = match (a.behaviour.as_str(), a.elasticity) {
-        ("elasticity", e) => {
-            let e = e.unwrap_or(0.2);
-            anyhow::ensure!(
-                (0.0..=2.0).contains(&e),
-                "--elasticity {e}: expected a value from 0 to 2"
-            );
-            anyhow::ensure!(
-                vs.is_some(),
-                "--behaviour elasticity applies to the compared plan: give --vs PLAN"
-            );
-            Behaviour::Elasticity { elasticity: e }
-        }
-        (_, Some(_)) => anyhow::bail!(
-            "--elasticity needs --behaviour elasticity (the default assumes no response)"
-        ),
-        _ => Behaviour::None,
-    };
+    let behaviour =
+        pipewise_app::comp::behaviour_of(Some(a.behaviour.as_str()), a.elasticity, vs.is_some())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--{} {}: expected {}",
+                    e.field.replace('_', "-"),
+                    e.got,
+                    e.expected.replace(": give vs", ": give --vs PLAN")
+                )
+            })?;
     let store = crate::access_cmd::existing(db)?;
     let crm = store.load_crm()?;
     let r = pipewise_app::comp::simulate(

@@ -1262,6 +1262,17 @@ fn import(db: &Path, cmd: ImportCmd) -> Result<ExitCode> {
             mapping,
             common,
         } => {
+            // The simulator's recommendation log is not an entity: say how
+            // it is stored rather than pass it over in silence.
+            let log = dir.join("action_recommendations.csv");
+            if mapping.is_none() && log.is_file() {
+                eprintln!(
+                    "note: {} is a log of next-best-action recommendations, not imported with the records: store it with `pipewise --db {} actions import-log {}`",
+                    log.display(),
+                    db.display(),
+                    log.display()
+                );
+            }
             let m = mapping.as_deref().map(Mapping::load).transpose()?;
             let kind = if m.is_some() { "mapped" } else { "canonical" };
             (

@@ -99,6 +99,7 @@ pub struct Draw {
 /// A compensation plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = CompPlan))]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     pub name: String,

@@ -50,6 +50,9 @@ pub struct Options {
     pub lead_webhook: Option<String>,
     /// A local language model for first-reply drafts (none: the template).
     pub llm: Option<pipewise_app::leads::LlmOptions>,
+    /// A directory of incentive plans (`*.toml`) for the comp use cases;
+    /// none: `/api/v1/comp/plans` says how to give one.
+    pub plans: Option<std::path::PathBuf>,
     /// Serve HTTPS with this certificate chain and private key (PEM files);
     /// none: plain HTTP (behind a TLS-terminating proxy, or on loopback).
     pub tls: Option<Tls>,
@@ -75,6 +78,7 @@ impl Default for Options {
             reassign: true,
             lead_webhook: None,
             llm: None,
+            plans: None,
             tls: None,
         }
     }
@@ -138,8 +142,10 @@ pub fn run(db: &Path, opts: &Options, ready: impl FnOnce(SocketAddr)) -> anyhow:
         let started = Instant::now();
         let path = db.to_path_buf();
         let llm = opts.llm.clone();
-        let service =
-            tokio::task::spawn_blocking(move || Service::open(&path).map(|s| s.with_llm(llm)))
+        let plans = opts.plans.clone();
+        let service = tokio::task::spawn_blocking(move || {
+            Service::open(&path).map(|s| s.with_llm(llm).with_plans(plans))
+        })
                 .await
                 .context("opening the database")??;
         let scored_in = started.elapsed();

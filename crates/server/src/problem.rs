@@ -96,6 +96,11 @@ impl From<AuthError> for Problem {
 impl From<AppError> for Problem {
     fn from(e: AppError) -> Self {
         match e {
+            AppError::Input(i) if i.refused => Problem {
+                field: Some(i.field.clone()),
+                expected: Some(i.expected.clone()),
+                ..Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", i.to_string())
+            },
             AppError::Input(i) => Problem::bad_request(&i.field, &i.expected, i.to_string()),
             AppError::Auth(a) => a.into(),
             AppError::NotFound { .. } | AppError::Absent(_) => Problem::not_found(e.to_string()),

@@ -47,7 +47,8 @@ use crate::{AppState, Options};
         (name = "forecast", description = "Bookings forecasts with their range, rolled up over the caller's scope"),
         (name = "coaching", description = "Rep profiles, coaching plans and managers' decisions; recorded calls and their analysis"),
         (name = "leads", description = "Open leads with conversion scores; inbound leads"),
-        (name = "actions", description = "Next-best actions for a rep's day, dismissals, adherence"),
+        (name = "actions", description = "Next-best actions for a rep's day, dismissals, adherence, message tests"),
+        (name = "comp", description = "Incentive plans applied to the org's performance, side by side"),
         (name = "territories", description = "Account segments, which reps win where, account plans and whitespace; customers' next product and churn risk"),
         (name = "models", description = "The model registry and model cards"),
         (name = "privacy", description = "What pipewise holds about a person and every estimate it makes of them"),
@@ -123,6 +124,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(message_tests))
         .routes(routes!(message_choice))
         .routes(routes!(roi))
+        .routes(routes!(comp_plans))
+        .routes(routes!(comp_simulate))
         .routes(routes!(territory_segments))
         .routes(routes!(territory_plan))
         .routes(routes!(territory_whitespace))
@@ -1646,6 +1649,7 @@ async fn message_choice(
     responses(
         (status = 200, body = pipewise_app::roi::RoiReport),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
@@ -1657,6 +1661,56 @@ async fn roi(
 ) -> Result<Json<pipewise_app::roi::RoiReport>, Problem> {
     let s = state.service.clone();
     s.roi(&caller, &q, "GET /api/v1/roi")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// The incentive plans the server was given (directors and admins): each
+/// `*.toml` of `pipewise serve --plans DIR` by name, with the plan or why
+/// it does not read.
+#[utoipa::path(get, path = "/api/v1/comp/plans", tag = "comp", security(("bearer" = [])),
+    responses(
+        (status = 200, body = pipewise_app::comp::PlanList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn comp_plans(
+    State(state): State<AppState>,
+    _q: NoQuery,
+    Authed(caller): Authed,
+) -> Result<Json<pipewise_app::comp::PlanList>, Problem> {
+    let s = state.service.clone();
+    s.comp_plans(&caller, "GET /api/v1/comp/plans")
+        .await
+        .map(Json)
+        .map_err(Problem::from)
+}
+
+/// A plan of record, and optionally a second plan beside it, applied to the
+/// period's actual performance (directors and admins): each rep's payout,
+/// the plan's cost, cost of sales, payout against attainment and pay
+/// dispersion, with the stated effort-response assumption for the compared
+/// plan. Plans are named as `GET /api/v1/comp/plans` lists them; an
+/// unknown one is 404.
+#[utoipa::path(get, path = "/api/v1/comp/simulate", tag = "comp", security(("bearer" = [])),
+    params(pipewise_app::comp::CompQuery),
+    responses(
+        (status = 200, body = pipewise_app::comp::CompReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Still being computed (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn comp_simulate(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiQuery(q): ApiQuery<pipewise_app::comp::CompQuery>,
+) -> Result<Json<pipewise_app::comp::CompReport>, Problem> {
+    let s = state.service.clone();
+    s.comp_simulate(&caller, &q, "GET /api/v1/comp/simulate")
         .await
         .map(Json)
         .map_err(Problem::from)

@@ -39,6 +39,7 @@ pub const NAV: &[(&str, &str, &str, Role)] = &[
     ("reps", "/reps", "Stage bias", Role::Rep),
     ("leads", "/leads", "Leads", Role::Rep),
     ("territories", "/territories", "Accounts", Role::Rep),
+    ("pay", "/pay", "Pay & ROI", Role::Director),
     ("admin", "/admin", "Admin", Role::Admin),
 ];
 
@@ -85,6 +86,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "lead.html",
     "territories.html",
     "actions.html",
+    "pay.html",
     "admin_imports.html",
     "admin_import.html",
     "admin_models.html",

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/leads/{id}/tasks", post(mark_task))
         .route("/territories", get(territories))
         .route("/actions", get(actions_page))
+        .route("/pay", get(pay_page))
         .route("/actions/dismiss", post(dismiss_action))
         .route("/admin", get(|| async { Redirect::to("/admin/imports") }))
         .route("/admin/imports", get(imports).post(start_import))
@@ -1344,6 +1345,113 @@ struct ActionsPage {
     rep: Option<String>,
     hours: Option<f64>,
     dismissed: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PayPage {
+    plans: pipewise_app::comp::PlanList,
+    plan: Option<String>,
+    vs: Option<String>,
+    behaviour: String,
+    from: Option<String>,
+    to: Option<String>,
+    /// The plans side by side, when asked.
+    comp: Option<Part<pipewise_app::comp::CompReport>>,
+    roi_form: pipewise_app::roi::RoiQuery,
+    /// The ROI, when asked.
+    roi: Option<Part<pipewise_app::roi::RoiReport>>,
+}
+
+/// Pay and ROI (directors and admins): the plans directory's plans side by
+/// side on the org's performance, and the return on AI-assisted coaching.
+async fn pay_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = params(q);
+    let plans = match state.service.comp_plans(&viewer.caller, "GET /pay").await {
+        Ok(x) => x,
+        Err(e) => return error_page(&state, &viewer, "pay", e),
+    };
+    let first = plans
+        .plans
+        .iter()
+        .find(|f| f.plan.is_some())
+        .map(|f| f.name.clone());
+    let plan = p.get("plan").cloned().or(first);
+    let vs = p.get("vs").cloned();
+    let behaviour = p.get("behaviour").cloned().unwrap_or_else(|| "none".into());
+    let (from, to) = (p.get("from").cloned(), p.get("to").cloned());
+    let comp = match &plan {
+        Some(name) => Some(part(
+            state
+                .service
+                .comp_simulate(
+                    &viewer.caller,
+                    &pipewise_app::comp::CompQuery {
+                        plan: name.clone(),
+                        vs: vs.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        behaviour: Some(behaviour.clone()),
+                        elasticity: number(&p, "elasticity"),
+                    },
+                    "GET /pay",
+                )
+                .await,
+        )),
+        None => None,
+    };
+    // The ROI form: the org's reps and managers, seed 004's prices.
+    let directory = state.service.directory();
+    let count = |r: Role| {
+        directory
+            .all()
+            .iter()
+            .filter(|u| directory.role(&u.id) == Some(r))
+            .count() as f64
+    };
+    let roi_form = pipewise_app::roi::RoiQuery {
+        reps: number(&p, "reps").unwrap_or(count(Role::Rep).max(1.0)),
+        managers: number(&p, "managers").unwrap_or(count(Role::Manager).max(1.0)),
+        manager_salary: number(&p, "manager_salary").unwrap_or(150_000.0),
+        coaching_hours_before: number(&p, "coaching_hours_before").unwrap_or(2.0),
+        coaching_hours_after: number(&p, "coaching_hours_after").unwrap_or(1.0),
+        software_per_rep: number(&p, "software_per_rep").unwrap_or(500.0),
+        win_rate_change: number(&p, "win_rate_change"),
+        deals_per_rep: number(&p, "deals_per_rep"),
+        deal_size: number(&p, "deal_size"),
+        gross_margin: number(&p, "gross_margin"),
+    };
+    let roi = if p.contains_key("roi") {
+        Some(part(
+            state
+                .service
+                .roi(&viewer.caller, &roi_form, "GET /pay")
+                .await,
+        ))
+    } else {
+        None
+    };
+    render(
+        &state,
+        &viewer,
+        "pay",
+        "pay.html",
+        "Pay and ROI",
+        PayPage {
+            plans,
+            plan,
+            vs,
+            behaviour,
+            from,
+            to,
+            comp,
+            roi_form,
+            roi,
+        },
+    )
 }
 
 async fn actions_page(
