@@ -176,12 +176,17 @@ pub struct VariantRow {
     pub negative_replies: u64,
     /// Replies recorded only as `replied`.
     pub unclassified_replies: u64,
-    /// Posterior mean shares of the sends (0-1).
+    /// Shares of the sends as observed (0-1; 0 without sends).
     pub meeting_rate: f64,
     pub positive_reply_rate: f64,
     pub negative_reply_rate: f64,
-    /// Posterior mean utility per send (meetings) and its 90% interval.
+    /// Utility per send as observed (meetings per send: a meeting 1, a
+    /// positive reply 0.3, a negative one -0.5).
     pub value: f64,
+    /// The posterior mean utility per send and its 90% credible interval
+    /// (a uniform Dirichlet prior over the four outcomes: one pseudo-send
+    /// each, which pulls a variant with few sends towards 0.2).
+    pub posterior_value: f64,
     pub value_low: f64,
     pub value_high: f64,
     /// Posterior probability of being the best variant.
@@ -401,6 +406,14 @@ fn build(
     }
 }
 
+fn observed(n: u64, sends: u64) -> f64 {
+    if sends == 0 {
+        0.0
+    } else {
+        n as f64 / sends as f64
+    }
+}
+
 fn instant_text(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -442,10 +455,20 @@ pub fn report(
                 positive_replies: a.counts[1],
                 negative_replies: a.counts[3],
                 unclassified_replies: u,
-                meeting_rate: s.meeting_rate,
-                positive_reply_rate: s.positive_reply_rate,
-                negative_reply_rate: s.negative_reply_rate,
-                value: s.value,
+                meeting_rate: observed(a.counts[0], s.sends),
+                positive_reply_rate: observed(a.counts[1], s.sends),
+                negative_reply_rate: observed(a.counts[3], s.sends),
+                value: if s.sends == 0 {
+                    0.0
+                } else {
+                    Utilities::default().value(&[
+                        observed(a.counts[0], s.sends),
+                        observed(a.counts[1], s.sends),
+                        observed(a.counts[2], s.sends),
+                        observed(a.counts[3], s.sends),
+                    ])
+                },
+                posterior_value: s.value,
                 value_low: s.value_low,
                 value_high: s.value_high,
                 prob_best: s.prob_best,
@@ -587,6 +610,19 @@ pub fn choose(
             .iter()
             .map(|g| key_of(&g.sequence_id, g.step))
             .collect();
+        let single = sends
+            .iter()
+            .any(|s| key_of(&s.sequence_id, s.sequence_step) == test);
+        if single {
+            bail!(
+                "no message test {test:?}: that step sends one template only (a test needs two or more); the tests are {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
         if known.is_empty() {
             bail!(
                 "no message test {test:?}: the database has no message tests (outbound emails, SMS or social messages with a sequence_id and two or more template_ids at one step)"

@@ -11,7 +11,10 @@ use pipewise_store::read::CrmData;
 /// What pipewise measured on an org for the ROI.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Measured {
-    pub win_rate_change: WinRateChange,
+    /// Null when it cannot be measured (`why_not` says why): then no
+    /// revenue is counted.
+    pub win_rate_change: Option<WinRateChange>,
+    pub why_not: Option<String>,
     /// Reps profiled, and those with a call-skill gap priced in win rate.
     pub reps: usize,
     pub reps_with_a_gap: usize,
@@ -33,6 +36,14 @@ pub fn measure(crm: Arc<CrmData>) -> anyhow::Result<Measured> {
     let opts = CoachOptions::default();
     let run = crate::coaching::run_coach(crm, None, &opts, &Trackers::default_set())?;
     let p = &run.profiles;
+    // No rep with a gap priced in win rate: the outcome model had no
+    // recorded calls to learn from, and no change can be measured.
+    let priced = (0..p.reps.len()).any(|i| {
+        run.impact
+            .gaps(p, i)
+            .iter()
+            .any(|g| g.win_rate_points.is_some())
+    });
     let points: Vec<f64> = (0..p.reps.len())
         .map(|i| {
             run.impact
@@ -84,14 +95,17 @@ pub fn measure(crm: Arc<CrmData>) -> anyhow::Result<Measured> {
     );
     let years = ((p.as_of - p.window_start) as f64 / (365.25 * 86_400.0)).max(1.0 / 12.0);
     Ok(Measured {
-        win_rate_change: WinRateChange {
+        win_rate_change: priced.then(|| WinRateChange {
             value,
             low: Some(q(0.1)),
             high: Some(q(0.9)),
             source: format!(
                 "the mean over {n} reps of the win-rate points their first call-skill gap is worth (pipewise coach), 80% interval over reps"
             ),
-        },
+        }),
+        why_not: (!priced).then(|| {
+            "cannot measure the win-rate change: no rep's call-skill gap could be priced in win rate (coaching's outcome model needs closed deals with recorded calls); give --win-rate-change".to_string()
+        }),
         reps: n,
         reps_with_a_gap: points.iter().filter(|&&x| x > 0.0).count(),
         deals_per_rep: closed.len() as f64 / n as f64 / years,
@@ -218,13 +232,20 @@ pub fn evaluate(q: &RoiQuery, crm: Option<Arc<CrmData>>) -> anyhow::Result<RoiRe
         hours_before: q.coaching_hours_before,
         hours_after: q.coaching_hours_after,
         software_per_rep: q.software_per_rep,
-        win_rate_change: given.or_else(|| measured.as_ref().map(|m| m.win_rate_change.clone())),
+        win_rate_change: given
+            .clone()
+            .or_else(|| measured.as_ref().and_then(|m| m.win_rate_change.clone())),
         deals_per_rep: q
             .deals_per_rep
             .or(measured.as_ref().map(|m| m.deals_per_rep)),
         deal_size: q.deal_size.or(measured.as_ref().map(|m| m.deal_size)),
         gross_margin: q.gross_margin.unwrap_or(1.0),
     };
-    let roi = pipewise_engines::roi::roi(&input).map_err(|e| anyhow::anyhow!(e))?;
+    let mut roi = pipewise_engines::roi::roi(&input).map_err(|e| anyhow::anyhow!(e))?;
+    if given.is_none()
+        && let Some(why) = measured.as_ref().and_then(|m| m.why_not.clone())
+    {
+        roi.assumptions.push(why);
+    }
     Ok(RoiReport { roi, measured })
 }

@@ -1846,20 +1846,26 @@ impl Service {
         let r = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let store = SqliteStore::open(&path)?;
             let mut r = crate::messages::report(&store, &crm, rules, replies)?;
+            let known: Vec<String> = r.tests.iter().map(|x| x.test.clone()).collect();
             if let Some(t) = &test {
                 r.tests.retain(|x| &x.test == t);
             }
-            Ok(r)
+            Ok((r, known))
         })
         .await
         .map_err(|e| AppError::Internal(e.into()))??;
+        let (r, known) = r;
         if let Some(t) = &q.test
             && r.tests.is_empty()
         {
-            return Err(AppError::NotFound {
-                what: "message test",
-                id: t.clone(),
-            });
+            return Err(AppError::Absent(format!(
+                "no message test {t:?}: the tests are {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
         }
         self.audit(Some(caller), "read", via, &[], None).await?;
         Ok(r)
@@ -1900,10 +1906,10 @@ impl Service {
         .await
         .map_err(|e| AppError::Internal(e.into()))??;
         let Some(r) = r else {
-            return Err(AppError::NotFound {
-                what: "message test",
-                id: q.test.clone(),
-            });
+            return Err(AppError::Absent(format!(
+                "no message test {:?}: see GET /api/v1/messages for the tests there are",
+                q.test
+            )));
         };
         self.audit(Some(caller), "read", via, &[], None).await?;
         Ok(r)
@@ -1936,13 +1942,20 @@ impl Service {
             ..q.clone()
         };
         if let Err(e) = crate::roi::evaluate(&check, None) {
+            // The engine names its option (`--coaching-hours-before 2:
+            // 200.0 hours a week per manager, ...`): the parameter, and
+            // what was wrong with it.
             let msg = e.to_string();
-            let field = msg
-                .strip_prefix("--")
-                .and_then(|m| m.split(' ').next())
-                .unwrap_or("query")
-                .replace('-', "_");
-            return Err(InputError::refused(&field, &msg, "").into());
+            let (head, why) = msg.split_once(": ").unwrap_or(("", msg.as_str()));
+            let mut words = head.trim_start_matches("--").splitn(2, ' ');
+            let field = words.next().unwrap_or("query").replace('-', "_");
+            let got = words.next().unwrap_or("");
+            return Err(InputError::refused(
+                if field.is_empty() { "query" } else { &field },
+                "coaching that fits the managers' 40-hour week (reps × hours ÷ managers)",
+                &format!("{got} ({why})"),
+            )
+            .into());
         }
         let q = q.clone();
         let r = tokio::task::spawn_blocking(move || crate::roi::evaluate(&q, crm))

@@ -1123,6 +1123,14 @@ pub fn roi(db: &Path, a: RoiArgs) -> Result<ExitCode> {
         deal_size: a.deal_size,
         gross_margin: Some(a.gross_margin),
     };
+    q.check().map_err(|e| {
+        anyhow::anyhow!(
+            "--{} {}: expected {}",
+            e.field.replace('_', "-"),
+            e.got,
+            e.expected
+        )
+    })?;
     // Measured on the database when a figure is missing and one exists.
     let need = q.win_rate_change.is_none() || q.deals_per_rep.is_none() || q.deal_size.is_none();
     let crm = if need && db.exists() {
@@ -1163,12 +1171,26 @@ pub fn roi(db: &Path, a: RoiArgs) -> Result<ExitCode> {
     );
     if let Some(rev) = r.revenue_change {
         let range = match (r.revenue_change_low, r.revenue_change_high) {
-            (Some(l), Some(h)) => format!(" (80% interval {} to {})", money(l), money(h)),
+            (Some(l), Some(h)) => format!(
+                " (80% interval {}{} to {}{})",
+                if l < 0.0 { "-" } else { "" },
+                money(l.abs()),
+                if h < 0.0 { "-" } else { "" },
+                money(h.abs())
+            ),
             _ => String::new(),
         };
-        println!("Revenue change: {}{range} a year", money(rev));
+        let signed = |x: f64| {
+            if x < 0.0 {
+                format!("-{}", money(-x))
+            } else {
+                money(x)
+            }
+        };
+        println!("Revenue change: {}{range} a year", signed(rev));
     }
     match r.payback_months {
+        Some(m) if m == 0.0 => println!("Payback: at once (no software cost)"),
         Some(m) if m < 0.1 => {
             let days = (m * 365.25 / 12.0).ceil().max(1.0);
             println!(

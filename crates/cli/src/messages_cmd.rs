@@ -9,6 +9,9 @@ use clap::{Args, Subcommand};
 use pipewise_app::messages::{self, ReplyReading};
 use pipewise_engines::bandit::{self, TestRules};
 
+/// The most sends `messages choose` draws at once.
+const MAX_SENDS: usize = 100_000;
+
 #[derive(Subcommand, Clone)]
 pub enum MessagesCmd {
     /// The live message tests in the database: each sequence step whose
@@ -158,8 +161,9 @@ fn status_text(r: &messages::MessagesReport) -> String {
     }
     let _ = writeln!(
         s,
-        "{} message tests (a meeting is worth 1, a positive reply {}, a negative reply or unsubscribe {}; a winner needs {} sends of every variant and {:.0}% probability of being best)",
+        "{} message test{} (a meeting is worth 1, a positive reply {}, a negative reply or unsubscribe {}; a winner needs {} sends of every variant and {:.0}% probability of being best)",
         r.tests.len(),
+        if r.tests.len() == 1 { "" } else { "s" },
         r.utilities.positive_reply,
         r.utilities.negative_reply,
         r.min_sends,
@@ -178,7 +182,14 @@ fn status_text(r: &messages::MessagesReport) -> String {
         let _ = writeln!(
             s,
             "  {:<28} {:>7} {:>8} {:>8} {:>8} {:>22} {:>8} {:>6}",
-            "variant", "sends", "meeting", "pos.", "neg.", "value/send (90%)", "P(best)", "next"
+            "variant",
+            "sends",
+            "meeting",
+            "pos.",
+            "neg.",
+            "value/send (90% cred.)",
+            "P(best)",
+            "next"
         );
         for v in &t.variants {
             let _ = writeln!(
@@ -214,10 +225,11 @@ fn status_text(r: &messages::MessagesReport) -> String {
                     if p.enough_data {
                         String::new()
                     } else {
-                        format!(
-                            "  (only {} replies or meetings: too few to judge)",
-                            p.events
-                        )
+                        match p.events {
+                            0 => "  (no reply or meeting: too few to judge)".to_string(),
+                            1 => "  (only 1 reply or meeting: too few to judge)".to_string(),
+                            n => format!("  (only {n} replies or meetings: too few to judge)"),
+                        }
                     }
                 );
             }
@@ -225,6 +237,23 @@ fn status_text(r: &messages::MessagesReport) -> String {
         for n in &t.notes {
             let _ = writeln!(s, "  Note: {n}");
         }
+    }
+    if r.single_template_steps > 0 {
+        let _ = writeln!(
+            s,
+            "\n{} sequence step{} send{} one template only: not a test.",
+            r.single_template_steps,
+            if r.single_template_steps == 1 {
+                ""
+            } else {
+                "s"
+            },
+            if r.single_template_steps == 1 {
+                "s"
+            } else {
+                ""
+            }
+        );
     }
     s
 }
@@ -238,18 +267,29 @@ fn choose(db: &Path, a: &ChooseArgs) -> Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
+    if a.sends > MAX_SENDS {
+        bail!(
+            "--sends {}: choose at most {MAX_SENDS} at a time (a day's batch; choose again as the outcomes come in)",
+            a.sends
+        );
+    }
     let r = messages::choose(&store, &crm, &a.test, a.sends, rules, replies, seed)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{}: {}", r.test, r.verdict);
+    // The verdict and probabilities on standard error, so that standard
+    // output is the CSV of the sends alone.
+    eprintln!("{}: {}", r.test, r.verdict);
     let shares: Vec<String> = r
         .policy
         .iter()
         .map(|p| format!("{} {:.1}%", p.template_id, 100.0 * p.selection_probability))
         .collect();
-    println!("Selection probabilities now: {}", shares.join(", "));
+    eprintln!(
+        "Selection probabilities now (estimated from 4,000 posterior draws): {}",
+        shares.join(", ")
+    );
     println!("template_id,selection_probability");
     for c in &r.choices {
         println!("{},{:.6}", c.template_id, c.selection_probability);

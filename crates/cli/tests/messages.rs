@@ -349,6 +349,38 @@ fn raw_replies_count_as_none_and_meetings_are_inferred_without_logged_probabilit
     assert_eq!(v(&t, "promo-a")["positive_replies"], 1);
     assert_eq!(v(&t, "promo-b")["positive_replies"], 2);
     assert_eq!(v(&t, "promo-a")["unclassified_replies"], 1);
+    // A selection probability outside (0, 1] is refused at import, by line
+    // and column, and nothing is stored.
+    std::fs::write(
+        d.join("bad.csv"),
+        format!(
+            "id,type,direction,occurred_at,outcome,sequence_id,sequence_step,template_id,user_id,lead_id,selection_probability\nq1,email,outbound,2030-02-01T10:00:00Z,sent,promo,1,promo-a,{},{},1.5\n",
+            ids[0].1, ids[0].0
+        ),
+    )
+    .unwrap();
+    let (good, _, err) = pipewise(
+        d,
+        &[
+            "--db", "7104.db", "import", "csv", "--entity", "activity", "bad.csv",
+        ],
+    );
+    assert!(!good);
+    let (_, out, _) = pipewise(
+        d,
+        &[
+            "--db", "7104.db", "import", "csv", "--entity", "activity", "bad.csv", "--json",
+        ],
+    );
+    assert!(
+        out.contains("selection_probability") && out.contains("probability greater than 0"),
+        "{out} {err}"
+    );
+    assert_eq!(
+        status(&[])["sends"],
+        6,
+        "nothing of the bad file was stored"
+    );
     // Bad flags say what was expected.
     let (good, _, err) = pipewise(
         d,

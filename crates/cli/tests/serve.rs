@@ -1311,6 +1311,30 @@ fn tokens_roles_scope_errors_and_audit() {
     );
     let r = get(&base, "/api/v1/messages?test=nope:9", Some(&t_mgr));
     assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        r.body.contains(&first),
+        "the 404 lists the tests: {}",
+        r.body
+    );
+    // A missing or unknown parameter is the one named, whatever comes first.
+    let r = get(&base, "/api/v1/messages/choose?sends=3", Some(&t_mgr));
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("test")),
+        "{}",
+        r.body
+    );
+    let r = get(
+        &base,
+        &format!("/api/v1/messages/choose?sends=3&test={first}&seed=1"),
+        Some(&t_mgr),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("seed")),
+        "{}",
+        r.body
+    );
     let r = get(
         &base,
         &format!("/api/v1/messages/choose?test={first}&sends=5"),

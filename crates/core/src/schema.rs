@@ -134,6 +134,8 @@ pub enum FieldType {
     Int,
     /// A decimal number (amounts, prices, quantities).
     Float,
+    /// A probability: a number greater than 0 and at most 1.
+    Probability,
     /// A calendar date, stored as `YYYY-MM-DD`.
     Date,
     /// An instant, stored in UTC as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -159,10 +161,20 @@ impl FieldType {
             FieldType::Text => "text".into(),
             FieldType::Int => "a whole number".into(),
             FieldType::Float => "a number such as 1250 or 1250.50".into(),
+            FieldType::Probability => {
+                "a probability greater than 0 and at most 1, such as 0.25".into()
+            }
             FieldType::Date => "a date such as 2025-03-31".into(),
             FieldType::DateTime => "a date-time such as 2025-03-31T14:05:00Z (or a date)".into(),
             FieldType::Bool => "true/false, yes/no or 1/0".into(),
-            FieldType::Enum(v) => format!("a {} ({})", v.name, v.values.join(", ")),
+            FieldType::Enum(v) => {
+                let article = if v.name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("{article} {} ({})", v.name, v.values.join(", "))
+            }
             FieldType::Ref(e) => format!("the id of a row in {}", e.table()),
             FieldType::Currency => "an ISO 4217 currency code such as USD or EUR".into(),
             FieldType::TimeZone => {
@@ -716,7 +728,7 @@ impl Entity {
                         ),
                         f(
                             "selection_probability",
-                            Float,
+                            Probability,
                             false,
                             "In a message test, the probability the sending policy gave this variant when it chose it (0-1], as `pipewise messages choose` gives it: what lets any other policy be evaluated from the logs.",
                         ),

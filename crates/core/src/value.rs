@@ -113,6 +113,11 @@ pub fn parse_cell_with(
         FieldType::Float => parse_number_as(s, fmt.decimal)
             .map(|n| Value::Float(n.value))
             .map_err(|e| number_err(ty, e)),
+        FieldType::Probability => match parse_number_as(s, fmt.decimal) {
+            Ok(n) if n.value > 0.0 && n.value <= 1.0 => Ok(Value::Float(n.value)),
+            Ok(_) => Err(err(ty)),
+            Err(e) => Err(number_err(ty, e)),
+        },
         FieldType::Bool => match s.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "y" | "t" => Ok(Value::Bool(true)),
             "0" | "false" | "no" | "n" | "f" => Ok(Value::Bool(false)),
@@ -562,6 +567,18 @@ mod tests {
         let e = parse_cell(&FieldType::Enum(STAGES), "Engaging", &none).unwrap_err();
         assert!(e.expected.contains("prospecting"), "{e}");
         assert_eq!(parse_cell(&FieldType::Int, "   ", &none), Ok(Value::Null));
+    }
+
+    #[test]
+    fn probabilities_are_above_0_and_at_most_1() {
+        let none: Vec<String> = vec![];
+        for ok in ["1", "0.333333", "1e-3"] {
+            assert!(parse_cell(&FieldType::Probability, ok, &none).is_ok(), "{ok}");
+        }
+        for bad in ["0", "1.5", "-0.2", "NaN", "abc"] {
+            let e = parse_cell(&FieldType::Probability, bad, &none).unwrap_err();
+            assert!(e.expected.contains("probability"), "{bad}: {e}");
+        }
     }
 
     proptest! {

@@ -386,7 +386,8 @@ pub fn apply(plan: &Plan, perf: &[Performance], months: f64) -> PlanResult {
                 .spiffs
                 .iter()
                 .map(|s| s.per_unit * p.get(s.metric))
-                .sum();
+                .sum::<f64>()
+                + 0.0; // an empty sum is -0.0
             let (guarantee, owed) = match &plan.draw {
                 Some(d) => {
                     let floor = d.monthly * months;
@@ -426,7 +427,7 @@ pub fn apply(plan: &Plan, perf: &[Performance], months: f64) -> PlanResult {
         })
         .collect();
     reps.sort_by(|a, b| b.total.total_cmp(&a.total).then(a.rep_id.cmp(&b.rep_id)));
-    let sum = |f: &dyn Fn(&RepPay) -> f64| reps.iter().map(f).sum::<f64>();
+    let sum = |f: &dyn Fn(&RepPay) -> f64| reps.iter().map(f).sum::<f64>() + 0.0;
     let cost = sum(&|r| r.total);
     let bookings = sum(&|r| r.bookings);
     let mut pays: Vec<f64> = reps.iter().map(|r| r.total).collect();

@@ -117,18 +117,54 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         match Query::<T>::try_from_uri(&parts.uri) {
             Ok(q) => Ok(ApiQuery(q.0)),
             Err(e) => {
-                // Find the parameter at fault: the first that fails alone.
                 let query = parts.uri.query().unwrap_or("");
+                // A parameter the error names: missing, unknown or repeated.
+                let whole = e.body_text();
+                let named = |what: &str| {
+                    whole
+                        .split_once(what)
+                        .and_then(|(_, rest)| rest.strip_prefix('`'))
+                        .and_then(|rest| rest.split_once('`'))
+                        .map(|(name, _)| name.to_string())
+                };
+                if let Some(name) = named("missing field ") {
+                    return Err(Problem::bad_request(
+                        &name,
+                        "the parameter: it is required",
+                        format!("{name} is required and was not given"),
+                    ));
+                }
+                if let Some(name) = named("unknown field ") {
+                    let expected = whole
+                        .split_once("expected one of ")
+                        .map(|(_, v)| format!("one of {}", v.replace('`', "")))
+                        .unwrap_or_else(|| "no parameters".into());
+                    return Err(Problem::bad_request(
+                        &name,
+                        &expected,
+                        format!("{name} is not a parameter of this route: expected {expected}"),
+                    ));
+                }
+                // Find the parameter at fault: the first that fails alone
+                // for a reason other than the parameters it leaves out.
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     let alone: Result<Query<T>, _> =
                         Query::try_from_uri(&format!("/?{pair}").parse().unwrap_or_default());
-                    if let Err(one) = alone {
+                    if let Err(one) = alone
+                        && !one.body_text().contains("missing field")
+                    {
                         let name = pair.split('=').next().unwrap_or(pair);
                         let name = percent_decode(name);
                         let text = one.body_text();
                         let variants = text
                             .split_once("expected one of ")
-                            .map(|(_, v)| format!("one of {}", v.replace('`', "")));
+                            .map(|(_, v)| format!("one of {}", v.replace('`', "")))
+                            .or_else(|| {
+                                text.contains("unknown variant")
+                                    .then(|| text.split_once("expected "))
+                                    .flatten()
+                                    .map(|(_, v)| v.replace('`', ""))
+                            });
                         let expected = if let Some(v) = &variants {
                             v.as_str()
                         } else if text.contains("`true` or `false`") {
@@ -138,7 +174,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                         } else if text.contains("invalid digit")
                             || text.contains("number too large")
                         {
-                            "a whole number (see the OpenAPI document for its range)"
+                            "a whole number, 0 or more (see the OpenAPI document for its range)"
                         } else if text.contains("float") {
                             "a number (see the OpenAPI document for its range)"
                         } else if text.contains("duplicate field") {
