@@ -376,7 +376,7 @@ pub fn behaviour_of(
         ("none", None) => Ok(Behaviour::None),
         ("none", Some(e)) => Err(crate::InputError::refused(
             "elasticity",
-            "no elasticity unless behaviour is elasticity (the default assumes no response)",
+            "no elasticity without behaviour=elasticity (the default assumes no response)",
             &e.to_string(),
         )),
         (other, _) => Err(crate::InputError::new(

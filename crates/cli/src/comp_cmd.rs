@@ -65,7 +65,9 @@ pub fn comp(db: &Path, cmd: &CompCmd) -> Result<ExitCode> {
                     "--{} {}: expected {}",
                     e.field.replace('_', "-"),
                     e.got,
-                    e.expected.replace(": give vs", ": give --vs PLAN")
+                    e.expected
+                        .replace(": give vs", ": give --vs PLAN")
+                        .replace("behaviour=elasticity", "--behaviour elasticity")
                 )
             })?;
     let store = crate::access_cmd::existing(db)?;

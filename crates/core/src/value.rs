@@ -573,7 +573,10 @@ mod tests {
     fn probabilities_are_above_0_and_at_most_1() {
         let none: Vec<String> = vec![];
         for ok in ["1", "0.333333", "1e-3"] {
-            assert!(parse_cell(&FieldType::Probability, ok, &none).is_ok(), "{ok}");
+            assert!(
+                parse_cell(&FieldType::Probability, ok, &none).is_ok(),
+                "{ok}"
+            );
         }
         for bad in ["0", "1.5", "-0.2", "NaN", "abc"] {
             let e = parse_cell(&FieldType::Probability, bad, &none).unwrap_err();

@@ -684,7 +684,11 @@ fn timing_split(run: &Run) -> (f64, f64) {
             Channel::Sms => 2,
         }];
         let dist = (hour - peak).abs().min(24.0 - (hour - peak).abs());
-        let reply = matches!(a["outcome"].as_str(), "replied" | "connected");
+        // A reply in any sense (message tests label what it said).
+        let reply = matches!(
+            a["outcome"].as_str(),
+            "replied" | "replied_positive" | "replied_negative" | "meeting_booked" | "connected"
+        );
         if dist <= 3.0 {
             near.push(reply);
         } else if dist > 6.0 {
