@@ -2086,11 +2086,7 @@ impl Service {
         via: &str,
         f: OverLists<T>,
     ) -> Result<T, AppError> {
-        if caller.role < Role::Manager {
-            self.audit(Some(caller), "read.denied", via, &[], None)
-                .await?;
-            return Err(AppError::Forbidden("manager"));
-        }
+        self.manager_or_denied(caller, via).await?;
         for (field, v) in [("from", &q.from), ("to", &q.to)] {
             if let Some(d) = v {
                 crate::lead_desk::parse_day(field, d)?;
