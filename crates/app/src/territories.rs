@@ -29,6 +29,9 @@ pub struct TerritoryBench {
     pub plan_variables: usize,
     pub plan_moved_share: f64,
     pub plan_reps_within_band: usize,
+    /// Of the reps outside the band, those the customers and locked
+    /// accounts kept with them already put outside it.
+    pub plan_reps_outside_kept: usize,
 }
 
 /// `n` accounts copied from `crm`'s (ids `b…`), owned round-robin by `reps`
@@ -123,6 +126,16 @@ pub fn bench(
         plan_variables: p.variables,
         plan_moved_share: p.moved_share,
         plan_reps_within_band: p.proposed.reps_within_band,
+        plan_reps_outside_kept: p
+            .proposed
+            .balance
+            .iter()
+            .filter(|b| {
+                b.outside_why
+                    .as_deref()
+                    .is_some_and(|w| w.starts_with("the customers and locked accounts"))
+            })
+            .count(),
     })
 }
 

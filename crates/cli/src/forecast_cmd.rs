@@ -436,7 +436,7 @@ pub fn bench_cmd(cmd: BenchCmd) -> Result<ExitCode> {
                     b.segment_k
                 );
                 println!(
-                    "Plan for {} accounts ({} deals) and {} reps: segments {:.1} s, plan {:.1} s ({}; {} classes, {} variables; {:.1}% moved; {} of {} reps within the band).",
+                    "Plan for {} accounts ({} deals) and {} reps: segments {:.1} s, plan {:.1} s ({}; {} classes, {} variables; {:.1}% moved; {} of {} reps within the band; {} outside it by the customers kept with them alone).",
                     crate::output::thousands(b.plan_accounts as u64),
                     crate::output::thousands(b.plan_deals as u64),
                     b.plan_reps,
@@ -447,7 +447,8 @@ pub fn bench_cmd(cmd: BenchCmd) -> Result<ExitCode> {
                     b.plan_variables,
                     b.plan_moved_share * 100.0,
                     b.plan_reps_within_band,
-                    b.plan_reps
+                    b.plan_reps,
+                    b.plan_reps_outside_kept
                 );
             }
             return Ok(ExitCode::SUCCESS);

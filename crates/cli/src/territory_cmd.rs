@@ -319,6 +319,11 @@ fn plan(
                 if p.within_band { "ok" } else { "outside" }
             );
         }
+        for b in &report.proposed.balance {
+            if let Some(why) = &b.outside_why {
+                println!("  {} stays outside the band: {why}.", b.name);
+            }
+        }
         let mut moves: Vec<&pipewise_engines::territory::Assignment> = report
             .assignments
             .iter()

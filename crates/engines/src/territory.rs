@@ -395,6 +395,10 @@ pub struct Assignment {
     pub locked: bool,
 }
 
+/// A repair step: (score, moves added, the account going to the peer,
+/// the account coming from it, the peer).
+type RepairOp = (f64, f64, Option<usize>, Option<usize>, usize);
+
 /// A rep's book under one plan.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -409,6 +413,9 @@ pub struct Balance {
     pub accounts_ratio: f64,
     pub potential_ratio: f64,
     pub within_band: bool,
+    /// Why the proposed plan leaves the rep outside the band (None when
+    /// inside, and in the current plan).
+    pub outside_why: Option<String>,
 }
 
 /// Totals of one plan.
@@ -951,106 +958,163 @@ pub fn plan(
     // remains is undone after the repair below.
     undo_past_cap(&mut owner, true);
 
-    // Repair the potential balance the class averages blur: swap two
-    // movable accounts of one region between a rep outside the band and one
-    // of the four peers furthest the other way, the swap losing the least
-    // expected bookings per unit of potential brought back, within the cap.
+    // Repair the balance the class averages blur, account by account. A
+    // rep's violation is how far their accounts and their potential lie
+    // outside the band (each as a share of the peers' mean). The rep with
+    // the largest is repaired first, by the move of one movable account to
+    // or from a peer, or the swap of two with one of the four peers
+    // furthest the other way: the operation losing the least expected
+    // bookings per unit of violation removed, within the cap (returning an
+    // account to its owner frees a move).
     let moved_now = |owner: &[Option<usize>]| {
         (0..na)
             .filter(|&a| current[a].is_some() && owner[a] != current[a])
             .count()
     };
     {
+        let mut count = vec![0.0; nr];
         let mut potsum = vec![0.0; nr];
         let mut books: Vec<Vec<usize>> = vec![Vec::new(); nr];
         for a in 0..na {
             if let Some(r) = owner[a] {
+                count[r] += 1.0;
                 potsum[r] += pot[a];
-                if !fixed(a) {
+                if !fixed(a) && !locked[a] {
                     books[r].push(a);
                 }
             }
         }
+        let viol = |r: usize, c: f64, p: f64| -> f64 {
+            let (ma, mp) = (mean_accounts(r).max(1e-9), mean_pot(r).max(1e-9));
+            ((c / ma - 1.0).abs() - opts.band).max(0.0)
+                + ((p / mp - 1.0).abs() - opts.band).max(0.0)
+        };
+        // Whether `a` counts as moved when held by `r`.
+        let moved_if = |a: usize, r: usize| f64::from(current[a].is_some_and(|c| c != r));
         let mut moved = moved_now(&owner) as f64;
-        let mut stuck = vec![false; nr];
-        for _ in 0..(4 * nr + 100) {
-            let dev = |r: usize, p: f64| p / mean_pot(r).max(1e-9) - 1.0;
+        // Reps the accounts kept with them already put over the band are
+        // beyond repair (the report says why); others may still take from
+        // or give to them.
+        let hopeless: Vec<bool> = (0..nr)
+            .map(|r| {
+                fixed_pot[r] > (1.0 + opts.band) * mean_pot(r)
+                    || fixed_count[r] > (1.0 + opts.band) * mean_accounts(r)
+            })
+            .collect();
+        let mut stuck = hopeless.clone();
+        let move_price = (0..na)
+            .filter_map(|a| owner[a].map(|r| value(a, r)))
+            .sum::<f64>()
+            / na as f64;
+        for _ in 0..(20 * nr + 100) {
             let Some(hi) = (0..nr)
-                .filter(|&r| !stuck[r] && dev(r, potsum[r]).abs() > opts.band)
-                .max_by(|&x, &y| dev(x, potsum[x]).abs().total_cmp(&dev(y, potsum[y]).abs()))
+                .filter(|&r| !stuck[r] && viol(r, count[r], potsum[r]) > 1e-9)
+                .max_by(|&x, &y| {
+                    viol(x, count[x], potsum[x]).total_cmp(&viol(y, count[y], potsum[y]))
+                })
             else {
                 break;
             };
-            let over = dev(hi, potsum[hi]) > 0.0;
-            // Partners: the four peers furthest the other way.
-            let mut partners: Vec<usize> = (0..nr)
+            let dev_c = |r: usize| count[r] / mean_accounts(r).max(1e-9) - 1.0;
+            let dev_p = |r: usize| potsum[r] / mean_pot(r).max(1e-9) - 1.0;
+            // The directions hi is out of the band in (0 where inside).
+            let sc = if dev_c(hi).abs() > opts.band {
+                dev_c(hi).signum()
+            } else {
+                0.0
+            };
+            let sp = if dev_p(hi).abs() > opts.band {
+                dev_p(hi).signum()
+            } else {
+                0.0
+            };
+            let mut peers: Vec<usize> = (0..nr)
                 .filter(|&r| r != hi && peers_of(r) == peers_of(hi))
                 .collect();
-            partners.sort_by(|&x, &y| {
-                let (dx, dy) = (dev(x, potsum[x]), dev(y, potsum[y]));
-                if over {
-                    dx.total_cmp(&dy)
-                } else {
-                    dy.total_cmp(&dx)
-                }
+            // Furthest the other way first.
+            peers.sort_by(|&x, &y| {
+                (sc * dev_c(x) + sp * dev_p(x)).total_cmp(&(sc * dev_c(y) + sp * dev_p(y)))
             });
-            partners.truncate(4);
-            let need = (dev(hi, potsum[hi]).abs() - opts.band * 0.5) * mean_pot(hi);
-            let mut best: Option<(f64, usize, usize, usize)> = None;
-            for &lo in &partners {
-                let room = ((opts.band * 0.9
-                    - if over {
-                        dev(lo, potsum[lo])
-                    } else {
-                        -dev(lo, potsum[lo])
-                    })
-                    * mean_pot(lo))
-                .max(0.0);
+            let before =
+                |lo: usize| viol(hi, count[hi], potsum[hi]) + viol(lo, count[lo], potsum[lo]);
+            let mut best: Option<RepairOp> = None;
+            let mut consider = |to_lo: Option<usize>, to_hi: Option<usize>, lo: usize, v0: f64| {
+                if to_lo.is_some_and(|a| group_of(a) != group_of(to_hi.unwrap_or(a))) {
+                    return;
+                }
+                let (mut c_hi, mut c_lo, mut p_hi, mut p_lo) =
+                    (count[hi], count[lo], potsum[hi], potsum[lo]);
+                let (mut extra, mut loss) = (0.0, 0.0);
+                if let Some(a) = to_lo {
+                    c_hi -= 1.0;
+                    c_lo += 1.0;
+                    p_hi -= pot[a];
+                    p_lo += pot[a];
+                    extra += moved_if(a, lo) - moved_if(a, hi);
+                    loss += value(a, hi) - value(a, lo);
+                }
+                if let Some(b) = to_hi {
+                    c_hi += 1.0;
+                    c_lo -= 1.0;
+                    p_hi += pot[b];
+                    p_lo -= pot[b];
+                    extra += moved_if(b, hi) - moved_if(b, lo);
+                    loss += value(b, lo) - value(b, hi);
+                }
+                if extra > 0.0 && moved + extra > cap {
+                    return;
+                }
+                let removed = v0 - viol(hi, c_hi, p_hi) - viol(lo, c_lo, p_lo);
+                if removed <= 1e-9 {
+                    return;
+                }
+                // A move spent is priced at an average account's
+                // expected bookings: under the cap, moves are scarce.
+                let score = (loss + extra.max(0.0) * move_price) / removed;
+                if best.is_none_or(|x| (score, extra) < (x.0, x.1)) {
+                    best = Some((score, extra, to_lo, to_hi, lo));
+                }
+            };
+            for (i, &lo) in peers.iter().enumerate() {
+                let v0 = before(lo);
                 for &a in &books[hi] {
-                    for &b in &books[lo] {
-                        if group_of(a) != group_of(b) {
-                            continue;
-                        }
-                        // Potential leaving the high side.
-                        let d = if over {
-                            pot[a] - pot[b]
-                        } else {
-                            pot[b] - pot[a]
-                        };
-                        if d <= 0.0 || d > need.max(0.0) + room {
-                            continue;
-                        }
-                        let extra = f64::from(current[a] != Some(lo))
-                            - f64::from(current[a] != Some(hi))
-                            + f64::from(current[b] != Some(hi))
-                            - f64::from(current[b] != Some(lo));
-                        if moved + extra > cap {
-                            continue;
-                        }
-                        let loss = value(a, hi) + value(b, lo) - value(a, lo) - value(b, hi);
-                        let score = loss / d.min(need.max(1e-9));
-                        if best.is_none_or(|x| score < x.0) {
-                            best = Some((score, a, b, lo));
+                    consider(Some(a), None, lo, v0);
+                }
+                for &b in &books[lo] {
+                    consider(None, Some(b), lo, v0);
+                }
+                if i < 4 {
+                    for &a in &books[hi] {
+                        for &b in &books[lo] {
+                            consider(Some(a), Some(b), lo, v0);
                         }
                     }
                 }
             }
-            let Some((_, a, b, lo)) = best else {
+            let Some((_, extra, to_lo, to_hi, lo)) = best else {
                 stuck[hi] = true;
                 continue;
             };
-            moved += f64::from(current[a] != Some(lo)) - f64::from(current[a] != Some(hi))
-                + f64::from(current[b] != Some(hi))
-                - f64::from(current[b] != Some(lo));
-            owner[a] = Some(lo);
-            owner[b] = Some(hi);
-            potsum[hi] += pot[b] - pot[a];
-            potsum[lo] += pot[a] - pot[b];
-            books[hi].retain(|&x| x != a);
-            books[lo].retain(|&x| x != b);
-            books[hi].push(b);
-            books[lo].push(a);
-            stuck.iter_mut().for_each(|x| *x = false);
+            moved += extra;
+            if let Some(a) = to_lo {
+                owner[a] = Some(lo);
+                count[hi] -= 1.0;
+                count[lo] += 1.0;
+                potsum[hi] -= pot[a];
+                potsum[lo] += pot[a];
+                books[hi].retain(|&x| x != a);
+                books[lo].push(a);
+            }
+            if let Some(b) = to_hi {
+                owner[b] = Some(hi);
+                count[hi] += 1.0;
+                count[lo] -= 1.0;
+                potsum[hi] += pot[b];
+                potsum[lo] -= pot[b];
+                books[lo].retain(|&x| x != b);
+                books[hi].push(b);
+            }
+            stuck.clone_from(&hopeless);
         }
     }
 
@@ -1123,6 +1187,30 @@ pub fn plan(
     let new_totals = totals(&rates, &owner, &pot, seg, opts.band, &|r| {
         (mean_accounts(r), mean_pot(r))
     });
+    let mut new_totals = new_totals;
+    for (r, b) in new_totals.balance.iter_mut().enumerate() {
+        if b.within_band {
+            continue;
+        }
+        let (ma, mp) = (mean_accounts(r), mean_pot(r));
+        b.outside_why = Some(if fixed_pot[r] > (1.0 + opts.band) * mp {
+            format!(
+                "the customers and locked accounts kept with them alone come to {:.0}% of their peers' mean potential",
+                fixed_pot[r] / mp.max(1e-9) * 100.0
+            )
+        } else if fixed_count[r] > (1.0 + opts.band) * ma {
+            format!(
+                "the customers and locked accounts kept with them alone come to {:.0}% of their peers' mean number of accounts",
+                fixed_count[r] / ma.max(1e-9) * 100.0
+            )
+        } else if moved as f64 + 1.0 > cap {
+            format!(
+                "the cap on accounts moved ({cap:.0}) was reached before their book was balanced"
+            )
+        } else {
+            "no move or swap of a movable account with a peer brings them closer to the band".into()
+        });
+    }
     let (gain, gain_low, gain_high) = gain_interval(&rates, &current, &owner, &pot, seg);
     let newly_assigned = (0..na)
         .filter(|&a| current[a].is_none() && owner[a].is_some())
@@ -1229,6 +1317,7 @@ fn totals(
                 accounts_ratio: round4(ar),
                 potential_ratio: round4(pr),
                 within_band: (ar - 1.0).abs() <= band + 1e-6 && (pr - 1.0).abs() <= band + 1e-6,
+                outside_why: None,
             }
         })
         .collect();
