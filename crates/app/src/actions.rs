@@ -1333,7 +1333,14 @@ pub fn learn_focus(
         actions::FOCUS_FEATURES.len(),
         actions::ASSUMED_SHIFT[2]
     );
-    Ok((actions::PipewiseFocus { model, funnel }, line))
+    Ok((
+        actions::PipewiseFocus {
+            model,
+            funnel,
+            valuation: actions::FocusValuation::Assumed,
+        },
+        line,
+    ))
 }
 
 /// Which list to make (`GET /api/v1/actions`).

@@ -318,6 +318,12 @@ enum FocusArg {
     None,
     Own,
     Pipewise,
+    /// pipewise's list valued with the simulator's true meeting effect:
+    /// what knowing where meetings matter most would add.
+    KnownEffect,
+    /// Each deal week valued by the simulator's hidden value of a meeting:
+    /// the ceiling of any policy with the same time.
+    Oracle,
 }
 
 #[derive(Args, Clone)]
@@ -958,13 +964,32 @@ fn lead_policies(
                 rep_weeks,
                 args.focus_per_week,
             );
-            let pipewise = if args.focus == Some(FocusArg::Pipewise) {
-                let (scorer, line) = pipewise_app::actions::learn_focus(
+            let pipewise = if matches!(
+                args.focus,
+                Some(FocusArg::Pipewise | FocusArg::KnownEffect | FocusArg::Oracle)
+            ) {
+                let (mut scorer, line) = pipewise_app::actions::learn_focus(
                     tmp.path(),
                     start,
                     &output::Bar::new(!args.json),
                 )?;
-                eprintln!("{line}");
+                use pipewise_engines::actions::FocusValuation;
+                scorer.valuation = match args.focus {
+                    Some(FocusArg::KnownEffect) => FocusValuation::KnownEffect,
+                    Some(FocusArg::Oracle) => FocusValuation::Oracle,
+                    _ => FocusValuation::Assumed,
+                };
+                match scorer.valuation {
+                    FocusValuation::KnownEffect => eprintln!(
+                        "{line}; valued instead with the simulator's true effect ({:+.2} log-odds, twice on a deal with no customer response in {} days)",
+                        pipewise_sim::policy::FOCUS_GAIN,
+                        pipewise_sim::policy::STALLED_DAYS
+                    ),
+                    FocusValuation::Oracle => eprintln!(
+                        "oracle: each deal week valued by the simulator's hidden value of a meeting (the ceiling of any policy with the same time)"
+                    ),
+                    FocusValuation::Assumed => eprintln!("{line}"),
+                }
                 Some(scorer)
             } else {
                 None

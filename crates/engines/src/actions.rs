@@ -652,6 +652,27 @@ impl DealScorer for OwnPriorities {
 pub struct PipewiseFocus {
     pub model: Classifier,
     pub funnel: [f64; 5],
+    /// How a meeting is valued: pipewise's assumed shift, or one of the
+    /// simulator's measuring devices.
+    pub valuation: FocusValuation,
+}
+
+/// How [`PipewiseFocus`] values a meeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FocusValuation {
+    /// The focus model's win probability raised by [`ASSUMED_SHIFT`]: what
+    /// pipewise does on a real org.
+    Assumed,
+    /// The same model, raised by the simulator's true effect instead
+    /// ([`pipewise_sim::policy::FOCUS_GAIN`], doubled on a deal the CRM
+    /// shows stalled, no customer response in
+    /// [`pipewise_sim::policy::STALLED_DAYS`] days): how much knowing where
+    /// meetings matter would add (`simulate --focus known-effect`).
+    KnownEffect,
+    /// The simulator's hidden value of the meeting
+    /// ([`DealView::hidden_meeting_value`]): the ceiling of any policy with
+    /// the same time (`simulate --focus oracle`).
+    Oracle,
 }
 
 impl PipewiseFocus {
@@ -670,7 +691,18 @@ impl PipewiseFocus {
             .iter()
             .enumerate()
             .map(|(k, v)| {
-                funnel_uplift(p[k], v.stage, &self.funnel, ASSUMED_SHIFT[2], recent[k]) * v.amount
+                let shift = match self.valuation {
+                    FocusValuation::Oracle => return v.hidden_meeting_value,
+                    FocusValuation::KnownEffect => {
+                        let stalled =
+                            v.touches.iter().rev().find(|t| t.2).is_none_or(|t| {
+                                v.at - t.0 >= pipewise_sim::policy::STALLED_DAYS * DAY
+                            });
+                        pipewise_sim::policy::FOCUS_GAIN * if stalled { 2.0 } else { 1.0 }
+                    }
+                    FocusValuation::Assumed => ASSUMED_SHIFT[2],
+                };
+                funnel_uplift(p[k], v.stage, &self.funnel, shift, recent[k]) * v.amount
             })
             .collect())
     }
@@ -684,7 +716,11 @@ impl DealScorer for PipewiseFocus {
         self.model.predict(&view_table(&[d])).ok().map(|p| p[0])
     }
     fn name(&self) -> &str {
-        "pipewise"
+        match self.valuation {
+            FocusValuation::Assumed => "pipewise",
+            FocusValuation::KnownEffect => "pipewise, known effect",
+            FocusValuation::Oracle => "oracle",
+        }
     }
 }
 

@@ -187,6 +187,12 @@ pub struct DealView {
     /// call, 1 email, 2 meeting —, whether the customer responded: a reply,
     /// a connected call, a held meeting).
     pub touches: Vec<(i64, u8, bool)>,
+    /// Hidden truth, not what the CRM shows: the expected bookings a focus
+    /// meeting held this week would add (its chance of being held × the
+    /// gain in win probability it brings × the amount). Read only by the
+    /// oracle that measures a policy's ceiling (`simulate --focus
+    /// oracle`); no policy may read it.
+    pub hidden_meeting_value: f64,
 }
 
 /// Scores an open deal's week for a focus meeting: the higher, the more

@@ -1588,6 +1588,17 @@ impl<'a> Sim<'a> {
                 // The CRM's view of the week (its touches, some placed
                 // earlier on the week's first day, are all drawn by now).
                 if deal_policy && week_start <= end {
+                    // What a focus meeting this week would bring (hidden).
+                    let done = call_at.is_some_and(|c| c <= week_start);
+                    let stalled = log
+                        .iter()
+                        .rev()
+                        .find(|x| x.2)
+                        .is_none_or(|x| week_start - x.0 >= STALLED_DAYS * DAY);
+                    let gain =
+                        FOCUS_GAIN * if stalled { 2.0 } else { 1.0 } / f64::from(1 + focus_held);
+                    let p0 = self.oracle(seed.rep, week_start, k, s_now, done);
+                    let p1 = self.oracle(seed.rep, week_start, k, s_now + gain, done);
                     let mut stage_e = k0;
                     let mut since = seed.created;
                     for c in entered_changes.iter().take_while(|c| c.0 <= week_start) {
@@ -1616,6 +1627,11 @@ impl<'a> Sim<'a> {
                             t.sort_by_key(|x| x.0);
                             t
                         },
+                        hidden_meeting_value: 0.0,
+                    };
+                    let view = DealView {
+                        hidden_meeting_value: FOCUS_HELD * (p1 - p0) * view.amount,
+                        ..view
                     };
                     if let Some(o) = self.policies.observer.as_mut() {
                         o.observe(&view);
@@ -1623,21 +1639,11 @@ impl<'a> Sim<'a> {
                     if week_start >= self.policies.start
                         && let Some(d) = self.focus_decision(&view, seed.rep, idx)
                     {
-                        let done = call_at.is_some_and(|c| c <= week_start);
                         let mut rf = Rng::stream(
                             cfg.seed,
                             crate::STREAM_FOCUS,
                             focus_key(idx, week_start, cfg.start),
                         );
-                        let stalled = log
-                            .iter()
-                            .rev()
-                            .find(|x| x.2)
-                            .is_none_or(|x| week_start - x.0 >= STALLED_DAYS * DAY);
-                        let gain = FOCUS_GAIN * if stalled { 2.0 } else { 1.0 }
-                            / f64::from(1 + focus_held);
-                        let p0 = self.oracle(seed.rep, week_start, k, s_now, done);
-                        let p1 = self.oracle(seed.rep, week_start, k, s_now + gain, done);
                         let mut event = json!({"date": time::date(week_start), "recommended": d.recommended,
                                                "followed": d.followed, "own": d.own, "stalled": stalled,
                                                "expected_gain": round4(FOCUS_HELD * (p1 - p0))});
