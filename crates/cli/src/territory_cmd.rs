@@ -52,15 +52,15 @@ pub enum TerritoriesCmd {
 #[derive(clap::Args)]
 pub struct PlanArgs {
     /// Each rep's accounts and potential within this share of their peers'
-    /// mean (0..1).
-    #[arg(long, default_value_t = 0.1)]
+    /// mean (above 0, below 1).
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     band: f64,
     /// At most this share of all accounts changes owner (0..1).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     max_moved: f64,
     /// A customer moves only if another rep's expected bookings beat the
-    /// owner's by more than this share.
-    #[arg(long, default_value_t = 0.2)]
+    /// owner's by more than this share (0 or more).
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     customer_gain: f64,
     /// Accounts may move across regions.
     #[arg(long)]
@@ -150,9 +150,14 @@ fn plan(
 ) -> Result<ExitCode> {
     use pipewise_engines::territory::{PlanOptions, check_with_truth};
     anyhow::ensure!(
-        (0.0..1.0).contains(&a.band),
-        "--band {}: expected a share between 0 and 1 (0.1 is ±10%)",
+        a.band > 0.0 && a.band < 1.0,
+        "--band {}: expected a share above 0 and below 1 (0.1 is ±10%)",
         a.band
+    );
+    anyhow::ensure!(
+        a.customer_gain.is_finite() && a.customer_gain >= 0.0,
+        "--customer-gain {}: expected a share of 0 or more (0.2 is 20%)",
+        a.customer_gain
     );
     anyhow::ensure!(
         (0.0..=1.0).contains(&a.max_moved),
@@ -225,6 +230,12 @@ fn plan(
             ))?;
         }
         w.flush()?;
+        eprintln!(
+            "Wrote the plan for the CRM to {} ({} accounts, {} moved).",
+            path.display(),
+            report.assignments.len(),
+            report.moved
+        );
     }
     if a.json {
         let mut v = serde_json::to_value(&report)?;
@@ -236,29 +247,43 @@ fn plan(
         return Ok(ExitCode::SUCCESS);
     }
     let money = |x: f64| crate::output::thousands(x.round().max(0.0) as u64);
+    let signed = |x: f64| {
+        let m = crate::output::thousands(x.abs().round() as u64);
+        if x < -0.5 { format!("-{m}") } else { m }
+    };
+    let locked_n = report.assignments.iter().filter(|x| x.locked).count();
     println!(
-        "Plan for {} accounts and {} reps in {} segments ({}; band ±{:.0}%, at most {:.0}% moved{}).",
+        "Plan for {} accounts and {} reps in {} segments (band ±{:.0}%, at most {:.0}% moved{}{}).",
         report.accounts,
         report.current.reps,
         seg.segments.len(),
-        report.status,
         report.band * 100.0,
         report.max_moved * 100.0,
         if report.keep_region {
-            ", accounts stay in their region"
+            ", accounts stay in their region, peers are the reps of one region"
         } else {
-            ""
+            ", accounts may move across regions, every rep's peers are all reps"
+        },
+        if locked_n > 0 {
+            format!(", {locked_n} accounts locked with their owner")
+        } else {
+            String::new()
         }
     );
-    println!("\n{:<34} {:>16} {:>16}", "", "current", "proposed");
+    if report.status == "relaxed" {
+        println!(
+            "The program could not keep every rep inside the band with the accounts it may move; the reps left outside are named below."
+        );
+    }
+    println!("\n{:<34} {:>24} {:>24}", "", "current", "proposed");
     println!(
-        "{:<34} {:>16} {:>16}",
+        "{:<34} {:>24} {:>24}",
         "expected bookings",
         money(report.current.expected_bookings),
         money(report.proposed.expected_bookings)
     );
     println!(
-        "{:<34} {:>16} {:>16}",
+        "{:<34} {:>24} {:>24}",
         "  80% interval",
         format!(
             "{}-{}",
@@ -272,7 +297,7 @@ fn plan(
         )
     );
     println!(
-        "{:<34} {:>16} {:>16}",
+        "{:<34} {:>24} {:>24}",
         "reps within the band",
         format!(
             "{} of {}",
@@ -284,11 +309,11 @@ fn plan(
         )
     );
     println!(
-        "\nGain: {} ({:+.1}%; 80% interval {} to {}). Accounts moved: {} ({:.1}%), of which customers {}; newly assigned: {}.",
-        money(report.gain.max(0.0)),
+        "\nGain: {} ({:+.1}%; 80% interval {} to {}). Accounts moved: {} ({:.1}%), of which customers {}; accounts with no owner today given one: {}.",
+        signed(report.gain),
         report.gain / report.current.expected_bookings.max(1.0) * 100.0,
-        report.gain_low,
-        report.gain_high,
+        signed(report.gain_low),
+        signed(report.gain_high),
         report.moved,
         report.moved_share * 100.0,
         report.customers_moved,
@@ -296,7 +321,7 @@ fn plan(
     );
     if let Some(t) = &truth {
         println!(
-            "With the simulator's hidden truth: current {} , proposed {} ({:+.1}%).",
+            "With the simulator's hidden truth: current {}, proposed {} ({:+.1}%).",
             money(t.current),
             money(t.proposed),
             t.gain * 100.0
@@ -304,26 +329,42 @@ fn plan(
     }
     if compare {
         println!(
-            "\n{:<24} {:<20} {:>9} {:>9} {:>11} {:>11} {:>8}",
+            "\nEach rep's accounts and potential as a share of their peers' mean, today -> proposed:"
+        );
+        println!(
+            "{:<24} {:<20} {:>9} {:>9} {:>11} {:>11} {:>8}",
             "rep", "region", "accounts", "->", "potential", "->", "band"
         );
         for (c, p) in report.current.balance.iter().zip(&report.proposed.balance) {
             println!(
-                "{:<24} {:<20} {:>9} {:>9} {:>10.0}% {:>10.0}% {:>8}",
+                "{:<24} {:<20} {:>8.0}% {:>8.0}% {:>10.0}% {:>10.0}% {:>8}",
                 c.name,
                 c.region.as_deref().unwrap_or("-"),
-                c.accounts,
-                p.accounts,
+                c.accounts_ratio * 100.0,
+                p.accounts_ratio * 100.0,
                 c.potential_ratio * 100.0,
                 p.potential_ratio * 100.0,
                 if p.within_band { "ok" } else { "outside" }
             );
         }
-        for b in &report.proposed.balance {
-            if let Some(why) = &b.outside_why {
-                println!("  {} stays outside the band: {why}.", b.name);
-            }
-        }
+    }
+    let outside: Vec<&pipewise_engines::territory::Balance> = report
+        .proposed
+        .balance
+        .iter()
+        .filter(|b| b.outside_why.is_some())
+        .collect();
+    if !outside.is_empty() {
+        println!();
+    }
+    for b in outside {
+        println!(
+            "{} stays outside the band: {}.",
+            b.name,
+            b.outside_why.as_deref().unwrap_or_default()
+        );
+    }
+    if compare {
         let mut moves: Vec<&pipewise_engines::territory::Assignment> = report
             .assignments
             .iter()
@@ -333,7 +374,10 @@ fn plan(
             (y.expected - y.current_expected.unwrap_or(0.0))
                 .total_cmp(&(x.expected - x.current_expected.unwrap_or(0.0)))
         });
-        println!("\nLargest moves ({} in all):", moves.len());
+        println!(
+            "\nLargest moves by expected bookings gained ({} in all):",
+            moves.len()
+        );
         for m in moves.iter().take(15) {
             println!(
                 "  {} {}: {} -> {}; {}",

@@ -46,6 +46,9 @@ use serde::Serialize;
 
 /// Pseudo-deals an industry's profile is shrunk towards the org's with.
 const PRIOR_DEALS: f64 = 20.0;
+/// The most segments `--k` may ask for: past a few dozen, the rep ×
+/// segment cells a plan learns from hold a handful of deals each.
+pub const MAX_SEGMENTS: usize = 30;
 /// Share of the variance the principal components keep.
 const VARIANCE_KEPT: f64 = 0.9;
 /// k is the smallest whose silhouette is within this of the best.
@@ -175,7 +178,7 @@ pub struct Segmentation {
 pub enum SegmentError {
     /// Fewer accounts than segments asked for (or than 3 when choosing).
     TooFewAccounts { accounts: usize, needed: usize },
-    /// k outside 2..=accounts.
+    /// k outside 2..=[`MAX_SEGMENTS`].
     BadK(usize),
     /// The clustering library failed.
     Clustering(String),
@@ -188,7 +191,10 @@ impl std::fmt::Display for SegmentError {
                 f,
                 "cannot segment: {accounts} accounts, at least {needed} needed (import accounts.csv)"
             ),
-            SegmentError::BadK(k) => write!(f, "--k {k}: must be 2 or more"),
+            SegmentError::BadK(k) => write!(
+                f,
+                "--k {k}: expected 2 to {MAX_SEGMENTS} segments (a plan needs each segment's deals per rep)"
+            ),
             SegmentError::Clustering(e) => write!(f, "clustering failed: {e}"),
         }
     }
@@ -382,7 +388,7 @@ pub fn segment(crm: &CrmData, opts: &SegmentOptions) -> Result<Segmentation, Seg
     let n = crm.accounts.len();
     let needed = opts.k.unwrap_or(3).max(3);
     if let Some(k) = opts.k
-        && k < 2
+        && !(2..=MAX_SEGMENTS).contains(&k)
     {
         return Err(SegmentError::BadK(k));
     }

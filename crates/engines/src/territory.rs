@@ -1222,6 +1222,19 @@ pub fn plan(
             let s = seg.labels[a];
             let cell = rates.cell(r, s);
             let reason = match current[a] {
+                Some(r0) if r0 != r && rates.cell(r0, s).win_rate >= cell.win_rate => {
+                    // Worth less with the new rep: a move for balance.
+                    format!(
+                        "to keep both books within the band: {} held more accounts or potential than it allows, or {} less ({} wins {:.0}% in {} against {:.0}% for {})",
+                        rates.reps[r0].name,
+                        rates.reps[r].name,
+                        rates.reps[r].name,
+                        cell.win_rate * 100.0,
+                        seg.segments[s].name,
+                        rates.cell(r0, s).win_rate * 100.0,
+                        rates.reps[r0].name
+                    )
+                }
                 Some(r0) if r0 != r => {
                     let c0 = rates.cell(r0, s);
                     format!(
