@@ -829,7 +829,17 @@ fn describe(
             o.round()
         ));
     }
-    if let Some(p) = s.products.first().filter(|p| p.share > 1.2 * p.org_share) {
+    // A share named only when it stands out beyond sampling noise: at
+    // least 2 standard errors of a share of `n` above the org's.
+    let stands_out = |x: &Share, n: f64, lift: f64| {
+        let se = (x.org_share * (1.0 - x.org_share) / n.max(1.0)).sqrt();
+        x.share > lift * x.org_share && x.share - x.org_share >= 2.0 * se
+    };
+    if let Some(p) = s
+        .products
+        .iter()
+        .find(|p| stands_out(p, s.deals as f64, 1.2))
+    {
         parts.push(format!(
             "buys {} {:.1}x as often as the org ({} of deal lines)",
             p.name,
@@ -845,8 +855,8 @@ fn describe(
     }
     if let Some(r) = s
         .loss_reasons
-        .first()
-        .filter(|r| r.share > 1.3 * r.org_share && s.closed >= 20)
+        .iter()
+        .find(|r| s.closed >= 20 && stands_out(r, s.closed.saturating_sub(s.won) as f64, 1.3))
     {
         parts.push(format!(
             "loses to '{}' {:.1}x as often",
