@@ -314,6 +314,15 @@ enum AdherenceArg {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum MessagesArg {
+    /// Every variant of a message test sent evenly (probability 1/3).
+    Even,
+    /// pipewise's Thompson-sampling bandit, updated weekly from the
+    /// outcomes known by then.
+    Bandit,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
 enum FocusArg {
     None,
     Own,
@@ -399,6 +408,10 @@ struct SimArgs {
     /// renewals and expansions are keyed by their parent deal.)
     #[arg(long, value_enum)]
     focus: Option<FocusArg>,
+    /// How the sending system picks each message test's variant, over the
+    /// whole window.
+    #[arg(long, value_enum, default_value_t = MessagesArg::Even)]
+    messages: MessagesArg,
     /// Focus meetings per rep a week (both policies' thresholds are set on
     /// the 12 weeks before the start to give this many; no rep has more
     /// than twice as many in any week).
@@ -856,7 +869,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cadences(args) => leads_cmd::cadences(args),
         Command::Simulate(args) => {
             let cfg = args.config()?;
-            let policies = lead_policies(&args, &cfg)?;
+            let mut policies = lead_policies(&args, &cfg)?;
+            if args.messages == MessagesArg::Bandit {
+                policies.messages =
+                    Some(Box::new(pipewise_engines::bandit::SimBandit::new(cfg.seed)));
+            }
             let bar = output::FractionBar::new(!args.json, "simulating");
             let summary =
                 pipewise_sim::simulate_with(&cfg, policies, &args.out, &mut |f| bar.set(f))?;
@@ -1059,6 +1076,7 @@ fn lead_policies(
         observer: None,
         start,
         batch: args.routing == RoutingArg::PipewiseBatch,
+        messages: None,
     })
 }
 

@@ -395,3 +395,106 @@ fn raw_replies_count_as_none_and_meetings_are_inferred_without_logged_probabilit
     );
     assert!(!good && err.contains("none or positive"), "{err}");
 }
+
+/// The simulator's sending system running pipewise's bandit
+/// (`simulate --messages bandit`): every send logged with the probability
+/// it was drawn with, the large tests' sends moved towards their better
+/// variants, and the regret against always sending the truly best variant
+/// below an even split's on the same sends; the logs import and value
+/// policies as any sending system's do.
+#[test]
+fn the_bandit_as_the_sending_system_logs_its_probabilities_and_loses_less_than_an_even_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "simulate",
+            "--seed",
+            "7411",
+            "--messages",
+            "bandit",
+            "--transcript-share",
+            "0",
+            "--vtt-sample",
+            "0",
+            "--out",
+            "b",
+        ],
+    );
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("b/ground_truth.json")).unwrap())
+            .unwrap();
+    let tests = truth["message_tests"].as_array().unwrap();
+    assert!(!tests.is_empty());
+    let (mut regret, mut even) = (0.0, 0.0);
+    for t in tests {
+        assert_eq!(t["sending"], "Thompson sampling");
+        let by: Vec<u64> = t["sends_by_variant"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        assert_eq!(by.iter().sum::<u64>(), t["sends"].as_u64().unwrap(), "{t}");
+        regret += t["regret"].as_f64().unwrap();
+        even += t["regret_even_split"].as_f64().unwrap();
+    }
+    // The largest test: its sends far from even, its regret below the
+    // even split's (over all tests too).
+    let big = tests
+        .iter()
+        .max_by_key(|t| t["sends"].as_u64().unwrap())
+        .unwrap();
+    let by: Vec<f64> = big["sends_by_variant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let n: f64 = by.iter().sum();
+    assert!(
+        by.iter().cloned().fold(0.0, f64::max) > 0.5 * n,
+        "the bandit never left the even split: {big}"
+    );
+    assert!(
+        big["regret"].as_f64().unwrap() < big["regret_even_split"].as_f64().unwrap(),
+        "{big}"
+    );
+    assert!(
+        regret < even,
+        "regret {regret} against {even} for an even split"
+    );
+
+    // The logged probabilities: in (0, 1], not all a third, and those of
+    // one test's sends in one week the same for the variant sent.
+    let mut rd = csv::Reader::from_path(d.join("b/activities.csv")).unwrap();
+    let header = rd.headers().unwrap().clone();
+    let p_col = header
+        .iter()
+        .position(|c| c == "selection_probability")
+        .unwrap();
+    let t_col = header.iter().position(|c| c == "template_id").unwrap();
+    let mut probs = Vec::new();
+    for row in rd.records() {
+        let row = row.unwrap();
+        if !row[t_col].is_empty() {
+            let p: f64 = row[p_col].parse().unwrap();
+            assert!(p > 0.0 && p <= 1.0, "{row:?}");
+            probs.push(p);
+        }
+    }
+    assert!(
+        probs.len() as u64
+            >= tests
+                .iter()
+                .map(|t| t["sends"].as_u64().unwrap())
+                .sum::<u64>()
+    );
+    assert!(probs.iter().any(|p| (p - 1.0 / 3.0).abs() > 0.05));
+
+    ok(d, &["--db", "b.db", "import", "dir", "b"]);
+    let r: Value =
+        serde_json::from_str(&ok(d, &["--db", "b.db", "messages", "status", "--json"])).unwrap();
+    assert_eq!(r["tests"].as_array().unwrap().len(), tests.len());
+}

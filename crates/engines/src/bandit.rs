@@ -613,6 +613,44 @@ pub fn simulate(
     }
 }
 
+/// pipewise's bandit as the simulator's sending system
+/// (`simulate --messages bandit`): each week, each test's selection
+/// probabilities are [`MessageTest::policy`] over the outcomes known by the
+/// week's start (the default [`Utilities`] and [`TestRules`]).
+pub struct SimBandit {
+    rng: BanditRng,
+    rules: TestRules,
+}
+
+impl SimBandit {
+    /// A bandit drawing its posterior samples from `seed`'s stream.
+    pub fn new(seed: u64) -> SimBandit {
+        SimBandit {
+            rng: BanditRng::new(seed ^ 0x6d65_7373_6167_6573),
+            rules: TestRules::default(),
+        }
+    }
+}
+
+impl pipewise_sim::policy::MessagePolicy for SimBandit {
+    fn probabilities(&mut self, _step: usize, variants: usize, known: &[(usize, u8)]) -> Vec<f64> {
+        let names: Vec<String> = (0..variants).map(|v| v.to_string()).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut test = MessageTest::new(&refs, Utilities::default(), self.rules);
+        for &(v, class) in known {
+            if let Some(&o) = Outcome::ALL.get(usize::from(class))
+                && v < variants
+            {
+                test.record(v, o);
+            }
+        }
+        test.policy(&mut self.rng)
+    }
+    fn name(&self) -> &str {
+        "Thompson sampling"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

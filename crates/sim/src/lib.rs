@@ -377,6 +377,10 @@ pub fn simulate_with(
     if started && policies.focus.as_ref().is_some_and(|f| f.list.is_some()) {
         w.start_recommendations()?;
     }
+    let sending = policies
+        .messages
+        .as_ref()
+        .map_or_else(|| "even split".to_string(), |m| m.name().to_string());
     let mut sim = process::Sim::new(cfg, &org, w, policies);
     sim.run(progress)?;
     let adherence = std::mem::take(&mut sim.adherence);
@@ -408,11 +412,29 @@ pub fn simulate_with(
             let best = (0..shares.len())
                 .max_by(|&a, &b| value(a).total_cmp(&value(b)))
                 .unwrap_or(0);
+            let (chosen, by_variant) = message_truth
+                .sent
+                .get(&k)
+                .copied()
+                .unwrap_or((0.0, [0; 3]));
+            let even = sums.iter().sum::<f64>() / sums.len() as f64;
+            let most_sent = (0..by_variant.len())
+                .max_by_key(|&v| (by_variant[v], std::cmp::Reverse(v)))
+                .unwrap_or(0);
             json!({
                 "sequence_id": "seq-inbound",
                 "sequence_step": k + 1,
                 "sends": sends,
                 "best": format!("seq-inbound-{}-{}", k + 1, process::MESSAGE_VARIANTS[best]),
+                // The sending policy's choices against always sending the
+                // best variant, in utility summed over the sends (meeting
+                // 1, positive reply 0.3, negative -0.5): its regret, and an
+                // even split's on the same sends.
+                "sending": sending,
+                "sends_by_variant": by_variant,
+                "most_sent": format!("seq-inbound-{}-{}", k + 1, process::MESSAGE_VARIANTS[most_sent]),
+                "regret": process::round4(sums[best] - chosen),
+                "regret_even_split": process::round4(sums[best] - even),
                 "variants": shares.iter().enumerate().map(|(v, (m, n))| json!({
                     "template_id": format!("seq-inbound-{}-{}", k + 1, process::MESSAGE_VARIANTS[v]),
                     "meeting_share_of_converting_replies": process::round4(*m),

@@ -266,6 +266,9 @@ pub struct Policies {
     /// together by [`RoutingPolicy::route_batch`]; those arriving in
     /// business hours are routed one at a time as they arrive.
     pub batch: bool,
+    /// How the sending system picks each message test's variant (an even
+    /// split when `None`), over the whole window.
+    pub messages: Option<Box<dyn MessagePolicy>>,
 }
 
 impl Default for Policies {
@@ -277,8 +280,33 @@ impl Default for Policies {
             observer: None,
             start: i64::MAX,
             batch: false,
+            messages: None,
         }
     }
+}
+
+/// A send's outcome class as a message policy sees it, in the order of
+/// `pipewise_engines::bandit::Outcome::ALL`.
+pub const MESSAGE_MEETING: u8 = 0;
+pub const MESSAGE_POSITIVE: u8 = 1;
+pub const MESSAGE_NONE: u8 = 2;
+pub const MESSAGE_NEGATIVE: u8 = 3;
+
+/// Days after a send its outcome is known: a reply's within
+/// [`MESSAGE_REPLY_DAYS`], no reply once [`MESSAGE_SILENCE_DAYS`] have
+/// passed.
+pub const MESSAGE_REPLY_DAYS: i64 = 2;
+pub const MESSAGE_SILENCE_DAYS: i64 = 14;
+
+/// Picks the variants of a message test's sends, as a sending system does.
+/// Asked once per test (0-based inbound-sequence step) and calendar week,
+/// with the outcomes known by the week's start of the test's earlier sends
+/// (variant, class: [`MESSAGE_MEETING`] ...); the week's sends then draw
+/// their variant with the probabilities returned (logged with each send).
+pub trait MessagePolicy {
+    fn probabilities(&mut self, step: usize, variants: usize, known: &[(usize, u8)]) -> Vec<f64>;
+    /// A short name for reports.
+    fn name(&self) -> &str;
 }
 
 impl Policies {

@@ -377,6 +377,11 @@ pub struct Sim<'a> {
     pub adherence: Vec<f64>,
     /// The message tests' hidden truth, per inbound-sequence step.
     pub message_truth: MessageTruth,
+    /// Per message test (step): its sends' (outcome known at, variant,
+    /// class), for the sending policy; and the policy's probabilities per
+    /// (step, week from the window's start).
+    message_history: std::collections::HashMap<usize, Vec<(i64, usize, u8)>>,
+    message_probs: std::collections::HashMap<(usize, i64), Vec<f64>>,
     /// Focus meetings per (rep, week from the window's start).
     focus_count: std::collections::HashMap<(usize, i64), u32>,
     /// Customers' renewals and expansions keyed by their parent (a focus
@@ -418,22 +423,38 @@ pub fn message_variant_shares(seed: u64, k: usize) -> [(f64, f64); 3] {
 /// the sends made and, per variant, the utility (meeting 1, positive reply
 /// 0.3, negative -0.5; the bandit's) summed over every send as if that
 /// variant had been sent: the same leads, replies and conversions.
+/// `sent` holds, per step, the utility summed over the variants actually
+/// sent (the sending policy's) and the sends of each variant.
 #[derive(Debug, Clone, Default)]
 pub struct MessageTruth {
     pub steps: std::collections::BTreeMap<usize, (u64, [f64; 3])>,
+    pub sent: std::collections::BTreeMap<usize, (f64, [u64; 3])>,
 }
 
 impl MessageTruth {
-    fn record(&mut self, k: usize, reply: bool, converted: bool, shares: &[(f64, f64); 3]) {
+    fn record(
+        &mut self,
+        k: usize,
+        reply: bool,
+        converted: bool,
+        shares: &[(f64, f64); 3],
+        chosen: usize,
+    ) {
         let e = self.steps.entry(k).or_insert((0, [0.0; 3]));
         e.0 += 1;
+        let c = self.sent.entry(k).or_insert((0.0, [0; 3]));
+        c.1[chosen] += 1;
         if reply {
             for (v, (m, n)) in shares.iter().enumerate() {
-                e.1[v] += if converted {
+                let u = if converted {
                     m + 0.3 * (1.0 - m)
                 } else {
                     0.3 * (1.0 - n) - 0.5 * n
                 };
+                e.1[v] += u;
+                if v == chosen {
+                    c.0 += u;
+                }
             }
         }
     }
@@ -486,6 +507,8 @@ impl<'a> Sim<'a> {
             stable_keys: policies.focus.is_some(),
             adherence,
             message_truth: MessageTruth::default(),
+            message_history: Default::default(),
+            message_probs: Default::default(),
             focus_count: std::collections::HashMap::new(),
             policies,
             queues: vec![Vec::new(); org.reps.len()],
@@ -1147,17 +1170,70 @@ impl<'a> Sim<'a> {
             // the variant drawn evenly (and logged with its probability),
             // what a reply says drawn by the variant; its own stream, so
             // the lead's draws and the other labels never move.
+            // With a sending policy, the week's probabilities from the
+            // outcomes known by its start.
+            let probs = match self.policies.messages.as_mut() {
+                Some(pol) if t.channel == Channel::Email => {
+                    let week = (t.at - cfg.start).div_euclid(7 * DAY);
+                    let week_start = cfg.start + week * 7 * DAY;
+                    let history = &self.message_history;
+                    Some(
+                        self.message_probs
+                            .entry((k, week))
+                            .or_insert_with(|| {
+                                let known: Vec<(usize, u8)> = history
+                                    .get(&k)
+                                    .into_iter()
+                                    .flatten()
+                                    .filter(|x| x.0 <= week_start)
+                                    .map(|x| (x.1, x.2))
+                                    .collect();
+                                pol.probabilities(k, MESSAGE_VARIANTS.len(), &known)
+                            })
+                            .clone(),
+                    )
+                }
+                _ => None,
+            };
             let variant = (t.channel == Channel::Email && t.at <= self.end).then(|| {
-                let v = test_rng.below(MESSAGE_VARIANTS.len());
+                let v = match &probs {
+                    Some(p) => {
+                        let u = test_rng.f64();
+                        let mut acc = 0.0;
+                        p.iter()
+                            .position(|x| {
+                                acc += x;
+                                u < acc
+                            })
+                            .unwrap_or(p.len() - 1)
+                    }
+                    None => test_rng.below(MESSAGE_VARIANTS.len()),
+                };
                 let shares = message_variant_shares(cfg.seed, k);
                 let u = test_rng.f64();
-                self.message_truth.record(k, reply, converted, &shares);
+                self.message_truth.record(k, reply, converted, &shares, v);
                 let said = match (reply, converted) {
                     (false, _) => None,
                     (true, true) if u < shares[v].0 => Some("meeting_booked"),
                     (true, false) if u < shares[v].1 => Some("replied_negative"),
                     (true, _) => Some("replied_positive"),
                 };
+                if probs.is_some() {
+                    use crate::policy::{
+                        MESSAGE_MEETING, MESSAGE_NEGATIVE, MESSAGE_NONE, MESSAGE_POSITIVE,
+                        MESSAGE_REPLY_DAYS, MESSAGE_SILENCE_DAYS,
+                    };
+                    let (class, days) = match said {
+                        Some("meeting_booked") => (MESSAGE_MEETING, MESSAGE_REPLY_DAYS),
+                        Some("replied_negative") => (MESSAGE_NEGATIVE, MESSAGE_REPLY_DAYS),
+                        Some(_) => (MESSAGE_POSITIVE, MESSAGE_REPLY_DAYS),
+                        None => (MESSAGE_NONE, MESSAGE_SILENCE_DAYS),
+                    };
+                    self.message_history
+                        .entry(k)
+                        .or_default()
+                        .push((t.at + days * DAY, v, class));
+                }
                 (v, said)
             });
             let outcome = match t.channel {
@@ -1193,10 +1269,10 @@ impl<'a> Sim<'a> {
                 &variant.map_or(String::new(), |(v, _)| {
                     format!("seq-inbound-{}-{}", k + 1, MESSAGE_VARIANTS[v])
                 }),
-                if variant.is_some() {
-                    MESSAGE_PROPENSITY
-                } else {
-                    ""
+                &match (&variant, &probs) {
+                    (Some((v, _)), Some(p)) => format!("{:.6}", p[*v]),
+                    (Some(_), None) => MESSAGE_PROPENSITY.to_string(),
+                    _ => String::new(),
                 },
             ])?;
             self.tally.activities += 1;
