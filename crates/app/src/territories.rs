@@ -131,9 +131,9 @@ pub fn bench(
             .balance
             .iter()
             .filter(|b| {
-                b.outside_why
-                    .as_deref()
-                    .is_some_and(|w| w.starts_with("the customers and locked accounts"))
+                b.outside_why.as_deref().is_some_and(|w| {
+                    w.starts_with(pipewise_engines::territory::OUTSIDE_BY_KEPT_ACCOUNTS)
+                })
             })
             .count(),
     })

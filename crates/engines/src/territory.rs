@@ -395,6 +395,10 @@ pub struct Assignment {
     pub locked: bool,
 }
 
+/// How [`Balance::outside_why`] begins when the accounts the plan may
+/// not move (customers, locked ones) alone put the rep over the band.
+pub const OUTSIDE_BY_KEPT_ACCOUNTS: &str = "the customers and locked accounts kept with them alone";
+
 /// A repair step: (score, moves added, the account going to the peer,
 /// the account coming from it, the peer).
 type RepairOp = (f64, f64, Option<usize>, Option<usize>, usize);
@@ -1195,12 +1199,12 @@ pub fn plan(
         let (ma, mp) = (mean_accounts(r), mean_pot(r));
         b.outside_why = Some(if fixed_pot[r] > (1.0 + opts.band) * mp {
             format!(
-                "the customers and locked accounts kept with them alone come to {:.0}% of their peers' mean potential",
+                "{OUTSIDE_BY_KEPT_ACCOUNTS} come to {:.0}% of their peers' mean potential",
                 fixed_pot[r] / mp.max(1e-9) * 100.0
             )
         } else if fixed_count[r] > (1.0 + opts.band) * ma {
             format!(
-                "the customers and locked accounts kept with them alone come to {:.0}% of their peers' mean number of accounts",
+                "{OUTSIDE_BY_KEPT_ACCOUNTS} come to {:.0}% of their peers' mean number of accounts",
                 fixed_count[r] / ma.max(1e-9) * 100.0
             )
         } else if moved as f64 + 1.0 > cap {

@@ -1675,6 +1675,11 @@ impl<'a> Sim<'a> {
                         FOCUS_GAIN * if stalled { 2.0 } else { 1.0 } / f64::from(1 + focus_held);
                     let p0 = self.oracle(seed.rep, week_start, k, s_now, done);
                     let p1 = self.oracle(seed.rep, week_start, k, s_now + gain, done);
+                    let amount_now = amount_changes
+                        .iter()
+                        .rev()
+                        .find(|c| c.0 <= week_start)
+                        .map_or(amount, |c| c.1);
                     let mut stage_e = k0;
                     let mut since = seed.created;
                     for c in entered_changes.iter().take_while(|c| c.0 <= week_start) {
@@ -1693,21 +1698,13 @@ impl<'a> Sim<'a> {
                         employees: account.employees,
                         stage: stage_e,
                         stage_since: since,
-                        amount: amount_changes
-                            .iter()
-                            .rev()
-                            .find(|c| c.0 <= week_start)
-                            .map_or(amount, |c| c.1),
+                        amount: amount_now,
                         touches: {
                             let mut t = log.clone();
                             t.sort_by_key(|x| x.0);
                             t
                         },
-                        hidden_meeting_value: 0.0,
-                    };
-                    let view = DealView {
-                        hidden_meeting_value: FOCUS_HELD * (p1 - p0) * view.amount,
-                        ..view
+                        hidden_meeting_value: FOCUS_HELD * (p1 - p0) * amount_now,
                     };
                     if let Some(o) = self.policies.observer.as_mut() {
                         o.observe(&view);
