@@ -89,3 +89,55 @@ fn an_unbiased_org_has_almost_no_biased_reps() {
     assert!(ok);
     assert!(out.contains("No slip model registered"), "{out}");
 }
+
+/// An org where many reps share one bias (seed 9406: 17 optimists and 4
+/// sandbaggers of 40). A first fit on every rep leans the optimists' way, so
+/// truthful reps look like sandbaggers under it; leaving the furthest reps out
+/// a round at a time lets the fit lean back. The earlier rule (every rep
+/// biased under the first fit out at once, then at most two refits) reached
+/// a sandbagging flagged precision of 0.29 here and caught 27% of the deals
+/// entered ahead (docs/stage.md has the 20-org figures).
+#[test]
+fn many_reps_sharing_a_bias_do_not_make_the_truthful_ones_look_biased() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::imported_org(d, "9406", &["--transcript-share", "0"]);
+    let (ok, out, err) = pipewise(
+        d,
+        &[
+            "--db",
+            "org.db",
+            "reps",
+            "bias",
+            "--truth",
+            "org/ground_truth.json",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let val = &v["validation"];
+    let by_bias = |b: &str| {
+        val["reps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["bias"] == b)
+            .unwrap_or_else(|| panic!("no {b} in {val}"))
+            .clone()
+    };
+    let (optimists, sandbaggers) = (by_bias("optimistic"), by_bias("sandbagging"));
+    assert!(
+        optimists["true_reps"].as_u64().unwrap() >= 15,
+        "{optimists}"
+    );
+    for r in [&optimists, &sandbaggers] {
+        assert!(r["precision_at_k"].as_f64().unwrap() >= 0.8, "{r}");
+        assert!(r["flagged_precision"].as_f64().unwrap() >= 0.8, "{r}");
+        assert!(r["flagged_recall"].as_f64().unwrap() >= 0.8, "{r}");
+    }
+    assert!(val["ahead"]["recall"].as_f64().unwrap() >= 0.6, "{val}");
+    // Each fold's fit left out (nearly) every biased rep.
+    let excluded = v["excluded_from_evidence_fit"].as_array().unwrap();
+    assert!(excluded.iter().all(|f| f.as_array().unwrap().len() >= 15));
+}

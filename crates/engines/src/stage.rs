@@ -73,9 +73,11 @@ pub struct StageOptions {
     /// Reps with fewer deals than this get no verdict.
     pub min_deals: usize,
     /// Fitting: reps whose gap under the previous fit is significantly at
-    /// least this far from zero are left out of the next...
+    /// least this far from zero are left out of the next, the furthest
+    /// first and at most a quarter of the rows a round...
     pub exclude_gap: f64,
-    /// ...for this many refits (0: one fit on every rep).
+    /// ...for up to this many refits, stopping when a round leaves no one
+    /// more out (0: one fit on every rep).
     pub robust_rounds: usize,
     /// A deal is "ahead of the evidence" when the evidence gives its entered
     /// stage (or later) less than this probability...
@@ -94,7 +96,7 @@ impl Default for StageOptions {
             min_gap: 0.15,
             min_deals: 8,
             exclude_gap: 0.15,
-            robust_rounds: 2,
+            robust_rounds: 6,
             ahead_below: 0.25,
             behind_above: 0.75,
             warmup_days: 56,
@@ -243,12 +245,31 @@ impl EvidenceModel {
                 .zip(&d)
                 .map(|(&e, d)| e as f64 - expected(d))
                 .collect();
-            let mut next: Vec<String> = deal_gaps(reps, deals, &gaps)
+            // The reps significantly biased under this fit, furthest first.
+            // When many reps share a bias, the fit itself leans their way and
+            // the truthful reps look biased the other way: leaving out only
+            // the furthest, at most a quarter of the rows a round, lets the
+            // next fit lean back before the nearer ones are judged.
+            let mut found: Vec<(String, f64, usize)> = deal_gaps(reps, deals, &gaps)
                 .into_iter()
-                .filter(|(_, v)| biased(v, opts.exclude_gap, opts.min_deals))
-                .map(|(r, _)| r)
+                .filter(|(r, v)| {
+                    !excluded.contains(r) && biased(v, opts.exclude_gap, opts.min_deals)
+                })
+                .map(|(r, v)| {
+                    let rows = v.iter().map(|x| x.1 as usize).sum();
+                    (r, mean_ci(&v).0.abs(), rows)
+                })
                 .collect();
-            next.extend(excluded.iter().cloned());
+            found.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let mut next = excluded.clone();
+            let mut left_out = 0;
+            for (r, _, rows) in found {
+                if left_out > 0 && (left_out + rows) * 4 > x.rows() {
+                    break;
+                }
+                left_out += rows;
+                next.push(r);
+            }
             next.sort();
             next.dedup();
             if next == excluded {

@@ -37,6 +37,15 @@ pub fn pipewise_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, S
 /// models.
 #[allow(dead_code)]
 pub fn trained_org(dir: &Path, seed: &str, extra: &[&str]) {
+    imported_org(dir, seed, extra);
+    let (ok, _, err) = pipewise(dir, &["--db", "org.db", "train", "--json"]);
+    assert!(ok, "{err}");
+}
+
+/// Simulates a 40-rep, 24-month org of `seed` (with `extra` switches) into
+/// `dir/org` and imports it into `dir/org.db`.
+#[allow(dead_code)]
+pub fn imported_org(dir: &Path, seed: &str, extra: &[&str]) {
     let mut args = vec![
         "simulate",
         "--seed",
@@ -50,7 +59,5 @@ pub fn trained_org(dir: &Path, seed: &str, extra: &[&str]) {
     let (ok, _, err) = pipewise(dir, &args);
     assert!(ok, "{err}");
     let (ok, _, err) = pipewise(dir, &["--db", "org.db", "import", "dir", "org"]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = pipewise(dir, &["--db", "org.db", "train", "--json"]);
     assert!(ok, "{err}");
 }
