@@ -1,5 +1,6 @@
 //! `reps bias` and `pipeline inspect` on a simulated org whose reps all enter
-//! the true stage: a sound engine flags (almost) nobody there.
+//! the true stage (a sound engine flags almost nobody there), and on one
+//! where many reps share a bias.
 
 mod common;
 use common::pipewise;

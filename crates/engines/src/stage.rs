@@ -74,7 +74,8 @@ pub struct StageOptions {
     pub min_deals: usize,
     /// Fitting: reps whose gap under the previous fit is significantly at
     /// least this far from zero are left out of the next, the furthest
-    /// first and at most a quarter of the rows a round...
+    /// first and at most a quarter of the rows a round (at least one rep);
+    /// a round that would leave under a quarter of the rows is not made...
     pub exclude_gap: f64,
     /// ...for up to this many refits, stopping when a round leaves no one
     /// more out (0: one fit on every rep).
@@ -221,9 +222,11 @@ fn biased(v: &[(f64, f64)], min_gap: f64, min_deals: usize) -> bool {
 
 impl EvidenceModel {
     /// Fits on rows with entered stages; `reps` and `deals` (one per row) let
-    /// it find reps whose entries run consistently ahead of or behind what a
-    /// first fit makes of their deals, and refit without them, so that the
-    /// model learns what a stage looks like from reps who enter it truthfully.
+    /// it find reps whose entries run consistently ahead of or behind what
+    /// the fit so far makes of their deals, and refit without them, round by
+    /// round ([`StageOptions::exclude_gap`], [`StageOptions::robust_rounds`]),
+    /// so that the model learns what a stage looks like from reps who enter
+    /// it truthfully.
     pub fn fit(
         x: &Table,
         entered: &[usize],
