@@ -256,7 +256,8 @@ impl EvidenceModel {
             let mut found: Vec<(String, f64, usize)> = deal_gaps(reps, deals, &gaps)
                 .into_iter()
                 .filter(|(r, v)| {
-                    !excluded.contains(r) && biased(v, opts.exclude_gap, opts.min_deals)
+                    excluded.binary_search(r).is_err()
+                        && biased(v, opts.exclude_gap, opts.min_deals)
                 })
                 .map(|(r, v)| {
                     let rows = v.iter().map(|x| x.1 as usize).sum();
@@ -273,8 +274,8 @@ impl EvidenceModel {
                 left_out += rows;
                 next.push(r);
             }
+            // (`found` holds no rep already left out: no duplicates.)
             next.sort();
-            next.dedup();
             if next == excluded {
                 break;
             }
